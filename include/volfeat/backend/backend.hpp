@@ -1,0 +1,25 @@
+#pragma once
+// Backends are plain tag types chosen at compile time, as Eigen's devices are (TensorDevice.h):
+// every op is a class template over <Backend, Scalar>, and a backend is added by writing
+// specializations only. The primary templates below are declared but never defined for a backend
+// that lacks them, so using one fails to compile with a message saying what to enable.
+#include <type_traits>
+
+namespace volfeat {
+
+template <class>
+inline constexpr bool kNoSpecialization = false;
+
+#define VOLFEAT_UNSUPPORTED_OP(op)                                                                   \
+  static_assert(kNoSpecialization<Backend>,                                                          \
+                "volfeat: " op " has no specialization for this Backend. Include the backend's "    \
+                "header (volfeat/backend/cpu.hpp, or volfeat/backend/thrust.hpp built with "         \
+                "VOLFEAT_WITH_THRUST_OMP / VOLFEAT_WITH_CUDA).")
+
+// Owning activation storage, channels-last (N, D, H, W, C).
+template <class Backend, class T>
+class Tensor {
+  VOLFEAT_UNSUPPORTED_OP("Tensor");
+};
+
+}  // namespace volfeat

@@ -1,0 +1,80 @@
+#pragma once
+// One list of problem shapes shared by every backend's primitive tests (as CUTLASS's tests share
+// theirs): odd sizes, stride 2 on even and odd inputs, padding, dilation, size-1 dims, batch > 1,
+// and the shapes DenseNet itself uses.
+#include <string>
+#include <vector>
+
+#include "volfeat/core/shape.hpp"
+
+namespace volfeat::test {
+
+struct ConvProblem {
+  std::string name;
+  Dims in;           // (N, D, H, W, C_in)
+  Index out_channels;
+  WindowGeometry geometry;
+  bool bias;
+};
+
+struct PoolProblem {
+  std::string name;
+  Dims in;
+  WindowGeometry geometry;
+};
+
+inline WindowGeometry geom(std::array<Index, 3> k, std::array<Index, 3> s, std::array<Index, 3> p,
+                           std::array<Index, 3> d = {1, 1, 1}) {
+  return {k, s, p, d};
+}
+
+inline std::vector<ConvProblem> conv_problems() {
+  return {
+      {"pointwise_odd", {1, 5, 7, 3, 13}, 9, WindowGeometry::cube(1), false},
+      {"pointwise_bias_batch2", {2, 3, 4, 5, 6}, 7, WindowGeometry::cube(1), true},
+      {"dense_3x3x3_p1", {1, 6, 5, 7, 16}, 8, WindowGeometry::cube(3, 1, 1), false},
+      {"stride2_even", {1, 8, 10, 6, 3}, 5, WindowGeometry::cube(3, 2, 1), true},
+      {"stride2_odd", {1, 9, 11, 7, 3}, 4, WindowGeometry::cube(3, 2, 1), false},
+      {"stem_7_s2_p3_odd", {1, 13, 11, 9, 1}, 8, WindowGeometry::cube(7, 2, 3), false},
+      {"dilation2_pad2", {1, 9, 8, 10, 4}, 6, WindowGeometry::cube(3, 1, 2, 2), true},
+      {"anisotropic", {1, 7, 9, 12, 5}, 3, geom({1, 3, 5}, {1, 2, 3}, {0, 1, 2}, {1, 2, 1}), true},
+      {"size1_dims", {1, 1, 6, 1, 4}, 5, geom({1, 3, 1}, {1, 1, 1}, {0, 1, 0}), false},
+      {"kernel_equals_input_no_pad", {1, 3, 3, 3, 2}, 4, WindowGeometry::cube(3), true},
+      {"pad_larger_than_needed", {1, 2, 3, 2, 3}, 2, WindowGeometry::cube(3, 2, 2), false},
+      {"wide_channels", {1, 3, 4, 5, 70}, 33, WindowGeometry::cube(3, 1, 1), false},
+  };
+}
+
+inline std::vector<PoolProblem> pool_problems() {
+  return {
+      {"densenet_pool0_odd", {1, 9, 11, 7, 4}, WindowGeometry::cube(3, 2, 1)},
+      {"densenet_pool0_even", {2, 8, 6, 10, 3}, WindowGeometry::cube(3, 2, 1)},
+      {"transition_even", {1, 8, 6, 4, 5}, WindowGeometry::cube(2, 2, 0)},
+      {"transition_odd", {1, 7, 9, 5, 3}, WindowGeometry::cube(2, 2, 0)},
+      {"pad_and_stride1", {1, 5, 4, 6, 2}, WindowGeometry::cube(3, 1, 1)},
+      {"anisotropic", {1, 6, 9, 7, 3}, geom({1, 3, 2}, {1, 2, 2}, {0, 1, 1})},
+      {"size1_dims", {1, 1, 7, 1, 3}, geom({1, 3, 1}, {1, 2, 1}, {0, 1, 0})},
+  };
+}
+
+// Dilated windows exist only for max pooling in torch.
+inline std::vector<PoolProblem> maxpool_only_problems() {
+  return {{"dilated", {1, 9, 8, 7, 2}, geom({3, 2, 3}, {2, 1, 1}, {1, 1, 0}, {2, 3, 1})}};
+}
+
+struct AdaptiveProblem {
+  std::string name;
+  Dims in;
+  std::array<Index, 3> out;
+};
+
+inline std::vector<AdaptiveProblem> adaptive_problems() {
+  return {
+      {"global", {1, 5, 7, 3, 4}, {1, 1, 1}},
+      {"uneven_bins", {1, 7, 10, 5, 3}, {3, 4, 2}},
+      {"upsampling_bins", {1, 2, 3, 2, 2}, {5, 4, 3}},
+      {"identity", {2, 3, 4, 5, 2}, {3, 4, 5}},
+  };
+}
+
+}  // namespace volfeat::test
