@@ -1,0 +1,243 @@
+#pragma once
+// DenseNet-121/169/201 `features`, inflated to 3D, over any backend.
+//
+// Layout: activations are channels-last (N, D, H, W, C). Each dense block owns one preallocated
+// buffer with all of its output channels; the previous stage writes channels [0, C_in) and layer l
+// appends its 32 channels at [C_in + 32l, C_in + 32l + 32). Layer l reads the prefix in place (a
+// strided view), so the growing concatenation is never copied. Each layer's pre-activation
+// (norm1+relu1, norm2+relu2) and each transition's norm+relu are fused into the packing of the conv
+// that follows; the stem's norm0+relu0 into conv0's output. Intermediates are materialised only for
+// an observer that asks for them.
+#include <array>
+#include <string>
+#include <vector>
+
+#include "volfeat/nn/densenet_spec.hpp"
+#include "volfeat/nn/taps.hpp"
+#include "volfeat/ops/batchnorm3d.hpp"
+#include "volfeat/ops/conv3d.hpp"
+#include "volfeat/ops/pool3d.hpp"
+#include "volfeat/ops/relu.hpp"
+
+namespace volfeat {
+
+inline const WindowGeometry kStemConv = WindowGeometry::cube(7, 2, 3);
+inline const WindowGeometry kStemPool = WindowGeometry::cube(3, 2, 1);
+inline const WindowGeometry kTransitionPool = WindowGeometry::cube(2, 2, 0);
+
+template <class Backend, class T>
+class DenseNet3d {
+  using Bn = BatchNorm3d<Backend, T>;
+  using Conv = Conv3d<Backend, T>;
+  using Buffer = Tensor<Backend, T>;
+
+  struct DenseLayer {
+    Bn norm1;
+    Conv conv1;
+    Bn norm2;
+    Conv conv2;
+  };
+  struct Transition {
+    Bn norm;
+    Conv conv;
+  };
+
+ public:
+  // sd: a 3D state_dict (conv weights (O, I, kD, kH, kW), conv0 with one input channel).
+  explicit DenseNet3d(const StateDict& sd) : config_(&detect_densenet(sd)), modules_(densenet_modules(*config_)) {
+    if (conv_spatial_dims(sd) != 3)
+      fail(sd.origin, ": holds 2D conv weights; inflate it to 3D first (volfeat convert, or load_densenet_weights)");
+    validate_densenet_state_dict(sd, *config_, 3, 1);
+    const DenseNetConfig& c = *config_;
+    const std::string f = "features.";
+    conv0_ = make_conv(sd, f + "conv0", kStemConv);
+    norm0_ = make_bn(sd, f + "norm0");
+    for (int b = 0; b < 4; ++b) {
+      const std::string block = f + "denseblock" + std::to_string(b + 1);
+      for (int l = 0; l < c.block_layers[size_t(b)]; ++l) {
+        const std::string p = block + ".denselayer" + std::to_string(l + 1);
+        blocks_[size_t(b)].push_back({make_bn(sd, p + ".norm1"), make_conv(sd, p + ".conv1", WindowGeometry::cube(1)),
+                                      make_bn(sd, p + ".norm2"),
+                                      make_conv(sd, p + ".conv2", WindowGeometry::cube(3, 1, 1))});
+      }
+      if (b < 3) {
+        const std::string t = f + "transition" + std::to_string(b + 1);
+        transitions_[size_t(b)] = {make_bn(sd, t + ".norm"), make_conv(sd, t + ".conv", WindowGeometry::cube(1))};
+      }
+    }
+    norm5_ = make_bn(sd, f + "norm5");
+  }
+
+  const DenseNetConfig& config() const { return *config_; }
+  const std::vector<ModuleInfo>& modules() const { return modules_; }
+  int last_module() const { return static_cast<int>(modules_.size()) - 1; }
+  int module_index(const std::string& name) const {
+    for (size_t i = 0; i < modules_.size(); ++i)
+      if (modules_[i].name == name) return static_cast<int>(i);
+    fail("unknown module ", name, " in ", config_->name);
+  }
+
+  // Spatial size of module `stop`'s output for an input of size `in` (entries <= 0: does not fit).
+  std::array<Index, 3> output_spatial(int stop, std::array<Index, 3> in) const {
+    for (int i = 0; i <= stop; ++i) {
+      const ModuleInfo& m = modules_[size_t(i)];
+      if (i == 0) in = kStemConv.out_spatial(in);
+      else if (m.kind == ModuleKind::kPool) in = (i == 3 ? kStemPool : kTransitionPool).out_spatial(in);
+      for (Index& e : in) e = std::max<Index>(e, 0);
+    }
+    return in;
+  }
+  // The smallest input extent per axis that reaches module `stop` with at least one voxel.
+  std::array<Index, 3> min_input_size(int stop) const {
+    Index n = 1;
+    while (output_spatial(stop, {n, n, n})[0] < 1) ++n;
+    return {n, n, n};
+  }
+
+  // Runs the input (N, D, H, W, 1) through the modules up to and including `stop` (default: all),
+  // showing each wanted module's output to `obs`.
+  template <class Observer>
+  void forward(TensorView<const T> x, Observer& obs, int stop = -1) const {
+    if (stop < 0 || stop > last_module()) stop = last_module();
+    check_input(x.dims, stop);
+    Walker<Observer> w{this, obs, stop};
+
+    // ---- stem: conv0 -> norm0 -> relu0 -> pool0 into block 1's buffer
+    Buffer stem(conv0_.output_dims(x.dims));
+    if (w.wants(0) || w.wants(1) || stop < 2) {
+      conv0_.forward(x, stem.view());
+      if (w.emit(stem.view())) return;
+      norm0_.forward(stem.view(), stem.view());
+      if (w.emit(stem.view())) return;
+      Relu<Backend, T>::forward(stem.view(), stem.view());
+    } else {
+      conv0_.forward(x, stem.view(), {}, {&norm0_, true});
+      w.skip(2);
+    }
+    if (w.emit(stem.view())) return;
+
+    const MaxPool3d<Backend, T> pool0(kStemPool);
+    Dims grid = pool0.output_dims(stem.dims());
+    Buffer block(with_channels(grid, block_output_channels(*config_, 0)));
+    pool0.forward(stem.view(), block.view().channels(0, config_->init_features));
+    if (w.emit(block.view().channels(0, config_->init_features))) return;
+    stem = Buffer();
+
+    const Index growth = config_->growth_rate;
+    for (int b = 0; b < 4; ++b) {
+      Index ch = block_input_channels(*config_, b);
+      Buffer mid(with_channels(grid, Index(config_->bn_size) * growth));
+      for (const DenseLayer& layer : blocks_[size_t(b)]) {
+        const auto prefix = block.view().channels(0, ch);
+        if (w.bn_relu(layer.norm1, prefix)) return;
+        layer.conv1.forward(prefix, mid.view(), {&layer.norm1, true});
+        if (w.emit(mid.view())) return;
+        if (w.bn_relu(layer.norm2, mid.view())) return;
+        const auto added = block.view().channels(ch, growth);
+        layer.conv2.forward(mid.view(), added, {&layer.norm2, true});
+        if (w.emit(added)) return;  // conv2
+        if (w.emit(added)) return;  // the dense layer: its new features
+        ch += growth;
+      }
+      if (w.emit(block.view())) return;  // the block: the whole concatenation
+      if (b == 3) break;
+
+      const Transition& t = transitions_[size_t(b)];
+      if (w.bn_relu(t.norm, block.view())) return;
+      Buffer squeezed(t.conv.output_dims(block.dims()));
+      t.conv.forward(block.view(), squeezed.view(), {&t.norm, true});
+      if (w.emit(squeezed.view())) return;
+      const AvgPool3d<Backend, T> pool(kTransitionPool, true);
+      grid = pool.output_dims(squeezed.dims());
+      Buffer next(with_channels(grid, block_output_channels(*config_, b + 1)));
+      const auto pooled = next.view().channels(0, squeezed.dims().c);
+      pool.forward(squeezed.view(), pooled);
+      if (w.emit(pooled)) return;  // pool
+      if (w.emit(pooled)) return;  // the transition
+      block = std::move(next);
+    }
+    Buffer out(block.dims());
+    norm5_.forward(block.view(), out.view());
+    w.emit(out.view());
+  }
+
+  void forward(TensorView<const T> x, int stop = -1) const {
+    NoTaps none;
+    forward(x, none, stop);
+  }
+
+ private:
+  // Walks the module list in step with the computation: module `next` is the one being produced.
+  template <class Observer>
+  struct Walker {
+    const DenseNet3d* net;
+    Observer& obs;
+    int stop;
+    int next = 0;
+
+    bool wants(int i) const { return obs.wants(net->modules_[size_t(i)].name); }
+    // Shows module `next`'s output if wanted; true when it was the last module to run.
+    bool emit(TensorView<const T> v) {
+      if (wants(next)) obs(net->modules_[size_t(next)].name, v);
+      return next++ == stop;
+    }
+    void skip(int count) { next += count; }
+    // A norm and relu fused into the next conv: materialised only for the observer.
+    bool bn_relu(const Bn& bn, TensorView<const T> in) {
+      const bool want_norm = wants(next), want_relu = wants(next + 1);
+      if (!want_norm && !want_relu) {
+        if (next++ == stop) return true;
+        return next++ == stop;
+      }
+      Buffer tmp(in.dims);
+      bn.forward(in, tmp.view(), false);
+      if (emit(tmp.view())) return true;
+      Relu<Backend, T>::forward(tmp.view(), tmp.view());
+      return emit(tmp.view());
+    }
+  };
+
+  static Dims with_channels(Dims d, Index c) {
+    d.c = c;
+    return d;
+  }
+
+  void check_input(const Dims& x, int stop) const {
+    if (x.c != 1) fail("input has ", x.c, " channels; the inflated stem takes one (a gray volume)");
+    const auto out = output_spatial(stop, x.spatial());
+    if (out[0] < 1 || out[1] < 1 || out[2] < 1) {
+      const char* axes = "DHW";
+      std::string need;
+      for (int a = 0; a < 3; ++a) {
+        Index n = 1;
+        while (output_spatial(stop, {n, n, n})[size_t(a)] < 1) ++n;
+        need += std::string(a ? " x " : "") + axes[a] + ">=" + std::to_string(n);
+      }
+      fail("input of size D=", x.d, " H=", x.h, " W=", x.w, " is too small to reach ", modules_[size_t(stop)].name,
+           ": it needs at least ", need, " voxels");
+    }
+  }
+
+  static Conv make_conv(const StateDict& sd, const std::string& name, const WindowGeometry& g) {
+    const Param& w = sd.at(name + ".weight");
+    return Conv(ConvSpec{w.shape[1], w.shape[0], g}, w.values);
+  }
+  static Bn make_bn(const StateDict& sd, const std::string& name) {
+    BatchNormParams p;
+    p.gamma = sd.at(name + ".weight").values;
+    p.beta = sd.at(name + ".bias").values;
+    p.running_mean = sd.at(name + ".running_mean").values;
+    p.running_var = sd.at(name + ".running_var").values;
+    return Bn(p);
+  }
+
+  const DenseNetConfig* config_;
+  std::vector<ModuleInfo> modules_;
+  Conv conv0_;
+  Bn norm0_;
+  std::array<std::vector<DenseLayer>, 4> blocks_;
+  std::array<Transition, 3> transitions_;
+  Bn norm5_;
+};
+
+}  // namespace volfeat

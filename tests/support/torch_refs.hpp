@@ -1,0 +1,44 @@
+#pragma once
+// Reading the PyTorch reference files written by tests/torch/densenet_reference.py at test time.
+#include <boost/test/unit_test.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "volfeat/io/npz.hpp"
+#include "volfeat/reference/naive.hpp"
+
+namespace volfeat::test {
+
+inline std::string torch_ref_dir() { return std::string(VOLFEAT_TEST_DATA) + "/torch"; }
+
+// Exit 77 (ctest: skipped) with the reason, when the PyTorch step could not produce its files.
+inline void require_torch_refs() {
+  const std::string probe = torch_ref_dir() + "/dn121_2d.npz";
+  if (!std::filesystem::exists(probe)) {
+    std::cout << "SKIP: " << probe
+              << " is missing: the torch_reference step did not run or was skipped (needs /usr/bin/python3 with "
+                 "python3-torch and python3-torchvision)"
+              << std::endl;
+    std::exit(77);
+  }
+}
+
+// An NCDHW (or NCHW) float array from a reference file as a reference::Array5.
+inline reference::Array5 ref_array(const NpyArray& a) {
+  const auto& s = a.shape;
+  reference::Array5 r;
+  if (s.size() == 5) r = reference::Array5(s[0], s[1], s[2], s[3], s[4]);
+  else if (s.size() == 4) r = reference::Array5(s[0], s[1], 1, s[2], s[3]);
+  else BOOST_FAIL("reference array of rank " << s.size());
+  r.v = a.to_vector<double>();
+  return r;
+}
+
+inline nlohmann::json ref_meta(const NpzMap& z) {
+  const auto bytes = z.at("meta").to_vector<uint8_t>();
+  return nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+}
+
+}  // namespace volfeat::test

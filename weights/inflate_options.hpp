@@ -1,0 +1,32 @@
+#pragma once
+// The inflation options shared by `volfeat convert` and every command that takes --weights, so the
+// two always have the same names and defaults.
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "volfeat/weights/inflate.hpp"
+
+namespace volfeat::cli {
+
+inline std::string scheme_list() {
+  std::string s;
+  for (const auto& [name, scheme] : inflation_schemes()) s += "\n  " + name + ": " + scheme.formula;
+  return s;
+}
+
+inline void add_inflate_options(CLI::App* cmd, InflateOptions& opt) {
+  cmd->add_option("--inflate", opt.scheme, "2D->3D inflation scheme (for 2D exports):" + scheme_list())
+      ->capture_default_str()
+      ->check(CLI::IsMember([] {
+        std::vector<std::string> names;
+        for (const auto& [n, _] : inflation_schemes()) names.push_back(n);
+        return names;
+      }()));
+  cmd->add_option("--axis", opt.axis, "inflated axis: D (slices), H or W")->capture_default_str()->check(
+      CLI::IsMember({'D', 'H', 'W'}));
+  cmd->add_option("--stem", opt.stem, "conv0 RGB->gray collapse: sum (gray = replicated RGB) or mean")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sum", "mean"}));
+}
+
+}  // namespace volfeat::cli
