@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "../weights/convert_command.hpp"
+#include "extract_command.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/version.hpp"
 
@@ -10,7 +11,11 @@ int main(int argc, char** argv) {
   CLI::App app{"volfeat " VOLFEAT_VERSION_STRING " - deep volumetric features from inflated 2D CNNs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", VOLFEAT_VERSION_STRING);
+  const std::string command = volfeat::cli::command_line(argc, argv);
+  volfeat::cli::add_extract_command(app, command);
   volfeat::cli::add_convert_command(app);
+  volfeat::cli::add_phantom_command(app);
+  volfeat::cli::add_info_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -24,9 +24,9 @@ inline void add_inflate_options(CLI::App* cmd, InflateOptions& opt) {
       }()));
   cmd->add_option("--axis", opt.axis, "inflated axis: D (slices), H or W")->capture_default_str()->check(
       CLI::IsMember({'D', 'H', 'W'}));
-  cmd->add_option("--stem", opt.stem, "conv0 RGB->gray collapse: sum (gray = replicated RGB) or mean")
+  cmd->add_option("--stem", opt.stem, "conv0 input: sum (gray = replicated RGB), mean, or rgb (3 channels, for --normalize imagenet)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"sum", "mean"}));
+      ->check(CLI::IsMember({"sum", "mean", "rgb"}));
 }
 
 }  // namespace volfeat::cli

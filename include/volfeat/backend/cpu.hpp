@@ -5,4 +5,5 @@
 #include "volfeat/backend/cpu/concat.hpp"
 #include "volfeat/backend/cpu/conv3d.hpp"
 #include "volfeat/backend/cpu/pool3d.hpp"
+#include "volfeat/backend/cpu/region_pool.hpp"
 #include "volfeat/backend/cpu_tensor.hpp"

@@ -10,6 +10,8 @@
 // an observer that asks for them.
 #include <array>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "volfeat/nn/densenet_spec.hpp"
@@ -24,6 +26,14 @@ namespace volfeat {
 inline const WindowGeometry kStemConv = WindowGeometry::cube(7, 2, 3);
 inline const WindowGeometry kStemPool = WindowGeometry::cube(3, 2, 1);
 inline const WindowGeometry kTransitionPool = WindowGeometry::cube(2, 2, 0);
+
+// An observer with on_progress(done_module, stop_module, name) hears after each dense layer and
+// transition, so a long forward pass can show progress.
+template <class Observer, class = void>
+inline constexpr bool kReportsProgress = false;
+template <class Observer>
+inline constexpr bool kReportsProgress<
+    Observer, std::void_t<decltype(std::declval<Observer&>().on_progress(0, 0, std::string()))>> = true;
 
 template <class Backend, class T>
 class DenseNet3d {
@@ -43,11 +53,14 @@ class DenseNet3d {
   };
 
  public:
-  // sd: a 3D state_dict (conv weights (O, I, kD, kH, kW), conv0 with one input channel).
+  // sd: a 3D state_dict (conv weights (O, I, kD, kH, kW)); conv0 takes 1 (gray) or 3 (RGB) channels.
   explicit DenseNet3d(const StateDict& sd) : config_(&detect_densenet(sd)), modules_(densenet_modules(*config_)) {
     if (conv_spatial_dims(sd) != 3)
       fail(sd.origin, ": holds 2D conv weights; inflate it to 3D first (volfeat convert, or load_densenet_weights)");
-    validate_densenet_state_dict(sd, *config_, 3, 1);
+    stem_channels_ = sd.at("features.conv0.weight").shape[1];
+    if (stem_channels_ != 1 && stem_channels_ != 3)
+      fail(sd.origin, ": features.conv0.weight takes ", stem_channels_, " input channels, expected 1 (gray) or 3 (RGB)");
+    validate_densenet_state_dict(sd, *config_, 3, stem_channels_);
     const DenseNetConfig& c = *config_;
     const std::string f = "features.";
     conv0_ = make_conv(sd, f + "conv0", kStemConv);
@@ -69,6 +82,8 @@ class DenseNet3d {
   }
 
   const DenseNetConfig& config() const { return *config_; }
+  // 1 for a collapsed (gray) stem, 3 for an RGB stem fed a replicated, per-channel normalised volume.
+  Index input_channels() const { return stem_channels_; }
   const std::vector<ModuleInfo>& modules() const { return modules_; }
   int last_module() const { return static_cast<int>(modules_.size()) - 1; }
   int module_index(const std::string& name) const {
@@ -94,7 +109,7 @@ class DenseNet3d {
     return {n, n, n};
   }
 
-  // Runs the input (N, D, H, W, 1) through the modules up to and including `stop` (default: all),
+  // Runs the input (N, D, H, W, input_channels()) through the modules up to and including `stop` (default: all),
   // showing each wanted module's output to `obs`.
   template <class Observer>
   void forward(TensorView<const T> x, Observer& obs, int stop = -1) const {
@@ -179,6 +194,11 @@ class DenseNet3d {
     // Shows module `next`'s output if wanted; true when it was the last module to run.
     bool emit(TensorView<const T> v) {
       if (wants(next)) obs(net->modules_[size_t(next)].name, v);
+      if constexpr (kReportsProgress<Observer>) {
+        const ModuleKind k = net->modules_[size_t(next)].kind;
+        if (k == ModuleKind::kDenseLayer || k == ModuleKind::kTransition || next == stop)
+          obs.on_progress(next, stop, net->modules_[size_t(next)].name);
+      }
       return next++ == stop;
     }
     void skip(int count) { next += count; }
@@ -203,7 +223,9 @@ class DenseNet3d {
   }
 
   void check_input(const Dims& x, int stop) const {
-    if (x.c != 1) fail("input has ", x.c, " channels; the inflated stem takes one (a gray volume)");
+    if (x.c != stem_channels_)
+      fail("input has ", x.c, " channels; this network's stem takes ", stem_channels_,
+           stem_channels_ == 1 ? " (a gray volume)" : " (a gray volume replicated to RGB)");
     const auto out = output_spatial(stop, x.spatial());
     if (out[0] < 1 || out[1] < 1 || out[2] < 1) {
       const char* axes = "DHW";
@@ -232,6 +254,7 @@ class DenseNet3d {
   }
 
   const DenseNetConfig* config_;
+  Index stem_channels_ = 1;
   std::vector<ModuleInfo> modules_;
   Conv conv0_;
   Bn norm0_;

@@ -5,13 +5,15 @@
 // The 2D kernel's two axes become the two 3D axes other than the inflated one, in order:
 //   axis D: (O, I, k, a, b)    axis H: (O, I, a, k, b)    axis W: (O, I, a, b, k)
 // with k = a (DenseNet's kernels are square). The stem's RGB input collapses to one channel first:
-// `sum` (a gray volume then acts like a gray image replicated to RGB) or `mean`.
+// `sum` (a gray volume then acts like a gray image replicated to RGB) or `mean`; or stays RGB
+// (`rgb`), for inputs normalised per channel (ImageNet mean/std) where no collapse is exact.
 #include <functional>
 #include <map>
 #include <string>
 
 #include "volfeat/core/error.hpp"
 #include "volfeat/core/random.hpp"
+#include "volfeat/core/shape.hpp"
 #include "volfeat/nn/densenet_spec.hpp"
 
 namespace volfeat {
@@ -19,7 +21,7 @@ namespace volfeat {
 struct InflateOptions {
   std::string scheme = "i3d-mean";
   char axis = 'D';           // the inflated axis: D (slices), H or W
-  std::string stem = "sum";  // conv0 input collapse: sum | mean
+  std::string stem = "sum";  // conv0 input: sum | mean (collapsed to gray) | rgb (kept, 3 channels)
   uint64_t seed = 0;         // for seeded schemes (random)
 };
 
@@ -64,11 +66,11 @@ inline const InflationScheme& inflation_scheme(const std::string& name) {
 }
 
 // torchvision's own initialisation, in 3D: the "untrained" network of Avants et al.
-inline StateDict random_state_dict(const DenseNetConfig& c, uint64_t seed) {
+inline StateDict random_state_dict(const DenseNetConfig& c, uint64_t seed, int64_t stem_in = 1) {
   StateDict sd;
   sd.origin = std::string("seeded random init (") + c.name + ", seed " + std::to_string(seed) + ")";
   Rng rng(seed);
-  for (const ParamSpec& p : densenet_params(c, 3, 1)) {
+  for (const ParamSpec& p : densenet_params(c, 3, stem_in)) {
     Param param{p.shape, std::vector<double>(size_t(element_count(p.shape)))};
     const auto leaf = p.key.substr(p.key.rfind('.') + 1);
     if (p.shape.size() == 5) {
@@ -106,7 +108,8 @@ inline Param inflate_kernel(const Param& w2, int axis, const InflationScheme& s)
 }
 
 inline Param collapse_stem(const Param& w, const std::string& how) {
-  if (how != "sum" && how != "mean") fail("unknown stem collapse '", how, "' (expected sum or mean)");
+  if (how == "rgb") return w;
+  if (how != "sum" && how != "mean") fail("unknown stem collapse '", how, "' (expected sum, mean or rgb)");
   const int64_t o = w.shape[0], in = w.shape[1], area = w.shape[2] * w.shape[3];
   Param out{{o, 1, w.shape[2], w.shape[3]}, std::vector<double>(size_t(o * area), 0.0)};
   for (int64_t i = 0; i < o; ++i)
@@ -125,7 +128,7 @@ inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions&
   const InflationScheme& scheme = inflation_scheme(opt.scheme);
   const int axis = axis_index(opt.axis);
   if (!scheme.rule) {
-    StateDict r = random_state_dict(c, opt.seed);
+    StateDict r = random_state_dict(c, opt.seed, opt.stem == "rgb" ? 3 : 1);
     r.origin = sd2d.origin + " (architecture only) -> " + r.origin;
     return r;
   }

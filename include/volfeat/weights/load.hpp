@@ -82,7 +82,7 @@ inline StateDict load_densenet_weights(const std::string& path, const InflateOpt
   const int dims = conv_spatial_dims(sd);
   const DenseNetConfig& c = detect_densenet(sd);
   if (dims == 3) {
-    validate_densenet_state_dict(sd, c, 3, 1);
+    validate_densenet_state_dict(sd, c, 3, sd.at("features.conv0.weight").shape[1]);
     return sd;
   }
   validate_densenet_state_dict(sd, c, 2, sd.at("features.conv0.weight").shape[1]);
@@ -90,8 +90,8 @@ inline StateDict load_densenet_weights(const std::string& path, const InflateOpt
 }
 
 // volfeat's seeded random network, when no weights are given.
-inline StateDict seeded_random_weights(const DenseNetConfig& c, uint64_t seed) {
-  StateDict sd = random_state_dict(c, seed);
+inline StateDict seeded_random_weights(const DenseNetConfig& c, uint64_t seed, int64_t stem_in = 1) {
+  StateDict sd = random_state_dict(c, seed, stem_in);
   nlohmann::json meta{{"format", "volfeat-weights"}, {"dims", 3}, {"arch", c.name}, {"scheme", "random"},
                       {"seed", seed}, {"weights_kind", "random"}};
   sd.meta_json = meta.dump();

@@ -1,0 +1,86 @@
+#pragma once
+// Options every driver shares (extract, report, sweep): inputs, regions, preprocessing, weights,
+// layers, threads. One definition, so the commands cannot drift apart.
+#include <CLI/CLI.hpp>
+#include <omp.h>
+#include <string>
+
+#include "../weights/inflate_options.hpp"
+#include "volfeat/pipeline/extract.hpp"
+
+namespace volfeat::cli {
+
+struct CommonArgs {
+  ExtractOptions extract;
+  std::string layers;  // comma list; parsed after CLI11
+  double resample = 0, crop = -1, nan_to = NAN;
+  bool no_background = false, quiet = false;
+  int threads = 0;
+  std::string out = "volfeat_out";
+};
+
+inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
+  ExtractOptions& e = a.extract;
+  cmd->add_option("--ct", e.ct, "CT volume (.nii / .nii.gz); omit for the built-in knee phantom");
+  cmd->add_option("--mask", e.mask, "label mask on the CT's grid");
+  cmd->add_option("--labels", e.labels, "regions as name=value in order, e.g. femur=1,tibia=2 (default for the phantom)");
+  cmd->add_flag("--no-background", a.no_background, "do not add label 0 as the region 'background'");
+  cmd->add_option("--normalize", e.normalize,
+                  "none | window:L,W | minmax | zscore | imagenet[:L,W] (imagenet = window, then ImageNet mean/std per RGB channel)")
+      ->capture_default_str();
+  cmd->add_option("--resample", a.resample, "resample to isotropic MM spacing first (trilinear CT, nearest labels)");
+  cmd->add_option("--crop-to-labels", a.crop, "crop to the labelled regions plus MARGIN_MM first");
+  cmd->add_option("--nan-to", a.nan_to, "replace NaN/Inf CT voxels by this value instead of failing");
+  cmd->add_option("--mode", e.mode, "shared: one forward pass, regions pooled in their masks; mask-input: the reports' "
+                                    "method, one pass per region on CT x mask")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"shared", "mask-input"}));
+  cmd->add_option("--pool", e.pool, "mean | max")->capture_default_str()->check(CLI::IsMember({"mean", "max"}));
+  cmd->add_option("--weights", e.weights, "DenseNet .npz: a torchvision 2D export (inflated on load) or a 3D file from "
+                                          "volfeat convert; omit for volfeat's seeded random network");
+  add_inflate_options(cmd, e.inflate);
+  cmd->add_option("--seed", e.inflate.seed, "seed of the random network (no --weights, or --inflate random)")
+      ->capture_default_str();
+  cmd->add_option("--arch", e.arch, "architecture of the random network")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"densenet121", "densenet169", "densenet201"}));
+  cmd->add_option("--layers", a.layers, "comma list: torchvision names (features. optional), conv[-k], denseblockN");
+  cmd->add_option("--preset", e.preset, "layer set: denseblock4-tail (default), last-3rd-5th, block-outputs");
+  cmd->add_option("--out", a.out, "output directory")->capture_default_str();
+  cmd->add_option("--threads", a.threads, "threads (default: all cores)");
+  cmd->add_flag("--quiet", a.quiet, "no progress on stderr");
+}
+
+inline std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    const size_t end = std::min(s.find(',', start), s.size());
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// CLI values -> ExtractOptions, and the process-wide thread count.
+inline void finish_common_options(CLI::App* cmd, CommonArgs& a) {
+  ExtractOptions& e = a.extract;
+  e.background = !a.no_background;
+  e.layers = split_list(a.layers);
+  if (!e.layers.empty() && !e.preset.empty()) fail("--layers and --preset are alternatives: pass one");
+  if (a.resample != 0) e.resample_mm = a.resample;
+  if (a.crop >= 0) e.crop_margin_mm = a.crop;
+  if (!std::isnan(a.nan_to)) e.nan_to = float(a.nan_to);
+  e.stem_given = cmd->count("--stem") > 0;
+  if (!e.weights.empty() && cmd->count("--arch")) fail("--arch is for the random network; with --weights the file decides");
+  if (a.threads < 0) fail("--threads ", a.threads, ": expected a positive count");
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+}
+
+inline std::string command_line(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
+  return s;
+}
+
+}  // namespace volfeat::cli

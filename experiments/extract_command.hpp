@@ -1,0 +1,132 @@
+#pragma once
+// `volfeat extract` (the main job), `volfeat phantom` and `volfeat info`.
+#include <CLI/CLI.hpp>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+
+#include "common_options.hpp"
+#include "volfeat/backend/cpu.hpp"
+#include "volfeat/pipeline/extract_outputs.hpp"
+
+namespace volfeat::cli {
+
+// Prints the table as the reports did: pairs x layers.
+inline void print_table(std::ostream& os, const SimilarityTable& t) {
+  size_t w = 4;
+  for (const auto& p : t.pairs) w = std::max(w, p.size());
+  os << std::left << std::setw(int(w)) << "pair";
+  for (const auto& l : t.layers) os << "  " << std::right << std::setw(int(std::max<size_t>(8, short_layer(l).size()))) << short_layer(l);
+  os << '\n';
+  for (size_t p = 0; p < t.pairs.size(); ++p) {
+    os << std::left << std::setw(int(w)) << t.pairs[p];
+    for (size_t l = 0; l < t.layers.size(); ++l)
+      os << "  " << std::right << std::setw(int(std::max<size_t>(8, short_layer(t.layers[l]).size()))) << std::fixed
+         << std::setprecision(4) << t.value[p][l];
+    os << '\n';
+  }
+}
+
+template <class Backend>
+ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::string& command) {
+  ExtractRun r;
+  r.command_line = command;
+  r.options = o;
+  r.threads = omp_get_max_threads();
+  r.backend = Backend::kName;
+  Progress::Clock::time_point t0 = Progress::Clock::now();
+  r.volume = prepare_volume(o, progress);
+  r.timings["prepare"] = Progress::since(t0);
+  if (r.volume.phantom) progress.note("no --ct given: running on the built-in synthetic knee phantom");
+  for (int32_t l : r.volume.unlisted_labels)
+    if (l != 0 || !o.background) progress.note(r.volume.mask_name + ": label " + std::to_string(l) + " is in no region");
+
+  t0 = Progress::Clock::now();
+  r.weights = load_network_weights(o, r.volume.normalization.channels());
+  const DenseNet3d<Backend, float> net(r.weights.state);
+  r.timings["load_weights"] = Progress::since(t0);
+  progress.note("weights: " + r.weights.description);
+
+  const auto layers = resolve_layers(o, net.modules());
+  r.features = extract_features(net, r.volume, layers, o.mode, o.pool, progress);
+  r.timings["forward"] = r.features.forward_seconds;
+  r.table = similarity_table(r.volume.regions, r.features);
+  return r;
+}
+
+struct ExtractArgs {
+  CommonArgs common;
+};
+
+inline void add_extract_command(CLI::App& app, const std::string& command) {
+  auto a = std::make_shared<ExtractArgs>();
+  CLI::App* cmd = app.add_subcommand("extract", "CT + label mask -> region features per layer -> cosine similarity tables");
+  add_common_options(cmd, a->common);
+  cmd->callback([a, cmd, command] {
+    finish_common_options(cmd, a->common);
+    Progress progress(a->common.quiet);
+    const auto t0 = Progress::Clock::now();
+    ExtractRun r = run_extract<Cpu>(a->common.extract, progress, command);
+    const auto t1 = Progress::Clock::now();
+    write_extract_outputs(a->common.out, r);
+    r.timings["write_outputs"] = Progress::since(t1);
+    r.timings["total"] = Progress::since(t0);
+    write_file_atomic(a->common.out + "/run.json", run_json(r).dump(2) + "\n");
+    std::cout << "cosine similarity, " << r.options.mode << " mode, " << r.options.pool << " pooling, weights: "
+              << r.weights.description << "\n";
+    print_table(std::cout, r.table);
+    std::cout << "wrote " << a->common.out << "/{similarities.csv, similarities_long.csv, features.npz, run.json, "
+              << "region_report.csv, region_slices.png}; " << r.features.forward_passes << " forward pass"
+              << (r.features.forward_passes == 1 ? "" : "es") << "\n";
+  });
+}
+
+inline void add_phantom_command(CLI::App& app) {
+  auto out = std::make_shared<std::string>("phantom");
+  auto seed = std::make_shared<uint64_t>(0);
+  CLI::App* cmd = app.add_subcommand("phantom", "Write the synthetic knee CT and its labels (femur=1, tibia=2) as NIfTI");
+  cmd->add_option("--out", *out, "output directory")->capture_default_str();
+  cmd->add_option("--seed", *seed, "noise seed")->capture_default_str();
+  cmd->callback([out, seed] {
+    const Phantom p = make_knee_phantom(*seed);
+    std::error_code ec;
+    std::filesystem::create_directories(*out, ec);
+    if (ec) fail(*out, ": cannot create output directory (", ec.message(), ")");
+    write_nifti(*out + "/knee_ct.nii.gz", p.ct);
+    write_nifti(*out + "/knee_labels.nii.gz", p.labels);
+    const auto counts = count_labels(p.labels);
+    std::cout << "wrote " << *out << "/knee_ct.nii.gz and knee_labels.nii.gz: " << describe(p.ct.grid)
+              << "; labels " << label_census(counts) << "\n";
+  });
+}
+
+inline void add_info_command(CLI::App& app) {
+  auto file = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("info", "NIfTI header summary and label counts");
+  cmd->add_option("file", *file, "a .nii or .nii.gz file")->required();
+  cmd->callback([file] {
+    const NiftiInfo h = read_nifti_header(*file);
+    std::cout << *file << ": NIfTI-" << h.version << (h.gzipped ? " (gzip)" : "") << "\n"
+              << "  grid       " << describe(h.grid) << "\n"
+              << "  (D,H,W)    " << h.grid.dims[0] << " x " << h.grid.dims[1] << " x " << h.grid.dims[2] << " voxels, "
+              << h.grid.spacing[0] << " x " << h.grid.spacing[1] << " x " << h.grid.spacing[2] << " mm\n"
+              << "  orientation " << h.orientation << " (" << h.affine_source << ")\n"
+              << "  datatype   " << h.datatype_name << "\n"
+              << "  scl        " << (h.scaled ? "slope " + std::to_string(h.scl_slope) + ", inter " + std::to_string(h.scl_inter)
+                                              : std::string("none")) << "\n";
+    const Volume<float> v = read_nifti_float(*file);
+    bool integral = true;
+    double mn = INFINITY, mx = -INFINITY;
+    for (float x : v.data) {
+      mn = std::min(mn, double(x)), mx = std::max(mx, double(x));
+      integral = integral && x == std::floor(x);
+    }
+    std::cout << "  values     " << mn << " .. " << mx << "\n";
+    if (integral && mx - mn <= 1000) {
+      const auto counts = count_labels(read_nifti_labels(*file));
+      std::cout << "  labels     " << label_census(counts) << "\n";
+    }
+  });
+}
+
+}  // namespace volfeat::cli
