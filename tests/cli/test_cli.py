@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""End-to-end checks of the volfeat program: extract on the built-in phantom, convert, phantom, info.
+
+usage: test_cli.py VOLFEAT_BINARY WORKDIR TORCH_REF_DIR
+Prints one line per check and a closing 'N passed, M failed'; exits non-zero on any failure.
+"""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+import zipfile
+
+BIN, WORK, TORCH = sys.argv[1], sys.argv[2], sys.argv[3]
+OUTPUTS = ["similarities.csv", "similarities_long.csv", "features.npz", "run.json", "region_report.csv",
+           "region_slices.png"]
+
+
+def run(*args, expect=0):
+    p = subprocess.run([BIN, *args], capture_output=True, text=True)
+    assert p.returncode == expect, f"exit {p.returncode} (expected {expect}) for {args}\nstderr: {p.stderr}"
+    return p
+
+
+def fresh(name):
+    d = os.path.join(WORK, name)
+    shutil.rmtree(d, ignore_errors=True)
+    return d
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_extract_on_phantom_writes_every_output():
+    out = fresh("phantom_extract")
+    p = run("extract", "--layers", "denseblock1,transition1", "--quiet", "--out", out)
+    for f in OUTPUTS:
+        assert os.path.getsize(os.path.join(out, f)) > 0, f"{f} missing or empty"
+    rows = read_csv(os.path.join(out, "similarities.csv"))
+    assert rows[0] == ["pair", "denseblock1", "transition1"], rows[0]
+    assert [r[0] for r in rows[1:]] == ["femur-tibia", "femur-background", "tibia-background"]
+    for r in rows[1:]:
+        for v in r[1:]:
+            assert -1.0 <= float(v) <= 1.0 and len(v) > 10, f"value {v} not a full-precision cosine"
+    run_json = json.load(open(os.path.join(out, "run.json")))
+    assert run_json["forward_passes"] == 1
+    assert run_json["weights"]["kind"] == "random" and run_json["weights"]["pretrained"] is False
+    assert run_json["inputs"]["phantom"] is True
+    assert [l["channels"] for l in run_json["layers"]] == [256, 128]
+    names = zipfile.ZipFile(os.path.join(out, "features.npz")).namelist()
+    assert "femur/features.denseblock1.npy" in names and len(names) == 6, names
+    long_rows = read_csv(os.path.join(out, "similarities_long.csv"))
+    assert len(long_rows) == 1 + 3 * 2 and long_rows[0][:6] == ["pair", "region_a", "region_b", "layer", "similarity", "value"]
+    report = read_csv(os.path.join(out, "region_report.csv"))
+    assert [r[0] for r in report[1:]] == ["femur", "tibia", "background"]
+    assert sum(int(r[2]) for r in report[1:]) == 128 * 160 * 160
+    assert open(os.path.join(out, "region_slices.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "random" in p.stdout and "femur-tibia" in p.stdout
+    assert not [f for f in os.listdir(out) if ".tmp" in f], "temporary files left behind"
+
+
+def test_mask_input_mode_runs_one_pass_per_region():
+    out = fresh("phantom_mask_input")
+    run("extract", "--mode", "mask-input", "--layers", "conv0", "--quiet", "--out", out)
+    assert json.load(open(os.path.join(out, "run.json")))["forward_passes"] == 3
+
+
+def test_convert_then_extract_equals_inflate_on_load():
+    src = os.path.join(TORCH, "dn121_2d.npz")
+    if not os.path.exists(src):
+        print(f"  SKIP: {src} missing (torch reference step did not run)")
+        return
+    w3 = os.path.join(WORK, "dn121_3d_centre.npz")
+    p = run("convert", "--in", src, "--inflate", "centre", "--axis", "H", "--stem", "mean", "--out", w3)
+    assert "seeded-init" in p.stdout and "centre" in p.stdout, p.stdout
+    a, b = fresh("extract_2d"), fresh("extract_3d")
+    common = ["--layers", "denseblock2", "--quiet", "--resample", "2"]
+    run("extract", "--weights", src, "--inflate", "centre", "--axis", "H", "--stem", "mean", "--out", a, *common)
+    run("extract", "--weights", w3, "--out", b, *common)
+    sa, sb = (open(os.path.join(d, "similarities.csv")).read() for d in (a, b))
+    assert sa == sb, f"converted weights give different similarities:\n{sa}\n{sb}"
+    meta = json.load(open(os.path.join(b, "run.json")))["weights"]["meta"]
+    assert (meta["scheme"], meta["axis"], meta["stem"]) == ("centre", "H", "mean")
+    # converting a 3D file again is refused
+    p = run("convert", "--in", w3, "--out", os.path.join(WORK, "again.npz"), expect=1)
+    assert "already holds 3D conv weights" in p.stderr and w3 in p.stderr
+
+
+def test_phantom_and_info():
+    out = fresh("phantom_files")
+    run("phantom", "--out", out)
+    p = run("info", os.path.join(out, "knee_labels.nii.gz"))
+    assert "128 x 160 x 160 voxels" in p.stdout, p.stdout
+    assert "1 (" in p.stdout and "2 (" in p.stdout, p.stdout
+    q = run("info", os.path.join(out, "knee_ct.nii.gz"))
+    assert "float32" in q.stdout and "RAS" in q.stdout, q.stdout
+
+
+def test_extract_on_written_phantom_matches_built_in():
+    files, a, b = fresh("phantom_files2"), fresh("builtin"), fresh("from_files")
+    run("phantom", "--out", files)
+    run("extract", "--layers", "pool0", "--quiet", "--out", a)
+    run("extract", "--ct", os.path.join(files, "knee_ct.nii.gz"), "--mask", os.path.join(files, "knee_labels.nii.gz"),
+        "--labels", "femur=1,tibia=2", "--layers", "pool0", "--quiet", "--out", b)
+    assert open(os.path.join(a, "similarities.csv")).read() == open(os.path.join(b, "similarities.csv")).read()
+
+
+def test_unknown_layer_lists_close_matches_and_writes_nothing():
+    out = fresh("bad_layer")
+    p = run("extract", "--layers", "denseblok4.denselayer16.conv2", "--quiet", "--out", out, expect=1)
+    assert "unknown layer 'denseblok4.denselayer16.conv2'" in p.stderr, p.stderr
+    assert "denseblock4.denselayer16.conv2" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not os.path.exists(os.path.join(out, "run.json"))
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
+    passed = failed = 0
+    for name, f in tests:
+        try:
+            f()
+            passed += 1
+            print(f"PASS {name}")
+        except Exception:  # noqa: BLE001 - report every failure, keep going
+            failed += 1
+            print(f"FAIL {name}\n{traceback.format_exc()}")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
