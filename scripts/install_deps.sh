@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package volfeat builds, tests and benchmarks with. Idempotent.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+PACKAGES=(
+  # build
+  cmake g++ make libeigen3-dev zlib1g-dev libnifti2-dev libpng-dev libcli11-dev nlohmann-json3-dev
+  # tests and benchmarks
+  libboost-test-dev libbenchmark-dev libthrust-dev time
+  # PyTorch reference oracle, notebooks
+  python3-numpy python3-torch python3-torchvision python3-nibabel python3-pandas python3-matplotlib
+  jupyter-nbconvert python3-ipykernel
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "volfeat dependencies: all installed"
