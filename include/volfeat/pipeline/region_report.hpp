@@ -77,7 +77,10 @@ inline void write_region_slices_png(const std::string& path, const Volume<float>
     const auto best = std::max_element(v.begin(), v.end());
     centre[a] = *best > 0 ? int64_t(best - v.begin()) : g.dims[a] / 2;
   }
-  const double px = std::min({g.spacing[0], g.spacing[1], g.spacing[2]});
+  // One pixel per finest voxel spacing, finer still for coarse scans so that panels are >= 320 px.
+  const double max_extent = std::max({double(g.dims[0]) * g.spacing[0], double(g.dims[1]) * g.spacing[1],
+                                      double(g.dims[2]) * g.spacing[2]});
+  const double px = std::min({g.spacing[0], g.spacing[1], g.spacing[2], max_extent / 320.0});
   auto colour_of = [&](int32_t label) -> const uint8_t* {
     for (size_t i = 0; i < regions.size(); ++i)
       if (regions[i].label == label && label != 0) return kPalette[i % 6];
