@@ -42,6 +42,14 @@ inline std::vector<ConvProblem> conv_problems() {
       {"kernel_equals_input_no_pad", {1, 3, 3, 3, 2}, 4, WindowGeometry::cube(3), true},
       {"pad_larger_than_needed", {1, 2, 3, 2, 3}, 2, WindowGeometry::cube(3, 2, 2), false},
       {"wide_channels", {1, 3, 4, 5, 70}, 33, WindowGeometry::cube(3, 1, 1), false},
+      // Edges of the Cpu AVX-512 kernels: k chunks of 128 with a tail, partial output panels, two
+      // panels, several voxel tiles, row blocks of unequal length, the constant row strides (128, 2).
+      {"pointwise_k_chunk_tail_partial_panel", {1, 3, 5, 37, 200}, 40, WindowGeometry::cube(1), true},
+      {"pointwise_two_panels", {1, 2, 3, 50, 96}, 128, WindowGeometry::cube(1), false},
+      {"dense_3x3x3_c128_long_rows", {1, 3, 4, 31, 128}, 32, WindowGeometry::cube(3, 1, 1), false},
+      {"stem_like_c1_stride2_64_out", {1, 9, 10, 40, 1}, 64, WindowGeometry::cube(7, 2, 3), false},
+      {"stride2_48_out", {1, 5, 6, 17, 3}, 48, WindowGeometry::cube(3, 2, 1), true},
+      {"out_channels_17", {1, 4, 3, 15, 20}, 17, WindowGeometry::cube(3, 1, 1), true},
   };
 }
 

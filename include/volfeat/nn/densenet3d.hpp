@@ -7,7 +7,12 @@
 // strided view), so the growing concatenation is never copied. Each layer's pre-activation
 // (norm1+relu1, norm2+relu2) and each transition's norm+relu are fused into the packing of the conv
 // that follows; the stem's norm0+relu0 into conv0's output. Intermediates are materialised only for
-// an observer that asks for them.
+// an observer that asks for them. When no observer looks inside (the usual extract), more is fused:
+// each layer's norm2+relu2 runs in conv1's epilogue, the stem runs as one ConvActMaxPool (the
+// full-resolution conv0 output never exists), and each transition pools its activated input before
+// its 1x1 conv (ActivatedAvgPool; pool and 1x1 conv are linear and commute, so the conv runs on 1/8
+// of the voxels and its full-resolution output never exists). Memory: the input, the current and
+// next block buffers and one 128-channel bottleneck buffer.
 #include <array>
 #include <string>
 #include <type_traits>
@@ -18,6 +23,7 @@
 #include "volfeat/nn/taps.hpp"
 #include "volfeat/ops/batchnorm3d.hpp"
 #include "volfeat/ops/conv3d.hpp"
+#include "volfeat/ops/fused.hpp"
 #include "volfeat/ops/pool3d.hpp"
 #include "volfeat/ops/relu.hpp"
 
@@ -118,25 +124,30 @@ class DenseNet3d {
     Walker<Observer> w{this, obs, stop};
 
     // ---- stem: conv0 -> norm0 -> relu0 -> pool0 into block 1's buffer
-    Buffer stem(conv0_.output_dims(x.dims));
-    if (w.wants(0) || w.wants(1) || stop < 2) {
-      conv0_.forward(x, stem.view());
-      if (w.emit(stem.view())) return;
-      norm0_.forward(stem.view(), stem.view());
-      if (w.emit(stem.view())) return;
-      Relu<Backend, T>::forward(stem.view(), stem.view());
-    } else {
-      conv0_.forward(x, stem.view(), {}, {&norm0_, true});
-      w.skip(2);
-    }
-    if (w.emit(stem.view())) return;
-
     const MaxPool3d<Backend, T> pool0(kStemPool);
-    Dims grid = pool0.output_dims(stem.dims());
+    Dims grid = pool0.output_dims(conv0_.output_dims(x.dims));
     Buffer block(with_channels(grid, block_output_channels(*config_, 0)));
-    pool0.forward(stem.view(), block.view().channels(0, config_->init_features));
-    if (w.emit(block.view().channels(0, config_->init_features))) return;
-    stem = Buffer();
+    const auto pooled0 = block.view().channels(0, config_->init_features);
+    if (w.wants(0) || w.wants(1) || w.wants(2) || stop < 3) {
+      Buffer stem(conv0_.output_dims(x.dims));
+      if (w.wants(0) || w.wants(1) || stop < 2) {
+        conv0_.forward(x, stem.view());
+        if (w.emit(stem.view())) return;
+        norm0_.forward(stem.view(), stem.view());
+        if (w.emit(stem.view())) return;
+        Relu<Backend, T>::forward(stem.view(), stem.view());
+      } else {
+        conv0_.forward(x, stem.view(), {}, {&norm0_, true});
+        w.skip(2);
+      }
+      if (w.emit(stem.view())) return;
+      pool0.forward(stem.view(), pooled0);
+    } else {
+      // conv0+norm0+relu0+pool0 in one op: the full-resolution stem output is never stored.
+      ConvActMaxPool<Backend, T>::forward(conv0_, {&norm0_, true}, pool0, x, pooled0);
+      w.skip(3);
+    }
+    if (w.emit(pooled0)) return;
 
     const Index growth = config_->growth_rate;
     for (int b = 0; b < 4; ++b) {
@@ -145,28 +156,46 @@ class DenseNet3d {
       for (const DenseLayer& layer : blocks_[size_t(b)]) {
         const auto prefix = block.view().channels(0, ch);
         if (w.bn_relu(layer.norm1, prefix)) return;
-        layer.conv1.forward(prefix, mid.view(), {&layer.norm1, true});
-        if (w.emit(mid.view())) return;
-        if (w.bn_relu(layer.norm2, mid.view())) return;
         const auto added = block.view().channels(ch, growth);
-        layer.conv2.forward(mid.view(), added, {&layer.norm2, true});
+        const int c1 = w.next;  // conv1, then norm2, relu2
+        if (!w.wants(c1) && !w.wants(c1 + 1) && !w.wants(c1 + 2) && stop > c1 + 2) {
+          // norm2+relu2 folded into conv1's epilogue: conv2 reads an activated buffer as is.
+          layer.conv1.forward(prefix, mid.view(), {&layer.norm1, true}, {&layer.norm2, true});
+          w.skip(3);
+          layer.conv2.forward(mid.view(), added);
+        } else {
+          layer.conv1.forward(prefix, mid.view(), {&layer.norm1, true});
+          if (w.emit(mid.view())) return;
+          if (w.bn_relu(layer.norm2, mid.view())) return;
+          layer.conv2.forward(mid.view(), added, {&layer.norm2, true});
+        }
         if (w.emit(added)) return;  // conv2
         if (w.emit(added)) return;  // the dense layer: its new features
         ch += growth;
       }
       if (w.emit(block.view())) return;  // the block: the whole concatenation
       if (b == 3) break;
+      mid = Buffer();
 
       const Transition& t = transitions_[size_t(b)];
-      if (w.bn_relu(t.norm, block.view())) return;
-      Buffer squeezed(t.conv.output_dims(block.dims()));
-      t.conv.forward(block.view(), squeezed.view(), {&t.norm, true});
-      if (w.emit(squeezed.view())) return;
       const AvgPool3d<Backend, T> pool(kTransitionPool, true);
-      grid = pool.output_dims(squeezed.dims());
+      if (w.bn_relu(t.norm, block.view())) return;
+      const Index squeezed_channels = t.conv.spec().out_channels;
+      grid = pool.output_dims(t.conv.output_dims(block.dims()));
       Buffer next(with_channels(grid, block_output_channels(*config_, b + 1)));
-      const auto pooled = next.view().channels(0, squeezed.dims().c);
-      pool.forward(squeezed.view(), pooled);
+      const auto pooled = next.view().channels(0, squeezed_channels);
+      if (w.wants(w.next) || w.next == stop) {
+        Buffer squeezed(t.conv.output_dims(block.dims()));
+        t.conv.forward(block.view(), squeezed.view(), {&t.norm, true});
+        if (w.emit(squeezed.view())) return;
+        pool.forward(squeezed.view(), pooled);
+      } else {
+        // Pool first, then the 1x1 conv on 1/8 of the voxels (both linear: they commute).
+        Buffer act_pooled(with_channels(grid, block.dims().c));
+        ActivatedAvgPool<Backend, T>::forward({&t.norm, true}, pool, block.view(), act_pooled.view());
+        t.conv.forward(act_pooled.view(), pooled);
+        w.skip(1);
+      }
       if (w.emit(pooled)) return;  // pool
       if (w.emit(pooled)) return;  // the transition
       block = std::move(next);

@@ -1,17 +1,31 @@
 #pragma once
-// Cpu Conv3d: implicit GEMM over tiles of output voxels.
+// Cpu Conv3d.
 //
-// For a tile of P output voxels the input patches are packed into A (P x K), K = kD*kH*kW*C_in,
-// ordered (tap, c_in) with tap = (kd*kH + kh)*kW + kw; the weights are packed once into
-// W (K x C_out), so the tile's output rows are A*W, written straight into the (possibly strided)
-// output view. Only one tile of A per thread ever exists, so no full im2col buffer is allocated.
-// A pointwise conv (1x1x1, stride 1, no padding) without a fused pre-activation reads its input
-// view in place as A.
+// float with AVX-512 (the fast path): weights are packed once into panels of 16*NV output channels,
+// B[k][16*NV] with k ordered (tap, c_in), tap = (kd*kH + kh)*kW + kw, so that one micro-kernel of
+// gemm_kernels.hpp keeps an R x 16*NV block of outputs in registers over all of K.
+//  * pointwise (1x1x1, stride 1, no padding): tiles of up to 512 voxels are packed, with the fused
+//    pre-activation applied, into an A tile cut into 128-wide k chunks (row stride 128, one segment per
+//    chunk); the tile stays in L2 while every panel of B passes over it.
+//  * any other geometry (3x3x3 dense-layer convs, the 7^3 stride-2 stem, test shapes): per output row
+//    (n, z, y), each input row it touches (kd, kh) is copied once, activated and zero-padded along W,
+//    into a per-thread buffer; a block of R consecutive output voxels then reads tap (kd, kh, kw) of
+//    row r at buffer + ((x0 + r)*stride_w + kw*dilation_w)*C_in: the row stride is constant, so
+//    taps are kernel segments (kw taps merge into one when dilation_w = 1) and no im2col exists.
+//    Rows whose kd/kh fall into the padding contribute nothing and are skipped.
+// Both parallelise with OpenMP over voxel tiles / output rows. The post-activation (bias, BN, ReLU)
+// runs in the kernel's epilogue on registers.
+//
+// double, or float without AVX-512 (VOLFEAT_NATIVE=OFF): implicit GEMM with Eigen over tiles of
+// output voxels (A tile packed with the pre-activation, A*W into the output view).
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdlib>
+#include <type_traits>
 #include <vector>
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
+#include "volfeat/backend/cpu/gemm_kernels.hpp"
 #include "volfeat/ops/conv3d.hpp"
 
 namespace volfeat {
@@ -21,6 +35,8 @@ class Conv3d<Cpu, T> {
   using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using StridedMap = Eigen::Map<RowMatrix, Eigen::Unaligned, Eigen::OuterStride<>>;
   using ConstStridedMap = Eigen::Map<const RowMatrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+  static constexpr bool kFast = std::is_same_v<T, float> && VOLFEAT_HAVE_AVX512;
+  static constexpr Index kChunk = 128;  // k chunk of a packed pointwise A tile (its row stride)
 
  public:
   Conv3d() = default;
@@ -32,12 +48,26 @@ class Conv3d<Cpu, T> {
     if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
       fail("conv3d: ", bias.size(), " biases given, the layer needs ", spec.out_channels);
     const Index ci = spec.in_channels, co = spec.out_channels, taps = spec.geometry.taps();
-    packed_.resize(ci * taps, co);
-    for (Index o = 0; o < co; ++o)
-      for (Index i = 0; i < ci; ++i)
-        for (Index t = 0; t < taps; ++t)
-          packed_(t * ci + i, o) = static_cast<T>(weight[static_cast<size_t>((o * ci + i) * taps + t)]);
     bias_.assign(bias.begin(), bias.end());
+    if constexpr (kFast) {
+      nv_ = co <= 16 ? 1 : co <= 32 ? 2 : 4;
+      const Index pw = 16 * nv_, k = ci * taps;
+      panels_ = (co + pw - 1) / pw;
+      panel_floats_ = k * pw;
+      float* b = panel_store_.reserve(size_t(panels_ * panel_floats_));
+      std::fill(b, b + panels_ * panel_floats_, 0.f);
+      for (Index o = 0; o < co; ++o)
+        for (Index i = 0; i < ci; ++i)
+          for (Index t = 0; t < taps; ++t)
+            b[(o / pw) * panel_floats_ + (t * ci + i) * pw + o % pw] =
+                static_cast<float>(weight[static_cast<size_t>((o * ci + i) * taps + t)]);
+    } else {
+      packed_.resize(ci * taps, co);
+      for (Index o = 0; o < co; ++o)
+        for (Index i = 0; i < ci; ++i)
+          for (Index t = 0; t < taps; ++t)
+            packed_(t * ci + i, o) = static_cast<T>(weight[static_cast<size_t>((o * ci + i) * taps + t)]);
+    }
   }
 
   const ConvSpec& spec() const { return spec_; }
@@ -49,15 +79,175 @@ class Conv3d<Cpu, T> {
     if (out.dims != want)
       fail("conv3d: output view ", to_string(out.dims), " but the conv produces ", to_string(want));
     if (want.voxels() <= 0) fail("conv3d: input ", to_string(in.dims), " is smaller than the kernel");
+    if constexpr (kFast) {
+      if (pointwise()) forward_pointwise(in, out, pre, post);
+      else rows_fast(in, want, out.data, out.ld, 0, pre, post, 0, want.n * want.d * want.h);
+    } else {
+      forward_eigen_range(in, want, out.data, out.ld, 0, pre, post, 0, want.voxels());
+    }
+  }
+
+  // Output plane z of batch item n only, into `plane` (dims (1, 1, H_out, W_out, C_out), any ld): the
+  // stem computes its output plane by plane with it.
+  void forward_plane(TensorView<const T> in, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
+                     Activation<Cpu, T> post = {}) const {
+    const Dims od = output_dims(in.dims);
+    if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
+      fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
+    const Index row0 = (n * od.d + z) * od.h, v_base = row0 * od.w;
+    if constexpr (kFast) rows_fast(in, od, plane.data, plane.ld, v_base, pre, post, row0, row0 + od.h);
+    else forward_eigen_range(in, od, plane.data, plane.ld, v_base, pre, post, v_base, v_base + od.h * od.w);
+  }
+
+  bool pointwise() const {
     const WindowGeometry& g = spec_.geometry;
+    return g.taps() == 1 && g.stride == std::array<Index, 3>{1, 1, 1} && g.padding == std::array<Index, 3>{0, 0, 0};
+  }
+
+ private:
+  // ------------------------------------------------------------------ fast path (float, AVX-512)
+#if VOLFEAT_HAVE_AVX512
+  struct Act {
+    const float* scale = nullptr;
+    const float* shift = nullptr;
+    bool relu = false;
+    bool active() const { return scale || relu; }
+  };
+  static Act act_of(const Activation<Cpu, T>& a) {
+    Act r;
+    if constexpr (std::is_same_v<T, float>) {
+      if (a.bn) r.scale = a.bn->scale(), r.shift = a.bn->shift();
+    }
+    r.relu = a.relu;
+    return r;
+  }
+  cpu::gemm::Epilogue epilogue(const Activation<Cpu, T>& post, Index panel) const {
+    cpu::gemm::Epilogue ep;
+    const Index pw = 16 * nv_, o0 = panel * pw;
+    if constexpr (std::is_same_v<T, float>) {
+      if (!bias_.empty()) ep.bias = bias_.data() + o0;
+      if (post.bn) ep.scale = post.bn->scale() + o0, ep.shift = post.bn->shift() + o0;
+    }
+    ep.relu = post.relu;
+    ep.cols = int(std::min(pw, spec_.out_channels - o0));
+    return ep;
+  }
+  const float* panel(Index p) const { return panel_store_.data() + p * panel_floats_; }
+
+  void forward_pointwise(TensorView<const T> in, TensorView<T> out, const Activation<Cpu, T>& pre,
+                         const Activation<Cpu, T>& post) const {
+    const Index ci = spec_.in_channels, voxels = out.dims.voxels(), pw = 16 * nv_;
+    const Index chunks = (ci + kChunk - 1) / kChunk;
+    const Index tile = std::clamp<Index>(Index(65536) / (chunks * kChunk), 32, 512);
+    const Index tiles = (voxels + tile - 1) / tile;
+    const Act act = act_of(pre);
+#pragma omp parallel
+    {
+      float* a = cpu::thread_scratch(0, size_t(chunks * tile * kChunk));
+      std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(chunks));
+#pragma omp for schedule(dynamic, 1)
+      for (Index t = 0; t < tiles; ++t) {
+        const Index v0 = t * tile, rows = std::min(tile, voxels - v0);
+        for (Index r = 0; r < rows; ++r) {
+          const float* x = in.voxel(v0 + r);
+          for (Index c = 0; c < chunks; ++c) {
+            const Index len = std::min(kChunk, ci - c * kChunk);
+            cpu::gemm::activate_row(x + c * kChunk, a + (c * tile + r) * kChunk, len, act.scale ? act.scale + c * kChunk : nullptr,
+                                    act.shift ? act.shift + c * kChunk : nullptr, act.relu);
+          }
+        }
+        for (Index p = 0; p < panels_; ++p) {
+          for (Index c = 0; c < chunks; ++c)
+            segs[size_t(c)] = {a + c * tile * kChunk, panel(p) + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
+          cpu::gemm::gemm_rows(segs.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld,
+                               epilogue(post, p), kgroup());
+        }
+      }
+    }
+  }
+
+  // K steps per group of gemm_rows (0: all of K in one pass, C never reloaded). Cutting a 4-vector
+  // panel's B into L1-sized slices (64 or 128 k steps) measured no faster here, so it is off.
+  Index kgroup() const { return 0; }
+
+  void rows_fast(TensorView<const T> in, const Dims& od, T* out, Index ldo, Index v_base, const Activation<Cpu, T>& pre,
+                 const Activation<Cpu, T>& post, Index row0, Index row1) const {
+    const WindowGeometry& g = spec_.geometry;
+    const Dims& id = in.dims;
+    auto dst = [&](Index n, Index z, Index y, Index x) { return out + ((((n * od.d + z) * od.h + y) * od.w + x) - v_base) * ldo; };
+    const Index ci = spec_.in_channels, pw = 16 * nv_;
+    const Index kd_n = g.kernel[0], kh_n = g.kernel[1], kw_n = g.kernel[2];
+    // Padded row: input x in [-pad, W_in + pad) -> buffer x + pad; wide enough for every tap read.
+    const Index pad = g.padding[2];
+    const Index wp = std::max(id.w + 2 * pad, (od.w - 1) * g.stride[2] + (kw_n - 1) * g.dilation[2] + 1);
+    const Index row_floats = ((wp * ci + 15) / 16) * 16;
+    const Index rs = g.stride[2] * ci;
+    const bool merge_kw = g.dilation[2] == 1;
+    const Act act = act_of(pre);
+#pragma omp parallel
+    {
+      float* rowbuf = cpu::thread_scratch(1, size_t(kd_n * kh_n * row_floats));
+      std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
+#pragma omp for schedule(dynamic, 1)
+      for (Index row = row0; row < row1; ++row) {
+        const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
+        // Copy (activated, zero-padded) every input row this output row reads.
+        std::vector<std::pair<Index, const float*>> valid;  // (kd*kH + kh, buffer)
+        int nrows = 0;
+        for (Index kd = 0; kd < kd_n; ++kd) {
+          const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+          if (iz < 0 || iz >= id.d) continue;
+          for (Index kh = 0; kh < kh_n; ++kh) {
+            const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+            if (iy < 0 || iy >= id.h) continue;
+            float* buf = rowbuf + nrows * row_floats;
+            ++nrows;
+            std::fill(buf, buf + pad * ci, 0.f);
+            const float* src = in.voxel(n, iz, iy, 0);
+            if (in.ld == ci && !act.active()) {
+              std::copy(src, src + id.w * ci, buf + pad * ci);
+            } else {
+              for (Index x = 0; x < id.w; ++x)
+                cpu::gemm::activate_row(src + x * in.ld, buf + (pad + x) * ci, ci, act.scale, act.shift, act.relu);
+            }
+            std::fill(buf + (pad + id.w) * ci, buf + wp * ci, 0.f);
+            valid.emplace_back(kd * kh_n + kh, buf);
+          }
+        }
+        int ns = 0;
+        for (const auto& [khd, buf] : valid) {
+          if (merge_kw) {
+            segs[size_t(ns++)] = {buf, nullptr, kw_n * ci};
+          } else {
+            for (Index kw = 0; kw < kw_n; ++kw) segs[size_t(ns++)] = {buf + kw * g.dilation[2] * ci, nullptr, ci};
+          }
+        }
+        for (Index p = 0; p < panels_; ++p) {
+          int i = 0;
+          for (const auto& [khd, buf] : valid)
+            for (Index kw = 0; kw < (merge_kw ? 1 : kw_n); ++kw) segs[size_t(i++)].b = panel(p) + (khd * kw_n + kw) * ci * pw;
+          cpu::gemm::gemm_rows(segs.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, epilogue(post, p),
+                               kgroup());
+        }
+      }
+    }
+  }
+#else
+  void forward_pointwise(TensorView<const T>, TensorView<T>, const Activation<Cpu, T>&, const Activation<Cpu, T>&) const {}
+  void rows_fast(TensorView<const T>, const Dims&, T*, Index, Index, const Activation<Cpu, T>&, const Activation<Cpu, T>&,
+                 Index, Index) const {}
+#endif
+
+  // ------------------------------------------------------------------ portable path (Eigen)
+  // Output voxels [first, last) of the grid `want`; voxel v is stored at out + (v - v_base)*ldo.
+  void forward_eigen_range(TensorView<const T> in, const Dims& want, T* out, Index ldo, Index v_base,
+                           const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index first, Index last) const {
     const Index ci = spec_.in_channels, co = spec_.out_channels;
-    const Index k = ci * g.taps();
-    const bool pointwise = g.taps() == 1 && g.stride == std::array<Index, 3>{1, 1, 1} &&
-                           g.padding == std::array<Index, 3>{0, 0, 0};
-    const bool in_place_a = pointwise && !pre.active();
-    const Index voxels = want.voxels();
-    // ~256 KiB of A per tile: stays in L2 next to the packed weights.
-    const Index tile = std::clamp<Index>(Index(65536 / sizeof(T)) / k, 16, 512);
+    const Index k = ci * spec_.geometry.taps();
+    const bool in_place_a = pointwise() && !pre.active();
+    const Index voxels = last - first;
+    // A tile of at least 128 rows, so that Eigen's packing of the weights is amortised.
+    const Index tile = std::clamp<Index>(Index(262144 / sizeof(T)) / k, 128, 512);
     const Index tiles = (voxels + tile - 1) / tile;
 
 #pragma omp parallel
@@ -65,8 +255,8 @@ class Conv3d<Cpu, T> {
       RowMatrix a_tile(in_place_a ? 0 : tile, in_place_a ? 0 : k);
 #pragma omp for schedule(static)
       for (Index t = 0; t < tiles; ++t) {
-        const Index v0 = t * tile;
-        const Index rows = std::min(tile, voxels - v0);
+        const Index v0 = first + t * tile;
+        const Index rows = std::min(tile, last - v0);
         const T* a = nullptr;
         Index lda = k;
         if (in_place_a) {
@@ -77,11 +267,11 @@ class Conv3d<Cpu, T> {
           a = a_tile.data();
         }
         ConstStridedMap am(a, rows, k, Eigen::OuterStride<>(lda));
-        StridedMap om(out.voxel(v0), rows, co, Eigen::OuterStride<>(out.ld));
+        StridedMap om(out + (v0 - v_base) * ldo, rows, co, Eigen::OuterStride<>(ldo));
         om.noalias() = am * packed_;
         if (!bias_.empty() || post.active()) {
           for (Index r = 0; r < rows; ++r) {
-            T* y = out.voxel(v0 + r);
+            T* y = out + (v0 + r - v_base) * ldo;
             for (Index o = 0; o < Index(bias_.size()); ++o) y[o] += bias_[o];
             apply_activation(post, y, y, co);
           }
@@ -90,11 +280,10 @@ class Conv3d<Cpu, T> {
     }
   }
 
- private:
   // Rows [v0, v0+rows) of A: output voxel v's receptive field, padding as zeros. A fused
   // pre-activation applies only to in-bounds values: torch pads the activated tensor with zeros.
-  void pack(const TensorView<const T>& in, const Dims& od, Index v0, Index rows,
-            const Activation<Cpu, T>& pre, T* a) const {
+  void pack(const TensorView<const T>& in, const Dims& od, Index v0, Index rows, const Activation<Cpu, T>& pre,
+            T* a) const {
     const WindowGeometry& g = spec_.geometry;
     const Index ci = spec_.in_channels, k = ci * g.taps();
     for (Index r = 0; r < rows; ++r) {
@@ -125,8 +314,11 @@ class Conv3d<Cpu, T> {
   }
 
   ConvSpec spec_;
-  RowMatrix packed_;  // (K, C_out), rows ordered (tap, c_in)
+  RowMatrix packed_;  // portable path: (K, C_out), rows ordered (tap, c_in)
   std::vector<T> bias_;
+  // fast path: panels of 16*nv_ output channels, each K x 16*nv_
+  Index nv_ = 1, panels_ = 0, panel_floats_ = 0;
+  cpu::AlignedFloats panel_store_;
 };
 
 }  // namespace volfeat

@@ -63,6 +63,7 @@ class AvgPool3d<Cpu, T> {
     if (g.dilation != std::array<Index, 3>{1, 1, 1}) fail("avgpool3d: torch's AvgPool3d has no dilation");
   }
   const WindowGeometry& geometry() const { return g_; }
+  bool count_include_pad() const { return count_include_pad_; }
   Dims output_dims(const Dims& in) const { return pooled_dims(g_, in, "avgpool3d"); }
 
   void forward(TensorView<const T> in, TensorView<T> out) const {

@@ -1,0 +1,302 @@
+// Google Benchmark suite: every Cpu primitive at the shapes DenseNet121-3D runs it on (a 128^3 input),
+// and the whole network at several volumes. Counters: GFLOP/s from analytic FLOP counts (2*MACs of the
+// convs as torch computes them), GB/s for the memory-bound ops. Every benchmark checks its output outside
+// the timed loop (convs: sampled voxels against a double-precision direct sum; network: finite and
+// identical across iterations) and reports an error instead of a number if it is wrong.
+//
+//   volfeat_bench [--full] [google benchmark flags, e.g. --benchmark_filter=conv]
+// --full adds the whole network at 216x512x512 (2.3 TFLOP, ~1.5 GB).
+#include <benchmark/benchmark.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "volfeat/backend/cpu.hpp"
+#include "volfeat/core/random.hpp"
+#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/weights/inflate.hpp"
+
+using namespace volfeat;
+
+namespace {
+
+// Core cycles of the calling thread (perf_event_open), so that a 1-thread run reports FLOP/cycle,
+// which unlike GFLOP/s does not depend on what else the machine runs. -1 when perf is unavailable.
+class CycleCounter {
+ public:
+  CycleCounter() {
+    perf_event_attr a{};
+    a.type = PERF_TYPE_HARDWARE;
+    a.size = sizeof(a);
+    a.config = PERF_COUNT_HW_CPU_CYCLES;
+    a.exclude_kernel = 1;
+    a.exclude_hv = 1;
+    fd_ = int(syscall(SYS_perf_event_open, &a, 0, -1, -1, 0));
+  }
+  ~CycleCounter() {
+    if (fd_ >= 0) close(fd_);
+  }
+  double read() const {
+    long long v = 0;
+    if (fd_ < 0 || ::read(fd_, &v, sizeof(v)) != sizeof(v)) return -1;
+    return double(v);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Adds FLOP/cycle (main thread's cycles; meaningful with OMP_NUM_THREADS=1) to a benchmark.
+void flop_per_cycle(benchmark::State& st, double flop, double c0, double c1) {
+  if (c0 >= 0 && c1 > c0) st.counters["FLOP/cycle"] = flop * double(st.iterations()) / (c1 - c0);
+}
+
+std::vector<double> normals(size_t n, uint64_t seed, double scale = 1.0) {
+  Rng rng(seed);
+  std::vector<double> v(n);
+  for (double& x : v) x = scale * rng.normal();
+  return v;
+}
+
+Tensor<Cpu, float> random_tensor(const Dims& d, uint64_t seed) {
+  Tensor<Cpu, float> t(d);
+  Rng rng(seed);
+  for (Index i = 0; i < d.size(); ++i) t.data()[i] = float(rng.normal());
+  return t;
+}
+
+BatchNorm3d<Cpu, float> random_bn(Index c, uint64_t seed) {
+  const auto r = normals(size_t(4 * c), seed, 0.3);
+  BatchNormParams p;
+  for (Index i = 0; i < c; ++i) {
+    p.gamma.push_back(1.0 + r[size_t(i)]);
+    p.beta.push_back(r[size_t(c + i)]);
+    p.running_mean.push_back(r[size_t(2 * c + i)]);
+    p.running_var.push_back(1.0 + std::abs(r[size_t(3 * c + i)]));
+  }
+  return BatchNorm3d<Cpu, float>(p);
+}
+
+// Output voxel v of conv(act(in)) computed directly in double.
+double direct_conv(const TensorView<const float>& in, const ConvSpec& s, const std::vector<double>& w,
+                   const BatchNorm3d<Cpu, float>* pre, const Dims& od, Index v, Index o) {
+  const Index x = v % od.w, y = (v / od.w) % od.h, z = (v / (od.w * od.h)) % od.d, n = v / (od.w * od.h * od.d);
+  const WindowGeometry& g = s.geometry;
+  const Index ci = s.in_channels, taps = g.taps();
+  double acc = 0;
+  for (Index kd = 0; kd < g.kernel[0]; ++kd)
+    for (Index kh = 0; kh < g.kernel[1]; ++kh)
+      for (Index kw = 0; kw < g.kernel[2]; ++kw) {
+        const Index id = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+        const Index ih = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+        const Index iw = x * g.stride[2] - g.padding[2] + kw * g.dilation[2];
+        if (id < 0 || ih < 0 || iw < 0 || id >= in.dims.d || ih >= in.dims.h || iw >= in.dims.w) continue;
+        const float* p = in.voxel(n, id, ih, iw);
+        const Index t = (kd * g.kernel[1] + kh) * g.kernel[2] + kw;
+        for (Index c = 0; c < ci; ++c) {
+          double a = p[c];
+          if (pre) a = std::max(0.0, a * double(pre->scale()[c]) + double(pre->shift()[c]));
+          acc += a * w[size_t((o * ci + c) * taps + t)];
+        }
+      }
+  return acc;
+}
+
+// Sampled voxels (and the corners) of out against direct_conv; true when all agree to 1e-4 relative.
+bool check_conv(const TensorView<const float>& in, const ConvSpec& s, const std::vector<double>& w,
+                const BatchNorm3d<Cpu, float>* pre, const TensorView<const float>& out, std::string& why) {
+  Rng rng(99);
+  const Index vox = out.dims.voxels();
+  double worst = 0, scale = 1e-30;
+  for (int i = 0; i < 64; ++i) {
+    const Index v = i == 0 ? 0 : i == 1 ? vox - 1 : Index(rng.uniform() * double(vox)) % vox;
+    for (Index o = 0; o < s.out_channels; o += std::max<Index>(1, s.out_channels / 7)) {
+      const double want = direct_conv(in, s, w, pre, out.dims, v, o);
+      worst = std::max(worst, std::abs(want - double(out.voxel(v)[o])));
+      scale = std::max(scale, std::abs(want));
+    }
+  }
+  if (worst / scale > 1e-4) {
+    why = "conv output differs from the direct sum: relative error " + std::to_string(worst / scale);
+    return false;
+  }
+  return true;
+}
+
+// A conv at DenseNet's shapes: grid (the 128^3 input's grid for that block), channels, kernel.
+void bm_conv(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post) {
+  const ConvSpec spec{in_dims.c, co, g};
+  const auto w = normals(size_t(spec.weight_count()), 2, std::sqrt(2.0 / double(in_dims.c * g.taps())));
+  const Conv3d<Cpu, float> conv(spec, w);
+  const auto bn_in = random_bn(in_dims.c, 3);
+  const auto bn_out = random_bn(co, 4);
+  auto x = random_tensor(in_dims, 1);
+  Tensor<Cpu, float> y(conv.output_dims(in_dims));
+  Activation<Cpu, float> pre, post;
+  if (fused_pre) pre = {&bn_in, true};
+  if (fused_post) post = {&bn_out, true};
+  CycleCounter cycles;
+  const double c0 = cycles.read();
+  for (auto _ : st) {
+    conv.forward(x.view(), y.view(), pre, post);
+    benchmark::ClobberMemory();
+  }
+  flop_per_cycle(st, spec.flops(in_dims), c0, cycles.read());
+  // Check (outside the timed loop): without the post-activation, whose BN+ReLU the spot check lacks.
+  conv.forward(x.view(), y.view(), pre, {});
+  std::string why;
+  if (!check_conv(x.view(), spec, w, fused_pre ? &bn_in : nullptr, y.view(), why)) st.SkipWithError(why.c_str());
+  st.counters["GFLOP/s"] = benchmark::Counter(spec.flops(in_dims), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void bm_maxpool0(benchmark::State& st) {
+  const Dims d{1, 64, 64, 64, 64};
+  auto x = random_tensor(d, 1);
+  const MaxPool3d<Cpu, float> pool(kStemPool);
+  Tensor<Cpu, float> y(pool.output_dims(d));
+  for (auto _ : st) {
+    pool.forward(x.view(), y.view());
+    benchmark::ClobberMemory();
+  }
+  // output voxel (1,1,1): window input [1,3]^3
+  float m = -INFINITY;
+  for (Index a = 1; a <= 3; ++a)
+    for (Index b = 1; b <= 3; ++b)
+      for (Index c = 1; c <= 3; ++c) m = std::max(m, x.view().voxel(0, a, b, c)[5]);
+  if (y.view().voxel(0, 1, 1, 1)[5] != m) st.SkipWithError("maxpool output wrong");
+  st.counters["GB/s"] = benchmark::Counter(double(d.size() + y.dims().size()) * 4, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void bm_avgpool(benchmark::State& st) {
+  const Dims d{1, 32, 32, 32, 128};
+  auto x = random_tensor(d, 1);
+  const AvgPool3d<Cpu, float> pool(kTransitionPool, true);
+  Tensor<Cpu, float> y(pool.output_dims(d));
+  for (auto _ : st) {
+    pool.forward(x.view(), y.view());
+    benchmark::ClobberMemory();
+  }
+  double s = 0;
+  for (Index a = 2; a <= 3; ++a)
+    for (Index b = 2; b <= 3; ++b)
+      for (Index c = 2; c <= 3; ++c) s += x.view().voxel(0, a, b, c)[7];
+  if (std::abs(y.view().voxel(0, 1, 1, 1)[7] - s / 8) > 1e-5) st.SkipWithError("avgpool output wrong");
+  st.counters["GB/s"] = benchmark::Counter(double(d.size() + y.dims().size()) * 4, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void bm_bn_relu(benchmark::State& st) {
+  const Dims d{1, 32, 32, 32, 256};
+  auto x = random_tensor(d, 1);
+  const auto bn = random_bn(256, 3);
+  Tensor<Cpu, float> y(d);
+  for (auto _ : st) {
+    bn.forward(x.view(), y.view(), true);
+    benchmark::ClobberMemory();
+  }
+  const Index v = 12345, c = 77;
+  const float want = std::max(0.f, x.view().voxel(v)[c] * bn.scale()[c] + bn.shift()[c]);
+  if (std::abs(y.view().voxel(v)[c] - want) > 1e-5f * (1 + std::abs(want))) st.SkipWithError("bn-relu output wrong");
+  st.counters["GB/s"] = benchmark::Counter(double(d.size()) * 8, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+double network_gflop(Index d, Index h, Index w) {
+  auto out = [](Index n, Index k, Index s, Index p) { return (n + 2 * p - k) / s + 1; };
+  std::array<Index, 3> g{out(d, 7, 2, 3), out(h, 7, 2, 3), out(w, 7, 2, 3)};
+  double f = 2.0 * double(g[0] * g[1] * g[2]) * 64 * 343;
+  for (auto& e : g) e = out(e, 3, 2, 1);
+  Index ch = 64;
+  const int layers[4] = {6, 12, 24, 16};
+  for (int b = 0; b < 4; ++b) {
+    const double vox = double(g[0] * g[1] * g[2]);
+    for (int l = 0; l < layers[b]; ++l, ch += 32) f += 2 * vox * 128 * double(ch) + 2 * vox * 32 * 128 * 27;
+    if (b < 3) {
+      f += 2 * vox * double(ch / 2) * double(ch);
+      ch /= 2;
+      for (auto& e : g) e /= 2;
+    }
+  }
+  return f;
+}
+
+struct Checksum {
+  std::vector<float> out;
+  bool wants(const std::string& n) const { return n == "features.norm5"; }
+  void operator()(const std::string&, TensorView<const float> v) { out = to_host(Cpu{}, v); }
+};
+
+const DenseNet3d<Cpu, float>& network() {
+  static const DenseNet3d<Cpu, float> net(random_state_dict(densenet_config("densenet121"), 0, 1));
+  return net;
+}
+
+void bm_network(benchmark::State& st, Index d, Index h, Index w) {
+  const auto& net = network();
+  auto x = random_tensor({1, d, h, w, 1}, 1);
+  Checksum first, now;
+  net.forward(x.view(), first);
+  CycleCounter cycles;
+  const double c0 = cycles.read();
+  for (auto _ : st) {
+    net.forward(x.view(), now);
+    benchmark::ClobberMemory();
+  }
+  flop_per_cycle(st, network_gflop(d, h, w), c0, cycles.read());
+  bool finite = true;
+  for (float v : first.out) finite = finite && std::isfinite(v);
+  if (!finite || first.out.empty()) st.SkipWithError("network output not finite");
+  else if (now.out != first.out) st.SkipWithError("network output changed between iterations");
+  st.counters["GFLOP/s"] = benchmark::Counter(network_gflop(d, h, w), benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["GFLOP"] = network_gflop(d, h, w) / 1e9;
+}
+
+void register_all(bool full) {
+  using benchmark::RegisterBenchmark;
+  const auto k1 = WindowGeometry::cube(1);
+  const auto k3 = WindowGeometry::cube(3, 1, 1);
+  // 1x1x1 conv1 of a dense layer (fused norm1+relu1) at each block's grid and a typical width, 128^3 input.
+  RegisterBenchmark("conv1x1/block1_c64_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 64}, 128, k1, true, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block1_c224_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 224}, 128, k1, true, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block2_c320_to128_16^3", bm_conv, Dims{1, 16, 16, 16, 320}, 128, k1, true, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block3_c640_to128_8^3", bm_conv, Dims{1, 8, 8, 8, 640}, 128, k1, true, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block4_c768_to128_4^3", bm_conv, Dims{1, 4, 4, 4, 768}, 128, k1, true, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/transition1_c256_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 256}, 128, k1, true, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block1_c160_to128_post_32^3", bm_conv, Dims{1, 32, 32, 32, 160}, 128, k1, true, true)->UseRealTime();
+  // 3x3x3 conv2 (128 -> 32) at each block's grid.
+  RegisterBenchmark("conv3x3x3/128_to32_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, false, false)->UseRealTime();
+  RegisterBenchmark("conv3x3x3/128_to32_16^3", bm_conv, Dims{1, 16, 16, 16, 128}, 32, k3, false, false)->UseRealTime();
+  RegisterBenchmark("conv3x3x3/128_to32_8^3", bm_conv, Dims{1, 8, 8, 8, 128}, 32, k3, false, false)->UseRealTime();
+  RegisterBenchmark("conv3x3x3/128_to32_prebnrelu_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, true, false)->UseRealTime();
+  // Stem: 7^3 stride 2 pad 3, 1 -> 64, with norm0+relu0 fused.
+  RegisterBenchmark("stem/conv0_7^3_s2_128^3", bm_conv, Dims{1, 128, 128, 128, 1}, 64, kStemConv, false, true)->UseRealTime();
+  RegisterBenchmark("pool/maxpool0_64^3x64", bm_maxpool0)->UseRealTime();
+  RegisterBenchmark("pool/avgpool_32^3x128", bm_avgpool)->UseRealTime();
+  RegisterBenchmark("bn_relu/32^3x256", bm_bn_relu)->UseRealTime();
+  for (auto [d, h, w] : std::vector<std::array<Index, 3>>{{64, 64, 64}, {128, 128, 128}, {54, 128, 128}, {108, 256, 256}})
+    RegisterBenchmark(("network/" + std::to_string(d) + "x" + std::to_string(h) + "x" + std::to_string(w)).c_str(),
+                      bm_network, d, h, w)
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(2.0)->UseRealTime();
+  if (full) RegisterBenchmark("network/216x512x512", bm_network, 216, 512, 512)->Unit(benchmark::kMillisecond)->Iterations(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool full = false;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--full") == 0) full = true;
+    else args.push_back(argv[i]);
+  }
+  int n = int(args.size());
+  benchmark::Initialize(&n, args.data());
+  register_all(full);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,147 @@
+#pragma once
+// Cpu specialisations of the fused ops of ops/fused.hpp.
+#include <algorithm>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "volfeat/backend/cpu/batchnorm3d.hpp"
+#include "volfeat/backend/cpu/conv3d.hpp"
+#include "volfeat/backend/cpu/parallel.hpp"
+#include "volfeat/backend/cpu/pool3d.hpp"
+#include "volfeat/ops/fused.hpp"
+
+namespace volfeat {
+
+// Conv planes are computed one at a time (Conv3d::forward_plane, parallel over its rows) into a ring
+// of as many planes as the pool window is deep; each pool output plane is reduced from the ring as
+// soon as its window is complete. Memory: kD conv planes instead of the whole conv output.
+template <class T>
+struct ConvActMaxPool<Cpu, T> {
+#if VOLFEAT_HAVE_AVX512
+  // One output row of the max pool, channels in zmm registers (c = 16*nv <= 128); NaN propagates as
+  // in torch: a value replaces the running max when it is greater or when it is NaN.
+  static void pool_row_avx512(const WindowGeometry& g, const Dims& cd, const float* const* src, Index planes,
+                              TensorView<float> out, Index n, Index zo, Index yo) {
+    const Index c = cd.c, nv = c / 16;
+    for (Index xo = 0; xo < out.dims.w; ++xo) {
+      __m512 m[8];
+      for (Index j = 0; j < nv; ++j) m[j] = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+      for (Index k = 0; k < planes; ++k)
+        for (Index kh = 0; kh < g.kernel[1]; ++kh) {
+          const Index iy = yo * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+          if (iy < 0 || iy >= cd.h) continue;
+          for (Index kw = 0; kw < g.kernel[2]; ++kw) {
+            const Index ix = xo * g.stride[2] - g.padding[2] + kw * g.dilation[2];
+            if (ix < 0 || ix >= cd.w) continue;
+            const float* s = src[k] + (iy * cd.w + ix) * c;
+            for (Index j = 0; j < nv; ++j) {
+              const __m512 v = _mm512_loadu_ps(s + 16 * j);
+              const __mmask16 take = _mm512_cmp_ps_mask(v, m[j], _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+              m[j] = _mm512_mask_mov_ps(m[j], take, v);
+            }
+          }
+        }
+      float* dst = out.voxel(n, zo, yo, xo);
+      for (Index j = 0; j < nv; ++j) _mm512_storeu_ps(dst + 16 * j, m[j]);
+    }
+  }
+#endif
+
+  static void forward(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, const MaxPool3d<Cpu, T>& pool,
+                      TensorView<const T> in, TensorView<T> out) {
+    const Dims cd = conv.output_dims(in.dims);
+    const WindowGeometry& g = pool.geometry();
+    if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
+    const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;
+    const Index plane = cd.h * cd.w * cd.c;
+    std::vector<T> ring(size_t(span * plane));
+    std::vector<Index> held(size_t(span), -1);  // n * D + z of the plane in each slot
+    const Index c = cd.c;
+    for (Index n = 0; n < out.dims.n; ++n)
+      for (Index zo = 0; zo < out.dims.d; ++zo) {
+        const T* src[64];
+        Index planes = 0;
+        for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+          const Index iz = zo * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+          if (iz < 0 || iz >= cd.d) continue;
+          const Index slot = iz % span;
+          T* p = ring.data() + slot * plane;
+          if (held[size_t(slot)] != n * cd.d + iz) {
+            conv.forward_plane(in, n, iz, TensorView<T>(p, Dims{1, 1, cd.h, cd.w, c}), {}, post);
+            held[size_t(slot)] = n * cd.d + iz;
+          }
+          if (planes < 64) src[planes++] = p;
+        }
+        cpu::parallel_for(out.dims.h, [&](Index yo) {
+#if VOLFEAT_HAVE_AVX512
+          if constexpr (std::is_same_v<T, float>) {
+            if (c % 16 == 0 && c <= 128) {
+              pool_row_avx512(g, cd, src, planes, out, n, zo, yo);
+              return;
+            }
+          }
+#endif
+          for (Index xo = 0; xo < out.dims.w; ++xo) {
+            T* dst = out.voxel(n, zo, yo, xo);
+            std::fill(dst, dst + c, -std::numeric_limits<T>::infinity());
+            for (Index k = 0; k < planes; ++k)
+              for (Index kh = 0; kh < g.kernel[1]; ++kh) {
+                const Index iy = yo * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+                if (iy < 0 || iy >= cd.h) continue;
+                for (Index kw = 0; kw < g.kernel[2]; ++kw) {
+                  const Index ix = xo * g.stride[2] - g.padding[2] + kw * g.dilation[2];
+                  if (ix < 0 || ix >= cd.w) continue;
+                  const T* s = src[k] + (iy * cd.w + ix) * c;
+                  // torch propagates NaN through max pooling
+                  for (Index i = 0; i < c; ++i) dst[i] = (s[i] > dst[i] || s[i] != s[i]) ? s[i] : dst[i];
+                }
+              }
+          }
+        });
+      }
+  }
+};
+
+template <class T>
+struct ActivatedAvgPool<Cpu, T> {
+  static void forward(Activation<Cpu, T> act, const AvgPool3d<Cpu, T>& pool, TensorView<const T> in, TensorView<T> out) {
+    if (out.dims != pool.output_dims(in.dims)) fail("activated avgpool: output view has the wrong shape");
+    const WindowGeometry& g = pool.geometry();
+    const Index c = in.dims.c;
+    const T* scale = act.bn ? act.bn->scale() : nullptr;
+    const T* shift = act.bn ? act.bn->shift() : nullptr;
+    const bool relu = act.relu;
+    cpu::for_each_output_voxel(out, [&](Index n, Index z, Index y, Index x, T* dst) {
+      std::fill(dst, dst + c, T(0));
+      Index inside = 0;
+      for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+        const Index id = z * g.stride[0] - g.padding[0] + kd;
+        if (id < 0 || id >= in.dims.d) continue;
+        for (Index kh = 0; kh < g.kernel[1]; ++kh) {
+          const Index ih = y * g.stride[1] - g.padding[1] + kh;
+          if (ih < 0 || ih >= in.dims.h) continue;
+          for (Index kw = 0; kw < g.kernel[2]; ++kw) {
+            const Index iw = x * g.stride[2] - g.padding[2] + kw;
+            if (iw < 0 || iw >= in.dims.w) continue;
+            const T* s = in.voxel(n, id, ih, iw);
+            if (scale && relu) {
+              for (Index i = 0; i < c; ++i) dst[i] += relu_scalar(s[i] * scale[i] + shift[i]);
+            } else if (scale) {
+              for (Index i = 0; i < c; ++i) dst[i] += s[i] * scale[i] + shift[i];
+            } else if (relu) {
+              for (Index i = 0; i < c; ++i) dst[i] += relu_scalar(s[i]);
+            } else {
+              for (Index i = 0; i < c; ++i) dst[i] += s[i];
+            }
+            ++inside;
+          }
+        }
+      }
+      const T divisor = T(pool.count_include_pad() ? g.taps() : inside);
+      for (Index i = 0; i < c; ++i) dst[i] /= divisor;
+    });
+  }
+};
+
+}  // namespace volfeat

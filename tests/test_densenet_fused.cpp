@@ -1,0 +1,64 @@
+// The whole DenseNet121-3D against PyTorch with only a few taps: the network then takes its fused
+// paths (stem conv+BN+ReLU+maxpool over planes, transitions pooled before their 1x1 conv), which the
+// record-everything comparison of test_densenet_torch never runs. Same references, same 1e-4.
+#define BOOST_TEST_MODULE densenet_fused
+#include <boost/test/unit_test.hpp>
+
+#include "support/compare.hpp"
+#include "support/torch_refs.hpp"
+#include "volfeat/backend/cpu.hpp"
+#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/weights/load.hpp"
+
+using namespace volfeat;
+using namespace volfeat::test;
+
+namespace {
+
+struct TorchRefs {
+  TorchRefs() { require_torch_refs(); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(TorchRefs);
+
+void check_sparse_taps(const std::string& file, const std::vector<std::string>& taps, const std::string& stop_at = "") {
+  const NpzMap z = read_npz(torch_ref_dir() + "/" + file);
+  const auto args = ref_meta(z)["args"];
+  InflateOptions opt;
+  opt.scheme = args["scheme"].get<std::string>();
+  opt.axis = args["axis"].get<std::string>()[0];
+  opt.stem = args["stem"].get<std::string>();
+  const DenseNet3d<Cpu, float> net(inflate_state_dict(read_state_dict(torch_ref_dir() + "/dn121_2d.npz"), opt));
+  const reference::Array5 input = ref_array(z.at("input"));
+  const auto x = reference::to_channels_last<float>(input);
+  Recorder<Cpu, float> rec(taps);
+  const int stop = stop_at.empty() ? -1 : net.module_index(stop_at);
+  net.forward(TensorView<const float>(x.data(), input.dims()), rec, stop);
+  for (const auto& name : taps) {
+    BOOST_TEST_CONTEXT(file << " module " << name) {
+      BOOST_TEST_REQUIRE(rec.has(name));
+      const reference::Array5 want = ref_array(z.at("out/" + name));
+      BOOST_TEST_REQUIRE((rec.at(name).dims == want.dims()));
+      const double err = relative_error(rec.at(name).data, reference::to_channels_last<double>(want));
+      BOOST_TEST(err <= 1e-4);
+      BOOST_TEST_MESSAGE(file << " " << name << ": relative error " << err);
+    }
+  }
+  BOOST_TEST(rec.taps().size() == taps.size());
+}
+
+const std::vector<std::string> kSparse{
+    "features.pool0",           "features.denseblock1.denselayer3", "features.transition1.pool",
+    "features.transition1",     "features.denseblock2",             "features.transition2",
+    "features.denseblock3.denselayer24.conv2", "features.transition3", "features.denseblock4",
+    "features.norm5"};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(fused_paths_match_torch_cube) { check_sparse_taps("ref_i3d_32.npz", kSparse); }
+BOOST_AUTO_TEST_CASE(fused_paths_match_torch_odd_shape) { check_sparse_taps("ref_centre_odd.npz", kSparse); }
+BOOST_AUTO_TEST_CASE(fused_paths_match_torch_axis_h) { check_sparse_taps("ref_i3d_axisH_mean.npz", kSparse); }
+BOOST_AUTO_TEST_CASE(only_the_last_module) { check_sparse_taps("ref_centre_odd.npz", {"features.norm5"}); }
+BOOST_AUTO_TEST_CASE(stop_right_after_a_fused_pool) {
+  check_sparse_taps("ref_i3d_32.npz", {"features.transition2.pool"}, "features.transition2.pool");
+  check_sparse_taps("ref_thin.npz", {"features.pool0"}, "features.pool0");
+}
