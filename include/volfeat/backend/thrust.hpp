@@ -1,0 +1,14 @@
+#pragma once
+// The Thrust backend: every op as Op<Thrust, float> / Op<Thrust, double>, on the device system the
+// translation unit is compiled for (CUDA under nvcc; OpenMP with g++ and
+// -DTHRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_OMP). CMake: link volfeat::thrust_omp or
+// volfeat::cuda (options VOLFEAT_WITH_THRUST_OMP / VOLFEAT_WITH_CUDA). Choosing it changes only the
+// backend type: DenseNet3d<Thrust, float> instead of DenseNet3d<Cpu, float>; feed it device data
+// (from_host(Thrust{}, dims, host_ptr)).
+#include "volfeat/backend/thrust/batchnorm3d.hpp"
+#include "volfeat/backend/thrust/concat.hpp"
+#include "volfeat/backend/thrust/conv3d.hpp"
+#include "volfeat/backend/thrust/fused.hpp"
+#include "volfeat/backend/thrust/pool3d.hpp"
+#include "volfeat/backend/thrust/region_pool.hpp"
+#include "volfeat/backend/thrust/tensor.hpp"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Compiles the CUDA variant of volfeat (the Thrust backend under nvcc): the tests test_primitives_cuda
+# and test_densenet_cuda, and the CLI volfeat-cuda, in a separate build directory.
+#   scripts/check_cuda_build.sh [BUILD_DIR]      (default: build-cuda beside this script's checkout)
+#   VOLFEAT_JOBS=N for parallel compile jobs (default 2).
+# Without nvcc it says so and exits 0. With a GPU (nvidia-smi lists one) it also runs the CUDA tests;
+# without one it says plainly that they were compiled and not run.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${1:-$root/build-cuda}
+jobs=${VOLFEAT_JOBS:-2}
+
+nvcc=$(command -v nvcc || true)
+if [[ -z "$nvcc" && -x /usr/local/cuda/bin/nvcc ]]; then nvcc=/usr/local/cuda/bin/nvcc; fi
+if [[ -z "$nvcc" ]]; then
+  echo "check_cuda_build: no nvcc on PATH or in /usr/local/cuda/bin: the CUDA variant was NOT compiled"
+  exit 0
+fi
+echo "check_cuda_build: $("$nvcc" --version | tail -n 2 | head -n 1)"
+
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_COMPILER="$nvcc" \
+  -DVOLFEAT_WITH_CUDA=ON -DVOLFEAT_WITH_THRUST_OMP=OFF -DVOLFEAT_BUILD_BENCH=OFF
+cmake --build "$build" -j "$jobs" --target test_primitives_cuda test_densenet_cuda volfeat_cli_cuda
+
+echo "compiled: $build/tests/test_primitives_cuda $build/tests/test_densenet_cuda $build/experiments/volfeat-cuda"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+  echo "check_cuda_build: a GPU is present: running the CUDA tests"
+  ctest --test-dir "$build" -L cuda --output-on-failure
+  echo "CUDA variant compiled and its tests ran on: $(nvidia-smi -L | head -n 1)"
+else
+  echo "CUDA variant compiled; NOT run (no GPU on this machine)"
+fi
