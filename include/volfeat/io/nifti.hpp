@@ -215,6 +215,7 @@ struct RawFields {
   double pixdim[8] = {};
   int datatype = 0;
   double scl_slope = 0, scl_inter = 0;
+  double vox_offset = 0;  // a float in NIfTI-1, an int64 in NIfTI-2
   int qform_code = 0, sform_code = 0;
 };
 
@@ -255,6 +256,7 @@ inline RawFields read_raw_fields(const std::string& path, bool& gzipped) {
     for (int i = 0; i < 8; ++i) r.dim[i] = h.dim[i], r.pixdim[i] = h.pixdim[i];
     r.datatype = h.datatype;
     r.scl_slope = h.scl_slope, r.scl_inter = h.scl_inter;
+    r.vox_offset = h.vox_offset;
     r.qform_code = h.qform_code, r.sform_code = h.sform_code;
   } else {
     nifti_2_header h;
@@ -271,6 +273,7 @@ inline RawFields read_raw_fields(const std::string& path, bool& gzipped) {
     for (int i = 0; i < 8; ++i) r.dim[i] = h.dim[i], r.pixdim[i] = h.pixdim[i];
     r.datatype = h.datatype;
     r.scl_slope = h.scl_slope, r.scl_inter = h.scl_inter;
+    r.vox_offset = static_cast<double>(h.vox_offset);
     r.qform_code = h.qform_code, r.sform_code = h.sform_code;
   }
   return r;
@@ -287,6 +290,33 @@ inline std::array<std::array<double, 4>, 4> base_affine(const int64_t dim[8], co
   }
   a[3][3] = 1.0;
   return a;
+}
+
+// Whether the file can hold the voxel data its header declares, checked before anything is allocated
+// for it: exactly for a plain file; for gzip, deflate's ~1032:1 maximum ratio bounds what a file of
+// this size can decompress to, so a small file claiming gigabytes is refused without inflating it.
+inline void check_data_extent(const NiftiInfo& info) {
+  const std::string& path = info.path;
+  std::error_code ec;
+  const auto size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (ec) fail_file(path, "cannot stat: ", ec.message());
+  const int64_t nvox = info.grid.voxels();
+  const int64_t data_bytes = nvox * info.bytes_per_voxel;
+  if (!info.gzipped) {
+    if (info.vox_offset > size)
+      fail_file(path, "invalid header: vox_offset ", info.vox_offset, " lies past the end of the file (", size,
+                " bytes)");
+    if (size < info.vox_offset + data_bytes)
+      fail_file(path, "truncated: file has ", size, " bytes but the header needs ", info.vox_offset + data_bytes,
+                " (", info.vox_offset, "-byte offset + ", nvox, " voxels x ", info.bytes_per_voxel, " bytes)");
+    return;
+  }
+  constexpr int64_t kMaxDeflateRatio = 1032;
+  const int64_t most = size * kMaxDeflateRatio + 4096;
+  if (info.vox_offset + data_bytes > most)
+    fail_file(path, "truncated or corrupt header: the header needs ", info.vox_offset + data_bytes, " bytes (",
+              info.vox_offset, "-byte offset + ", nvox, " voxels x ", info.bytes_per_voxel, " bytes), more than a ",
+              size, "-byte gzip file can hold");
 }
 
 inline OpenHeader open_header(const std::string& path) {
@@ -349,9 +379,22 @@ inline OpenHeader open_header(const std::string& path) {
   // --- scaling, nibabel's rules: slope 0 or non-finite means none; a valid slope needs a valid intercept ---
   info.scl_slope = raw.scl_slope;
   info.scl_inter = raw.scl_inter;
+  // NaN (like 0) is how some writers say "unset"; an infinite slope is damage, not a convention.
+  if (std::isinf(raw.scl_slope))
+    fail_file(path, "invalid scaling: scl_slope is ", raw.scl_slope, " (must be finite; 0 or NaN means no scaling)");
   info.scaled = std::isfinite(raw.scl_slope) && raw.scl_slope != 0.0;
   if (info.scaled && !std::isfinite(raw.scl_inter))
     fail_file(path, "invalid scaling: scl_slope is ", raw.scl_slope, " but scl_inter is ", raw.scl_inter);
+
+  // --- data offset: the library casts the NIfTI-1 float to int and quietly moves an offset inside the
+  // header to 352, so the raw value is checked here. 0 is the ANALYZE-era "right after the header".
+  const int64_t header_bytes = raw.version == 1 ? 348 : 540;
+  if (!std::isfinite(raw.vox_offset) || raw.vox_offset < 0 || raw.vox_offset > 9.0e15 ||
+      raw.vox_offset != std::floor(raw.vox_offset))
+    fail_file(path, "invalid header: vox_offset is ", raw.vox_offset, " (expected a whole number of bytes >= ",
+              header_bytes, ")");
+  if (raw.vox_offset > 0 && raw.vox_offset < header_bytes)
+    fail_file(path, "invalid header: vox_offset ", raw.vox_offset, " lies inside the ", header_bytes, "-byte header");
 
   // --- let the library decode the rest (orientation, byte order, data offset) ---
   nifti_set_debug_level(0);  // its default prints "** ERROR" lines for problems we report ourselves
@@ -359,7 +402,6 @@ inline OpenHeader open_header(const std::string& path) {
   if (!nim.p) fail_file(path, "the nifti library could not read the header (corrupt or unsupported file)");
   info.big_endian = nim.p->byteorder == 2;  // MSB_FIRST
   info.vox_offset = nim.p->iname_offset;
-  const int64_t header_bytes = raw.version == 1 ? 348 : 540;
   if (info.vox_offset < header_bytes)
     fail_file(path, "invalid header: vox_offset ", info.vox_offset, " lies inside the ", header_bytes, "-byte header");
   info.qform_code = raw.qform_code;
@@ -397,6 +439,7 @@ inline OpenHeader open_header(const std::string& path) {
   int ic = 0, jc = 0, kc = 0;
   nifti_dmat44_to_orientation(dm, &ic, &jc, &kc);
   info.orientation = {axis_letter(ic), axis_letter(jc), axis_letter(kc)};
+  check_data_extent(info);
   return oh;
 }
 
@@ -408,20 +451,24 @@ void stream_voxels(const OpenHeader& oh, Sink&& sink) {
   const std::string& path = info.path;
   const int64_t nvox = info.grid.voxels();
   const int64_t data_bytes = nvox * info.bytes_per_voxel;
-  if (!info.gzipped) {
-    // Cheap and exact for plain files: the size must cover offset + data.
-    std::error_code ec;
-    const auto size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
-    if (ec) fail_file(path, "cannot stat: ", ec.message());
-    if (size < info.vox_offset + data_bytes)
-      fail_file(path, "truncated: file has ", size, " bytes but the header needs ", info.vox_offset + data_bytes,
-                " (", info.vox_offset, "-byte offset + ", nvox, " voxels x ", info.bytes_per_voxel, " bytes)");
-  }
+  check_data_extent(info);  // again: the file may have changed since the header was read
   GzFile f(path, "rb");
   if (!f) fail_file(path, "cannot open: ", std::strerror(errno));
   gzbuffer(f.get(), 1 << 18);
-  if (gzseek(f.get(), static_cast<z_off_t>(info.vox_offset), SEEK_SET) < 0)
-    fail_file(path, "cannot seek to the voxel data at byte ", info.vox_offset, " (", f.error_text(), ")");
+  // Skip to the data by reading, so a gzip stream that ends before vox_offset is named as such
+  // (gzseek would quietly position past the end).
+  {
+    char skip[4096];
+    int64_t left = info.vox_offset;
+    while (left > 0) {
+      const int got = gzread(f.get(), skip, static_cast<unsigned>(std::min<int64_t>(left, sizeof skip)));
+      if (got < 0) fail_file(path, "corrupt gzip data before the voxel data (", f.error_text(), ")");
+      if (got == 0)
+        fail_file(path, "invalid header: vox_offset ", info.vox_offset, " lies past the end of the ",
+                  info.gzipped ? "decompressed data (" : "file (", info.vox_offset - left, " bytes)");
+      left -= got;
+    }
+  }
 
   dispatch_datatype(info.datatype, [&](auto tag) {
     using T = decltype(tag);
@@ -580,7 +627,7 @@ inline Volume<float> read_nifti_float(const std::string& path, const ReadOptions
   });
   if (bad && !options.nan_to)
     fail_file(path, bad, " voxel", bad == 1 ? " is" : "s are", " NaN or infinite (first at ",
-              voxel_text(vol.grid, first_bad), "); set a NaN replacement value to read it anyway");
+              voxel_text(vol.grid, first_bad), "); --nan-to VALUE replaces them");
   return vol;
 }
 

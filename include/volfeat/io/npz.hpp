@@ -2,6 +2,7 @@
 // NumPy .npz archives: a zip of .npy members, as written by np.savez / np.savez_compressed.
 // Keys are member names without ".npy", matching what np.load(...).files reports.
 #include <cstddef>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -17,7 +18,16 @@ using NpzMap = std::map<std::string, NpyArray>;
 
 inline NpzMap parse_npz(const unsigned char* p, size_t n, const std::string& origin) {
   static const std::string kSuffix = ".npy";
+  static const unsigned char kNpyMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  if (n >= sizeof kNpyMagic && std::memcmp(p, kNpyMagic, sizeof kNpyMagic) == 0)
+    fail(origin, ": is a single .npy file, not an .npz archive (write weights with np.savez)");
   const ZipReader zip(p, n, origin);
+  for (const ZipMember& m : zip.members()) {
+    const std::string pkl = "data.pkl";
+    if (m.name.size() >= pkl.size() && m.name.compare(m.name.size() - pkl.size(), pkl.size(), pkl) == 0)
+      fail(origin, ": is a PyTorch checkpoint (member ", detail::display_name(m.name),
+           "), not an .npz; export it with weights/export_torchvision.py --pth FILE --out FILE.npz");
+  }
   NpzMap arrays;
   for (const ZipMember& m : zip.members()) {
     const std::string where = origin + ": member " + detail::display_name(m.name);

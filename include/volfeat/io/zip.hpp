@@ -144,7 +144,12 @@ class ZipReader {
         break;
       }
     }
-    if (eocd == SIZE_MAX) fail(origin_, ": not a zip file (no end-of-central-directory record)");
+    if (eocd == SIZE_MAX) {
+      if (zip_le32(p_) == kLocalHeaderSig)
+        fail(origin_, ": truncated zip (starts like a zip archive but has no end-of-central-directory record; "
+                      "an incomplete download or copy?)");
+      fail(origin_, ": not a zip file (no end-of-central-directory record)");
+    }
 
     const unsigned char* e = p_ + eocd;
     uint32_t disk = zip_le16(e + 4), cd_disk = zip_le16(e + 6);

@@ -69,13 +69,18 @@ inline std::string label_census(const std::map<int32_t, int64_t>& counts) {
 
 // Fills each region's voxel count; a requested label that is absent is an error. Returns the mask's
 // labels nobody asked for (they are reported, and count as neither region nor background).
+// `preprocessed`: the counts are after --crop-to-labels/--resample, where a small region can vanish.
 inline std::vector<int32_t> match_regions(std::vector<Region>& regions, const std::map<int32_t, int64_t>& counts,
-                                          const std::string& mask_name) {
+                                          const std::string& mask_name, bool preprocessed = false) {
   std::set<int32_t> requested;
   for (Region& r : regions) {
     auto it = counts.find(r.label);
+    if ((it == counts.end() || it->second == 0) && preprocessed)
+      fail(mask_name, ": region ", r.name, "=", r.label, " has no voxels left (labels present: ", label_census(counts),
+           "); resample less coarsely or crop with a larger margin");
     if (it == counts.end() || it->second == 0)
-      fail(mask_name, ": region ", r.name, "=", r.label, " is empty (labels present: ", label_census(counts), ")");
+      fail(mask_name, ": region ", r.name, "=", r.label, " is not in the mask (labels present: ", label_census(counts),
+           ")");
     r.voxels = it->second;
     requested.insert(r.label);
   }
