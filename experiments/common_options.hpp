@@ -7,6 +7,7 @@
 
 #include "../weights/inflate_options.hpp"
 #include "volfeat/pipeline/extract.hpp"
+#include "volfeat/pipeline/memory_guard.hpp"
 
 namespace volfeat::cli {
 
@@ -17,6 +18,7 @@ struct CommonArgs {
   bool no_background = false, quiet = false;
   int threads = 0;
   std::string out = "volfeat_out";
+  std::string max_memory;  // parsed after CLI11 (parse_memory_size)
 };
 
 inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
@@ -35,13 +37,14 @@ inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
                                     "method, one pass per region on CT x mask")
       ->capture_default_str()
       ->check(CLI::IsMember({"shared", "mask-input"}));
-  cmd->add_option("--pool", e.pool, "mean | max")->capture_default_str()->check(CLI::IsMember({"mean", "max"}));
+  cmd->add_option("--pool", e.pool, "mean | max | gem[:p] | mean+std | topk[:q] | percentile[:q] | attention[:t]")
+      ->capture_default_str();
   cmd->add_option("--weights", e.weights, "DenseNet .npz: a torchvision 2D export (inflated on load) or a 3D file from "
                                           "volfeat convert; omit for volfeat's seeded random network");
   add_inflate_options(cmd, e.inflate);
   cmd->add_option("--seed", e.inflate.seed, "seed of the random network (no --weights, or --inflate random)")
       ->capture_default_str();
-  cmd->add_option("--arch", e.arch, "architecture of the random network")
+  cmd->add_option("--arch", e.arch, "architecture of the random network; with --weights, the architecture the file must hold")
       ->capture_default_str()
       ->check(CLI::IsMember({"densenet121", "densenet169", "densenet201"}));
   cmd->add_option("--layers", a.layers, "comma list: torchvision names (features. optional), conv[-k], denseblockN");
@@ -49,6 +52,8 @@ inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--out", a.out, "output directory")->capture_default_str();
   cmd->add_option("--threads", a.threads, "threads (default: all cores)");
   cmd->add_flag("--quiet", a.quiet, "no progress on stderr");
+  cmd->add_option("--max-memory", a.max_memory,
+                  "refuse runs whose estimated peak memory exceeds SIZE (e.g. 4G, 500M; default: what is available)");
 }
 
 inline std::vector<std::string> split_list(const std::string& s) {
@@ -68,11 +73,17 @@ inline void finish_common_options(CLI::App* cmd, CommonArgs& a) {
   e.background = !a.no_background;
   e.layers = split_list(a.layers);
   if (!e.layers.empty() && !e.preset.empty()) fail("--layers and --preset are alternatives: pass one");
-  if (a.resample != 0) e.resample_mm = a.resample;
-  if (a.crop >= 0) e.crop_margin_mm = a.crop;
+  if (cmd->count("--resample")) e.resample_mm = a.resample;
+  if (cmd->count("--crop-to-labels")) e.crop_margin_mm = a.crop;
   if (!std::isnan(a.nan_to)) e.nan_to = float(a.nan_to);
   e.stem_given = cmd->count("--stem") > 0;
-  if (!e.weights.empty() && cmd->count("--arch")) fail("--arch is for the random network; with --weights the file decides");
+  e.inflate_given = cmd->count("--inflate") > 0;
+  // With --weights the file decides the architecture; --arch then asserts which one it must be.
+  e.arch_given = !e.weights.empty() && cmd->count("--arch") > 0;
+  if (!a.max_memory.empty()) e.max_memory = parse_memory_size(a.max_memory);
+  std::error_code ec;
+  if (std::filesystem::exists(a.out, ec) && !std::filesystem::is_directory(a.out, ec))
+    fail("--out ", a.out, ": exists and is not a directory");
   if (a.threads < 0) fail("--threads ", a.threads, ": expected a positive count");
   if (a.threads > 0) omp_set_num_threads(a.threads);
 }

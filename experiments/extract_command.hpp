@@ -5,6 +5,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli_backend.hpp"
 #include "common_options.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/pipeline/extract_outputs.hpp"
@@ -35,6 +36,7 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   r.threads = omp_get_max_threads();
   r.backend = Backend::kName;
   Progress::Clock::time_point t0 = Progress::Clock::now();
+  check_load_memory(o, o.max_memory, progress);
   r.volume = prepare_volume(o, progress);
   r.timings["prepare"] = Progress::since(t0);
   if (r.volume.phantom) progress.note("no --ct given: running on the built-in synthetic knee phantom");
@@ -48,7 +50,8 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   progress.note("weights: " + r.weights.description);
 
   const auto layers = resolve_layers(o, net.modules());
-  r.features = extract_features(net, r.volume, layers, o.mode, o.pool, progress);
+  check_extract_memory(extract_sizes(o, r.volume, r.weights, net, layers, r.threads), o.max_memory, progress);
+  r.features = extract_scheme_features(o, net, r.volume, layers, {o.pool}, progress);
   r.timings["forward"] = r.features.forward_seconds;
   r.table = similarity_table(r.volume.regions, r.features);
   return r;
@@ -66,7 +69,7 @@ inline void add_extract_command(CLI::App& app, const std::string& command) {
     finish_common_options(cmd, a->common);
     Progress progress(a->common.quiet);
     const auto t0 = Progress::Clock::now();
-    ExtractRun r = run_extract<Cpu>(a->common.extract, progress, command);
+    ExtractRun r = run_extract<CliBackend>(a->common.extract, progress, command);
     const auto t1 = Progress::Clock::now();
     write_extract_outputs(a->common.out, r);
     r.timings["write_outputs"] = Progress::since(t1);

@@ -1,9 +1,13 @@
 // The volfeat command-line program: one binary, one subcommand per task.
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <new>
 
 #include "../weights/convert_command.hpp"
 #include "extract_command.hpp"
+#include "report_command.hpp"
+#include "sweep_command.hpp"
+#include "landmarks_command.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/version.hpp"
 
@@ -13,15 +17,25 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", VOLFEAT_VERSION_STRING);
   const std::string command = volfeat::cli::command_line(argc, argv);
   volfeat::cli::add_extract_command(app, command);
+  volfeat::cli::add_sweep_command(app, command);
+  volfeat::cli::add_report_command(app, command);
   volfeat::cli::add_convert_command(app);
   volfeat::cli::add_phantom_command(app);
   volfeat::cli::add_info_command(app);
+  volfeat::cli::add_landmarks_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version arrive as "errors" with exit code 0; a real one gets the one-line form.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "volfeat: error: " << e.what() << " (see --help)\n";
+    return 1;
   } catch (const volfeat::Error& e) {
     std::cerr << "volfeat: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "volfeat: error: out of memory; shrink the input (--resample MM, --crop-to-labels MARGIN_MM) "
+                 "or set --max-memory to be stopped before a run starts\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "volfeat: internal error: " << e.what() << "\n";

@@ -74,6 +74,8 @@ BOOST_AUTO_TEST_CASE(i3d_mean_cube_matches_torch) { check_against_torch("ref_i3d
 BOOST_AUTO_TEST_CASE(centre_odd_shape_matches_torch) { check_against_torch("ref_centre_odd.npz"); }
 BOOST_AUTO_TEST_CASE(axis_h_stem_mean_matches_torch) { check_against_torch("ref_i3d_axisH_mean.npz"); }
 BOOST_AUTO_TEST_CASE(thin_volume_stops_early_and_matches_torch) { check_against_torch("ref_thin.npz"); }
+// ACS against ACSConv's own formulation (thin kernels, per-axis padding): tests/torch/acs_reference.py
+BOOST_AUTO_TEST_CASE(acs_matches_acsconv_thin_kernels) { check_against_torch("ref_acs_odd.npz"); }
 
 BOOST_AUTO_TEST_CASE(thin_volume_cannot_reach_the_end) {
   const DenseNet3d<Cpu, float> net(inflate_state_dict(weights_2d(), {}));

@@ -18,6 +18,7 @@
 #include "volfeat/ops/region_pool.hpp"
 #include "volfeat/pipeline/normalize.hpp"
 #include "volfeat/pipeline/phantom.hpp"
+#include "volfeat/pipeline/pooling.hpp"
 #include "volfeat/pipeline/region_weights.hpp"
 #include "volfeat/pipeline/regions.hpp"
 #include "volfeat/pipeline/resample.hpp"
@@ -42,7 +43,10 @@ struct ExtractOptions {
   std::string weights;          // no weights: volfeat's seeded random network
   InflateOptions inflate;
   bool stem_given = false;      // --stem was passed (imagenet needs the rgb stem)
+  bool inflate_given = false;   // --inflate was passed (it applies to 2D exports only)
   std::string arch = "densenet121";
+  bool arch_given = false;      // --arch passed with --weights: the file must hold that architecture
+  uint64_t max_memory = 0;      // bytes a run may use (--max-memory); 0: what the machine has available
   std::vector<std::string> layers;
   std::string preset;           // used when layers is empty (default denseblock4-tail)
 };
@@ -98,7 +102,7 @@ inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress
     v.ct = resample_linear(v.ct, *o.resample_mm);
     v.mask = resample_nearest(v.mask, *o.resample_mm);
   }
-  if (o.crop_margin_mm || o.resample_mm) match_regions(v.regions, count_labels(v.mask), v.mask_name + " (after crop/resample)");
+  if (o.crop_margin_mm || o.resample_mm) match_regions(v.regions, count_labels(v.mask), v.mask_name + " (after crop/resample)", true);
   v.normalization = parse_normalization(o.normalize);
   v.input = normalize_volume(v.ct.data, v.normalization);
   for (const Region& r : v.regions) v.indicators.push_back(region_indicator(v.mask, r.label));
@@ -112,15 +116,19 @@ struct NetworkWeights {
   std::string description;
 };
 
-inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_channels) {
+// The network of `member` (0 unless the scheme is an ensemble of several networks).
+inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_channels, size_t member = 0) {
   NetworkWeights w;
-  InflateOptions inflate = o.inflate;
+  InflateOptions inflate = scheme_members(o.inflate).at(member);
   if (input_channels == 3) {
     if (o.stem_given && inflate.stem != "rgb")
       fail("--normalize imagenet feeds 3 channels: it needs --stem rgb, not --stem ", inflate.stem);
     inflate.stem = "rgb";
   }
   if (o.weights.empty()) {
+    if (o.inflate_given && o.inflate.scheme != "random")
+      fail("--inflate ", o.inflate.scheme, " inflates a 2D export: pass --weights (a torchvision export), or use "
+           "--inflate random");
     w.state = seeded_random_weights(densenet_config(o.arch), inflate.seed, input_channels);
     w.kind = "random";
     w.description = std::string("volfeat's seeded random ") + o.arch + " (seed " + std::to_string(inflate.seed) +
@@ -128,6 +136,17 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
     return w;
   }
   w.state = load_densenet_weights(o.weights, inflate);
+  if (o.inflate_given && conv_spatial_dims(read_state_dict(o.weights)) == 3)
+    fail(o.weights, ": already holds 3D weights (", weights_kind(w.state), ", scheme ",
+         state_dict_meta(w.state).value("scheme", std::string("unknown")),
+         "); --inflate applies to 2D torchvision exports");
+  if (o.arch_given) {
+    const DenseNetConfig& found = detect_densenet(w.state);
+    if (o.arch != found.name)
+      fail(o.weights, ": holds ", found.name, " weights (dense layers per block ", found.block_layers[0], ",",
+           found.block_layers[1], ",", found.block_layers[2], ",", found.block_layers[3], ") but --arch ", o.arch,
+           " was asked for");
+  }
   w.kind = weights_kind(w.state);
   w.sha256 = sha256_file(o.weights);
   const int64_t stem = w.state.at("features.conv0.weight").shape[1];
@@ -135,6 +154,8 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
     fail(o.weights, ": conv0 takes ", stem, " channel(s) but --normalize ", o.normalize, " makes ", input_channels,
          input_channels == 3 ? " (convert with --stem rgb, or pass the 2D export)" : " (use a gray stem: --stem sum)");
   w.description = o.weights + " (" + w.kind + ")";
+  if (scheme_members(o.inflate).size() > 1)
+    w.description += ", " + o.inflate.scheme + " member " + std::to_string(member + 1) + ": " + inflate.scheme;
   return w;
 }
 
@@ -150,47 +171,84 @@ inline std::vector<std::string> resolve_layers(const ExtractOptions& o, const st
   return full;
 }
 
+using LayerVectors = std::map<std::string, std::vector<double>>;     // layer -> vector
+using RegionVectors = std::map<std::string, LayerVectors>;             // region -> layer -> vector
+
 struct RegionFeatures {
   std::vector<std::string> layers;  // full names, in the order asked
-  // features[region][layer]
-  std::map<std::string, std::map<std::string, std::vector<double>>> features;
-  std::map<std::string, std::array<Index, 4>> layer_shapes;  // (C, d, h, w)
+  std::vector<std::string> pools;   // pooling names, in the order asked
+  std::map<std::string, RegionVectors> vectors;  // pool -> region -> layer -> vector
+  std::map<std::string, std::map<std::string, ChannelGram>> grams;  // region -> layer (for CKA)
+  std::map<std::string, std::array<Index, 4>> layer_shapes;       // (C, d, h, w)
   int forward_passes = 0;
   double forward_seconds = 0;
+
+  const RegionVectors& of(const std::string& pool) const {
+    auto it = vectors.find(pool);
+    if (it == vectors.end()) fail("no features pooled with ", pool);
+    return it->second;
+  }
 };
 
 namespace detail {
-// Pools the wanted taps over each region as they are produced, so no tap is ever copied whole.
+// Pools the wanted taps over each region as they are produced, so no tap outlives its module.
+// mean and max stream through the backend's RegionPool op; other poolings and CKA's Gram matrices
+// gather the region's voxels from one host copy of the tap.
 template <class Backend, class T>
 struct RegionPooler {
   const std::vector<std::string>& layers;
   const PreparedVolume& volume;
   std::vector<size_t> regions;  // indices into volume.regions pooled by this pass
   bool weighted;                // shared mode: partial-volume weights; mask-input: whole map
-  RegionPoolKind kind;
+  std::vector<Pooling> pools;
+  bool grams;
   RegionFeatures& out;
   Progress& progress;
   std::map<std::array<Index, 3>, std::vector<std::vector<double>>> weights_by_grid;
 
   bool wants(const std::string& name) const { return std::find(layers.begin(), layers.end(), name) != layers.end(); }
+
   void operator()(const std::string& name, TensorView<const T> f) {
     const auto grid = f.dims.spatial();
     out.layer_shapes[name] = {f.dims.c, grid[0], grid[1], grid[2]};
-    if (!weighted) {
-      for (size_t r : regions) out.features[volume.regions[r].name][name] = RegionPool<Backend, T>::forward(f, nullptr, kind);
-      return;
+    const std::vector<double>* w = nullptr;
+    std::vector<std::vector<double>>* all_w = nullptr;
+    if (weighted) {
+      all_w = &weights_by_grid[grid];
+      if (all_w->empty())
+        for (size_t r = 0; r < volume.regions.size(); ++r)
+          all_w->push_back(region_weights(volume.indicators[r], volume.ct.grid.dims, grid));
     }
-    auto& w = weights_by_grid[grid];
-    if (w.empty())
-      for (size_t r = 0; r < volume.regions.size(); ++r)
-        w.push_back(region_weights(volume.indicators[r], volume.ct.grid.dims, grid));
+    bool need_samples = grams;
+    for (const Pooling& p : pools) need_samples = need_samples || !p.streaming();
+    std::vector<T> host;
+    if (need_samples) host = to_host(Backend{}, f);
     for (size_t r : regions) {
-      double sum = 0;
-      for (double x : w[r]) sum += x;
-      if (!(sum > 0))
-        fail("region ", volume.regions[r].name, " has no weight on the grid of ", name, " (", grid[0], "x", grid[1],
-             "x", grid[2], ")");
-      out.features[volume.regions[r].name][name] = RegionPool<Backend, T>::forward(f, w[r].data(), kind);
+      const std::string& region = volume.regions[r].name;
+      if (weighted) {
+        w = &(*all_w)[r];
+        double sum = 0;
+        for (double x : *w) sum += x;
+        if (!(sum > 0))
+          fail("region ", region, " has no weight on the grid of ", name, " (", grid[0], "x", grid[1], "x", grid[2], ")");
+      }
+      for (const Pooling& p : pools)
+        if (p.streaming())
+          out.vectors[p.name][region][name] = RegionPool<Backend, T>::forward(
+              f, w ? w->data() : nullptr, p.kind == Pooling::Kind::kMean ? RegionPoolKind::kMean : RegionPoolKind::kMax);
+      if (!need_samples) continue;
+      RegionSamples samples{f.dims.c, {}, {}};
+      for (Index v = 0; v < f.dims.voxels(); ++v) {
+        const double wv = w ? (*w)[size_t(v)] : 1.0;
+        if (wv <= 0) continue;
+        samples.weight.push_back(wv);
+        samples.features.insert(samples.features.end(), host.begin() + v * f.dims.c, host.begin() + (v + 1) * f.dims.c);
+      }
+      for (const Pooling& p : pools)
+        if (!p.streaming()) out.vectors[p.name][region][name] = pool_samples(samples, p);
+      if (grams)
+        out.grams[region][name] = channel_gram(samples.features.data(), samples.weight.data(), long(samples.count()),
+                                               long(samples.channels));
     }
   }
   void on_progress(int done, int stop, const std::string& name) {
@@ -199,15 +257,18 @@ struct RegionPooler {
 };
 }  // namespace detail
 
+// One network: one forward pass (shared) or one per region (mask-input), every layer and pooling
+// from the same passes.
 template <class Backend, class T>
 RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const PreparedVolume& v,
                                 const std::vector<std::string>& layers, const std::string& mode,
-                                const std::string& pool, Progress& progress) {
+                                const std::vector<std::string>& pool_names, Progress& progress, bool grams = false) {
   if (mode != "shared" && mode != "mask-input") fail("--mode '", mode, "': expected shared or mask-input");
-  if (pool != "mean" && pool != "max") fail("--pool '", pool, "': expected mean or max");
-  const RegionPoolKind kind = pool == "mean" ? RegionPoolKind::kMean : RegionPoolKind::kMax;
+  std::vector<Pooling> pools;
+  for (const auto& p : pool_names) pools.push_back(parse_pooling(p));
   RegionFeatures out;
   out.layers = layers;
+  out.pools = pool_names;
   int stop = 0;
   for (const auto& l : layers) stop = std::max(stop, net.module_index(l));
   const auto& g = v.ct.grid.dims;
@@ -215,7 +276,7 @@ RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const Prepare
   const Dims dims{1, g[0], g[1], g[2], c};
 
   auto pass = [&](const std::vector<float>& input, std::vector<size_t> regions, bool weighted, const std::string& what) {
-    detail::RegionPooler<Backend, T> pooler{layers, v, std::move(regions), weighted, kind, out, progress, {}};
+    detail::RegionPooler<Backend, T> pooler{layers, v, std::move(regions), weighted, pools, grams, out, progress, {}};
     const std::vector<T> x(input.begin(), input.end());
     const auto device = from_host(Backend{}, dims, x.data());
     progress.begin(what);
@@ -239,6 +300,45 @@ RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const Prepare
   return out;
 }
 
+template <class Backend, class T>
+RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const PreparedVolume& v,
+                                const std::vector<std::string>& layers, const std::string& mode, const std::string& pool,
+                                Progress& progress) {
+  return extract_features(net, v, layers, mode, std::vector<std::string>{pool}, progress);
+}
+
+// A scheme's features: its one network, or each member network of an ensemble
+// (orientations-concat/-mean) with the members' vectors combined per region, layer and pooling.
+// `first` is member 0's already-built network.
+template <class Backend, class T>
+RegionFeatures extract_scheme_features(const ExtractOptions& o, const DenseNet3d<Backend, T>& first,
+                                       const PreparedVolume& v, const std::vector<std::string>& layers,
+                                       const std::vector<std::string>& pools, Progress& progress, bool grams = false) {
+  const size_t members = scheme_members(o.inflate).size();
+  RegionFeatures out = extract_features(first, v, layers, o.mode, pools, progress, grams);
+  if (members == 1) return out;
+  if (grams) fail("similarity cka is not defined for the ensemble scheme ", o.inflate.scheme);
+  std::vector<RegionFeatures> parts{std::move(out)};
+  for (size_t m = 1; m < members; ++m) {
+    const DenseNet3d<Backend, T> net(load_network_weights(o, int(v.normalization.channels()), m).state);
+    parts.push_back(extract_features(net, v, layers, o.mode, pools, progress, false));
+  }
+  RegionFeatures combined = parts[0];
+  combined.forward_passes = 0;
+  combined.forward_seconds = 0;
+  for (const auto& p : parts) combined.forward_passes += p.forward_passes, combined.forward_seconds += p.forward_seconds;
+  for (auto& [pool, regions] : combined.vectors)
+    for (auto& [region, by_layer] : regions)
+      for (auto& [layer, vec] : by_layer) {
+        std::vector<std::vector<double>> member_vectors;
+        for (const auto& p : parts) member_vectors.push_back(p.vectors.at(pool).at(region).at(layer));
+        vec = combine_member_features(o.inflate.scheme, member_vectors);
+      }
+  for (auto& [layer, shape] : combined.layer_shapes)
+    if (inflation_scheme(o.inflate.scheme).combine == "concat") shape[0] *= Index(members);
+  return combined;
+}
+
 struct SimilarityTable {
   std::vector<std::string> pairs;  // "a-b", i < j in region order
   std::vector<std::pair<std::string, std::string>> pair_regions;
@@ -246,7 +346,8 @@ struct SimilarityTable {
   std::vector<std::vector<double>> value;  // [pair][layer]
 };
 
-inline SimilarityTable similarity_table(const std::vector<Region>& regions, const RegionFeatures& f) {
+inline SimilarityTable similarity_table(const std::vector<Region>& regions, const RegionFeatures& f,
+                                        const std::string& pool, const Similarity& sim) {
   SimilarityTable t;
   t.layers = f.layers;
   for (size_t i = 0; i < regions.size(); ++i)
@@ -255,10 +356,17 @@ inline SimilarityTable similarity_table(const std::vector<Region>& regions, cons
       t.pairs.push_back(a + "-" + b);
       t.pair_regions.emplace_back(a, b);
       std::vector<double> row;
-      for (const auto& l : f.layers) row.push_back(cosine_similarity(f.features.at(a).at(l), f.features.at(b).at(l)));
+      for (const auto& l : f.layers)
+        row.push_back(sim.needs_samples() ? linear_cka(f.grams.at(a).at(l), f.grams.at(b).at(l))
+                                          : vector_similarity(sim, f.of(pool).at(a).at(l), f.of(pool).at(b).at(l)));
       t.value.push_back(row);
     }
   return t;
+}
+
+// Cosine of the first pooling's vectors: the extract command's table.
+inline SimilarityTable similarity_table(const std::vector<Region>& regions, const RegionFeatures& f) {
+  return similarity_table(regions, f, f.pools.at(0), parse_similarity("cosine"));
 }
 
 }  // namespace volfeat

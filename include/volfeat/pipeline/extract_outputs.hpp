@@ -59,9 +59,10 @@ inline std::string similarities_long_csv(const SimilarityTable& t, const RunFact
   return os.str();
 }
 
+// The first pooling's vectors (extract pools one way), keyed region/layer.
 inline NpzMap features_npz(const RegionFeatures& f) {
   NpzMap m;
-  for (const auto& [region, layers] : f.features)
+  for (const auto& [region, layers] : f.of(f.pools.at(0)))
     for (const auto& [layer, v] : layers) m.emplace(region + "/" + layer, NpyArray::from({int64_t(v.size())}, v.data()));
   return m;
 }

@@ -8,6 +8,7 @@
 // `sum` (a gray volume then acts like a gray image replicated to RGB) or `mean`; or stays RGB
 // (`rgb`), for inputs normalised per channel (ImageNet mean/std) where no collapse is exact.
 #include <functional>
+#include <vector>
 #include <map>
 #include <string>
 
@@ -34,22 +35,61 @@ inline int axis_index(char axis) {
   fail("unknown axis '", axis, "' (expected D, H or W)");
 }
 
-// One scheme's rule for one 2D kernel. `t` is the index along the inflated axis, `k` its length.
+// A scheme: how each 2D kernel becomes a 3D one. Most are a per-value rule along the inflated axis;
+// ACS picks that axis per output channel; `shuffled` permutes the result; `random` ignores the 2D
+// weights; the orientation ensembles are three networks whose features the pipeline combines.
 struct InflationScheme {
   std::string formula;  // for --help and the README
-  // weight value at inflated index t given the 2D value; empty for schemes that ignore 2D weights
+  // weight value at inflated index t (of k) given the 2D value; empty for `random` and ensembles
   std::function<double(double w2, Index t, Index k)> rule;
+  // the inflated axis (0=D, 1=H, 2=W) of output channel o of O; empty: the --axis option
+  std::function<int(Index o, Index out_channels, int axis)> channel_axis;
+  bool shuffle = false;            // permute each inflated conv tensor (seeded)
+  std::vector<std::string> members;  // ensemble: member schemes, run as separate networks
+  std::string combine;             // ensemble: concat | mean (per region and layer)
 };
 
+namespace detail {
+inline double mean_rule(double w2, Index, Index k) { return w2 / double(k); }
+inline double centre_rule(double w2, Index t, Index k) { return t == k / 2 ? w2 : 0.0; }
+inline std::function<int(Index, Index, int)> fixed_axis(int a) {
+  return [a](Index, Index, int) { return a; };
+}
+// ACSConv's split of O output channels into axial, coronal and sagittal groups: sizes
+// ceil(O/3), ceil((O - ceil(O/3))/2), and the rest.
+inline int acs_group(Index o, Index out) {
+  const Index g0 = (out + 2) / 3, g1 = (out - g0 + 1) / 2;
+  return o < g0 ? 0 : o < g0 + g1 ? 1 : 2;
+}
+}  // namespace detail
+
 inline const std::map<std::string, InflationScheme>& inflation_schemes() {
+  using detail::centre_rule;
+  using detail::mean_rule;
   static const std::map<std::string, InflationScheme> schemes{
-      {"i3d-mean", {"w3[..., t, ...] = w2 / k for every t < k along the inflated axis",
-                    [](double w2, Index, Index k) { return w2 / double(k); }}},
-      {"centre", {"w3[..., k//2, ...] = w2, zero elsewhere along the inflated axis",
-                  [](double w2, Index t, Index k) { return t == k / 2 ? w2 : 0.0; }}},
-      {"random", {"torchvision's init in 3D, seeded: conv ~ N(0, 2/fan_in) with fan_in = I*kD*kH*kW, "
-                  "BN gamma=1 beta=0 mean=0 var=1 (no 2D weights used)",
-                  {}}},
+      {"i3d-mean", {"w3[..., t, ...] = w2 / k for every t < k along the inflated axis", mean_rule, {}, false, {}, {}}},
+      {"centre", {"w3[..., k//2, ...] = w2, zero elsewhere along the inflated axis", centre_rule, {}, false, {}, {}}},
+      {"random",
+       {"torchvision's init in 3D, seeded: conv ~ N(0, 2/fan_in) with fan_in = I*kD*kH*kW, BN gamma=1 beta=0 "
+        "mean=0 var=1 (no 2D weights used)",
+        {}, {}, false, {}, {}}},
+      {"shuffled",
+       {"i3d-mean, then each conv tensor's values permuted at random (seeded): same weight statistics, no "
+        "learned structure",
+        mean_rule, {}, true, {}, {}}},
+      {"acs",
+       {"ACSConv: output channels split into 3 groups (ceil(O/3), ceil((O-ceil(O/3))/2), rest) whose 2D kernels "
+        "lie in the H-W (axial), D-W (coronal) and D-H (sagittal) planes: centre along D, H and W respectively",
+        centre_rule, [](Index o, Index out, int) { return detail::acs_group(o, out); }, false, {}, {}}},
+      {"orientation-D", {"i3d-mean along D (the paper's pseudo-3D transfer, one orientation)", mean_rule, detail::fixed_axis(0), false, {}, {}}},
+      {"orientation-H", {"i3d-mean along H", mean_rule, detail::fixed_axis(1), false, {}, {}}},
+      {"orientation-W", {"i3d-mean along W", mean_rule, detail::fixed_axis(2), false, {}, {}}},
+      {"orientations-concat",
+       {"the three orientation-D/H/W networks run separately; features concatenated per region and layer",
+        {}, {}, false, {"orientation-D", "orientation-H", "orientation-W"}, "concat"}},
+      {"orientations-mean",
+       {"the three orientation-D/H/W networks run separately; features averaged per region and layer",
+        {}, {}, false, {"orientation-D", "orientation-H", "orientation-W"}, "mean"}},
   };
   return schemes;
 }
@@ -86,25 +126,34 @@ inline StateDict random_state_dict(const DenseNetConfig& c, uint64_t seed, int64
 }
 
 namespace detail {
+// (O, I, a, b) -> (O, I, k, k, k): output channel o's 2D kernel lies in the two axes other than its
+// inflated axis, in order, and the rule fills the inflated one.
 inline Param inflate_kernel(const Param& w2, int axis, const InflationScheme& s) {
   const int64_t o = w2.shape[0], in = w2.shape[1], a = w2.shape[2], b = w2.shape[3];
   const int64_t k = a;
-  Shape shape3{o, in, a, b};
-  shape3.insert(shape3.begin() + 2 + axis, k);
-  Param w3{shape3, std::vector<double>(size_t(element_count(shape3)))};
-  for (int64_t oi = 0; oi < o * in; ++oi)
-    for (int64_t p = 0; p < a; ++p)
-      for (int64_t q = 0; q < b; ++q) {
-        const double v = w2.values[size_t((oi * a + p) * b + q)];
-        for (int64_t t = 0; t < k; ++t) {
-          // 3D index (i0, i1, i2) with the inflated axis at position `axis`
-          const std::array<int64_t, 3> idx = axis == 0 ? std::array<int64_t, 3>{t, p, q}
-                                             : axis == 1 ? std::array<int64_t, 3>{p, t, q}
+  if (a != b) fail("inflation: non-square kernel ", shape_string(w2.shape));
+  Param w3{{o, in, k, k, k}, std::vector<double>(size_t(o * in * k * k * k))};
+  for (int64_t oc = 0; oc < o; ++oc) {
+    const int ax = s.channel_axis ? s.channel_axis(oc, o, axis) : axis;
+    for (int64_t ic = 0; ic < in; ++ic)
+      for (int64_t p = 0; p < a; ++p)
+        for (int64_t q = 0; q < b; ++q) {
+          const double v = w2.values[size_t(((oc * in + ic) * a + p) * b + q)];
+          for (int64_t t = 0; t < k; ++t) {
+            // 3D index (D, H, W) with the inflated axis at position `ax`
+            const std::array<int64_t, 3> idx = ax == 0   ? std::array<int64_t, 3>{t, p, q}
+                                               : ax == 1 ? std::array<int64_t, 3>{p, t, q}
                                                          : std::array<int64_t, 3>{p, q, t};
-          w3.values[size_t(((oi * shape3[2] + idx[0]) * shape3[3] + idx[1]) * shape3[4] + idx[2])] = s.rule(v, t, k);
+            w3.values[size_t((((oc * in + ic) * k + idx[0]) * k + idx[1]) * k + idx[2])] = s.rule(v, t, k);
+          }
         }
-      }
+  }
   return w3;
+}
+
+// Fisher-Yates with volfeat's portable Rng.
+inline void shuffle_values(std::vector<double>& v, Rng& rng) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[size_t(rng.below(i))]);
 }
 
 inline Param collapse_stem(const Param& w, const std::string& how) {
@@ -127,6 +176,9 @@ inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions&
   validate_densenet_state_dict(sd2d, c, 2, sd2d.at("features.conv0.weight").shape[1]);
   const InflationScheme& scheme = inflation_scheme(opt.scheme);
   const int axis = axis_index(opt.axis);
+  if (!scheme.members.empty())
+    fail("inflation scheme ", opt.scheme, " is an ensemble of ", scheme.members.size(),
+         " networks: run each member (scheme_members) and combine their features");
   if (!scheme.rule) {
     StateDict r = random_state_dict(c, opt.seed, opt.stem == "rgb" ? 3 : 1);
     r.origin = sd2d.origin + " (architecture only) -> " + r.origin;
@@ -134,16 +186,47 @@ inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions&
   }
   StateDict sd3;
   sd3.origin = sd2d.origin + " inflated " + opt.scheme + " along " + "DHW"[axis];
+  Rng rng(opt.seed);
   for (const auto& [key, p] : sd2d.params) {
     if (is_ignorable_key(key)) continue;
     if (p.shape.size() == 4) {
       const Param w2 = key == "features.conv0.weight" ? detail::collapse_stem(p, opt.stem) : p;
-      sd3.params.emplace(key, detail::inflate_kernel(w2, axis, scheme));
+      Param w3 = detail::inflate_kernel(w2, axis, scheme);
+      if (scheme.shuffle) detail::shuffle_values(w3.values, rng);
+      sd3.params.emplace(key, std::move(w3));
     } else {
       sd3.params.emplace(key, p);
     }
   }
   return sd3;
+}
+
+// The networks a scheme runs: itself, or an ensemble's members (same axis/stem/seed options).
+inline std::vector<InflateOptions> scheme_members(const InflateOptions& opt) {
+  const InflationScheme& s = inflation_scheme(opt.scheme);
+  if (s.members.empty()) return {opt};
+  std::vector<InflateOptions> out;
+  for (const auto& m : s.members) {
+    InflateOptions o = opt;
+    o.scheme = m;
+    out.push_back(o);
+  }
+  return out;
+}
+
+// An ensemble's per-region, per-layer feature vector from its members' vectors.
+inline std::vector<double> combine_member_features(const std::string& scheme, const std::vector<std::vector<double>>& parts) {
+  const InflationScheme& s = inflation_scheme(scheme);
+  if (parts.size() == 1 && s.members.empty()) return parts[0];
+  std::vector<double> out;
+  if (s.combine == "concat") {
+    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  } else {
+    out.assign(parts[0].size(), 0.0);
+    for (const auto& p : parts)
+      for (size_t i = 0; i < p.size(); ++i) out[i] += p[i] / double(parts.size());
+  }
+  return out;
 }
 
 }  // namespace volfeat

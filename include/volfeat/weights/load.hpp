@@ -2,6 +2,7 @@
 // DenseNet weights from .npz files: torchvision exports (2D, inflated on load) or volfeat's own
 // inflated files (3D), and writing the latter. Every file carries a `volfeat_meta` JSON entry that
 // says what it is; volfeat never treats seeded weights as pretrained or the other way round.
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -67,7 +68,7 @@ inline StateDict inflate_with_meta(const StateDict& sd2d, const InflateOptions& 
   meta["scheme"] = opt.scheme;
   meta["axis"] = std::string(1, "DHW"[axis_index(opt.axis)]);
   meta["stem"] = opt.stem;
-  if (opt.scheme == "random") meta["seed"] = opt.seed;
+  if (opt.scheme == "random" || opt.scheme == "shuffled") meta["seed"] = opt.seed;
   meta["source_sha256"] = source_sha256;
   const std::string kind = weights_kind(sd2d);
   meta["weights_kind"] = opt.scheme == "random" ? "random" : kind;
@@ -76,16 +77,37 @@ inline StateDict inflate_with_meta(const StateDict& sd2d, const InflateOptions& 
   return sd3;
 }
 
+// Checks beyond the shapes: the stem's channel count, finite values, and a volfeat_meta that agrees
+// with the tensors (a 3D file that says densenet121 but holds 169's layers was assembled wrongly).
+inline void check_weights_content(const StateDict& sd, const DenseNetConfig& c, int dims) {
+  const Shape& stem = sd.at("features.conv0.weight").shape;
+  if (stem[1] != 1 && stem[1] != 3)
+    fail(sd.origin, ": features.conv0.weight has shape ", shape_string(stem), ": the stem takes ", stem[1],
+         " input channels, expected 3 (RGB) or 1 (gray)");
+  for (const auto& [key, p] : sd.params) {
+    int64_t bad = 0;
+    for (double v : p.values) bad += std::isfinite(v) ? 0 : 1;
+    if (bad)
+      fail(sd.origin, ": key ", key, " holds ", bad, " NaN or infinite value", bad == 1 ? "" : "s", " (of ",
+           p.values.size(), "); the weights are corrupt");
+  }
+  const nlohmann::json meta = state_dict_meta(sd);
+  if (meta.is_object() && meta.contains("arch") && meta["arch"].is_string() && meta["arch"].get<std::string>() != c.name)
+    fail(sd.origin, ": volfeat_meta says ", meta["arch"].get<std::string>(), " but the tensors are ", c.name,
+         "'s (dense layers per block ", c.block_layers[0], ",", c.block_layers[1], ",", c.block_layers[2], ",",
+         c.block_layers[3], ")");
+  if (meta.is_object() && meta.contains("dims") && meta["dims"].is_number_integer() && meta["dims"].get<int>() != dims)
+    fail(sd.origin, ": volfeat_meta says dims ", meta["dims"].get<int>(), " but the conv weights are ", dims, "D");
+}
+
 // The one entry point the CLI uses: a 3D file as it is, a 2D export inflated on load.
 inline StateDict load_densenet_weights(const std::string& path, const InflateOptions& opt) {
   StateDict sd = read_state_dict(path);
   const int dims = conv_spatial_dims(sd);
   const DenseNetConfig& c = detect_densenet(sd);
-  if (dims == 3) {
-    validate_densenet_state_dict(sd, c, 3, sd.at("features.conv0.weight").shape[1]);
-    return sd;
-  }
-  validate_densenet_state_dict(sd, c, 2, sd.at("features.conv0.weight").shape[1]);
+  validate_densenet_state_dict(sd, c, dims, sd.at("features.conv0.weight").shape[1]);
+  check_weights_content(sd, c, dims);
+  if (dims == 3) return sd;
   return inflate_with_meta(sd, opt, sha256_file(path));
 }
 
