@@ -10,8 +10,11 @@ import os
 import shutil
 import subprocess
 import sys
-import traceback
 import zipfile
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import run_tests  # noqa: E402
 
 BIN, WORK, TORCH = sys.argv[1], sys.argv[2], sys.argv[3]
 OUTPUTS = ["similarities.csv", "similarities_long.csv", "features.npz", "run.json", "region_report.csv",
@@ -120,18 +123,7 @@ def test_unknown_layer_lists_close_matches_and_writes_nothing():
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
-    passed = failed = 0
-    for name, f in tests:
-        try:
-            f()
-            passed += 1
-            print(f"PASS {name}")
-        except Exception:  # noqa: BLE001 - report every failure, keep going
-            failed += 1
-            print(f"FAIL {name}\n{traceback.format_exc()}")
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    run_tests(globals())
 
 
 if __name__ == "__main__":

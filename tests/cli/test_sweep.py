@@ -12,7 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import run_tests  # noqa: E402
 
 BIN, WORK, TORCH, SHARED = sys.argv[1:5]
 PELVIS = os.path.join(SHARED, "data", "pelvis_ct")
@@ -156,19 +159,7 @@ def test_report_preset_equals_extract_with_the_same_settings_and_takes_overrides
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    tests = [(n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)]
-    passed = failed = 0
-    for name, f in tests:
-        try:
-            t0 = time.time()
-            f()
-            passed += 1
-            print(f"PASS {name} ({time.time() - t0:.1f}s)")
-        except Exception:  # noqa: BLE001 - report every failure, keep going
-            failed += 1
-            print(f"FAIL {name}\n{traceback.format_exc()}")
-    print(f"{passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    run_tests(globals())
 
 
 if __name__ == "__main__":

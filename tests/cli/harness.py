@@ -1,0 +1,21 @@
+"""The tiny runner shared by the CLI test scripts: every test_* function, one line each, and the
+closing 'N passed, M failed' line CTest output readers understand. Exits non-zero on any failure."""
+import sys
+import time
+import traceback
+
+
+def run_tests(namespace):
+    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
+    passed = failed = 0
+    for name, f in tests:
+        try:
+            t0 = time.time()
+            f()
+            passed += 1
+            print(f"PASS {name} ({time.time() - t0:.1f}s)")
+        except Exception:  # noqa: BLE001 - report every failure, keep going
+            failed += 1
+            print(f"FAIL {name}\n{traceback.format_exc()}")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
