@@ -16,6 +16,11 @@ inline constexpr bool kNoSpecialization = false;
                 "header (volfeat/backend/cpu.hpp, or volfeat/backend/thrust.hpp built with "         \
                 "VOLFEAT_WITH_THRUST_OMP / VOLFEAT_WITH_CUDA).")
 
+// True for backends whose tensors live in ordinary host memory, so a host array can be handed to
+// an op as a view without a copy.
+template <class Backend>
+inline constexpr bool kHostResident = false;
+
 // Owning activation storage, channels-last (N, D, H, W, C).
 template <class Backend, class T>
 class Tensor {

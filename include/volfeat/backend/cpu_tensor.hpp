@@ -1,17 +1,23 @@
 #pragma once
-// The Cpu backend's storage: an Eigen::Tensor, row-major so that C (the last index) is contiguous.
+// The Cpu backend's storage: channels-last host arrays (C contiguous), viewable as a row-major
+// Eigen::Tensor.
+#include <algorithm>
 #include <unsupported/Eigen/CXX11/Tensor>
 #include <vector>
 
 #include "volfeat/backend/backend.hpp"
+#include "volfeat/core/host_memory.hpp"
 #include "volfeat/core/tensor_view.hpp"
 
 namespace volfeat {
 
-// Host CPU: Eigen storage, OpenMP parallel loops, Eigen GEMM.
+// Host CPU: huge-page host arrays, OpenMP parallel loops, Eigen GEMM and AVX-512 kernels.
 struct Cpu {
   static constexpr const char* kName = "cpu";
 };
+
+template <>
+inline constexpr bool kHostResident<Cpu> = true;
 
 template <class T>
 class Tensor<Cpu, T> {
@@ -21,20 +27,22 @@ class Tensor<Cpu, T> {
 
   void resize(const Dims& x) {
     dims_ = x;
-    // Eigen dims (N, D, H, W, C), row-major: C varies fastest.
-    storage_.resize(x.n, x.d, x.h, x.w, x.c);
+    storage_ = HostArray<T>(size_t(x.size()));
   }
-  void set_zero() { storage_.setZero(); }
+  void set_zero() { std::fill(data(), data() + dims_.size(), T(0)); }
   const Dims& dims() const { return dims_; }
   T* data() { return storage_.data(); }
   const T* data() const { return storage_.data(); }
-  TensorView<T> view() { return {storage_.data(), dims_}; }
-  TensorView<const T> view() const { return {storage_.data(), dims_}; }
-  Eigen::Tensor<T, 5, Eigen::RowMajor>& eigen() { return storage_; }
+  TensorView<T> view() { return {data(), dims_}; }
+  TensorView<const T> view() const { return {data(), dims_}; }
+  // Eigen's view of the storage: dims (N, D, H, W, C), row-major, so C varies fastest.
+  Eigen::TensorMap<Eigen::Tensor<T, 5, Eigen::RowMajor>> eigen() {
+    return {data(), dims_.n, dims_.d, dims_.h, dims_.w, dims_.c};
+  }
 
  private:
   Dims dims_{0, 0, 0, 0, 0};
-  Eigen::Tensor<T, 5, Eigen::RowMajor> storage_;
+  HostArray<T> storage_;  // huge-page backed when large: see core/host_memory.hpp
 };
 
 // Backend-neutral host transfer: a dense host copy of a view, and a device tensor from host data.
