@@ -16,7 +16,7 @@ import tempfile
 import numpy as np
 import nibabel as nib
 
-SIZES = [(64, 64, 64), (96, 96, 96), (128, 128, 112), (160, 160, 128), (192, 192, 160)]
+SIZES = [(64, 64, 64), (96, 96, 96), (128, 128, 112), (160, 160, 128), (192, 192, 160), (256, 256, 224)]
 CONFIGS = [
     ("shared, denseblock4-tail", []),
     ("shared, --layers conv0", ["--layers", "conv0"]),

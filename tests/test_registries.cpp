@@ -152,7 +152,6 @@ BOOST_AUTO_TEST_CASE(orientation_ensembles_concatenate_or_average_their_members)
   match_regions(v.regions, count_labels(v.mask), "mask");
   v.normalization = parse_normalization("window:400,2000");
   v.input = normalize_volume(v.ct.data, v.normalization);
-  for (const Region& r : v.regions) v.indicators.push_back(region_indicator(v.mask, r.label));
 
   const std::string path = std::string(VOLFEAT_TEST_DATA) + "/registries_2d.npz";
   StateDict with_meta = export_2d();

@@ -43,6 +43,11 @@ inline constexpr bool kReportsProgress<
 
 template <class Backend, class T>
 class DenseNet3d {
+ public:
+  using backend_type = Backend;
+  using value_type = T;
+
+ private:
   using Bn = BatchNorm3d<Backend, T>;
   using Conv = Conv3d<Backend, T>;
   using Buffer = Tensor<Backend, T>;

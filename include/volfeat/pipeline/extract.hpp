@@ -4,10 +4,14 @@
 //   load_network_weights   --weights / inflation options / seeded random network
 //   extract_features one forward pass (shared) or one per region (mask-input) -> pooled vectors (Task III)
 //   similarity_table cosine per region pair and layer                          (Task IV)
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "volfeat/core/progress.hpp"
@@ -61,7 +65,6 @@ struct PreparedVolume {
   std::vector<float> input;  // channels-last (D, H, W, C), C = normalization.channels()
   std::string ct_name, mask_name, ct_sha256, mask_sha256;
   bool phantom = false;
-  std::vector<std::vector<float>> indicators;  // per region, on the grid
 };
 
 inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress) {
@@ -78,13 +81,20 @@ inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress
   } else {
     ReadOptions ro;
     ro.nan_to = o.nan_to;
+    // Both files at once, one thread each: inflating gzip is serial, and a scanner-sized CT takes
+    // about a second to inflate and another to hash. The CT's error, if any, is reported first.
+    auto mask = std::async(std::launch::async, [&] {
+      std::pair<Volume<int32_t>, std::string> m{read_nifti_labels(o.mask), ""};
+      m.second = sha256_file(o.mask);
+      return m;
+    });
+    auto ct_sha256 = std::async(std::launch::async, [&] { return sha256_file(o.ct); });
     v.ct = read_nifti_float(o.ct, ro);
-    v.mask = read_nifti_labels(o.mask);
+    v.ct_sha256 = ct_sha256.get();
+    std::tie(v.mask, v.mask_sha256) = mask.get();
     require_same_grid(v.ct.grid, o.ct, v.mask.grid, o.mask);
     v.ct_name = o.ct;
     v.mask_name = o.mask;
-    v.ct_sha256 = sha256_file(o.ct);
-    v.mask_sha256 = sha256_file(o.mask);
   }
   progress.end();
 
@@ -105,7 +115,6 @@ inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress
   if (o.crop_margin_mm || o.resample_mm) match_regions(v.regions, count_labels(v.mask), v.mask_name + " (after crop/resample)", true);
   v.normalization = parse_normalization(o.normalize);
   v.input = normalize_volume(v.ct.data, v.normalization);
-  for (const Region& r : v.regions) v.indicators.push_back(region_indicator(v.mask, r.label));
   return v;
 }
 
@@ -217,7 +226,7 @@ struct RegionPooler {
       all_w = &weights_by_grid[grid];
       if (all_w->empty())
         for (size_t r = 0; r < volume.regions.size(); ++r)
-          all_w->push_back(region_weights(volume.indicators[r], volume.ct.grid.dims, grid));
+          all_w->push_back(region_weights(volume.mask, volume.regions[r].label, grid));
     }
     bool need_samples = grams;
     for (const Pooling& p : pools) need_samples = need_samples || !p.streaming();
@@ -277,10 +286,14 @@ RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const Prepare
 
   auto pass = [&](const std::vector<float>& input, std::vector<size_t> regions, bool weighted, const std::string& what) {
     detail::RegionPooler<Backend, T> pooler{layers, v, std::move(regions), weighted, pools, grams, out, progress, {}};
-    const std::vector<T> x(input.begin(), input.end());
-    const auto device = from_host(Backend{}, dims, x.data());
     progress.begin(what);
-    net.forward(device.view(), pooler, stop);
+    if constexpr (std::is_same_v<T, float> && kHostResident<Backend>) {
+      net.forward(TensorView<const T>{input.data(), dims}, pooler, stop);  // no copy of the input
+    } else {
+      const std::vector<T> x(input.begin(), input.end());
+      const auto device = from_host(Backend{}, dims, x.data());
+      net.forward(device.view(), pooler, stop);
+    }
     out.forward_seconds += progress.end();
     ++out.forward_passes;
   };
@@ -292,7 +305,9 @@ RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const Prepare
   } else {
     for (size_t r : all) {
       std::vector<float> masked(v.input);
-      for (size_t i = 0; i < masked.size(); ++i) masked[i] *= v.indicators[r][i / size_t(c)];
+      const int32_t* m = v.mask.data.data();
+      const int32_t label = v.regions[r].label;
+      for (size_t i = 0; i < masked.size(); ++i) masked[i] *= m[i / size_t(c)] == label ? 1.0f : 0.0f;
       pass(masked, {r}, false,
            "forward pass " + std::to_string(r + 1) + "/" + std::to_string(all.size()) + " (" + v.regions[r].name + ")");
     }

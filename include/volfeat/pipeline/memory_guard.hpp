@@ -26,8 +26,10 @@
 
 namespace volfeat {
 
-// Code, shared libraries, OpenMP thread stacks and allocator slack of a volfeat process.
+// Code, shared libraries and OpenMP thread stacks of a volfeat process.
 inline constexpr double kProcessBaselineBytes = 64.0 * (1 << 20);
+// Added on top of the data's bytes (see estimate_extract_memory).
+inline constexpr double kAllocatorSlack = 0.10;
 
 // "4G", "500M", "1.5GiB", "2048k", "123456" (bytes). Binary multiples: 1K = 1024 bytes.
 inline uint64_t parse_memory_size(const std::string& text, const std::string& option = "--max-memory") {
@@ -130,6 +132,7 @@ struct ExtractSizes {
   int threads = 1;
   bool gathers_samples = false;  // a non-streaming pooling (gem, topk, ...): taps copied to the host
   bool grams = false;            // CKA: a C x C Gram matrix per region and tap
+  bool host_resident = true;     // the backend reads the host input in place (kHostResident)
 };
 
 struct MemoryEstimate {
@@ -143,12 +146,14 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
   const double v = double(s.grid[0]) * double(s.grid[1]) * double(s.grid[2]);
   const double f = 4;  // float / int32
   MemoryEstimate e;
-  // PreparedVolume: ct (float), mask (int32), input (C floats), one float indicator per region.
-  e.parts.push_back({"volumes", v * f * (2 + double(s.channels) + double(s.regions))});
+  // PreparedVolume: ct (float), mask (int32), input (C floats). (region_report, after the pass,
+  // needs one float per voxel more: always less than the pass's own peak.)
+  e.parts.push_back({"volumes", v * f * (2 + double(s.channels))});
   // StateDict values as double, and the network's packed float copy.
   e.parts.push_back({"weights", s.state_dict_values * 8 + densenet_weight_values(*s.config, s.stem_channels) * f});
-  // extract_features' pass: the T copy of the input and its device tensor; mask-input also the masked copy.
-  e.parts.push_back({"pass input", v * f * double(s.channels) * (s.mode == "mask-input" ? 3 : 2)});
+  // extract_features' pass: mask-input's masked copy; a device backend's T copy and device tensor.
+  const double input_copies = (s.mode == "mask-input" ? 1 : 0) + (s.host_resident ? 0 : 2);
+  e.parts.push_back({"pass input", v * f * double(s.channels) * input_copies});
   const bool weighted = s.mode == "shared";
   std::vector<std::array<Index, 3>> grids_seen;
   const ForwardMemory fw = simulate_densenet_forward(
@@ -162,13 +167,18 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
         if (s.grams) t.kept += double(s.regions) * double(ch) * double(ch) * 8;
         if (!weighted || std::find(grids_seen.begin(), grids_seen.end(), grid) != grids_seen.end()) return t;
         grids_seen.push_back(grid);
-        // region_weights(): the indicator as double plus its first (W) pass, then one double per
-        // voxel of the tap's grid per region, cached for the rest of the pass.
-        t.transient += 8 * v + 8 * double(s.grid[0]) * double(s.grid[1]) * double(grid[2]);
+        // region_weights(): its first (W) pass over the mask, then one double per voxel of the
+        // tap's grid per region, cached for the rest of the pass.
+        t.transient += 8 * double(s.grid[0]) * double(s.grid[1]) * double(grid[2]);
         t.kept += 8 * g * double(s.regions);
         return t;
       });
   e.parts.push_back({"forward pass", fw.peak_bytes});
+  // glibc keeps freed heap blocks (below its mmap threshold, up to 32 MiB) for reuse, so RSS runs a
+  // few percent above the live bytes, most in mask-input mode's repeated passes (measured: up to 4%).
+  double data = 0;
+  for (const auto& [what, bytes] : e.parts) data += bytes;
+  e.parts.push_back({"allocator slack", kAllocatorSlack * data});
   e.parts.push_back({"process", kProcessBaselineBytes});
   e.peak_module = fw.peak_module;
   e.fits_network = fw.stop_grid[0] > 0 && fw.stop_grid[1] > 0 && fw.stop_grid[2] > 0;
@@ -285,6 +295,7 @@ ExtractSizes extract_sizes(const ExtractOptions& o, const PreparedVolume& v, con
   for (const std::string& p : pools.empty() ? std::vector<std::string>{o.pool} : pools)
     s.gathers_samples = s.gathers_samples || !parse_pooling(p).streaming();
   s.grams = grams;
+  s.host_resident = kHostResident<typename Net::backend_type>;
   return s;
 }
 

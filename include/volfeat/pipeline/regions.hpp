@@ -57,7 +57,15 @@ inline std::vector<Region> parse_labels(const std::string& spec, bool add_backgr
 
 inline std::map<int32_t, int64_t> count_labels(const Volume<int32_t>& mask) {
   std::map<int32_t, int64_t> counts;
-  for (int32_t v : mask.data) ++counts[v];
+  // Label maps come in long runs of one value: count each run, then look its label up once.
+  const int32_t* m = mask.data.data();
+  const size_t n = mask.data.size();
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && m[j] == m[i]) ++j;
+    counts[m[i]] += int64_t(j - i);
+    i = j;
+  }
   return counts;
 }
 
@@ -88,13 +96,6 @@ inline std::vector<int32_t> match_regions(std::vector<Region>& regions, const st
   for (const auto& [v, n] : counts)
     if (!requested.count(v)) unknown.push_back(v);
   return unknown;
-}
-
-// 1 inside the region, 0 outside, on the mask's grid.
-inline std::vector<float> region_indicator(const Volume<int32_t>& mask, int32_t label) {
-  std::vector<float> ind(mask.data.size());
-  for (size_t i = 0; i < ind.size(); ++i) ind[i] = mask.data[i] == label ? 1.0f : 0.0f;
-  return ind;
 }
 
 }  // namespace volfeat
