@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <cstdio>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -16,39 +19,130 @@
 namespace volfeat {
 
 namespace detail {
-inline double percentile_sorted(const std::vector<float>& s, double p) {
-  if (s.empty()) return NAN;
-  const double pos = p / 100.0 * double(s.size() - 1);  // numpy's default (linear) percentile
-  const size_t i = size_t(pos);
-  const double t = pos - double(i);
-  return i + 1 < s.size() ? s[i] * (1 - t) + s[i + 1] * t : s[i];
-}
+// Exact per-row statistics of CT values, in two streaming passes and O(rows) memory instead of a
+// sorted copy of each region (which at 216x512x512 meant 226 MB and a 4 s sort).
+//
+// Percentiles are numpy's default (linear) ones, so each needs the order statistics at ranks
+// floor(pos) and floor(pos)+1. Pass 1 counts values per bucket of the top 16 bits of an
+// order-preserving integer key; the bucket and the rank within it of each wanted order statistic
+// follow from the cumulative counts. Pass 2 keeps only the values in those buckets and selects.
+class RowStatistics {
+ public:
+  static constexpr int kBits = 16;
+
+  static uint32_t key(float x) {  // monotone: x < y  <=>  key(x) < key(y), for non-NaN floats
+    uint32_t u;
+    std::memcpy(&u, &x, sizeof u);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  }
+  static uint32_t bucket(float x) { return key(x) >> (32 - kBits); }
+
+  RowStatistics() : hist_(size_t(1) << kBits, 0), slot_(size_t(1) << kBits, -1) {}
+
+  void add_first(float x) {
+    ++n_;
+    sum_ += x;
+    ++hist_[bucket(x)];
+  }
+  // After pass 1: the ranks the percentiles need, and where they fall.
+  void plan(const std::vector<double>& percentiles) {
+    mean_ = n_ ? sum_ / double(n_) : NAN;
+    for (double p : percentiles) {
+      if (n_ == 0) continue;
+      const double pos = p / 100.0 * double(n_ - 1);
+      const uint64_t i = uint64_t(pos);
+      wanted_.push_back(i);
+      if (i + 1 < n_) wanted_.push_back(i + 1);
+    }
+    uint64_t below = 0;
+    size_t w = 0;
+    std::sort(wanted_.begin(), wanted_.end());
+    for (uint32_t b = 0; b < hist_.size() && w < wanted_.size(); ++b) {
+      while (w < wanted_.size() && wanted_[w] < below + hist_[b]) {
+        if (slot_[b] < 0) {
+          slot_[b] = int32_t(kept_.size());
+          kept_.emplace_back();
+        }
+        where_[wanted_[w]] = {uint32_t(slot_[b]), wanted_[w] - below};
+        ++w;
+      }
+      below += hist_[b];
+    }
+  }
+  void add_second(float x) {
+    sq_ += (x - mean_) * (x - mean_);
+    const int32_t k = slot_[bucket(x)];
+    if (k >= 0) kept_[size_t(k)].push_back(x);
+  }
+  uint64_t count() const { return n_; }
+  double mean() const { return mean_; }
+  double sd() const { return std::sqrt(sq_ / double(n_)); }
+  double percentile(double p) {
+    if (n_ == 0) return NAN;
+    const double pos = p / 100.0 * double(n_ - 1);
+    const uint64_t i = uint64_t(pos);
+    const double t = pos - double(i);
+    const double lo = order_statistic(i);
+    return i + 1 < n_ ? lo * (1 - t) + order_statistic(i + 1) * t : lo;
+  }
+
+ private:
+  double order_statistic(uint64_t rank) {
+    const auto [k, r] = where_.at(rank);
+    std::vector<float>& v = kept_[k];
+    std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(r), v.end());
+    return v[size_t(r)];
+  }
+
+  uint64_t n_ = 0;
+  double sum_ = 0, sq_ = 0, mean_ = NAN;
+  std::vector<uint64_t> hist_;
+  std::vector<uint64_t> wanted_;
+  std::vector<int32_t> slot_;                                 // bucket -> index into kept_, or -1
+  std::vector<std::vector<float>> kept_;                      // the wanted buckets' values (pass 2)
+  std::map<uint64_t, std::pair<uint32_t, uint64_t>> where_;  // rank -> (kept_ index, rank within it)
+};
 }  // namespace detail
 
 // One row per region plus one per label value the mask holds but no region uses, so the rows
 // account for every voxel of the volume.
 inline std::string region_report_csv(const Volume<float>& ct, const Volume<int32_t>& mask, const std::vector<Region>& regions,
                                      const std::vector<int32_t>& unlisted) {
+  std::vector<std::pair<std::string, int32_t>> rows;
+  for (const Region& r : regions) rows.emplace_back(r.name, r.label);
+  for (int32_t l : unlisted) rows.emplace_back("(unlisted label)", l);
+  std::map<int32_t, std::vector<size_t>> rows_of;  // several regions may share a label
+  for (size_t i = 0; i < rows.size(); ++i) rows_of[rows[i].second].push_back(i);
+  std::vector<detail::RowStatistics> stats(rows.size());
+  // Both passes go run by run of one label (label maps come in long runs), looking each run's
+  // label up once.
+  auto each_run = [&](auto&& f) {
+    const int32_t* m = mask.data.data();
+    const size_t n = mask.data.size();
+    for (size_t i = 0; i < n;) {
+      size_t j = i + 1;
+      while (j < n && m[j] == m[i]) ++j;
+      const auto it = rows_of.find(m[i]);
+      if (it != rows_of.end())
+        for (size_t r : it->second)
+          for (size_t k = i; k < j; ++k) f(stats[r], ct.data[k]);
+      i = j;
+    }
+  };
+  each_run([](detail::RowStatistics& s, float x) { s.add_first(x); });
+  for (auto& s : stats) s.plan({5, 50, 95});
+  each_run([](detail::RowStatistics& s, float x) { s.add_second(x); });
+
   std::ostringstream os;
   os.precision(10);
   os << "region,label,voxels,volume_mm3,fraction_of_volume,hu_mean,hu_std,hu_p5,hu_p50,hu_p95\n";
   const double voxel_mm3 = ct.grid.spacing[0] * ct.grid.spacing[1] * ct.grid.spacing[2];
-  auto row = [&](const std::string& name, int32_t label) {
-    std::vector<float> hu;
-    for (size_t i = 0; i < mask.data.size(); ++i)
-      if (mask.data[i] == label) hu.push_back(ct.data[i]);
-    std::sort(hu.begin(), hu.end());
-    double sum = 0, sq = 0;
-    for (float x : hu) sum += x;
-    const double mean = sum / double(hu.size());
-    for (float x : hu) sq += (x - mean) * (x - mean);
-    os << name << ',' << label << ',' << hu.size() << ',' << double(hu.size()) * voxel_mm3 << ','
-       << double(hu.size()) / double(mask.data.size()) << ',' << mean << ',' << std::sqrt(sq / double(hu.size()))
-       << ',' << detail::percentile_sorted(hu, 5) << ',' << detail::percentile_sorted(hu, 50) << ','
-       << detail::percentile_sorted(hu, 95) << '\n';
-  };
-  for (const Region& r : regions) row(r.name, r.label);
-  for (int32_t l : unlisted) row("(unlisted label)", l);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    detail::RowStatistics& s = stats[r];
+    os << rows[r].first << ',' << rows[r].second << ',' << s.count() << ',' << double(s.count()) * voxel_mm3 << ','
+       << double(s.count()) / double(mask.data.size()) << ',' << s.mean() << ',' << s.sd() << ',' << s.percentile(5)
+       << ',' << s.percentile(50) << ',' << s.percentile(95) << '\n';
+  }
   return os.str();
 }
 
