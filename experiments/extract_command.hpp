@@ -1,9 +1,12 @@
 #pragma once
 // `volfeat extract` (the main job), `volfeat phantom` and `volfeat info`.
 #include <CLI/CLI.hpp>
+#include <future>
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <tuple>
+#include <utility>
 
 #include "cli_backend.hpp"
 #include "common_options.hpp"
@@ -37,6 +40,13 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   r.backend = Backend::kName;
   Progress::Clock::time_point t0 = Progress::Clock::now();
   check_load_memory(o, o.max_memory, progress);
+  // The weights (a file, or seeded random initialisation) load while the volumes are read; the
+  // volumes' errors still come first.
+  auto weights = std::async(std::launch::async, [&o] {
+    const auto t = Progress::Clock::now();
+    NetworkWeights w = load_network_weights(o, parse_normalization(o.normalize).channels());
+    return std::make_pair(std::move(w), Progress::since(t));
+  });
   r.volume = prepare_volume(o, progress);
   r.timings["prepare"] = Progress::since(t0);
   if (r.volume.phantom) progress.note("no --ct given: running on the built-in synthetic knee phantom");
@@ -44,9 +54,11 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
     if (l != 0 || !o.background) progress.note(r.volume.mask_name + ": label " + std::to_string(l) + " is in no region");
 
   t0 = Progress::Clock::now();
-  r.weights = load_network_weights(o, r.volume.normalization.channels());
+  double load_seconds = 0;
+  std::tie(r.weights, load_seconds) = weights.get();
   const DenseNet3d<Backend, float> net(r.weights.state);
-  r.timings["load_weights"] = Progress::since(t0);
+  r.timings["load_weights"] = load_seconds;  // overlapped with "prepare"
+  r.timings["build_network"] = Progress::since(t0);
   progress.note("weights: " + r.weights.description);
 
   const auto layers = resolve_layers(o, net.modules());
@@ -85,20 +97,39 @@ inline void add_extract_command(CLI::App& app, const std::string& command) {
 }
 
 inline void add_phantom_command(CLI::App& app) {
-  auto out = std::make_shared<std::string>("phantom");
-  auto seed = std::make_shared<uint64_t>(0);
+  struct Args {
+    std::string out = "phantom";
+    uint64_t seed = 0;
+    std::vector<int64_t> dims{kKneePhantomDims.begin(), kKneePhantomDims.end()};
+    std::string ct_dtype = "float32";
+  };
+  auto a = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("phantom", "Write the synthetic knee CT and its labels (femur=1, tibia=2) as NIfTI");
-  cmd->add_option("--out", *out, "output directory")->capture_default_str();
-  cmd->add_option("--seed", *seed, "noise seed")->capture_default_str();
-  cmd->callback([out, seed] {
-    const Phantom p = make_knee_phantom(*seed);
+  cmd->add_option("--out", a->out, "output directory")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "noise seed")->capture_default_str();
+  cmd->add_option("--dims", a->dims, "grid D,H,W over the same 128x160x160 mm (e.g. 216,512,512 for a scanner-sized CT)")
+      ->delimiter(',')
+      ->expected(3)
+      ->capture_default_str();
+  cmd->add_option("--ct-dtype", a->ct_dtype, "float32, or int16 (rounded HU, as scanners store CT)")
+      ->check(CLI::IsMember({"float32", "int16"}))
+      ->capture_default_str();
+  cmd->callback([a] {
+    const Phantom p = make_knee_phantom(a->seed, {a->dims[0], a->dims[1], a->dims[2]});
+    const std::string& out = a->out;
     std::error_code ec;
-    std::filesystem::create_directories(*out, ec);
-    if (ec) fail(*out, ": cannot create output directory (", ec.message(), ")");
-    write_nifti(*out + "/knee_ct.nii.gz", p.ct);
-    write_nifti(*out + "/knee_labels.nii.gz", p.labels);
+    std::filesystem::create_directories(out, ec);
+    if (ec) fail(out, ": cannot create output directory (", ec.message(), ")");
+    if (a->ct_dtype == "int16") {
+      Volume<int32_t> hu{p.ct.grid, std::vector<int32_t>(p.ct.data.size())};
+      for (size_t i = 0; i < hu.data.size(); ++i) hu.data[i] = int32_t(std::lround(std::clamp(p.ct.data[i], -32768.f, 32767.f)));
+      write_nifti(out + "/knee_ct.nii.gz", hu);  // stored as int16: every value fits
+    } else {
+      write_nifti(out + "/knee_ct.nii.gz", p.ct);
+    }
+    write_nifti(out + "/knee_labels.nii.gz", p.labels);
     const auto counts = count_labels(p.labels);
-    std::cout << "wrote " << *out << "/knee_ct.nii.gz and knee_labels.nii.gz: " << describe(p.ct.grid)
+    std::cout << "wrote " << out << "/knee_ct.nii.gz and knee_labels.nii.gz: " << describe(p.ct.grid)
               << "; labels " << label_census(counts) << "\n";
   });
 }

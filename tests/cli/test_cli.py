@@ -112,6 +112,52 @@ def test_extract_on_written_phantom_matches_built_in():
     assert open(os.path.join(a, "similarities.csv")).read() == open(os.path.join(b, "similarities.csv")).read()
 
 
+def test_region_report_matches_numpy():
+    import nibabel as nib
+    import numpy as np
+    files, out = fresh("phantom_files3"), fresh("report")
+    run("phantom", "--out", files)
+    ct_path, mask_path = os.path.join(files, "knee_ct.nii.gz"), os.path.join(files, "knee_labels.nii.gz")
+    run("extract", "--ct", ct_path, "--mask", mask_path, "--labels", "femur=1,tibia=2", "--layers", "conv0", "--quiet",
+        "--out", out)
+    ct = np.asarray(nib.load(ct_path).dataobj, dtype=np.float64)
+    mask = np.asarray(nib.load(mask_path).dataobj)
+    rows = read_csv(os.path.join(out, "region_report.csv"))
+    assert rows[0][2:] == ["voxels", "volume_mm3", "fraction_of_volume", "hu_mean", "hu_std", "hu_p5", "hu_p50", "hu_p95"]
+    for name, label in [("femur", 1), ("tibia", 2), ("background", 0)]:
+        row = next(r for r in rows[1:] if r[0] == name)
+        hu = ct[mask == label]
+        assert int(row[2]) == hu.size, (name, row[2], hu.size)
+        want = [hu.mean(), hu.std(), *np.percentile(hu, [5, 50, 95])]
+        got = [float(x) for x in row[5:10]]
+        for g, w in zip(got, want):
+            assert abs(g - w) <= 1e-7 * max(1.0, abs(w)), (name, got, want)
+
+
+def test_phantom_dims_and_int16_sample_the_same_anatomy():
+    import nibabel as nib
+    import numpy as np
+    a, b = fresh("phantom_64_f32"), fresh("phantom_64_i16")
+    run("phantom", "--dims", "64,80,80", "--out", a)
+    run("phantom", "--dims", "64,80,80", "--ct-dtype", "int16", "--out", b)
+    p = run("info", os.path.join(b, "knee_ct.nii.gz"))
+    assert "64 x 80 x 80 voxels, 2 x 2 x 2 mm" in p.stdout and "int16" in p.stdout, p.stdout
+    f32 = np.asarray(nib.load(os.path.join(a, "knee_ct.nii.gz")).dataobj)
+    i16 = nib.load(os.path.join(b, "knee_ct.nii.gz"))
+    assert i16.get_data_dtype() == np.int16
+    rounded = np.sign(f32) * np.floor(np.abs(f32.astype(np.float64)) + 0.5)  # half away from zero, as lround
+    assert np.array_equal(np.asarray(i16.dataobj), rounded), "int16 CT is not the rounded float32 CT"
+    # The same bones in mm: each label's volume within 6% of the default 1 mm phantom's.
+    half = np.asarray(nib.load(os.path.join(a, "knee_labels.nii.gz")).dataobj)
+    full_dir = fresh("phantom_default_dims")
+    run("phantom", "--out", full_dir)
+    full = np.asarray(nib.load(os.path.join(full_dir, "knee_labels.nii.gz")).dataobj)
+    for label in (1, 2):
+        v_half, v_full = 8.0 * np.count_nonzero(half == label), 1.0 * np.count_nonzero(full == label)
+        assert abs(v_half - v_full) <= 0.06 * v_full, (label, v_half, v_full)
+    run("phantom", "--dims", "0,80,80", "--out", fresh("phantom_bad_dims"), expect=1)
+
+
 def test_unknown_layer_lists_close_matches_and_writes_nothing():
     out = fresh("bad_layer")
     p = run("extract", "--layers", "denseblok4.denselayer16.conv2", "--quiet", "--out", out, expect=1)

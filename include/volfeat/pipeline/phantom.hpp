@@ -3,7 +3,8 @@
 // output checked against known anatomy) without shipping patient data.
 //
 // Grid: (D,H,W) = (128,160,160), 1 mm voxels, affine = identity, so D (NIfTI k) runs inferior ->
-// superior: the proximal tibia (label 2) occupies the low slices, the distal femur (label 1) the high
+// superior (other dims sample the same 128x160x160 mm box more finely or coarsely, e.g. a
+// scanner-sized 216x512x512 at 0.59x0.31x0.31 mm): the proximal tibia (label 2) occupies the low slices, the distal femur (label 1) the high
 // ones, separated by a joint gap of about 5 mm around d = 61..66. Each bone is a union of ellipsoids
 // and elliptic cylinders with a 3 mm cortical shell around marrow, inside an elliptic cylinder of
 // soft tissue, in air.
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "volfeat/core/error.hpp"
 #include "volfeat/core/random.hpp"
 #include "volfeat/io/volume.hpp"
 
@@ -35,7 +37,8 @@ inline constexpr double kCortexMm = 3.0;
 // Same seed -> the same volume on every platform (noise from volfeat::Rng, whose Box-Muller normals
 // do not depend on the standard library; libm's log/sin/cos may still differ in the last ulp);
 // different seeds differ only in the noise.
-inline Phantom make_knee_phantom(uint64_t seed = 0);
+inline constexpr std::array<int64_t, 3> kKneePhantomDims{{128, 160, 160}};
+inline Phantom make_knee_phantom(uint64_t seed = 0, const std::array<int64_t, 3>& dims = kKneePhantomDims);
 
 namespace detail::phantom {
 
@@ -81,10 +84,16 @@ struct Bone {
 
 }  // namespace detail::phantom
 
-inline Phantom make_knee_phantom(uint64_t seed) {
+inline Phantom make_knee_phantom(uint64_t seed, const std::array<int64_t, 3>& dims) {
   using namespace detail::phantom;
   using namespace knee_phantom;
-  constexpr int64_t D = 128, H = 160, W = 160;
+  for (int64_t n : dims)
+    if (n < 1 || n > 4096) fail("phantom dims must be 1..4096 per axis, got ", n);
+  const int64_t D = dims[0], H = dims[1], W = dims[2];
+  // The anatomy below is laid out in mm on the default grid, where voxel index = mm; voxel centres
+  // of any other grid map onto that box.
+  const std::array<double, 3> spacing{{double(kKneePhantomDims[0]) / double(D), double(kKneePhantomDims[1]) / double(H),
+                                       double(kKneePhantomDims[2]) / double(W)}};
   constexpr double ch = 80.0, cw = 80.0;
 
   // Distal femur: a shaft leaving the top of the volume, widening through the metaphysis into two
@@ -107,7 +116,7 @@ inline Phantom make_knee_phantom(uint64_t seed) {
   const Cylinder leg{ch, cw, 62.0, 72.0, -1e9, 1e9};
 
   Phantom p;
-  p.ct.grid = make_grid({D, H, W}, {1.0, 1.0, 1.0});
+  p.ct.grid = make_grid({D, H, W}, spacing);
   p.labels.grid = p.ct.grid;
   p.ct.data.resize(static_cast<size_t>(D * H * W));
   p.labels.data.assign(static_cast<size_t>(D * H * W), 0);
@@ -117,7 +126,8 @@ inline Phantom make_knee_phantom(uint64_t seed) {
   for (int64_t d = 0; d < D; ++d) {
     for (int64_t h = 0; h < H; ++h) {
       for (int64_t w = 0; w < W; ++w, ++i) {
-        const double z = static_cast<double>(d), y = static_cast<double>(h), x = static_cast<double>(w);
+        const double z = (double(d) + 0.5) * spacing[0] - 0.5, y = (double(h) + 0.5) * spacing[1] - 0.5,
+                     x = (double(w) + 0.5) * spacing[2] - 0.5;
         float hu = kAirHu;
         int32_t label = 0;
         if (femur.contains(z, y, x)) {
