@@ -1,5 +1,5 @@
 // The Cpu fast-path pieces not covered by the shared primitive list: the fused ops (conv+BN+ReLU+maxpool
-// over a ring of planes; BN+ReLU+avgpool) against their default composition from single ops, the
+// over a ring of planes; BN+ReLU+avgpool; a dense layer's two convs over a ring of bottleneck planes) against their default composition from single ops, the
 // plane-by-plane conv against the whole conv, and the micro-kernels' epilogue on NaN.
 #define BOOST_TEST_MODULE gemm_kernels
 #include <boost/mpl/list.hpp>
@@ -73,6 +73,49 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(activated_avgpool_matches_composition, T, Scalars)
       const auto got_all = host<Cpu, T>(got.view());
       const auto want_all = host<Cpu, T>(want.view());
       BOOST_TEST(relative_error(got_all, as_double(want_all)) <= tolerance<T>());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(dense_layer_convs_match_composition, T, Scalars) {
+  // A dense layer's norm1-relu1-conv1(1x1x1)-norm2-relu2-conv2: the Cpu op keeps a ring of conv1
+  // planes; the composition materialises the whole bottleneck. Input and output are channel slices
+  // of wider buffers, as in a dense block.
+  struct Case {
+    Dims in;
+    Index mid, out;
+    WindowGeometry conv2;
+  };
+  const std::vector<Case> cases{
+      {{1, 7, 9, 11, 40}, 128, 32, WindowGeometry::cube(3, 1, 1)},          // DenseNet's, odd grid
+      {{2, 5, 6, 4, 19}, 24, 12, WindowGeometry::cube(3, 1, 1)},            // batch 2, odd channels
+      {{1, 9, 5, 6, 16}, 32, 16, geom({3, 3, 3}, {2, 1, 2}, {1, 1, 1}, {2, 1, 1})},  // stride 2, dilation 2 in D
+      {{1, 1, 4, 4, 8}, 16, 16, WindowGeometry::cube(3, 1, 1)},             // one plane
+  };
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT("dense layer convs on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out) {
+      Dims wide = c.in;
+      wide.c += 5;
+      const ref::Array5 x = random_array(wide, 61);
+      const Conv3d<Cpu, T> conv1({c.in.c, c.mid, WindowGeometry::cube(1, 1, 0)}, random_values(size_t(c.mid * c.in.c), 62));
+      const Conv3d<Cpu, T> conv2({c.mid, c.out, c.conv2}, random_values(size_t(c.out * c.mid * c.conv2.taps()), 63));
+      const BatchNorm3d<Cpu, T> norm1(random_bn(c.in.c, 64)), norm2(random_bn(c.mid, 65));
+      auto in_wide = device<Cpu, T>(x);
+      const auto in = in_wide.view().channels(0, c.in.c);
+      const Dims md = conv1.output_dims(c.in);
+      Dims od = conv2.output_dims(md);
+      Tensor<Cpu, T> mid(md), want(od);
+      conv1.forward(in, mid.view(), {&norm1, true}, {&norm2, true});
+      conv2.forward(mid.view(), want.view());
+      od.c += 3;
+      Tensor<Cpu, T> got(od), scratch;
+      got.set_zero();
+      for (int call = 0; call < 2; ++call)  // the second call reuses the scratch ring
+        DenseLayerConvs<Cpu, T>::forward(conv1, {&norm1, true}, {&norm2, true}, conv2, in, got.view().channels(2, c.out),
+                                         scratch);
+      BOOST_TEST(relative_error(host<Cpu, T>(got.view().channels(2, c.out)), as_double(host<Cpu, T>(want.view()))) == 0.0);
+      BOOST_TEST((host<Cpu, T>(got.view().channels(0, 2)) == std::vector<T>(size_t(od.voxels() * 2), T(0))),
+                 "channels outside the slice were written");
     }
   }
 }

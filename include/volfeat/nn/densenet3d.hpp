@@ -8,11 +8,12 @@
 // (norm1+relu1, norm2+relu2) and each transition's norm+relu are fused into the packing of the conv
 // that follows; the stem's norm0+relu0 into conv0's output. Intermediates are materialised only for
 // an observer that asks for them. When no observer looks inside (the usual extract), more is fused:
-// each layer's norm2+relu2 runs in conv1's epilogue, the stem runs as one ConvActMaxPool (the
+// each layer's conv1 -> norm2+relu2 -> conv2 runs as one DenseLayerConvs (the Cpu one holds 3
+// planes of the 128-channel bottleneck, not all of it), the stem runs as one ConvActMaxPool (the
 // full-resolution conv0 output never exists), and each transition pools its activated input before
 // its 1x1 conv (ActivatedAvgPool; pool and 1x1 conv are linear and commute, so the conv runs on 1/8
 // of the voxels and its full-resolution output never exists). Memory: the input, the current and
-// next block buffers and one 128-channel bottleneck buffer.
+// next block buffers and the bottleneck (3 planes of it on Cpu, unless a tap looks inside a layer).
 #include <array>
 #include <string>
 #include <type_traits>
@@ -157,7 +158,9 @@ class DenseNet3d {
     const Index growth = config_->growth_rate;
     for (int b = 0; b < 4; ++b) {
       Index ch = block_input_channels(*config_, b);
-      Buffer mid(with_channels(grid, Index(config_->bn_size) * growth));
+      // The bottleneck: whole when a tap looks inside a dense layer, else DenseLayerConvs' scratch.
+      Buffer mid;
+      const Dims mid_dims = with_channels(grid, Index(config_->bn_size) * growth);
       for (const DenseLayer& layer : blocks_[size_t(b)]) {
         const auto prefix = block.view().channels(0, ch);
         if (w.bn_relu(layer.norm1, prefix)) return;
@@ -165,10 +168,11 @@ class DenseNet3d {
         const int c1 = w.next;  // conv1, then norm2, relu2
         if (!w.wants(c1) && !w.wants(c1 + 1) && !w.wants(c1 + 2) && stop > c1 + 2) {
           // norm2+relu2 folded into conv1's epilogue: conv2 reads an activated buffer as is.
-          layer.conv1.forward(prefix, mid.view(), {&layer.norm1, true}, {&layer.norm2, true});
+          DenseLayerConvs<Backend, T>::forward(layer.conv1, {&layer.norm1, true}, {&layer.norm2, true}, layer.conv2,
+                                               prefix, added, mid);
           w.skip(3);
-          layer.conv2.forward(mid.view(), added);
         } else {
+          if (mid.dims() != mid_dims) mid.resize(mid_dims);
           layer.conv1.forward(prefix, mid.view(), {&layer.norm1, true});
           if (w.emit(mid.view())) return;
           if (w.bn_relu(layer.norm2, mid.view())) return;

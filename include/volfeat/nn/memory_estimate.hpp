@@ -67,9 +67,11 @@ struct LiveBytes {
 // (full torchvision names) and tap_cost(module_index, grid, channels) -> TapBytes what it holds for
 // each. The input tensor itself is the caller's and is not counted.
 template <class TapCost>
+// planewise_bottleneck: the backend's DenseLayerConvs keeps a ring of 3 bottleneck planes
+// (kPlanewiseDenseLayer) instead of the whole bottleneck.
 ForwardMemory simulate_densenet_forward(const DenseNetConfig& c, std::array<Index, 3> input, Index in_channels,
                                         int stop, const std::vector<std::string>& wanted, size_t elem_bytes,
-                                        int threads, TapCost&& tap_cost) {
+                                        int threads, bool planewise_bottleneck, TapCost&& tap_cost) {
   (void)in_channels;  // conv0's input is the caller's tensor; its tiles are in the scratch term
   const std::vector<ModuleInfo> modules = densenet_modules(c);
   const int last = int(modules.size()) - 1;
@@ -140,14 +142,25 @@ ForwardMemory simulate_densenet_forward(const DenseNetConfig& c, std::array<Inde
   const Index bottleneck = Index(c.bn_size) * growth;
   for (int b = 0; b < 4; ++b) {
     Index ch = block_input_channels(c, b);
-    const double mid = vox(grid) * double(bottleneck) * e;  // Buffer mid(...)
-    m.alloc(mid, modules[size_t(next)].name);
+    // Buffer mid: DenseLayerConvs' scratch (a ring of planes, or the whole bottleneck), resized to
+    // the whole bottleneck for a layer with a tap inside.
+    const double whole_mid = vox(grid) * double(bottleneck) * e;
+    const double ring_mid = planewise_bottleneck ? 3.0 * double(grid[1]) * double(grid[2]) * double(bottleneck) * e : whole_mid;
+    double mid = 0;
+    auto hold_mid = [&](double bytes) {
+      if (mid == bytes) return;
+      m.release(mid);
+      mid = bytes;
+      m.alloc(mid, modules[size_t(next)].name);
+    };
     for (int l = 0; l < c.block_layers[size_t(b)]; ++l) {
       if (bn_relu(grid, ch)) return finish();
       const int c1 = next;  // conv1, norm2, relu2
       if (!wants(c1) && !wants(c1 + 1) && !wants(c1 + 2) && stop > c1 + 2) {
-        next += 3;  // norm2+relu2 folded into conv1's epilogue
+        hold_mid(ring_mid);
+        next += 3;  // DenseLayerConvs: norm2+relu2 in conv1's epilogue
       } else {
+        hold_mid(whole_mid);
         if (emit(grid, bottleneck)) return finish();  // conv1 into mid
         if (bn_relu(grid, bottleneck)) return finish();
       }
@@ -189,8 +202,8 @@ ForwardMemory simulate_densenet_forward(const DenseNetConfig& c, std::array<Inde
 // The network alone (no observer cost).
 inline ForwardMemory simulate_densenet_forward(const DenseNetConfig& c, std::array<Index, 3> input, Index in_channels,
                                                int stop, const std::vector<std::string>& wanted = {},
-                                               size_t elem_bytes = 4, int threads = 1) {
-  return simulate_densenet_forward(c, input, in_channels, stop, wanted, elem_bytes, threads,
+                                               size_t elem_bytes = 4, int threads = 1, bool planewise_bottleneck = false) {
+  return simulate_densenet_forward(c, input, in_channels, stop, wanted, elem_bytes, threads, planewise_bottleneck,
                                    [](int, const std::array<Index, 3>&, Index) { return TapBytes{}; });
 }
 

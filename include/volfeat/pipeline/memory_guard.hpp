@@ -133,6 +133,7 @@ struct ExtractSizes {
   bool gathers_samples = false;  // a non-streaming pooling (gem, topk, ...): taps copied to the host
   bool grams = false;            // CKA: a C x C Gram matrix per region and tap
   bool host_resident = true;     // the backend reads the host input in place (kHostResident)
+  bool planewise_bottleneck = false;  // DenseLayerConvs keeps a ring of planes (kPlanewiseDenseLayer)
 };
 
 struct MemoryEstimate {
@@ -157,7 +158,7 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
   const bool weighted = s.mode == "shared";
   std::vector<std::array<Index, 3>> grids_seen;
   const ForwardMemory fw = simulate_densenet_forward(
-      *s.config, s.grid, s.channels, s.stop, s.taps, sizeof(float), s.threads,
+      *s.config, s.grid, s.channels, s.stop, s.taps, sizeof(float), s.threads, s.planewise_bottleneck,
       [&](int, const std::array<Index, 3>& grid, Index ch) {
         TapBytes t;
         const double g = double(grid[0]) * double(grid[1]) * double(grid[2]);
@@ -296,6 +297,7 @@ ExtractSizes extract_sizes(const ExtractOptions& o, const PreparedVolume& v, con
     s.gathers_samples = s.gathers_samples || !parse_pooling(p).streaming();
   s.grams = grams;
   s.host_resident = kHostResident<typename Net::backend_type>;
+  s.planewise_bottleneck = kPlanewiseDenseLayer<typename Net::backend_type, typename Net::value_type>;
   return s;
 }
 

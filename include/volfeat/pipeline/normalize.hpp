@@ -82,6 +82,7 @@ inline std::vector<float> normalize_volume(const std::vector<float>& hu, const N
   }
   const int c = n.channels();
   std::vector<float> out(count * size_t(c));
+#pragma omp parallel for schedule(static) if (count > (size_t(1) << 20))
   for (size_t i = 0; i < count; ++i) {
     double x = (double(hu[i]) - lo) / div;
     if (clip) x = std::min(1.0, std::max(0.0, x));

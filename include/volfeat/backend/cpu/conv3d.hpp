@@ -81,7 +81,7 @@ class Conv3d<Cpu, T> {
     if (want.voxels() <= 0) fail("conv3d: input ", to_string(in.dims), " is smaller than the kernel");
     if constexpr (kFast) {
       if (pointwise()) forward_pointwise(in, out, pre, post);
-      else rows_fast(in, want, out.data, out.ld, 0, pre, post, 0, want.n * want.d * want.h);
+      else rows_fast(ViewRows{in}, want, out.data, out.ld, 0, pre, post, 0, want.n * want.d * want.h);
     } else {
       forward_eigen_range(in, want, out.data, out.ld, 0, pre, post, 0, want.voxels());
     }
@@ -95,9 +95,25 @@ class Conv3d<Cpu, T> {
     if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
       fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
     const Index row0 = (n * od.d + z) * od.h, v_base = row0 * od.w;
-    if constexpr (kFast) rows_fast(in, od, plane.data, plane.ld, v_base, pre, post, row0, row0 + od.h);
+    if constexpr (kFast) rows_fast(ViewRows{in}, od, plane.data, plane.ld, v_base, pre, post, row0, row0 + od.h);
     else forward_eigen_range(in, od, plane.data, plane.ld, v_base, pre, post, v_base, v_base + od.h * od.w);
   }
+
+  // forward_plane reading the input through `rows` instead of a view of all of it, so a caller can
+  // hold only the input planes output plane z reads (DenseLayerConvs keeps a ring of them).
+  // rows.dims: the whole input's dims; rows.ld: channel stride; rows.row(n, iz, iy): the first
+  // channel of input row (n, iz, iy). Fast path (float, AVX-512) only.
+  template <class Rows>
+  void forward_plane_rows(const Rows& rows, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
+                          Activation<Cpu, T> post = {}) const {
+    static_assert(kFast, "forward_plane_rows is the AVX-512 float path's");
+    const Dims od = output_dims(rows.dims);
+    if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
+      fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
+    const Index row0 = (n * od.d + z) * od.h;
+    rows_fast(rows, od, plane.data, plane.ld, row0 * od.w, pre, post, row0, row0 + od.h);
+  }
+  static constexpr bool kHasPlaneRows = kFast;
 
   bool pointwise() const {
     const WindowGeometry& g = spec_.geometry;
@@ -170,7 +186,16 @@ class Conv3d<Cpu, T> {
   // panel's B into L1-sized slices (64 or 128 k steps) measured no faster here, so it is off.
   Index kgroup() const { return 0; }
 
-  void rows_fast(TensorView<const T> in, const Dims& od, T* out, Index ldo, Index v_base, const Activation<Cpu, T>& pre,
+  // Input rows of a whole view, for rows_fast.
+  struct ViewRows {
+    TensorView<const T> in;
+    Dims dims = in.dims;
+    Index ld = in.ld;
+    const T* row(Index n, Index z, Index y) const { return in.voxel(n, z, y, 0); }
+  };
+
+  template <class Rows>
+  void rows_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base, const Activation<Cpu, T>& pre,
                  const Activation<Cpu, T>& post, Index row0, Index row1) const {
     const WindowGeometry& g = spec_.geometry;
     const Dims& id = in.dims;
@@ -203,7 +228,7 @@ class Conv3d<Cpu, T> {
             float* buf = rowbuf + nrows * row_floats;
             ++nrows;
             std::fill(buf, buf + pad * ci, 0.f);
-            const float* src = in.voxel(n, iz, iy, 0);
+            const float* src = in.row(n, iz, iy);
             if (in.ld == ci && !act.active()) {
               std::copy(src, src + id.w * ci, buf + pad * ci);
             } else {
@@ -234,8 +259,12 @@ class Conv3d<Cpu, T> {
   }
 #else
   void forward_pointwise(TensorView<const T>, TensorView<T>, const Activation<Cpu, T>&, const Activation<Cpu, T>&) const {}
-  void rows_fast(TensorView<const T>, const Dims&, T*, Index, Index, const Activation<Cpu, T>&, const Activation<Cpu, T>&,
-                 Index, Index) const {}
+  struct ViewRows {
+    TensorView<const T> in;
+  };
+  template <class Rows>
+  void rows_fast(const Rows&, const Dims&, T*, Index, Index, const Activation<Cpu, T>&, const Activation<Cpu, T>&, Index,
+                 Index) const {}
 #endif
 
   // ------------------------------------------------------------------ portable path (Eigen)

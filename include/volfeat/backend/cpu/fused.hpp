@@ -144,4 +144,62 @@ struct ActivatedAvgPool<Cpu, T> {
   }
 };
 
+// conv1 (pointwise) runs one plane at a time into a ring of conv2's window depth (3 planes of the
+// 128-channel bottleneck for a 3x3x3 conv2), and conv2 computes output plane z as soon as the ring
+// holds every plane it reads, through Conv3d::forward_plane_rows. Every output value is computed
+// exactly as by the composition (same kernels, same k order), so the results are identical.
+template <class T>
+inline constexpr bool kPlanewiseDenseLayer<Cpu, T> = Conv3d<Cpu, T>::kHasPlaneRows;
+
+template <class T>
+struct DenseLayerConvs<Cpu, T> {
+  static void forward(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> pre1, Activation<Cpu, T> post1,
+                      const Conv3d<Cpu, T>& conv2, TensorView<const T> in, TensorView<T> out, Tensor<Cpu, T>& scratch) {
+    const Dims md = conv1.output_dims(in.dims);  // the bottleneck's dims
+    const WindowGeometry& g = conv2.spec().geometry;
+    if constexpr (!Conv3d<Cpu, T>::kHasPlaneRows) {
+      if (scratch.dims() != md) scratch.resize(md);  // the composition (double, or no AVX-512)
+      conv1.forward(in, scratch.view(), pre1, post1);
+      conv2.forward(scratch.view(), out);
+    } else {
+      if (!conv1.pointwise() || out.dims != conv2.output_dims(md))
+        fail("dense layer convs: conv1 must be pointwise and the output view ", to_string(out.dims), " must be ",
+             to_string(conv2.output_dims(md)));
+      const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;  // planes of one output plane's window
+      const Dims ring_dims{1, span, md.h, md.w, md.c};
+      if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
+      const Index plane_floats = md.h * md.w * md.c;
+      std::vector<Index> held(size_t(span), -1);  // n * D + z of the plane in each slot (-1: none)
+      struct RingRows {
+        Dims dims;
+        Index ld;
+        const T* ring;
+        Index span, plane_floats;
+        const T* row(Index n, Index z, Index y) const {
+          (void)n;  // one slot per plane index: the ring is refilled per batch item
+          return ring + (z % span) * plane_floats + y * dims.w * ld;
+        }
+      };
+      const RingRows rows{md, md.c, scratch.data(), span, plane_floats};
+      const Dims od = out.dims;
+      for (Index n = 0; n < od.n; ++n) {
+        for (Index z = 0; z < od.d; ++z) {
+          for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+            const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+            if (iz < 0 || iz >= md.d) continue;
+            const Index slot = iz % span;
+            if (held[size_t(slot)] == n * md.d + iz) continue;
+            // conv1 on input plane iz alone: a view of its rows (same channels and ld).
+            const TensorView<const T> in_plane(in.voxel(n, iz, 0, 0), Dims{1, 1, in.dims.h, in.dims.w, in.dims.c}, in.ld);
+            conv1.forward(in_plane, TensorView<T>(scratch.data() + slot * plane_floats, Dims{1, 1, md.h, md.w, md.c}),
+                          pre1, post1);
+            held[size_t(slot)] = n * md.d + iz;
+          }
+          conv2.forward_plane_rows(rows, n, z, TensorView<T>(out.voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}, out.ld));
+        }
+      }
+    }
+  }
+};
+
 }  // namespace volfeat
