@@ -1,0 +1,60 @@
+#!/usr/bin/python3
+"""Wall time of the whole `volfeat extract` job on a scanner-sized CT, IO included.
+
+usage: time_extract.py [--build build-perf] [--dims 216,512,512] [--reps 5] [--work DIR] [--threads 2]
+
+Writes the built-in knee phantom at --dims as an int16 CT (as scanners store it) plus its uint8 label
+map (`volfeat phantom --dims ... --ct-dtype int16`, once, into --work), then runs
+`volfeat extract --ct ... --mask ... --labels femur=1,tibia=2 --preset block-outputs` (3 regions
+with background, 3 layers, shared mode) --reps times under /usr/bin/time -v. Prints each run's wall
+time, peak RSS and the stage timings from run.json, then the median and min-max wall time.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(HERE, "..", "build-perf"), help="CMake build dir with experiments/volfeat")
+    ap.add_argument("--dims", default="216,512,512")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", default="/tmp/volfeat_time_extract")
+    a = ap.parse_args()
+
+    volfeat = os.path.join(a.build, "experiments", "volfeat")
+    if not os.access(volfeat, os.X_OK):
+        sys.exit(f"time_extract.py: {volfeat} not found: build it (cmake --build {a.build} --target volfeat_cli)")
+    data = os.path.join(a.work, "knee_" + a.dims.replace(",", "x"))
+    ct, mask = os.path.join(data, "knee_ct.nii.gz"), os.path.join(data, "knee_labels.nii.gz")
+    if not (os.path.exists(ct) and os.path.exists(mask)):
+        subprocess.run([volfeat, "phantom", "--dims", a.dims, "--ct-dtype", "int16", "--out", data], check=True)
+    out = os.path.join(a.work, "out")
+    cmd = [volfeat, "extract", "--ct", ct, "--mask", mask, "--labels", "femur=1,tibia=2", "--preset", "block-outputs",
+           "--threads", str(a.threads), "--quiet", "--out", out]
+    print("$", " ".join(cmd), flush=True)
+    walls = []
+    for rep in range(a.reps):
+        p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"time_extract.py: extract failed (exit {p.returncode}):\n{p.stderr}")
+        m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", p.stderr)
+        wall = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1)) / 2**20
+        t = json.load(open(os.path.join(out, "run.json")))["timings_s"]
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k != "total")
+        print(f"rep {rep}: wall {wall:.2f} s, peak RSS {rss:.2f} GiB ({stages})", flush=True)
+        walls.append(wall)
+    print(f"extract {a.dims}, {a.threads} threads, {a.reps} runs: median {statistics.median(walls):.2f} s, "
+          f"min-max {min(walls):.2f}-{max(walls):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
