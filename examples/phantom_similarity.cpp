@@ -23,7 +23,7 @@ struct RegionMeans {
   bool wants(const std::string& name) const { return std::find(layers.begin(), layers.end(), name) != layers.end(); }
   void operator()(const std::string& name, TensorView<const float> f) {
     for (const Region& r : regions) {
-      const auto w = region_weights(region_indicator(phantom.labels, r.label), phantom.ct.grid.dims, f.dims.spatial());
+      const auto w = region_weights(phantom.labels, r.label, f.dims.spatial());
       by_layer[name].push_back(RegionPool<Cpu, float>::forward(f, w.data(), RegionPoolKind::kMean));
     }
   }
