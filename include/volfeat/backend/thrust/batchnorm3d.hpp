@@ -61,8 +61,8 @@ class BatchNorm3d<Thrust, T> {
     std::vector<double> s, b;
     p.fold(s, b);
     const std::vector<T> st(s.begin(), s.end()), bt(b.begin(), b.end());
-    scale_.assign(st.begin(), st.end());
-    shift_.assign(bt.begin(), bt.end());
+    thrust_detail::assign_from_host(scale_, st);
+    thrust_detail::assign_from_host(shift_, bt);
   }
   Index channels() const { return static_cast<Index>(scale_.size()); }
   // Device pointers.

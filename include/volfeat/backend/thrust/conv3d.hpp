@@ -146,9 +146,8 @@ class Conv3d<Thrust, T> {
       for (Index i = 0; i < ci; ++i)
         for (Index t = 0; t < taps; ++t)
           packed[size_t((t * ci + i) * co_padded_ + o)] = static_cast<T>(weight[size_t((o * ci + i) * taps + t)]);
-    packed_.assign(packed.begin(), packed.end());
-    const std::vector<T> b(bias.begin(), bias.end());
-    bias_.assign(b.begin(), b.end());
+    thrust_detail::assign_from_host(packed_, packed);
+    thrust_detail::assign_from_host(bias_, std::vector<T>(bias.begin(), bias.end()));  // empty: no bias
   }
 
   const ConvSpec& spec() const { return spec_; }

@@ -69,7 +69,7 @@ struct RegionPool<Thrust, T> {
     thrust::device_vector<double> device_weights;
     if (weights) {
       for (Index v = 0; v < voxels; ++v) total_weight += weights[v];
-      device_weights.assign(weights, weights + voxels);
+      thrust_detail::assign_from_host(device_weights, weights, static_cast<size_t>(voxels));
     } else {
       total_weight = double(voxels);
     }

@@ -24,6 +24,7 @@
 #include <thrust/for_each.h>
 #include <thrust/iterator/counting_iterator.h>
 #include <thrust/version.h>
+#include <cstddef>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -140,6 +141,22 @@ void steal(V& dst, V& src) noexcept {
   dst.swap(src);
 }
 
+// dst = the n host values at first. An empty range never reaches Thrust: its vector assign runs
+// thrust::copy, which dereferences `first` even when n == 0, and an empty std::vector's begin()
+// (or a null host pointer) is null -- undefined behaviour that UBSan reports.
+template <class T, class HostIt>
+void assign_from_host(thrust::device_vector<T>& dst, HostIt first, size_t n) {
+  if (n == 0) {
+    dst.clear();
+    return;
+  }
+  dst.assign(first, first + static_cast<std::ptrdiff_t>(n));
+}
+template <class T, class U>
+void assign_from_host(thrust::device_vector<T>& dst, const std::vector<U>& src) {
+  assign_from_host(dst, src.begin(), src.size());
+}
+
 template <class T>
 T* raw(thrust::device_vector<T>& v) {
   return thrust::raw_pointer_cast(v.data());
@@ -188,7 +205,7 @@ class Tensor<Thrust, T> {
   void assign_host(const Dims& x, const T* host) {
     thrust_detail::require_device();
     dims_ = x;
-    storage_.assign(host, host + x.size());
+    thrust_detail::assign_from_host(storage_, host, static_cast<size_t>(x.size()));
   }
 
  private:
