@@ -143,7 +143,7 @@ def test_sweep_over_a_manifest_with_schemes():
         f.write(f"pelvis,{PELVIS}/ct.nii.gz,{PELVIS}/femur1_hip2.nii.gz,\"femur=1,hip=2\"\n")
         f.write(f"pelvis_lr,{PELVIS}/ct.nii.gz,{PELVIS}/totalsegmentator_labels.nii.gz,\"femur_l=75,femur_r=76\"\n")
     run("sweep", "--manifest", manifest, "--weights", src, "--schemes", "i3d-mean,centre,acs,orientations-mean",
-        "--layers", "transition1", "--pools", "mean", "--modes", "shared", "--similarities", "cosine", "--quiet",
+        "--layers", "pool0", "--pools", "mean", "--modes", "shared", "--similarities", "cosine", "--quiet",
         "--out", out)
     header, body = rows(os.path.join(out, "sweep.csv"))
     assert {r[0] for r in body} == {"pelvis", "pelvis_lr"}
