@@ -241,7 +241,8 @@ void run_sweep(SweepArgs& a, const std::string& command) {
     ++done;
   }
   std::cout << "sweep: " << units.size() << (units.size() == 1 ? " unit (" : " units (") << computed << " computed, "
-            << units.size() - computed << " already done), " << log.rows().size() << " rows in " << dir << "/sweep.csv\n";
+            << units.size() - computed << " already done), " << log.rows().size() << " rows in " << dir
+            << "/sweep.csv\n";
 }
 
 inline void add_sweep_command(CLI::App& app, const std::string& command) {
