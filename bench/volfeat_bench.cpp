@@ -18,7 +18,7 @@
 
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/core/random.hpp"
-#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/nn/network.hpp"
 #include "volfeat/weights/inflate.hpp"
 
 using namespace volfeat;
@@ -229,8 +229,8 @@ struct Checksum {
   void operator()(const std::string&, TensorView<const float> v) { out = to_host(Cpu{}, v); }
 };
 
-const DenseNet3d<Cpu, float>& network() {
-  static const DenseNet3d<Cpu, float> net(random_state_dict(densenet_config("densenet121"), 0, 1));
+const Network<Cpu, float>& network() {
+  static const Network<Cpu, float> net(random_state_dict("densenet121", 0, 1));
   return net;
 }
 

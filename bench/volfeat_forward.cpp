@@ -22,7 +22,7 @@
 
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/core/random.hpp"
-#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/nn/network.hpp"
 #include "volfeat/weights/inflate.hpp"
 
 using namespace volfeat;
@@ -101,11 +101,11 @@ int main(int argc, char** argv) {
     }
     if (threads > 0) omp_set_num_threads(threads);
 
-    const DenseNet3d<Cpu, float> net(random_state_dict(densenet_config("densenet121"), 0, 1));
+    const Network<Cpu, float> net(random_state_dict("densenet121", 0, 1));
     MeanTaps obs;
     obs.profile = profile;
     for (const auto& t : split(taps)) obs.names.push_back(t.rfind("features.", 0) == 0 ? t : "features." + t);
-    const int stop = stop_name.empty() ? -1 : net.module_index("features." + stop_name);
+    const int stop = stop_name.empty() ? -1 : net.node_of("features." + stop_name);
 
     const Dims dims{1, d, h, w, 1};
     std::vector<float> x(size_t(dims.size()));

@@ -2,7 +2,7 @@
 // tibia vs background at two layers, one forward pass. No files are read or written.
 #include <cstdio>
 #include <volfeat/backend/cpu.hpp>
-#include <volfeat/nn/densenet3d.hpp>
+#include <volfeat/nn/network.hpp>
 #include <volfeat/nn/selectors.hpp>
 #include <volfeat/pipeline/normalize.hpp>
 #include <volfeat/pipeline/phantom.hpp>
@@ -34,13 +34,13 @@ int main() {
   const std::vector<Region> regions = parse_labels("femur=1,tibia=2", true);
   const std::vector<float> x = normalize_volume(phantom.ct.data, parse_normalization(kDefaultNormalize));
 
-  const DenseNet3d<Cpu, float> net(seeded_random_weights(densenet_config("densenet121"), 0));
-  const std::vector<std::string> layers{resolve_layer(net.modules(), "denseblock2"),
-                                        resolve_layer(net.modules(), "transition2")};
+  const Network<Cpu, float> net(seeded_random_weights("densenet121", 0));
+  const std::vector<std::string> layers{resolve_layer(net.graph(), "denseblock2"),
+                                        resolve_layer(net.graph(), "transition2")};
   RegionMeans taps{layers, phantom, regions, {}};
   const auto& g = phantom.ct.grid.dims;
   net.forward(TensorView<const float>(x.data(), Dims{1, g[0], g[1], g[2], 1}), taps,
-              net.module_index(layers.back()));
+              net.node_of(layers.back()));
 
   for (const auto& layer : layers) {
     const auto& v = taps.by_layer.at(layer);

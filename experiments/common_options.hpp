@@ -21,6 +21,13 @@ struct CommonArgs {
   std::string max_memory;  // parsed after CLI11 (parse_memory_size)
 };
 
+// Every --arch value (nn/architectures.hpp).
+inline std::vector<std::string> arch_names() {
+  std::vector<std::string> out;
+  for (const auto& f : arch_families()) out.insert(out.end(), f.archs.begin(), f.archs.end());
+  return out;
+}
+
 inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
   ExtractOptions& e = a.extract;
   cmd->add_option("--ct", e.ct, "CT volume (.nii / .nii.gz); omit for the built-in knee phantom");
@@ -39,16 +46,19 @@ inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
       ->check(CLI::IsMember({"shared", "mask-input"}));
   cmd->add_option("--pool", e.pool, "mean | max | gem[:p] | mean+std | topk[:q] | percentile[:q] | attention[:t]")
       ->capture_default_str();
-  cmd->add_option("--weights", e.weights, "DenseNet .npz: a torchvision 2D export (inflated on load) or a 3D file from "
-                                          "volfeat convert; omit for volfeat's seeded random network");
+  cmd->add_option("--weights", e.weights, ".npz: a torchvision 2D state_dict export (architecture detected from its keys, "
+                                          "inflated on load) or a 3D file from volfeat convert; omit for volfeat's seeded "
+                                          "random network");
   add_inflate_options(cmd, e.inflate);
   cmd->add_option("--seed", e.inflate.seed, "seed of the random network (no --weights, or --inflate random)")
       ->capture_default_str();
   cmd->add_option("--arch", e.arch, "architecture of the random network; with --weights, the architecture the file must hold")
       ->capture_default_str()
-      ->check(CLI::IsMember({"densenet121", "densenet169", "densenet201"}));
-  cmd->add_option("--layers", a.layers, "comma list: torchvision names (features. optional), conv[-k], denseblockN");
-  cmd->add_option("--preset", e.preset, "layer set: denseblock4-tail (default), last-3rd-5th, block-outputs");
+      ->check(CLI::IsMember(arch_names()));
+  cmd->add_option("--layers", a.layers, "comma list: torchvision module names (features. optional), conv[-k], "
+                                        "containers (denseblockN, layerN), VGG's convB_C");
+  cmd->add_option("--preset", e.preset, "layer set: denseblock4-tail (DenseNet default), last-3rd-5th, block-outputs, "
+                                        "paper-vgg (VGG default), paper-resnet (ResNet default)");
   cmd->add_option("--out", a.out, "output directory")->capture_default_str();
   cmd->add_option("--threads", a.threads, "threads (default: all cores)");
   cmd->add_flag("--quiet", a.quiet, "no progress on stderr");

@@ -56,12 +56,12 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   t0 = Progress::Clock::now();
   double load_seconds = 0;
   std::tie(r.weights, load_seconds) = weights.get();
-  const DenseNet3d<Backend, float> net(r.weights.state);
+  const Network<Backend, float> net(r.weights.state);
   r.timings["load_weights"] = load_seconds;  // overlapped with "prepare"
   r.timings["build_network"] = Progress::since(t0);
   progress.note("weights: " + r.weights.description);
 
-  const auto layers = resolve_layers(o, net.modules());
+  const auto layers = resolve_layers(o, net.graph());
   check_extract_memory(extract_sizes(o, r.volume, r.weights, net, layers, r.threads), o.max_memory, progress);
   r.features = extract_scheme_features(o, net, r.volume, layers, {o.pool}, progress);
   r.timings["forward"] = r.features.forward_seconds;

@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli_backend.hpp"
 #include "common_options.hpp"
-#include "volfeat/backend/cpu.hpp"
 #include "volfeat/core/atomic_file.hpp"
 #include "volfeat/pipeline/landmarks.hpp"
 #include "volfeat/version.hpp"
@@ -113,7 +113,7 @@ inline void add_landmarks_command(CLI::App& app) {
       CLI::IsMember({"sum", "mean", "rgb"}));
   cmd->add_option("--seed", a->inflate.seed, "seed of the random/shuffled schemes and of the seeded 2D init")->capture_default_str();
   cmd->add_option("--arch", a->arch, "architecture without --weights")->capture_default_str()->check(
-      CLI::IsMember({"densenet121", "densenet169", "densenet201"}));
+      CLI::IsMember(arch_names()));
   cmd->add_option("--schemes", a->schemes, "comma list of inflation schemes:" + scheme_list())->capture_default_str();
   cmd->add_option("--layers", a->layers,
                   "comma list: shallow (= denseblock1), mid (= denseblock2), deep (= denseblock3), or module names "
@@ -209,32 +209,32 @@ inline void add_landmarks_command(CLI::App& app) {
       if (cmd->count("--stem") && base.stem != "rgb") fail("--normalize imagenet feeds 3 channels: it needs --stem rgb");
       base.stem = "rgb";
     }
-    std::vector<SchemeNetworks<Cpu, float>> nets;
+    std::vector<SchemeNetworks<CliBackend, float>> nets;
     std::string weights_description, weights_sha;
     progress.begin("building networks");
     if (a->weights.empty()) {
-      const StateDict sd2 = seeded_2d_init(densenet_config(a->arch), base.seed);
+      const StateDict sd2 = seeded_2d_init(a->arch, base.seed);
       weights_description = sd2.origin + ", inflated per scheme; NOT pretrained";
-      nets = inflate_scheme_networks<Cpu, float>(sd2, o.schemes, base, "");
+      nets = inflate_scheme_networks<CliBackend, float>(sd2, o.schemes, base, "");
     } else {
       StateDict sd = read_state_dict(a->weights);
       const int dims = conv_spatial_dims(sd);
-      validate_densenet_state_dict(sd, detect_densenet(sd), dims, sd.at("features.conv0.weight").shape[1]);
+      graph_of(sd);  // a known architecture, every key with its shape
       weights_sha = sha256_file(a->weights);
       if (dims == 3) {
         if (cmd->count("--schemes"))
           fail(a->weights, " is already 3D: --schemes needs a 2D export to inflate (drop --schemes to use the file as it is)");
-        SchemeNetworks<Cpu, float> s;
+        SchemeNetworks<CliBackend, float> s;
         s.scheme = "as-loaded";
         s.members = {"as-loaded"};
-        s.nets.push_back(std::make_shared<const DenseNet3d<Cpu, float>>(sd));
+        s.nets.push_back(std::make_shared<const Network<CliBackend, float>>(sd));
         s.description = "as-loaded: " + weights_kind(sd);
         nets.push_back(std::move(s));
         o.schemes = {"as-loaded"};
         weights_description = a->weights + " (3D, " + weights_kind(sd) + ")";
       } else {
         weights_description = a->weights + " (2D, " + weights_kind(sd) + "), inflated per scheme";
-        nets = inflate_scheme_networks<Cpu, float>(sd, o.schemes, base, weights_sha);
+        nets = inflate_scheme_networks<CliBackend, float>(sd, o.schemes, base, weights_sha);
       }
     }
     progress.end();

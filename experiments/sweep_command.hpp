@@ -112,10 +112,8 @@ void run_sweep(SweepArgs& a, const std::string& command) {
   }
 
   // Layer names from the architecture the weights (or --arch) define.
-  const DenseNetConfig& config =
-      base.weights.empty() ? densenet_config(base.arch) : detect_densenet(read_state_dict(base.weights));
-  ExtractOptions layer_opts = base;
-  const auto layers = resolve_layers(layer_opts, densenet_modules(config));
+  const Graph graph = base.weights.empty() ? build_graph(base.arch) : graph_of(read_state_dict(base.weights));
+  const auto layers = resolve_layers(base, graph);
 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -203,7 +201,7 @@ void run_sweep(SweepArgs& a, const std::string& command) {
     if (!prepared.count(unit.volume)) prepared.emplace(unit.volume, prepare_volume(o, progress));
     const PreparedVolume& pv = prepared.at(unit.volume);
     const NetworkWeights w = load_network_weights(o, int(pv.normalization.channels()));
-    const DenseNet3d<Backend, float> net(w.state);
+    const Network<Backend, float> net(w.state);
     const RegionFeatures f = extract_scheme_features(o, net, pv, layers, pools, progress, want_cka);
 
     for (const auto& c : cells) {

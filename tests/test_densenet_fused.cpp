@@ -7,7 +7,7 @@
 #include "support/compare.hpp"
 #include "support/torch_refs.hpp"
 #include "volfeat/backend/cpu.hpp"
-#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/nn/network.hpp"
 #include "volfeat/weights/load.hpp"
 
 using namespace volfeat;
@@ -27,11 +27,11 @@ void check_sparse_taps(const std::string& file, const std::vector<std::string>& 
   opt.scheme = args["scheme"].get<std::string>();
   opt.axis = args["axis"].get<std::string>()[0];
   opt.stem = args["stem"].get<std::string>();
-  const DenseNet3d<Cpu, float> net(inflate_state_dict(read_state_dict(torch_ref_dir() + "/dn121_2d.npz"), opt));
+  const Network<Cpu, float> net(inflate_state_dict(read_state_dict(torch_ref_dir() + "/dn121_2d.npz"), opt));
   const reference::Array5 input = ref_array(z.at("input"));
   const auto x = reference::to_channels_last<float>(input);
   Recorder<Cpu, float> rec(taps);
-  const int stop = stop_at.empty() ? -1 : net.module_index(stop_at);
+  const int stop = stop_at.empty() ? -1 : net.node_of(stop_at);
   net.forward(TensorView<const float>(x.data(), input.dims()), rec, stop);
   for (const auto& name : taps) {
     BOOST_TEST_CONTEXT(file << " module " << name) {

@@ -12,7 +12,7 @@
 #include "volfeat/backend/cpu.hpp"
 #include "support/thrust_device.hpp"
 #include "volfeat/backend/thrust.hpp"
-#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/nn/network.hpp"
 #include "volfeat/pipeline/extract.hpp"
 #include "volfeat/weights/load.hpp"
 
@@ -49,12 +49,12 @@ void check_against_torch_and_cpu(const std::string& file) {
   opt.axis = args["axis"].get<std::string>()[0];
   opt.stem = args["stem"].get<std::string>();
   const StateDict sd = inflate_state_dict(w2d, opt);
-  const DenseNet3d<Cpu, float> cpu_net(sd);
-  const DenseNet3d<Thrust, float> thrust_net(sd);
+  const Network<Cpu, float> cpu_net(sd);
+  const Network<Thrust, float> thrust_net(sd);
 
   const reference::Array5 input = ref_array(z.at("input"));
   const auto x = reference::to_channels_last<float>(input);
-  const int stop = args["stop_after"].is_null() ? -1 : cpu_net.module_index(args["stop_after"].get<std::string>());
+  const int stop = args["stop_after"].is_null() ? -1 : cpu_net.node_of(args["stop_after"].get<std::string>());
 
   auto t0 = std::chrono::steady_clock::now();
   auto cpu_rec = Recorder<Cpu, float>::everything();
@@ -87,9 +87,11 @@ void check_against_torch_and_cpu(const std::string& file) {
       ++compared;
     }
   }
-  const size_t expected = size_t(stop < 0 ? thrust_net.last_module() + 1 : stop + 1);
+  size_t expected = 0, taps = 0;  // torch's reference records the children of `features`, not `features`
+  for (const ModuleInfo& m : thrust_net.modules())
+    if (stop < 0 || m.node <= stop) ++taps, expected += m.name != "features";
   BOOST_TEST(compared == expected);
-  BOOST_TEST(thrust_rec.taps().size() == expected);
+  BOOST_TEST(thrust_rec.taps().size() == taps);
   BOOST_TEST_MESSAGE(file << " (" << to_string(input.dims()) << "): " << compared << " modules; worst relative error "
                           << "vs torch " << worst_torch << " at " << worst_torch_name << ", vs Cpu " << worst_cpu << " at "
                           << worst_cpu_name << "; forward with every tap recorded: Cpu " << cpu_seconds << " s, "
@@ -118,8 +120,8 @@ BOOST_AUTO_TEST_CASE(fused_paths_match_torch_and_cpu) {
     opt.axis = args["axis"].get<std::string>()[0];
     opt.stem = args["stem"].get<std::string>();
     const StateDict sd = inflate_state_dict(w2d, opt);
-    const DenseNet3d<Cpu, float> cpu_net(sd);
-    const DenseNet3d<Thrust, float> thrust_net(sd);
+    const Network<Cpu, float> cpu_net(sd);
+    const Network<Thrust, float> thrust_net(sd);
     const reference::Array5 input = ref_array(z.at("input"));
     const auto x = reference::to_channels_last<float>(input);
     Recorder<Cpu, float> cpu_rec(sparse);
@@ -164,9 +166,9 @@ BOOST_AUTO_TEST_CASE(pelvis_pipeline_matches_cpu) {
   Progress progress(true);
   const PreparedVolume v = prepare_volume(o, progress);
   const NetworkWeights w = load_network_weights(o, v.normalization.channels());
-  const DenseNet3d<Cpu, float> cpu_net(w.state);
-  const DenseNet3d<Thrust, float> thrust_net(w.state);
-  const auto layers = resolve_layers(o, cpu_net.modules());
+  const Network<Cpu, float> cpu_net(w.state);
+  const Network<Thrust, float> thrust_net(w.state);
+  const auto layers = resolve_layers(o, cpu_net.graph());
 
   // Both pools that stream through the backend's RegionPool op, from one forward pass per backend.
   const std::vector<std::string> pools{"mean", "max"};

@@ -6,7 +6,7 @@
 #include "support/compare.hpp"
 #include "support/torch_refs.hpp"
 #include "volfeat/backend/cpu.hpp"
-#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/nn/network.hpp"
 #include "volfeat/weights/load.hpp"
 
 using namespace volfeat;
@@ -35,11 +35,11 @@ void check_against_torch(const std::string& file) {
   opt.scheme = args["scheme"].get<std::string>();
   opt.axis = args["axis"].get<std::string>()[0];
   opt.stem = args["stem"].get<std::string>();
-  const DenseNet3d<Cpu, float> net(inflate_state_dict(weights_2d(), opt));
+  const Network<Cpu, float> net(inflate_state_dict(weights_2d(), opt));
 
   const reference::Array5 input = ref_array(z.at("input"));
   const auto x = reference::to_channels_last<float>(input);
-  const int stop = args["stop_after"].is_null() ? -1 : net.module_index(args["stop_after"].get<std::string>());
+  const int stop = args["stop_after"].is_null() ? -1 : net.node_of(args["stop_after"].get<std::string>());
   auto rec = Recorder<Cpu, float>::everything();
   net.forward(TensorView<const float>(x.data(), input.dims()), rec, stop);
 
@@ -60,10 +60,13 @@ void check_against_torch(const std::string& file) {
       ++compared;
     }
   }
-  // Every module up to the stop was produced and compared: none silently missing from either side.
-  const size_t expected = size_t(stop < 0 ? net.last_module() + 1 : stop + 1);
+  // Every module up to the stop was produced and compared: none silently missing from either side
+  // (torch's reference records the children of `features`, not `features` itself).
+  size_t expected = 0, taps = 0;
+  for (const ModuleInfo& m : net.modules())
+    if (stop < 0 || m.node <= stop) ++taps, expected += m.name != "features";
   BOOST_TEST(compared == expected);
-  BOOST_TEST(rec.taps().size() == expected);
+  BOOST_TEST(rec.taps().size() == taps);
   BOOST_TEST_MESSAGE(file << ": " << compared << " modules match torch; worst relative error " << worst << " at "
                           << worst_name);
 }
@@ -78,7 +81,7 @@ BOOST_AUTO_TEST_CASE(thin_volume_stops_early_and_matches_torch) { check_against_
 BOOST_AUTO_TEST_CASE(acs_matches_acsconv_thin_kernels) { check_against_torch("ref_acs_odd.npz"); }
 
 BOOST_AUTO_TEST_CASE(thin_volume_cannot_reach_the_end) {
-  const DenseNet3d<Cpu, float> net(inflate_state_dict(weights_2d(), {}));
+  const Network<Cpu, float> net(inflate_state_dict(weights_2d(), {}));
   std::vector<float> x(19 * 32 * 27, 0.5f);
   try {
     net.forward(TensorView<const float>(x.data(), Dims{1, 19, 32, 27, 1}));
@@ -90,24 +93,24 @@ BOOST_AUTO_TEST_CASE(thin_volume_cannot_reach_the_end) {
     BOOST_TEST(msg.find("D>=29") != std::string::npos);
   }
   // conv0 (7, s2, p3) then pool0 (3, s2, p1) then transition1's pool (2, s2): 5 -> 3 -> 2 -> 1.
-  const int block2 = net.module_index("features.denseblock2");
+  const int block2 = net.node_of("features.denseblock2");
   BOOST_TEST(net.min_input_size(block2)[0] == 5);
-  BOOST_TEST(net.output_spatial(block2, {4, 5, 5})[0] == 0);
-  BOOST_TEST(net.output_spatial(block2, {5, 5, 5})[0] == 1);
+  BOOST_TEST(net.graph().infer_dims(Dims{1, 4, 5, 5, 1})[size_t(block2)].d == 0);
+  BOOST_TEST(net.graph().infer_dims(Dims{1, 5, 5, 5, 1})[size_t(block2)].d == 1);
 }
 
 // i3d-mean on a volume constant along D gives torchvision's 2D activations on every slice whose
 // receptive field along D never touches padding.
 BOOST_AUTO_TEST_CASE(i3d_mean_on_constant_volume_reproduces_2d_network) {
   const NpzMap z = read_npz(torch_ref_dir() + "/ref_2d_invariance.npz");
-  const DenseNet3d<Cpu, float> net(inflate_state_dict(weights_2d(), {}));
+  const Network<Cpu, float> net(inflate_state_dict(weights_2d(), {}));
   const reference::Array5 gray = ref_array(z.at("input"));  // (1, 1, 1, H, W)
   const Index depth = 64;
   std::vector<float> vol;
   for (Index d = 0; d < depth; ++d)
     for (double v : gray.v) vol.push_back(float(v));
   auto rec = Recorder<Cpu, float>::everything();
-  const int stop = net.module_index("features.transition2");
+  const int stop = net.node_of("features.transition2");
   net.forward(TensorView<const float>(vol.data(), Dims{1, depth, gray.h, gray.w, 1}), rec, stop);
 
   // The interval of D slices untouched by padding, carried through each module's window along D.
@@ -117,12 +120,13 @@ BOOST_AUTO_TEST_CASE(i3d_mean_on_constant_volume_reproduces_2d_network) {
     hi = (hi + p - (k - 1)) >= 0 ? (hi + p - (k - 1)) / s : -1;
   };
   size_t compared = 0;
-  for (int i = 0; i <= stop; ++i) {
-    const ModuleInfo& m = net.modules()[size_t(i)];
-    if (i == 0) through(7, 2, 3);
-    else if (i == 3) through(3, 2, 1);
-    else if (m.kind == ModuleKind::kPool) through(2, 2, 0);
-    else if (m.kind == ModuleKind::kConv && m.name.find("conv2") != std::string::npos) through(3, 1, 1);
+  std::string last;
+  for (const ModuleInfo& m : net.modules()) {
+    if (m.node > stop) break;
+    const Node& node = net.graph().node(m.node);
+    const bool windowed = node.kind == OpKind::kConv || node.kind == OpKind::kMaxPool || node.kind == OpKind::kAvgPool;
+    if (windowed && m.kind != ModuleKind::kContainer)
+      through(node.window.kernel[0], node.window.stride[0], node.window.padding[0]);
     if (lo > hi) break;
     const reference::Array5 want = ref_array(z.at("out/" + m.name));  // (1, C, 1, h, w)
     const auto& tap = rec.at(m.name);
@@ -135,9 +139,9 @@ BOOST_AUTO_TEST_CASE(i3d_mean_on_constant_volume_reproduces_2d_network) {
       }
     }
     ++compared;
+    last = m.name;
   }
-  BOOST_TEST_MESSAGE("constant-along-D invariance checked on " << compared << " modules, through "
-                                                               << net.modules()[compared - 1].name);
+  BOOST_TEST_MESSAGE("constant-along-D invariance checked on " << compared << " modules, through " << last);
   BOOST_TEST(compared >= 50);  // the stem and all of denseblock1 at least
 }
 
@@ -150,7 +154,7 @@ BOOST_AUTO_TEST_CASE(convert_then_load_is_bit_identical_to_inflate_on_load) {
   opt.axis = 'W';
   opt.stem = "mean";
   write_state_dict(out, inflate_with_meta(read_state_dict(src), opt, sha256_file(src)));
-  const StateDict converted = load_densenet_weights(out, InflateOptions{});  // options ignored: already 3D
+  const StateDict converted = load_weights(out, InflateOptions{});  // options ignored: already 3D
   const auto meta = state_dict_meta(converted);
   BOOST_TEST(meta["scheme"] == "centre");
   BOOST_TEST(meta["axis"] == "W");
@@ -158,7 +162,7 @@ BOOST_AUTO_TEST_CASE(convert_then_load_is_bit_identical_to_inflate_on_load) {
   BOOST_TEST(meta["source_sha256"] == sha256_file(src));
   BOOST_TEST(meta["weights_kind"] == "seeded-init");
 
-  const DenseNet3d<Cpu, float> a(load_densenet_weights(src, opt)), b(converted);
+  const Network<Cpu, float> a(load_weights(src, opt)), b(converted);
   const auto x = random_values(33 * 31 * 35, 9);
   const std::vector<float> xf(x.begin(), x.end());
   auto ra = Recorder<Cpu, float>({"features.norm5", "features.denseblock2"});

@@ -286,7 +286,7 @@ BOOST_AUTO_TEST_CASE(paired_t_test_hand_example) {
 
 namespace {
 std::vector<SchemeNetworks<Cpu, float>> networks(const std::vector<std::string>& schemes) {
-  return inflate_scheme_networks<Cpu, float>(seeded_2d_init(densenet_config("densenet121"), 0), schemes, {}, "");
+  return inflate_scheme_networks<Cpu, float>(seeded_2d_init("densenet121", 0), schemes, {}, "");
 }
 }  // namespace
 

@@ -53,8 +53,8 @@ Run run_pipeline(const ExtractOptions& o) {
   Progress quiet(true);
   Run r;
   r.volume = prepare_volume(o, quiet);
-  const DenseNet3d<Cpu, float> net(load_network_weights(o, r.volume.normalization.channels()).state);
-  r.features = extract_features(net, r.volume, resolve_layers(o, net.modules()), o.mode, o.pool, quiet);
+  const Network<Cpu, float> net(load_network_weights(o, r.volume.normalization.channels()).state);
+  r.features = extract_features(net, r.volume, resolve_layers(o, net.graph()), o.mode, o.pool, quiet);
   r.table = similarity_table(r.volume.regions, r.features);
   return r;
 }

@@ -42,10 +42,10 @@ BOOST_AUTO_TEST_CASE(imagenet_runs_an_rgb_stem_and_refuses_a_gray_one) {
   o.normalize = "imagenet";
   const NetworkWeights w = load_network_weights(o, 3);
   BOOST_TEST(w.state.at("features.conv0.weight").shape[1] == 3);
-  const DenseNet3d<Cpu, float> net(w.state);
+  const Network<Cpu, float> net(w.state);
   BOOST_TEST(net.input_channels() == 3);
   std::vector<float> x(3 * 9 * 9 * 9, 0.25f);
-  net.forward(TensorView<const float>(x.data(), Dims{1, 9, 9, 9, 3}), net.module_index("features.pool0"));
+  net.forward(TensorView<const float>(x.data(), Dims{1, 9, 9, 9, 3}), net.node_of("features.pool0"));
   o.stem_given = true;
   o.inflate.stem = "sum";
   BOOST_CHECK_THROW(load_network_weights(o, 3), Error);

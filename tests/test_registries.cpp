@@ -17,7 +17,7 @@ const StateDict& export_2d() {
     StateDict s;
     s.origin = "synthetic 2D export";
     Rng rng(7);
-    for (const auto& p : densenet_params(densenet_config("densenet121"), 2, 3)) {
+    for (const auto& p : build_graph("densenet121", 3).params(2)) {
       Param param{p.shape, std::vector<double>(size_t(element_count(p.shape)))};
       const bool var = p.key.find("running_var") != std::string::npos;
       for (double& v : param.values) v = var ? 0.5 + rng.uniform() : rng.normal() * 0.1;
@@ -165,12 +165,12 @@ BOOST_AUTO_TEST_CASE(orientation_ensembles_concatenate_or_average_their_members)
   std::vector<std::vector<double>> members;
   for (char axis : {'D', 'H', 'W'}) {
     o.inflate.scheme = std::string("orientation-") + axis;
-    const DenseNet3d<Cpu, float> net(load_network_weights(o, 1).state);
+    const Network<Cpu, float> net(load_network_weights(o, 1).state);
     members.push_back(extract_features(net, v, layers, "shared", "mean", quiet).of("mean").at("bone").at(layers[0]));
   }
   for (const char* scheme : {"orientations-concat", "orientations-mean"}) {
     o.inflate.scheme = scheme;
-    const DenseNet3d<Cpu, float> first(load_network_weights(o, 1, 0).state);
+    const Network<Cpu, float> first(load_network_weights(o, 1, 0).state);
     const RegionFeatures f = extract_scheme_features(o, first, v, layers, {"mean"}, quiet);
     BOOST_TEST(f.forward_passes == 3);
     const auto& got = f.of("mean").at("bone").at(layers[0]);

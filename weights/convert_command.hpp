@@ -17,8 +17,9 @@ struct ConvertArgs {
 inline void run_convert(const ConvertArgs& a) {
   const StateDict sd2d = read_state_dict(a.in);
   if (conv_spatial_dims(sd2d) != 2)
-    fail(a.in, ": already holds 3D conv weights (features.conv0.weight is ",
-         shape_string(sd2d.at("features.conv0.weight").shape), "); convert takes a torchvision 2D export");
+    fail(a.in, ": already holds 3D conv weights (", stem_key(sd2d), " is ", shape_string(sd2d.at(stem_key(sd2d)).shape),
+         "); convert takes a torchvision 2D export");
+  check_weights_content(sd2d, graph_of(sd2d).arch(), 2);
   const StateDict sd3 = inflate_with_meta(sd2d, a.inflate, sha256_file(a.in));
   write_state_dict(a.out, sd3);
   const auto meta = state_dict_meta(sd3);
@@ -30,7 +31,7 @@ inline void run_convert(const ConvertArgs& a) {
 
 inline void add_convert_command(CLI::App& app) {
   auto args = std::make_shared<ConvertArgs>();
-  CLI::App* cmd = app.add_subcommand("convert", "Inflate a torchvision DenseNet .npz export to a 3D .npz");
+  CLI::App* cmd = app.add_subcommand("convert", "Inflate a torchvision .npz export (DenseNet, VGG, ResNet) to a 3D .npz");
   cmd->add_option("--in", args->in, "2D export from weights/export_torchvision.py")->required();
   cmd->add_option("--out", args->out, "3D weights to write (.npz)")->required();
   add_inflate_options(cmd, args->inflate);

@@ -3,7 +3,7 @@
 //   -DVOLFEAT_CASE=1  one op (Conv3d) on a backend tag that has no specializations
 //   -DVOLFEAT_CASE=2  the whole network on that tag (the Cpu backend is included, so the failure is
 //                     about the missing backend, not a missing header)
-#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/nn/network.hpp"
 #include "volfeat/ops/conv3d.hpp"
 
 // A device tag someone declared without writing (or including) its specializations.
@@ -19,7 +19,7 @@ int main() {
 #elif VOLFEAT_CASE == 2
 #include "volfeat/backend/cpu.hpp"
 int main() {
-  const volfeat::DenseNet3d<NoSuchDevice, float> net(volfeat::StateDict{});
+  const volfeat::Network<NoSuchDevice, float> net(volfeat::StateDict{});
   (void)net;
 }
 #else

@@ -1,5 +1,5 @@
 // libFuzzer target for the .npz/.npy readers (io/zip.hpp, io/npy.hpp, io/npz.hpp) and the weight
-// checks on top of them (weights/load.hpp, nn/densenet_spec.hpp): parse the input as an .npz and
+// checks on top of them (weights/load.hpp, nn/architectures.hpp): parse the input as an .npz and
 // as a bare .npy, convert every array to several element types, and run what `--weights` runs on
 // a state_dict (dtype and meta checks, 2D/3D detection, architecture detection, full validation).
 // Every input must end in a volfeat::Error or valid arrays; anything else is a finding.
@@ -47,9 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const StateDict sd = state_dict_from_npz(arrays, "fuzz.npz");
       (void)weights_kind(sd);
       const int dims = conv_spatial_dims(sd);
-      const DenseNetConfig& c = detect_densenet(sd);
-      validate_densenet_state_dict(sd, c, dims, sd.at("features.conv0.weight").shape[1]);
-      check_weights_content(sd, c, dims);
+      const Graph g = graph_of(sd);  // architecture detected, every key and shape validated
+      check_weights_content(sd, g.arch(), dims);
     } catch (const Error&) {
     }
   } catch (const Error&) {

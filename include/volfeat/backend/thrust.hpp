@@ -3,8 +3,9 @@
 // translation unit is compiled for (CUDA under nvcc; OpenMP with g++ and
 // -DTHRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_OMP). CMake: link volfeat::thrust_omp or
 // volfeat::cuda (options VOLFEAT_WITH_THRUST_OMP / VOLFEAT_WITH_CUDA). Choosing it changes only the
-// backend type: DenseNet3d<Thrust, float> instead of DenseNet3d<Cpu, float>; feed it device data
+// backend type: Network<Thrust, float> instead of Network<Cpu, float>; feed it device data
 // (from_host(Thrust{}, dims, host_ptr)).
+#include "volfeat/backend/thrust/add.hpp"
 #include "volfeat/backend/thrust/batchnorm3d.hpp"
 #include "volfeat/backend/thrust/concat.hpp"
 #include "volfeat/backend/thrust/conv3d.hpp"

@@ -1,13 +1,15 @@
 #pragma once
-// Layer selectors: a torchvision module name (with or without "features."), `conv[-k]` (the k-th
-// conv from the end), or a container name such as `denseblock2` (that block's concatenated output).
+// Layer selectors, for any architecture: a torchvision module name (with or without "features."),
+// an alias the architecture defines (VGG's `conv2_2`), `conv[-k]` (the k-th conv from the end), or a
+// container name such as `denseblock2` or `layer3` (that container's output).
 #include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "volfeat/core/error.hpp"
-#include "volfeat/nn/densenet_spec.hpp"
+#include "volfeat/nn/architectures.hpp"
+#include "volfeat/nn/graph.hpp"
 
 namespace volfeat {
 
@@ -26,9 +28,15 @@ inline size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+// A module's name without DenseNet's and VGG's `features.` prefix, for tables and messages.
+inline std::string short_module_name(const std::string& name) {
+  return name.rfind("features.", 0) == 0 ? name.substr(9) : name;
+}
+
 // The full module name a selector means; an unknown selector is an error naming close matches.
-inline std::string resolve_layer(const std::vector<ModuleInfo>& modules, std::string_view selector) {
+inline std::string resolve_layer(const Graph& g, std::string_view selector) {
   const std::string s(selector);
+  const auto& modules = g.modules();
   if (s.rfind("conv[-", 0) == 0 && s.size() > 7 && s.back() == ']') {
     const std::string digits = s.substr(6, s.size() - 7);
     if (!digits.empty() && std::all_of(digits.begin(), digits.end(), ::isdigit) && digits.size() < 5) {
@@ -40,28 +48,38 @@ inline std::string resolve_layer(const std::vector<ModuleInfo>& modules, std::st
       fail("layer selector '", s, "': the network has ", convs.size(), " convs (conv[-1] .. conv[-", convs.size(), "])");
     }
   }
-  const std::string full = s.rfind("features.", 0) == 0 ? s : "features." + s;
-  for (const auto& m : modules)
-    if (m.name == full) return m.name;
-
-  std::vector<std::pair<size_t, std::string>> scored;
-  for (const auto& m : modules) {
-    const std::string shortname = m.name.substr(9);
-    scored.emplace_back(std::min(edit_distance(full, m.name), edit_distance(s, shortname)), shortname);
+  if (g.find_module(s) >= 0) return s;
+  if (g.find_module("features." + s) >= 0) return "features." + s;
+  auto alias = g.aliases().find(s);
+  if (alias != g.aliases().end()) {
+    // The module the alias stands for (the paper's conv2_2 is torchvision's ReLU after that conv).
+    for (const auto& m : modules)
+      if (m.node == alias->second) return m.name;
   }
+
+  auto short_name = [](const std::string& n) { return n.rfind("features.", 0) == 0 ? n.substr(9) : n; };
+  std::vector<std::pair<size_t, std::string>> scored;
+  for (const auto& m : modules)
+    scored.emplace_back(std::min(edit_distance(s, m.name), edit_distance(s, short_name(m.name))), short_name(m.name));
+  for (const auto& [a, node] : g.aliases()) scored.emplace_back(edit_distance(s, a), a);
   std::sort(scored.begin(), scored.end());
   std::string close;
   for (size_t i = 0; i < std::min<size_t>(3, scored.size()); ++i) close += (i ? ", " : "") + scored[i].second;
-  fail("unknown layer '", s, "'; close matches: ", close, " (also conv[-k], denseblockN, transitionN)");
+  fail("unknown layer '", s, "'; close matches: ", close, " (in ", g.arch(), "; also ", arch_family(g.arch()).selector_hint, ")");
 }
 
-// Named sets of layers from the reports.
-inline std::vector<std::string> layer_preset(const std::string& name) {
-  if (name == "denseblock4-tail")
-    return {"denseblock4.denselayer15.conv2", "denseblock4.denselayer16.conv1", "denseblock4.denselayer16.conv2"};
-  if (name == "last-3rd-5th") return {"conv[-1]", "conv[-3]", "conv[-5]"};
-  if (name == "block-outputs") return {"denseblock2", "denseblock3", "denseblock4"};
-  fail("unknown layer preset '", name, "' (known: denseblock4-tail, last-3rd-5th, block-outputs)");
+// Named sets of layers (--preset) for `arch`'s family.
+inline std::vector<std::string> layer_preset(const std::string& arch, const std::string& name) {
+  const ArchFamily& f = arch_family(arch);
+  std::string known;
+  for (const auto& [n, layers] : f.presets) {
+    if (n == name) return layers;
+    known += (known.empty() ? "" : ", ") + n;
+  }
+  fail("unknown layer preset '", name, "' for ", arch, " (known: ", known, ")");
 }
+
+// The family's default preset (the first).
+inline const std::string& default_preset(const std::string& arch) { return arch_family(arch).presets.front().first; }
 
 }  // namespace volfeat

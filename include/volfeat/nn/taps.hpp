@@ -24,16 +24,17 @@ struct NoTaps {
 template <class Backend, class T>
 class Recorder {
  public:
-  explicit Recorder(std::vector<std::string> names) : names_(names.begin(), names.end()) {}
-  static Recorder everything() {
-    Recorder r({});
+  explicit Recorder(std::vector<std::string> names, Backend device = {})
+      : device_(device), names_(names.begin(), names.end()) {}
+  static Recorder everything(Backend device = {}) {
+    Recorder r({}, device);
     r.all_ = true;
     return r;
   }
 
   bool wants(const std::string& name) const { return all_ || names_.count(name) != 0; }
   void operator()(const std::string& name, TensorView<const T> v) {
-    taps_[name] = HostTensor<T>{v.dims, to_host(Backend{}, v)};
+    taps_[name] = HostTensor<T>{v.dims, to_host(device_, v)};
   }
 
   bool has(const std::string& name) const { return taps_.count(name) != 0; }
@@ -45,6 +46,7 @@ class Recorder {
   const std::map<std::string, HostTensor<T>>& taps() const { return taps_; }
 
  private:
+  Backend device_;
   std::set<std::string> names_;
   bool all_ = false;
   std::map<std::string, HostTensor<T>> taps_;

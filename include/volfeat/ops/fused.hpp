@@ -8,8 +8,9 @@
 //   ActivatedAvgPool out = AvgPool(act(in))          a transition's norm -> relu -> pool, run before
 //                    its 1x1 conv (pool and 1x1 conv are both linear, so they commute): the conv
 //                    then runs on 1/8 of the voxels and the full-resolution conv output never exists.
-//   DenseLayerConvs  out = conv2(post1(conv1(pre1(in))))   a dense layer's norm1 -> relu1 -> conv1 ->
-//                    norm2 -> relu2 -> conv2. The Cpu specialisation computes conv1 plane by plane into
+//   DenseLayerConvs  out = post2(conv2(post1(conv1(pre1(in)))))   a dense layer's norm1 -> relu1 -> conv1
+//                    -> norm2 -> relu2 -> conv2 (a ResNet bottleneck's conv1 -> bn1 -> relu -> conv2 ->
+//                    bn2 -> relu, with post2). The Cpu specialisation computes conv1 plane by plane into
 //                    a ring as deep as conv2's window and each conv2 output plane once its window is
 //                    complete, so the 128-channel bottleneck (453 MB in block 1 of a 216x512x512
 //                    input) never exists whole.
@@ -53,11 +54,11 @@ struct DenseLayerConvs {
   // `scratch`: storage the op keeps between calls (the caller holds one per dense block).
   static void forward(const Conv3d<Backend, T>& conv1, Activation<Backend, T> pre1, Activation<Backend, T> post1,
                       const Conv3d<Backend, T>& conv2, TensorView<const T> in, TensorView<T> out,
-                      Tensor<Backend, T>& scratch) {
+                      Tensor<Backend, T>& scratch, Activation<Backend, T> post2 = {}) {
     const Dims mid = conv1.output_dims(in.dims);
     if (scratch.dims() != mid) scratch.resize(mid);
     conv1.forward(in, scratch.view(), pre1, post1);
-    conv2.forward(scratch.view(), out);
+    conv2.forward(scratch.view(), out, {}, post2);
   }
 };
 

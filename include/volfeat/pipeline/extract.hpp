@@ -17,7 +17,7 @@
 #include "volfeat/core/progress.hpp"
 #include "volfeat/core/sha256.hpp"
 #include "volfeat/io/nifti.hpp"
-#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/nn/network.hpp"
 #include "volfeat/nn/selectors.hpp"
 #include "volfeat/ops/region_pool.hpp"
 #include "volfeat/pipeline/normalize.hpp"
@@ -32,7 +32,6 @@
 namespace volfeat {
 
 inline constexpr const char* kPhantomLabels = "femur=1,tibia=2";
-inline constexpr const char* kDefaultPreset = "denseblock4-tail";
 
 struct ExtractOptions {
   std::string ct, mask;  // no CT: the built-in knee phantom
@@ -52,7 +51,7 @@ struct ExtractOptions {
   bool arch_given = false;      // --arch passed with --weights: the file must hold that architecture
   uint64_t max_memory = 0;      // bytes a run may use (--max-memory); 0: what the machine has available
   std::vector<std::string> layers;
-  std::string preset;           // used when layers is empty (default denseblock4-tail)
+  std::string preset;           // used when layers is empty (default: the architecture's first preset)
 };
 
 // What the network sees, and what the outputs describe.
@@ -138,27 +137,26 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
     if (o.inflate_given && o.inflate.scheme != "random")
       fail("--inflate ", o.inflate.scheme, " inflates a 2D export: pass --weights (a torchvision export), or use "
            "--inflate random");
-    w.state = seeded_random_weights(densenet_config(o.arch), inflate.seed, input_channels);
+    w.state = seeded_random_weights(o.arch, inflate.seed, input_channels);
     w.kind = "random";
     w.description = std::string("volfeat's seeded random ") + o.arch + " (seed " + std::to_string(inflate.seed) +
                     "; no --weights given)";
     return w;
   }
-  w.state = load_densenet_weights(o.weights, inflate);
+  w.state = load_weights(o.weights, inflate);
   if (o.inflate_given && conv_spatial_dims(read_state_dict(o.weights)) == 3)
     fail(o.weights, ": already holds 3D weights (", weights_kind(w.state), ", scheme ",
          state_dict_meta(w.state).value("scheme", std::string("unknown")),
          "); --inflate applies to 2D torchvision exports");
   if (o.arch_given) {
-    const DenseNetConfig& found = detect_densenet(w.state);
-    if (o.arch != found.name)
-      fail(o.weights, ": holds ", found.name, " weights (dense layers per block ", found.block_layers[0], ",",
-           found.block_layers[1], ",", found.block_layers[2], ",", found.block_layers[3], ") but --arch ", o.arch,
+    const std::string found = detect_arch(w.state);
+    if (o.arch != found)
+      fail(o.weights, ": holds ", found, " weights (", arch_family(found).describe(found), ") but --arch ", o.arch,
            " was asked for");
   }
   w.kind = weights_kind(w.state);
   w.sha256 = sha256_file(o.weights);
-  const int64_t stem = w.state.at("features.conv0.weight").shape[1];
+  const int64_t stem = w.state.at(stem_key(w.state)).shape[1];
   if (stem != input_channels)
     fail(o.weights, ": conv0 takes ", stem, " channel(s) but --normalize ", o.normalize, " makes ", input_channels,
          input_channels == 3 ? " (convert with --stem rgb, or pass the 2D export)" : " (use a gray stem: --stem sum)");
@@ -168,12 +166,12 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
   return w;
 }
 
-inline std::vector<std::string> resolve_layers(const ExtractOptions& o, const std::vector<ModuleInfo>& modules) {
+inline std::vector<std::string> resolve_layers(const ExtractOptions& o, const Graph& g) {
   std::vector<std::string> sel = o.layers;
-  if (sel.empty()) sel = layer_preset(o.preset.empty() ? kDefaultPreset : o.preset);
+  if (sel.empty()) sel = layer_preset(g.arch(), o.preset.empty() ? default_preset(g.arch()) : o.preset);
   std::vector<std::string> full;
   for (const auto& s : sel) {
-    const std::string name = resolve_layer(modules, s);
+    const std::string name = resolve_layer(g, s);
     if (std::find(full.begin(), full.end(), name) != full.end()) fail("--layers: ", s, " names ", name, " twice");
     full.push_back(name);
   }
@@ -205,6 +203,7 @@ namespace detail {
 // gather the region's voxels from one host copy of the tap.
 template <class Backend, class T>
 struct RegionPooler {
+  const Backend& device;
   const std::vector<std::string>& layers;
   const PreparedVolume& volume;
   std::vector<size_t> regions;  // indices into volume.regions pooled by this pass
@@ -231,7 +230,7 @@ struct RegionPooler {
     bool need_samples = grams;
     for (const Pooling& p : pools) need_samples = need_samples || !p.streaming();
     std::vector<T> host;
-    if (need_samples) host = to_host(Backend{}, f);
+    if (need_samples) host = to_host(device, f);
     for (size_t r : regions) {
       const std::string& region = volume.regions[r].name;
       if (weighted) {
@@ -260,8 +259,8 @@ struct RegionPooler {
                                                long(samples.channels));
     }
   }
-  void on_progress(int done, int stop, const std::string& name) {
-    progress.update(double(done + 1) / double(stop + 1), name.substr(9));
+  void on_progress(int done, int total, const std::string& name) {
+    progress.update(double(done) / double(total), name.rfind("features.", 0) == 0 ? name.substr(9) : name);
   }
 };
 }  // namespace detail
@@ -269,7 +268,7 @@ struct RegionPooler {
 // One network: one forward pass (shared) or one per region (mask-input), every layer and pooling
 // from the same passes.
 template <class Backend, class T>
-RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const PreparedVolume& v,
+RegionFeatures extract_features(const Network<Backend, T>& net, const PreparedVolume& v,
                                 const std::vector<std::string>& layers, const std::string& mode,
                                 const std::vector<std::string>& pool_names, Progress& progress, bool grams = false) {
   if (mode != "shared" && mode != "mask-input") fail("--mode '", mode, "': expected shared or mask-input");
@@ -279,20 +278,20 @@ RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const Prepare
   out.layers = layers;
   out.pools = pool_names;
   int stop = 0;
-  for (const auto& l : layers) stop = std::max(stop, net.module_index(l));
+  for (const auto& l : layers) stop = std::max(stop, net.node_of(l));
   const auto& g = v.ct.grid.dims;
   const Index c = v.normalization.channels();
   const Dims dims{1, g[0], g[1], g[2], c};
 
   auto pass = [&](const std::vector<float>& input, std::vector<size_t> regions, bool weighted, const std::string& what) {
-    detail::RegionPooler<Backend, T> pooler{layers, v, std::move(regions), weighted, pools, grams, out, progress, {}};
+    detail::RegionPooler<Backend, T> pooler{net.device(), layers, v, std::move(regions), weighted, pools, grams, out, progress, {}};
     progress.begin(what);
     if constexpr (std::is_same_v<T, float> && kHostResident<Backend>) {
       net.forward(TensorView<const T>{input.data(), dims}, pooler, stop);  // no copy of the input
     } else {
       const std::vector<T> x(input.begin(), input.end());
-      const auto device = from_host(Backend{}, dims, x.data());
-      net.forward(device.view(), pooler, stop);
+      const auto on_device = from_host(net.device(), dims, x.data());
+      net.forward(on_device.view(), pooler, stop);
     }
     out.forward_seconds += progress.end();
     ++out.forward_passes;
@@ -316,7 +315,7 @@ RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const Prepare
 }
 
 template <class Backend, class T>
-RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const PreparedVolume& v,
+RegionFeatures extract_features(const Network<Backend, T>& net, const PreparedVolume& v,
                                 const std::vector<std::string>& layers, const std::string& mode, const std::string& pool,
                                 Progress& progress) {
   return extract_features(net, v, layers, mode, std::vector<std::string>{pool}, progress);
@@ -326,7 +325,7 @@ RegionFeatures extract_features(const DenseNet3d<Backend, T>& net, const Prepare
 // (orientations-concat/-mean) with the members' vectors combined per region, layer and pooling.
 // `first` is member 0's already-built network.
 template <class Backend, class T>
-RegionFeatures extract_scheme_features(const ExtractOptions& o, const DenseNet3d<Backend, T>& first,
+RegionFeatures extract_scheme_features(const ExtractOptions& o, const Network<Backend, T>& first,
                                        const PreparedVolume& v, const std::vector<std::string>& layers,
                                        const std::vector<std::string>& pools, Progress& progress, bool grams = false) {
   const size_t members = scheme_members(o.inflate).size();
@@ -335,7 +334,7 @@ RegionFeatures extract_scheme_features(const ExtractOptions& o, const DenseNet3d
   if (grams) fail("similarity cka is not defined for the ensemble scheme ", o.inflate.scheme);
   std::vector<RegionFeatures> parts{std::move(out)};
   for (size_t m = 1; m < members; ++m) {
-    const DenseNet3d<Backend, T> net(load_network_weights(o, int(v.normalization.channels()), m).state);
+    const Network<Backend, T> net(load_network_weights(o, int(v.normalization.channels()), m).state, first.device());
     parts.push_back(extract_features(net, v, layers, o.mode, pools, progress, false));
   }
   RegionFeatures combined = parts[0];

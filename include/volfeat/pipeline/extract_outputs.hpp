@@ -97,6 +97,7 @@ inline RunFacts run_facts(const ExtractRun& r) {
 inline nlohmann::json run_json(const ExtractRun& r) {
   using nlohmann::json;
   const ExtractOptions& o = r.options;
+  const std::string arch = detect_arch(r.weights.state);
   json regions = json::array();
   for (const Region& g : r.volume.regions) regions.push_back({{"name", g.name}, {"label", g.label}, {"voxels", g.voxels}});
   json layers = json::array();
@@ -115,9 +116,9 @@ inline nlohmann::json run_json(const ExtractRun& r) {
         {"labels", o.labels.empty() ? kPhantomLabels : o.labels}, {"background", o.background},
         {"resample_mm", o.resample_mm ? json(*o.resample_mm) : json(nullptr)},
         {"crop_to_labels_mm", o.crop_margin_mm ? json(*o.crop_margin_mm) : json(nullptr)},
-        {"layers_requested", o.layers}, {"preset", o.layers.empty() ? (o.preset.empty() ? kDefaultPreset : o.preset) : ""},
+        {"layers_requested", o.layers}, {"preset", o.layers.empty() ? (o.preset.empty() ? default_preset(arch) : o.preset) : ""},
         {"inflate", {{"scheme", o.inflate.scheme}, {"axis", std::string(1, o.inflate.axis)}, {"stem", o.inflate.stem}}},
-        {"seed", o.inflate.seed}, {"arch", r.weights.state.meta_json.empty() ? o.arch : ""}}},
+        {"seed", o.inflate.seed}, {"arch", arch}}},
       {"weights",
        {{"path", o.weights.empty() ? json(nullptr) : json(o.weights)}, {"sha256", r.weights.sha256},
         {"kind", r.weights.kind}, {"pretrained", r.weights.kind == "pretrained"},

@@ -35,7 +35,7 @@
 #include "volfeat/core/error.hpp"
 #include "volfeat/core/progress.hpp"
 #include "volfeat/io/volume.hpp"
-#include "volfeat/nn/densenet3d.hpp"
+#include "volfeat/nn/network.hpp"
 #include "volfeat/nn/selectors.hpp"
 #include "volfeat/pipeline/normalize.hpp"
 #include "volfeat/core/random.hpp"
@@ -427,19 +427,25 @@ inline void extract_patch(const PatchSource& s, const Voxel& centre, int p, floa
       }
 }
 
-// The names of --layers' aliases: the outputs of dense blocks 1, 2 and 3 (the block's concatenated
-// channels: 256, 512 and 1024 for DenseNet121).
-inline std::string landmark_layer_module(const std::vector<ModuleInfo>& modules, const std::string& selector) {
-  if (selector == "shallow") return "features.denseblock1";
-  if (selector == "mid") return "features.denseblock2";
-  if (selector == "deep") return "features.denseblock3";
-  return resolve_layer(modules, selector);
+// The names of --layers' depth aliases, per family: shallow, mid and deep are DenseNet's dense blocks
+// 1, 2 and 3 (their concatenated channels: 256, 512 and 1024 for DenseNet121), the paper's VGG
+// conv2_2, conv4_2 and conv5_4, ResNet's layer1, layer2 and layer3.
+inline std::string landmark_layer_module(const Graph& g, const std::string& selector) {
+  static const std::map<std::string, std::array<const char*, 3>> depth{
+      {"DenseNet", {"denseblock1", "denseblock2", "denseblock3"}},
+      {"VGG", {"conv2_2", "conv4_2", "conv5_4"}},
+      {"ResNet", {"layer1", "layer2", "layer3"}}};
+  const int k = selector == "shallow" ? 0 : selector == "mid" ? 1 : selector == "deep" ? 2 : -1;
+  const auto it = depth.find(arch_family(g.arch()).name);
+  if (k >= 0 && it != depth.end()) return resolve_layer(g, it->second[size_t(k)]);
+  return resolve_layer(g, selector);
 }
 
 namespace detail::lm {
 // Global average of each wanted module's map (per channel, in double), for one sample.
 template <class Backend, class T>
 struct GlobalAverage {
+  const Backend* device;
   const std::vector<std::string>* names;
   std::vector<std::vector<double>>* out;  // [name index]
   bool wants(const std::string& n) const { return std::find(names->begin(), names->end(), n) != names->end(); }
@@ -453,7 +459,7 @@ struct GlobalAverage {
         for (Index j = 0; j < c; ++j) s[size_t(j)] += double(p[j]);
       }
     } else {
-      const auto host = to_host(Backend{}, v);
+      const auto host = to_host(*device, v);
       for (Index k = 0; k < voxels; ++k)
         for (Index j = 0; j < c; ++j) s[size_t(j)] += double(host[size_t(k * c + j)]);
     }
@@ -462,16 +468,18 @@ struct GlobalAverage {
   }
 };
 
-// (stride, offset) of a module's grid in input voxels: output voxel i is centred on input s*i + o.
-inline std::pair<double, double> module_sampling(const std::vector<ModuleInfo>& modules, int index) {
+// (stride, offset) along D of node `node`'s grid in input voxels: output voxel i is centred on input
+// s*i + o. Follows each node's first input back to the graph's input (every conv and pool on the way).
+inline std::pair<double, double> module_sampling(const Graph& g, int node) {
+  std::vector<const WindowGeometry*> chain;
+  for (int i = node; i > 0; i = g.node(i).inputs[0]) {
+    const Node& n = g.node(i);
+    if (n.kind == OpKind::kConv || n.kind == OpKind::kMaxPool || n.kind == OpKind::kAvgPool) chain.push_back(&n.window);
+  }
   double s = 1, o = 0;
-  for (int i = 0; i <= index; ++i) {
-    const WindowGeometry* g = nullptr;
-    if (i == 0) g = &kStemConv;
-    else if (modules[size_t(i)].kind == ModuleKind::kPool) g = i == 3 ? &kStemPool : &kTransitionPool;
-    if (!g) continue;
-    o += s * (double(g->kernel[0] - 1) / 2 - double(g->padding[0]));
-    s *= double(g->stride[0]);
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    o += s * (double((*it)->kernel[0] - 1) / 2 - double((*it)->padding[0]));
+    s *= double((*it)->stride[0]);
   }
   return {s, o};
 }
@@ -482,7 +490,7 @@ inline std::pair<double, double> module_sampling(const std::vector<ModuleInfo>& 
 // backend the patches are spread over the OpenMP threads, each forward then running single-threaded
 // (tiny patches parallelise far better across patches than within one).
 template <class Backend, class T>
-std::vector<std::vector<std::vector<double>>> patch_features(const DenseNet3d<Backend, T>& net,
+std::vector<std::vector<std::vector<double>>> patch_features(const Network<Backend, T>& net,
                                                              const std::vector<std::pair<const PatchSource*, Voxel>>& jobs,
                                                              int p, const std::vector<std::string>& modules, int stop) {
   std::vector<std::vector<std::vector<double>>> out(jobs.size(), std::vector<std::vector<double>>(modules.size()));
@@ -493,9 +501,9 @@ std::vector<std::vector<std::vector<double>>> patch_features(const DenseNet3d<Ba
       fail("landmarks: the input has ", jobs[j].first->channels, " channel(s) but the network takes ", c);
     extract_patch(*jobs[j].first, jobs[j].second, p, patch.data());
     std::copy(patch.begin(), patch.end(), buf.begin());
-    const auto device = from_host(Backend{}, dims, buf.data());
-    detail::lm::GlobalAverage<Backend, T> obs{&modules, &out[j]};
-    net.forward(device.view(), obs, stop);
+    const auto on_device = from_host(net.device(), dims, buf.data());
+    detail::lm::GlobalAverage<Backend, T> obs{&net.device(), &modules, &out[j]};
+    net.forward(on_device.view(), obs, stop);
   };
   const int64_t count = int64_t(jobs.size());
   if constexpr (std::is_same_v<Backend, Cpu>) {
@@ -529,7 +537,7 @@ std::vector<std::vector<std::vector<double>>> patch_features(const DenseNet3d<Ba
 // is weighted by the fraction of that interval inside the patch, per axis. NOT equivalent to the patch
 // approach: the map sees context beyond each patch and none of a patch's zero padding.
 template <class Backend, class T>
-std::vector<std::vector<std::vector<double>>> dense_features(const DenseNet3d<Backend, T>& net, const PatchSource& src,
+std::vector<std::vector<std::vector<double>>> dense_features(const Network<Backend, T>& net, const PatchSource& src,
                                                              const std::vector<Voxel>& box_centres,
                                                              const std::vector<Voxel>& centres, int p,
                                                              const std::vector<std::string>& modules, int stop) {
@@ -558,20 +566,21 @@ std::vector<std::vector<std::vector<double>>> dense_features(const DenseNet3d<Ba
         }
       }
   struct Maps {
+    const Backend* device;
     const std::vector<std::string>* names;
     std::vector<HostTensor<T>> maps;
     bool wants(const std::string& n) const { return std::find(names->begin(), names->end(), n) != names->end(); }
     void operator()(const std::string& n, TensorView<const T> v) {
-      maps[size_t(std::find(names->begin(), names->end(), n) - names->begin())] = HostTensor<T>{v.dims, to_host(Backend{}, v)};
+      maps[size_t(std::find(names->begin(), names->end(), n) - names->begin())] = HostTensor<T>{v.dims, to_host(*device, v)};
     }
-  } obs{&modules, std::vector<HostTensor<T>>(modules.size())};
-  const auto device = from_host(Backend{}, dims, box.data());
-  net.forward(device.view(), obs, stop);
+  } obs{&net.device(), &modules, std::vector<HostTensor<T>>(modules.size())};
+  const auto on_device = from_host(net.device(), dims, box.data());
+  net.forward(on_device.view(), obs, stop);
 
   std::vector<std::vector<std::vector<double>>> out(centres.size(), std::vector<std::vector<double>>(modules.size()));
   for (size_t m = 0; m < modules.size(); ++m) {
     const HostTensor<T>& map = obs.maps[m];
-    const auto [s, o] = detail::lm::module_sampling(net.modules(), net.module_index(modules[m]));
+    const auto [s, o] = detail::lm::module_sampling(net.graph(), net.node_of(modules[m]));
     const std::array<Index, 3> n{map.dims.d, map.dims.h, map.dims.w};
     for (size_t j = 0; j < centres.size(); ++j) {
       // per axis: weight of map index i = overlap of [s*i+o-s/2, s*i+o+s/2) with the patch [a-0.5, a+P-0.5)
@@ -745,7 +754,7 @@ template <class Backend, class T>
 struct SchemeNetworks {
   std::string scheme;
   std::vector<std::string> members;  // member scheme names, one per network
-  std::vector<std::shared_ptr<const DenseNet3d<Backend, T>>> nets;
+  std::vector<std::shared_ptr<const Network<Backend, T>>> nets;
   std::string description;           // what the weights are
 };
 
@@ -782,26 +791,28 @@ struct LandmarkExperiment {
   double seconds = 0;
 };
 
-// torchvision's DenseNet initialisation in 2D (kaiming-normal convs, N(0, 2 / fan_in) with fan_in =
-// I*kH*kW; BN gamma=1, beta=0, mean 0, var 1), seeded with volfeat's portable Rng, with an RGB stem: the
-// 2D network the inflation schemes start from when no --weights are given. NOT pretrained, and not
-// torchvision's own draw either (weights/export_torchvision.py --seed writes that one).
-inline StateDict seeded_2d_init(const DenseNetConfig& c, uint64_t seed) {
+// torchvision's initialisation of `arch` in 2D (kaiming-normal convs, N(0, 2 / fan) with the family's
+// fan as in random_state_dict; BN gamma=1, beta=0, mean 0, var 1), seeded with volfeat's portable Rng,
+// with an RGB stem: the 2D network the inflation schemes start from when no --weights are given. NOT
+// pretrained, and not torchvision's own draw either (weights/export_torchvision.py --seed writes that one).
+inline StateDict seeded_2d_init(const std::string& arch, uint64_t seed) {
+  const Graph g = build_graph(arch, 3);
   StateDict sd;
-  sd.origin = std::string("volfeat's seeded 2D init (") + c.name + ", seed " + std::to_string(seed) + ")";
+  sd.origin = "volfeat's seeded 2D init (" + arch + ", seed " + std::to_string(seed) + ")";
   Rng rng(seed ^ 0x9e3779b97f4a7c15ULL);  // a different stream from the 3D random scheme's
-  for (const ParamSpec& p : densenet_params(c, 2, 3)) {
+  for (const ParamSpec& p : g.params(2)) {
     Param param{p.shape, std::vector<double>(size_t(element_count(p.shape)))};
     const auto leaf = p.key.substr(p.key.rfind('.') + 1);
     if (p.shape.size() == 4) {
-      const double std_dev = std::sqrt(2.0 / double(element_count(p.shape) / p.shape[0]));
+      const int64_t fan = element_count(p.shape) / (g.conv_init() == ConvInit::kFanIn ? p.shape[0] : p.shape[1]);
+      const double std_dev = std::sqrt(2.0 / double(fan));
       for (double& v : param.values) v = std_dev * rng.normal();
     } else {
       std::fill(param.values.begin(), param.values.end(), (leaf == "weight" || leaf == "running_var") ? 1.0 : 0.0);
     }
     sd.params.emplace(p.key, std::move(param));
   }
-  const nlohmann::json meta{{"format", "volfeat-weights"}, {"dims", 2},  {"arch", c.name},
+  const nlohmann::json meta{{"format", "volfeat-weights"}, {"dims", 2},  {"arch", arch},
                             {"source", "volfeat-seeded-2d-init"}, {"seed", seed}, {"weights_kind", "volfeat-seeded-2d-init"}};
   sd.meta_json = meta.dump();
   return sd;
@@ -822,7 +833,7 @@ std::vector<SchemeNetworks<Backend, T>> inflate_scheme_networks(const StateDict&
     for (const InflateOptions& m : scheme_members(opt)) {
       const StateDict sd3 = inflate_with_meta(sd2d, m, source_sha256);
       s.members.push_back(m.scheme);
-      s.nets.push_back(std::make_shared<const DenseNet3d<Backend, T>>(sd3));
+      s.nets.push_back(std::make_shared<const Network<Backend, T>>(sd3));
       if (s.description.empty()) s.description = weights_kind(sd3);
     }
     s.description = name + (s.members.size() > 1 ? " (" + std::to_string(s.members.size()) + " networks)" : "") +
@@ -885,11 +896,11 @@ LandmarkExperiment run_landmark_matching(const std::vector<SchemeNetworks<Backen
   for (int p : o.patches)
     if (p < 1) fail("--patch ", p, ": expected a positive size in voxels");
   const Grid& grid = in.template_ct.grid;
-  const auto& modules = schemes.front().nets.front()->modules();
+  const Graph& graph = schemes.front().nets.front()->graph();
   const PatchSource template_source = in.template_source(), target_source = in.target_source();
   std::vector<std::string> layer_modules;
   for (const auto& l : o.layers) {
-    const std::string m = landmark_layer_module(modules, l);
+    const std::string m = landmark_layer_module(graph, l);
     if (std::find(layer_modules.begin(), layer_modules.end(), m) != layer_modules.end())
       fail("--layers: ", l, " names ", m, " twice");
     layer_modules.push_back(m);
@@ -925,9 +936,9 @@ LandmarkExperiment run_landmark_matching(const std::vector<SchemeNetworks<Backen
       int stop = -1;
       const auto& net0 = *s.nets.front();
       for (size_t l = 0; l < o.layers.size(); ++l) {
-        const int idx = net0.module_index(layer_modules[l]);
-        const auto out = net0.output_spatial(idx, {p, p, p});
-        if (out[0] < 1) continue;
+        const int idx = net0.node_of(layer_modules[l]);
+        const Dims out = net0.graph().infer_dims(Dims{1, p, p, p, net0.input_channels()})[size_t(idx)];
+        if (!Graph::fits(out)) continue;
         run_modules.push_back(layer_modules[l]);
         run_layers.push_back(o.layers[l]);
         stop = std::max(stop, idx);
@@ -1002,8 +1013,8 @@ LandmarkExperiment run_landmark_matching(const std::vector<SchemeNetworks<Backen
         sm.seconds = secs;
         if (std::find(run_modules.begin(), run_modules.end(), sm.module) == run_modules.end()) {
           sm.feasible = false;
-          const int idx = net0.module_index(sm.module);
-          sm.note = "patch " + std::to_string(p) + " is too small for " + sm.module.substr(9) + " (needs >= " +
+          const int idx = net0.node_of(sm.module);
+          sm.note = "patch " + std::to_string(p) + " is too small for " + short_module_name(sm.module) + " (needs >= " +
                     std::to_string(net0.min_input_size(idx)[0]) + ")";
           ex.summary.push_back(sm);
           continue;
@@ -1052,7 +1063,7 @@ inline std::string landmarks_csv(const LandmarkExperiment& ex) {
         "error_after_mm,grid_floor_mm,candidates,feature_distance,centre_feature_distance\n";
   for (const auto& r : ex.rows) {
     const Landmark& l = r.landmark;
-    os << r.scheme << ',' << r.layer << ',' << r.module.substr(9) << ',' << r.patch << ',' << l.name << ',' << l.region << ','
+    os << r.scheme << ',' << r.layer << ',' << short_module_name(r.module) << ',' << r.patch << ',' << l.name << ',' << l.region << ','
        << l.label << ',' << l.kind << ',' << l.voxel[0] << ',' << l.voxel[1] << ',' << l.voxel[2];
     for (double v : l.world) os << ',' << num(v, 10);
     for (double v : l.true_world) os << ',' << num(v, 10);
@@ -1071,7 +1082,7 @@ inline std::string landmarks_summary_csv(const LandmarkExperiment& ex) {
   os << "scheme,layer,module,patch,n,before_mean_mm,before_sd_mm,after_mean_mm,after_sd_mm,mean_reduction_mm,"
         "t,df,p,grid_floor_mean_mm,seconds_scheme_patch,note\n";
   for (const auto& s : ex.summary) {
-    os << s.scheme << ',' << s.layer << ',' << s.module.substr(9) << ',' << s.patch << ',' << s.n << ','
+    os << s.scheme << ',' << s.layer << ',' << short_module_name(s.module) << ',' << s.patch << ',' << s.n << ','
        << num(s.before_mean, 10) << ',' << num(s.before_sd, 10) << ',' << num(s.after_mean, 10) << ','
        << num(s.after_sd, 10) << ',' << num(s.test.mean_diff, 10) << ',' << num(s.test.t, 10) << ','
        << num(s.test.df) << ',' << num(s.test.p, 10) << ',' << num(s.floor_mean, 10) << ',' << num(s.seconds, 4)

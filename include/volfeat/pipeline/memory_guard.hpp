@@ -124,8 +124,7 @@ struct ExtractSizes {
   Index channels = 1;                    // network input channels (3 for imagenet)
   int regions = 0;
   std::string mode = "shared";
-  const DenseNetConfig* config = nullptr;
-  Index stem_channels = 1;
+  const Graph* graph = nullptr;  // the network's (stem channels included)
   double state_dict_values = 0;  // values the loaded StateDict holds (as double)
   int stop = -1;                 // module index the pass runs to
   std::vector<std::string> taps;
@@ -133,7 +132,7 @@ struct ExtractSizes {
   bool gathers_samples = false;  // a non-streaming pooling (gem, topk, ...): taps copied to the host
   bool grams = false;            // CKA: a C x C Gram matrix per region and tap
   bool host_resident = true;     // the backend reads the host input in place (kHostResident)
-  bool planewise_bottleneck = false;  // DenseLayerConvs keeps a ring of planes (kPlanewiseDenseLayer)
+  PlanTraits traits;             // the backend's fused ops (rings of planes or whole temporaries)
 };
 
 struct MemoryEstimate {
@@ -151,14 +150,14 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
   // needs one float per voxel more: always less than the pass's own peak.)
   e.parts.push_back({"volumes", v * f * (2 + double(s.channels))});
   // StateDict values as double, and the network's packed float copy.
-  e.parts.push_back({"weights", s.state_dict_values * 8 + densenet_weight_values(*s.config, s.stem_channels) * f});
+  e.parts.push_back({"weights", s.state_dict_values * 8 + s.graph->param_values() * f});
   // extract_features' pass: mask-input's masked copy; a device backend's T copy and device tensor.
   const double input_copies = (s.mode == "mask-input" ? 1 : 0) + (s.host_resident ? 0 : 2);
   e.parts.push_back({"pass input", v * f * double(s.channels) * input_copies});
   const bool weighted = s.mode == "shared";
   std::vector<std::array<Index, 3>> grids_seen;
-  const ForwardMemory fw = simulate_densenet_forward(
-      *s.config, s.grid, s.channels, s.stop, s.taps, sizeof(float), s.threads, s.planewise_bottleneck,
+  const ForwardMemory fw = simulate_forward(
+      *s.graph, s.grid, s.stop, s.taps, sizeof(float), s.threads, s.traits,
       [&](int, const std::array<Index, 3>& grid, Index ch) {
         TapBytes t;
         const double g = double(grid[0]) * double(grid[1]) * double(grid[2]);
@@ -286,18 +285,17 @@ ExtractSizes extract_sizes(const ExtractOptions& o, const PreparedVolume& v, con
   s.channels = v.normalization.channels();
   s.regions = int(v.regions.size());
   s.mode = o.mode;
-  s.config = &net.config();
-  s.stem_channels = net.input_channels();
+  s.graph = &net.graph();
   for (const auto& [key, p] : w.state.params) s.state_dict_values += double(p.values.size());
   s.stop = 0;
-  for (const auto& l : layers) s.stop = std::max(s.stop, net.module_index(l));
+  for (const auto& l : layers) s.stop = std::max(s.stop, net.node_of(l));
   s.taps = layers;
   s.threads = threads;
   for (const std::string& p : pools.empty() ? std::vector<std::string>{o.pool} : pools)
     s.gathers_samples = s.gathers_samples || !parse_pooling(p).streaming();
   s.grams = grams;
   s.host_resident = kHostResident<typename Net::backend_type>;
-  s.planewise_bottleneck = kPlanewiseDenseLayer<typename Net::backend_type, typename Net::value_type>;
+  s.traits = plan_traits<typename Net::backend_type, typename Net::value_type>();
   return s;
 }
 

@@ -1,10 +1,11 @@
 #pragma once
-// Inflation of a 2D torchvision DenseNet state_dict to 3D: a registry of schemes, each a rule for
-// turning a 2D conv kernel (O, I, a, b) into a 3D one (O, I, kD, kH, kW).
+// Inflation of a 2D torchvision state_dict (any registered architecture: nn/architectures.hpp) to
+// 3D: a registry of schemes, each a rule for turning a 2D conv kernel (O, I, a, b) into a 3D one
+// (O, I, kD, kH, kW). Every 4-D conv weight is inflated; the stem is the graph's first conv.
 //
 // The 2D kernel's two axes become the two 3D axes other than the inflated one, in order:
 //   axis D: (O, I, k, a, b)    axis H: (O, I, a, k, b)    axis W: (O, I, a, b, k)
-// with k = a (DenseNet's kernels are square). The stem's RGB input collapses to one channel first:
+// with k = a (the torchvision families' kernels are square). The stem's RGB input collapses to one channel first:
 // `sum` (a gray volume then acts like a gray image replicated to RGB) or `mean`; or stays RGB
 // (`rgb`), for inputs normalised per channel (ImageNet mean/std) where no collapse is exact.
 #include <functional>
@@ -15,7 +16,7 @@
 #include "volfeat/core/error.hpp"
 #include "volfeat/core/random.hpp"
 #include "volfeat/core/shape.hpp"
-#include "volfeat/nn/densenet_spec.hpp"
+#include "volfeat/nn/architectures.hpp"
 
 namespace volfeat {
 
@@ -70,7 +71,8 @@ inline const std::map<std::string, InflationScheme>& inflation_schemes() {
       {"i3d-mean", {"w3[..., t, ...] = w2 / k for every t < k along the inflated axis", mean_rule, {}, false, {}, {}}},
       {"centre", {"w3[..., k//2, ...] = w2, zero elsewhere along the inflated axis", centre_rule, {}, false, {}, {}}},
       {"random",
-       {"torchvision's init in 3D, seeded: conv ~ N(0, 2/fan_in) with fan_in = I*kD*kH*kW, BN gamma=1 beta=0 "
+       {"torchvision's init in 3D, seeded: conv ~ N(0, 2/fan) with fan = I*kD*kH*kW (DenseNet) or O*kD*kH*kW "
+        "(VGG, ResNet), conv bias 0, BN gamma=1 beta=0 "
         "mean=0 var=1 (no 2D weights used)",
         {}, {}, false, {}, {}}},
       {"shuffled",
@@ -105,16 +107,21 @@ inline const InflationScheme& inflation_scheme(const std::string& name) {
   return it->second;
 }
 
-// torchvision's own initialisation, in 3D: the "untrained" network of Avants et al.
-inline StateDict random_state_dict(const DenseNetConfig& c, uint64_t seed, int64_t stem_in = 1) {
+// torchvision's own initialisation of `arch`, in 3D: the "untrained" network of Avants et al. Conv
+// weights ~ N(0, 2/fan) with fan = I*kD*kH*kW (fan_in, DenseNet) or O*kD*kH*kW (fan_out, VGG and
+// ResNet), as kaiming_normal_ does for each family; conv biases 0; BatchNorm weight 1, bias 0,
+// running mean 0, running var 1. Values are drawn in the graph's parameter order.
+inline StateDict random_state_dict(const Graph& g, uint64_t seed) {
   StateDict sd;
-  sd.origin = std::string("seeded random init (") + c.name + ", seed " + std::to_string(seed) + ")";
+  sd.origin = "seeded random init (" + g.arch() + ", seed " + std::to_string(seed) + ")";
   Rng rng(seed);
-  for (const ParamSpec& p : densenet_params(c, 3, stem_in)) {
+  for (const ParamSpec& p : g.params(3)) {
     Param param{p.shape, std::vector<double>(size_t(element_count(p.shape)))};
     const auto leaf = p.key.substr(p.key.rfind('.') + 1);
     if (p.shape.size() == 5) {
-      const double std_dev = std::sqrt(2.0 / double(element_count(p.shape) / p.shape[0]));
+      // fan_in = I*kD*kH*kW = count/O; fan_out = O*kD*kH*kW = count/I
+      const int64_t fan = element_count(p.shape) / (g.conv_init() == ConvInit::kFanIn ? p.shape[0] : p.shape[1]);
+      const double std_dev = std::sqrt(2.0 / double(fan));
       for (double& v : param.values) v = std_dev * rng.normal();
     } else {
       const double fill = (leaf == "weight" || leaf == "running_var") ? 1.0 : 0.0;
@@ -123,6 +130,9 @@ inline StateDict random_state_dict(const DenseNetConfig& c, uint64_t seed, int64
     sd.params.emplace(p.key, std::move(param));
   }
   return sd;
+}
+inline StateDict random_state_dict(const std::string& arch, uint64_t seed, int64_t stem_in = 1) {
+  return random_state_dict(build_graph(arch, stem_in), seed);
 }
 
 namespace detail {
@@ -170,17 +180,18 @@ inline Param collapse_stem(const Param& w, const std::string& how) {
 }
 }  // namespace detail
 
-// sd2d: a validated torchvision export. Returns a 3D state_dict (same keys, 5-D conv weights).
+// sd2d: a torchvision export (validated here). Returns a 3D state_dict (same keys, 5-D conv weights).
 inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions& opt) {
-  const DenseNetConfig& c = detect_densenet(sd2d);
-  validate_densenet_state_dict(sd2d, c, 2, sd2d.at("features.conv0.weight").shape[1]);
+  const Graph g = graph_of(sd2d);
+  const std::string stem = g.node(g.first_conv()).name + ".weight";
+  const ArchFamily& family = arch_family(g.arch());
   const InflationScheme& scheme = inflation_scheme(opt.scheme);
   const int axis = axis_index(opt.axis);
   if (!scheme.members.empty())
     fail("inflation scheme ", opt.scheme, " is an ensemble of ", scheme.members.size(),
          " networks: run each member (scheme_members) and combine their features");
   if (!scheme.rule) {
-    StateDict r = random_state_dict(c, opt.seed, opt.stem == "rgb" ? 3 : 1);
+    StateDict r = random_state_dict(g.arch(), opt.seed, opt.stem == "rgb" ? 3 : 1);
     r.origin = sd2d.origin + " (architecture only) -> " + r.origin;
     return r;
   }
@@ -188,9 +199,9 @@ inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions&
   sd3.origin = sd2d.origin + " inflated " + opt.scheme + " along " + "DHW"[axis];
   Rng rng(opt.seed);
   for (const auto& [key, p] : sd2d.params) {
-    if (is_ignorable_key(key)) continue;
+    if (is_ignorable_key(family, key)) continue;
     if (p.shape.size() == 4) {
-      const Param w2 = key == "features.conv0.weight" ? detail::collapse_stem(p, opt.stem) : p;
+      const Param w2 = key == stem ? detail::collapse_stem(p, opt.stem) : p;
       Param w3 = detail::inflate_kernel(w2, axis, scheme);
       if (scheme.shuffle) detail::shuffle_values(w3.values, rng);
       sd3.params.emplace(key, std::move(w3));

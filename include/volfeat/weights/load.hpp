@@ -1,6 +1,6 @@
 #pragma once
-// DenseNet weights from .npz files: torchvision exports (2D, inflated on load) or volfeat's own
-// inflated files (3D), and writing the latter. Every file carries a `volfeat_meta` JSON entry that
+// Network weights from .npz files, for any registered architecture: torchvision exports (2D, a
+// plain state_dict, inflated on load) or volfeat's own inflated files (3D), and writing the latter. Every file carries a `volfeat_meta` JSON entry that
 // says what it is; volfeat never treats seeded weights as pretrained or the other way round.
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -8,7 +8,7 @@
 
 #include "volfeat/core/sha256.hpp"
 #include "volfeat/io/npz.hpp"
-#include "volfeat/nn/densenet_spec.hpp"
+#include "volfeat/nn/architectures.hpp"
 #include "volfeat/weights/inflate.hpp"
 
 namespace volfeat {
@@ -64,7 +64,7 @@ inline StateDict inflate_with_meta(const StateDict& sd2d, const InflateOptions& 
   nlohmann::json meta = nlohmann::json::object();
   meta["format"] = "volfeat-weights";
   meta["dims"] = 3;
-  meta["arch"] = detect_densenet(sd2d).name;
+  meta["arch"] = detect_arch(sd2d);
   meta["scheme"] = opt.scheme;
   meta["axis"] = std::string(1, "DHW"[axis_index(opt.axis)]);
   meta["stem"] = opt.stem;
@@ -79,42 +79,42 @@ inline StateDict inflate_with_meta(const StateDict& sd2d, const InflateOptions& 
 
 // Checks beyond the shapes: the stem's channel count, finite values, and a volfeat_meta that agrees
 // with the tensors (a 3D file that says densenet121 but holds 169's layers was assembled wrongly).
-inline void check_weights_content(const StateDict& sd, const DenseNetConfig& c, int dims) {
-  const Shape& stem = sd.at("features.conv0.weight").shape;
+inline void check_weights_content(const StateDict& sd, const std::string& arch, int dims) {
+  const std::string& key = stem_key(sd);
+  const Shape& stem = sd.at(key).shape;
   if (stem[1] != 1 && stem[1] != 3)
-    fail(sd.origin, ": features.conv0.weight has shape ", shape_string(stem), ": the stem takes ", stem[1],
+    fail(sd.origin, ": ", key, " has shape ", shape_string(stem), ": the stem takes ", stem[1],
          " input channels, expected 3 (RGB) or 1 (gray)");
-  for (const auto& [key, p] : sd.params) {
+  for (const auto& [k, p] : sd.params) {
     int64_t bad = 0;
     for (double v : p.values) bad += std::isfinite(v) ? 0 : 1;
     if (bad)
-      fail(sd.origin, ": key ", key, " holds ", bad, " NaN or infinite value", bad == 1 ? "" : "s", " (of ",
+      fail(sd.origin, ": key ", k, " holds ", bad, " NaN or infinite value", bad == 1 ? "" : "s", " (of ",
            p.values.size(), "); the weights are corrupt");
   }
   const nlohmann::json meta = state_dict_meta(sd);
-  if (meta.is_object() && meta.contains("arch") && meta["arch"].is_string() && meta["arch"].get<std::string>() != c.name)
-    fail(sd.origin, ": volfeat_meta says ", meta["arch"].get<std::string>(), " but the tensors are ", c.name,
-         "'s (dense layers per block ", c.block_layers[0], ",", c.block_layers[1], ",", c.block_layers[2], ",",
-         c.block_layers[3], ")");
+  if (meta.is_object() && meta.contains("arch") && meta["arch"].is_string() && meta["arch"].get<std::string>() != arch)
+    fail(sd.origin, ": volfeat_meta says ", meta["arch"].get<std::string>(), " but the tensors are ", arch, "'s (",
+         arch_family(arch).describe(arch), ")");
   if (meta.is_object() && meta.contains("dims") && meta["dims"].is_number_integer() && meta["dims"].get<int>() != dims)
     fail(sd.origin, ": volfeat_meta says dims ", meta["dims"].get<int>(), " but the conv weights are ", dims, "D");
 }
 
-// The one entry point the CLI uses: a 3D file as it is, a 2D export inflated on load.
-inline StateDict load_densenet_weights(const std::string& path, const InflateOptions& opt) {
+// The one entry point the CLI uses: a 3D file as it is, a 2D export (a plain torchvision
+// state_dict, architecture detected from its keys) inflated on load.
+inline StateDict load_weights(const std::string& path, const InflateOptions& opt) {
   StateDict sd = read_state_dict(path);
   const int dims = conv_spatial_dims(sd);
-  const DenseNetConfig& c = detect_densenet(sd);
-  validate_densenet_state_dict(sd, c, dims, sd.at("features.conv0.weight").shape[1]);
-  check_weights_content(sd, c, dims);
+  const Graph g = graph_of(sd);
+  check_weights_content(sd, g.arch(), dims);
   if (dims == 3) return sd;
   return inflate_with_meta(sd, opt, sha256_file(path));
 }
 
 // volfeat's seeded random network, when no weights are given.
-inline StateDict seeded_random_weights(const DenseNetConfig& c, uint64_t seed, int64_t stem_in = 1) {
-  StateDict sd = random_state_dict(c, seed, stem_in);
-  nlohmann::json meta{{"format", "volfeat-weights"}, {"dims", 3}, {"arch", c.name}, {"scheme", "random"},
+inline StateDict seeded_random_weights(const std::string& arch, uint64_t seed, int64_t stem_in = 1) {
+  StateDict sd = random_state_dict(arch, seed, stem_in);
+  nlohmann::json meta{{"format", "volfeat-weights"}, {"dims", 3}, {"arch", arch}, {"scheme", "random"},
                       {"seed", seed}, {"weights_kind", "random"}};
   sd.meta_json = meta.dump();
   return sd;

@@ -154,13 +154,14 @@ inline constexpr bool kPlanewiseDenseLayer<Cpu, T> = Conv3d<Cpu, T>::kHasPlaneRo
 template <class T>
 struct DenseLayerConvs<Cpu, T> {
   static void forward(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> pre1, Activation<Cpu, T> post1,
-                      const Conv3d<Cpu, T>& conv2, TensorView<const T> in, TensorView<T> out, Tensor<Cpu, T>& scratch) {
+                      const Conv3d<Cpu, T>& conv2, TensorView<const T> in, TensorView<T> out, Tensor<Cpu, T>& scratch,
+                      Activation<Cpu, T> post2 = {}) {
     const Dims md = conv1.output_dims(in.dims);  // the bottleneck's dims
     const WindowGeometry& g = conv2.spec().geometry;
     if constexpr (!Conv3d<Cpu, T>::kHasPlaneRows) {
       if (scratch.dims() != md) scratch.resize(md);  // the composition (double, or no AVX-512)
       conv1.forward(in, scratch.view(), pre1, post1);
-      conv2.forward(scratch.view(), out);
+      conv2.forward(scratch.view(), out, {}, post2);
     } else {
       if (!conv1.pointwise() || out.dims != conv2.output_dims(md))
         fail("dense layer convs: conv1 must be pointwise and the output view ", to_string(out.dims), " must be ",
@@ -195,7 +196,8 @@ struct DenseLayerConvs<Cpu, T> {
                           pre1, post1);
             held[size_t(slot)] = n * md.d + iz;
           }
-          conv2.forward_plane_rows(rows, n, z, TensorView<T>(out.voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}, out.ld));
+          conv2.forward_plane_rows(rows, n, z, TensorView<T>(out.voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}, out.ld),
+                                   {}, post2);
         }
       }
     }

@@ -1,0 +1,245 @@
+#pragma once
+// The one executor: any graph of nn/graph.hpp (DenseNet, VGG, ResNet...) with its weights, inflated to
+// 3D, over any backend. A Network holds the graph, the backend's device object (its state: for now a
+// tag; a stream and library handles belong there) and the packed ops, one per conv and batchnorm node.
+//
+// forward() asks the observer which modules it wants, plans the steps (nn/plan.hpp: everything an
+// observer does not look at is fused), allocates each buffer when a step first writes it and frees
+// it after its last reader, and shows every wanted module's output to the observer as soon as it is
+// produced. Activations are channels-last (N, D, H, W, C) throughout.
+#include <array>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "volfeat/nn/architectures.hpp"
+#include "volfeat/nn/graph.hpp"
+#include "volfeat/nn/plan.hpp"
+#include "volfeat/nn/taps.hpp"
+#include "volfeat/ops/add.hpp"
+#include "volfeat/ops/batchnorm3d.hpp"
+#include "volfeat/ops/concat.hpp"
+#include "volfeat/ops/conv3d.hpp"
+#include "volfeat/ops/fused.hpp"
+#include "volfeat/ops/pool3d.hpp"
+#include "volfeat/ops/relu.hpp"
+
+namespace volfeat {
+
+// An observer with on_progress(done_steps, total_steps, module) hears after each step that produces
+// a named module, so a long forward pass can show progress.
+template <class Observer, class = void>
+inline constexpr bool kReportsProgress = false;
+template <class Observer>
+inline constexpr bool kReportsProgress<
+    Observer, std::void_t<decltype(std::declval<Observer&>().on_progress(0, 0, std::string()))>> = true;
+
+// True where ConvActMaxPool<Backend, T> holds only a ring of conv planes (for the memory estimate).
+template <class Backend, class T>
+inline constexpr bool kPlanewiseConvPool = kHostResident<Backend>;
+
+template <class Backend, class T>
+PlanTraits plan_traits() {
+  return {kPlanewiseDenseLayer<Backend, T>, kPlanewiseConvPool<Backend, T>};
+}
+
+template <class Backend, class T>
+class Network {
+ public:
+  using backend_type = Backend;
+  using value_type = T;
+
+  // sd: a 3D state_dict (conv weights (O, I, kD, kH, kW)) of any registered architecture.
+  explicit Network(const StateDict& sd, Backend device = {}) : Network(graph_of(sd), sd, device) {}
+  Network(Graph graph, const StateDict& sd, Backend device = {}) : graph_(std::move(graph)), device_(device) {
+    if (conv_spatial_dims(sd) != 3)
+      fail(sd.origin, ": holds 2D conv weights; inflate it to 3D first (volfeat convert, or load_network_weights)");
+    const Index stem = graph_.input_channels();
+    if (stem != 1 && stem != 3)
+      fail(sd.origin, ": ", stem_key(sd), " takes ", stem, " input channels, expected 1 (gray) or 3 (RGB)");
+    validate_state_dict(sd, graph_, 3);
+    const auto& nodes = graph_.nodes();
+    convs_.resize(nodes.size());
+    bns_.resize(nodes.size());
+    std::vector<int> conv_nodes;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i].kind == OpKind::kConv) conv_nodes.push_back(int(i));
+      if (nodes[i].kind == OpKind::kBatchNorm) {
+        BatchNormParams p;
+        p.gamma = sd.at(nodes[i].name + ".weight").values;
+        p.beta = sd.at(nodes[i].name + ".bias").values;
+        p.running_mean = sd.at(nodes[i].name + ".running_mean").values;
+        p.running_var = sd.at(nodes[i].name + ".running_var").values;
+        bns_[i] = std::make_unique<BatchNorm3d<Backend, T>>(p);
+      }
+    }
+    // Packing the weights is independent per conv: in parallel on host backends (DenseNet-121's 120
+    // convs took 0.2-0.5 s one after another).
+    auto make_conv = [&](int i) {
+      const Node& n = nodes[size_t(i)];
+      const Param& w = sd.at(n.name + ".weight");
+      const ConvSpec spec{w.shape[1], w.shape[0], n.window};
+      convs_[size_t(i)] = n.bias ? std::make_unique<Conv3d<Backend, T>>(spec, w.values, sd.at(n.name + ".bias").values)
+                                 : std::make_unique<Conv3d<Backend, T>>(spec, w.values);
+    };
+    if constexpr (kHostResident<Backend>) {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (size_t k = 0; k < conv_nodes.size(); ++k) make_conv(conv_nodes[k]);
+    } else {
+      for (int i : conv_nodes) make_conv(i);
+    }
+  }
+
+  const Graph& graph() const { return graph_; }
+  const std::string& arch() const { return graph_.arch(); }
+  const Backend& device() const { return device_; }
+  // 1 for a collapsed (gray) stem, 3 for an RGB stem fed a replicated, per-channel normalised volume.
+  Index input_channels() const { return graph_.input_channels(); }
+  const std::vector<ModuleInfo>& modules() const { return graph_.modules(); }
+  // The node a module name denotes (the `stop` of forward()).
+  int node_of(const std::string& name) const { return graph_.node_of(name); }
+  int last_node() const { return graph_.last_node(); }
+
+  // The smallest input extent per axis that reaches node `stop` with at least one voxel.
+  std::array<Index, 3> min_input_size(int stop) const {
+    std::array<Index, 3> need{};
+    for (int a = 0; a < 3; ++a) {
+      Index n = 1;
+      for (;; ++n) {
+        Dims d{1, 4096, 4096, 4096, input_channels()};
+        (a == 0 ? d.d : a == 1 ? d.h : d.w) = n;
+        const Dims o = graph_.infer_dims(d)[size_t(stop)];
+        if ((a == 0 ? o.d : a == 1 ? o.h : o.w) > 0) break;
+      }
+      need[size_t(a)] = n;
+    }
+    return need;
+  }
+
+  // Runs the input (N, D, H, W, input_channels()) through the nodes up to and including `stop`
+  // (default: all), showing each wanted module's output to `obs`.
+  template <class Observer>
+  void forward(TensorView<const T> x, Observer& obs, int stop = -1) const {
+    if (stop < 0 || stop > last_node()) stop = last_node();
+    check_input(x.dims, stop);
+    std::vector<bool> wanted(graph_.nodes().size(), false);
+    for (const ModuleInfo& m : graph_.modules())
+      if (m.node <= stop && obs.wants(m.name)) wanted[size_t(m.node)] = true;
+    const Plan plan = make_plan(graph_, x.dims, wanted, stop, plan_traits<Backend, T>());
+    run(plan, x, obs);
+  }
+
+  void forward(TensorView<const T> x, int stop = -1) const {
+    NoTaps none;
+    forward(x, none, stop);
+  }
+
+ private:
+  using Buffer = Tensor<Backend, T>;
+  using Act = Activation<Backend, T>;
+
+  template <class Observer>
+  void run(const Plan& plan, TensorView<const T> x, Observer& obs) const {
+    std::vector<Buffer> buffers(plan.buffers.size());
+    Buffer scratch;
+    auto view = [&](int node) -> TensorView<T> {
+      const Placement& p = plan.place[size_t(node)];
+      if (p.buffer < 0) fail("network: node ", node, " has no buffer (internal error)");
+      Dims d = plan.dims[size_t(node)];
+      return buffers[size_t(p.buffer)].view().channels(p.offset, d.c);
+    };
+    auto in = [&](int node) -> TensorView<const T> { return node == 0 ? x : TensorView<const T>(view(node)); };
+    auto bn = [&](int node) -> const BatchNorm3d<Backend, T>* { return node >= 0 ? bns_[size_t(node)].get() : nullptr; };
+    const auto& nodes = graph_.nodes();
+    const int total = int(plan.steps.size());
+    for (int k = 0; k < total; ++k) {
+      const Step& s = plan.steps[size_t(k)];
+      for (int b : s.alloc) buffers[size_t(b)].resize(plan.buffers[size_t(b)]);
+      const TensorView<T> out = view(s.out);
+      switch (s.kind) {
+        case StepKind::kConv:
+          convs_[size_t(s.conv)]->forward(in(s.sources[0]), out, Act{bn(s.pre_bn), s.pre_relu}, Act{bn(s.post_bn), s.post_relu});
+          break;
+        case StepKind::kConvMaxPool:
+          ConvActMaxPool<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.post_bn), s.post_relu},
+                                              MaxPool3d<Backend, T>(nodes[size_t(s.op)].window), in(s.sources[0]), out);
+          break;
+        case StepKind::kPoolConv: {
+          // Pool the activated input first, then the 1x1 conv on 1/8 of the voxels.
+          Buffer pooled(s.scratch);
+          const AvgPool3d<Backend, T> pool(nodes[size_t(s.op)].window, nodes[size_t(s.op)].count_include_pad);
+          ActivatedAvgPool<Backend, T>::forward(Act{bn(s.pre_bn), s.pre_relu}, pool, in(s.sources[0]), pooled.view());
+          convs_[size_t(s.conv)]->forward(pooled.view(), out);
+          break;
+        }
+        case StepKind::kConvPair:
+          if (scratch.dims() != s.scratch) scratch = Buffer();  // free the old one before the new one
+          DenseLayerConvs<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.pre_bn), s.pre_relu},
+                                               Act{bn(s.post_bn), s.post_relu}, *convs_[size_t(s.conv2)],
+                                               in(s.sources[0]), out, scratch, Act{bn(s.post2_bn), s.post2_relu});
+          if (!s.keep_scratch) scratch = Buffer();
+          break;
+        case StepKind::kBatchNorm:
+          bns_[size_t(s.op)]->forward(in(s.sources[0]), out, s.relu);
+          break;
+        case StepKind::kRelu:
+          Relu<Backend, T>::forward(in(s.sources[0]), out);
+          break;
+        case StepKind::kMaxPool:
+          MaxPool3d<Backend, T>(nodes[size_t(s.op)].window).forward(in(s.sources[0]), out);
+          break;
+        case StepKind::kAvgPool:
+          AvgPool3d<Backend, T>(nodes[size_t(s.op)].window, nodes[size_t(s.op)].count_include_pad)
+              .forward(in(s.sources[0]), out);
+          break;
+        case StepKind::kAdd:
+          AddAct<Backend, T>::forward(in(s.sources[0]), in(s.sources[1]), out, s.relu);
+          break;
+        case StepKind::kConcat: {
+          // Members written elsewhere (the caller's input, or a node already in another concat) are copied.
+          Index off = 0;
+          for (int m : nodes[size_t(s.out)].inputs) {
+            const Index c = plan.dims[size_t(m)].c;
+            if (std::find(s.copy.begin(), s.copy.end(), m) != s.copy.end())
+              ConcatChannels<Backend, T>::forward({in(m)}, out.channels(off, c));
+            off += c;
+          }
+          break;
+        }
+      }
+      std::string shown;
+      for (const ModuleInfo* m : graph_.modules_of(s.out)) {
+        if (plan.wanted[size_t(s.out)] && obs.wants(m->name)) obs(m->name, TensorView<const T>(out));
+        if (shown.empty()) shown = m->name;
+      }
+      if constexpr (kReportsProgress<Observer>)
+        if (!shown.empty() || k + 1 == total) obs.on_progress(k + 1, total, shown);
+      for (int b : s.release) buffers[size_t(b)] = Buffer();
+    }
+  }
+
+  void check_input(const Dims& x, int stop) const {
+    if (x.c != input_channels())
+      fail("input has ", x.c, " channels; this network's stem takes ", input_channels(),
+           input_channels() == 1 ? " (a gray volume)" : " (a gray volume replicated to RGB)");
+    const Dims out = graph_.infer_dims(x)[size_t(stop)];
+    if (!Graph::fits(out)) {
+      const auto need = min_input_size(stop);
+      const char* axes = "DHW";
+      std::string s;
+      for (int a = 0; a < 3; ++a) s += std::string(a ? " x " : "") + axes[a] + ">=" + std::to_string(need[size_t(a)]);
+      const auto named = graph_.modules_of(stop);
+      fail("input of size D=", x.d, " H=", x.h, " W=", x.w, " is too small to reach ",
+           named.empty() ? graph_.node(stop).name : named.front()->name, ": it needs at least ", s, " voxels");
+    }
+  }
+
+  Graph graph_;
+  Backend device_;
+  std::vector<std::unique_ptr<Conv3d<Backend, T>>> convs_;      // per node (null: not a conv)
+  std::vector<std::unique_ptr<BatchNorm3d<Backend, T>>> bns_;   // per node (null: not a batchnorm)
+};
+
+}  // namespace volfeat

@@ -1,0 +1,317 @@
+#pragma once
+// The fusion planner: a graph (nn/graph.hpp), an input size, the modules an observer wants and the
+// node to stop at become a list of steps, each one or more nodes computed by one op, and the buffers
+// those steps write, with when each is allocated and freed. The executor (nn/network.hpp) runs the
+// steps; the memory estimate (nn/memory_estimate.hpp) replays the same list counting bytes, so the
+// two cannot drift apart.
+//
+// Rewrites, each applied only where the nodes it hides are seen by no one else (one consumer, no
+// tap, not the stop node):
+//   pre-activation   batchnorm [-> relu] -> conv: applied while the conv packs its input (DenseNet's
+//                    norm1/relu1 and transitions); the activated tensor never exists.
+//   post-activation  conv -> batchnorm [-> relu]: applied in the conv's epilogue on registers
+//                    (DenseNet's stem, VGG-bn, every ResNet conv).
+//   conv + max pool  conv(+post) -> max pool: ConvActMaxPool, a ring of conv output planes on Cpu
+//                    (DenseNet's and ResNet's stems, VGG's last conv of each block).
+//   pool before conv pre-activation -> 1x1 conv -> avg pool (no padding): ActivatedAvgPool, then
+//                    the conv on 1/8 of the voxels (pool and pointwise conv are linear and commute:
+//                    DenseNet's transitions).
+//   conv pair        1x1 conv(+pre, +post) -> conv(+post): DenseLayerConvs, a ring of the first
+//                    conv's output planes on Cpu (DenseNet's dense layer, ResNet's bottleneck).
+//   add + relu       ResNet's `out += identity; relu(out)` in one pass.
+//   in place concat  torch.cat's inputs are written straight into channel slices of one buffer, and a
+//                    concatenation that is a prefix of a later one is a view of it (a dense block
+//                    is one buffer that grows by 32 channels per layer, never copied).
+//   in place         a standalone batchnorm, relu or add overwrites its input when nothing else reads it.
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "volfeat/core/error.hpp"
+#include "volfeat/nn/graph.hpp"
+
+namespace volfeat {
+
+enum class StepKind { kConv, kConvMaxPool, kPoolConv, kConvPair, kBatchNorm, kRelu, kMaxPool, kAvgPool, kAdd, kConcat };
+
+struct Step {
+  StepKind kind;
+  int out = -1;               // the node whose output the step produces
+  std::vector<int> sources;   // nodes it reads
+  int conv = -1, conv2 = -1;  // conv nodes (kConv*, kPoolConv, kConvPair)
+  int pre_bn = -1;            // pre-activation of `conv`
+  bool pre_relu = false;
+  int post_bn = -1;           // post-activation of `conv`
+  bool post_relu = false;
+  int post2_bn = -1;          // post-activation of `conv2`
+  bool post2_relu = false;
+  int op = -1;                // the pool / batchnorm node
+  bool relu = false;          // kBatchNorm, kAdd: a relu follows in the same pass
+  bool in_place = false;      // kBatchNorm/kRelu/kAdd: `out` overwrites sources[0]
+  std::vector<int> copy;      // kConcat: members not already in the buffer (copied)
+  std::vector<int> alloc;     // buffers allocated before the step
+  std::vector<int> release;   // buffers freed after it
+  Dims scratch{0, 0, 0, 0, 0};  // kConvPair: the scratch it needs; kConvMaxPool / kPoolConv: its temporary
+  bool keep_scratch = false;    // kConvPair: the next pair reuses the scratch
+};
+
+struct Placement {
+  int buffer = -1;  // -1: the caller's input tensor
+  Index offset = 0; // first channel within the buffer
+};
+
+// Backend properties the plan depends on (for the memory it models).
+struct PlanTraits {
+  bool planewise_pair = false;  // DenseLayerConvs keeps a ring of planes (kPlanewiseDenseLayer)
+  bool planewise_pool = false;  // ConvActMaxPool keeps a ring of planes
+};
+
+struct Plan {
+  std::vector<Dims> dims;            // every node's output
+  std::vector<Placement> place;      // every node's output storage
+  std::vector<Dims> buffers;         // every buffer's dims (dense, channels-last)
+  std::vector<Step> steps;
+  std::vector<bool> wanted;          // per node: an observer sees it
+  int stop = 0;
+};
+
+namespace detail {
+inline bool pointwise(const WindowGeometry& g) {
+  return g.taps() == 1 && g.stride == std::array<Index, 3>{1, 1, 1} && g.padding == std::array<Index, 3>{0, 0, 0};
+}
+}  // namespace detail
+
+// `wanted[i]`: an observer wants a module of node i. Nodes after `stop` are not run.
+inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>& wanted, int stop, const PlanTraits& traits) {
+  const auto& nodes = g.nodes();
+  const int n = int(nodes.size());
+  Plan p;
+  p.stop = stop;
+  p.wanted = wanted;
+  p.dims = g.infer_dims(input);
+  p.place.assign(size_t(n), Placement{});
+
+  // Consumers of every node among the nodes that run.
+  std::vector<std::vector<int>> consumers(static_cast<size_t>(n));
+  for (int i = 1; i <= stop; ++i)
+    for (int s : nodes[size_t(i)].inputs) consumers[size_t(s)].push_back(i);
+  auto hidden = [&](int i) {  // may be fused away
+    return i > 0 && !wanted[size_t(i)] && i != stop && consumers[size_t(i)].size() == 1;
+  };
+  auto only = [&](int i) { return consumers[size_t(i)].front(); };
+  auto kind = [&](int i) { return nodes[size_t(i)].kind; };
+
+  // ---- concatenations in place: each concat lives in its host, the largest concat (<= stop) whose
+  // inputs start with its inputs; the host's inputs are written into their channel slices.
+  std::vector<int> host(size_t(n), -1);
+  for (int i = stop; i >= 1; --i) {
+    if (kind(i) != OpKind::kConcat) continue;
+    host[size_t(i)] = i;
+    for (int j = i + 1; j <= stop; ++j) {
+      if (kind(j) != OpKind::kConcat) continue;
+      const auto &a = nodes[size_t(i)].inputs, &b = nodes[size_t(j)].inputs;
+      if (a.size() <= b.size() && std::equal(a.begin(), a.end(), b.begin())) {
+        host[size_t(i)] = host[size_t(j)];
+        break;
+      }
+    }
+  }
+  std::vector<std::pair<int, Index>> member_of(size_t(n), {-1, 0});  // node -> (host concat, channel offset)
+  for (int i = 1; i <= stop; ++i) {
+    if (kind(i) != OpKind::kConcat || host[size_t(i)] != i) continue;
+    Index off = 0;
+    for (int m : nodes[size_t(i)].inputs) {
+      if (m > 0 && member_of[size_t(m)].first < 0) member_of[size_t(m)] = {i, off};
+      off += nodes[size_t(m)].channels;
+    }
+  }
+
+  // ---- steps
+  std::vector<bool> done(size_t(n), false);
+  std::vector<int> pre_bn(size_t(n), -1), pre_src(size_t(n), -1);
+  std::vector<bool> pre_relu(size_t(n), false);
+  // conv -> [bn] -> [relu]: the post-activation chain a conv can absorb; returns its last node.
+  auto post_chain = [&](int c, int& bn, bool& relu) {
+    int end = c;
+    bn = -1, relu = false;
+    if (hidden(end) && kind(only(end)) == OpKind::kBatchNorm) bn = end = only(end);
+    if (hidden(end) && kind(only(end)) == OpKind::kRelu) relu = true, end = only(end);
+    return end;
+  };
+  for (int i = 1; i <= stop; ++i) {
+    if (done[size_t(i)]) continue;
+    const Node& nd = nodes[size_t(i)];
+    Step s;
+    switch (nd.kind) {
+      case OpKind::kInput:
+        break;
+      case OpKind::kBatchNorm:
+      case OpKind::kRelu: {
+        // The start of a pre-activation chain into a conv?
+        int bn = nd.kind == OpKind::kBatchNorm ? i : -1, end = i;
+        bool relu = nd.kind == OpKind::kRelu;
+        if (bn >= 0 && hidden(end) && kind(only(end)) == OpKind::kRelu) relu = true, end = only(end);
+        if (hidden(end) && kind(only(end)) == OpKind::kConv) {
+          const int c = only(end);
+          pre_bn[size_t(c)] = bn, pre_relu[size_t(c)] = relu, pre_src[size_t(c)] = nd.inputs[0];
+          for (int k = i; k <= end; ++k) done[size_t(k)] = true;
+          continue;
+        }
+        s.kind = nd.kind == OpKind::kBatchNorm ? StepKind::kBatchNorm : StepKind::kRelu;
+        s.op = i;
+        s.sources = {nd.inputs[0]};
+        s.out = i;
+        if (nd.kind == OpKind::kBatchNorm && hidden(i) && kind(only(i)) == OpKind::kRelu) s.relu = true, s.out = only(i);
+        break;
+      }
+      case OpKind::kConv: {
+        s.conv = i;
+        s.pre_bn = pre_bn[size_t(i)], s.pre_relu = pre_relu[size_t(i)];
+        const int src = pre_src[size_t(i)] >= 0 ? pre_src[size_t(i)] : nd.inputs[0];
+        s.sources = {src};
+        const bool pre = s.pre_bn >= 0 || s.pre_relu;
+        const int end = post_chain(i, s.post_bn, s.post_relu);
+        const bool post = s.post_bn >= 0 || s.post_relu;
+        s.kind = StepKind::kConv;
+        s.out = end;
+        if (!pre && hidden(end) && kind(only(end)) == OpKind::kMaxPool) {
+          s.kind = StepKind::kConvMaxPool;
+          s.op = s.out = only(end);
+          const Dims cd = p.dims[size_t(end)];
+          const Index span = nodes[size_t(s.op)].window.dilation[0] * (nodes[size_t(s.op)].window.kernel[0] - 1) + 1;
+          s.scratch = traits.planewise_pool ? Dims{1, std::min(span, cd.d), cd.h, cd.w, cd.c} : cd;
+        } else if (!post && detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kAvgPool &&
+                   nodes[size_t(only(end))].window.padding == std::array<Index, 3>{0, 0, 0}) {
+          s.kind = StepKind::kPoolConv;
+          s.op = s.out = only(end);
+          s.scratch = p.dims[size_t(s.op)];
+          s.scratch.c = p.dims[size_t(src)].c;
+        } else if (detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kConv &&
+                   pre_src[size_t(only(end))] < 0) {
+          s.kind = StepKind::kConvPair;
+          s.conv2 = only(end);
+          s.out = post_chain(s.conv2, s.post2_bn, s.post2_relu);
+          const Dims md = p.dims[size_t(end)];
+          const WindowGeometry& w2 = nodes[size_t(s.conv2)].window;
+          const Index span = w2.dilation[0] * (w2.kernel[0] - 1) + 1;
+          s.scratch = traits.planewise_pair ? Dims{1, span, md.h, md.w, md.c} : md;
+        }
+        break;
+      }
+      case OpKind::kMaxPool:
+      case OpKind::kAvgPool:
+        s.kind = nd.kind == OpKind::kMaxPool ? StepKind::kMaxPool : StepKind::kAvgPool;
+        s.op = s.out = i;
+        s.sources = {nd.inputs[0]};
+        break;
+      case OpKind::kAdd:
+        s.kind = StepKind::kAdd;
+        s.sources = nd.inputs;
+        s.out = i;
+        if (hidden(i) && kind(only(i)) == OpKind::kRelu) s.relu = true, s.out = only(i);
+        break;
+      case OpKind::kConcat:
+        s.kind = StepKind::kConcat;
+        s.out = i;
+        for (int m : nd.inputs) {
+          const auto [h, off] = member_of[size_t(m)];
+          (void)off;
+          if (h != host[size_t(i)]) s.copy.push_back(m);
+        }
+        s.sources = s.copy;
+        break;
+    }
+    // Mark every node the step covers. The fused nodes form a chain from the first to `out`.
+    std::vector<int> covered{i};
+    for (int k : {s.post_bn, s.conv2, s.post2_bn, s.op, s.out})
+      if (k > 0) covered.push_back(k);
+    if (s.post_relu) covered.push_back(consumers[size_t(s.post_bn >= 0 ? s.post_bn : i)].front());
+    if (s.post2_relu) covered.push_back(consumers[size_t(s.post2_bn >= 0 ? s.post2_bn : s.conv2)].front());
+    for (int k : covered) done[size_t(k)] = true;
+    p.steps.push_back(s);
+  }
+
+  // ---- placement and buffer lifetimes, in step order with reference counts: a buffer is freed
+  // after the step that makes its last read or write.
+  std::vector<int> reads_left(size_t(n), 0);
+  for (const Step& s : p.steps)
+    for (int src : s.sources) ++reads_left[size_t(src)];
+  std::vector<int> buffer_of_host(size_t(n), -1);
+  std::vector<std::vector<int>> residents;  // per buffer: the nodes placed in it
+  std::vector<int> writes_left;             // per buffer: steps still to write into it
+  std::vector<bool> hosts_concat, freed;
+  auto host_of_out = [&](int o) { return kind(o) == OpKind::kConcat ? host[size_t(o)] : member_of[size_t(o)].first; };
+  auto new_buffer = [&](const Dims& d, bool concat) {
+    p.buffers.push_back(d);
+    residents.emplace_back();
+    writes_left.push_back(0);
+    hosts_concat.push_back(concat);
+    freed.push_back(false);
+    return int(p.buffers.size()) - 1;
+  };
+  auto dead = [&](int b) {
+    if (b < 0 || freed[size_t(b)] || writes_left[size_t(b)] > 0) return false;
+    for (int r : residents[size_t(b)])
+      if (reads_left[size_t(r)] > 0) return false;
+    return true;
+  };
+  for (size_t k = 0; k < p.steps.size(); ++k) {
+    Step& s = p.steps[k];
+    const int o = s.out, h = host_of_out(o);
+    int b = -1;
+    if (h >= 0) {
+      if (buffer_of_host[size_t(h)] < 0) {
+        b = buffer_of_host[size_t(h)] = new_buffer(p.dims[size_t(h)], true);
+        s.alloc.push_back(b);
+        for (size_t j = k; j < p.steps.size(); ++j)
+          if (host_of_out(p.steps[j].out) == h) ++writes_left[size_t(b)];
+      }
+      b = buffer_of_host[size_t(h)];
+      p.place[size_t(o)] = {b, kind(o) == OpKind::kConcat ? 0 : member_of[size_t(o)].second};
+      --writes_left[size_t(b)];
+    } else {
+      const bool elementwise = s.kind == StepKind::kBatchNorm || s.kind == StepKind::kRelu || s.kind == StepKind::kAdd;
+      const int src = s.sources.empty() ? -1 : s.sources[0];
+      const int sb = src > 0 ? p.place[size_t(src)].buffer : -1;
+      bool in_place = elementwise && sb >= 0 && !hosts_concat[size_t(sb)] && reads_left[size_t(src)] == 1 &&
+                      std::count(s.sources.begin(), s.sources.end(), src) == 1 && p.buffers[size_t(sb)] == p.dims[size_t(o)];
+      if (in_place)
+        for (int r : residents[size_t(sb)])
+          if (r != src && reads_left[size_t(r)] > 0) in_place = false;
+      if (in_place) {
+        s.in_place = true;
+        b = sb;
+      } else {
+        b = new_buffer(p.dims[size_t(o)], false);
+        s.alloc.push_back(b);
+      }
+      p.place[size_t(o)] = {b, 0};
+    }
+    residents[size_t(b)].push_back(o);
+    for (int src : s.sources) --reads_left[size_t(src)];
+    std::vector<int> touched{b};
+    for (int src : s.sources) touched.push_back(p.place[size_t(src)].buffer);
+    for (int t : touched)
+      if (dead(t)) {
+        s.release.push_back(t);
+        freed[size_t(t)] = true;
+      }
+  }
+  // A conv pair keeps its scratch for the next one when nothing but in-place concatenations lies
+  // between them and it has the same dims (the dense layers of one block).
+  for (size_t k = 0; k < p.steps.size(); ++k) {
+    Step& s = p.steps[k];
+    if (s.kind != StepKind::kConvPair) continue;
+    for (size_t j = k + 1; j < p.steps.size(); ++j) {
+      const Step& t = p.steps[j];
+      if (t.kind == StepKind::kConcat && t.copy.empty()) continue;
+      s.keep_scratch = t.kind == StepKind::kConvPair && t.scratch == s.scratch;
+      break;
+    }
+  }
+  return p;
+}
+
+}  // namespace volfeat

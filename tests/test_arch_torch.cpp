@@ -1,0 +1,146 @@
+// Every architecture of the registry against torchvision (tests/torch/arch_reference.py):
+//  * structure: volfeat's graph has exactly torchvision's modules, in the order their hooks first fire,
+//    exactly its parameters and shapes, and the architecture is detected from those keys alone;
+//  * exactness: VGG-19, VGG-11-bn, ResNet-18 and ResNet-50, inflated from plain torchvision state_dicts
+//    (no volfeat metadata), against the same networks inflated in PyTorch: every module's output within
+//    1e-4 relative (max abs error / max abs value), with every tap recorded (nothing fused) and with
+//    only the deepest module asked for (everything fused that can be).
+#define BOOST_TEST_MODULE arch_torch
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "support/compare.hpp"
+#include "support/torch_refs.hpp"
+#include "volfeat/backend/cpu.hpp"
+#include "volfeat/nn/network.hpp"
+#include "volfeat/nn/selectors.hpp"
+#include "volfeat/weights/load.hpp"
+
+using namespace volfeat;
+using namespace volfeat::test;
+
+namespace {
+
+constexpr double kTolerance = 1e-4;
+
+std::string ref_dir() { return std::string(VOLFEAT_TEST_DATA) + "/arch"; }
+
+struct ArchRefs {
+  ArchRefs() {
+    if (!std::filesystem::exists(ref_dir() + "/structure.json")) {
+      std::cout << "SKIP: " << ref_dir() << "/structure.json is missing: the arch_reference step did not run or was "
+                << "skipped (needs /usr/bin/python3 with python3-torch and python3-torchvision)" << std::endl;
+      std::exit(77);
+    }
+  }
+};
+BOOST_TEST_GLOBAL_FIXTURE(ArchRefs);
+
+const nlohmann::json& structures() {
+  static const nlohmann::json j = [] {
+    std::ifstream f(ref_dir() + "/structure.json");
+    return nlohmann::json::parse(f);
+  }();
+  return j;
+}
+
+void check_against_torch(const std::string& arch) {
+  const StateDict sd2 = read_state_dict(ref_dir() + "/" + arch + "_2d.npz");
+  BOOST_TEST(sd2.meta_json.empty());  // a plain torchvision export
+  BOOST_TEST(detect_arch(sd2) == arch);
+  InflateOptions opt;  // i3d-mean along D, stem sum: what the reference did
+  const Network<Cpu, float> net(inflate_state_dict(sd2, opt));
+  BOOST_TEST(net.arch() == arch);
+
+  const NpzMap z = read_npz(ref_dir() + "/" + arch + "_ref.npz");
+  const reference::Array5 input = ref_array(z.at("input"));
+  const auto x = reference::to_channels_last<float>(input);
+  const TensorView<const float> xv(x.data(), input.dims());
+
+  // Every module recorded: nothing fused.
+  auto rec = Recorder<Cpu, float>::everything();
+  net.forward(xv, rec);
+  size_t compared = 0;
+  double worst = 0;
+  std::string worst_name, last;
+  for (const auto& [key, arr] : z) {
+    if (key.rfind("out/", 0) != 0) continue;
+    const std::string name = key.substr(4);
+    BOOST_TEST_CONTEXT(arch << " module " << name) {
+      BOOST_TEST_REQUIRE(rec.has(name));
+      const auto& tap = rec.at(name);
+      const reference::Array5 want = ref_array(arr);
+      BOOST_TEST_REQUIRE((tap.dims == want.dims()), to_string(tap.dims) << " vs torch " << to_string(want.dims()));
+      const double err = relative_error(tap.data, reference::to_channels_last<double>(want));
+      BOOST_TEST(err <= kTolerance);
+      if (err > worst) worst = err, worst_name = name;
+      ++compared;
+    }
+  }
+  BOOST_TEST(compared == net.modules().size());
+  BOOST_TEST(rec.taps().size() == net.modules().size());
+  BOOST_TEST_MESSAGE(arch << ": " << compared << " modules match torch (all taps); worst relative error " << worst
+                          << " at " << worst_name);
+
+  // Only a few deep modules asked for: every rewrite of nn/plan.hpp that applies runs.
+  const std::vector<std::string> deep{resolve_layer(net.graph(), "conv[-1]"), net.modules().back().name};
+  Recorder<Cpu, float> fused(deep);
+  net.forward(xv, fused);
+  for (const auto& name : deep) {
+    BOOST_TEST_CONTEXT(arch << " fused, module " << name) {
+      BOOST_TEST_REQUIRE(fused.has(name));
+      const double err =
+          relative_error(fused.at(name).data, reference::to_channels_last<double>(ref_array(z.at("out/" + name))));
+      BOOST_TEST(err <= kTolerance);
+      BOOST_TEST_MESSAGE(arch << " fused: " << name << " relative error " << err);
+    }
+  }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_architecture_has_torchvisions_modules_and_parameters) {
+  size_t archs = 0;
+  for (const auto& family : arch_families())
+    for (const auto& arch : family.archs) {
+      BOOST_TEST_CONTEXT(arch) {
+        BOOST_TEST_REQUIRE(structures().contains(arch));
+        const auto& want = structures()[arch];
+        const Graph g = build_graph(arch, 3);
+        std::vector<std::string> names;
+        for (const auto& m : g.modules()) names.push_back(m.name);
+        BOOST_TEST(names == want["modules"].get<std::vector<std::string>>(), boost::test_tools::per_element());
+        std::map<std::string, Shape> params;
+        for (const auto& p : g.params(2)) params[p.key] = p.shape;
+        std::map<std::string, Shape> torch_params;
+        for (const auto& [k, v] : want["params"].items()) torch_params[k] = v.get<Shape>();
+        BOOST_TEST((params == torch_params));
+        // Detected from the keys and shapes alone (values play no part).
+        StateDict sd;
+        sd.origin = arch + " keys";
+        for (const auto& [k, s] : torch_params) sd.params[k] = Param{s, {}};
+        BOOST_TEST(detect_arch(sd) == arch);
+        ++archs;
+      }
+    }
+  BOOST_TEST(archs == 19u);
+}
+
+BOOST_AUTO_TEST_CASE(vgg19_matches_torch) { check_against_torch("vgg19"); }
+BOOST_AUTO_TEST_CASE(vgg11_bn_matches_torch) { check_against_torch("vgg11_bn"); }
+BOOST_AUTO_TEST_CASE(resnet18_matches_torch) { check_against_torch("resnet18"); }
+BOOST_AUTO_TEST_CASE(resnet50_matches_torch) { check_against_torch("resnet50"); }
+
+BOOST_AUTO_TEST_CASE(paper_aliases_name_the_relu_after_the_conv) {
+  const Graph g = build_graph("vgg19");
+  BOOST_TEST(resolve_layer(g, "conv5_4") == "features.35");   // features.34 is the conv, 35 its ReLU
+  BOOST_TEST(resolve_layer(g, "block2_conv2") == "features.8");
+  BOOST_TEST(resolve_layer(g, "34") == "features.34");
+  const Graph bn = build_graph("vgg19_bn");
+  BOOST_TEST(resolve_layer(bn, "conv5_4") == "features.51");  // conv 49, bn 50, relu 51
+  const Graph r = build_graph("resnet50");
+  BOOST_TEST(resolve_layer(r, "layer3.5.conv2") == "layer3.5.conv2");
+  BOOST_TEST(resolve_layer(r, "conv[-1]") == "layer4.2.conv3");
+  BOOST_CHECK_THROW(resolve_layer(r, "layer5"), Error);
+}
