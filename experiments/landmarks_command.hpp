@@ -16,6 +16,7 @@
 #include "common_options.hpp"
 #include "volfeat/core/atomic_file.hpp"
 #include "volfeat/pipeline/landmarks.hpp"
+#include "volfeat/pipeline/reorient.hpp"
 #include "volfeat/version.hpp"
 
 namespace volfeat::cli {
@@ -165,6 +166,7 @@ inline void add_landmarks_command(CLI::App& app) {
     Volume<float> ct;
     Volume<int32_t> labels;
     std::string ct_name, mask_name;
+    std::optional<AxisReorientation> mask_reorientation;
     if (a->ct.empty()) {
       progress.note("no --ct given: running on the built-in synthetic knee phantom");
       Phantom p = make_knee_phantom(0);
@@ -173,7 +175,8 @@ inline void add_landmarks_command(CLI::App& app) {
     } else {
       ct = read_nifti_float(a->ct);
       labels = read_nifti_labels(a->mask);
-      require_same_grid(ct.grid, a->ct, labels.grid, a->mask);
+      mask_reorientation = conform_mask_to_grid(ct.grid, a->ct, labels, a->mask);
+      if (mask_reorientation) progress.note(reorientation_note(*mask_reorientation, a->mask));
       ct_name = a->ct, mask_name = a->mask;
     }
     if (cmd->count("--resample")) {
@@ -255,6 +258,7 @@ inline void add_landmarks_command(CLI::App& app) {
     run["volfeat_version"] = VOLFEAT_VERSION_STRING;
     run["ct"] = ct_name;
     run["mask"] = mask_name;
+    run["mask_reorientation"] = reorientation_json(mask_reorientation);
     run["grid"] = describe(in.template_ct.grid);
     run["normalize"] = a->normalize;
     run["weights"] = weights_description;

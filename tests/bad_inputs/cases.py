@@ -110,9 +110,16 @@ CASES = [
     mask_case("mask_other_origin", "mask_other_origin.nii.gz",
               r"grid mismatch \(origin differs\): .*ct\.nii\.gz is .*affine \[\[0\.9,0,0,-20\].* but "
               r".*mask_other_origin\.nii\.gz is .*affine \[\[0\.9,0,0,-15\]"),
-    mask_case("mask_other_orientation", "mask_other_orientation.nii.gz",
+    # Only grids physically elsewhere are refused: the CT's own grid in another axis order is reoriented
+    # (ok_mask_reoriented below).
+    mask_case("mask_oblique_grid", "mask_oblique_grid.nii.gz",
+              r"grid mismatch \(orientation or voxel axes differ\): .*ct\.nii\.gz is .*affine "
+              r"\[\[0\.9,0,0,-20\].* but .*mask_oblique_grid\.nii\.gz is .*affine \[\[0\.886327,-0\.156283,0,-20\].* "
+              r"\(only a reordering or reversal of the CT's own voxel axes is reoriented; resample the mask onto the "
+              r"CT's grid\)"),
+    mask_case("mask_mirrored_grid", "mask_mirrored_grid.nii.gz",
               r"grid mismatch \(orientation or voxel axes differ\): .*ct\.nii\.gz .* but "
-              r".*mask_other_orientation\.nii\.gz is .*affine \[\[-0\.9,"),
+              r".*mask_mirrored_grid\.nii\.gz is .*affine \[\[-0\.9,0,0,-20\].* \(only a reordering or reversal"),
     mask_case("mask_fractional", "mask_fractional.nii.gz",
               r"mask_fractional\.nii\.gz: not a label map: voxel \(d,h,w\)=\(20,20,20\).* is 1\.5, not an integer"),
     mask_case("mask_nan", "mask_nan.nii.gz", r"mask_nan\.nii\.gz: not a label map: voxel .* is nan, not an integer"),
@@ -214,5 +221,7 @@ CASES = [
     # ---- controls (must succeed) --------------------------------------------------------------------------
     ("ok_convert_base_weights", ["convert", "--in", "{D}/w121_2d.npz", "--out", "{OUT}/w3d.npz"], 0, None),
     ("ok_info_base_ct", ["info", CT], 0, None),
+    ("ok_mask_reoriented", extract("--layers", "denseblock1", mask="{D}/mask_reoriented.nii.gz"), 0,
+     None),
     ("ok_nan_to_replaces", extract("--nan-to", "-1000", "--layers", "denseblock1", ct="{D}/nan_voxels.nii.gz"), 0, None),
 ]

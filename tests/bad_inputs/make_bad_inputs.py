@@ -245,9 +245,18 @@ def make_nifti(d):
     shifted = AFFINE.copy()
     shifted[0, 3] += 5.0
     write(f"{d}/mask_other_origin.nii.gz", gz(save_bytes(nifti1(mask, shifted, dtype=np.uint8))))
-    flipped_affine = AFFINE.copy()
-    flipped_affine[0, 0] = -flipped_affine[0, 0]
-    write(f"{d}/mask_other_orientation.nii.gz", gz(save_bytes(nifti1(mask, flipped_affine, dtype=np.uint8))))
+    # Grids physically elsewhere, which no reorientation fixes (the CT's own grid in another axis order
+    # is accepted: mask_reoriented, case ok_mask_reoriented): rotated 10 degrees about z, oblique to the
+    # CT; and a mirror image, i reversed with the origin left in place.
+    c, s = np.cos(np.radians(10.0)), np.sin(np.radians(10.0))
+    oblique = AFFINE.copy()
+    oblique[:3, :3] = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ AFFINE[:3, :3]
+    write(f"{d}/mask_oblique_grid.nii.gz", gz(save_bytes(nifti1(mask, oblique, dtype=np.uint8))))
+    mirrored = AFFINE.copy()
+    mirrored[0, 0] = -mirrored[0, 0]
+    write(f"{d}/mask_mirrored_grid.nii.gz", gz(save_bytes(nifti1(mask, mirrored, dtype=np.uint8))))
+    reoriented = nifti1(mask, dtype=np.uint8).as_reoriented(np.array([[1, -1], [0, 1], [2, 1]]))
+    write(f"{d}/mask_reoriented.nii.gz", gz(save_bytes(reoriented)))
     frac = mask.astype(np.float32)
     frac[20, 20, 20] = 1.5
     write(f"{d}/mask_fractional.nii.gz", gz(save_bytes(nifti1(frac, dtype=np.float32))))

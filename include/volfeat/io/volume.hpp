@@ -69,22 +69,25 @@ inline std::string describe(const Grid& g) {
   return os.str();
 }
 
+// What first differs between grids a and b ("dimensions differ", "spacing differs", "origin differs",
+// "orientation or voxel axes differ"), or "" when they describe the same voxels in space. A CT and its
+// label map that differ only by float round-off in the header are still the same grid, hence the
+// tolerance (mm for spacing and translation, mm per voxel for the direction columns).
+inline std::string grid_difference(const Grid& a, const Grid& b, double tol_mm = 1e-3) {
+  if (a.dims != b.dims) return "dimensions differ";
+  for (int i = 0; i < 3; ++i)
+    if (!(std::fabs(a.spacing[i] - b.spacing[i]) <= tol_mm)) return "spacing differs";
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 4; ++c)
+      if (!(std::fabs(a.affine[r][c] - b.affine[r][c]) <= tol_mm))
+        return c == 3 ? "origin differs" : "orientation or voxel axes differ";
+  return "";
+}
+
 // Throws, naming both inputs and both grids, unless a and b describe the same voxels in space.
-// A CT and its label map that differ only by float round-off in the header are still the same grid,
-// hence the tolerance (mm for spacing and translation, mm per voxel for the direction columns).
 inline void require_same_grid(const Grid& a, const std::string& a_name, const Grid& b, const std::string& b_name,
                               double tol_mm = 1e-3) {
-  std::string what;
-  if (a.dims != b.dims) {
-    what = "dimensions differ";
-  } else {
-    for (int i = 0; i < 3 && what.empty(); ++i)
-      if (!(std::fabs(a.spacing[i] - b.spacing[i]) <= tol_mm)) what = "spacing differs";
-    for (int r = 0; r < 3 && what.empty(); ++r)
-      for (int c = 0; c < 4 && what.empty(); ++c)
-        if (!(std::fabs(a.affine[r][c] - b.affine[r][c]) <= tol_mm))
-          what = c == 3 ? "origin differs" : "orientation or voxel axes differ";
-  }
+  const std::string what = grid_difference(a, b, tol_mm);
   if (!what.empty())
     fail("grid mismatch (", what, "): ", a_name, " is ", describe(a), " but ", b_name, " is ", describe(b));
 }

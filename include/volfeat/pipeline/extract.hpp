@@ -25,6 +25,7 @@
 #include "volfeat/pipeline/pooling.hpp"
 #include "volfeat/pipeline/region_weights.hpp"
 #include "volfeat/pipeline/regions.hpp"
+#include "volfeat/pipeline/reorient.hpp"
 #include "volfeat/pipeline/resample.hpp"
 #include "volfeat/pipeline/similarity.hpp"
 #include "volfeat/weights/load.hpp"
@@ -64,6 +65,7 @@ struct PreparedVolume {
   std::vector<float> input;  // channels-last (D, H, W, C), C = normalization.channels()
   std::string ct_name, mask_name, ct_sha256, mask_sha256;
   bool phantom = false;
+  std::optional<AxisReorientation> mask_reorientation;  // set when the mask was stored in another axis order
 };
 
 inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress) {
@@ -91,11 +93,12 @@ inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress
     v.ct = read_nifti_float(o.ct, ro);
     v.ct_sha256 = ct_sha256.get();
     std::tie(v.mask, v.mask_sha256) = mask.get();
-    require_same_grid(v.ct.grid, o.ct, v.mask.grid, o.mask);
+    v.mask_reorientation = conform_mask_to_grid(v.ct.grid, o.ct, v.mask, o.mask);
     v.ct_name = o.ct;
     v.mask_name = o.mask;
   }
   progress.end();
+  if (v.mask_reorientation) progress.note(reorientation_note(*v.mask_reorientation, v.mask_name));
 
   v.regions = parse_labels(o.labels.empty() ? kPhantomLabels : o.labels, o.background);
   v.unlisted_labels = match_regions(v.regions, count_labels(v.mask), v.mask_name);

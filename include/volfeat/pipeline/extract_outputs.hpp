@@ -126,6 +126,7 @@ inline nlohmann::json run_json(const ExtractRun& r) {
       {"inputs",
        {{"ct", {{"path", r.volume.ct_name}, {"sha256", r.volume.ct_sha256}}},
         {"mask", {{"path", r.volume.mask_name}, {"sha256", r.volume.mask_sha256}}},
+        {"mask_reorientation", reorientation_json(r.volume.mask_reorientation)},
         {"phantom", r.volume.phantom},
         {"grid_after_preprocessing", grid_json(r.volume.ct.grid)}}},
       {"regions", regions},
