@@ -95,22 +95,32 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--taps", default="denseblock2,denseblock3,denseblock4")
+    ap.add_argument("--arch", default="densenet121", help="any --arch of volfeat (vgg19, resnet50, ...)")
+    ap.add_argument("--taps", default=None, help="default: the family's shallow/mid/deep (DenseNet: denseblock2,3,4; "
+                    "VGG-19: the paper's conv2_2, conv4_2, conv5_4; ResNet: layer1, layer3, layer4)")
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
     a = ap.parse_args()
 
     exe = os.path.join(a.build, "bench", "volfeat_forward")
     if not os.path.exists(exe):
         sys.exit(f"{exe} not found: cmake --build {a.build} --target volfeat_forward")
+    family = "densenet" if a.arch.startswith("densenet") else "vgg" if a.arch.startswith("vgg") else "resnet"
+    vgg_relus = {"vgg19": "features.8,features.22,features.35", "vgg19_bn": "features.12,features.32,features.51"}
+    default_taps = {"densenet": ("denseblock2,denseblock3,denseblock4",) * 2,
+                    "vgg": ("conv2_2,conv4_2,conv5_4", vgg_relus.get(a.arch, "")),
+                    "resnet": ("layer1,layer3,layer4",) * 2}[family]
+    vtaps, ttaps = (a.taps, a.taps) if a.taps else default_taps
     rows = []
     for size in a.sizes.split(","):
         d, h, w = (int(v) for v in size.lower().split("x"))
         gflop = densenet121_gflop(d, h, w)
         venv = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OMP_PROC_BIND="close", OMP_PLACES="cores")
         tenv = dict(os.environ, GLIBC_TUNABLES=TORCH_ENV, OMP_NUM_THREADS=str(a.threads))
-        vf = Worker("volfeat", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps", a.taps], venv)
+        vf = Worker("volfeat", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps", vtaps,
+                                "--arch", a.arch], venv)
         th = Worker("torch", ["/usr/bin/python3", os.path.join(HERE, "torch_forward.py"), str(d), str(h), str(w),
-                              "--serve", "--threads", str(a.threads), "--taps", a.taps], tenv)
+                              "--serve", "--threads", str(a.threads), "--taps", ttaps, "--arch", a.arch], tenv)
+        gflop = vf.hello.get("gflop", gflop)
         tv, tt = [], []
         for i in range(a.warmup + a.reps):
             order = (vf, th) if i % 2 == 0 else (th, vf)
@@ -129,7 +139,7 @@ def main():
 
     hdr = (f"{'input':>14} {'GFLOP':>7} | {'volfeat median [min-max] s':>28} {'GFLOP/s':>7} {'RSS GB':>6} | "
            f"{'torch median [min-max] s':>28} {'GFLOP/s':>7} {'RSS GB':>6} | ratio")
-    print(f"{a.reps} reps after {a.warmup} warm-up, {a.threads} threads, alternating")
+    print(f"{a.arch}: {a.reps} reps after {a.warmup} warm-up, {a.threads} threads, alternating")
     print(hdr)
     for r in rows:
         v, t = r["v"], r["t"]

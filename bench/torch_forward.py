@@ -26,15 +26,19 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, "..", "tests", "torch"))
 sys.dont_write_bytecode = True
 import densenet_reference as dr  # noqa: E402
+import arch_reference as ar  # noqa: E402
 
 
 def mkldnn_conv3d_forward(self, x):
     return torch.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups)
 
 
-def build(plain):
+def build(plain, arch="densenet121"):
     torch.manual_seed(0)
-    net = dr.DenseNet3d("densenet121", "D", 1).eval()
+    if arch.startswith("densenet"):
+        net = dr.DenseNet3d(arch, "D", 1).eval()
+    else:
+        net = ar.to_3d(ar.Features(dr.xt.construct_model(arch), arch)).eval()
     if not plain:
         for m in net.modules():
             if isinstance(m, nn.Conv3d):
@@ -46,7 +50,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("shape", nargs=3, type=int)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--taps", default="denseblock2,denseblock3,denseblock4")
+    ap.add_argument("--taps", default="denseblock2,denseblock3,denseblock4",
+                    help="module names (DenseNet: without features.; others: torchvision's full names)")
+    ap.add_argument("--arch", default="densenet121")
     ap.add_argument("--serve", action="store_true")
     ap.add_argument("--plain", action="store_true")
     ap.add_argument("--reps", type=int, default=5)
@@ -54,11 +60,12 @@ def main():
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    net = build(a.plain)
+    net = build(a.plain, a.arch)
     checksum = [0.0]
-    names = {n: m for n, m in net.features.named_modules() if n}
+    dense = a.arch.startswith("densenet")
+    names = {n: m for n, m in (net.features if dense else net).named_modules() if n}
     for t in filter(None, a.taps.split(",")):
-        t = t[len("features."):] if t.startswith("features.") else t
+        t = t[len("features."):] if dense and t.startswith("features.") else t
         names[t].register_forward_hook(lambda _m, _i, out: checksum.__setitem__(
             0, checksum[0] + float(out.mean(dim=(0, 2, 3, 4)).double().sum())))
     g = torch.Generator().manual_seed(1)

@@ -23,6 +23,7 @@
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/core/random.hpp"
 #include "volfeat/nn/network.hpp"
+#include "volfeat/nn/selectors.hpp"
 #include "volfeat/weights/inflate.hpp"
 
 using namespace volfeat;
@@ -77,13 +78,13 @@ int main(int argc, char** argv) {
   try {
     if (argc < 4) {
       std::cerr << "usage: volfeat_forward D H W [--reps N] [--warmup N] [--threads T] [--taps a,b,c] [--serve] "
-                   "[--stop MODULE]\n";
+                   "[--stop MODULE] [--arch ARCH]\n";
       return 2;
     }
     const Index d = std::stoll(argv[1]), h = std::stoll(argv[2]), w = std::stoll(argv[3]);
     int reps = 5, warmup = 1, threads = 0;
     bool serve = false, profile = false;
-    std::string taps = "denseblock2,denseblock3,denseblock4", stop_name;
+    std::string taps, stop_name, arch = "densenet121";
     for (int i = 4; i < argc; ++i) {
       const std::string a = argv[i];
       auto next = [&]() -> std::string {
@@ -97,15 +98,22 @@ int main(int argc, char** argv) {
       else if (a == "--serve") serve = true;
       else if (a == "--stop") stop_name = next();
       else if (a == "--profile") profile = true;
+      else if (a == "--arch") arch = next();
       else throw std::runtime_error("unknown option " + a);
     }
     if (threads > 0) omp_set_num_threads(threads);
 
-    const Network<Cpu, float> net(random_state_dict("densenet121", 0, 1));
+    const Network<Cpu, float> net(random_state_dict(arch, 0, 1));
     MeanTaps obs;
     obs.profile = profile;
-    for (const auto& t : split(taps)) obs.names.push_back(t.rfind("features.", 0) == 0 ? t : "features." + t);
-    const int stop = stop_name.empty() ? -1 : net.node_of("features." + stop_name);
+    if (taps.empty()) {  // the family's shallow / mid / deep
+      const std::string family = arch_family(arch).name;
+      taps = family == "DenseNet" ? "denseblock2,denseblock3,denseblock4"
+             : family == "VGG"    ? "conv2_2,conv4_2,conv5_4"
+                                  : "layer1,layer3,layer4";
+    }
+    for (const auto& t : split(taps)) obs.names.push_back(resolve_layer(net.graph(), t));
+    const int stop = stop_name.empty() ? -1 : net.node_of(resolve_layer(net.graph(), stop_name));
 
     const Dims dims{1, d, h, w, 1};
     std::vector<float> x(size_t(dims.size()));
@@ -124,7 +132,7 @@ int main(int argc, char** argv) {
     };
 
     if (serve) {
-      std::cout << "{\"ready\": true}" << std::endl;
+      std::cout << "{\"ready\": true, \"gflop\": " << net.graph().conv_flops(dims) / 1e9 << "}" << std::endl;
       std::string line;
       while (std::getline(std::cin, line)) {
         if (line == "run") std::cout << "{\"seconds\": " << once() << ", \"checksum\": " << obs.checksum << "}" << std::endl;
@@ -140,7 +148,7 @@ int main(int argc, char** argv) {
       if (profile) {  // process CPU seconds per stage of the last rep: stem (up to the first dense layer), blocks, transitions
         std::vector<std::pair<std::string, double>> agg;
         for (const auto& [name, sec] : obs.spans) {
-          std::string key = name.substr(9);
+          std::string key = short_module_name(name);
           const size_t dot = key.find('.');
           if (key.rfind("denseblock", 0) == 0 && dot != std::string::npos) key = key.substr(0, dot);
           if (obs.spans.front().first == name) key = "stem+" + key;

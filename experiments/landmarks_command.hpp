@@ -45,18 +45,19 @@ struct LandmarksArgs {
 
 // The paper's table: configurations x mean error before / after matching, paired t and p.
 inline void print_landmark_table(std::ostream& os, const LandmarkExperiment& ex) {
-  size_t ws = 6, wl = 5;
-  for (const auto& s : ex.summary) ws = std::max(ws, s.scheme.size()), wl = std::max(wl, s.layer.size());
+  size_t wa = 4, ws = 6, wl = 5;
+  for (const auto& s : ex.summary)
+    wa = std::max(wa, s.arch.size()), ws = std::max(ws, s.scheme.size()), wl = std::max(wl, s.layer.size());
   auto pm = [](double m, double sd) {
     std::ostringstream s;
     s << std::fixed << std::setprecision(2) << m << " ± " << (std::isnan(sd) ? 0.0 : sd);
     return s.str();
   };
-  os << std::left << std::setw(int(ws)) << "scheme" << "  " << std::setw(int(wl)) << "layer" << std::right
+  os << std::left << std::setw(int(wa)) << "arch" << "  " << std::setw(int(ws)) << "scheme" << "  " << std::setw(int(wl)) << "layer" << std::right
      << std::setw(7) << "patch" << std::setw(5) << "n" << std::setw(17) << "before (mm)" << std::setw(17)
      << "after (mm)" << std::setw(10) << "t" << std::setw(11) << "p" << std::setw(11) << "floor (mm)" << "\n";
   for (const auto& s : ex.summary) {
-    os << std::left << std::setw(int(ws)) << s.scheme << "  " << std::setw(int(wl)) << s.layer << std::right
+    os << std::left << std::setw(int(wa)) << s.arch << "  " << std::setw(int(ws)) << s.scheme << "  " << std::setw(int(wl)) << s.layer << std::right
        << std::setw(7) << s.patch;
     if (!s.feasible) {
       os << "    -  n/a: " << s.note << "\n";
@@ -113,12 +114,15 @@ inline void add_landmarks_command(CLI::App& app) {
   cmd->add_option("--stem", a->inflate.stem, "conv0 input: sum, mean or rgb")->capture_default_str()->check(
       CLI::IsMember({"sum", "mean", "rgb"}));
   cmd->add_option("--seed", a->inflate.seed, "seed of the random/shuffled schemes and of the seeded 2D init")->capture_default_str();
-  cmd->add_option("--arch", a->arch, "architecture without --weights")->capture_default_str()->check(
-      CLI::IsMember(arch_names()));
+  cmd->add_option("--arch", a->arch,
+                  "comma list of architectures (the paper's grid: e.g. vgg19,resnet50,densenet121); without --weights, "
+                  "each gets volfeat's seeded 2D init; with --weights, the architecture the file must hold")
+      ->capture_default_str();
   cmd->add_option("--schemes", a->schemes, "comma list of inflation schemes:" + scheme_list())->capture_default_str();
   cmd->add_option("--layers", a->layers,
-                  "comma list: shallow (= denseblock1), mid (= denseblock2), deep (= denseblock3), or module names "
-                  "(conv[-k], denseblockN, transitionN, torchvision names)")
+                  "comma list: shallow, mid, deep (DenseNet: denseblock1..3; VGG: conv2_2, conv4_2, conv5_4; ResNet: "
+                  "layer1..3), a layer preset (paper-vgg, paper-resnet, ...), or module names (conv[-k], containers, "
+                  "torchvision names)")
       ->capture_default_str();
   cmd->add_option("--patch", a->patches, "comma list of cubic patch sizes in voxels (the paper: 12..32)")->capture_default_str();
   cmd->add_option("--rotate", a->rotate,
@@ -212,17 +216,28 @@ inline void add_landmarks_command(CLI::App& app) {
       if (cmd->count("--stem") && base.stem != "rgb") fail("--normalize imagenet feeds 3 channels: it needs --stem rgb");
       base.stem = "rgb";
     }
-    std::vector<SchemeNetworks<CliBackend, float>> nets;
+    // One set of scheme networks per architecture: the paper's network x layer x patch grid.
+    std::vector<std::string> archs = split_list(a->arch);
+    if (archs.empty()) fail("--arch: empty list");
+    for (const auto& arch : archs) arch_family(arch);  // unknown names fail before any work
+    if (!a->weights.empty() && cmd->count("--arch") && archs.size() > 1)
+      fail("--arch ", a->arch, ": with --weights the file decides the one architecture");
+    std::vector<std::vector<SchemeNetworks<CliBackend, float>>> per_arch;
     std::string weights_description, weights_sha;
     progress.begin("building networks");
     if (a->weights.empty()) {
-      const StateDict sd2 = seeded_2d_init(a->arch, base.seed);
-      weights_description = sd2.origin + ", inflated per scheme; NOT pretrained";
-      nets = inflate_scheme_networks<CliBackend, float>(sd2, o.schemes, base, "");
+      for (const auto& arch : archs) {
+        const StateDict sd2 = seeded_2d_init(arch, base.seed);
+        weights_description += (weights_description.empty() ? "" : "; ") + sd2.origin;
+        per_arch.push_back(inflate_scheme_networks<CliBackend, float>(sd2, o.schemes, base, ""));
+      }
+      weights_description += ", inflated per scheme; NOT pretrained";
     } else {
       StateDict sd = read_state_dict(a->weights);
       const int dims = conv_spatial_dims(sd);
-      graph_of(sd);  // a known architecture, every key with its shape
+      const std::string found = graph_of(sd).arch();  // a known architecture, every key with its shape
+      if (cmd->count("--arch") && found != archs.front())
+        fail(a->weights, ": holds ", found, " weights but --arch ", archs.front(), " was asked for");
       weights_sha = sha256_file(a->weights);
       if (dims == 3) {
         if (cmd->count("--schemes"))
@@ -232,22 +247,41 @@ inline void add_landmarks_command(CLI::App& app) {
         s.members = {"as-loaded"};
         s.nets.push_back(std::make_shared<const Network<CliBackend, float>>(sd));
         s.description = "as-loaded: " + weights_kind(sd);
-        nets.push_back(std::move(s));
+        per_arch.push_back({});
+        per_arch.back().push_back(std::move(s));
         o.schemes = {"as-loaded"};
         weights_description = a->weights + " (3D, " + weights_kind(sd) + ")";
       } else {
         weights_description = a->weights + " (2D, " + weights_kind(sd) + "), inflated per scheme";
-        nets = inflate_scheme_networks<CliBackend, float>(sd, o.schemes, base, weights_sha);
+        per_arch.push_back(inflate_scheme_networks<CliBackend, float>(sd, o.schemes, base, weights_sha));
       }
     }
     progress.end();
-    for (const auto& s : nets)
-      if (s.nets.front()->input_channels() != channels)
-        fail("scheme ", s.scheme, ": the network takes ", s.nets.front()->input_channels(), " channel(s) but --normalize ",
-             a->normalize, " makes ", channels);
+    for (const auto& nets : per_arch)
+      for (const auto& s : nets)
+        if (s.nets.front()->input_channels() != channels)
+          fail("scheme ", s.scheme, ": the network takes ", s.nets.front()->input_channels(),
+               " channel(s) but --normalize ", a->normalize, " makes ", channels);
     progress.note("weights: " + weights_description);
 
-    const LandmarkExperiment ex = run_landmark_matching(nets, in, landmarks, o, progress);
+    LandmarkExperiment ex;
+    const std::vector<std::string> asked_layers = o.layers;
+    for (const auto& nets : per_arch) {
+      // A layer preset (paper-vgg, paper-resnet, ...) stands for its layers in this architecture.
+      LandmarkOptions oa = o;
+      oa.layers.clear();
+      const std::string& arch = nets.front().nets.front()->arch();
+      for (const auto& l : asked_layers) {
+        bool preset = false;
+        for (const auto& [name, layers] : arch_family(arch).presets)
+          if (name == l) preset = true, oa.layers.insert(oa.layers.end(), layers.begin(), layers.end());
+        if (!preset) oa.layers.push_back(l);
+      }
+      append_experiment(ex, run_landmark_matching(nets, in, landmarks, oa, progress));
+    }
+    std::vector<const SchemeNetworks<CliBackend, float>*> all_nets;
+    for (const auto& nets : per_arch)
+      for (const auto& s : nets) all_nets.push_back(&s);
 
     // ---- outputs
     std::filesystem::create_directories(a->out, ec);
@@ -263,7 +297,9 @@ inline void add_landmarks_command(CLI::App& app) {
     run["normalize"] = a->normalize;
     run["weights"] = weights_description;
     run["weights_sha256"] = weights_sha;
-    for (const auto& s : nets) run["schemes"][s.scheme] = {{"members", s.members}, {"weights", s.description}};
+    for (const auto* s : all_nets)
+      run["schemes"][s->nets.front()->arch() + "/" + s->scheme] = {{"members", s->members}, {"weights", s->description}};
+    run["archs"] = archs;
     run["axis"] = std::string(1, a->inflate.axis);
     run["stem"] = base.stem;
     run["seed"] = base.seed;

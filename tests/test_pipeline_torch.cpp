@@ -59,10 +59,25 @@ Run run_pipeline(const ExtractOptions& o) {
   return r;
 }
 
-void check_against_torch(const std::string& mode, const std::string& pool) {
-  const NpzMap ref = read_npz(std::string(VOLFEAT_TEST_DATA) + "/pipeline/ref_" + mode + "_" + pool + ".npz");
+// A VGG or ResNet plain torchvision export (no volfeat metadata: the architecture comes from its keys)
+// on the pelvis CT at 6 mm, with the family's paper preset.
+ExtractOptions arch_options(const std::string& arch, const std::string& preset) {
+  ExtractOptions o = pelvis_options("shared", "mean");
+  o.ct = std::string(VOLFEAT_TEST_DATA) + "/pelvis_6mm/ct_6mm.nii.gz";
+  o.mask = std::string(VOLFEAT_TEST_DATA) + "/pelvis_6mm/labels_6mm.nii.gz";
+  o.weights = std::string(VOLFEAT_TEST_DATA) + "/arch/" + arch + "_2d.npz";
+  o.preset = preset;
+  o.arch = arch;
+  o.arch_given = true;  // --arch with --weights: the file must hold it
+  return o;
+}
+
+void check_against_torch(const std::string& mode, const std::string& pool, const std::string& ref_name = "",
+                         const ExtractOptions* options = nullptr) {
+  const NpzMap ref = read_npz(std::string(VOLFEAT_TEST_DATA) + "/pipeline/ref_" +
+                              (ref_name.empty() ? mode + "_" + pool : ref_name) + ".npz");
   const auto meta = ref_meta(ref);
-  const Run r = run_pipeline(pelvis_options(mode, pool));
+  const Run r = run_pipeline(options ? *options : pelvis_options(mode, pool));
 
   BOOST_TEST(r.table.pairs == meta["pairs"].get<std::vector<std::string>>(), boost::test_tools::per_element());
   BOOST_TEST(r.table.layers == meta["layers"].get<std::vector<std::string>>(), boost::test_tools::per_element());
@@ -91,6 +106,14 @@ void check_against_torch(const std::string& mode, const std::string& pool) {
 BOOST_AUTO_TEST_CASE(shared_mean_matches_torch) { check_against_torch("shared", "mean"); }
 BOOST_AUTO_TEST_CASE(mask_input_mean_matches_torch) { check_against_torch("mask-input", "mean"); }
 BOOST_AUTO_TEST_CASE(shared_max_matches_torch) { check_against_torch("shared", "max"); }
+BOOST_AUTO_TEST_CASE(vgg19_paper_layers_match_torch) {
+  const ExtractOptions o = arch_options("vgg19", "paper-vgg");
+  check_against_torch("shared", "mean", "vgg19_shared_mean", &o);
+}
+BOOST_AUTO_TEST_CASE(resnet50_paper_layers_match_torch) {
+  const ExtractOptions o = arch_options("resnet50", "paper-resnet");
+  check_against_torch("shared", "mean", "resnet50_shared_mean", &o);
+}
 
 BOOST_AUTO_TEST_CASE(mask_weights_equal_torch_adaptive_avg_pool3d) {
   const NpzMap ref = read_npz(std::string(VOLFEAT_TEST_DATA) + "/pipeline/ref_shared_mean.npz");

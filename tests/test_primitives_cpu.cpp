@@ -15,7 +15,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conv3d_matches_reference, T, Scalars) {
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(batchnorm_relu_match_reference, T, Scalars) {
-  for (const Dims& d : {Dims{1, 3, 5, 7, 6}, Dims{2, 1, 1, 1, 33}, Dims{1, 4, 1, 3, 1}}) check_batchnorm_relu<Cpu, T>(d);
+  for (const Dims& d : elementwise_shapes()) check_batchnorm_relu<Cpu, T>(d);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(add_matches_reference, T, Scalars) {
+  for (const Dims& d : elementwise_shapes()) check_add<Cpu, T>(d);
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(pools_match_reference, T, Scalars) {

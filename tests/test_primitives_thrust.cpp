@@ -125,9 +125,13 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conv3d_matches_cpu_backend, T, Scalars) {
                                << worst << " over " << conv_problems().size() << " problems x 4 variants");
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(add_matches_reference, T, Scalars) {
+  for (const Dims& d : elementwise_shapes()) check_add<Thrust, T>(d);
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(batchnorm_relu_match_reference_and_cpu, T, Scalars) {
   double worst = 0;
-  for (const Dims& d : {Dims{1, 3, 5, 7, 6}, Dims{2, 1, 1, 1, 33}, Dims{1, 4, 1, 3, 1}}) {
+  for (const Dims& d : elementwise_shapes()) {
     check_batchnorm_relu<Thrust, T>(d);
     BOOST_TEST_CONTEXT("batchnorm vs Cpu on " << to_string(d)) {
       const ref::Array5 x = random_array(d, 111);

@@ -1,5 +1,8 @@
 #!/usr/bin/python3
-"""Export a torchvision DenseNet state_dict to an uncompressed ``.npz`` for volfeat.
+"""Export a torchvision DenseNet, VGG or ResNet state_dict to an uncompressed ``.npz`` for volfeat.
+
+volfeat reads torchvision's own key names and detects the architecture from them; the ``volfeat_meta`` entry
+written here says what kind of weights these are (pretrained or seeded), which every volfeat output repeats.
 
 Two kinds of weights:
 
@@ -34,6 +37,7 @@ Example::
 
     /usr/bin/python3 weights/export_torchvision.py --out dn121_seed0.npz
     /usr/bin/python3 weights/export_torchvision.py --pth densenet121-a639ec97.pth --out densenet121_imagenet.npz
+    /usr/bin/python3 weights/export_torchvision.py --arch vgg19 --pth vgg19-dcbb9e9d.pth --out vgg19_imagenet.npz
 
 This module is also imported by ``tests/torch/densenet_reference.py`` (``build_densenet``, ``export``,
 ``atomic_savez``, ``meta_to_array``/``array_to_meta``).
@@ -51,7 +55,9 @@ import numpy as np
 import torch
 import torchvision
 
-ARCHS = ("densenet121", "densenet169", "densenet201")
+ARCHS = ("densenet121", "densenet161", "densenet169", "densenet201",
+         "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2")
 META_KEY = "volfeat_meta"
 
 # Exactly torchvision.models.densenet._load_state_dict's pattern: the old _DenseLayer named its children
@@ -126,8 +132,8 @@ def randomize_batchnorm(model, seed):
                 m.bias.copy_(0.1 * torch.randn(c, generator=g))
 
 
-def build_densenet(arch="densenet121", pth=None, seed=0, randomize_bn=False):
-    """Build a 2D torchvision DenseNet in eval mode; return ``(model, meta)``.
+def build_model(arch="densenet121", pth=None, seed=0, randomize_bn=False):
+    """Build a 2D torchvision model (any of ARCHS) in eval mode; return ``(model, meta)``.
 
     ``meta`` is the ``volfeat_meta`` dictionary describing the weights.
     """
@@ -194,9 +200,12 @@ def atomic_savez(path, arrays):
         raise
 
 
+build_densenet = build_model  # the name tests/torch/densenet_reference.py has always used
+
+
 def export(out, arch="densenet121", pth=None, seed=0, randomize_bn=False):
     """Build the model, write ``out`` atomically, and return the metadata dictionary."""
-    model, meta = build_densenet(arch=arch, pth=pth, seed=seed, randomize_bn=randomize_bn)
+    model, meta = build_model(arch=arch, pth=pth, seed=seed, randomize_bn=randomize_bn)
     arrays = state_dict_arrays(model)
     if META_KEY in arrays:
         raise RuntimeError(f"state_dict unexpectedly contains {META_KEY!r}")

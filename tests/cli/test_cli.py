@@ -167,6 +167,30 @@ def test_unknown_layer_lists_close_matches_and_writes_nothing():
     assert not os.path.exists(os.path.join(out, "run.json"))
 
 
+def test_vgg_and_resnet_extract_with_their_presets():
+    # Small phantoms keep VGG-19's full-resolution convs cheap; each family's default preset and named layers.
+    ph = fresh("small_phantom")
+    run("phantom", "--dims", "48,64,64", "--out", ph)
+    common = ["--ct", os.path.join(ph, "knee_ct.nii.gz"), "--mask", os.path.join(ph, "knee_labels.nii.gz"), "--quiet"]
+    for arch, preset_cols, named in (("vgg19", ["conv2_2", "conv4_2", "conv5_4"], ("features.34", "features.34")),
+                                     ("resnet18", ["layer1", "layer3", "layer4"], ("layer3.1.conv2", "layer3.1.conv2"))):
+        out = fresh(arch + "_extract")
+        run("extract", "--arch", arch, *common, "--out", out)
+        rows = read_csv(os.path.join(out, "similarities.csv"))
+        run_json = json.load(open(os.path.join(out, "run.json")))
+        assert run_json["config"]["arch"] == arch and run_json["config"]["preset"].startswith("paper-"), run_json["config"]
+        want = [{"conv2_2": "features.8", "conv4_2": "features.22", "conv5_4": "features.35"}.get(c, c) for c in preset_cols]
+        assert rows[0][1:] == want, rows[0]
+        out2 = fresh(arch + "_named")
+        run("extract", "--arch", arch, *common, "--layers", named[0], "--out", out2)
+        assert read_csv(os.path.join(out2, "similarities.csv"))[0][1:] == [named[1]]
+    # The default DenseNet preset names no VGG layer: a clear error, nothing written.
+    out = fresh("vgg_wrong_layer")
+    p = run("extract", "--arch", "vgg11", *common, "--layers", "denseblock2", "--out", out, expect=1)
+    assert "unknown layer 'denseblock2'" in p.stderr and "vgg11" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(out, "run.json"))
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     run_tests(globals())

@@ -5,6 +5,7 @@
 
 #include "support/compare.hpp"
 #include "support/problem_shapes.hpp"
+#include "volfeat/ops/add.hpp"
 #include "volfeat/ops/batchnorm3d.hpp"
 #include "volfeat/ops/concat.hpp"
 #include "volfeat/ops/conv3d.hpp"
@@ -125,6 +126,38 @@ void check_batchnorm_relu(const Dims& shape) {
     auto r = device<Backend, T>(x);
     Relu<Backend, T>::forward(r.view(), r.view());
     BOOST_TEST(relative_error(host<Backend, T>(r.view()), ref::to_channels_last<double>(ref::relu(x))) == 0.0);
+  }
+}
+
+// a + b into a new tensor; relu(a + b) in place into a; and into a channel slice of a wider buffer
+// (a node that lives in a concatenation), reading a slice of another.
+template <class Backend, class T>
+void check_add(const Dims& shape) {
+  BOOST_TEST_CONTEXT("add on " << to_string(shape)) {
+    const ref::Array5 a = random_array(shape, 13), b = random_array(shape, 14);
+    auto ta = device<Backend, T>(a);
+    const auto tb = device<Backend, T>(b);
+    Tensor<Backend, T> y(shape);
+    AddAct<Backend, T>::forward(ta.view(), tb.view(), y.view(), false);
+    BOOST_TEST(relative_error(host<Backend, T>(y.view()), ref::to_channels_last<double>(ref::add(a, b))) <=
+               tolerance<T>());
+    AddAct<Backend, T>::forward(ta.view(), tb.view(), ta.view(), true);
+    const auto want = ref::to_channels_last<double>(ref::relu(ref::add(a, b)));
+    BOOST_TEST(relative_error(host<Backend, T>(ta.view()), want) <= tolerance<T>());
+    Dims wide = shape;
+    wide.c = shape.c + 3;
+    const ref::Array5 aw = random_array(wide, 15);
+    const auto taw = device<Backend, T>(aw);
+    Tensor<Backend, T> out(wide);
+    AddAct<Backend, T>::forward(taw.view().channels(2, shape.c), tb.view(), out.view().channels(1, shape.c), true);
+    const auto got = host<Backend, T>(TensorView<const T>(out.view().channels(1, shape.c)));
+    const auto awl = ref::to_channels_last<double>(aw);
+    const auto bl = ref::to_channels_last<double>(b);
+    std::vector<double> expect(size_t(shape.size()));
+    for (Index v = 0; v < shape.voxels(); ++v)
+      for (Index k = 0; k < shape.c; ++k)
+        expect[size_t(v * shape.c + k)] = std::max(0.0, awl[size_t(v * wide.c + 2 + k)] + bl[size_t(v * shape.c + k)]);
+    BOOST_TEST(relative_error(got, expect) <= tolerance<T>());
   }
 }
 

@@ -28,6 +28,11 @@ inline WindowGeometry geom(std::array<Index, 3> k, std::array<Index, 3> s, std::
   return {k, s, p, d};
 }
 
+// Element-wise ops (batchnorm, relu, add): odd extents, a batch of 2, a single voxel, a single channel.
+inline std::vector<Dims> elementwise_shapes() {
+  return {Dims{1, 3, 5, 7, 6}, Dims{2, 1, 1, 1, 33}, Dims{1, 4, 1, 3, 1}};
+}
+
 inline std::vector<ConvProblem> conv_problems() {
   return {
       {"pointwise_odd", {1, 5, 7, 3, 13}, 9, WindowGeometry::cube(1), false},

@@ -145,6 +145,29 @@ def to_3d(feats, axis="D"):
     return feats
 
 
+STEMS = {"resnet": "conv1.weight", "vgg": "features.0.weight", "densenet": "features.conv0.weight"}
+
+
+def inflate(sd2, arch, scheme="i3d-mean", axis="D", stem="sum"):
+    """A 2D state_dict inflated as volfeat does (tests/torch/densenet_reference.py's rules, any architecture)."""
+    sd3 = {}
+    for k, v in sd2.items():
+        if v.dim() == 4:
+            w3 = dr.inflate_conv_weight(v, scheme, axis)
+            sd3[k] = dr.collapse_stem(w3, stem) if k == STEMS[family(arch)] else w3
+        else:
+            sd3[k] = v.clone()
+    return sd3
+
+
+def build_3d(sd2, arch, scheme="i3d-mean", axis="D", stem="sum"):
+    """torchvision's ``arch`` feature extractor in 3D (torchvision's module names), loaded with ``sd2`` inflated."""
+    feats = to_3d(Features(dr.xt.construct_model(arch), arch), axis).eval()
+    sd3 = inflate({k: v for k, v in sd2.items() if not head_key(k)}, arch, scheme, axis, stem)
+    feats.load_state_dict({k: v for k, v in sd3.items() if k in feats.state_dict()}, strict=True)
+    return feats
+
+
 def numeric(case, outdir):
     arch = case["arch"]
     torch.manual_seed(0)
@@ -156,18 +179,7 @@ def numeric(case, outdir):
     dr.xt.atomic_savez(os.path.join(outdir, f"{arch}_2d.npz"),
                        {k: (v.to(torch.int64) if k.endswith("num_batches_tracked") else v.float()).numpy()
                         for k, v in sd2.items()})
-    feats = to_3d(Features(model, arch)).eval()
-    stem = "conv1.weight" if family(arch) == "resnet" else ("features.0.weight" if family(arch) == "vgg"
-                                                            else "features.conv0.weight")
-    sd3 = {}
-    for k, v in feats.state_dict().items():
-        src = sd2[k]
-        if src.dim() == 4:
-            w3 = dr.inflate_conv_weight(src, "i3d-mean", "D")
-            sd3[k] = dr.collapse_stem(w3, "sum") if k == stem else w3
-        else:
-            sd3[k] = src.clone()
-    feats.load_state_dict(sd3, strict=True)
+    feats = build_3d(sd2, arch)
     x = torch.randn(case["shape"], generator=torch.Generator().manual_seed(case["input_seed"]))
     out = record(feats, x)
     arrays = {"input": x.numpy()}

@@ -57,6 +57,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 sys.dont_write_bytecode = True
 import densenet_reference as dr  # noqa: E402  (exits 77 itself if torch is unusable)
+import arch_reference as ar  # noqa: E402  (VGG and ResNet in 3D under torchvision's names)
 xt = dr.xt  # weights/export_torchvision.py: meta_to_array, array_to_meta, atomic_savez, sha256_file
 
 # Bump when the content of generated files changes for the same arguments.
@@ -261,7 +262,7 @@ def cosine(a, b):
 
 
 def extract(ct_path, mask_path, regions, weights, scheme, axis, stem, norm_kind, norm_params, layers, mode, pool,
-            log=print):
+            log=print, arch=None):
     """Run the procedure; return (arrays dict without meta, meta dict without args)."""
     t0 = time.perf_counter()
     ct, ct_affine = load_volume_dhw(ct_path, "--ct")
@@ -285,8 +286,11 @@ def extract(ct_path, mask_path, regions, weights, scheme, axis, stem, norm_kind,
     if not os.path.exists(weights):
         raise PipelineError(f"--weights: no such file {weights!r}")
     sd2d, wmeta = dr.load_weights_npz(weights)
-    arch = wmeta.get("arch", "densenet121")
-    net = dr.DenseNet3d.from_2d(sd2d, arch=arch, scheme=scheme, axis=axis, stem=stem, dtype=torch.float32)
+    arch = arch or wmeta.get("arch", "densenet121")
+    if arch.startswith("densenet"):
+        net = dr.DenseNet3d.from_2d(sd2d, arch=arch, scheme=scheme, axis=axis, stem=stem, dtype=torch.float32)
+    else:
+        net = ar.build_3d(sd2d, arch, scheme=scheme, axis=axis, stem=stem)
     known = {n for n, _ in net.named_modules() if n}
     for name in layers:
         if name not in known:
@@ -372,6 +376,8 @@ def main(argv=None):
     p.add_argument("--labels", required=True, help="name=value[,name=value...] in region order")
     p.add_argument("--no-background", action="store_true", help="do not append the background region (label 0)")
     p.add_argument("--weights", required=True, metavar="W2D.npz", help="2D torchvision export (.npz)")
+    p.add_argument("--arch", default=None, help="the weights' architecture (default: their volfeat_meta, else densenet121);"
+                   " plain torchvision exports of VGG and ResNet need it")
     p.add_argument("--scheme", choices=dr.SCHEMES, default="i3d-mean")
     p.add_argument("--axis", choices=dr.AXES, default="D")
     p.add_argument("--stem", choices=("sum", "mean"), default="sum")
@@ -412,7 +418,7 @@ def _run(a):
                 weights_sha256=xt.sha256_file(a.weights),
                 regions=[[n, v] for n, v in regions], background=not a.no_background,
                 scheme=a.scheme, axis=a.axis, stem=a.stem, normalize=[norm_kind] + norm_params,
-                layers=layers, mode=a.mode, pool=a.pool)
+                layers=layers, mode=a.mode, pool=a.pool, arch=a.arch)
     if not a.force and os.path.exists(a.out):
         old = read_meta(a.out)
         if old is not None and old.get("args") == args:
@@ -421,7 +427,7 @@ def _run(a):
     print(f"{a.out}: {a.mode}, pool {a.pool}, regions {[n for n, _ in regions]}, {len(layers)} layer(s)",
           flush=True)
     arrays, meta = extract(a.ct, a.mask, regions, a.weights, a.scheme, a.axis, a.stem, norm_kind, norm_params,
-                           layers, a.mode, a.pool)
+                           layers, a.mode, a.pool, arch=a.arch)
     meta["normalize"] = a.normalize
     meta["args"] = args
     print_table(arrays, meta)

@@ -170,6 +170,18 @@ class Graph {
   }
   static bool fits(const Dims& d) { return d.d > 0 && d.h > 0 && d.w > 0; }
 
+  // 2 * multiply-adds of every conv node for an input of `in` (the standard network, unfused: what
+  // GFLOP/s figures are counted in).
+  double conv_flops(const Dims& in) const {
+    const auto d = infer_dims(in);
+    double f = 0;
+    for (size_t i = 1; i < nodes_.size(); ++i)
+      if (nodes_[i].kind == OpKind::kConv)
+        f += 2.0 * double(d[i].voxels()) * double(d[i].c) * double(d[size_t(nodes_[i].inputs[0])].c) *
+             double(nodes_[i].window.taps());
+    return f;
+  }
+
  private:
   Node make(OpKind k, const std::string& name, std::vector<int> inputs, Index channels) const {
     for (int i : inputs)

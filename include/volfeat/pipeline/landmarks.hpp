@@ -759,7 +759,7 @@ struct SchemeNetworks {
 };
 
 struct LandmarkResult {
-  std::string scheme, layer, module;  // layer: as asked (e.g. "shallow"); module: full name
+  std::string arch, scheme, layer, module;  // layer: as asked (e.g. "shallow"); module: full name
   int patch = 0;
   Landmark landmark;
   size_t candidates = 0;
@@ -772,7 +772,7 @@ struct LandmarkResult {
 };
 
 struct LandmarkSummary {
-  std::string scheme, layer, module;
+  std::string arch, scheme, layer, module;
   int patch = 0;
   bool feasible = true;
   std::string note;  // why a configuration did not run
@@ -983,6 +983,7 @@ LandmarkExperiment run_landmark_matching(const std::vector<SchemeNetworks<Backen
               if (dist < best_dist) best_dist = dist, best = j;
             }
             LandmarkResult r;
+            r.arch = net0.arch();
             r.scheme = s.scheme;
             r.layer = run_layers[m];
             r.module = run_modules[m];
@@ -1006,6 +1007,7 @@ LandmarkExperiment run_landmark_matching(const std::vector<SchemeNetworks<Backen
       const double secs = Progress::since(t_config);
       for (size_t l = 0; l < o.layers.size(); ++l) {
         LandmarkSummary sm;
+        sm.arch = net0.arch();
         sm.scheme = s.scheme;
         sm.layer = o.layers[l];
         sm.module = layer_modules[l];
@@ -1054,16 +1056,25 @@ inline std::string num(double v, int precision = 6) {
 }
 }  // namespace detail::lm
 
-// One row per scheme x layer x patch x landmark.
+// The paper's grid over several networks: one experiment's rows and summary after another's.
+inline void append_experiment(LandmarkExperiment& into, const LandmarkExperiment& ex) {
+  if (into.landmarks.empty()) into.landmarks = ex.landmarks, into.skipped = ex.skipped;
+  into.rows.insert(into.rows.end(), ex.rows.begin(), ex.rows.end());
+  into.summary.insert(into.summary.end(), ex.summary.begin(), ex.summary.end());
+  into.forward_passes += ex.forward_passes;
+  into.seconds += ex.seconds;
+}
+
+// One row per arch x scheme x layer x patch x landmark.
 inline std::string landmarks_csv(const LandmarkExperiment& ex) {
   using detail::lm::num;
   std::ostringstream os;
-  os << "scheme,layer,module,patch,landmark,region,label,kind,template_d,template_h,template_w,template_x,template_y,"
+  os << "arch,scheme,layer,module,patch,landmark,region,label,kind,template_d,template_h,template_w,template_x,template_y,"
         "template_z,true_x,true_y,true_z,match_d,match_h,match_w,match_x,match_y,match_z,error_before_mm,"
         "error_after_mm,grid_floor_mm,candidates,feature_distance,centre_feature_distance\n";
   for (const auto& r : ex.rows) {
     const Landmark& l = r.landmark;
-    os << r.scheme << ',' << r.layer << ',' << short_module_name(r.module) << ',' << r.patch << ',' << l.name << ',' << l.region << ','
+    os << r.arch << ',' << r.scheme << ',' << r.layer << ',' << short_module_name(r.module) << ',' << r.patch << ',' << l.name << ',' << l.region << ','
        << l.label << ',' << l.kind << ',' << l.voxel[0] << ',' << l.voxel[1] << ',' << l.voxel[2];
     for (double v : l.world) os << ',' << num(v, 10);
     for (double v : l.true_world) os << ',' << num(v, 10);
@@ -1075,14 +1086,14 @@ inline std::string landmarks_csv(const LandmarkExperiment& ex) {
   return os.str();
 }
 
-// One row per scheme x layer x patch: errors before/after (mean, sd), the paired t-test, n.
+// One row per arch x scheme x layer x patch: errors before/after (mean, sd), the paired t-test, n.
 inline std::string landmarks_summary_csv(const LandmarkExperiment& ex) {
   using detail::lm::num;
   std::ostringstream os;
-  os << "scheme,layer,module,patch,n,before_mean_mm,before_sd_mm,after_mean_mm,after_sd_mm,mean_reduction_mm,"
+  os << "arch,scheme,layer,module,patch,n,before_mean_mm,before_sd_mm,after_mean_mm,after_sd_mm,mean_reduction_mm,"
         "t,df,p,grid_floor_mean_mm,seconds_scheme_patch,note\n";
   for (const auto& s : ex.summary) {
-    os << s.scheme << ',' << s.layer << ',' << short_module_name(s.module) << ',' << s.patch << ',' << s.n << ','
+    os << s.arch << ',' << s.scheme << ',' << s.layer << ',' << short_module_name(s.module) << ',' << s.patch << ',' << s.n << ','
        << num(s.before_mean, 10) << ',' << num(s.before_sd, 10) << ',' << num(s.after_mean, 10) << ','
        << num(s.after_sd, 10) << ',' << num(s.test.mean_diff, 10) << ',' << num(s.test.t, 10) << ','
        << num(s.test.df) << ',' << num(s.test.p, 10) << ',' << num(s.floor_mean, 10) << ',' << num(s.seconds, 4)

@@ -9,6 +9,7 @@
 //              region's voxels (at most kCkaMaxVoxels, taken at a deterministic stride), centred
 //              (H K H); CKA = <Ka, Kb> / (|Ka| |Kb|). Regions have different voxels, so the comparison is
 //              of how channels co-activate within each region; it needs no pooling.
+#include <Eigen/Core>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -51,30 +52,24 @@ struct ChannelGram {
   std::vector<double> k;
 };
 
-// rows: `count` samples of `c` channels (row-major), weights one per sample.
+// rows: `count` samples of `c` channels (row-major), weights one per sample. K = F^T diag(w) F over
+// every `stride`-th sample, one GEMM (Eigen), then double-centred: H K H.
 inline ChannelGram channel_gram(const double* rows, const double* weights, long count, long c) {
+  using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   ChannelGram g{c, std::vector<double>(size_t(c * c), 0.0)};
   const long stride = count > kCkaMaxVoxels ? (count + kCkaMaxVoxels - 1) / kCkaMaxVoxels : 1;
-  for (long i = 0; i < count; i += stride) {
-    const double* f = rows + i * c;
-    const double w = weights[i];
-    for (long p = 0; p < c; ++p) {
-      const double wf = w * f[p];
-      double* out = g.k.data() + p * c;
-      for (long q = 0; q < c; ++q) out[q] += wf * f[q];
-    }
-  }
+  const long n = count > 0 ? (count + stride - 1) / stride : 0;
+  // F: the n sampled rows (samples x channels), read in place with a row stride of stride*c.
+  const Eigen::Map<const RowMajor, 0, Eigen::OuterStride<>> f(rows, n, c, Eigen::OuterStride<>(stride * c));
+  const Eigen::Map<const Eigen::VectorXd, 0, Eigen::InnerStride<>> w(weights, n, Eigen::InnerStride<>(stride));
+  Eigen::Map<RowMajor> k(g.k.data(), c, c);
+  k.noalias() = f.transpose() * w.asDiagonal() * f;
   // H K H: subtract row and column means, add back the grand mean
-  std::vector<double> row_mean(size_t(c), 0.0);
-  double grand = 0;
-  for (long p = 0; p < c; ++p) {
-    for (long q = 0; q < c; ++q) row_mean[size_t(p)] += g.k[size_t(p * c + q)];
-    row_mean[size_t(p)] /= double(c);
-    grand += row_mean[size_t(p)];
-  }
-  grand /= double(c);
-  for (long p = 0; p < c; ++p)
-    for (long q = 0; q < c; ++q) g.k[size_t(p * c + q)] += grand - row_mean[size_t(p)] - row_mean[size_t(q)];
+  const Eigen::VectorXd row_mean = k.rowwise().mean();
+  const double grand = row_mean.mean();
+  k.array().colwise() -= row_mean.array();
+  k.array().rowwise() -= row_mean.transpose().array();
+  k.array() += grand;
   return g;
 }
 

@@ -99,6 +99,12 @@ inline Array5 relu(Array5 x) {
   return x;
 }
 
+// ResNet's residual: a + b, element by element (same shape).
+inline Array5 add(Array5 a, const Array5& b) {
+  for (size_t i = 0; i < a.v.size(); ++i) a.v[i] += b.v[i];
+  return a;
+}
+
 // max over the window's in-bounds taps (padding is -inf); mean over the full window when
 // count_include_pad, else over in-bounds taps.
 enum class PoolKind { kMax, kAvgIncludePad, kAvgExcludePad };
