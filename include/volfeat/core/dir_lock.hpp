@@ -192,7 +192,9 @@ class LockFile {
              "); wait for it (--wait-lock SECONDS), or use another --out; remove the lock file only if that run is gone");
       }
       if (!told_waiting && options.note) {
-        options.note(path + ": waiting up to " + std::to_string(int(options.wait_seconds)) + " s for " + holder.describe());
+        std::ostringstream wait;
+        wait << options.wait_seconds;  // 0.5 stays 0.5, 300 stays 300
+        options.note(path + ": waiting up to " + wait.str() + " s for " + holder.describe());
         told_waiting = true;
       }
       std::this_thread::sleep_for(std::chrono::duration<double>(options.poll_seconds));
