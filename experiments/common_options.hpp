@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../weights/inflate_options.hpp"
+#include "out_dir_lock.hpp"
 #include "volfeat/pipeline/extract.hpp"
 #include "volfeat/pipeline/memory_guard.hpp"
 
@@ -17,6 +18,7 @@ struct CommonArgs {
   double resample = 0, crop = -1, nan_to = NAN;
   bool no_background = false, quiet = false;
   int threads = 0;
+  double wait_lock = 0;
   std::string out = "volfeat_out";
   std::string max_memory;  // parsed after CLI11 (parse_memory_size)
 };
@@ -60,6 +62,7 @@ inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--preset", e.preset, "layer set: denseblock4-tail (DenseNet default), last-3rd-5th, block-outputs, "
                                         "paper-vgg (VGG default), paper-resnet (ResNet default)");
   cmd->add_option("--out", a.out, "output directory")->capture_default_str();
+  add_wait_lock_option(cmd, a.wait_lock);
   cmd->add_option("--threads", a.threads, "threads (default: all cores)");
   cmd->add_flag("--quiet", a.quiet, "no progress on stderr");
   cmd->add_option("--max-memory", a.max_memory,

@@ -79,6 +79,7 @@ inline void add_extract_command(CLI::App& app, const std::string& command) {
   add_common_options(cmd, a->common);
   cmd->callback([a, cmd, command] {
     finish_common_options(cmd, a->common);
+    const DirLock lock = lock_out_dir(a->common.out, a->common.wait_lock, command);
     Progress progress(a->common.quiet);
     const auto t0 = Progress::Clock::now();
     ExtractRun r = run_extract<CliBackend>(a->common.extract, progress, command);

@@ -14,6 +14,7 @@
 
 #include "cli_backend.hpp"
 #include "common_options.hpp"
+#include "out_dir_lock.hpp"
 #include "volfeat/core/atomic_file.hpp"
 #include "volfeat/pipeline/landmarks.hpp"
 #include "volfeat/pipeline/reorient.hpp"
@@ -40,6 +41,7 @@ struct LandmarksArgs {
   float fill_hu = -1000;
   std::string out = "volfeat_landmarks";
   int threads = 0;
+  double wait_lock = 0;
   bool quiet = false;
 };
 
@@ -93,7 +95,7 @@ inline std::vector<int> parse_int_list(const std::string& s, const std::string& 
   return out;
 }
 
-inline void add_landmarks_command(CLI::App& app) {
+inline void add_landmarks_command(CLI::App& app, const std::string& command) {
   auto a = std::make_shared<LandmarksArgs>();
   CLI::App* cmd = app.add_subcommand(
       "landmarks",
@@ -138,10 +140,11 @@ inline void add_landmarks_command(CLI::App& app) {
                 "patch footprint on the layer's grid (NOT equivalent to one pass per patch)");
   cmd->add_option("--fill-hu", a->fill_hu, "HU outside the template (resampling) and outside the volume (patches)")->capture_default_str();
   cmd->add_option("--out", a->out, "output directory")->capture_default_str();
+  add_wait_lock_option(cmd, a->wait_lock);
   cmd->add_option("--threads", a->threads, "threads (default: all cores)");
   cmd->add_flag("--quiet", a->quiet, "no progress on stderr");
 
-  cmd->callback([a, cmd] {
+  cmd->callback([a, cmd, command] {
     const auto t0 = Progress::Clock::now();
     Progress progress(a->quiet);
     if (a->threads < 0) fail("--threads ", a->threads, ": expected a positive count");
@@ -150,6 +153,7 @@ inline void add_landmarks_command(CLI::App& app) {
     std::error_code ec;
     if (std::filesystem::exists(a->out, ec) && !std::filesystem::is_directory(a->out, ec))
       fail("--out ", a->out, ": exists and is not a directory");
+    const DirLock lock = lock_out_dir(a->out, a->wait_lock, command);
 
     LandmarkOptions o;
     o.schemes = split_list(a->schemes);

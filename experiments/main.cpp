@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   volfeat::cli::add_convert_command(app);
   volfeat::cli::add_phantom_command(app);
   volfeat::cli::add_info_command(app);
-  volfeat::cli::add_landmarks_command(app);
+  volfeat::cli::add_landmarks_command(app, command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -82,6 +82,7 @@ inline void add_report_command(CLI::App& app, const std::string& command) {
     finish_common_options(cmd, *a);
     apply_report_preset(cmd, p, *a);
     if (a->out == "volfeat_out") a->out = "volfeat_report_" + name;
+    const DirLock lock = lock_out_dir(a->out, a->wait_lock, command);
     Progress progress(a->quiet);
     ExtractRun r = run_extract<CliBackend>(a->extract, progress, command);
     write_extract_outputs(a->out, r);

@@ -115,11 +115,15 @@ void run_sweep(SweepArgs& a, const std::string& command) {
   const Graph graph = base.weights.empty() ? build_graph(base.arch) : graph_of(read_state_dict(base.weights));
   const auto layers = resolve_layers(base, graph);
 
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) fail(dir, ": cannot create output directory (", ec.message(), ")");
+  const DirLock lock = lock_out_dir(dir, a.common.wait_lock, command);  // creates dir; one run at a time
   RowLog log(dir + "/sweep.csv", sweep_header(), kSweepKeyColumns);
   Progress progress(a.common.quiet);
+  if (log.duplicates_removed()) {  // not a progress note: shown with --quiet too
+    std::string key = csv_line(log.first_duplicate());
+    key.pop_back();  // its newline
+    std::cerr << "volfeat: " << dir << "/sweep.csv: removed " << log.duplicates_removed()
+              << " duplicate row(s) (the first keyed " << key << "), kept the first of each\n";
+  }
   if (log.dropped_partial_bytes())
     progress.note(dir + "/sweep.csv: dropped a torn last line (" + std::to_string(log.dropped_partial_bytes()) +
                   " bytes) from an interrupted run");

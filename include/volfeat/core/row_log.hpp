@@ -2,10 +2,14 @@
 // An append-only CSV that survives kill -9: the header is created atomically, each row goes out in
 // one write(2) on an O_APPEND descriptor and is fsync'ed, and reopening drops a torn last line.
 // Rows are keyed by their first `key_columns` fields so a restarted run can skip what is done.
+// A key found twice on reopening (two runs that appended to one log before runs locked their
+// directory, core/dir_lock.hpp) keeps its first row: the others are dropped and the log rewritten
+// atomically, and duplicates_removed() says how many, for the caller to report.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -75,6 +79,9 @@ class RowLog {
   bool has(const std::vector<std::string>& key) const { return keys_.count(key_of(key)) != 0; }
   const std::vector<std::vector<std::string>>& rows() const { return rows_; }
   size_t dropped_partial_bytes() const { return dropped_; }
+  size_t duplicates_removed() const { return duplicates_; }
+  // The key of the first duplicate removed ("" if none), for the report.
+  const std::vector<std::string>& first_duplicate() const { return first_duplicate_; }
 
   void append(const std::vector<std::string>& fields) {
     if (fields.size() != header_.size()) fail(path_, ": row has ", fields.size(), " fields, header ", header_.size());
@@ -112,12 +119,19 @@ class RowLog {
     if (!std::getline(lines, line) || parse_csv_line(line) != header_)
       fail(path_, ": exists with other columns; pass another --out or remove it (expected header: ",
            csv_line(header_).substr(0, 120), "...)");
+    std::string kept = line + "\n";  // the header, byte for byte
     while (std::getline(lines, line)) {
       auto f = parse_csv_line(line);
       if (f.size() != header_.size()) fail(path_, ": malformed row '", line.substr(0, 80), "'");
-      keys_.insert(key_of(f));
+      if (!keys_.insert(key_of(f)).second) {
+        if (duplicates_++ == 0) first_duplicate_.assign(f.begin(), f.begin() + long(std::min(key_columns_, f.size())));
+        continue;
+      }
+      kept += line + "\n";
       rows_.push_back(std::move(f));
     }
+    // Rename, not truncate-and-rewrite: a crash in between leaves the old log or the new, never half.
+    if (duplicates_) write_file_atomic(path_, kept);
   }
 
   std::string path_;
@@ -127,6 +141,8 @@ class RowLog {
   std::set<std::string> keys_;
   std::vector<std::vector<std::string>> rows_;
   size_t dropped_ = 0;
+  size_t duplicates_ = 0;
+  std::vector<std::string> first_duplicate_;
 };
 
 }  // namespace volfeat
