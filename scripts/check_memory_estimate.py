@@ -4,8 +4,9 @@
 Runs `volfeat extract` on synthetic CTs of several sizes and configurations under /usr/bin/time -v and
 prints, per run, the estimate (`volfeat: memory: estimated peak ...`, nn/memory_estimate.hpp +
 pipeline/memory_guard.hpp) next to the maximum resident set size. The estimate is meant to be an
-upper-ish bound: rerun this after changing how the forward pass allocates, and update
-simulate_densenet_forward() until every ratio is >= 1 and not far above it.
+upper-ish bound: rerun this after changing how the forward pass allocates (nn/plan.hpp: the executor and
+simulate_forward() read the same plan) until every ratio is >= 1 and not far above it.
+VOLFEAT_MEM_SIZES=64x64x64,96x96x96 limits the sizes.
 """
 import os
 import re
@@ -23,7 +24,13 @@ CONFIGS = [
     ("shared, denseblock1 norm1 tap", ["--layers", "denseblock1.denselayer3.norm1,denseblock4"]),
     ("mask-input, denseblock4-tail", ["--mode", "mask-input"]),
     ("shared, imagenet (3 ch)", ["--normalize", "imagenet", "--stem", "rgb"]),
+    ("shared, vgg19 paper-vgg", ["--arch", "vgg19"]),
+    ("shared, vgg11_bn every conv", ["--arch", "vgg11_bn", "--preset", "last-3rd-5th"]),
+    ("shared, resnet50 paper-resnet", ["--arch", "resnet50"]),
+    ("shared, resnet18 layer2.0.bn1 tap", ["--arch", "resnet18", "--layers", "layer2.0.bn1,layer4"]),
 ]
+if os.environ.get("VOLFEAT_MEM_SIZES"):
+    SIZES = [tuple(int(v) for v in s.split("x")) for s in os.environ["VOLFEAT_MEM_SIZES"].split(",")]
 
 
 def volume(shape, path_ct, path_mask):

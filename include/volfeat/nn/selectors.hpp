@@ -3,6 +3,7 @@
 // an alias the architecture defines (VGG's `conv2_2`), `conv[-k]` (the k-th conv from the end), or a
 // container name such as `denseblock2` or `layer3` (that container's output).
 #include <algorithm>
+#include <cctype>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,9 +29,11 @@ inline size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// A module's name without DenseNet's and VGG's `features.` prefix, for tables and messages.
+// A module's name without DenseNet's `features.` prefix, for tables and messages. VGG's modules are
+// numbered (`features.34`): a bare number would say nothing, so they keep it.
 inline std::string short_module_name(const std::string& name) {
-  return name.rfind("features.", 0) == 0 ? name.substr(9) : name;
+  if (name.rfind("features.", 0) != 0 || name.size() == 9 || std::isdigit(static_cast<unsigned char>(name[9]))) return name;
+  return name.substr(9);
 }
 
 // The full module name a selector means; an unknown selector is an error naming close matches.

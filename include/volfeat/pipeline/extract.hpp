@@ -263,7 +263,7 @@ struct RegionPooler {
     }
   }
   void on_progress(int done, int total, const std::string& name) {
-    progress.update(double(done) / double(total), name.rfind("features.", 0) == 0 ? name.substr(9) : name);
+    progress.update(double(done) / double(total), short_module_name(name));
   }
 };
 }  // namespace detail

@@ -15,7 +15,7 @@
 
 namespace volfeat {
 
-inline std::string short_layer(const std::string& full) { return full.rfind("features.", 0) == 0 ? full.substr(9) : full; }
+inline std::string short_layer(const std::string& full) { return short_module_name(full); }
 
 inline std::string format_double(double v) {
   char buf[40];

@@ -266,7 +266,7 @@ inline void check_extract_memory(const ExtractSizes& s, uint64_t max_memory,
     }
   }
   const std::array<Index, 3>& g = s.grid;
-  const std::string peak = e.peak_module.rfind("features.", 0) == 0 ? e.peak_module.substr(9) : e.peak_module;
+  const std::string peak = short_module_name(e.peak_module);
   fail("estimated peak memory ", format_bytes(e.total), " (", describe_estimate(e), "; forward peak at ", peak, ", ",
        s.mode, " mode, ", s.regions, " regions, ", g[2], "x", g[1], "x", g[0], " (i,j,k) voxels) exceeds ", what,
        "; shrink the input with ", suggestion, " or --crop-to-labels MARGIN_MM",
