@@ -157,7 +157,7 @@ void bm_conv(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, boo
 void bm_maxpool0(benchmark::State& st) {
   const Dims d{1, 64, 64, 64, 64};
   auto x = random_tensor(d, 1);
-  const MaxPool3d<Cpu, float> pool(kStemPool);
+  const MaxPool3d<Cpu, float> pool(WindowGeometry::cube(3, 2, 1));
   Tensor<Cpu, float> y(pool.output_dims(d));
   for (auto _ : st) {
     pool.forward(x.view(), y.view());
@@ -175,7 +175,7 @@ void bm_maxpool0(benchmark::State& st) {
 void bm_avgpool(benchmark::State& st) {
   const Dims d{1, 32, 32, 32, 128};
   auto x = random_tensor(d, 1);
-  const AvgPool3d<Cpu, float> pool(kTransitionPool, true);
+  const AvgPool3d<Cpu, float> pool(WindowGeometry::cube(2, 2, 0), true);
   Tensor<Cpu, float> y(pool.output_dims(d));
   for (auto _ : st) {
     pool.forward(x.view(), y.view());
@@ -272,7 +272,7 @@ void register_all(bool full) {
   RegisterBenchmark("conv3x3x3/128_to32_8^3", bm_conv, Dims{1, 8, 8, 8, 128}, 32, k3, false, false)->UseRealTime();
   RegisterBenchmark("conv3x3x3/128_to32_prebnrelu_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, true, false)->UseRealTime();
   // Stem: 7^3 stride 2 pad 3, 1 -> 64, with norm0+relu0 fused.
-  RegisterBenchmark("stem/conv0_7^3_s2_128^3", bm_conv, Dims{1, 128, 128, 128, 1}, 64, kStemConv, false, true)->UseRealTime();
+  RegisterBenchmark("stem/conv0_7^3_s2_128^3", bm_conv, Dims{1, 128, 128, 128, 1}, 64, WindowGeometry::cube(7, 2, 3), false, true)->UseRealTime();
   RegisterBenchmark("pool/maxpool0_64^3x64", bm_maxpool0)->UseRealTime();
   RegisterBenchmark("pool/avgpool_32^3x128", bm_avgpool)->UseRealTime();
   RegisterBenchmark("bn_relu/32^3x256", bm_bn_relu)->UseRealTime();
