@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -31,8 +32,10 @@ inline void print_table(std::ostream& os, const SimilarityTable& t) {
   }
 }
 
+// `given`: a volume the caller prepared (the Python module's arrays) instead of o.ct/o.mask.
 template <class Backend>
-ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::string& command) {
+ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::string& command,
+                       std::optional<PreparedVolume> given = std::nullopt) {
   ExtractRun r;
   r.command_line = command;
   r.options = o;
@@ -47,7 +50,7 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
     NetworkWeights w = load_network_weights(o, parse_normalization(o.normalize).channels());
     return std::make_pair(std::move(w), Progress::since(t));
   });
-  r.volume = prepare_volume(o, progress);
+  r.volume = given ? std::move(*given) : prepare_volume(o, progress);
   r.timings["prepare"] = Progress::since(t0);
   if (r.volume.phantom) progress.note("no --ct given: running on the built-in synthetic knee phantom");
   for (int32_t l : r.volume.unlisted_labels)

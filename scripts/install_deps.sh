@@ -11,6 +11,8 @@ PACKAGES=(
   # PyTorch reference oracle, notebooks
   python3-numpy python3-torch python3-torchvision python3-nibabel python3-pandas python3-matplotlib
   jupyter-nbconvert python3-ipykernel
+  # the Python module (import volfeat), its pytest suite, and the .deb (cpack's dpkg-shlibdeps)
+  pybind11-dev python3-dev python3-pytest dpkg-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

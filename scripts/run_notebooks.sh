@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a small sweep, extract and landmarks run, then executes every notebook in notebooks/ on their outputs.
 #   scripts/run_notebooks.sh BUILD_DIR WORK_DIR
-# BUILD_DIR holds experiments/volfeat (not rebuilt here). WORK_DIR gets sweep/, extract/, landmarks/, the executed
+# BUILD_DIR holds experiments/volfeat and python/volfeat (not rebuilt here). WORK_DIR gets sweep/, extract/, landmarks/, the executed
 # notebooks in executed/ and every figure as PNG in figures/. Data: ../shared/data/pelvis_ct beside the checkout,
 # or volfeat's knee phantom if it is absent. Weights: BUILD_DIR/tests/data/torch/dn121_2d.npz (the torch_fx
 # fixture) if present, else a seeded torchvision export if /usr/bin/python3 has torch + torchvision, else
@@ -136,6 +136,10 @@ if [[ -z "$kernel" ]]; then
   echo "0 passed, 0 failed"
   exit 1
 fi
+# The notebooks import volfeat (the Python module of this build): 04 reads NIfTI with it, 05 calls extract and
+# Network.forward on the same data and weights as the extract run above and checks the CLI's features bit for bit.
+export PYTHONPATH=$build/python${PYTHONPATH:+:$PYTHONPATH}
+export VOLFEAT_CT=$ct VOLFEAT_MASK=$mask VOLFEAT_LABELS=$labels VOLFEAT_WEIGHTS=$weights VOLFEAT_LAYERS=$layers
 export VOLFEAT_SWEEP_DIR=$work/sweep VOLFEAT_EXTRACT_DIR=$work/extract VOLFEAT_LANDMARKS_DIR=$work/landmarks
 export VOLFEAT_FIGURES_DIR=$work/figures VOLFEAT_RUN_CWD=$root
 export PYDEVD_DISABLE_FILE_VALIDATION=1

@@ -3,6 +3,7 @@
 // (logs and CI), nothing with quiet.
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <unistd.h>
 
@@ -21,8 +22,16 @@ class Progress {
     update(0.0);
   }
 
+  // A process-wide hook called at every begin/update/end, also when quiet. It may throw to abort
+  // the run: the Python module checks for Ctrl-C there, between the steps of a forward pass.
+  static std::function<void()>& interrupt_check() {
+    static std::function<void()> check;
+    return check;
+  }
+
   // fraction in [0, 1]
   void update(double fraction, const std::string& detail = {}) {
+    if (interrupt_check()) interrupt_check()();
     if (quiet_) return;
     const double elapsed = seconds();
     const double eta = fraction > 0.01 ? elapsed / fraction * (1 - fraction) : -1;
@@ -43,6 +52,7 @@ class Progress {
 
   // Returns the stage's wall time in seconds.
   double end() {
+    if (interrupt_check()) interrupt_check()();
     const double t = seconds();
     if (!quiet_) {
       if (tty_) std::fprintf(out_, "\r\033[K");

@@ -136,7 +136,7 @@ inline std::string sha256_hex(const void* data, size_t n) {
 // Streams in chunks: weight files can be hundreds of MB and need not sit in memory to be checked.
 inline std::string sha256_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail(path, ": cannot open for hashing: ", std::strerror(errno));
+  if (!f) fail_open(path, "cannot open for hashing", errno);
   Sha256 hasher;
   unsigned char chunk[1 << 16];
   for (;;) {

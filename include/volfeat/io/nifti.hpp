@@ -221,7 +221,7 @@ struct RawFields {
 
 inline RawFields read_raw_fields(const std::string& path, bool& gzipped) {
   GzFile f(path, "rb");
-  if (!f) fail_file(path, "cannot open: ", std::strerror(errno));
+  if (!f) fail_open(path, "cannot open", errno);
   unsigned char buf[sizeof(nifti_2_header)] = {};
   const int got = gzread(f.get(), buf, sizeof buf);
   if (got < 0) fail_file(path, "corrupt gzip data (", f.error_text(), ")");
@@ -322,7 +322,7 @@ inline void check_data_extent(const NiftiInfo& info) {
 inline OpenHeader open_header(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::exists(path, ec)) fail_file(path, "no such file");
+  if (!fs::exists(path, ec)) fail_as<MissingFileError>(path, ": no such file");
   if (!fs::is_regular_file(path, ec)) fail_file(path, "not a regular file");
   // The library picks a reader by extension (and would silently try "x.nii.gz" for a missing "x.nii").
   if (!has_nifti_extension(path)) fail_file(path, "not a NIfTI file name: expected a .nii or .nii.gz extension");
@@ -453,7 +453,7 @@ void stream_voxels(const OpenHeader& oh, Sink&& sink) {
   const int64_t data_bytes = nvox * info.bytes_per_voxel;
   check_data_extent(info);  // again: the file may have changed since the header was read
   GzFile f(path, "rb");
-  if (!f) fail_file(path, "cannot open: ", std::strerror(errno));
+  if (!f) fail_open(path, "cannot open", errno);
   gzbuffer(f.get(), 1 << 18);
   // Skip to the data by reading, so a gzip stream that ends before vox_offset is named as such
   // (gzseek would quietly position past the end).

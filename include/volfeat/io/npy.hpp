@@ -438,7 +438,7 @@ inline uint32_t read_le32(const unsigned char* p) {
 
 inline std::vector<unsigned char> read_file_bytes(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) fail(path, ": cannot open: ", std::strerror(errno));
+  if (!f) fail_open(path, "cannot open", errno);
   std::vector<unsigned char> data;
   // Size the buffer from stat so a large weights file is read in one pass without regrowing;
   // the extra byte lets the first fread see EOF. Pipes (size 0) fall back to growing.

@@ -68,6 +68,8 @@ struct PreparedVolume {
   std::optional<AxisReorientation> mask_reorientation;  // set when the mask was stored in another axis order
 };
 
+inline void prepare_loaded_volume(const ExtractOptions& o, PreparedVolume& v);
+
 inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress) {
   PreparedVolume v;
   if (o.ct.empty() != o.mask.empty()) fail("--ct and --mask go together (neither: the built-in knee phantom)");
@@ -99,7 +101,13 @@ inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress
   }
   progress.end();
   if (v.mask_reorientation) progress.note(reorientation_note(*v.mask_reorientation, v.mask_name));
+  prepare_loaded_volume(o, v);
+  return v;
+}
 
+// The steps after reading, for a CT and mask already on the same grid in v (files or, in the Python
+// module, arrays): regions, crop, resample, normalisation.
+inline void prepare_loaded_volume(const ExtractOptions& o, PreparedVolume& v) {
   v.regions = parse_labels(o.labels.empty() ? kPhantomLabels : o.labels, o.background);
   v.unlisted_labels = match_regions(v.regions, count_labels(v.mask), v.mask_name);
   if (o.crop_margin_mm) {
@@ -117,7 +125,6 @@ inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress
   if (o.crop_margin_mm || o.resample_mm) match_regions(v.regions, count_labels(v.mask), v.mask_name + " (after crop/resample)", true);
   v.normalization = parse_normalization(o.normalize);
   v.input = normalize_volume(v.ct.data, v.normalization);
-  return v;
 }
 
 struct NetworkWeights {

@@ -226,7 +226,7 @@ inline void check_load_memory(const ExtractOptions& o, uint64_t max_memory, Prog
   std::string what;
   if (!memory_limit(max_memory, limit, what)) return;
   if (need > limit)
-    fail(o.ct, ": a ", ct.grid.dims[2], "x", ct.grid.dims[1], "x", ct.grid.dims[0],
+    fail_as<MemoryLimitError>(o.ct, ": a ", ct.grid.dims[2], "x", ct.grid.dims[1], "x", ct.grid.dims[0],
          " volume needs about ", format_bytes(need), " just to load (CT as float32, labels as int32",
          o.resample_mm ? ", resampled copies" : "", "), more than ", what,
          "; downsample or crop the files first (the network needs several times more)");
@@ -267,7 +267,7 @@ inline void check_extract_memory(const ExtractSizes& s, uint64_t max_memory,
   }
   const std::array<Index, 3>& g = s.grid;
   const std::string peak = short_module_name(e.peak_module);
-  fail("estimated peak memory ", format_bytes(e.total), " (", describe_estimate(e), "; forward peak at ", peak, ", ",
+  fail_as<MemoryLimitError>("estimated peak memory ", format_bytes(e.total), " (", describe_estimate(e), "; forward peak at ", peak, ", ",
        s.mode, " mode, ", s.regions, " regions, ", g[2], "x", g[1], "x", g[0], " (i,j,k) voxels) exceeds ", what,
        "; shrink the input with ", suggestion, " or --crop-to-labels MARGIN_MM",
        ", or tap earlier layers");

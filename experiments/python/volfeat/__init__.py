@@ -1,0 +1,258 @@
+"""volfeat from Python: numpy in, numpy and pandas out, the CLI's pipeline underneath.
+
+    import volfeat
+    r = volfeat.extract(ct="ct.nii.gz", mask="labels.nii.gz", labels={"femur": 1, "hip": 2},
+                        weights="dn121.npz", layers=["denseblock2", "denseblock3"])
+    r.similarities          # pandas.DataFrame: index = pairs, columns = layers (similarities.csv)
+    r.features              # {(region, layer): float64 vector} (features.npz)
+    r.run                   # run.json as a dict
+
+Every keyword of extract() and sweep() is the CLI option of the same name (``--crop-to-labels`` is
+``crop_to_labels``), parsed and checked by the CLI's own code. Arrays are (D, H, W), the README's axis
+convention. Errors are ValueError (FileNotFoundError for a missing file, MemoryError when a run would
+not fit) with the message the CLI prints. Progress goes to stderr unless quiet=True; Ctrl-C stops a run.
+"""
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from . import _volfeat
+
+__version__ = _volfeat.__version__
+__all__ = ["extract", "sweep", "read_nifti", "Network", "ExtractResult"]
+
+# keyword -> kind: "value" (--name VALUE), "flag" (--name when true), "list" (--name a,b,c)
+_COMMON = {
+    "ct": "value", "mask": "value", "labels": "labels", "no_background": "flag", "normalize": "value",
+    "resample": "value", "crop_to_labels": "value", "nan_to": "value", "weights": "value", "inflate": "value",
+    "axis": "value", "stem": "value", "seed": "value", "arch": "value", "layers": "list", "preset": "value",
+    "out": "value", "threads": "value", "quiet": "flag", "max_memory": "value",
+}
+_EXTRACT = dict(_COMMON, mode="value", pool="value")
+_SWEEP = dict(_COMMON, schemes="list", pools="list", modes="list", similarities="list", manifest="value",
+              null_seeds="value")
+
+
+def _text(value):
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError("expected a value, not a bool")
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value)
+
+
+def _cli_args(options, table, function):
+    """Keywords -> the CLI's argument list, in the order given."""
+    args = []
+    for key, value in options.items():
+        kind = table.get(key)
+        if kind is None:
+            raise TypeError(f"volfeat.{function}() got an unexpected keyword argument {key!r} "
+                            f"(options: {', '.join(sorted(table))})")
+        if value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if kind == "flag":
+            if value:
+                args.append(flag)
+        elif kind == "labels":
+            if isinstance(value, dict):
+                value = ",".join(f"{name}={int(label)}" for name, label in value.items())
+            args += [flag, _text(value)]
+        elif kind == "list":
+            if not isinstance(value, str):
+                value = ",".join(_text(v) for v in value)
+            args += [flag, value]
+        else:
+            args += [flag, _text(value)]
+    return args
+
+
+def _call_text(function, options):
+    """What run.json's "command" records for a call from Python."""
+    def show(v):
+        if isinstance(v, np.ndarray):
+            return f"<array {v.shape} {v.dtype}>"
+        return repr(os.fspath(v) if isinstance(v, os.PathLike) else v)
+    return f"volfeat.{function}(" + ", ".join(f"{k}={show(v)}" for k, v in options.items() if v is not None) + ")"
+
+
+class FeatureDict(dict):
+    """{(region, layer): vector}, keyed by the full module names of features.npz
+    ("features.denseblock2"); the short names of the similarity table ("denseblock2") work too."""
+
+    def _full(self, key):
+        if isinstance(key, tuple) and len(key) == 2 and not dict.__contains__(self, key):
+            return (key[0], "features." + key[1])
+        return key
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self, self._full(key))
+
+    def __contains__(self, key):
+        return dict.__contains__(self, self._full(key))
+
+    def get(self, key, default=None):
+        return dict.get(self, self._full(key), default)
+
+
+class ExtractResult:
+    """One extract run: what `volfeat extract --out DIR` writes, as Python objects."""
+
+    def __init__(self, raw, out):
+        import io
+
+        import pandas as pd
+        self.similarities = pd.DataFrame(raw["values"], index=pd.Index(raw["pairs"], name="pair"),
+                                         columns=raw["layers"], dtype=float)
+        self.features = FeatureDict(raw["features"])
+        self.run = json.loads(raw["run_json"])
+        self.region_report = pd.read_csv(io.StringIO(raw["region_report_csv"]), keep_default_na=False,
+                                         na_values=[""], dtype={"region": str}, float_precision="round_trip")
+        self.out = out
+
+    @property
+    def layers(self):
+        return list(self.similarities.columns)
+
+    @property
+    def pairs(self):
+        return list(self.similarities.index)
+
+    def __repr__(self):
+        w = self.run["weights"]
+        return (f"<volfeat.ExtractResult: {len(self.pairs)} pairs x {len(self.layers)} layers, "
+                f"{self.run['config']['mode']} mode, {self.run['config']['pool']} pooling, weights {w['kind']}>\n"
+                f"{self.similarities.round(4).to_string()}")
+
+
+def _is_array(x):
+    return x is not None and not isinstance(x, (str, bytes, os.PathLike))
+
+
+def _c_array(x, name):
+    """C order, native byte order, in the array's own dtype (no copy when it already is): C++ reads it once."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: dtype {a.dtype}: expected an integer or float array")
+    if a.dtype == np.float16 or a.dtype.itemsize > 8:
+        a = a.astype(np.float64)
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return np.ascontiguousarray(a)
+
+
+def extract(ct=None, mask=None, *, spacing=None, affine=None, **options):
+    """`volfeat extract` from Python.
+
+    ct, mask: NIfTI paths, or (D, H, W) arrays of any int/float dtype (then spacing=(sd, sh, sw) in mm,
+    default 1 mm, or a 4x4 NIfTI (i,j,k) affine). Keywords: every option of `volfeat extract`
+    (labels={"femur": 1, "tibia": 2} or "femur=1,tibia=2", layers=[...], mode, pool, normalize, weights,
+    inflate, axis, stem, seed, arch, preset, resample, crop_to_labels, nan_to, no_background, threads,
+    quiet, max_memory); out=DIR also writes the CLI's files there. Returns an ExtractResult.
+    """
+    options = dict(options)
+    shown = dict(ct=ct, mask=mask, spacing=spacing, **options)
+    if _is_array(ct) != _is_array(mask) or (ct is None) != (mask is None):
+        raise ValueError("ct and mask go together: both NIfTI paths or both (D, H, W) arrays "
+                         "(neither: the built-in knee phantom)")
+    ct_array = mask_array = None
+    if _is_array(ct):
+        ct_array, mask_array = _c_array(ct, "ct"), _c_array(mask, "mask")
+    else:
+        options = dict(ct=ct, mask=mask, **options)
+        if spacing is not None or affine is not None:
+            raise ValueError("spacing and affine describe arrays; NIfTI files carry their own")
+    if affine is not None:
+        affine = np.asarray(affine, dtype=float)
+        if affine.shape != (4, 4):
+            raise ValueError(f"affine: expected a 4x4 NIfTI (i,j,k) affine, got shape {affine.shape}")
+        if spacing is None:  # column norms of the (i,j,k) affine, in (D,H,W) = (k,j,i) order
+            spacing = tuple(float(np.linalg.norm(affine[:3, c])) for c in (2, 1, 0))
+        affine = [list(map(float, row)) for row in affine]
+    spacing = (1.0, 1.0, 1.0) if spacing is None else tuple(float(s) for s in spacing)
+    if len(spacing) != 3:
+        raise ValueError(f"spacing {spacing}: expected three sizes in mm, (D, H, W) order")
+    out = options.get("out")
+    args = _cli_args(options, _EXTRACT, "extract")
+    raw = _volfeat.extract(args, _call_text("extract", shown), ct_array, mask_array, spacing, affine, out is not None)
+    return ExtractResult(raw, None if out is None else os.fspath(out))
+
+
+def _read_sweep_csv(path):
+    import pandas as pd
+    # round_trip: the %.17g values come back as the exact doubles volfeat wrote
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], float_precision="round_trip",
+                       dtype={c: str for c in ["volume", "scheme", "mode", "layer", "pool", "similarity", "pair",
+                                               "region_a", "region_b", "weights_kind", "weights_sha256"]})
+
+
+def sweep(ct=None, mask=None, **options):
+    """`volfeat sweep` from Python: the same keywords (schemes, pools, modes, similarities, null_seeds,
+    manifest, layers, ... as lists or comma strings). Returns sweep.csv as a pandas.DataFrame. With
+    out=DIR the sweep lives there (and resumes there); without, in a temporary directory."""
+    options = dict(ct=ct, mask=mask, **options)
+    for key in ("ct", "mask"):
+        if _is_array(options[key]):
+            raise ValueError(f"sweep: {key} must be a NIfTI path (sweeps read files; use extract for arrays)")
+    tmp = None
+    if options.get("out") is None:
+        tmp = tempfile.mkdtemp(prefix="volfeat_sweep_")
+        options["out"] = tmp
+    try:
+        _volfeat.sweep(_cli_args(options, _SWEEP, "sweep"), _call_text("sweep", options))
+        return _read_sweep_csv(os.path.join(os.fspath(options["out"]), "sweep.csv"))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_nifti(path, labels=False):
+    """(array (D, H, W), spacing (sd, sh, sw) in mm, affine 4x4 in NIfTI (i,j,k) order), as volfeat
+    reads the file: float32 with scl_slope/scl_inter applied, or int32 labels with labels=True."""
+    return _volfeat.read_nifti(os.fspath(path), bool(labels))
+
+
+class Network:
+    """An inflated 3D network, built as extract builds it.
+
+    Network("dn121.npz", inflate="i3d-mean", axis="D", stem="sum")   # a 2D export inflated on load, or a 3D file
+    Network(arch="densenet121", seed=0)                              # volfeat's seeded random network
+    net.forward(x, layers=["denseblock1", "transition2"])           # {name: (C, D, H, W) float32}
+    """
+
+    def __init__(self, weights=None, *, inflate=None, axis="D", stem=None, seed=0, arch=None, quiet=False):
+        self._net = _volfeat.Network(None if weights is None else os.fspath(weights), inflate, str(axis), stem,
+                                     int(seed), arch, bool(quiet))
+        self.weights = None if weights is None else os.fspath(weights)
+
+    def forward(self, x, layers, quiet=None):
+        """x: (D, H, W) array (or (C, D, H, W) for an RGB stem), any real dtype; float32 C-order is read in
+        place. layers: module names as extract's layers (short or full names, conv[-k], containers).
+        Returns {name as given: (C, D, H, W) float32}. The pass stops after the deepest requested layer."""
+        if isinstance(layers, str):
+            layers = [layers]
+        return self._net.forward(np.asarray(x), list(layers), quiet)
+
+    def modules(self):
+        """Every module name forward() can return, in execution order."""
+        return self._net.modules()
+
+    def resolve(self, selector):
+        """The full module name a layer selector denotes."""
+        return self._net.resolve(selector)
+
+    arch = property(lambda self: self._net.arch)
+    input_channels = property(lambda self: self._net.input_channels)
+    kind = property(lambda self: self._net.kind, doc="pretrained | seeded-init | random | unknown")
+    sha256 = property(lambda self: self._net.sha256)
+    description = property(lambda self: self._net.description)
+    meta = property(lambda self: json.loads(self._net.meta))
+
+    def __repr__(self):
+        return f"<volfeat.Network {self.arch}: {self.description}>"
