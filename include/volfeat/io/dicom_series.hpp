@@ -87,6 +87,8 @@ constexpr int64_t kMaxVoxels = int64_t{1} << 34;
 constexpr double kCosineTol = 1e-3;
 constexpr double kSameOrientationTol = 1e-4;
 constexpr double kSameSpacingTolMm = 1e-4;
+// No coordinate or spacing of a real scan comes near a kilometre; beyond it, products overflow.
+constexpr double kMaxMm = 1e6;
 // Two slices closer than this along the normal are the same slice twice.
 constexpr double kDuplicateTolMm = 1e-3;
 // Slice positions: scanners round ImagePositionPatient (often to 0.01 mm or less), so steps may
@@ -222,7 +224,10 @@ inline DicomSlice parse_dicom_slice(const DicomSliceTags& t) {
   s.orientation = parse_numbers<6>(t.image_orientation, f, "ImageOrientationPatient");
   s.pixel_spacing = parse_numbers<2>(t.pixel_spacing, f, "PixelSpacing");
   for (double v : s.pixel_spacing)
-    if (!(v > 0)) fail(f, ": invalid PixelSpacing '", trim(t.pixel_spacing), "' (must be > 0 mm)");
+    if (!(v > 0) || v > kMaxMm) fail(f, ": invalid PixelSpacing '", trim(t.pixel_spacing), "' (must be > 0 and <= 1e6 mm)");
+  // Found by fuzzing: a position near DBL_MAX made the slice step's length overflow to an infinite spacing.
+  for (double v : s.position)
+    if (std::fabs(v) > kMaxMm) fail(f, ": invalid ImagePositionPatient '", trim(t.image_position), "' (beyond 1e6 mm)");
   std::array<double, 3> r = row_cosine(s), c = col_cosine(s);
   const double nr = norm(r), nc = norm(c);
   if (std::fabs(nr - 1) > kCosineTol || std::fabs(nc - 1) > kCosineTol || std::fabs(dot(r, c)) > kCosineTol * nr * nc)
