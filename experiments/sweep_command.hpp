@@ -259,7 +259,7 @@ inline void add_sweep_command(CLI::App& app, const std::string& command) {
       ->capture_default_str();
   cmd->add_option("--modes", a->modes, "comma list: shared,mask-input")->capture_default_str();
   cmd->add_option("--similarities", a->similarities, "comma list: cosine,pearson,euclidean,cka")->capture_default_str();
-  cmd->add_option("--manifest", a->manifest, "CSV with columns ct,mask,labels[,id], one volume per row");
+  cmd->add_option("--manifest", a->manifest, "CSV with columns ct,mask,labels[,id][,series], one volume per row (ct: a NIfTI file or a DICOM directory)");
   cmd->add_option("--null-seeds", a->null_seeds, "random networks per (volume, mode) for a null distribution")
       ->capture_default_str();
   cmd->callback([a, cmd, command] {
