@@ -170,7 +170,7 @@ CASES = [
     weights_case("weights_meta_disagrees", "w_meta_says_169.npz",
                  r"w_meta_says_169\.npz: volfeat_meta says densenet169 but the tensors are densenet121's"),
     weights_case("weights_unknown_arch", "w_unknown_arch.npz",
-                 r"w_unknown_arch\.npz: not a DenseNet-121/169/201 state_dict \(dense layers per block: 6,12,24,17\)"),
+                 r"w_unknown_arch\.npz: not a DenseNet-121/161/169/201 state_dict \(dense layers per block: 6,12,24,17\)"),
     weights_case("weights_nan_values", "w_nan.npz",
                  r"w_nan\.npz: key features\.transition2\.norm\.running_var holds 3 NaN or infinite values"),
     weights_case("weights_bad_meta", "w_bad_meta.npz", r"w_bad_meta\.npz: volfeat_meta is not valid JSON"),

@@ -389,6 +389,10 @@ def make_dicom(d):
         print(f"no DICOM bad inputs: {e}")
         return
     import shutil
+    for name in os.listdir(d):  # a rerun starts from scratch: stale slices would form other series
+        if name.startswith("dicom_"):
+            path = os.path.join(d, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     ct, _ = ct_and_mask()
     base = os.path.join(d, "dicom_ok")
     uid = dicom_writer.write_series(base, ct.astype(np.int32), AFFINE, 1.0, -1024.0, np.int16, seed=7,
