@@ -32,7 +32,9 @@ inline std::vector<std::string> arch_names() {
 
 inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
   ExtractOptions& e = a.extract;
-  cmd->add_option("--ct", e.ct, "CT volume (.nii / .nii.gz); omit for the built-in knee phantom");
+  cmd->add_option("--ct", e.ct, "CT volume: .nii / .nii.gz, or a directory holding a DICOM series; omit for the "
+                                "built-in knee phantom");
+  cmd->add_option("--series", e.ct_series, "with --ct DIR: the SeriesInstanceUID to read when DIR holds several series");
   cmd->add_option("--mask", e.mask, "label mask on the CT's grid");
   cmd->add_option("--labels", e.labels, "regions as name=value in order, e.g. femur=1,tibia=2 (default for the phantom)");
   cmd->add_flag("--no-background", a.no_background, "do not add label 0 as the region 'background'");

@@ -138,11 +138,38 @@ inline void add_phantom_command(CLI::App& app) {
   });
 }
 
+// `volfeat info DIR`: the series in a DICOM directory, or the one asked for, read as extract reads it.
+inline void print_dicom_info(const std::string& dir, const std::string& series) {
+  if (series.empty()) {
+    const std::vector<DicomSeriesSummary> all = list_ct_series(dir);
+    if (all.size() > 1) {
+      std::cout << dir << ": " << all.size() << " DICOM series (pass --series UID for one)\n";
+      for (const auto& s : all)
+        std::cout << "  " << s.uid << "  '" << s.description << "'  " << s.modality << "  " << s.files << " files\n";
+      return;
+    }
+  }
+  const CtVolume ct = read_ct_volume(dir, {}, series);
+  const Grid& g = ct.volume.grid;
+  double mn = INFINITY, mx = -INFINITY;
+  for (float x : ct.volume.data) mn = std::min(mn, double(x)), mx = std::max(mx, double(x));
+  std::cout << dir << ": " << describe_ct_source(ct) << "\n"
+            << "  grid       " << describe(g) << "\n"
+            << "  (D,H,W)    " << g.dims[0] << " x " << g.dims[1] << " x " << g.dims[2] << " voxels, " << g.spacing[0]
+            << " x " << g.spacing[1] << " x " << g.spacing[2] << " mm\n"
+            << "  orientation " << orientation_code(g) << " (ImageOrientationPatient, as RAS)\n"
+            << "  values     " << mn << " .. " << mx << " HU (RescaleSlope/Intercept applied)\n";
+}
+
 inline void add_info_command(CLI::App& app) {
   auto file = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("info", "NIfTI header summary and label counts");
-  cmd->add_option("file", *file, "a .nii or .nii.gz file")->required();
-  cmd->callback([file] {
+  auto series = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("info", "NIfTI header summary and label counts, or a DICOM series' summary");
+  cmd->add_option("file", *file, "a .nii or .nii.gz file, or a directory holding a DICOM series")->required();
+  cmd->add_option("--series", *series, "with a directory: the SeriesInstanceUID to describe");
+  cmd->callback([file, series] {
+    if (is_ct_directory(*file)) return print_dicom_info(*file, *series);
+    if (!series->empty()) fail("--series ", *series, ": ", *file, " is a NIfTI file, not a DICOM directory");
     const NiftiInfo h = read_nifti_header(*file);
     std::cout << *file << ": NIfTI-" << h.version << (h.gzipped ? " (gzip)" : "") << "\n"
               << "  grid       " << describe(h.grid) << "\n"

@@ -23,7 +23,7 @@
 namespace volfeat::cli {
 
 struct LandmarksArgs {
-  std::string ct, mask, labels;
+  std::string ct, mask, labels, series;
   std::string normalize = kDefaultNormalize;
   double resample = 0;
   std::string weights;
@@ -102,7 +102,9 @@ inline void add_landmarks_command(CLI::App& app, const std::string& command) {
       "Landmark matching (Avants et al.): the target is the template under a known rigid transform; each automatic "
       "landmark (label centroid, extreme points) is found in the target as the voxel whose patch features are nearest "
       "the template's; errors in mm before vs after, paired t-test, per scheme x layer x patch size");
-  cmd->add_option("--ct", a->ct, "template CT (.nii / .nii.gz); omit for the built-in knee phantom");
+  cmd->add_option("--ct", a->ct, "template CT (.nii / .nii.gz, or a DICOM series directory); omit for the built-in "
+                                 "knee phantom");
+  cmd->add_option("--series", a->series, "with --ct DIR: the SeriesInstanceUID to read when DIR holds several series");
   cmd->add_option("--mask", a->mask, "label mask on the CT's grid: landmarks come from its labels");
   cmd->add_option("--labels", a->labels,
                   "labels that get landmarks, as name=value (default: femur=1,tibia=2 for the phantom, every non-zero "
@@ -181,7 +183,7 @@ inline void add_landmarks_command(CLI::App& app, const std::string& command) {
       ct = std::move(p.ct), labels = std::move(p.labels);
       ct_name = "built-in knee phantom (seed 0)", mask_name = "built-in knee phantom labels";
     } else {
-      ct = read_nifti_float(a->ct);
+      ct = read_ct_volume(a->ct, {}, a->series).volume;
       labels = read_nifti_labels(a->mask);
       mask_reorientation = conform_mask_to_grid(ct.grid, a->ct, labels, a->mask);
       if (mask_reorientation) progress.note(reorientation_note(*mask_reorientation, a->mask));

@@ -22,6 +22,7 @@ namespace volfeat::cli {
 
 struct VolumeEntry {
   std::string id, ct, mask, labels;
+  std::string series;  // optional manifest column: the SeriesInstanceUID when ct is a DICOM directory
 };
 
 inline std::vector<VolumeEntry> read_manifest(const std::string& path) {
@@ -37,7 +38,7 @@ inline std::vector<VolumeEntry> read_manifest(const std::string& path) {
     return -1;
   };
   const int c_ct = column("ct", true), c_mask = column("mask", true), c_labels = column("labels", true),
-            c_id = column("id", false);
+            c_id = column("id", false), c_series = column("series", false);
   const auto dir = std::filesystem::path(path).parent_path();
   auto resolve = [&](const std::string& p) { return std::filesystem::path(p).is_absolute() ? p : (dir / p).string(); };
   std::vector<VolumeEntry> out;
@@ -48,7 +49,8 @@ inline std::vector<VolumeEntry> read_manifest(const std::string& path) {
     const auto f = parse_csv_line(line);
     if (f.size() != header.size()) fail(path, ": row ", row, " has ", f.size(), " fields, the header ", header.size());
     VolumeEntry e{c_id >= 0 ? f[size_t(c_id)] : std::filesystem::path(f[size_t(c_ct)]).filename().string(),
-                  resolve(f[size_t(c_ct)]), resolve(f[size_t(c_mask)]), f[size_t(c_labels)]};
+                  resolve(f[size_t(c_ct)]), resolve(f[size_t(c_mask)]), f[size_t(c_labels)],
+                  c_series >= 0 ? f[size_t(c_series)] : std::string()};
     for (const auto& other : out)
       if (other.id == e.id) fail(path, ": row ", row, ": volume id '", e.id, "' is not unique (add an id column)");
     out.push_back(e);
@@ -108,7 +110,7 @@ void run_sweep(SweepArgs& a, const std::string& command) {
     volumes = read_manifest(a.manifest);
   } else {
     volumes.push_back({base.ct.empty() ? "phantom" : std::filesystem::path(base.ct).filename().string(), base.ct,
-                       base.mask, base.labels});
+                       base.mask, base.labels, base.ct_series});
   }
 
   // Layer names from the architecture the weights (or --arch) define.
@@ -195,6 +197,7 @@ void run_sweep(SweepArgs& a, const std::string& command) {
 
     ExtractOptions o = base;
     o.ct = vol.ct;
+    o.ct_series = vol.series;
     o.mask = vol.mask;
     o.labels = vol.labels;
     o.mode = unit.mode;
@@ -256,7 +259,7 @@ inline void add_sweep_command(CLI::App& app, const std::string& command) {
       ->capture_default_str();
   cmd->add_option("--modes", a->modes, "comma list: shared,mask-input")->capture_default_str();
   cmd->add_option("--similarities", a->similarities, "comma list: cosine,pearson,euclidean,cka")->capture_default_str();
-  cmd->add_option("--manifest", a->manifest, "CSV with columns ct,mask,labels[,id], one volume per row");
+  cmd->add_option("--manifest", a->manifest, "CSV with columns ct,mask,labels[,id][,series], one volume per row (ct: a NIfTI file or a DICOM directory)");
   cmd->add_option("--null-seeds", a->null_seeds, "random networks per (volume, mode) for a null distribution")
       ->capture_default_str();
   cmd->callback([a, cmd, command] {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build and run one libFuzzer target:  scripts/fuzz.sh TARGET SECONDS
-#   TARGET   nifti | npz (or fuzz_nifti | fuzz_npz)
+#   TARGET   nifti | npz | dicom_series (or fuzz_nifti | fuzz_npz | fuzz_dicom_series)
 #   SECONDS  total fuzzing time (libFuzzer -max_total_time)
 #
 # Builds with clang in build-fuzz/ (override with VOLFEAT_FUZZ_BUILD=DIR) when needed, seeds a corpus
@@ -22,8 +22,8 @@ kind=${1#fuzz_}
 seconds=$2
 shift 2
 case "$kind" in
-  nifti|npz) ;;
-  *) echo "fuzz.sh: unknown target '$kind' (nifti or npz)" >&2; exit 2 ;;
+  nifti|npz|dicom_series) ;;
+  *) echo "fuzz.sh: unknown target '$kind' (nifti, npz or dicom_series)" >&2; exit 2 ;;
 esac
 target=fuzz_$kind
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +47,11 @@ if [[ ! -d $seeds/$kind ]]; then
   find "$seeds.tmp/bad" -name '*.nii*' -size -8k -exec cp {} "$seeds.tmp/nifti/" \;
   find "$seeds.tmp/bad" -name '*.npz' -size -8k -exec cp {} "$seeds.tmp/npz/" \;
   rm -rf "$seeds.tmp/bad"
+  # dicom_series: synthetic slice headers, seeded from the kept regressions (hex text -> bytes)
+  mkdir -p "$seeds.tmp/dicom_series"
+  for hex in "$root"/tests/fuzz/regressions/dicom_series/*.hex; do
+    sed 's/#.*//' "$hex" | xxd -r -p >"$seeds.tmp/dicom_series/$(basename "$hex" .hex)"
+  done
   mv "$seeds.tmp" "$seeds"
 fi
 corpus=$build/corpus/$kind

@@ -6,10 +6,12 @@ SUDO=""
 PACKAGES=(
   # build
   cmake g++ make libeigen3-dev zlib1g-dev libnifti2-dev libpng-dev libcli11-dev nlohmann-json3-dev
+  # DICOM input (--ct DIR): GDCM; gdcmconv writes the compressed test series
+  libgdcm-dev libgdcm-tools
   # tests and benchmarks
   libboost-test-dev libbenchmark-dev libthrust-dev time
   # PyTorch reference oracle, notebooks
-  python3-numpy python3-torch python3-torchvision python3-nibabel python3-pandas python3-matplotlib
+  python3-numpy python3-torch python3-torchvision python3-nibabel python3-pydicom python3-pandas python3-matplotlib
   jupyter-nbconvert python3-ipykernel
   # the Python module (import volfeat), its pytest suite, and the .deb (cpack's dpkg-shlibdeps)
   pybind11-dev python3-dev python3-pytest dpkg-dev

@@ -375,6 +375,113 @@ def seed_corpus(outdir):
             m.write(npy_bytes(np.arange(3, dtype=np.int32)))
 
 
+# ---------------------------------------------------------------------------------------------------
+# DICOM series (issue #15): dicom_ok is the base CT as a series; each dicom_* directory is a copy with one defect
+# ---------------------------------------------------------------------------------------------------
+def make_dicom(d):
+    """Written only when pydicom is importable; run_bad_inputs.py skips the dicom_* cases otherwise."""
+    try:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
+        import dicom_writer
+        import pydicom
+        import pydicom.encaps
+    except ImportError as e:
+        print(f"no DICOM bad inputs: {e}")
+        return
+    import shutil
+    for name in os.listdir(d):  # a rerun starts from scratch: stale slices would form other series
+        if name.startswith("dicom_"):
+            path = os.path.join(d, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    ct, _ = ct_and_mask()
+    base = os.path.join(d, "dicom_ok")
+    uid = dicom_writer.write_series(base, ct.astype(np.int32), AFFINE, 1.0, -1024.0, np.int16, seed=7,
+                                    description="bad-input base")
+
+    def copy(name):
+        dst = os.path.join(d, name)
+        shutil.copytree(base, dst)
+        return dst, dicom_writer.read_slices(dst)
+
+    def at(slices, k):
+        """(path, dataset) of the slice with InstanceNumber k + 1."""
+        return next((p, s) for p, s in slices if int(s.InstanceNumber) == k + 1)
+
+    def save(path, ds_):
+        ds_.save_as(path, write_like_original=False)
+
+    # gantry tilt: positions shifted along y by tan(10 deg) * 1.5 mm per slice
+    dst, slices = copy("dicom_gantry_tilt")
+    for p, s in slices:
+        x, y, z = (float(v) for v in s.ImagePositionPatient)
+        s.ImagePositionPatient = [dicom_writer.ds(x), dicom_writer.ds(y - 0.2645 * (int(s.InstanceNumber) - 1)),
+                                  dicom_writer.ds(z)]
+        s.GantryDetectorTilt = "10"
+        save(p, s)
+    # a missing slice (the 21st) and a slice 0.5 mm off its place (the 11th)
+    dst, slices = copy("dicom_missing_slice")
+    os.remove(at(slices, 20)[0])
+    dst, slices = copy("dicom_nonuniform")
+    p, s = at(slices, 10)
+    x, y, z = (float(v) for v in s.ImagePositionPatient)
+    s.ImagePositionPatient = [dicom_writer.ds(x), dicom_writer.ds(y), dicom_writer.ds(z + 0.5)]
+    save(p, s)
+    # mixed slice sizes: one slice cropped to 40 columns
+    dst, slices = copy("dicom_mixed_sizes")
+    p, s = at(slices, 5)
+    arr = s.pixel_array[:, :40].copy()
+    s.Columns = 40
+    s.PixelData = arr.tobytes()
+    save(p, s)
+    # duplicate position: slice 13 again under another instance UID and file name
+    dst, slices = copy("dicom_duplicate")
+    p, s = at(slices, 12)
+    s.SOPInstanceUID = s.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    save(os.path.join(dst, "zz_duplicate.dcm"), s)
+    # not CT: the whole series relabelled MR
+    dst, slices = copy("dicom_not_ct")
+    for p, s in slices:
+        s.Modality = "MR"
+        save(p, s)
+    # a non-image object in the series: a Basic Text SR, no pixel data, same SeriesInstanceUID
+    dst, slices = copy("dicom_non_image")
+    _, s = at(slices, 0)
+    for tag in ["PixelData", "Rows", "Columns", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+                "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "SamplesPerPixel",
+                "PhotometricInterpretation", "RescaleSlope", "RescaleIntercept", "RescaleType"]:
+        delattr(s, tag)
+    s.SOPClassUID = s.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    s.SOPInstanceUID = s.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    s.Modality = "SR"
+    save(os.path.join(dst, "report.dcm"), s)
+    # a CT image whose pixel data element is gone
+    dst, slices = copy("dicom_missing_pixel_data")
+    p, s = at(slices, 3)
+    del s.PixelData
+    save(p, s)
+    # an unsupported transfer syntax (MPEG2 video) declared in the file meta information
+    dst, slices = copy("dicom_unsupported_syntax")
+    p, s = at(slices, 2)
+    s.PixelData = pydicom.encaps.encapsulate([s.PixelData])  # well-formed: encapsulated, as the syntax requires
+    s["PixelData"].is_undefined_length = True
+    s.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"
+    s.save_as(p, write_like_original=False)
+    # a file cut off in its pixel data
+    dst, slices = copy("dicom_truncated")
+    p, _ = at(slices, 8)
+    raw = open(p, "rb").read()
+    write(p, raw[: len(raw) - 1000])
+    # a file that is no DICOM at all among the slices
+    dst, _ = copy("dicom_not_dicom")
+    write(os.path.join(dst, "notes.txt"), b"scanner export notes\n")
+    # two series in one directory
+    dst, _ = copy("dicom_two_series")
+    dicom_writer.write_series(dst, ct.astype(np.int32), AFFINE, 1.0, -1024.0, np.int16, seed=8,
+                              description="second series", series_uid="1.2.826.0.1.3680043.8.498.2", study_uid=None)
+    os.makedirs(os.path.join(d, "dicom_empty"))
+    write(os.path.join(d, "dicom_series_uid.txt"), uid.encode())
+
+
 def main(argv):
     if len(argv) not in (2, 3):
         print("usage: make_bad_inputs.py OUTDIR [--seed-corpus]", file=sys.stderr)
@@ -386,6 +493,7 @@ def main(argv):
         return 0
     make_nifti(out)
     make_weights(out)
+    make_dicom(out)
     n = len([f for f in os.listdir(out) if os.path.isfile(os.path.join(out, f))])
     print(f"wrote {n} files to {out}")
     return 0

@@ -16,6 +16,7 @@
 
 #include "volfeat/core/progress.hpp"
 #include "volfeat/core/sha256.hpp"
+#include "volfeat/io/ct_volume.hpp"
 #include "volfeat/io/nifti.hpp"
 #include "volfeat/nn/network.hpp"
 #include "volfeat/nn/selectors.hpp"
@@ -35,7 +36,8 @@ namespace volfeat {
 inline constexpr const char* kPhantomLabels = "femur=1,tibia=2";
 
 struct ExtractOptions {
-  std::string ct, mask;  // no CT: the built-in knee phantom
+  std::string ct, mask;  // no CT: the built-in knee phantom; ct may be a DICOM series directory
+  std::string ct_series; // --series: the SeriesInstanceUID to read when ct is a directory of several
   std::string labels;    // default: femur=1,tibia=2
   bool background = true;
   std::string normalize = kDefaultNormalize;
@@ -91,9 +93,15 @@ inline PreparedVolume prepare_volume(const ExtractOptions& o, Progress& progress
       m.second = sha256_file(o.mask);
       return m;
     });
-    auto ct_sha256 = std::async(std::launch::async, [&] { return sha256_file(o.ct); });
-    v.ct = read_nifti_float(o.ct, ro);
+    // A DICOM directory is hashed after reading, when its slice order is known (ct_sha256).
+    auto ct_sha256 = std::async(std::launch::async, [&] { return is_ct_directory(o.ct) ? "" : sha256_file(o.ct); });
+    CtVolume ct = read_ct_volume(o.ct, ro, o.ct_series);
+    v.ct = std::move(ct.volume);
     v.ct_sha256 = ct_sha256.get();
+    if (ct.format == "dicom") {
+      v.ct_sha256 = volfeat::ct_sha256(o.ct, ct);
+      progress.note(o.ct + ": " + describe_ct_source(ct));
+    }
     std::tie(v.mask, v.mask_sha256) = mask.get();
     v.mask_reorientation = conform_mask_to_grid(v.ct.grid, o.ct, v.mask, o.mask);
     v.ct_name = o.ct;

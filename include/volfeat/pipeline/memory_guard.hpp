@@ -20,6 +20,7 @@
 
 #include "volfeat/core/error.hpp"
 #include "volfeat/core/progress.hpp"
+#include "volfeat/io/ct_volume.hpp"
 #include "volfeat/io/nifti.hpp"
 #include "volfeat/nn/memory_estimate.hpp"
 #include "volfeat/pipeline/extract.hpp"
@@ -214,19 +215,19 @@ inline bool memory_limit(uint64_t max_memory, double& limit, std::string& what) 
 // headers alone, before a byte of voxel data is read.
 inline void check_load_memory(const ExtractOptions& o, uint64_t max_memory, Progress& progress) {
   if (o.ct.empty() || o.mask.empty()) return;  // the phantom is small
-  const NiftiInfo ct = read_nifti_header(o.ct);
+  const Grid ct_grid = read_ct_grid(o.ct, o.ct_series);  // a NIfTI header, or a DICOM series' tags
   const NiftiInfo mask = read_nifti_header(o.mask);
-  const double v = double(ct.grid.voxels()), vm = double(mask.grid.voxels());
+  const double v = double(ct_grid.voxels()), vm = double(mask.grid.voxels());
   double need = 4 * v + 4 * vm;
   if (o.resample_mm && *o.resample_mm > 0 && std::isfinite(*o.resample_mm)) {
-    const Grid r = resampled_grid(ct.grid, *o.resample_mm);
+    const Grid r = resampled_grid(ct_grid, *o.resample_mm);
     need += 8 * double(r.voxels());
   }
   double limit = 0;
   std::string what;
   if (!memory_limit(max_memory, limit, what)) return;
   if (need > limit)
-    fail_as<MemoryLimitError>(o.ct, ": a ", ct.grid.dims[2], "x", ct.grid.dims[1], "x", ct.grid.dims[0],
+    fail_as<MemoryLimitError>(o.ct, ": a ", ct_grid.dims[2], "x", ct_grid.dims[1], "x", ct_grid.dims[0],
          " volume needs about ", format_bytes(need), " just to load (CT as float32, labels as int32",
          o.resample_mm ? ", resampled copies" : "", "), more than ", what,
          "; downsample or crop the files first (the network needs several times more)");
