@@ -185,9 +185,11 @@ BOOST_AUTO_TEST_CASE(equalize_and_clahe_keep_order_and_the_hu_range) {
     enhance_contrast(e, parse_contrast(method));
     const auto [mn, mx] = std::minmax_element(v.data.begin(), v.data.end());
     const auto [emn, emx] = std::minmax_element(e.data.begin(), e.data.end());
-    // back onto the input's HU range: both ends are reached exactly (up to float rounding)
-    BOOST_TEST(std::abs(*emn - *mn) < 1e-2, method);
+    // back onto the input's HU range: the max is reached (CDF 1); CLAHE rescales its result, so
+    // its min is reached too, while equalize maps the min to the first bin's CDF, above 0
     BOOST_TEST(std::abs(*emx - *mx) < 1e-2, method);
+    if (std::string(method) == "equalize") BOOST_TEST((*emn > *mn && *emn < *mn + 0.05 * (*mx - *mn)), method);
+    else BOOST_TEST(std::abs(*emn - *mn) < 1e-2, method);
     if (std::string(method) == "equalize") {
       // global: a monotone map of the values, the CDF at the max is 1
       std::vector<size_t> order(v.data.size());
