@@ -67,17 +67,20 @@ inline void run_preprocess(const PreprocessArgs& a, const std::string& command) 
   if (reorientation) progress.note(reorientation_note(*reorientation, a.mask));
 
   const Volume<int32_t>* m = a.mask.empty() ? nullptr : &mask;
+  // The statistics run before and after the filters, not beside them, so that the filters' own
+  // times in run.json are not inflated by a second job on the same cores.
   progress.begin("intensity statistics (before)");
-  auto rows_before = std::async(std::launch::async, [&] { return intensity_rows(ct, m, regions); });
+  const auto before_rows = intensity_rows(ct, m, regions);
+  double statistics_seconds = progress.end();
+  progress.begin("denoise " + pre.denoise.text + ", contrast " + pre.contrast.text);
   Volume<float> after = ct;
   const PreprocessingTimes pt = apply_preprocessing(after, pre);
   timings["denoise"] = pt.denoise;
   timings["contrast"] = pt.contrast;
-  const auto before_rows = rows_before.get();
   progress.end();
   auto t0 = Progress::Clock::now();
   const auto after_rows = intensity_rows(after, m, regions);
-  timings["statistics"] = Progress::since(t0);
+  timings["statistics"] = statistics_seconds + Progress::since(t0);
   t0 = Progress::Clock::now();
   Volume<float> input{after.grid, normalize_volume(after.data, norm)};
   timings["normalize"] = Progress::since(t0);
