@@ -21,7 +21,18 @@ struct CommonArgs {
   double wait_lock = 0;
   std::string out = "volfeat_out";
   std::string max_memory;  // parsed after CLI11 (parse_memory_size)
+  std::string denoise = "none", contrast = "none";  // parsed after CLI11 into extract.preprocessing
 };
+
+// --denoise and --contrast, shared with `volfeat preprocess`.
+inline void add_preprocessing_options(CLI::App* cmd, std::string& denoise, std::string& contrast) {
+  cmd->add_option("--denoise", denoise,
+                  "none | gaussian:SIGMA_MM | median:RADIUS_VOX | bilateral:SIGMA_MM,SIGMA_HU (applied first, in HU)")
+      ->capture_default_str();
+  cmd->add_option("--contrast", contrast,
+                  "none | equalize | clahe[:CLIP] (after --denoise, mapped back onto the HU range; default CLIP 0.01)")
+      ->capture_default_str();
+}
 
 // Every --arch value (nn/architectures.hpp).
 inline std::vector<std::string> arch_names() {
@@ -41,6 +52,7 @@ inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--normalize", e.normalize,
                   "none | window:L,W | minmax | zscore | imagenet[:L,W] (imagenet = window, then ImageNet mean/std per RGB channel)")
       ->capture_default_str();
+  add_preprocessing_options(cmd, a.denoise, a.contrast);
   cmd->add_option("--resample", a.resample, "resample to isotropic MM spacing first (trilinear CT, nearest labels)");
   cmd->add_option("--crop-to-labels", a.crop, "crop to the labelled regions plus MARGIN_MM first");
   cmd->add_option("--nan-to", a.nan_to, "replace NaN/Inf CT voxels by this value instead of failing");
@@ -86,6 +98,7 @@ inline std::vector<std::string> split_list(const std::string& s) {
 inline void finish_common_options(CLI::App* cmd, CommonArgs& a) {
   ExtractOptions& e = a.extract;
   e.background = !a.no_background;
+  e.preprocessing = parse_preprocessing(a.denoise, a.contrast);
   e.layers = split_list(a.layers);
   if (!e.layers.empty() && !e.preset.empty()) fail("--layers and --preset are alternatives: pass one");
   if (cmd->count("--resample")) e.resample_mm = a.resample;

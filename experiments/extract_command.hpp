@@ -52,6 +52,8 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   });
   r.volume = given ? std::move(*given) : prepare_volume(o, progress);
   r.timings["prepare"] = Progress::since(t0);
+  r.timings["denoise"] = r.volume.preprocessing_seconds.denoise;    // within "prepare"
+  r.timings["contrast"] = r.volume.preprocessing_seconds.contrast;  // within "prepare"
   if (r.volume.phantom) progress.note("no --ct given: running on the built-in synthetic knee phantom");
   for (int32_t l : r.volume.unlisted_labels)
     if (l != 0 || !o.background) progress.note(r.volume.mask_name + ": label " + std::to_string(l) + " is in no region");

@@ -8,6 +8,7 @@
 #include "report_command.hpp"
 #include "sweep_command.hpp"
 #include "landmarks_command.hpp"
+#include "preprocess_command.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/version.hpp"
 
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   volfeat::cli::add_phantom_command(app);
   volfeat::cli::add_info_command(app);
   volfeat::cli::add_landmarks_command(app, command);
+  volfeat::cli::add_preprocess_command(app, command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -133,7 +133,8 @@ void run_sweep(SweepArgs& a, const std::string& command) {
                     nlohmann::json{{"command", command}, {"volfeat_version", VOLFEAT_VERSION_STRING},
                                    {"schemes", schemes}, {"layers", layers}, {"pools", pools}, {"modes", modes},
                                    {"similarities", sims}, {"null_seeds", a.null_seeds}, {"weights", base.weights},
-                                   {"normalize", base.normalize}}
+                                   {"normalize", base.normalize},
+                                   {"preprocessing", preprocessing_json(base.preprocessing, base.normalize)}}
                             .dump(2) + "\n");
 
   struct Unit {

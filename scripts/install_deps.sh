@@ -12,6 +12,8 @@ PACKAGES=(
   libboost-test-dev libbenchmark-dev libthrust-dev time
   # PyTorch reference oracle, notebooks
   python3-numpy python3-torch python3-torchvision python3-nibabel python3-pydicom python3-pandas python3-matplotlib
+  # references of the denoise/contrast filters (issue #15)
+  python3-scipy python3-skimage
   jupyter-nbconvert python3-ipykernel
   # the Python module (import volfeat), its pytest suite, and the .deb (cpack's dpkg-shlibdeps)
   pybind11-dev python3-dev python3-pytest dpkg-dev

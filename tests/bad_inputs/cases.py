@@ -207,6 +207,18 @@ CASES = [
     ("cli_bad_mode", extract("--mode", "bogus"), 1, r"--mode: bogus not in \{shared,mask-input\} \(see --help\)"),
     ("cli_not_a_number", extract("--resample", "fine"), 1, r"Could not convert: --resample = fine"),
     ("cli_unknown_option", extract("--bogus"), 1, r"The following argument was not expected: --bogus"),
+    # ---- issue #15: denoise/contrast options (extract, preprocess) -----------------------------------------
+    ("cli_unknown_denoiser", extract("--denoise", "wiener:2"), 1,
+     r"--denoise 'wiener:2': unknown denoiser \(expected none, gaussian:SIGMA_MM"),
+    ("cli_negative_sigma", extract("--denoise", "gaussian:-1"), 1, r"--denoise 'gaussian:-1': -1 must be a finite number > 0"),
+    ("cli_bilateral_one_sigma", extract("--denoise", "bilateral:2"), 1, r"--denoise 'bilateral:2': expected bilateral:SIGMA_MM,SIGMA_HU"),
+    ("cli_bad_clip", extract("--contrast", "clahe:1.5"), 1, r"--contrast 'clahe:1\.5': the clip limit must be in \[0, 1\]"),
+    ("preprocess_unknown_contrast", ["preprocess", "--ct", CT, "--contrast", "gamma", "--out", RUN], 1,
+     r"--contrast 'gamma': unknown method"),
+    ("preprocess_bad_ct", ["preprocess", "--ct", "{D}/bad_magic.nii", "--denoise", "median:1", "--out", RUN], 1,
+     r"bad_magic\.nii: not a NIfTI-1 file: bad magic"),
+    ("preprocess_constant_for_contrast", ["preprocess", "--ct", "{D}/constant.nii.gz", "--contrast", "clahe", "--out", RUN], 1,
+     r"--contrast clahe: the volume is constant"),
     # ---- memory guard -------------------------------------------------------------------------------------
     ("memory_forward_10M", extract("--max-memory", "10M"), 1,
      r"estimated peak memory \d+\.\d [MG]iB \(volumes .* \+ weights .* \+ forward pass .*\) exceeds --max-memory "

@@ -185,6 +185,8 @@ def make_nifti(d):
     write(f"{d}/ct.nii", ct_raw)
     write(f"{d}/ct.nii.gz", gz(ct_raw))
     write(f"{d}/mask.nii.gz", gz(mask_raw))
+    # a constant CT: contrast enhancement has nothing to work on (issue #15)
+    write(f"{d}/constant.nii.gz", gz(save_bytes(nifti1(np.full_like(ct, 40.0), dtype=np.float32))))
     # int16 CT: the base for header defects that need an integer type
     ct16_raw = save_bytes(nifti1(ct, dtype=np.int16))
 

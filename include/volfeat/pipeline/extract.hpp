@@ -24,6 +24,7 @@
 #include "volfeat/pipeline/normalize.hpp"
 #include "volfeat/pipeline/phantom.hpp"
 #include "volfeat/pipeline/pooling.hpp"
+#include "volfeat/pipeline/preprocessing.hpp"
 #include "volfeat/pipeline/region_weights.hpp"
 #include "volfeat/pipeline/regions.hpp"
 #include "volfeat/pipeline/reorient.hpp"
@@ -41,6 +42,7 @@ struct ExtractOptions {
   std::string labels;    // default: femur=1,tibia=2
   bool background = true;
   std::string normalize = kDefaultNormalize;
+  Preprocessing preprocessing;  // denoise -> contrast, before normalize
   std::optional<double> resample_mm;
   std::optional<double> crop_margin_mm;
   std::optional<float> nan_to;
@@ -64,6 +66,7 @@ struct PreparedVolume {
   std::vector<Region> regions;
   std::vector<int32_t> unlisted_labels;  // in the mask but in no region
   Normalization normalization;
+  PreprocessingTimes preprocessing_seconds;
   std::vector<float> input;  // channels-last (D, H, W, C), C = normalization.channels()
   std::string ct_name, mask_name, ct_sha256, mask_sha256;
   bool phantom = false;
@@ -131,6 +134,9 @@ inline void prepare_loaded_volume(const ExtractOptions& o, PreparedVolume& v) {
     v.mask = resample_nearest(v.mask, *o.resample_mm);
   }
   if (o.crop_margin_mm || o.resample_mm) match_regions(v.regions, count_labels(v.mask), v.mask_name + " (after crop/resample)", true);
+  // After crop/resample, so the filters run on the grid the network sees; ct then holds the
+  // denoised/enhanced HU the outputs (region report, slices) describe.
+  v.preprocessing_seconds = apply_preprocessing(v.ct, o.preprocessing);
   v.normalization = parse_normalization(o.normalize);
   v.input = normalize_volume(v.ct.data, v.normalization);
 }

@@ -113,6 +113,8 @@ inline nlohmann::json run_json(const ExtractRun& r) {
       {"threads", r.threads},
       {"config",
        {{"mode", o.mode}, {"pool", o.pool}, {"normalize", r.volume.normalization.text},
+        {"denoise", o.preprocessing.denoise.text}, {"contrast", o.preprocessing.contrast.text},
+        {"preprocessing", preprocessing_json(o.preprocessing, r.volume.normalization.text)},
         {"labels", o.labels.empty() ? kPhantomLabels : o.labels}, {"background", o.background},
         {"resample_mm", o.resample_mm ? json(*o.resample_mm) : json(nullptr)},
         {"crop_to_labels_mm", o.crop_margin_mm ? json(*o.crop_margin_mm) : json(nullptr)},
