@@ -15,7 +15,7 @@ shift || true
 jobs=${VOLFEAT_JOBS:-2}
 
 t0=$(date +%s)
-cmake -S "$root" -B "$build" -DVOLFEAT_SANITIZE=ON -DVOLFEAT_BUILD_BENCH=OFF -DVOLFEAT_BUILD_THRUST_CLI=OFF
+cmake -S "$root" -B "$build" -DVOLFEAT_SANITIZE=ON -DVOLFEAT_BUILD_BENCH=OFF -DVOLFEAT_BUILD_THRUST_CLI=OFF -DVOLFEAT_BUILD_PYTHON=OFF
 cmake --build "$build" -j"$jobs"
 t1=$(date +%s)
 echo "sanitize: configure + build took $(( t1 - t0 )) s"
