@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/paths.hpp"
 #include "support/compare.hpp"
 #include "support/torch_refs.hpp"
 #include "volfeat/backend/cpu.hpp"
@@ -24,7 +25,7 @@ namespace {
 
 constexpr double kTolerance = 1e-4;
 
-std::string ref_dir() { return std::string(VOLFEAT_TEST_DATA) + "/arch"; }
+std::string ref_dir() { return volfeat::test::test_data_dir() + "/arch"; }
 
 struct ArchRefs {
   ArchRefs() {

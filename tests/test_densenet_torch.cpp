@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE densenet_torch
 #include <boost/test/unit_test.hpp>
 
+#include "support/paths.hpp"
 #include "support/compare.hpp"
 #include "support/torch_refs.hpp"
 #include "volfeat/backend/cpu.hpp"
@@ -148,7 +149,7 @@ BOOST_AUTO_TEST_CASE(i3d_mean_on_constant_volume_reproduces_2d_network) {
 // Converting to a 3D file and loading it gives bit-identical outputs to inflating on load.
 BOOST_AUTO_TEST_CASE(convert_then_load_is_bit_identical_to_inflate_on_load) {
   const std::string src = torch_ref_dir() + "/dn121_2d.npz";
-  const std::string out = std::string(VOLFEAT_TEST_DATA) + "/dn121_3d_centre_W.npz";
+  const std::string out = volfeat::test::test_data_dir() + "/dn121_3d_centre_W.npz";
   InflateOptions opt;
   opt.scheme = "centre";
   opt.axis = 'W';

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "support/paths.hpp"
 #include "volfeat/io/ct_volume.hpp"
 #include "volfeat/io/dicom_series.hpp"
 
@@ -190,7 +191,7 @@ BOOST_AUTO_TEST_CASE(several_series_are_listed_and_one_can_be_picked) {
 // ---- the GDCM reader on the pelvis fixtures -------------------------------------------------------
 namespace {
 
-const std::string kFixtures = std::string(VOLFEAT_TEST_DATA) + "/dicom";
+const std::string kFixtures = volfeat::test::test_data_dir() + "/dicom";
 
 struct Expected {
   std::string name, uid, syntax;
@@ -218,7 +219,7 @@ BOOST_AUTO_TEST_CASE(pelvis_series_equal_their_nifti_voxel_for_voxel) {
   }
   const auto series = expected_series();
   BOOST_TEST(series.size() == 6u, "expected axial, oblique and 4 compressed copies");
-  const Volume<float> axial_ref = read_nifti_float(std::string(VOLFEAT_SHARED_DIR) + "/data/pelvis_ct/ct.nii.gz");
+  const Volume<float> axial_ref = read_nifti_float(volfeat::test::shared_dir() + "/data/pelvis_ct/ct.nii.gz");
   const Volume<float> oblique_ref = read_nifti_float(kFixtures + "/ct_oblique.nii.gz");
   for (const Expected& e : series) {
     BOOST_TEST_CONTEXT("series " << e.name) {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <thread>
 
+#include "support/paths.hpp"
 #include "volfeat/core/dir_lock.hpp"
 #include "volfeat/core/row_log.hpp"
 
@@ -22,7 +23,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string fresh_dir(const std::string& name) {
-  const std::string d = std::string(VOLFEAT_TEST_DATA) + "/dir_lock/" + name;
+  const std::string d = volfeat::test::test_data_dir() + "/dir_lock/" + name;
   fs::remove_all(d);
   fs::create_directories(d);
   return d;

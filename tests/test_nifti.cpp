@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "support/paths.hpp"
 #include "volfeat/io/nifti.hpp"
 #include "volfeat/io/png.hpp"
 #include "volfeat/io/volume.hpp"
@@ -28,9 +29,9 @@ using Affine = std::array<std::array<double, 4>, 4>;
 
 namespace {
 
-const std::string kFixtures = std::string(VOLFEAT_TEST_DATA) + "/nifti";
-const std::string kScratch = std::string(VOLFEAT_TEST_DATA) + "/nifti_scratch";
-const std::string kPelvis = std::string(VOLFEAT_SHARED_DIR) + "/data/pelvis_ct";
+const std::string kFixtures = volfeat::test::test_data_dir() + "/nifti";
+const std::string kScratch = volfeat::test::test_data_dir() + "/nifti_scratch";
+const std::string kPelvis = volfeat::test::shared_dir() + "/data/pelvis_ct";
 
 // Skips (with the reason) instead of failing when the python fixture step could not run.
 struct FixturesPresent {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "support/paths.hpp"
 #include "volfeat/core/atomic_file.hpp"
 #include "volfeat/core/sha256.hpp"
 #include "volfeat/io/npy.hpp"
@@ -25,8 +26,8 @@ using Bytes = std::vector<unsigned char>;
 
 namespace {
 
-const std::string kFixtures = std::string(VOLFEAT_TEST_DATA) + "/npz";
-const std::string kScratch = std::string(VOLFEAT_TEST_DATA) + "/npz_scratch";
+const std::string kFixtures = volfeat::test::test_data_dir() + "/npz";
+const std::string kScratch = volfeat::test::test_data_dir() + "/npz_scratch";
 
 std::string fixture(const std::string& name) {
   const std::string path = kFixtures + "/" + name;

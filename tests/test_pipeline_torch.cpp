@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 
+#include "support/paths.hpp"
 #include "support/compare.hpp"
 #include "support/torch_refs.hpp"
 #include "volfeat/backend/cpu.hpp"
@@ -16,7 +17,7 @@ using namespace volfeat::test;
 
 namespace {
 
-const std::string kPelvis = std::string(VOLFEAT_SHARED_DIR) + "/data/pelvis_ct";
+const std::string kPelvis = volfeat::test::shared_dir() + "/data/pelvis_ct";
 
 struct PelvisAndTorch {
   PelvisAndTorch() {
@@ -63,9 +64,9 @@ Run run_pipeline(const ExtractOptions& o) {
 // on the pelvis CT at 6 mm, with the family's paper preset.
 ExtractOptions arch_options(const std::string& arch, const std::string& preset) {
   ExtractOptions o = pelvis_options("shared", "mean");
-  o.ct = std::string(VOLFEAT_TEST_DATA) + "/pelvis_6mm/ct_6mm.nii.gz";
-  o.mask = std::string(VOLFEAT_TEST_DATA) + "/pelvis_6mm/labels_6mm.nii.gz";
-  o.weights = std::string(VOLFEAT_TEST_DATA) + "/arch/" + arch + "_2d.npz";
+  o.ct = volfeat::test::test_data_dir() + "/pelvis_6mm/ct_6mm.nii.gz";
+  o.mask = volfeat::test::test_data_dir() + "/pelvis_6mm/labels_6mm.nii.gz";
+  o.weights = volfeat::test::test_data_dir() + "/arch/" + arch + "_2d.npz";
   o.preset = preset;
   o.arch = arch;
   o.arch_given = true;  // --arch with --weights: the file must hold it
@@ -74,7 +75,7 @@ ExtractOptions arch_options(const std::string& arch, const std::string& preset) 
 
 void check_against_torch(const std::string& mode, const std::string& pool, const std::string& ref_name = "",
                          const ExtractOptions* options = nullptr) {
-  const NpzMap ref = read_npz(std::string(VOLFEAT_TEST_DATA) + "/pipeline/ref_" +
+  const NpzMap ref = read_npz(volfeat::test::test_data_dir() + "/pipeline/ref_" +
                               (ref_name.empty() ? mode + "_" + pool : ref_name) + ".npz");
   const auto meta = ref_meta(ref);
   const Run r = run_pipeline(options ? *options : pelvis_options(mode, pool));
@@ -116,7 +117,7 @@ BOOST_AUTO_TEST_CASE(resnet50_paper_layers_match_torch) {
 }
 
 BOOST_AUTO_TEST_CASE(mask_weights_equal_torch_adaptive_avg_pool3d) {
-  const NpzMap ref = read_npz(std::string(VOLFEAT_TEST_DATA) + "/pipeline/ref_shared_mean.npz");
+  const NpzMap ref = read_npz(volfeat::test::test_data_dir() + "/pipeline/ref_shared_mean.npz");
   Progress quiet(true);
   const PreparedVolume v = prepare_volume(pelvis_options("shared", "mean"), quiet);
   size_t checked = 0;
@@ -146,7 +147,7 @@ BOOST_AUTO_TEST_CASE(shared_mode_makes_one_forward_pass_for_any_number_of_region
 }
 
 BOOST_AUTO_TEST_CASE(mask_on_another_grid_is_an_error_naming_both) {
-  const std::string dir = std::string(VOLFEAT_TEST_DATA) + "/pipeline_errors";
+  const std::string dir = volfeat::test::test_data_dir() + "/pipeline_errors";
   std::filesystem::create_directories(dir);
   Volume<int32_t> mask = read_nifti_labels(kPelvis + "/femur1_hip2.nii.gz");
   Volume<int32_t> shifted = mask;

@@ -2,6 +2,7 @@
 #define BOOST_TEST_MODULE registries
 #include <boost/test/unit_test.hpp>
 
+#include "support/paths.hpp"
 #include "support/compare.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/pipeline/extract.hpp"
@@ -153,7 +154,7 @@ BOOST_AUTO_TEST_CASE(orientation_ensembles_concatenate_or_average_their_members)
   v.normalization = parse_normalization("window:400,2000");
   v.input = normalize_volume(v.ct.data, v.normalization);
 
-  const std::string path = std::string(VOLFEAT_TEST_DATA) + "/registries_2d.npz";
+  const std::string path = volfeat::test::test_data_dir() + "/registries_2d.npz";
   StateDict with_meta = export_2d();
   with_meta.meta_json = R"({"source":"seeded-init"})";
   write_state_dict(path, with_meta);

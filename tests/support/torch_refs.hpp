@@ -6,12 +6,13 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "support/paths.hpp"
 #include "volfeat/io/npz.hpp"
 #include "volfeat/reference/naive.hpp"
 
 namespace volfeat::test {
 
-inline std::string torch_ref_dir() { return std::string(VOLFEAT_TEST_DATA) + "/torch"; }
+inline std::string torch_ref_dir() { return volfeat::test::test_data_dir() + "/torch"; }
 
 // Exit 77 (ctest: skipped) with the reason, when the PyTorch step could not produce its files.
 inline void require_torch_refs() {

@@ -10,6 +10,7 @@
 //              (H K H); CKA = <Ka, Kb> / (|Ka| |Kb|). Regions have different voxels, so the comparison is
 //              of how channels co-activate within each region; it needs no pooling.
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -63,13 +64,28 @@ inline ChannelGram channel_gram(const double* rows, const double* weights, long 
   const Eigen::Map<const RowMajor, 0, Eigen::OuterStride<>> f(rows, n, c, Eigen::OuterStride<>(stride * c));
   const Eigen::Map<const Eigen::VectorXd, 0, Eigen::InnerStride<>> w(weights, n, Eigen::InnerStride<>(stride));
   Eigen::Map<RowMajor> k(g.k.data(), c, c);
-  k.noalias() = f.transpose() * w.asDiagonal() * f;
-  // H K H: subtract row and column means, add back the grand mean
-  const Eigen::VectorXd row_mean = k.rowwise().mean();
-  const double grand = row_mean.mean();
-  k.array().colwise() -= row_mean.array();
-  k.array().rowwise() -= row_mean.transpose().array();
-  k.array() += grand;
+  // In chunks of 32 samples, accumulated in order: Eigen cuts a GEMM's depth into blocks whose size
+  // depends on the thread count, which would change the summation order and the last bits of K with
+  // --threads (the Python API and the CLI gave CKA values 1e-16 apart). A chunk is shallower than
+  // any such block, so K is the same for every thread count.
+  constexpr long kChunk = 32;
+  for (long r0 = 0; r0 < n; r0 += kChunk) {
+    const long m = std::min(kChunk, n - r0);
+    k.noalias() += f.middleRows(r0, m).transpose() * w.segment(r0, m).asDiagonal() * f.middleRows(r0, m);
+  }
+  // H K H: subtract row and column means, add back the grand mean. Plain loops, not Eigen's
+  // reductions: a vectorised reduction's order follows the buffer's alignment, which differs between
+  // runs, and the means must not (the Python API and the CLI are compared bit for bit).
+  std::vector<double> row_mean(size_t(c), 0.0);
+  double grand = 0;
+  for (long p = 0; p < c; ++p) {
+    for (long q = 0; q < c; ++q) row_mean[size_t(p)] += g.k[size_t(p * c + q)];
+    row_mean[size_t(p)] /= double(c);
+    grand += row_mean[size_t(p)];
+  }
+  grand /= double(c);
+  for (long p = 0; p < c; ++p)
+    for (long q = 0; q < c; ++q) g.k[size_t(p * c + q)] += grand - row_mean[size_t(p)] - row_mean[size_t(q)];
   return g;
 }
 
