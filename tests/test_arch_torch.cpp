@@ -62,23 +62,7 @@ void check_against_torch(const std::string& arch) {
   // Every module recorded: nothing fused.
   auto rec = Recorder<Cpu, float>::everything();
   net.forward(xv, rec);
-  size_t compared = 0;
-  double worst = 0;
-  std::string worst_name, last;
-  for (const auto& [key, arr] : z) {
-    if (key.rfind("out/", 0) != 0) continue;
-    const std::string name = key.substr(4);
-    BOOST_TEST_CONTEXT(arch << " module " << name) {
-      BOOST_TEST_REQUIRE(rec.has(name));
-      const auto& tap = rec.at(name);
-      const reference::Array5 want = ref_array(arr);
-      BOOST_TEST_REQUIRE((tap.dims == want.dims()), to_string(tap.dims) << " vs torch " << to_string(want.dims()));
-      const double err = relative_error(tap.data, reference::to_channels_last<double>(want));
-      BOOST_TEST(err <= kTolerance);
-      if (err > worst) worst = err, worst_name = name;
-      ++compared;
-    }
-  }
+  const auto [compared, worst, worst_name] = compare_with_torch(z, rec, arch, kTolerance);
   BOOST_TEST(compared == net.modules().size());
   BOOST_TEST(rec.taps().size() == net.modules().size());
   BOOST_TEST_MESSAGE(arch << ": " << compared << " modules match torch (all taps); worst relative error " << worst

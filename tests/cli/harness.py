@@ -1,8 +1,27 @@
 """The tiny runner shared by the CLI test scripts: every test_* function, one line each, and the
 closing 'N passed, M failed' line CTest output readers understand. Exits non-zero on any failure."""
+import os
+import shutil
+import subprocess
 import sys
 import time
 import traceback
+
+
+def cli_runner(binary):
+    """run(*args, expect=0): runs the program, asserts its exit status, returns the CompletedProcess."""
+    def run(*args, expect=0):
+        p = subprocess.run([binary, *args], capture_output=True, text=True)
+        assert p.returncode == expect, f"exit {p.returncode} (expected {expect}) for {args}\nstderr: {p.stderr}"
+        return p
+    return run
+
+
+def fresh_dir(work, name):
+    """WORK/name, emptied: each check writes into a directory of its own."""
+    d = os.path.join(work, name)
+    shutil.rmtree(d, ignore_errors=True)
+    return d
 
 
 def run_tests(namespace):

@@ -14,23 +14,18 @@ import zipfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import run_tests  # noqa: E402
+from harness import cli_runner, fresh_dir, run_tests  # noqa: E402
 
 BIN, WORK, TORCH = sys.argv[1], sys.argv[2], sys.argv[3]
 OUTPUTS = ["similarities.csv", "similarities_long.csv", "features.npz", "run.json", "region_report.csv",
            "region_slices.png"]
 
 
-def run(*args, expect=0):
-    p = subprocess.run([BIN, *args], capture_output=True, text=True)
-    assert p.returncode == expect, f"exit {p.returncode} (expected {expect}) for {args}\nstderr: {p.stderr}"
-    return p
+run = cli_runner(BIN)
 
 
 def fresh(name):
-    d = os.path.join(WORK, name)
-    shutil.rmtree(d, ignore_errors=True)
-    return d
+    return fresh_dir(WORK, name)
 
 
 def read_csv(path):

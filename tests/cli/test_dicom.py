@@ -19,7 +19,7 @@ import zipfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import run_tests  # noqa: E402
+from harness import cli_runner, fresh_dir, run_tests  # noqa: E402
 
 BIN, FX, WORK, SHARED = (os.path.abspath(a) for a in sys.argv[1:5])
 PELVIS = os.path.join(SHARED, "data", "pelvis_ct")
@@ -27,16 +27,11 @@ CT, MASK, LABELS = os.path.join(PELVIS, "ct.nii.gz"), os.path.join(PELVIS, "femu
 LAYERS = "denseblock1,transition1"  # enough network that any misplaced voxel changes the vectors
 
 
-def run(*args, expect=0):
-    p = subprocess.run([BIN, *args], capture_output=True, text=True)
-    assert p.returncode == expect, f"exit {p.returncode} (expected {expect}) for {args}\nstderr: {p.stderr}"
-    return p
+run = cli_runner(BIN)
 
 
 def fresh(name):
-    d = os.path.join(WORK, name)
-    shutil.rmtree(d, ignore_errors=True)
-    return d
+    return fresh_dir(WORK, name)
 
 
 def extract(ct, mask, name, *extra, expect=0):
@@ -115,10 +110,17 @@ def test_series_hash_is_stable_across_runs_and_names():
     same_outputs(nifti_run("nifti_axial", CT, MASK), out, "renamed series")
 
 
+_two_series_made = []
+
+
 def two_series_dir():
+    """Both fixture series in one directory, made afresh once per run: the fixture step writes new UIDs
+    each time, so a directory left by an earlier run would hold other series."""
     d = os.path.join(WORK, "two_series")
-    if not os.path.exists(d):
+    if not _two_series_made:
+        d = fresh("two_series")
         os.makedirs(d)
+        _two_series_made.append(d)
         for name in ["axial", "oblique"]:
             for f in os.listdir(os.path.join(FX, name)):
                 shutil.copy(os.path.join(FX, name, f), os.path.join(d, name + "_" + f))

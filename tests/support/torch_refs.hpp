@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "support/compare.hpp"
 #include "support/paths.hpp"
 #include "volfeat/io/npz.hpp"
 #include "volfeat/reference/naive.hpp"
@@ -40,6 +41,34 @@ inline reference::Array5 ref_array(const NpyArray& a) {
 inline nlohmann::json ref_meta(const NpzMap& z) {
   const auto bytes = z.at("meta").to_vector<uint8_t>();
   return nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+}
+
+// Every module a reference file recorded (`out/<name>`, NCDHW) against the recorder's tap of the same
+// name: present, same shape, within `tolerance` relative (max abs error / max abs value).
+struct TorchComparison {
+  size_t compared = 0;
+  double worst = 0;
+  std::string worst_name;
+};
+
+template <class Recorder>
+TorchComparison compare_with_torch(const NpzMap& z, const Recorder& rec, const std::string& what, double tolerance) {
+  TorchComparison c;
+  for (const auto& [key, arr] : z) {
+    if (key.rfind("out/", 0) != 0) continue;
+    const std::string name = key.substr(4);
+    BOOST_TEST_CONTEXT(what << " module " << name) {
+      BOOST_TEST_REQUIRE(rec.has(name));
+      const auto& tap = rec.at(name);
+      const reference::Array5 want = ref_array(arr);
+      BOOST_TEST_REQUIRE((tap.dims == want.dims()), to_string(tap.dims) << " vs torch " << to_string(want.dims()));
+      const double err = relative_error(tap.data, reference::to_channels_last<double>(want));
+      BOOST_TEST(err <= tolerance);
+      if (err > c.worst) c.worst = err, c.worst_name = name;
+      ++c.compared;
+    }
+  }
+  return c;
 }
 
 }  // namespace volfeat::test
