@@ -145,8 +145,8 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
     const Node& nd = nodes[size_t(i)];
     Step s;
     switch (nd.kind) {
-      case OpKind::kInput:
-        break;
+      case OpKind::kInput:  // only node 0, the caller's tensor
+        continue;
       case OpKind::kBatchNorm:
       case OpKind::kRelu: {
         // The start of a pre-activation chain into a conv?
@@ -156,7 +156,7 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
         if (hidden(end) && kind(only(end)) == OpKind::kConv) {
           const int c = only(end);
           pre_bn[size_t(c)] = bn, pre_relu[size_t(c)] = relu, pre_src[size_t(c)] = nd.inputs[0];
-          for (int k = i; k <= end; ++k) done[size_t(k)] = true;
+          done[size_t(i)] = done[size_t(end)] = true;  // the batchnorm and/or its relu, nothing between
           continue;
         }
         s.kind = nd.kind == OpKind::kBatchNorm ? StepKind::kBatchNorm : StepKind::kRelu;
@@ -215,11 +215,8 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
       case OpKind::kConcat:
         s.kind = StepKind::kConcat;
         s.out = i;
-        for (int m : nd.inputs) {
-          const auto [h, off] = member_of[size_t(m)];
-          (void)off;
-          if (h != host[size_t(i)]) s.copy.push_back(m);
-        }
+        for (int m : nd.inputs)
+          if (member_of[size_t(m)].first != host[size_t(i)]) s.copy.push_back(m);
         s.sources = s.copy;
         break;
     }
