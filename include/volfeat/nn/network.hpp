@@ -85,8 +85,17 @@ class Network {
                                  : std::make_unique<Conv3d<Backend, T>>(spec, w.values);
     };
     if constexpr (kHostResident<Backend>) {
+      std::string error;  // an exception must not leave an OpenMP region: the first is rethrown after it
 #pragma omp parallel for schedule(dynamic, 1)
-      for (size_t k = 0; k < conv_nodes.size(); ++k) make_conv(conv_nodes[k]);
+      for (size_t k = 0; k < conv_nodes.size(); ++k) {
+        try {
+          make_conv(conv_nodes[k]);
+        } catch (const std::exception& e) {
+#pragma omp critical(volfeat_network_build)
+          if (error.empty()) error = e.what();
+        }
+      }
+      if (!error.empty()) fail(error);
     } else {
       for (int i : conv_nodes) make_conv(i);
     }
