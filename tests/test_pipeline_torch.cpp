@@ -61,11 +61,11 @@ Run run_pipeline(const ExtractOptions& o) {
 }
 
 // A VGG or ResNet plain torchvision export (no volfeat metadata: the architecture comes from its keys)
-// on the pelvis CT at 6 mm, with the family's paper preset.
+// on the pelvis CT averaged to 9 mm, with the family's paper preset.
 ExtractOptions arch_options(const std::string& arch, const std::string& preset) {
   ExtractOptions o = pelvis_options("shared", "mean");
-  o.ct = volfeat::test::test_data_dir() + "/pelvis_6mm/ct_6mm.nii.gz";
-  o.mask = volfeat::test::test_data_dir() + "/pelvis_6mm/labels_6mm.nii.gz";
+  o.ct = volfeat::test::test_data_dir() + "/pelvis_9mm/ct.nii.gz";
+  o.mask = volfeat::test::test_data_dir() + "/pelvis_9mm/labels.nii.gz";
   o.weights = volfeat::test::test_data_dir() + "/arch/" + arch + "_2d.npz";
   o.preset = preset;
   o.arch = arch;

@@ -17,6 +17,14 @@ def cli_runner(binary):
     return run
 
 
+def csv_rows(path):
+    """(header, rows) of a CSV file."""
+    import csv
+    with open(path, newline="") as f:
+        r = list(csv.reader(f))
+    return r[0], r[1:]
+
+
 def fresh_dir(work, name):
     """WORK/name, emptied: each check writes into a directory of its own."""
     d = os.path.join(work, name)

@@ -165,7 +165,7 @@ def test_unknown_layer_lists_close_matches_and_writes_nothing():
 def test_vgg_and_resnet_extract_with_their_presets():
     # Small phantoms keep VGG-19's full-resolution convs cheap; each family's default preset and named layers.
     ph = fresh("small_phantom")
-    run("phantom", "--dims", "48,64,64", "--out", ph)
+    run("phantom", "--dims", "32,48,48", "--out", ph)
     common = ["--ct", os.path.join(ph, "knee_ct.nii.gz"), "--mask", os.path.join(ph, "knee_labels.nii.gz"), "--quiet"]
     for arch, preset_cols, named in (("vgg19", ["conv2_2", "conv4_2", "conv5_4"], ("features.34", "features.34")),
                                      ("resnet18", ["layer1", "layer3", "layer4"], ("layer3.1.conv2", "layer3.1.conv2"))):

@@ -17,7 +17,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import run_tests  # noqa: E402
+from harness import csv_rows, fresh_dir, run_tests  # noqa: E402
 
 BIN, WORK = sys.argv[1:3]
 KEY = 7  # volume, scheme, mode, layer, pool, similarity, pair
@@ -56,16 +56,11 @@ def finish(procs):
     return out
 
 
-def rows(path):
-    with open(path, newline="") as f:
-        r = list(csv.reader(f))
-    return r[0], r[1:]
+rows = csv_rows
 
 
 def fresh(name):
-    d = os.path.join(WORK, name)
-    shutil.rmtree(d, ignore_errors=True)
-    return d
+    return fresh_dir(WORK, name)
 
 
 def error_lines(stderr):

@@ -15,7 +15,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import run_tests  # noqa: E402
+from harness import cli_runner, csv_rows, fresh_dir, run_tests  # noqa: E402
 
 BIN, WORK, TORCH, SHARED = sys.argv[1:5]
 PELVIS = os.path.join(SHARED, "data", "pelvis_ct")
@@ -30,22 +30,14 @@ SWEEP = ["sweep", "--ct", os.path.join(SMALL, "knee_ct.nii.gz"), "--mask", os.pa
          "--pools", "mean,max,gem", "--modes", "shared,mask-input", "--similarities", "cosine,euclidean,cka", "--quiet"]
 
 
-def run(*args, expect=0):
-    p = subprocess.run([BIN, *args], capture_output=True, text=True)
-    assert p.returncode == expect, f"exit {p.returncode} (expected {expect}) for {args}\nstderr: {p.stderr}"
-    return p
+run = cli_runner(BIN)
 
 
-def rows(path):
-    with open(path, newline="") as f:
-        r = list(csv.reader(f))
-    return r[0], r[1:]
+rows = csv_rows
 
 
 def fresh(name):
-    d = os.path.join(WORK, name)
-    shutil.rmtree(d, ignore_errors=True)
-    return d
+    return fresh_dir(WORK, name)
 
 
 _reference = []

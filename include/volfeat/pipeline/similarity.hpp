@@ -9,8 +9,6 @@
 //              region's voxels (at most kCkaMaxVoxels, taken at a deterministic stride), centred
 //              (H K H); CKA = <Ka, Kb> / (|Ka| |Kb|). Regions have different voxels, so the comparison is
 //              of how channels co-activate within each region; it needs no pooling.
-#include <Eigen/Core>
-#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -53,29 +51,24 @@ struct ChannelGram {
   std::vector<double> k;
 };
 
-// rows: `count` samples of `c` channels (row-major), weights one per sample. K = F^T diag(w) F over
-// every `stride`-th sample, one GEMM (Eigen), then double-centred: H K H.
+// rows: `count` samples of `c` channels (row-major), weights one per sample. A plain outer-product
+// loop, in a fixed order: an Eigen GEMM (tried) changes the last bits of K with the thread count and
+// the buffer's alignment (its depth blocking and vectorised reductions), and the Python API and the
+// CLI are compared bit for bit. (With the chunked GEMM, test_sweep took 918 s under the sanitizers,
+// against 310 s before; not isolated, other tests ran beside it.)
 inline ChannelGram channel_gram(const double* rows, const double* weights, long count, long c) {
-  using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   ChannelGram g{c, std::vector<double>(size_t(c * c), 0.0)};
   const long stride = count > kCkaMaxVoxels ? (count + kCkaMaxVoxels - 1) / kCkaMaxVoxels : 1;
-  const long n = count > 0 ? (count + stride - 1) / stride : 0;
-  // F: the n sampled rows (samples x channels), read in place with a row stride of stride*c.
-  const Eigen::Map<const RowMajor, 0, Eigen::OuterStride<>> f(rows, n, c, Eigen::OuterStride<>(stride * c));
-  const Eigen::Map<const Eigen::VectorXd, 0, Eigen::InnerStride<>> w(weights, n, Eigen::InnerStride<>(stride));
-  Eigen::Map<RowMajor> k(g.k.data(), c, c);
-  // In chunks of 32 samples, accumulated in order: Eigen cuts a GEMM's depth into blocks whose size
-  // depends on the thread count, which would change the summation order and the last bits of K with
-  // --threads (the Python API and the CLI gave CKA values 1e-16 apart). A chunk is shallower than
-  // any such block, so K is the same for every thread count.
-  constexpr long kChunk = 32;
-  for (long r0 = 0; r0 < n; r0 += kChunk) {
-    const long m = std::min(kChunk, n - r0);
-    k.noalias() += f.middleRows(r0, m).transpose() * w.segment(r0, m).asDiagonal() * f.middleRows(r0, m);
+  for (long i = 0; i < count; i += stride) {
+    const double* f = rows + i * c;
+    const double w = weights[i];
+    for (long p = 0; p < c; ++p) {
+      const double wf = w * f[p];
+      double* out = g.k.data() + p * c;
+      for (long q = 0; q < c; ++q) out[q] += wf * f[q];
+    }
   }
-  // H K H: subtract row and column means, add back the grand mean. Plain loops, not Eigen's
-  // reductions: a vectorised reduction's order follows the buffer's alignment, which differs between
-  // runs, and the means must not (the Python API and the CLI are compared bit for bit).
+  // H K H: subtract row and column means, add back the grand mean
   std::vector<double> row_mean(size_t(c), 0.0);
   double grand = 0;
   for (long p = 0; p < c; ++p) {
