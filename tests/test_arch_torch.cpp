@@ -1,14 +1,17 @@
 // Every architecture of the registry against torchvision (tests/torch/arch_reference.py):
 //  * structure: volfeat's graph has exactly torchvision's modules, in the order their hooks first fire,
 //    exactly its parameters and shapes, and the architecture is detected from those keys alone;
-//  * exactness: VGG-19, VGG-11-bn, ResNet-18 and ResNet-50, inflated from plain torchvision state_dicts
-//    (no volfeat metadata), against the same networks inflated in PyTorch: every module's output within
-//    1e-4 relative (max abs error / max abs value), with every tap recorded (nothing fused) and with
-//    only the deepest module asked for (everything fused that can be).
+//  * exactness: VGG-19, VGG-11-bn, ResNet-18 and ResNet-50 (test_arch_torch), and every other architecture
+//    (deep_architectures_match_torch, run as the ctest test_arch_torch_deep on its own fixture), inflated
+//    from plain torchvision state_dicts (no volfeat metadata), against the same networks inflated in
+//    PyTorch: every module's output within 1e-4 relative (max abs error / max abs value), with every tap
+//    recorded (nothing fused) and with only the deepest module asked for (everything fused that can be).
+//    Together the two lists hold every architecture of the registry (checked below).
 #define BOOST_TEST_MODULE arch_torch
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "support/paths.hpp"
 #include "support/compare.hpp"
@@ -26,6 +29,13 @@ namespace {
 constexpr double kTolerance = 1e-4;
 
 std::string ref_dir() { return volfeat::test::test_data_dir() + "/arch"; }
+std::string deep_dir() { return volfeat::test::test_data_dir() + "/arch_deep"; }
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  BOOST_TEST_REQUIRE(bool(f), path << " is missing");
+  return nlohmann::json::parse(f);
+}
 
 struct ArchRefs {
   ArchRefs() {
@@ -46,15 +56,15 @@ const nlohmann::json& structures() {
   return j;
 }
 
-void check_against_torch(const std::string& arch) {
-  const StateDict sd2 = read_state_dict(ref_dir() + "/" + arch + "_2d.npz");
+void check_against_torch(const std::string& arch, const std::string& dir = ref_dir()) {
+  const StateDict sd2 = read_state_dict(dir + "/" + arch + "_2d.npz");
   BOOST_TEST(sd2.meta_json.empty());  // a plain torchvision export
   BOOST_TEST(detect_arch(sd2) == arch);
   InflateOptions opt;  // i3d-mean along D, stem sum: what the reference did
   const Network<Cpu, float> net(inflate_state_dict(sd2, opt));
   BOOST_TEST(net.arch() == arch);
 
-  const NpzMap z = read_npz(ref_dir() + "/" + arch + "_ref.npz");
+  const NpzMap z = read_npz(dir + "/" + arch + "_ref.npz");
   const reference::Array5 input = ref_array(z.at("input"));
   const auto x = reference::to_channels_last<float>(input);
   const TensorView<const float> xv(x.data(), input.dims());
@@ -116,6 +126,21 @@ BOOST_AUTO_TEST_CASE(vgg19_matches_torch) { check_against_torch("vgg19"); }
 BOOST_AUTO_TEST_CASE(vgg11_bn_matches_torch) { check_against_torch("vgg11_bn"); }
 BOOST_AUTO_TEST_CASE(resnet18_matches_torch) { check_against_torch("resnet18"); }
 BOOST_AUTO_TEST_CASE(resnet50_matches_torch) { check_against_torch("resnet50"); }
+
+// Every architecture the four above leave out (test_arch_torch_deep, on tests/torch/arch_reference.py --deep).
+// Together with the four above, that is each architecture of the registry.
+BOOST_AUTO_TEST_CASE(deep_architectures_match_torch) {
+  const auto stamp = read_json(deep_dir() + "/arch_reference.json");
+  std::set<std::string> numeric;
+  for (const auto& st : {read_json(ref_dir() + "/arch_reference.json"), stamp})
+    for (const auto& c : st["numeric"]) numeric.insert(c["arch"].get<std::string>());
+  for (const auto& family : arch_families())
+    for (const auto& arch : family.archs) BOOST_TEST(numeric.count(arch) == 1u, arch << " has no numeric torch test");
+  for (const auto& c : stamp["numeric"]) {
+    const auto arch = c["arch"].get<std::string>();
+    BOOST_TEST_CONTEXT(arch) { check_against_torch(arch, deep_dir()); }
+  }
+}
 
 BOOST_AUTO_TEST_CASE(paper_aliases_name_the_relu_after_the_conv) {
   const Graph g = build_graph("vgg19");
