@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <tuple>
 
 #include "support/paths.hpp"
 #include "support/compare.hpp"
@@ -153,4 +154,15 @@ BOOST_AUTO_TEST_CASE(paper_aliases_name_the_relu_after_the_conv) {
   BOOST_TEST(resolve_layer(r, "layer3.5.conv2") == "layer3.5.conv2");
   BOOST_TEST(resolve_layer(r, "conv[-1]") == "layer4.2.conv3");
   BOOST_CHECK_THROW(resolve_layer(r, "layer5"), Error);
+  // convB_last and the paper's preset at the same depth in every VGG (VGG-19: conv2_2, conv4_2, conv5_4).
+  BOOST_TEST(resolve_layer(g, "conv5_last") == resolve_layer(g, "conv5_4"));
+  BOOST_TEST(resolve_layer(g, "conv2_last") == resolve_layer(g, "conv2_2"));
+  for (const auto& [arch, shallow, deep] : {std::tuple{"vgg11", "conv2_1", "conv5_2"}, {"vgg13", "conv2_2", "conv5_2"},
+                                            {"vgg16_bn", "conv2_2", "conv5_3"}, {"vgg19", "conv2_2", "conv5_4"}}) {
+    const Graph v = build_graph(arch);
+    std::vector<std::string> preset;
+    for (const auto& sel : layer_preset(arch, "paper-vgg")) preset.push_back(resolve_layer(v, sel));
+    const std::vector<std::string> want{resolve_layer(v, shallow), resolve_layer(v, "conv4_2"), resolve_layer(v, deep)};
+    BOOST_TEST(preset == want, arch);
+  }
 }

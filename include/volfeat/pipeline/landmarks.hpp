@@ -427,17 +427,13 @@ inline void extract_patch(const PatchSource& s, const Voxel& centre, int p, floa
       }
 }
 
-// The names of --layers' depth aliases, per family: shallow, mid and deep are DenseNet's dense blocks
-// 1, 2 and 3 (their concatenated channels: 256, 512 and 1024 for DenseNet121), the paper's VGG
-// conv2_2, conv4_2 and conv5_4, ResNet's layer1, layer2 and layer3.
+// The names of --layers' depth aliases, per family (ArchFamily::depth_layers): shallow, mid and deep are
+// DenseNet's dense blocks 1, 2 and 3 (their concatenated channels: 256, 512 and 1024 for DenseNet121),
+// the paper's VGG conv2_2, conv4_2 and conv5_4 (a shallower VGG's last conv of block 2, second of block
+// 4, last of block 5), ResNet's layer1, layer2 and layer3.
 inline std::string landmark_layer_module(const Graph& g, const std::string& selector) {
-  static const std::map<std::string, std::array<const char*, 3>> depth{
-      {"DenseNet", {"denseblock1", "denseblock2", "denseblock3"}},
-      {"VGG", {"conv2_2", "conv4_2", "conv5_4"}},
-      {"ResNet", {"layer1", "layer2", "layer3"}}};
   const int k = selector == "shallow" ? 0 : selector == "mid" ? 1 : selector == "deep" ? 2 : -1;
-  const auto it = depth.find(arch_family(g.arch()).name);
-  if (k >= 0 && it != depth.end()) return resolve_layer(g, it->second[size_t(k)]);
+  if (k >= 0) return resolve_layer(g, arch_family(g.arch()).depth_layers[size_t(k)]);
   return resolve_layer(g, selector);
 }
 
