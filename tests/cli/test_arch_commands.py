@@ -19,7 +19,7 @@ import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import cli_runner, csv_rows, fresh_dir, run_tests  # noqa: E402
+from harness import cli_runner, csv_rows, fresh_dir, normal_suite_only, run_tests  # noqa: E402
 
 BIN, WORK, REFS = sys.argv[1], sys.argv[2], sys.argv[3]
 run = cli_runner(BIN)
@@ -41,6 +41,7 @@ def weights(arch):
     return os.path.join(REFS, f"{arch}_2d.npz")
 
 
+@normal_suite_only("test_arch_torch runs VGG and ResNet's forwards; test_sweep the sweep")
 def test_sweep_every_scheme_mode_and_pooling():
     for arch, layer in ARCHS.items():
         # Every scheme in shared mode (one pass each; three for the orientation schemes), two in mask-input mode
@@ -65,6 +66,7 @@ def test_sweep_every_scheme_mode_and_pooling():
         assert len(set(vals)) == 3, (arch, vals)
 
 
+@normal_suite_only("reads the skipped sweep check's output")
 def test_extract_every_stem_and_equal_to_the_sweep():
     for arch, layer in ARCHS.items():
         sweep = os.path.join(WORK, f"sweep_{arch}")
