@@ -4,6 +4,10 @@
 // fill outside the volume) differ only in how they find the two neighbours along each axis (a
 // LinearTap) and in what a neighbour outside the volume holds (the fetch); the arithmetic is this one
 // function. tests/test_trilinear.cpp checks it against the 8-weight sum over shapes and positions.
+// resample_linear computes exactly what it did before (same expression). The landmark target used the
+// 8-weight sum: through this sampler (and Eigen's 3x3 products) the knee phantom's target is the same
+// bits, and a random 96x112x128 volume under an oblique transform differs in 5 of 1.38M voxels by one
+// float ulp (measured once against the old code); the landmark CSVs on the phantom and the pelvis did not change.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
