@@ -19,6 +19,7 @@
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/core/random.hpp"
 #include "volfeat/nn/network.hpp"
+#include "volfeat/pipeline/fixed_order_gram.hpp"
 #include "volfeat/weights/inflate.hpp"
 
 using namespace volfeat;
@@ -254,6 +255,32 @@ void bm_network(benchmark::State& st, Index d, Index h, Index w) {
   st.counters["GFLOP"] = network_gflop(d, h, w) / 1e9;
 }
 
+// channel_gram's K = sum_i (w_i f_i) f_i^T over kCkaMaxVoxels samples of c channels: the plain loop it
+// used to be (all of K streamed once per sample) against the fixed-order GEMM (same bits, test_gram).
+std::vector<double> plain_gram(const std::vector<double>& f, const std::vector<double>& w, long n, long c) {
+  std::vector<double> k(size_t(c * c), 0.0);
+  for (long i = 0; i < n; ++i)
+    for (long p = 0; p < c; ++p) {
+      const double wf = w[size_t(i)] * f[size_t(i * c + p)];
+      for (long q = 0; q < c; ++q) k[size_t(p * c + q)] += wf * f[size_t(i * c + q)];
+    }
+  return k;
+}
+void bm_gram(benchmark::State& st, long c, bool gemm) {
+  const long n = 4096;
+  Rng rng(3);
+  std::vector<double> f(static_cast<size_t>(n * c)), w(static_cast<size_t>(n));
+  for (double& v : f) v = rng.normal();
+  for (double& v : w) v = 0.5 + std::abs(rng.normal());
+  std::vector<double> k;
+  for (auto _ : st) {
+    k = gemm ? fixed_order_weighted_gram(f.data(), w.data(), n, 1, c) : plain_gram(f, w, n, c);
+    benchmark::DoNotOptimize(k.data());
+  }
+  if (gemm && k != plain_gram(f, w, n, c)) st.SkipWithError("the GEMM is not the plain loop's bits");
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(n) * double(c * c), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all(bool full) {
   using benchmark::RegisterBenchmark;
   const auto k1 = WindowGeometry::cube(1);
@@ -276,6 +303,11 @@ void register_all(bool full) {
   RegisterBenchmark("pool/maxpool0_64^3x64", bm_maxpool0)->UseRealTime();
   RegisterBenchmark("pool/avgpool_32^3x128", bm_avgpool)->UseRealTime();
   RegisterBenchmark("bn_relu/32^3x256", bm_bn_relu)->UseRealTime();
+  for (long c : {64L, 256L, 1024L}) {
+    const std::string n = std::to_string(c);
+    RegisterBenchmark(("gram/plain_loop_4096x" + n).c_str(), bm_gram, c, false)->Unit(benchmark::kMillisecond)->UseRealTime();
+    RegisterBenchmark(("gram/fixed_order_gemm_4096x" + n).c_str(), bm_gram, c, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
   for (auto [d, h, w] : std::vector<std::array<Index, 3>>{{64, 64, 64}, {128, 128, 128}, {54, 128, 128}, {108, 256, 256}})
     RegisterBenchmark(("network/" + std::to_string(d) + "x" + std::to_string(h) + "x" + std::to_string(w)).c_str(),
                       bm_network, d, h, w)

@@ -112,7 +112,7 @@ inline nlohmann::json run_json(const ExtractRun& r) {
       {"precision", r.precision},
       {"threads", r.threads},
       {"config",
-       {{"mode", o.mode}, {"pool", o.pool}, {"normalize", r.volume.normalization.text},
+       {{"mode", o.mode.name()}, {"pool", o.pool}, {"normalize", r.volume.normalization.text},
         {"denoise", o.preprocessing.denoise.text}, {"contrast", o.preprocessing.contrast.text},
         {"preprocessing", preprocessing_json(o.preprocessing, r.volume.normalization.text)},
         {"labels", o.labels.empty() ? kPhantomLabels : o.labels}, {"background", o.background},
