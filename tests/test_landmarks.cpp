@@ -9,12 +9,14 @@
 #include <cmath>
 #include <sstream>
 
+#include "support/sanitized.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/pipeline/landmarks.hpp"
 #include "volfeat/pipeline/phantom.hpp"
 #include "../experiments/landmark_args.hpp"
 
 using namespace volfeat;
+using volfeat::test::kSanitized;
 
 namespace {
 
@@ -309,7 +311,8 @@ BOOST_AUTO_TEST_CASE(identity_matches_every_landmark_exactly) {
   const auto nets = networks({"random", "i3d-mean"});
   for (bool dense : {false, true}) {
     LandmarkOptions o;
-    o.schemes = {"random", "i3d-mean"};
+    // Under the sanitizers one scheme (the weights differ, not the code): 60 s instead of 160 s there.
+    o.schemes = kSanitized ? std::vector<std::string>{"random"} : std::vector<std::string>{"random", "i3d-mean"};
     o.layers = {"shallow"};
     o.patches = {12};
     o.radius_mm = 4;
@@ -317,14 +320,14 @@ BOOST_AUTO_TEST_CASE(identity_matches_every_landmark_exactly) {
     o.dense = dense;
     Progress quiet(true);
     const LandmarkExperiment ex = run_landmark_matching(nets, in, lms, o, quiet);
-    BOOST_TEST(ex.rows.size() == 2 * 12u);
+    BOOST_TEST(ex.rows.size() == o.schemes.size() * 12u);
     for (const auto& r : ex.rows) {
       BOOST_TEST(r.error_before == 0.0);
       BOOST_TEST(r.error_after == 0.0, r.scheme << " " << r.landmark.name << (dense ? " dense" : ""));
       BOOST_TEST(r.feature_distance == 0.0);
       BOOST_TEST(r.candidates == 33u);
     }
-    BOOST_TEST(ex.summary.size() == 2u);
+    BOOST_TEST(ex.summary.size() == o.schemes.size());
     BOOST_TEST(std::isnan(ex.summary[0].test.t));  // all differences 0
   }
 }
@@ -342,7 +345,8 @@ BOOST_AUTO_TEST_CASE(end_to_end_on_the_phantom) {
   o.layers = {"shallow", "deep"};  // deep does not fit a 12-voxel patch: reported, not run
   o.patches = {12};
   o.radius_mm = 15;
-  o.stride = 2;
+  // Under the sanitizers a coarser candidate grid (1/8 of the forward passes: 1300 s there at stride 2).
+  o.stride = kSanitized ? 4 : 2;
   Progress quiet(true);
   const LandmarkExperiment ex = run_landmark_matching(networks({"random"}), in, lms, o, quiet);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
