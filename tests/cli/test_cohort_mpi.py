@@ -4,8 +4,8 @@ extract --manifest); after kill -9 of one rank, or of the whole job, rerunning t
 finishes with no lost or duplicated row; a bad volume makes the job exit 3 with failures.csv.
 
 usage: test_cohort_mpi.py VOLFEAT_BINARY WORKDIR MPIEXEC [sanitize]
-Exits 77 (skipped) with its reason under the sanitizers: ASan's leak checker reports OpenMPI's
-intentional allocations at exit (the MPI library is not instrumented), so every rank would fail.
+Exits 77 (skipped) with its reason under the sanitizers: LeakSanitizer reports OpenMPI's own
+never-freed allocations at exit, so every rank would fail.
 """
 import glob
 import os
@@ -23,8 +23,8 @@ from cohort_fixtures import (assert_same_extract, assert_same_sweep, extract_arg
 BIN, WORK, MPIEXEC = sys.argv[1:4]
 if len(sys.argv) > 4 and sys.argv[4] == "sanitize":
     print("SKIP: MPI tests do not run under VOLFEAT_SANITIZE: LeakSanitizer reports OpenMPI's own "
-          "never-freed allocations at exit, so every rank fails; the shard tests (test_cohort) cover the "
-          "cohort logic there")
+          "never-freed allocations at exit (a 5-line MPI_Init/MPI_Finalize program built with -fsanitize=address "
+          "fails the same way), so every rank would fail; test_cohort runs the cohort code there without MPI")
     sys.exit(77)
 os.makedirs(WORK, exist_ok=True)
 run = cli_runner(BIN)
