@@ -6,6 +6,8 @@
 // and values, row for row, as `volfeat sweep` in one process.
 #include <fstream>
 #include <map>
+#include <set>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -96,8 +98,14 @@ class SweepRowsOnDisk {
     if (part.size() == plan_.units[u].rows || earlier_[u].size() != plan_.units[u].rows) return part;
     return earlier_[u];
   }
-  // Rows of sweep.csv from other settings or volumes (kept, after the plan's).
-  const std::vector<std::vector<std::string>>& other_rows() const { return other_; }
+  // Rows of sweep.csv that are not the plan's (other settings or volumes): kept, after the plan's.
+  std::vector<std::vector<std::string>> other_rows(const std::set<std::vector<std::string>>& planned_keys) const {
+    std::vector<std::vector<std::string>> out = other_;
+    for (const auto& unit : earlier_)
+      for (const auto& row : unit)
+        if (!planned_keys.count({row.begin(), row.begin() + kSweepKeyColumns})) out.push_back(row);
+    return out;
+  }
 
  private:
   const CohortDir& cd_;
@@ -118,10 +126,11 @@ inline SweepMergeResult merge_sweep(const CohortDir& cd, const SweepPlan& plan) 
   SweepMergeResult r;
   std::string text = csv_line(sweep_header());
   std::vector<std::pair<std::vector<std::string>, std::string>> failures;
+  std::set<std::vector<std::string>> planned_keys;
   for (size_t u = 0; u < plan.units.size(); ++u) {
     const auto rows = disk.rows(u);
     if (rows.size() == plan.units[u].rows) {
-      for (const auto& row : rows) text += csv_line(row);
+      for (const auto& row : rows) text += csv_line(row), planned_keys.insert({row.begin(), row.begin() + kSweepKeyColumns});
       r.rows += rows.size();
       continue;
     }
@@ -134,7 +143,7 @@ inline SweepMergeResult merge_sweep(const CohortDir& cd, const SweepPlan& plan) 
   }
   r.failed = failures.size();
   if (r.missing) return r;
-  for (const auto& row : disk.other_rows()) text += csv_line(row), ++r.rows;
+  for (const auto& row : disk.other_rows(planned_keys)) text += csv_line(row), ++r.rows;
   write_file_atomic(cd.dir() + "/sweep.csv", text);
   write_failures_csv(cd.dir(), kFailureHeader, failures);
   r.written = true;

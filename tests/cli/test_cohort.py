@@ -123,6 +123,26 @@ def test_a_shard_killed_and_rerun_loses_and_duplicates_nothing():
     assert_same_sweep(out, reference("sweep"))
 
 
+def test_shards_finish_a_killed_single_process_sweep():
+    out = fresh_dir(WORK, "single_then_shards")
+    path = os.path.join(out, "sweep.csv")
+    single = start(*SWEEP, "--out", out)
+    deadline = time.time() + TIMEOUT_S
+    while time.time() < deadline and single.poll() is None:  # kill once a few units' rows are in
+        if os.path.exists(path) and sum(1 for _ in open(path)) > 1 + 3 * ROWS_PER_UNIT:
+            break
+        time.sleep(0.02)
+    single.send_signal(signal.SIGKILL)
+    single.communicate()
+    assert single.returncode == -signal.SIGKILL, "the single run finished before the kill; the kill came too late"
+    procs = [start(*SWEEP, "--shard", f"{i}/2", "--out", out) for i in (1, 2)]
+    results = [finish(p) for p in procs]
+    assert [r[0] for r in results] == [0, 0], results
+    done = sum(int(r[1].split("computed, ")[1].split(" already")[0]) for r in results)
+    assert done >= 3, [r[1] for r in results]  # the single run's finished units are not redone
+    assert_same_sweep(out, reference("sweep"))
+
+
 def test_a_bad_volume_goes_to_failures_csv_and_the_others_finish():
     ref = reference("sweep_bad")
     header, failures = csv_rows(os.path.join(ref, "failures.csv"))
