@@ -4,6 +4,7 @@
 #include <new>
 
 #include "../weights/convert_command.hpp"
+#include "cohort/merge_command.hpp"
 #include "extract_command.hpp"
 #include "report_command.hpp"
 #include "sweep_command.hpp"
@@ -25,8 +26,11 @@ int main(int argc, char** argv) {
   volfeat::cli::add_info_command(app);
   volfeat::cli::add_landmarks_command(app, command);
   volfeat::cli::add_preprocess_command(app, command);
+  volfeat::cli::add_merge_command(app);
   try {
     app.parse(argc, argv);
+  } catch (const volfeat::cli::CohortExit& e) {
+    return e.status;  // a cohort in which some units failed (DIR/failures.csv): kExitSomeFailed
   } catch (const CLI::ParseError& e) {
     // --help and --version arrive as "errors" with exit code 0; a real one gets the one-line form.
     if (e.get_exit_code() == 0) return app.exit(e);
