@@ -21,9 +21,10 @@ namespace volfeat::cpu::gemm::avx2 {
 
 constexpr int max_rows(int nv) { return nv == 1 ? 6 : nv == 2 ? 3 : 1; }
 
-// Panels of 16 output channels: the 6x16 block does 12 FMAs per 8 loads, 3x32 12 per 7, but its
-// row blocks are half as tall (more epilogues and A re-reads); measured in bench/README.md.
-constexpr int panel_vectors(Index out_channels) { return out_channels <= 16 ? 1 : 1; }
+// Panels of 16 output channels: the 6x16 block does 12 FMAs per 8 loads, 3x32 12 per 7 but with row
+// blocks half as tall. Measured on Zen 3, 1 thread, CPU time (volfeat_bench): 3x3x3 128->32 at 16^3
+// 11.6 ms (NV=1) vs 11.8 (NV=2), 1x1 224->128 at 32^3 29.8 vs 27.1, the 7^3 stem 392 vs 429: a wash.
+constexpr int panel_vectors(Index) { return 1; }
 
 // Lanes 0..7 enabled where lane < left.
 VOLFEAT_TARGET_AVX2 inline __m256i lane_mask(int left) {

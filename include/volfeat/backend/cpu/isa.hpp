@@ -7,8 +7,10 @@
 // a path (tests run the lower paths with it); asking for one the CPU lacks is an error, never SIGILL.
 //
 // Separately, the compiler may have been told to assume more than x86-64 (VOLFEAT_NATIVE=ON builds
-// with -march=native): build_baseline_problem() says, before any such instruction runs, that this
-// CPU is below what the binary was compiled for.
+// with -march=native): exit_if_below_build_baseline() says, before any such instruction runs, that
+// this CPU is below what the binary was compiled for.
+#include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -25,10 +27,13 @@
 // build's -march; they only run when cpu_isa() chose that variant).
 #define VOLFEAT_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 #define VOLFEAT_TARGET_AVX2 __attribute__((target("avx2,fma")))
+// Plain x86-64 whatever -march says: the CPU check runs under it.
+#define VOLFEAT_TARGET_BASELINE __attribute__((target("arch=x86-64")))
 #define VOLFEAT_HAVE_ISA_VARIANTS 1
 #else
 #define VOLFEAT_TARGET_AVX512
 #define VOLFEAT_TARGET_AVX2
+#define VOLFEAT_TARGET_BASELINE
 #define VOLFEAT_HAVE_ISA_VARIANTS 0
 #endif
 
@@ -105,46 +110,75 @@ inline CpuIsa cpu_isa() {
   return isa;
 }
 
-// One line naming the first instruction-set extension the compiler was allowed to assume that this
-// CPU lacks, or "" if the CPU runs the whole binary. Call it before anything compiled with those
-// assumptions runs (main's first line; the Python module's init).
-inline std::string build_baseline_problem() {
+// The first instruction-set extension the compiler was allowed to assume (VOLFEAT_NATIVE=ON:
+// -march=native) that this CPU lacks, or nullptr if the CPU runs the whole binary. Compiled for
+// plain x86-64 whatever the build's flags, and free of library calls, so that it runs anywhere;
+// tests/cpu_baseline_probe.cpp checks that on a lesser CPU it prints instead of dying of SIGILL.
+VOLFEAT_TARGET_BASELINE inline const char* build_baseline_missing() {
 #if VOLFEAT_HAVE_ISA_VARIANTS
   __builtin_cpu_init();
-  struct Need {
-    bool assumed;
-    const char* name;
-  };
-  const Need needs[] = {
 #ifdef __SSE4_2__
-      {!__builtin_cpu_supports("sse4.2"), "sse4.2"},
+  if (!__builtin_cpu_supports("sse4.2")) return "sse4.2";
 #endif
 #ifdef __AVX__
-      {!__builtin_cpu_supports("avx"), "avx"},
+  if (!__builtin_cpu_supports("avx")) return "avx";
 #endif
 #ifdef __AVX2__
-      {!__builtin_cpu_supports("avx2"), "avx2"},
+  if (!__builtin_cpu_supports("avx2")) return "avx2";
 #endif
 #ifdef __FMA__
-      {!__builtin_cpu_supports("fma"), "fma"},
+  if (!__builtin_cpu_supports("fma")) return "fma";
 #endif
 #ifdef __AVX512F__
-      {!__builtin_cpu_supports("avx512f"), "avx512f"},
+  if (!__builtin_cpu_supports("avx512f")) return "avx512f";
 #endif
 #ifdef __AVX512BW__
-      {!__builtin_cpu_supports("avx512bw"), "avx512bw"},
+  if (!__builtin_cpu_supports("avx512bw")) return "avx512bw";
 #endif
 #ifdef __AVX512VL__
-      {!__builtin_cpu_supports("avx512vl"), "avx512vl"},
+  if (!__builtin_cpu_supports("avx512vl")) return "avx512vl";
 #endif
-      {false, ""},
-  };
-  for (const Need& n : needs)
-    if (n.assumed)
-      return std::string("this binary was compiled for CPUs with ") + n.name +
-             " (VOLFEAT_NATIVE=ON builds for the build machine's CPU) and this CPU lacks it; rebuild with "
-             "-DVOLFEAT_NATIVE=OFF, the portable default, which picks its kernels at run time";
+#ifdef __AVX512DQ__
+  if (!__builtin_cpu_supports("avx512dq")) return "avx512dq";
 #endif
+#endif
+  return nullptr;
+}
+
+// The message about build_baseline_missing(), written into buf (snprintf: no code of this build's
+// ISA runs); false when nothing is missing.
+VOLFEAT_TARGET_BASELINE inline bool build_baseline_message(char* buf, size_t size) {
+  const char* missing = build_baseline_missing();
+  if (!missing) return false;
+  std::snprintf(buf, size,
+                "this binary was compiled for CPUs with %s (VOLFEAT_NATIVE=ON builds for the build machine's CPU) "
+                "and this CPU lacks it; rebuild with -DVOLFEAT_NATIVE=OFF, the portable default, which picks its "
+                "kernels at run time",
+                missing);
+  return true;
+}
+
+// For a program's first code (a constructor(101) function, before static initialisers that may use
+// the build's instructions): "PROGRAM: error: <message>" on stderr and exit 1 when this CPU is below
+// the build's baseline.
+VOLFEAT_TARGET_BASELINE inline void exit_if_below_build_baseline(const char* program) {
+  char buf[512];
+  if (!build_baseline_message(buf, sizeof buf)) return;
+  std::fputs(program, stderr);
+  std::fputs(": error: ", stderr);
+  std::fputs(buf, stderr);
+  std::fputs("\n", stderr);
+  std::_Exit(1);
+}
+
+// For a program's entry, after exit_if_below_build_baseline: "" when VOLFEAT_CPU_ISA is valid here
+// (the kernels' level is then fixed for the process), else the one line to print.
+inline std::string cpu_isa_problem() {
+  try {
+    cpu_isa();
+  } catch (const Error& e) {
+    return e.what();
+  }
   return "";
 }
 
