@@ -5,21 +5,21 @@
 // forward_plane then run it.
 //
 // The output grid is cut into 2x2x2 tiles (partial at odd edges: the missing outputs are computed on
-// zero input and dropped). Tiles are processed in blocks of `block` tiles, all threads on one block
-// at a time, in three parallel phases:
+// zero input and dropped). Tiles are processed in blocks, each thread a whole block at a time, in
+// three phases:
 //   1. input transform: each tile's 4x4x4 x C_in patch is gathered (the fused pre-activation, BN and
 //      ReLU, applied to in-bounds values only: torch pads the activated tensor with zeros) and
-//      transformed, L channels at a time, into V[xi][tile][c_in];
+//      transformed, a vector of channels at a time (winograd3d_transforms.hpp), into V[xi][tile][c_in];
 //   2. the batched GEMM: for each of the 64 points xi, M[xi] (tiles x C_out) = V[xi] * U[xi]
 //      (C_in x C_out), U the transformed weights. This is the one switchable stage (point_gemm);
 //   3. output transform: each tile's 64 points of M give 8 outputs, then the bias, the folded BN and
 //      the ReLU of the post-activation, written through the output view's channel stride (so a dense
 //      block's in-place channel slice works as for the direct conv).
-// One block's V and M are shared by the threads, so U streams once per block for both cores.
 //
 // Accuracy: the transforms add and subtract, so the rounding error grows with them; README.md
 // ("Winograd") has the measured error per layer, tests/test_winograd.cpp the bound it is held to.
 #include <Eigen/Core>
+#include <omp.h>
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -47,7 +47,6 @@ inline void point_gemm(const T* v, const T* u, T* m, Index rows, Index ci, Index
 
 template <class T>
 class Winograd3d {
-  static constexpr int L = 64 / int(sizeof(T));  // channels per transform step: 16 floats, 8 doubles
   static constexpr int kPoints = winograd::kPoints;
 
  public:
@@ -100,53 +99,50 @@ class Winograd3d {
   }
 
  private:
-  struct Lanes {  // pre- or post-activation, per channel
-    const T* scale = nullptr;
-    const T* shift = nullptr;
-    bool relu = false;
-  };
-  static Lanes lanes_of(const Activation<Cpu, T>& a) {
-    return {a.bn ? a.bn->scale() : nullptr, a.bn ? a.bn->shift() : nullptr, a.relu};
-  }
-
   // Output voxels (n, z, y, x) with n in [n0, n1), z in [z_lo, z_hi), stored at
   // out + (((n*D + z)*H + y)*W + x - v_base) * ldo.
   void run(TensorView<const T> in, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
            Index z_hi, const Activation<Cpu, T>& pre_act, const Activation<Cpu, T>& post_act) const {
+    using V = winograd::Vec<T>;
+    constexpr int nv = winograd::kLanes<T>;
     const Index ci = spec_.in_channels, co = spec_.out_channels;
     const Index tz0 = z_lo / 2, tz1 = (z_hi + 1) / 2;  // tile planes covering [z_lo, z_hi)
     const Index ty = (od.h + 1) / 2, tx = (od.w + 1) / 2;
     const Index per_n = (tz1 - tz0) * ty * tx, tiles = (n1 - n0) * per_n;
-    // Tiles per block: V and M of a block take 64 * block * (ci + co) values; about 8 MB of them keeps
-    // U's reuse at >= 64 tiles for 512 channels (U streams once per block).
-    const Index block = std::clamp<Index>(Index(2 << 20) / (kPoints * (ci + co)), 16, 4096);
+    // Each thread takes whole blocks of tiles (no barriers: this VM's cores are shared, and a thread
+    // that waits on a descheduled one loses its turn). A block's V and M hold 64 * block * (ci + co)
+    // values: at most 1M (4 MB of floats), and at least 2 blocks per thread when there are enough tiles.
+    const int threads = omp_get_max_threads();
+    const Index budget = std::max<Index>(8, Index(1 << 20) / (kPoints * (ci + co)));
+    const Index block = std::clamp<Index>((tiles + 2 * threads - 1) / (2 * threads), std::min<Index>(tiles, 8), budget);
     const Index nblocks = (tiles + block - 1) / block;
-    const Index rows_max = std::min(block, tiles);
-    static thread_local std::vector<T> v_store, m_store;  // the calling thread's, reused across layers
-    v_store.resize(std::max(v_store.size(), size_t(kPoints * rows_max * ci)));
-    m_store.resize(std::max(m_store.size(), size_t(kPoints * rows_max * co)));
-    T* const vbuf = v_store.data();
-    T* const mbuf = m_store.data();
-    const Lanes pre = lanes_of(pre_act), post = lanes_of(post_act);
+    const winograd::LaneAct<T> pre{pre_act.bn ? pre_act.bn->scale() : nullptr, pre_act.bn ? pre_act.bn->shift() : nullptr,
+                                   pre_act.relu};
+    const T* post_scale = post_act.bn ? post_act.bn->scale() : nullptr;
+    const T* post_shift = post_act.bn ? post_act.bn->shift() : nullptr;
+    const bool post_relu = post_act.relu;
     const WindowGeometry& g = spec_.geometry;
     const Dims& id = in.dims;
     const T* bias = bias_.empty() ? nullptr : bias_.data();
     const T* u = u_.data();
 
-    auto tile_origin = [&](Index t, Index& n, Index& z, Index& y, Index& x) {  // output origin of tile t
-      n = n0 + t / per_n;
-      Index r = t % per_n;
-      x = 2 * (r % tx);
-      r /= tx;
-      y = 2 * (r % ty);
-      z = 2 * (tz0 + r / ty);
-    };
-
-#pragma omp parallel
+#pragma omp parallel for schedule(dynamic, 1)
     for (Index b = 0; b < nblocks; ++b) {
+      static thread_local std::vector<T> v_store, m_store;  // per thread, reused across blocks and layers
+      if (v_store.size() < size_t(kPoints * block * ci)) v_store.resize(size_t(kPoints * block * ci));
+      if (m_store.size() < size_t(kPoints * block * co)) m_store.resize(size_t(kPoints * block * co));
+      T* const vbuf = v_store.data();
+      T* const mbuf = m_store.data();
       const Index t0 = b * block, rows = std::min(block, tiles - t0);
-      // 1. input transform
-#pragma omp for schedule(static)
+      auto tile_origin = [&](Index t, Index& n, Index& z, Index& y, Index& x) {  // output origin of tile t
+        n = n0 + t / per_n;
+        Index r = t % per_n;
+        x = 2 * (r % tx);
+        r /= tx;
+        y = 2 * (r % ty);
+        z = 2 * (tz0 + r / ty);
+      };
+      // 1. input transform into V[p][r][c]
       for (Index r = 0; r < rows; ++r) {
         Index n, z, y, x;
         tile_origin(t0 + r, n, z, y, x);
@@ -158,80 +154,38 @@ class Winograd3d {
               const bool inside = iz >= 0 && iz < id.d && iy >= 0 && iy < id.h && ix >= 0 && ix < id.w;
               src[(a * 4 + bb) * 4 + e] = inside ? in.voxel(n, iz, iy, ix) : nullptr;
             }
-        for (Index c0 = 0; c0 < ci; c0 += L) {
-          const int nl = int(std::min<Index>(L, ci - c0));
-          alignas(64) T d[kPoints][L];
-          for (int p = 0; p < kPoints; ++p) gather(src[p], c0, nl, pre, d[p]);
-          winograd::input_transform<T, L>(d);
-          T* dst = vbuf + r * ci + c0;
-          for (int p = 0; p < kPoints; ++p) std::memcpy(dst + p * rows * ci, d[p], size_t(nl) * sizeof(T));
-        }
+        for (Index c0 = 0; c0 < ci; c0 += nv)
+          winograd::input_tile<T>(src, c0, int(std::min<Index>(nv, ci - c0)), pre, vbuf + r * ci + c0, rows * ci);
       }
       // 2. the 64 GEMMs
-#pragma omp for schedule(dynamic, 1)
       for (int p = 0; p < kPoints; ++p)
         winograd::point_gemm<T>(vbuf + p * rows * ci, u + p * ci * co, mbuf + p * rows * co, rows, ci, co);
       // 3. output transform and epilogue
-#pragma omp for schedule(static)
       for (Index r = 0; r < rows; ++r) {
         Index n, z, y, x;
         tile_origin(t0 + r, n, z, y, x);
-        for (Index c0 = 0; c0 < co; c0 += L) {
-          const int nl = int(std::min<Index>(L, co - c0));
-          alignas(64) T m[kPoints][L];
-          const T* srcm = mbuf + r * co + c0;
-          for (int p = 0; p < kPoints; ++p) {
-            std::memcpy(m[p], srcm + p * rows * co, size_t(nl) * sizeof(T));
-            if (nl < L) std::fill(m[p] + nl, m[p] + L, T(0));
-          }
-          alignas(64) T yv[8][L];
-          winograd::output_transform<T, L>(m, yv);
+        T* dst[8];
+        for (int o = 0; o < 8; ++o) {
+          const Index oz = z + o / 4, oy = y + (o / 2) % 2, ox = x + o % 2;
+          const bool keep = oz >= z_lo && oz < z_hi && oy < od.h && ox < od.w;
+          dst[o] = keep ? out + ((((n * od.d + oz) * od.h + oy) * od.w + ox) - v_base) * ldo : nullptr;
+        }
+        for (Index c0 = 0; c0 < co; c0 += nv) {
+          const int nl = int(std::min<Index>(nv, co - c0));
+          V yv[8];
+          winograd::output_tile<T>(mbuf + r * co + c0, rows * co, nl, yv);
+          const V bv = bias ? winograd::load(bias + c0, nl) : V{};
+          V sc{}, sh{};
+          if (post_scale) sc = winograd::load(post_scale + c0, nl), sh = winograd::load(post_shift + c0, nl);
           for (int o = 0; o < 8; ++o) {
-            const Index oz = z + o / 4, oy = y + (o / 2) % 2, ox = x + o % 2;
-            if (oz < z_lo || oz >= z_hi || oy >= od.h || ox >= od.w) continue;
-            T* dst = out + ((((n * od.d + oz) * od.h + oy) * od.w + ox) - v_base) * ldo + c0;
-            epilogue(yv[o], c0, nl, bias, post, dst);
+            if (!dst[o]) continue;
+            V v = yv[o] + bv;
+            if (post_scale) v = v * sc + sh;
+            if (post_relu) v = winograd::relu<T>(v);
+            winograd::store(dst[o] + c0, v, nl);
           }
         }
       }
-    }
-  }
-
-  // d = pre(src[c0 .. c0+nl)), zero in the lanes past nl and for padding (src null).
-  static void gather(const T* src, Index c0, int nl, const Lanes& pre, T* d) {
-    if (!src) {
-      std::fill(d, d + L, T(0));
-      return;
-    }
-    const T* s = src + c0;
-    if (nl == L) {
-      if (pre.scale && pre.relu) {
-        const T *sc = pre.scale + c0, *sh = pre.shift + c0;
-        for (int l = 0; l < L; ++l) d[l] = relu_scalar(s[l] * sc[l] + sh[l]);
-      } else if (pre.scale) {
-        const T *sc = pre.scale + c0, *sh = pre.shift + c0;
-        for (int l = 0; l < L; ++l) d[l] = s[l] * sc[l] + sh[l];
-      } else if (pre.relu) {
-        for (int l = 0; l < L; ++l) d[l] = relu_scalar(s[l]);
-      } else {
-        for (int l = 0; l < L; ++l) d[l] = s[l];
-      }
-      return;
-    }
-    for (int l = 0; l < nl; ++l) {
-      T v = s[l];
-      if (pre.scale) v = v * pre.scale[c0 + l] + pre.shift[c0 + l];
-      d[l] = pre.relu ? relu_scalar(v) : v;
-    }
-    std::fill(d + nl, d + L, T(0));
-  }
-
-  static void epilogue(const T* y, Index c0, int nl, const T* bias, const Lanes& post, T* dst) {
-    for (int l = 0; l < nl; ++l) {
-      T v = y[l];
-      if (bias) v += bias[c0 + l];
-      if (post.scale) v = v * post.scale[c0 + l] + post.shift[c0 + l];
-      dst[l] = post.relu ? relu_scalar(v) : v;
     }
   }
 

@@ -11,9 +11,9 @@
 //
 // A 4x4x4 input tile d gives a 2x2x2 output tile: 64 multiplies (per input/output channel pair) in
 // the transformed domain instead of 8 * 27 = 216. The 64 transformed points are indexed
-// xi = (a*4 + b)*4 + e over (z, y, x). Every function here works on L channels at once (L lanes,
-// the innermost, contiguous index), so that the compiler vectorises the lane loops.
+// xi = (a*4 + b)*4 + e over (z, y, x). The tile transforms work on a vector of channels at once.
 #include <array>
+#include <cstring>
 #include <vector>
 
 #include "volfeat/core/shape.hpp"
@@ -24,72 +24,122 @@ constexpr int kIn = 4;       // input tile extent per axis
 constexpr int kOut = 2;      // output tile extent per axis
 constexpr int kPoints = 64;  // transformed points per tile (4^3)
 
-// d (64 points x L lanes) <- B^T d B along x, then y, then z, in place.
-template <class T, int L>
-inline void input_transform(T (&d)[kPoints][L]) {
-  for (int stride : {1, 4, 16}) {
-    for (int base = 0; base < kPoints; ++base) {
-      if ((base / stride) % 4 != 0) continue;  // `base` is the first point of a line along this axis
-      T* p0 = d[base];
-      T* p1 = d[base + stride];
-      T* p2 = d[base + 2 * stride];
-      T* p3 = d[base + 3 * stride];
-#pragma GCC ivdep
-      for (int l = 0; l < L; ++l) {
-        const T x0 = p0[l], x1 = p1[l], x2 = p2[l], x3 = p3[l];
-        p0[l] = x0 - x2;
-        p1[l] = x1 + x2;
-        p2[l] = x2 - x1;
-        p3[l] = x1 - x3;
-      }
+// A vector of 32 bytes (GCC/Clang vector extension: one AVX register with -march=native, two SSE
+// registers otherwise): the transforms run on 8 float or 4 double channels at once.
+template <class T>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(32)));
+};
+template <class T>
+using Vec = typename VecOf<T>::type;
+template <class T>
+constexpr int kLanes = int(32 / sizeof(T));
+
+// nl (1 .. kLanes) values from p; lanes past nl are zero.
+template <class T>
+inline Vec<T> load(const T* p, int nl) {
+  Vec<T> v;
+  if (nl == kLanes<T>) {
+    std::memcpy(&v, p, sizeof(v));
+  } else {
+    T t[kLanes<T>] = {};
+    for (int l = 0; l < nl; ++l) t[l] = p[l];
+    std::memcpy(&v, t, sizeof(v));
+  }
+  return v;
+}
+template <class T>
+inline void store(T* p, const Vec<T>& v, int nl) {
+  if (nl == kLanes<T>) {
+    std::memcpy(p, &v, sizeof(v));
+  } else {
+    T t[kLanes<T>];
+    std::memcpy(t, &v, sizeof(v));
+    for (int l = 0; l < nl; ++l) p[l] = t[l];
+  }
+}
+// torch's ReLU (NaN stays NaN: a NaN lane compares false).
+template <class T>
+inline Vec<T> relu(const Vec<T>& v) {
+  const Vec<T> zero = {};
+  return v < zero ? zero : v;
+}
+
+// Per-channel affine + ReLU (a folded BN and/or a ReLU; scale null: no BN).
+template <class T>
+struct LaneAct {
+  const T* scale = nullptr;
+  const T* shift = nullptr;
+  bool relu = false;
+  Vec<T> apply(Vec<T> v, Index c0, int nl) const {
+    if (scale) v = v * load(scale + c0, nl) + load(shift + c0, nl);
+    return relu ? winograd::relu<T>(v) : v;
+  }
+};
+
+// One tile, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x) of the
+// 4x4x4 patch; null: padding, zero). V point p gets B^T d B, stored at dst + p * pstride.
+template <class T>
+inline void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride) {
+  using V = Vec<T>;
+  V buf[kPoints];
+  const V zero = {};
+  for (int ab = 0; ab < 16; ++ab) {  // along x, while loading
+    V d[4];
+    for (int e = 0; e < 4; ++e) {
+      const T* s = src[ab * 4 + e];
+      d[e] = s ? pre.apply(load(s + c0, nl), c0, nl) : zero;
     }
+    buf[ab * 4 + 0] = d[0] - d[2];
+    buf[ab * 4 + 1] = d[1] + d[2];
+    buf[ab * 4 + 2] = d[2] - d[1];
+    buf[ab * 4 + 3] = d[1] - d[3];
+  }
+  for (int a = 0; a < 4; ++a)  // along y
+    for (int e = 0; e < 4; ++e) {
+      V* q = buf + a * 16 + e;
+      const V x0 = q[0], x1 = q[4], x2 = q[8], x3 = q[12];
+      q[0] = x0 - x2;
+      q[4] = x1 + x2;
+      q[8] = x2 - x1;
+      q[12] = x1 - x3;
+    }
+  for (int be = 0; be < 16; ++be) {  // along z, into V
+    const V x0 = buf[be], x1 = buf[16 + be], x2 = buf[32 + be], x3 = buf[48 + be];
+    store(dst + Index(be) * pstride, V(x0 - x2), nl);
+    store(dst + Index(16 + be) * pstride, V(x1 + x2), nl);
+    store(dst + Index(32 + be) * pstride, V(x2 - x1), nl);
+    store(dst + Index(48 + be) * pstride, V(x1 - x3), nl);
   }
 }
 
-// y (8 outputs, (z, y, x) order, x L lanes) <- A^T m A of m (64 points x L lanes).
-template <class T, int L>
-inline void output_transform(const T (&m)[kPoints][L], T (&y)[8][L]) {
-  T t1[32][L];  // (z, y, xo): along x
+// One tile, kLanes channels: point p of M at m + p * pstride; y[o] = output o ((z, y, x) of 2x2x2).
+template <class T>
+inline void output_tile(const T* m, Index pstride, int nl, Vec<T> (&y)[8]) {
+  using V = Vec<T>;
+  V t1[32];  // (z, y, xo)
   for (int zy = 0; zy < 16; ++zy) {
-    const T* p0 = m[zy * 4];
-    const T* p1 = m[zy * 4 + 1];
-    const T* p2 = m[zy * 4 + 2];
-    const T* p3 = m[zy * 4 + 3];
-    T* q0 = t1[zy * 2];
-    T* q1 = t1[zy * 2 + 1];
-#pragma GCC ivdep
-    for (int l = 0; l < L; ++l) {
-      q0[l] = p0[l] + p1[l] + p2[l];
-      q1[l] = p1[l] - p2[l] - p3[l];
-    }
+    const V m0 = load(m + Index(zy * 4) * pstride, nl), m1 = load(m + Index(zy * 4 + 1) * pstride, nl);
+    const V m2 = load(m + Index(zy * 4 + 2) * pstride, nl), m3 = load(m + Index(zy * 4 + 3) * pstride, nl);
+    t1[zy * 2] = m0 + m1 + m2;
+    t1[zy * 2 + 1] = m1 - m2 - m3;
   }
-  T t2[16][L];  // (z, yo, xo): along y
+  V t2[16];  // (z, yo, xo)
   for (int z = 0; z < 4; ++z)
     for (int xo = 0; xo < 2; ++xo) {
-      const T* p0 = t1[(z * 4 + 0) * 2 + xo];
-      const T* p1 = t1[(z * 4 + 1) * 2 + xo];
-      const T* p2 = t1[(z * 4 + 2) * 2 + xo];
-      const T* p3 = t1[(z * 4 + 3) * 2 + xo];
-      T* q0 = t2[(z * 2 + 0) * 2 + xo];
-      T* q1 = t2[(z * 2 + 1) * 2 + xo];
-#pragma GCC ivdep
-      for (int l = 0; l < L; ++l) {
-        q0[l] = p0[l] + p1[l] + p2[l];
-        q1[l] = p1[l] - p2[l] - p3[l];
-      }
+      const V* p = t1 + z * 8 + xo;
+      t2[z * 4 + xo] = p[0] + p[2] + p[4];
+      t2[z * 4 + 2 + xo] = p[2] - p[4] - p[6];
     }
-  for (int yx = 0; yx < 4; ++yx) {  // along z
-    const T* p0 = t2[0 * 4 + yx];
-    const T* p1 = t2[1 * 4 + yx];
-    const T* p2 = t2[2 * 4 + yx];
-    const T* p3 = t2[3 * 4 + yx];
-    T* q0 = y[yx];
-    T* q1 = y[4 + yx];
-#pragma GCC ivdep
-    for (int l = 0; l < L; ++l) {
-      q0[l] = p0[l] + p1[l] + p2[l];
-      q1[l] = p1[l] - p2[l] - p3[l];
-    }
+  for (int yx = 0; yx < 4; ++yx) {
+    y[yx] = t2[yx] + t2[4 + yx] + t2[8 + yx];
+    y[4 + yx] = t2[4 + yx] - t2[8 + yx] - t2[12 + yx];
   }
 }
 
