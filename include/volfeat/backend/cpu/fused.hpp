@@ -7,6 +7,7 @@
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/conv3d.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/backend/cpu/parallel.hpp"
 #include "volfeat/backend/cpu/pool3d.hpp"
 #include "volfeat/ops/fused.hpp"
@@ -18,11 +19,11 @@ namespace volfeat {
 // soon as its window is complete. Memory: kD conv planes instead of the whole conv output.
 template <class T>
 struct ConvActMaxPool<Cpu, T> {
-#if VOLFEAT_HAVE_AVX512
-  // One output row of the max pool, channels in zmm registers (c = 16*nv <= 128); NaN propagates as
-  // in torch: a value replaces the running max when it is greater or when it is NaN.
-  static void pool_row_avx512(const WindowGeometry& g, const Dims& cd, const float* const* src, Index planes,
-                              TensorView<float> out, Index n, Index zo, Index yo) {
+#if VOLFEAT_HAVE_ISA_VARIANTS
+  // One output row of the max pool, channels in vector registers (c = 16*nv <= 128); NaN propagates
+  // as in torch: a value replaces the running max when it is greater or when it is NaN.
+  VOLFEAT_TARGET_AVX512 static void pool_row_avx512(const WindowGeometry& g, const Dims& cd, const float* const* src,
+                                                    Index planes, TensorView<float> out, Index n, Index zo, Index yo) {
     const Index c = cd.c, nv = c / 16;
     for (Index xo = 0; xo < out.dims.w; ++xo) {
       __m512 m[8];
@@ -45,6 +46,51 @@ struct ConvActMaxPool<Cpu, T> {
       float* dst = out.voxel(n, zo, yo, xo);
       for (Index j = 0; j < nv; ++j) _mm512_storeu_ps(dst + 16 * j, m[j]);
     }
+  }
+  // The same with 8-float ymm vectors (c = 8*nv <= 128).
+  VOLFEAT_TARGET_AVX2 static void pool_row_avx2(const WindowGeometry& g, const Dims& cd, const float* const* src,
+                                                Index planes, TensorView<float> out, Index n, Index zo, Index yo) {
+    const Index c = cd.c, nv = c / 8;
+    for (Index xo = 0; xo < out.dims.w; ++xo) {
+      __m256 m[16];
+      for (Index j = 0; j < nv; ++j) m[j] = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+      for (Index k = 0; k < planes; ++k)
+        for (Index kh = 0; kh < g.kernel[1]; ++kh) {
+          const Index iy = yo * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+          if (iy < 0 || iy >= cd.h) continue;
+          for (Index kw = 0; kw < g.kernel[2]; ++kw) {
+            const Index ix = xo * g.stride[2] - g.padding[2] + kw * g.dilation[2];
+            if (ix < 0 || ix >= cd.w) continue;
+            const float* s = src[k] + (iy * cd.w + ix) * c;
+            for (Index j = 0; j < nv; ++j) {
+              const __m256 v = _mm256_loadu_ps(s + 8 * j);
+              const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, m[j], _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+              m[j] = _mm256_blendv_ps(m[j], v, take);
+            }
+          }
+        }
+      float* dst = out.voxel(n, zo, yo, xo);
+      for (Index j = 0; j < nv; ++j) _mm256_storeu_ps(dst + 8 * j, m[j]);
+    }
+  }
+  // The vector row for this CPU's ISA and c channels, or false.
+  static bool pool_row_vector(const WindowGeometry& g, const Dims& cd, const float* const* src, Index planes,
+                              TensorView<float> out, Index n, Index zo, Index yo) {
+    const cpu::CpuIsa isa = cpu::cpu_isa();
+    if (isa == cpu::CpuIsa::kAvx512 && cd.c % 16 == 0 && cd.c <= 128) {
+      pool_row_avx512(g, cd, src, planes, out, n, zo, yo);
+      return true;
+    }
+    if (isa >= cpu::CpuIsa::kAvx2 && cd.c % 8 == 0 && cd.c <= 128) {
+      pool_row_avx2(g, cd, src, planes, out, n, zo, yo);
+      return true;
+    }
+    return false;
+  }
+#else
+  static bool pool_row_vector(const WindowGeometry&, const Dims&, const float* const*, Index, TensorView<float>, Index,
+                              Index, Index) {
+    return false;
   }
 #endif
 
@@ -88,14 +134,9 @@ struct ConvActMaxPool<Cpu, T> {
           if (planes < 64) src[planes++] = p;
         }
         cpu::parallel_for(out.dims.h, [&](Index yo) {
-#if VOLFEAT_HAVE_AVX512
           if constexpr (std::is_same_v<T, float>) {
-            if (c % 16 == 0 && c <= 128) {
-              pool_row_avx512(g, cd, src, planes, out, n, zo, yo);
-              return;
-            }
+            if (pool_row_vector(g, cd, src, planes, out, n, zo, yo)) return;
           }
-#endif
           for (Index xo = 0; xo < out.dims.w; ++xo) {
             T* dst = out.voxel(n, zo, yo, xo);
             std::fill(dst, dst + c, -std::numeric_limits<T>::infinity());
