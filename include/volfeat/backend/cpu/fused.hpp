@@ -221,7 +221,9 @@ struct DenseLayerConvs<Cpu, T> {
       if (!conv1.pointwise() || out.dims != conv2.output_dims(md))
         fail("dense layer convs: conv1 must be pointwise and the output view ", to_string(out.dims), " must be ",
              to_string(conv2.output_dims(md)));
-      const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;  // planes of one output plane's window
+      // A Winograd conv2 computes output planes in pairs, from span + 1 input planes.
+      const bool pairs = conv2.winograd() != nullptr;
+      const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1 + (pairs ? 1 : 0);  // planes of one output step's window
       const Dims ring_dims{1, span, md.h, md.w, md.c};
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
       const Index plane_floats = md.h * md.w * md.c;
@@ -239,8 +241,9 @@ struct DenseLayerConvs<Cpu, T> {
       const RingRows rows{md, md.c, scratch.data(), span, plane_floats};
       const Dims od = out.dims;
       for (Index n = 0; n < od.n; ++n) {
-        for (Index z = 0; z < od.d; ++z) {
-          for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+        for (Index z = 0; z < od.d; z += pairs ? 2 : 1) {
+          const Index nz = pairs ? std::min<Index>(2, od.d - z) : 1;
+          for (Index kd = 0; kd < g.kernel[0] + nz - 1; ++kd) {  // (pairs: stride and dilation 1)
             const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
             if (iz < 0 || iz >= md.d) continue;
             const Index slot = iz % span;
@@ -251,8 +254,9 @@ struct DenseLayerConvs<Cpu, T> {
                           pre1, post1);
             held[size_t(slot)] = n * md.d + iz;
           }
-          conv2.forward_plane_rows(rows, n, z, TensorView<T>(out.voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}, out.ld),
-                                   {}, post2);
+          const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, nz, od.h, od.w, od.c}, out.ld);
+          if (pairs) conv2.winograd()->forward_planes_rows(rows, n, z, nz, planes, {}, post2);
+          else conv2.forward_plane_rows(rows, n, z, planes, {}, post2);
         }
       }
     }

@@ -24,77 +24,99 @@ constexpr int kIn = 4;       // input tile extent per axis
 constexpr int kOut = 2;      // output tile extent per axis
 constexpr int kPoints = 64;  // transformed points per tile (4^3)
 
-// A vector of 32 bytes (GCC/Clang vector extension: one AVX register with -march=native, two SSE
-// registers otherwise): the transforms run on 8 float or 4 double channels at once.
-template <class T>
+// A vector of B bytes (GCC/Clang vector extension): 32 (one AVX register) in the AVX2 variant of the
+// block loop, 16 (SSE2, the x86-64 baseline, or NEON) in the portable one. The transforms run on
+// kLanes<T, B> channels at once.
+template <class T, int B>
 struct VecOf;
 template <>
-struct VecOf<float> {
+struct VecOf<float, 32> {
   typedef float type __attribute__((vector_size(32)));
 };
 template <>
-struct VecOf<double> {
+struct VecOf<double, 32> {
   typedef double type __attribute__((vector_size(32)));
 };
-template <class T>
-using Vec = typename VecOf<T>::type;
-template <class T>
-constexpr int kLanes = int(32 / sizeof(T));
+template <>
+struct VecOf<float, 16> {
+  typedef float type __attribute__((vector_size(16)));
+};
+template <>
+struct VecOf<double, 16> {
+  typedef double type __attribute__((vector_size(16)));
+};
+template <class T, int B>
+using Vec = typename VecOf<T, B>::type;
+template <class T, int B>
+constexpr int kLanes = int(B / sizeof(T));
 
-// nl (1 .. kLanes) values from p; lanes past nl are zero.
-template <class T>
-inline Vec<T> load(const T* p, int nl) {
-  Vec<T> v;
-  if (nl == kLanes<T>) {
+// Everything below is inlined into its caller, so that the caller's target (winograd3d.hpp compiles
+// its block loop once for AVX2 and once for the build's baseline) decides the instructions.
+#define VOLFEAT_WINOGRAD_INLINE inline __attribute__((always_inline))
+
+// Vectors go by reference only (a 32-byte vector by value in the portable build's signatures would
+// change its ABI, -Wpsabi).
+// v = nl (1 .. kLanes) values from p; lanes past nl are zero.
+template <class T, int B>
+VOLFEAT_WINOGRAD_INLINE void load(Vec<T, B>& v, const T* p, int nl) {
+  if (nl == kLanes<T, B>) {
     std::memcpy(&v, p, sizeof(v));
   } else {
-    T t[kLanes<T>] = {};
+    T t[kLanes<T, B>] = {};
     for (int l = 0; l < nl; ++l) t[l] = p[l];
     std::memcpy(&v, t, sizeof(v));
   }
-  return v;
 }
-template <class T>
-inline void store(T* p, const Vec<T>& v, int nl) {
-  if (nl == kLanes<T>) {
+template <class T, int B>
+VOLFEAT_WINOGRAD_INLINE void store(T* p, const Vec<T, B>& v, int nl) {
+  if (nl == kLanes<T, B>) {
     std::memcpy(p, &v, sizeof(v));
   } else {
-    T t[kLanes<T>];
+    T t[kLanes<T, B>];
     std::memcpy(t, &v, sizeof(v));
     for (int l = 0; l < nl; ++l) p[l] = t[l];
   }
 }
-// torch's ReLU (NaN stays NaN: a NaN lane compares false).
-template <class T>
-inline Vec<T> relu(const Vec<T>& v) {
-  const Vec<T> zero = {};
-  return v < zero ? zero : v;
-}
 
-// Per-channel affine + ReLU (a folded BN and/or a ReLU; scale null: no BN).
+// Per-channel affine + ReLU (a folded BN and/or a ReLU; scale null: no BN), in place. The ReLU is
+// torch's: a NaN lane compares false and stays NaN.
 template <class T>
 struct LaneAct {
   const T* scale = nullptr;
   const T* shift = nullptr;
   bool relu = false;
-  Vec<T> apply(Vec<T> v, Index c0, int nl) const {
-    if (scale) v = v * load(scale + c0, nl) + load(shift + c0, nl);
-    return relu ? winograd::relu<T>(v) : v;
+  template <int B>
+  VOLFEAT_WINOGRAD_INLINE void apply(Vec<T, B>& v, Index c0, int nl) const {
+    if (scale) {
+      Vec<T, B> s, b;
+      load<T, B>(s, scale + c0, nl);
+      load<T, B>(b, shift + c0, nl);
+      v = v * s + b;
+    }
+    if (relu) {
+      const Vec<T, B> zero = {};
+      v = v < zero ? zero : v;
+    }
   }
 };
 
 // One tile, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x) of the
 // 4x4x4 patch; null: padding, zero). V point p gets B^T d B, stored at dst + p * pstride.
-template <class T>
-inline void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride) {
-  using V = Vec<T>;
+template <class T, int B>
+VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride) {
+  using V = Vec<T, B>;
   V buf[kPoints];
   const V zero = {};
   for (int ab = 0; ab < 16; ++ab) {  // along x, while loading
     V d[4];
     for (int e = 0; e < 4; ++e) {
       const T* s = src[ab * 4 + e];
-      d[e] = s ? pre.apply(load(s + c0, nl), c0, nl) : zero;
+      if (s) {
+        load<T, B>(d[e], s + c0, nl);
+        pre.template apply<B>(d[e], c0, nl);
+      } else {
+        d[e] = zero;
+      }
     }
     buf[ab * 4 + 0] = d[0] - d[2];
     buf[ab * 4 + 1] = d[1] + d[2];
@@ -112,21 +134,25 @@ inline void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& 
     }
   for (int be = 0; be < 16; ++be) {  // along z, into V
     const V x0 = buf[be], x1 = buf[16 + be], x2 = buf[32 + be], x3 = buf[48 + be];
-    store(dst + Index(be) * pstride, V(x0 - x2), nl);
-    store(dst + Index(16 + be) * pstride, V(x1 + x2), nl);
-    store(dst + Index(32 + be) * pstride, V(x2 - x1), nl);
-    store(dst + Index(48 + be) * pstride, V(x1 - x3), nl);
+    const V y0 = x0 - x2, y1 = x1 + x2, y2 = x2 - x1, y3 = x1 - x3;
+    store<T, B>(dst + Index(be) * pstride, y0, nl);
+    store<T, B>(dst + Index(16 + be) * pstride, y1, nl);
+    store<T, B>(dst + Index(32 + be) * pstride, y2, nl);
+    store<T, B>(dst + Index(48 + be) * pstride, y3, nl);
   }
 }
 
 // One tile, kLanes channels: point p of M at m + p * pstride; y[o] = output o ((z, y, x) of 2x2x2).
-template <class T>
-inline void output_tile(const T* m, Index pstride, int nl, Vec<T> (&y)[8]) {
-  using V = Vec<T>;
+template <class T, int B>
+VOLFEAT_WINOGRAD_INLINE void output_tile(const T* m, Index pstride, int nl, Vec<T, B> (&y)[8]) {
+  using V = Vec<T, B>;
   V t1[32];  // (z, y, xo)
   for (int zy = 0; zy < 16; ++zy) {
-    const V m0 = load(m + Index(zy * 4) * pstride, nl), m1 = load(m + Index(zy * 4 + 1) * pstride, nl);
-    const V m2 = load(m + Index(zy * 4 + 2) * pstride, nl), m3 = load(m + Index(zy * 4 + 3) * pstride, nl);
+    V m0, m1, m2, m3;
+    load<T, B>(m0, m + Index(zy * 4) * pstride, nl);
+    load<T, B>(m1, m + Index(zy * 4 + 1) * pstride, nl);
+    load<T, B>(m2, m + Index(zy * 4 + 2) * pstride, nl);
+    load<T, B>(m3, m + Index(zy * 4 + 3) * pstride, nl);
     t1[zy * 2] = m0 + m1 + m2;
     t1[zy * 2 + 1] = m1 - m2 - m3;
   }
