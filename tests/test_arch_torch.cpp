@@ -6,7 +6,8 @@
 //    from plain torchvision state_dicts (no volfeat metadata), against the same networks inflated in
 //    PyTorch: every module's output within 1e-4 relative (max abs error / max abs value), with every tap
 //    recorded (nothing fused) and with only the deepest module asked for (everything fused that can be).
-//    Together the two lists hold every architecture of the registry (checked below).
+//    Together the two lists hold every architecture of the registry (checked below). VGG-19 also with
+//    3D Winograd on every 3x3x3 conv and on none (VOLFEAT_WINOGRAD=all / 0).
 #define BOOST_TEST_MODULE arch_torch
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
@@ -124,6 +125,18 @@ BOOST_AUTO_TEST_CASE(every_architecture_has_torchvisions_modules_and_parameters)
 }
 
 BOOST_AUTO_TEST_CASE(vgg19_matches_torch) { check_against_torch("vgg19"); }
+// The cases here run with the default per-layer choice (3D Winograd on VGG's 64-256-channel 3x3x3 convs and
+// ResNet's stride-1 3x3x3 convs of up to 256 channels); VGG-19 once more with Winograd on every 3x3x3 conv
+// (VOLFEAT_WINOGRAD=all: the 512-channel ones too) and once with none (=0), at the same 1e-4.
+BOOST_AUTO_TEST_CASE(vgg19_matches_torch_with_winograd_on_every_conv_and_on_none) {
+  for (const char* mode : {"all", "0"}) {
+    BOOST_TEST_CONTEXT("VOLFEAT_WINOGRAD=" << mode) {
+      setenv("VOLFEAT_WINOGRAD", mode, 1);
+      check_against_torch("vgg19");
+      unsetenv("VOLFEAT_WINOGRAD");
+    }
+  }
+}
 BOOST_AUTO_TEST_CASE(vgg11_bn_matches_torch) { check_against_torch("vgg11_bn"); }
 BOOST_AUTO_TEST_CASE(resnet18_matches_torch) { check_against_torch("resnet18"); }
 BOOST_AUTO_TEST_CASE(resnet50_matches_torch) { check_against_torch("resnet50"); }

@@ -22,11 +22,13 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
+#include "volfeat/backend/cpu/winograd3d.hpp"
 #include "volfeat/ops/conv3d.hpp"
 
 namespace volfeat {
@@ -61,6 +63,7 @@ class Conv3d<Cpu, T> {
     if (out.dims != want)
       fail("conv3d: output view ", to_string(out.dims), " but the conv produces ", to_string(want));
     if (want.voxels() <= 0) fail("conv3d: input ", to_string(in.dims), " is smaller than the kernel");
+    if (winograd_) return winograd_->forward(in, out, pre, post);
     if constexpr (kFast) {
       if (pointwise()) forward_pointwise(in, out, pre, post);
       else rows_fast(ViewRows{in}, want, out.data, out.ld, 0, pre, post, 0, want.n * want.d * want.h);
@@ -76,6 +79,7 @@ class Conv3d<Cpu, T> {
     const Dims od = output_dims(in.dims);
     if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
       fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
+    if (winograd_) return winograd_->forward_planes(in, n, z, 1, plane, pre, post);
     const Index row0 = (n * od.d + z) * od.h, v_base = row0 * od.w;
     if constexpr (kFast) rows_fast(ViewRows{in}, od, plane.data, plane.ld, v_base, pre, post, row0, row0 + od.h);
     else forward_eigen_range(in, od, plane.data, plane.ld, v_base, pre, post, v_base, v_base + od.h * od.w);
@@ -96,6 +100,12 @@ class Conv3d<Cpu, T> {
     rows_fast(rows, od, plane.data, plane.ld, row0 * od.w, pre, post, row0, row0 + od.h);
   }
   static constexpr bool kHasPlaneRows = kFast;
+
+  // The hook of Winograd F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp): attached per layer by the
+  // network where it wins (winograd3d_select.hpp), then forward and forward_plane run it
+  // (forward_plane_rows, the AVX-512 dense layer's ring, stays direct).
+  void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) { winograd_ = std::move(w); }
+  const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
 
   bool pointwise() const {
     const WindowGeometry& g = spec_.geometry;
@@ -345,6 +355,7 @@ class Conv3d<Cpu, T> {
   // float: panels of 16*nv_ output channels, each K x 16*nv_
   Index nv_ = 1, panels_ = 0, panel_floats_ = 0;
   cpu::AlignedFloats panel_store_;
+  std::shared_ptr<const cpu::Winograd3d<T>> winograd_;  // set: forward runs Winograd
 };
 
 }  // namespace volfeat

@@ -101,8 +101,14 @@ struct ConvActMaxPool<Cpu, T> {
     if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
     const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;
     const Index plane = cd.h * cd.w * cd.c;
-    std::vector<T> ring(size_t(span * plane));
-    std::vector<Index> held(size_t(span), -1);  // n * D + z of the plane in each slot
+    // A Winograd conv computes its output planes in pairs (2k, 2k+1) into two adjacent slots: the ring
+    // holds span planes when every window starts on an even plane (VGG's 2/2 pools), else span + 2
+    // (rounded up to even).
+    const bool pairs = conv.winograd() != nullptr;
+    const bool aligned = g.stride[0] % 2 == 0 && g.padding[0] % 2 == 0 && span % 2 == 0;
+    const Index slots = !pairs ? span : aligned ? span : span + 2 + span % 2;
+    std::vector<T> ring(size_t(slots * plane));
+    std::vector<Index> held(size_t(slots), -1);  // n * D + z of the plane in each slot
     const Index c = cd.c;
     for (Index n = 0; n < out.dims.n; ++n)
       for (Index zo = 0; zo < out.dims.d; ++zo) {
@@ -111,11 +117,19 @@ struct ConvActMaxPool<Cpu, T> {
         for (Index kd = 0; kd < g.kernel[0]; ++kd) {
           const Index iz = zo * g.stride[0] - g.padding[0] + kd * g.dilation[0];
           if (iz < 0 || iz >= cd.d) continue;
-          const Index slot = iz % span;
+          const Index slot = iz % slots;
           T* p = ring.data() + slot * plane;
           if (held[size_t(slot)] != n * cd.d + iz) {
-            conv.forward_plane(in, n, iz, TensorView<T>(p, Dims{1, 1, cd.h, cd.w, c}), {}, post);
-            held[size_t(slot)] = n * cd.d + iz;
+            if (pairs) {
+              const Index z0 = iz - iz % 2, count = std::min<Index>(2, cd.d - z0), s0 = z0 % slots;
+              conv.winograd()->forward_planes(in, n, z0, count,
+                                              TensorView<T>(ring.data() + s0 * plane, Dims{1, count, cd.h, cd.w, c}), {},
+                                              post);
+              for (Index k = 0; k < count; ++k) held[size_t(s0 + k)] = n * cd.d + z0 + k;
+            } else {
+              conv.forward_plane(in, n, iz, TensorView<T>(p, Dims{1, 1, cd.h, cd.w, c}), {}, post);
+              held[size_t(slot)] = n * cd.d + iz;
+            }
           }
           if (planes < 64) src[planes++] = p;
         }
@@ -207,7 +221,9 @@ struct DenseLayerConvs<Cpu, T> {
       if (!conv1.pointwise() || out.dims != conv2.output_dims(md))
         fail("dense layer convs: conv1 must be pointwise and the output view ", to_string(out.dims), " must be ",
              to_string(conv2.output_dims(md)));
-      const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;  // planes of one output plane's window
+      // A Winograd conv2 computes output planes in pairs, from span + 1 input planes.
+      const bool pairs = conv2.winograd() != nullptr;
+      const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1 + (pairs ? 1 : 0);  // planes of one output step's window
       const Dims ring_dims{1, span, md.h, md.w, md.c};
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
       const Index plane_floats = md.h * md.w * md.c;
@@ -225,8 +241,9 @@ struct DenseLayerConvs<Cpu, T> {
       const RingRows rows{md, md.c, scratch.data(), span, plane_floats};
       const Dims od = out.dims;
       for (Index n = 0; n < od.n; ++n) {
-        for (Index z = 0; z < od.d; ++z) {
-          for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+        for (Index z = 0; z < od.d; z += pairs ? 2 : 1) {
+          const Index nz = pairs ? std::min<Index>(2, od.d - z) : 1;
+          for (Index kd = 0; kd < g.kernel[0] + nz - 1; ++kd) {  // (pairs: stride and dilation 1)
             const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
             if (iz < 0 || iz >= md.d) continue;
             const Index slot = iz % span;
@@ -237,8 +254,9 @@ struct DenseLayerConvs<Cpu, T> {
                           pre1, post1);
             held[size_t(slot)] = n * md.d + iz;
           }
-          conv2.forward_plane_rows(rows, n, z, TensorView<T>(out.voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}, out.ld),
-                                   {}, post2);
+          const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, nz, od.h, od.w, od.c}, out.ld);
+          if (pairs) conv2.winograd()->forward_planes_rows(rows, n, z, nz, planes, {}, post2);
+          else conv2.forward_plane_rows(rows, n, z, planes, {}, post2);
         }
       }
     }
