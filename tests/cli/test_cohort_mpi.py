@@ -116,15 +116,22 @@ def test_three_ranks_write_the_single_runs_rows():
     assert_same_sweep(out, reference("sweep"))
 
 
-def test_one_rank_killed_then_the_same_command_finishes_the_rows():
-    out = fresh_dir(WORK, "mpi_rank_killed")
+def kill_mid_sweep(name, parts, kill):
+    """Starts the 3-rank sweep into WORK/name, calls kill(job, ranks) once `parts` units are written, and waits
+    until every rank is gone. Returns (out, job)."""
+    out = fresh_dir(WORK, name)
     job = start_mpirun(*SWEEP, "--out", out)
-    wait_for_parts(out, job, 2)
+    wait_for_parts(out, job, parts)
     ranks = ranks_of(job)
     assert len(ranks) == 3, f"found ranks {ranks}"
-    os.kill(ranks[-1], signal.SIGKILL)
+    kill(job, ranks)
     job.communicate(timeout=TIMEOUT_S)
     wait_gone(ranks)
+    return out, job
+
+
+def test_one_rank_killed_then_the_same_command_finishes_the_rows():
+    out, job = kill_mid_sweep("mpi_rank_killed", 2, lambda job, ranks: os.kill(ranks[-1], signal.SIGKILL))
     assert job.returncode != 0, "the job did not notice its killed rank"
     assert not os.path.exists(os.path.join(out, "sweep.csv")), "a killed job must not leave a complete-looking table"
     p = mpirun(*SWEEP, "--out", out)
@@ -133,13 +140,7 @@ def test_one_rank_killed_then_the_same_command_finishes_the_rows():
 
 
 def test_the_whole_job_killed_then_the_same_command_finishes_the_rows():
-    out = fresh_dir(WORK, "mpi_job_killed")
-    job = start_mpirun(*SWEEP, "--out", out)
-    wait_for_parts(out, job, 3)
-    ranks = ranks_of(job)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.communicate(timeout=TIMEOUT_S)
-    wait_gone(ranks)
+    out, job = kill_mid_sweep("mpi_job_killed", 3, lambda job, ranks: os.killpg(job.pid, signal.SIGKILL))
     assert job.returncode == -signal.SIGKILL, "mpirun finished before the kill; the kill came too late"
     # some claims are left by the dead ranks: the rerun takes them over as stale
     p = mpirun(*SWEEP, "--out", out)
