@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "cli_backend.hpp"
+#include "volfeat/pipeline/run_environment.hpp"
 #include "common_options.hpp"
 #include "landmark_args.hpp"
 #include "out_dir_lock.hpp"
@@ -113,6 +114,7 @@ struct LandmarksOptions {
   TransformArgs transform;
   LandmarkOptions matching;
   std::string out;
+  std::string command;  // the command line, for landmarks_run.json
   double wait_lock = 0;
   bool quiet = false;
 };
@@ -162,6 +164,7 @@ inline LandmarksOptions landmarks_options(const LandmarksArgs& a, const CLI::App
 
 // What a run found and computed: everything the outputs need.
 struct LandmarksResult {
+  std::string backend;  // Backend::kName
   std::string ct_name, mask_name;
   std::optional<AxisReorientation> mask_reorientation;
   Grid grid;
@@ -260,6 +263,7 @@ std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const
 template <class Backend>
 LandmarksResult run_landmarks(const LandmarksOptions& o, Progress& progress) {
   LandmarksResult r;
+  r.backend = Backend::kName;
   LandmarkOptions m = o.matching;
   r.layers = m.layers;
 
@@ -315,8 +319,8 @@ inline void write_landmarks(const LandmarksOptions& o, const LandmarksResult& r,
   write_file_atomic(o.out + "/landmarks.csv", landmarks_csv(ex));
   write_file_atomic(o.out + "/landmarks_summary.csv", landmarks_summary_csv(ex));
   const LandmarkOptions& m = o.matching;
-  nlohmann::json run;
-  run["volfeat_version"] = VOLFEAT_VERSION_STRING;
+  nlohmann::json run = run_environment(r.backend, omp_get_max_threads());
+  run["command"] = o.command;
   run["ct"] = r.ct_name;
   run["mask"] = r.mask_name;
   run["mask_reorientation"] = reorientation_json(r.mask_reorientation);
@@ -347,7 +351,6 @@ inline void write_landmarks(const LandmarksOptions& o, const LandmarksResult& r,
                                 {"true_world_mm", to_array(l.true_world)}});
   run["skipped_landmarks"] = r.skipped;
   run["forward_passes"] = ex.forward_passes;
-  run["threads"] = omp_get_max_threads();
   run["seconds_matching"] = ex.seconds;
   run["seconds_total"] = seconds_total;
   write_file_atomic(o.out + "/landmarks_run.json", run.dump(2) + "\n");
@@ -421,7 +424,8 @@ inline void add_landmarks_command(CLI::App& app, const std::string& command) {
 
   cmd->callback([a, cmd, command] {
     const auto t0 = Progress::Clock::now();
-    const LandmarksOptions o = landmarks_options(*a, *cmd);
+    LandmarksOptions o = landmarks_options(*a, *cmd);
+    o.command = command;
     if (a->threads > 0) omp_set_num_threads(a->threads);
     const DirLock lock = lock_out_dir(o.out, o.wait_lock, command);
     Progress progress(o.quiet);

@@ -14,6 +14,7 @@
 #include "common_options.hpp"
 #include "volfeat/pipeline/extract_outputs.hpp"
 #include "volfeat/pipeline/intensity_report.hpp"
+#include "volfeat/pipeline/run_environment.hpp"
 
 namespace volfeat::cli {
 
@@ -100,10 +101,9 @@ inline void run_preprocess(const PreprocessArgs& a, const std::string& command) 
 
   nlohmann::json region_json = nlohmann::json::array();
   for (const Region& r : regions) region_json.push_back({{"name", r.name}, {"label", r.label}});
-  const nlohmann::json run{
-      {"volfeat_version", VOLFEAT_VERSION_STRING},
+  nlohmann::json run = run_environment(Cpu::kName, omp_get_max_threads());  // preprocessing runs on the Cpu
+  run.update(nlohmann::json{
       {"command", command},
-      {"threads", omp_get_max_threads()},
       {"config",
        {{"denoise", pre.denoise.text}, {"contrast", pre.contrast.text}, {"normalize", norm.text},
         {"preprocessing", preprocessing_json(pre, norm.text)},
@@ -122,7 +122,7 @@ inline void run_preprocess(const PreprocessArgs& a, const std::string& command) 
                                  "and region"},
         {"intensity.png", "box plots, histograms, before/after scatter, HU band bars (README: volfeat preprocess)"}}},
       {"timings_s", timings},
-  };
+  });
   write_file_atomic(a.out + "/run.json", run.dump(2) + "\n");
   std::cout << "preprocessed " << a.ct << " (" << describe(ct.grid) << "): denoise " << pre.denoise.text << " ("
             << pt.denoise << " s), contrast " << pre.contrast.text << " (" << pt.contrast << " s), normalize " << norm.text

@@ -83,6 +83,24 @@ def test_every_available_isa_gives_the_same_features():
         assert diff <= 1e-5, (isa, diff)
 
 
+def test_every_run_json_names_backend_and_kernels():
+    # extract's run.json is checked above; preprocess and landmarks write their own and say the same.
+    ph = fresh_dir(WORK, "env_phantom")
+    run("phantom", "--dims", "24,40,40", "--out", ph)
+    ct, mask = os.path.join(ph, "knee_ct.nii.gz"), os.path.join(ph, "knee_labels.nii.gz")
+    pre = fresh_dir(WORK, "env_preprocess")
+    run("preprocess", "--ct", ct, "--out", pre, "--quiet", isa="generic")
+    lm = fresh_dir(WORK, "env_landmarks")
+    run("landmarks", "--ct", ct, "--mask", mask, "--arch", "resnet18", "--schemes", "random", "--layers", "conv1",
+        "--patch", "12", "--max-landmarks", "2", "--stride", "4", "--radius", "4", "--quiet", "--out", lm,
+        isa="generic")
+    for path in (os.path.join(pre, "run.json"), os.path.join(lm, "landmarks_run.json")):
+        rec = json.load(open(path))
+        assert rec["cpu_isa"] == "generic" and rec["backend"] == "cpu", (path, rec.get("cpu_isa"), rec.get("backend"))
+        assert rec["command"].split()[1] in ("preprocess", "landmarks") and rec["threads"] >= 1, path
+        assert rec["volfeat_version"], path
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     run_tests(globals())

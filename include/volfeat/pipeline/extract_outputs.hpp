@@ -7,11 +7,11 @@
 #include <sstream>
 #include <string>
 
-#include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/core/atomic_file.hpp"
 #include "volfeat/io/npz.hpp"
 #include "volfeat/pipeline/extract.hpp"
 #include "volfeat/pipeline/region_report.hpp"
+#include "volfeat/pipeline/run_environment.hpp"
 #include "volfeat/version.hpp"
 
 namespace volfeat {
@@ -106,13 +106,10 @@ inline nlohmann::json run_json(const ExtractRun& r) {
     const auto& s = r.features.layer_shapes.at(l);
     layers.push_back({{"name", l}, {"channels", s[0]}, {"grid_dhw", {s[1], s[2], s[3]}}});
   }
-  return {
-      {"volfeat_version", VOLFEAT_VERSION_STRING},
+  json run = run_environment(r.backend, r.threads);
+  run.update(json{
       {"command", r.command_line},
-      {"backend", r.backend},
       {"precision", r.precision},
-      {"threads", r.threads},
-      {"cpu_isa", cpu::isa_name(cpu::cpu_isa())},  // the Cpu kernels' instruction set (VOLFEAT_CPU_ISA forces one)
       {"config",
        {{"mode", o.mode.name()}, {"pool", o.pool}, {"normalize", r.volume.normalization.text},
         {"denoise", o.preprocessing.denoise.text}, {"contrast", o.preprocessing.contrast.text},
@@ -139,7 +136,8 @@ inline nlohmann::json run_json(const ExtractRun& r) {
       {"pairs", r.table.pairs},
       {"forward_passes", r.features.forward_passes},
       {"timings_s", r.timings},
-  };
+  });
+  return run;
 }
 
 inline void write_extract_outputs(const std::string& dir, const ExtractRun& r) {
