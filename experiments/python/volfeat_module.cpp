@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../extract_command.hpp"
+#include "../cohort/merge_command.hpp"
 #include "../sweep_command.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/version.hpp"
@@ -198,15 +199,38 @@ py::dict extract(const std::vector<std::string>& args, const std::string& comman
   return out;
 }
 
-// volfeat sweep, exactly: the CLI's subcommand on the CLI's arguments.
-void sweep(const std::vector<std::string>& args, const std::string& command) {
+// A CLI subcommand, exactly, on the CLI's arguments. Returns its exit status: 0, or kExitSomeFailed
+// when a cohort's units partly failed (DIR/failures.csv; the Python layer raises VolumesFailed).
+// Every other error throws as the CLI's do.
+template <class AddCommand>
+int run_subcommand(const char* name, AddCommand add, const std::vector<std::string>& args) {
   CLI::App app{"volfeat"};
   app.require_subcommand(1);
-  cli::add_sweep_command(app, command);
-  std::vector<std::string> full{"sweep"};
+  add(app);
+  std::vector<std::string> full{name};
   full.insert(full.end(), args.begin(), args.end());
   py::gil_scoped_release nogil;
-  parse_args(app, "volfeat", full);
+  try {
+    parse_args(app, "volfeat", full);
+  } catch (const cli::CohortExit& e) {
+    return e.status;
+  }
+  return 0;
+}
+
+// volfeat sweep (one volume, a manifest, a --shard of one).
+int sweep(const std::vector<std::string>& args, const std::string& command) {
+  return run_subcommand("sweep", [&](CLI::App& app) { cli::add_sweep_command(app, command); }, args);
+}
+
+// volfeat extract --manifest (a cohort: DIR/ID per volume and the cohort tables in DIR).
+int extract_cohort(const std::vector<std::string>& args, const std::string& command) {
+  return run_subcommand("extract", [&](CLI::App& app) { cli::add_extract_command(app, command); }, args);
+}
+
+// volfeat merge DIR.
+int merge(const std::string& dir) {
+  return run_subcommand("merge", [](CLI::App& app) { cli::add_merge_command(app); }, {dir});
 }
 
 py::tuple read_nifti(const std::string& path, bool labels) {
@@ -376,6 +400,9 @@ PYBIND11_MODULE(_volfeat, m) {
   m.def("extract", &extract, py::arg("args"), py::arg("command"), py::arg("ct_array"), py::arg("mask_array"),
         py::arg("spacing"), py::arg("affine"), py::arg("write_out"));
   m.def("sweep", &sweep, py::arg("args"), py::arg("command"));
+  m.def("extract_cohort", &extract_cohort, py::arg("args"), py::arg("command"));
+  m.def("merge", &merge, py::arg("dir"));
+  m.attr("EXIT_SOME_FAILED") = cli::kExitSomeFailed;
   m.def("read_nifti", &read_nifti, py::arg("path"), py::arg("labels") = false);
 
   py::class_<PyNetwork>(m, "Network")

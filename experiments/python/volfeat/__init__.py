@@ -23,7 +23,7 @@ from . import _volfeat
 
 __version__ = _volfeat.__version__
 cpu_isa = _volfeat.cpu_isa  # the Cpu kernels' instruction set: "avx512", "avx2" or "generic" (VOLFEAT_CPU_ISA)
-__all__ = ["extract", "sweep", "read_nifti", "Network", "ExtractResult"]
+__all__ = ["extract", "sweep", "merge", "read_nifti", "Network", "ExtractResult", "CohortTables", "VolumesFailed"]
 
 # keyword -> kind: "value" (--name VALUE), "flag" (--name when true), "list" (--name a,b,c)
 _COMMON = {
@@ -32,9 +32,9 @@ _COMMON = {
     "axis": "value", "stem": "value", "seed": "value", "arch": "value", "layers": "list", "preset": "value",
     "out": "value", "threads": "value", "quiet": "flag", "max_memory": "value",
 }
-_EXTRACT = dict(_COMMON, mode="value", pool="value")
+_EXTRACT = dict(_COMMON, mode="value", pool="value", manifest="value", shard="value")
 _SWEEP = dict(_COMMON, schemes="list", pools="list", modes="list", similarities="list", manifest="value",
-              null_seeds="value")
+              shard="value", null_seeds="value")
 
 
 def _text(value):
@@ -132,6 +132,83 @@ class ExtractResult:
                 f"{self.similarities.round(4).to_string()}")
 
 
+class CohortTables:
+    """A cohort's tables, as `volfeat extract --manifest M --out DIR` writes them in DIR (each volume's
+    own outputs are in DIR/ID/): features (features_long.csv: volume, region, layer, channel, value) and
+    similarities (similarities_across_volumes.csv: region, layer, volume_a, volume_b, cosine)."""
+
+    def __init__(self, out):
+        import pandas as pd
+        self.out = os.fspath(out)
+        read = lambda name, text: pd.read_csv(os.path.join(self.out, name), keep_default_na=False, na_values=[""],
+                                              float_precision="round_trip", dtype={c: str for c in text})
+        self.features = read("features_long.csv", ["volume", "region", "layer"])
+        self.similarities = read("similarities_across_volumes.csv", ["region", "layer", "volume_a", "volume_b"])
+
+    @property
+    def volumes(self):
+        return sorted(set(self.features["volume"]))
+
+    def __repr__(self):
+        return f"<volfeat.CohortTables: {len(self.volumes)} volumes in {self.out}>"
+
+
+class VolumesFailed(RuntimeError):
+    """Some volumes of a cohort failed; the others' results are written. The CLI's exit status 3.
+
+    failures: DIR/failures.csv as a DataFrame (unit, message, ...); result: what the call returns
+    otherwise (the sweep's DataFrame or extract's CohortTables over the volumes that succeeded), or None
+    while other shards still owe units."""
+
+    def __init__(self, out, result):
+        import pandas as pd
+        self.out = os.fspath(out)
+        path = os.path.join(self.out, "failures.csv")
+        if os.path.isfile(path):
+            self.failures = pd.read_csv(path, keep_default_na=False, dtype=str)
+        else:  # written by the run that finishes the cohort's last unit; until then, each unit's own record
+            failed = os.path.join(self.out, "cohort", "failed")
+            names = sorted(os.listdir(failed)) if os.path.isdir(failed) else []
+            self.failures = pd.DataFrame({"unit": [n[:-len(".txt")] for n in names],
+                                          "message": [open(os.path.join(failed, n)).read().strip() for n in names]})
+        self.result = result
+        first = self.failures.iloc[0].to_dict() if len(self.failures) else {}
+        super().__init__(f"{len(self.failures)} unit(s) of the cohort in {self.out} failed (see "
+                         f"{self.out}/failures.csv); first: {first}")
+
+
+def _cohort_result(status, out, read):
+    """The cohort's merged result (None while other shards owe units), or VolumesFailed for exit status 3."""
+    result = read(out)
+    if status == _volfeat.EXIT_SOME_FAILED:
+        raise VolumesFailed(out, result)
+    return result
+
+
+def _need_out(options, function):
+    if options.get("out") is None:
+        raise ValueError(f"{function}: manifest/shard need out=DIR (the cohort's directory, shared by its shards)")
+
+
+def _merged_sweep(out):
+    path = os.path.join(os.fspath(out), "sweep.csv")
+    return _read_sweep_csv(path) if os.path.isfile(path) else None
+
+
+def _merged_extract(out):
+    ok = os.path.isfile(os.path.join(os.fspath(out), "similarities_across_volumes.csv"))
+    return CohortTables(out) if ok else None
+
+
+def merge(out):
+    """`volfeat merge DIR`: writes a cohort's tables from the units its shards finished and returns them
+    (the sweep's DataFrame, or extract's CohortTables). ValueError while some units are unfinished."""
+    out = os.fspath(out)
+    status = _volfeat.merge(out)
+    plan = json.load(open(os.path.join(out, "cohort", "plan.json")))
+    return _cohort_result(status, out, _merged_sweep if plan.get("command") == "sweep" else _merged_extract)
+
+
 def _is_array(x):
     return x is not None and not isinstance(x, (str, bytes, os.PathLike))
 
@@ -156,8 +233,20 @@ def extract(ct=None, mask=None, *, spacing=None, affine=None, **options):
     (labels={"femur": 1, "tibia": 2} or "femur=1,tibia=2", layers=[...], mode, pool, normalize, weights,
     inflate, axis, stem, seed, arch, preset, resample, crop_to_labels, nan_to, no_background, threads,
     quiet, max_memory); out=DIR also writes the CLI's files there. Returns an ExtractResult.
+
+    A cohort: extract(manifest="cohort.csv", out=DIR[, shard="2/4"], ...) as `volfeat extract --manifest`:
+    DIR/ID/ per volume, and returns CohortTables once every volume is done (None when this shard finished
+    its share but others have not: the last one to finish writes the tables; or merge(DIR)). When some
+    volumes failed it raises VolumesFailed, whose .result holds the others' tables.
     """
     options = dict(options)
+    if options.get("manifest") is not None or options.get("shard") is not None:
+        if ct is not None or mask is not None or spacing is not None or affine is not None:
+            raise ValueError("extract: manifest= reads its volumes from the manifest; ct/mask/spacing/affine are for "
+                             "one volume")
+        _need_out(options, "extract")
+        status = _volfeat.extract_cohort(_cli_args(options, _EXTRACT, "extract"), _call_text("extract", options))
+        return _cohort_result(status, options["out"], _merged_extract)
     shown = dict(ct=ct, mask=mask, spacing=spacing, **options)
     if _is_array(ct) != _is_array(mask) or (ct is None) != (mask is None):
         raise ValueError("ct and mask go together: both NIfTI paths or both (D, H, W) arrays "
@@ -195,19 +284,25 @@ def _read_sweep_csv(path):
 
 def sweep(ct=None, mask=None, **options):
     """`volfeat sweep` from Python: the same keywords (schemes, pools, modes, similarities, null_seeds,
-    manifest, layers, ... as lists or comma strings). Returns sweep.csv as a pandas.DataFrame. With
-    out=DIR the sweep lives there (and resumes there); without, in a temporary directory."""
+    manifest, shard, layers, ... as lists or comma strings). Returns sweep.csv as a pandas.DataFrame. With
+    out=DIR the sweep lives there (and resumes there); without, in a temporary directory.
+
+    shard="i/N" (with out=DIR) computes this shard's share of a manifest's units and returns sweep.csv
+    once the whole cohort is done, None while other shards still owe units. When some volumes failed it
+    raises VolumesFailed (DIR/failures.csv; .result holds the other volumes' rows)."""
     options = dict(ct=ct, mask=mask, **options)
     for key in ("ct", "mask"):
         if _is_array(options[key]):
             raise ValueError(f"sweep: {key} must be a NIfTI path (sweeps read files; use extract for arrays)")
+    if options.get("shard") is not None:
+        _need_out(options, "sweep")
     tmp = None
     if options.get("out") is None:
         tmp = tempfile.mkdtemp(prefix="volfeat_sweep_")
         options["out"] = tmp
     try:
-        _volfeat.sweep(_cli_args(options, _SWEEP, "sweep"), _call_text("sweep", options))
-        return _read_sweep_csv(os.path.join(os.fspath(options["out"]), "sweep.csv"))
+        status = _volfeat.sweep(_cli_args(options, _SWEEP, "sweep"), _call_text("sweep", options))
+        return _cohort_result(status, options["out"], _merged_sweep)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
