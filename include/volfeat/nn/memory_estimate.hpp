@@ -76,8 +76,9 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
         held_scratch = bytes(s.scratch);
         touch(held_scratch, s.out);
       }
-    } else if (s.kind == StepKind::kConvMaxPool || s.kind == StepKind::kPoolConv) {
-      transient = bytes(s.scratch);
+    } else if (s.kind == StepKind::kConvMaxPool || s.kind == StepKind::kPoolConv ||
+               s.kind == StepKind::kConvPairMaxPool) {
+      transient = bytes(s.scratch) + bytes(s.scratch2);
     }
     touch(transient, s.out);
     live -= transient;

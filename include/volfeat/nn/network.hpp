@@ -178,6 +178,12 @@ class Network {
           ConvActMaxPool<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.post_bn), s.post_relu},
                                               MaxPool3d<Backend, T>(nodes[size_t(s.op)].window), in(s.sources[0]), out);
           break;
+        case StepKind::kConvPairMaxPool:
+          ConvPairMaxPool<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.post_bn), s.post_relu},
+                                               *convs_[size_t(s.conv2)], Act{bn(s.post2_bn), s.post2_relu},
+                                               MaxPool3d<Backend, T>(nodes[size_t(s.op)].window),
+                                               in(s.sources[0]), out);
+          break;
         case StepKind::kPoolConv: {
           // Pool the activated input first, then the 1x1 conv on 1/8 of the voxels.
           Buffer pooled(s.scratch);

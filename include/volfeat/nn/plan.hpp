@@ -12,7 +12,10 @@
 //   post-activation  conv -> batchnorm [-> relu]: applied in the conv's epilogue on registers
 //                    (DenseNet's stem, VGG-bn, every ResNet conv).
 //   conv + max pool  conv(+post) -> max pool: ConvActMaxPool, a ring of conv output planes on Cpu
-//                    (DenseNet's and ResNet's stems, VGG's last conv of each block).
+//                    (DenseNet's and ResNet's stems).
+//   conv pair + pool conv(+post) -> conv(+post) -> max pool, both convs spatial: ConvPairMaxPool, rings
+//                    of both convs' output planes on Cpu (the last two convs of every VGG block: at
+//                    216x512x512 neither of block 1's 14.5 GB activations exists).
 //   pool before conv pre-activation -> 1x1 conv -> avg pool (no padding): ActivatedAvgPool, then
 //                    the conv on 1/8 of the voxels (pool and pointwise conv are linear and commute:
 //                    DenseNet's transitions).
@@ -34,7 +37,9 @@
 
 namespace volfeat {
 
-enum class StepKind { kConv, kConvMaxPool, kPoolConv, kConvPair, kBatchNorm, kRelu, kMaxPool, kAvgPool, kAdd, kConcat };
+enum class StepKind {
+  kConv, kConvMaxPool, kConvPairMaxPool, kPoolConv, kConvPair, kBatchNorm, kRelu, kMaxPool, kAvgPool, kAdd, kConcat
+};
 
 struct Step {
   StepKind kind;
@@ -53,7 +58,9 @@ struct Step {
   std::vector<int> copy;      // kConcat: members not already in the buffer (copied)
   std::vector<int> alloc;     // buffers allocated before the step
   std::vector<int> release;   // buffers freed after it
-  Dims scratch{0, 0, 0, 0, 0};  // kConvPair: the scratch it needs; kConvMaxPool / kPoolConv: its temporary
+  Dims scratch{0, 0, 0, 0, 0};  // kConvPair: the scratch it needs; kConvMaxPool / kPoolConv: its temporary;
+                                //   kConvPairMaxPool: conv's ring (or whole output)
+  Dims scratch2{0, 0, 0, 0, 0}; // kConvPairMaxPool: conv2's ring (or whole output)
   bool keep_scratch = false;    // kConvPair: the next pair reuses the scratch
 };
 
@@ -176,7 +183,28 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
         const bool post = s.post_bn >= 0 || s.post_relu;
         s.kind = StepKind::kConv;
         s.out = end;
-        if (!pre && hidden(end) && kind(only(end)) == OpKind::kMaxPool) {
+        // conv -> conv -> max pool, both spatial, nothing seen in between: conv pair + pool.
+        int conv2 = -1, pool2 = -1, post2_bn = -1;
+        bool post2_relu = false;
+        if (!pre && !detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kConv &&
+            pre_src[size_t(only(end))] < 0 && !detail::pointwise(nodes[size_t(only(end))].window)) {
+          const int end2 = post_chain(only(end), post2_bn, post2_relu);
+          if (hidden(end2) && kind(only(end2)) == OpKind::kMaxPool) conv2 = only(end), pool2 = only(end2);
+        }
+        if (pool2 >= 0) {
+          s.kind = StepKind::kConvPairMaxPool;
+          s.conv2 = conv2, s.post2_bn = post2_bn, s.post2_relu = post2_relu;
+          s.op = s.out = pool2;
+          // Rings as backend/cpu/fused.hpp sizes them when both convs compute plane pairs (Winograd):
+          // conv2's window + 1 + 2 planes of conv's output, the pool's window (+ 2) of conv2's.
+          const Dims md = p.dims[size_t(end)], cd = p.dims[size_t(nodes[size_t(pool2)].inputs[0])];
+          const WindowGeometry& w2 = nodes[size_t(conv2)].window;
+          const WindowGeometry& wp = nodes[size_t(pool2)].window;
+          const Index span2 = w2.dilation[0] * (w2.kernel[0] - 1) + 2, spanp = wp.dilation[0] * (wp.kernel[0] - 1) + 1;
+          const Index ring1 = span2 + 2 + span2 % 2, ringp = spanp + 2 + spanp % 2;
+          s.scratch = traits.planewise_pool ? Dims{1, std::min(ring1, md.d), md.h, md.w, md.c} : md;
+          s.scratch2 = traits.planewise_pool ? Dims{1, std::min(ringp, cd.d), cd.h, cd.w, cd.c} : cd;
+        } else if (!pre && hidden(end) && kind(only(end)) == OpKind::kMaxPool) {
           s.kind = StepKind::kConvMaxPool;
           s.op = s.out = only(end);
           const Dims cd = p.dims[size_t(end)];

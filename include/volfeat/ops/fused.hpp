@@ -14,6 +14,12 @@
 //                    a ring as deep as conv2's window and each conv2 output plane once its window is
 //                    complete, so the 128-channel bottleneck (453 MB in block 1 of a 216x512x512
 //                    input) never exists whole.
+//   ConvPairMaxPool  out = MaxPool(post2(conv2(post1(conv1(in)))))   two spatial convs and the max pool
+//                    that ends a VGG block (conv1_1 -> relu -> conv1_2 -> relu -> pool1, and the last two
+//                    convs of every deeper block). The Cpu specialisation streams both convs' outputs
+//                    through rings of planes: at 216x512x512 neither 14.5 GB activation of VGG-19's
+//                    block 1 exists, only conv1_1's planes that conv1_2 reads and conv1_2's planes that
+//                    the pool reads.
 #include "volfeat/backend/backend.hpp"
 #include "volfeat/core/tensor_view.hpp"
 #include "volfeat/ops/batchnorm3d.hpp"
@@ -59,6 +65,17 @@ struct DenseLayerConvs {
     if (scratch.dims() != mid) scratch.resize(mid);
     conv1.forward(in, scratch.view(), pre1, post1);
     conv2.forward(scratch.view(), out, {}, post2);
+  }
+};
+
+template <class Backend, class T>
+struct ConvPairMaxPool {
+  static void forward(const Conv3d<Backend, T>& conv1, Activation<Backend, T> post1, const Conv3d<Backend, T>& conv2,
+                      Activation<Backend, T> post2, const MaxPool3d<Backend, T>& pool, TensorView<const T> in,
+                      TensorView<T> out) {
+    Tensor<Backend, T> mid(conv1.output_dims(in.dims));
+    conv1.forward(in, mid.view(), {}, post1);
+    ConvActMaxPool<Backend, T>::forward(conv2, post2, pool, mid.view(), out);
   }
 };
 

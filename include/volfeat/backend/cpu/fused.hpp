@@ -9,6 +9,7 @@
 #include "volfeat/backend/cpu/conv3d.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/backend/cpu/parallel.hpp"
+#include "volfeat/backend/cpu/plane_ring.hpp"
 #include "volfeat/backend/cpu/pool3d.hpp"
 #include "volfeat/ops/fused.hpp"
 
@@ -94,21 +95,12 @@ struct ConvActMaxPool<Cpu, T> {
   }
 #endif
 
-  static void forward(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, const MaxPool3d<Cpu, T>& pool,
-                      TensorView<const T> in, TensorView<T> out) {
-    const Dims cd = conv.output_dims(in.dims);
-    const WindowGeometry& g = pool.geometry();
-    if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
-    const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;
-    const Index plane = cd.h * cd.w * cd.c;
-    // A Winograd conv computes its output planes in pairs (2k, 2k+1) into two adjacent slots: the ring
-    // holds span planes when every window starts on an even plane (VGG's 2/2 pools), else span + 2
-    // (rounded up to even).
-    const bool pairs = conv.winograd() != nullptr;
-    const bool aligned = g.stride[0] % 2 == 0 && g.padding[0] % 2 == 0 && span % 2 == 0;
-    const Index slots = !pairs ? span : aligned ? span : span + 2 + span % 2;
-    std::vector<T> ring(size_t(slots * plane));
-    std::vector<Index> held(size_t(slots), -1);  // n * D + z of the plane in each slot
+  // The max pool of the planes `ring` holds (conv output dims ring.dims), each plane computed by
+  // `produce` (PlaneRing's producer) when a pool window first needs it. Memory: the ring, not the
+  // conv output.
+  template <class Produce>
+  static void pool_ring(cpu::PlaneRing<T>& ring, const WindowGeometry& g, TensorView<T> out, Produce&& produce) {
+    const Dims cd = ring.dims;
     const Index c = cd.c;
     for (Index n = 0; n < out.dims.n; ++n)
       for (Index zo = 0; zo < out.dims.d; ++zo) {
@@ -117,20 +109,7 @@ struct ConvActMaxPool<Cpu, T> {
         for (Index kd = 0; kd < g.kernel[0]; ++kd) {
           const Index iz = zo * g.stride[0] - g.padding[0] + kd * g.dilation[0];
           if (iz < 0 || iz >= cd.d) continue;
-          const Index slot = iz % slots;
-          T* p = ring.data() + slot * plane;
-          if (held[size_t(slot)] != n * cd.d + iz) {
-            if (pairs) {
-              const Index z0 = iz - iz % 2, count = std::min<Index>(2, cd.d - z0), s0 = z0 % slots;
-              conv.winograd()->forward_planes(in, n, z0, count,
-                                              TensorView<T>(ring.data() + s0 * plane, Dims{1, count, cd.h, cd.w, c}), {},
-                                              post);
-              for (Index k = 0; k < count; ++k) held[size_t(s0 + k)] = n * cd.d + z0 + k;
-            } else {
-              conv.forward_plane(in, n, iz, TensorView<T>(p, Dims{1, 1, cd.h, cd.w, c}), {}, post);
-              held[size_t(slot)] = n * cd.d + iz;
-            }
-          }
+          const T* p = ring.ensure(n, iz, produce);
           if (planes < 64) src[planes++] = p;
         }
         cpu::parallel_for(out.dims.h, [&](Index yo) {
@@ -155,6 +134,25 @@ struct ConvActMaxPool<Cpu, T> {
           }
         });
       }
+  }
+
+  // Ring slots for the pool's window over planes produced singly or (Winograd) in pairs.
+  static Index pool_slots(const WindowGeometry& g, bool pairs) {
+    const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;
+    return cpu::PlaneRing<T>::slots_for(span, pairs, g.stride[0] % 2 == 0 && g.padding[0] % 2 == 0);
+  }
+
+  static void forward(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, const MaxPool3d<Cpu, T>& pool,
+                      TensorView<const T> in, TensorView<T> out) {
+    const Dims cd = conv.output_dims(in.dims);
+    const WindowGeometry& g = pool.geometry();
+    if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
+    const bool pairs = conv.winograd() != nullptr;  // a Winograd conv computes its output planes in pairs
+    cpu::PlaneRing<T> ring(cd, pool_slots(g, pairs), pairs);
+    pool_ring(ring, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
+      if (pairs) conv.winograd()->forward_planes(in, n, z0, count, planes, {}, post);
+      else conv.forward_plane(in, n, z0, planes, {}, post);
+    });
   }
 };
 
@@ -259,6 +257,49 @@ struct DenseLayerConvs<Cpu, T> {
           else conv2.forward_plane_rows(rows, n, z, planes, {}, post2);
         }
       }
+    }
+  }
+};
+
+// conv1's output planes go into a ring as deep as conv2's window (3 planes for a 3x3x3 conv2, 4 when
+// conv2 computes plane pairs, + 2 when conv1 does), conv2's into a ring as deep as the pool's window,
+// and each pool output plane is reduced as soon as its window is complete. Every value is computed
+// by the same kernels as the composition (forward_plane / forward_plane_rows and Winograd's
+// forward_planes / forward_planes_rows). VGG-19 at 216x512x512: block 1 holds 6 + 2 planes of
+// 512x512x64 (0.5 GB) instead of two 14.5 GB activations.
+template <class T>
+struct ConvPairMaxPool<Cpu, T> {
+  static void forward(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> post1, const Conv3d<Cpu, T>& conv2,
+                      Activation<Cpu, T> post2, const MaxPool3d<Cpu, T>& pool, TensorView<const T> in,
+                      TensorView<T> out) {
+    if constexpr (!Conv3d<Cpu, T>::kHasPlaneRows) {
+      Tensor<Cpu, T> mid(conv1.output_dims(in.dims));  // the composition (double)
+      conv1.forward(in, mid.view(), {}, post1);
+      ConvActMaxPool<Cpu, T>::forward(conv2, post2, pool, mid.view(), out);
+    } else {
+      const Dims md = conv1.output_dims(in.dims), cd = conv2.output_dims(md);
+      const WindowGeometry& g = pool.geometry();
+      const WindowGeometry& g2 = conv2.spec().geometry;
+      if (out.dims != pool.output_dims(cd))
+        fail("conv pair+maxpool: output view ", to_string(out.dims), " but the ops produce ", to_string(pool.output_dims(cd)));
+      const bool pairs1 = conv1.winograd() != nullptr, pairs2 = conv2.winograd() != nullptr;
+      // conv2's output plane(s) z0.. read conv1 planes z0*s - p + kd*dil, kd < k (+1 for a pair: stride
+      // and dilation 1 there).
+      const Index window2 = g2.dilation[0] * (g2.kernel[0] - 1) + 1 + (pairs2 ? 1 : 0);
+      cpu::PlaneRing<T> mid(md, cpu::PlaneRing<T>::slots_for(window2, pairs1), pairs1);
+      cpu::PlaneRing<T> conv_out(cd, ConvActMaxPool<Cpu, T>::pool_slots(g, pairs2), pairs2);
+      auto produce1 = [&](Index n, Index z0, Index count, TensorView<T> planes) {
+        if (pairs1) conv1.winograd()->forward_planes(in, n, z0, count, planes, {}, post1);
+        else conv1.forward_plane(in, n, z0, planes, {}, post1);
+      };
+      ConvActMaxPool<Cpu, T>::pool_ring(conv_out, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
+        for (Index kd = 0; kd < g2.kernel[0] + count - 1; ++kd) {
+          const Index iz = z0 * g2.stride[0] - g2.padding[0] + kd * g2.dilation[0];
+          if (iz >= 0 && iz < md.d) mid.ensure(n, iz, produce1);
+        }
+        if (pairs2) conv2.winograd()->forward_planes_rows(mid, n, z0, count, planes, {}, post2);
+        else conv2.forward_plane_rows(mid, n, z0, planes, {}, post2);
+      });
     }
   }
 };

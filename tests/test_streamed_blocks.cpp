@@ -1,0 +1,143 @@
+// VGG's blocks streamed through rings of planes (ConvPairMaxPool, backend/cpu/fused.hpp): the op
+// against the composition of its single ops over a shape list (depth odd and even, batch 2, a pool
+// window that starts on odd planes, channel slices, BN or bare ReLU epilogues, Winograd plane pairs
+// in either conv); whole VGG networks fused against unfused; and what it buys, the memory estimate of
+// VGG-19 at a scanner's 216x512x512.
+#define BOOST_TEST_MODULE streamed_blocks
+#include <boost/mpl/list.hpp>
+
+#include "support/cpu_isa_guard.hpp"
+#include "support/primitive_checks.hpp"
+#include "volfeat/backend/cpu.hpp"
+#include "volfeat/nn/memory_estimate.hpp"
+#include "volfeat/nn/network.hpp"
+#include "volfeat/nn/taps.hpp"
+#include "volfeat/ops/fused.hpp"
+#include "volfeat/weights/load.hpp"
+
+using namespace volfeat;
+using namespace volfeat::test;
+
+using Scalars = boost::mpl::list<float, double>;
+
+namespace {
+
+struct Case {
+  Dims in;
+  Index mid, out;
+  WindowGeometry pool;
+  bool bn;              // BN+ReLU epilogues (VGG-bn), else a bare ReLU (VGG)
+  bool wino1, wino2;    // Winograd plane pairs in conv1 / conv2 (float only)
+  Index extra_channels; // the output is a channel slice of a buffer this much wider
+};
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> c{
+      {{1, 7, 9, 8, 3}, 8, 12, WindowGeometry::cube(2, 2, 0), false, false, false, 0},   // VGG's, odd depth
+      {{2, 6, 5, 7, 16}, 16, 16, WindowGeometry::cube(3, 2, 1), true, false, false, 3},  // batch 2, odd starts
+      {{1, 9, 6, 6, 16}, 16, 24, WindowGeometry::cube(2, 2, 0), true, true, false, 0},   // pairs in conv1
+      {{1, 8, 6, 5, 16}, 24, 16, WindowGeometry::cube(2, 2, 0), false, false, true, 2},  // pairs in conv2
+      {{1, 11, 5, 6, 16}, 16, 16, WindowGeometry::cube(3, 2, 1), true, true, true, 0},   // both, odd starts
+      {{2, 5, 4, 4, 16}, 16, 16, WindowGeometry::cube(2, 2, 0), false, true, true, 0},   // both, batch 2
+      {{1, 2, 5, 5, 4}, 8, 8, WindowGeometry::cube(2, 2, 0), true, false, false, 0},     // two planes
+  };
+  return c;
+}
+
+template <class T>
+void attach_winograd(Conv3d<Cpu, T>& conv, const ConvSpec& spec, const std::vector<double>& w) {
+  if constexpr (std::is_same_v<T, float>) conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(spec, w, std::vector<double>{}));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conv_pair_maxpool_matches_composition, T, Scalars) {
+  int ran = 0;
+  for (const Case& c : cases()) {
+    if (!std::is_same_v<T, float> && (c.wino1 || c.wino2)) continue;  // double keeps the direct conv
+    BOOST_TEST_CONTEXT("conv pair+maxpool on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out
+                                               << ", winograd " << c.wino1 << "/" << c.wino2) {
+      const auto k3 = WindowGeometry::cube(3, 1, 1);
+      const ConvSpec s1{c.in.c, c.mid, k3}, s2{c.mid, c.out, k3};
+      const auto w1 = random_values(size_t(c.mid * c.in.c * 27), 71), w2 = random_values(size_t(c.out * c.mid * 27), 72);
+      Conv3d<Cpu, T> conv1(s1, w1), conv2(s2, w2);
+      if (c.wino1) attach_winograd(conv1, s1, w1);
+      if (c.wino2) attach_winograd(conv2, s2, w2);
+      const BatchNorm3d<Cpu, T> bn1(random_bn(c.mid, 73)), bn2(random_bn(c.out, 74));
+      const Activation<Cpu, T> post1{c.bn ? &bn1 : nullptr, true}, post2{c.bn ? &bn2 : nullptr, true};
+      const MaxPool3d<Cpu, T> pool(c.pool);
+      auto in = device<Cpu, T>(random_array(c.in, 75));
+      // The composition: both activations whole.
+      Tensor<Cpu, T> mid(conv1.output_dims(c.in));
+      conv1.forward(in.view(), mid.view(), {}, post1);
+      Tensor<Cpu, T> full(conv2.output_dims(mid.dims()));
+      conv2.forward(mid.view(), full.view(), {}, post2);
+      Tensor<Cpu, T> want(pool.output_dims(full.dims()));
+      pool.forward(full.view(), want.view());
+      // The streamed op, into a channel slice of a wider buffer.
+      Dims od = want.dims();
+      od.c += c.extra_channels;
+      Tensor<Cpu, T> got(od);
+      got.set_zero();
+      ConvPairMaxPool<Cpu, T>::forward(conv1, post1, conv2, post2, pool, in.view(), got.view().channels(0, c.out));
+      const auto got_slice = host<Cpu, T>(got.view().channels(0, c.out));
+      const auto want_all = host<Cpu, T>(want.view());
+      // Same kernels per plane as per tensor: equal up to the generic kernels' row blocking (1 ulp).
+      BOOST_TEST(relative_error(got_slice, std::vector<double>(want_all.begin(), want_all.end())) <= tolerance<T>());
+      if (c.extra_channels > 0) {
+        const auto rest = host<Cpu, T>(got.view().channels(c.out, c.extra_channels));
+        BOOST_TEST((rest == std::vector<T>(rest.size(), T(0))), "channels outside the slice were written");
+      }
+      ++ran;
+    }
+  }
+  BOOST_TEST(ran >= 3);
+}
+
+BOOST_AUTO_TEST_CASE(vgg_fused_equals_unfused) {
+  // Only the last module asked for: every block's last two convs and pool run as ConvPairMaxPool
+  // (Winograd by its rule inside); every module asked for: nothing fused. VGG-11 (blocks of one and
+  // of two convs) and VGG-13-bn (BN epilogues), at the smallest grid five pools allow.
+  for (const auto& [arch, blocks] : {std::pair<std::string, int>{"vgg11", 3}, {"vgg13_bn", 5}}) {
+    const Network<Cpu, float> net(seeded_random_weights(arch, 3));
+    const Dims xd{1, 32, 32, 32, 1};
+    {  // the rewrite applies to every block that ends in two convs (VGG-11's first two have one)
+      const Graph& g = net.graph();
+      std::vector<bool> want(g.nodes().size(), false);
+      want[size_t(g.last_node())] = true;
+      int pairs = 0;
+      for (const Step& s : make_plan(g, xd, want, g.last_node(), plan_traits<Cpu, float>()).steps)
+        pairs += s.kind == StepKind::kConvPairMaxPool;
+      BOOST_TEST(pairs == blocks, arch);
+    }
+    const auto xv = random_values(size_t(xd.voxels()), 81);
+    const std::vector<float> x(xv.begin(), xv.end());
+    const TensorView<const float> in(x.data(), xd);
+    auto every = Recorder<Cpu, float>::everything();
+    net.forward(in, every);
+    const std::string last = net.modules().back().name;
+    Recorder<Cpu, float> fused({last});
+    net.forward(in, fused);
+    const double e = relative_error(fused.at(last).data, every.at(last).data);
+    double scale = 0;
+    for (float v : every.at(last).data) scale = std::max(scale, double(std::abs(v)));
+    BOOST_TEST(scale > 0, arch << ": the output is all zeros, the comparison would prove nothing");
+    BOOST_TEST(e <= 1e-5, arch << " " << last << ": " << e);
+    BOOST_TEST_MESSAGE(arch << ": fused vs unfused " << last << " relative error " << e);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(vgg19_at_scanner_size_fits_in_4_gb) {
+  // Without the rewrite block 1 holds conv1_1's and conv1_2's outputs, 2 x 14.5 GB at 216x512x512.
+  const Graph g = build_graph("vgg19", 1);
+  const auto traits = plan_traits<Cpu, float>();
+  const ForwardMemory m = simulate_forward(g, {216, 512, 512}, g.last_node(), {}, 4, 2, traits);
+  BOOST_TEST_MESSAGE("vgg19 at 216x512x512, no taps: estimated peak " << m.peak_bytes / 1e9 << " GB at " << m.peak_module);
+  BOOST_TEST(m.peak_bytes <= 4e9);
+  BOOST_TEST(m.peak_bytes >= 216.0 * 256 * 256 / 8 * 64 * 4);  // at least pool1's output (1.8 GB) is held
+  // A tap on block 2's last ReLU (paper-vgg's conv2_2) keeps that 3.6 GB activation whole: the
+  // estimate says so, and the guard refuses such a run where it does not fit.
+  const ForwardMemory t = simulate_forward(g, {216, 512, 512}, g.last_node(), {"features.8"}, 4, 2, traits);
+  BOOST_TEST_MESSAGE("  with a tap on features.8 (conv2_2's ReLU): " << t.peak_bytes / 1e9 << " GB at " << t.peak_module);
+  BOOST_TEST(t.peak_bytes > m.peak_bytes + 216.0 * 256 * 256 / 8 * 128 * 4 * 0.99);
+}
