@@ -325,6 +325,10 @@ void register_all(bool full) {
   }
   // Stem: 7^3 stride 2 pad 3, 1 -> 64, with norm0+relu0 fused.
   RegisterBenchmark("stem/conv0_7^3_s2_128^3", bm_conv, Dims{1, 128, 128, 128, 1}, 64, WindowGeometry::cube(7, 2, 3), false, true, false)->UseRealTime();
+  // VGG's conv1_1 after the stem collapse (1 input channel -> 64, 3x3x3 pad 1, ReLU), the 64x128x128 input's
+  // full grid at a quarter of its depth.
+  RegisterBenchmark("stem/vgg_conv1_1_1_to64_16x128x128", bm_conv, Dims{1, 16, 128, 128, 1}, 64, k3, false, true, false)
+      ->UseRealTime();
   RegisterBenchmark("pool/maxpool0_64^3x64", bm_maxpool0)->UseRealTime();
   RegisterBenchmark("pool/avgpool_32^3x128", bm_avgpool)->UseRealTime();
   RegisterBenchmark("bn_relu/32^3x256", bm_bn_relu)->UseRealTime();

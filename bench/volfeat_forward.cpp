@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "volfeat/backend/cpu.hpp"
+#include "volfeat/core/host_memory.hpp"
 #include "volfeat/core/random.hpp"
 #include "volfeat/nn/network.hpp"
 #include "volfeat/nn/selectors.hpp"
@@ -75,6 +76,7 @@ std::vector<std::string> split(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  volfeat::retain_freed_host_memory();  // as the CLI (core/host_memory.hpp)
   try {
     if (argc < 4) {
       std::cerr << "usage: volfeat_forward D H W [--reps N] [--warmup N] [--threads T] [--taps a,b,c] [--serve] "

@@ -12,6 +12,7 @@
 #include "preprocess_command.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/core/error.hpp"
+#include "volfeat/core/host_memory.hpp"
 #include "volfeat/version.hpp"
 
 // Before anything else runs (static initialisers included): a CPU without the instructions this
@@ -21,6 +22,7 @@ VOLFEAT_TARGET_BASELINE __attribute__((constructor(101))) static void volfeat_ch
 }
 
 int main(int argc, char** argv) {
+  volfeat::retain_freed_host_memory();  // freed activations stay for the next pass (core/host_memory.hpp)
   // VOLFEAT_CPU_ISA naming a level this CPU lacks, or no level at all: one line.
   if (const std::string problem = volfeat::cpu::cpu_isa_problem(); !problem.empty()) {
     std::cerr << "volfeat: error: " << problem << "\n";

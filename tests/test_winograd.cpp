@@ -127,6 +127,21 @@ double check_winograd(const ConvProblem& p) {
       }
     // Not bit-equal: the GEMM's blocking (and so its rounding) depends on the number of tiles.
     BOOST_TEST(relative_error(host<Cpu, T>(planes.view()), host<Cpu, T>(out.view())) <= winograd_tolerance<T>());
+    if constexpr (Conv3d<Cpu, T>::kHasPlaneRows) {
+      // forward_plane_rows (a dense layer's ring) runs Winograd too: set_winograd released the direct weights.
+      struct Rows {
+        TensorView<const T> in;
+        Dims dims;
+        Index ld;
+        const T* row(Index n, Index z, Index y) const { return in.voxel(n, z, y, 0); }
+      };
+      const Rows rows{in.view(), p.in, in.view().ld};
+      Tensor<Cpu, T> by_rows(od);
+      for (Index n = 0; n < od.n; ++n)
+        for (Index z = 0; z < od.d; ++z)
+          conv.forward_plane_rows(rows, n, z, TensorView<T>(by_rows.view().voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}));
+      BOOST_TEST(relative_error(host<Cpu, T>(by_rows.view()), host<Cpu, T>(out.view())) <= winograd_tolerance<T>());
+    }
     worst = std::max(e1, e2);
     BOOST_TEST_MESSAGE(p.name << ": relative error " << e1 << " plain, " << e2 << " fused");
   }
@@ -191,6 +206,8 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
   BOOST_TEST(!chosen(3, 64, k3, WinogradMode::kAuto));    // VGG's conv1_1: too few input channels
   BOOST_TEST(!chosen(512, 512, k3, WinogradMode::kAuto)); // 64 MB of transformed weights
   BOOST_TEST(chosen(512, 512, k3, WinogradMode::kAll));
+  BOOST_TEST(chosen(512, 512, k3, WinogradMode::kWide));  // the rule without the cap
+  BOOST_TEST(!chosen(3, 64, k3, WinogradMode::kWide));
   BOOST_TEST(!chosen(64, 64, k3, WinogradMode::kOff));
   BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(3, 2, 1), WinogradMode::kAll));   // stride 2
   BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(3, 1, 2, 2), WinogradMode::kAll)); // dilation 2
@@ -204,6 +221,8 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
   BOOST_TEST((winograd_mode_from_env() == WinogradMode::kOff));
   setenv("VOLFEAT_WINOGRAD", "all", 1);
   BOOST_TEST((winograd_mode_from_env() == WinogradMode::kAll));
+  setenv("VOLFEAT_WINOGRAD", "wide", 1);
+  BOOST_TEST((winograd_mode_from_env() == WinogradMode::kWide));
   setenv("VOLFEAT_WINOGRAD", "yes please", 1);
   BOOST_CHECK_THROW(winograd_mode_from_env(), Error);
   unsetenv("VOLFEAT_WINOGRAD");

@@ -96,6 +96,7 @@ class Conv3d<Cpu, T> {
     const Dims od = output_dims(rows.dims);
     if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
       fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
+    if (winograd_) return winograd_->forward_planes_rows(rows, n, z, 1, plane, pre, post);
     const Index row0 = (n * od.d + z) * od.h;
     rows_fast(rows, od, plane.data, plane.ld, row0 * od.w, pre, post, row0, row0 + od.h);
   }
@@ -103,8 +104,15 @@ class Conv3d<Cpu, T> {
 
   // The hook of Winograd F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp): attached per layer by the
   // network where it wins (winograd3d_select.hpp), then forward and forward_plane run it
-  // (forward_plane_rows, the AVX-512 dense layer's ring, stays direct).
-  void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) { winograd_ = std::move(w); }
+  // (forward_plane_rows too, a plane at a time). Every path then runs Winograd, so the direct weights
+  // are released (VGG-19: 28 MB for the 64-256-channel convs, 240 MB with VOLFEAT_WINOGRAD=wide).
+  void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) {
+    winograd_ = std::move(w);
+    if (winograd_) {
+      panel_store_ = cpu::AlignedFloats{};
+      packed_ = RowMatrix{};
+    }
+  }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
 
   bool pointwise() const {

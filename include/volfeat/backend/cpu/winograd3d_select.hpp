@@ -4,7 +4,8 @@
 //
 // Rule (fp32 only; double keeps the direct conv as the exact path): a 3x3x3 conv with stride 1 and
 // dilation 1 whose channels pass winograd_wins(). VOLFEAT_WINOGRAD overrides it for the whole
-// process: 0 (or off) never, all every applicable conv, 1/auto/unset the rule.
+// process: 0 (or off) never, all every applicable conv, 1/auto/unset the rule, wide the rule without
+// its cap on the transformed weights (faster, more memory: bench/README.md).
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -18,7 +19,7 @@
 
 namespace volfeat {
 
-enum class WinogradMode { kOff, kAuto, kAll };
+enum class WinogradMode { kOff, kAuto, kWide, kAll };
 
 // VOLFEAT_WINOGRAD, parsed once here at the edge.
 inline WinogradMode winograd_mode_from_env() {
@@ -27,19 +28,22 @@ inline WinogradMode winograd_mode_from_env() {
   const std::string s(v);
   if (s == "0" || s == "off") return WinogradMode::kOff;
   if (s == "1" || s == "auto") return WinogradMode::kAuto;
+  if (s == "wide") return WinogradMode::kWide;
   if (s == "all") return WinogradMode::kAll;
-  fail("VOLFEAT_WINOGRAD=", s, ": expected 0 (off), 1 (auto, the default) or all");
+  fail("VOLFEAT_WINOGRAD=", s, ": expected 0 (off), 1 (auto, the default), wide or all");
 }
 
 // The measured rule (bench/README.md, "3D Winograd"): Winograd where both channel counts are at
 // least kMinChannels (below that the transforms cost more than the GEMM saves) and the transformed
 // weights stay small (64 * C_in * C_out floats at most kMaxWeightFloats: VGG's 512-channel convs
-// would hold 64 MB more each, for under 16 % of its FLOPs).
-inline bool winograd_wins(const ConvSpec& s) {
+// would hold 64 MB each instead of their 28 MB of direct weights). `capped` false (WinogradMode::kWide)
+// drops the cap: on Zen 3, 1 thread, VGG-19 at 64x128x128, its 512-channel convs then take 0.63
+// instead of 1.95 CPU s per forward (conv4_x 3.2x, conv5_x 2.4x less) for +480 MB of peak RSS.
+inline bool winograd_wins(const ConvSpec& s, bool capped = true) {
   constexpr Index kMinChannels = 16;
   constexpr Index kMaxWeightFloats = Index(64) * 256 * 256;
   return cpu::Winograd3d<float>::applicable(s) && s.in_channels >= kMinChannels && s.out_channels >= kMinChannels &&
-         64 * s.in_channels * s.out_channels <= kMaxWeightFloats;
+         (!capped || 64 * s.in_channels * s.out_channels <= kMaxWeightFloats);
 }
 
 template <class T>
@@ -48,8 +52,9 @@ struct ConvAlgorithm<Cpu, T> {
                      WinogradMode mode = winograd_mode_from_env()) {
     if constexpr (std::is_same_v<T, float>) {
       const ConvSpec& s = conv.spec();
-      const bool use = mode == WinogradMode::kAll ? cpu::Winograd3d<T>::applicable(s)
+      const bool use = mode == WinogradMode::kAll    ? cpu::Winograd3d<T>::applicable(s)
                        : mode == WinogradMode::kAuto ? winograd_wins(s)
+                       : mode == WinogradMode::kWide ? winograd_wins(s, false)
                                                      : false;
       if (use) conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(s, weight, bias));
     } else {
