@@ -297,7 +297,7 @@ ExtractSizes extract_sizes(const ExtractOptions& o, const PreparedVolume& v, con
     s.gathers_samples = s.gathers_samples || !parse_pooling(p).streaming();
   s.grams = grams;
   s.host_resident = kHostResident<typename Net::backend_type>;
-  s.traits = plan_traits<typename Net::backend_type, typename Net::value_type>();
+  s.traits = net.plan_traits();
   return s;
 }
 

@@ -99,14 +99,10 @@ struct ConvActMaxPool<Cpu, T> {
     const Dims cd = conv.output_dims(in.dims);
     const WindowGeometry& g = pool.geometry();
     if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
-    const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;
     const Index plane = cd.h * cd.w * cd.c;
-    // A Winograd conv computes its output planes in pairs (2k, 2k+1) into two adjacent slots: the ring
-    // holds span planes when every window starts on an even plane (VGG's 2/2 pools), else span + 2
-    // (rounded up to even).
+    // A Winograd conv computes its output planes in pairs (2k, 2k+1) into two adjacent slots.
     const bool pairs = conv.winograd() != nullptr;
-    const bool aligned = g.stride[0] % 2 == 0 && g.padding[0] % 2 == 0 && span % 2 == 0;
-    const Index slots = !pairs ? span : aligned ? span : span + 2 + span % 2;
+    const Index slots = conv_max_pool_ring_planes(g, pairs);
     std::vector<T> ring(size_t(slots * plane));
     std::vector<Index> held(size_t(slots), -1);  // n * D + z of the plane in each slot
     const Index c = cd.c;
@@ -223,7 +219,7 @@ struct DenseLayerConvs<Cpu, T> {
              to_string(conv2.output_dims(md)));
       // A Winograd conv2 computes output planes in pairs, from span + 1 input planes.
       const bool pairs = conv2.winograd() != nullptr;
-      const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1 + (pairs ? 1 : 0);  // planes of one output step's window
+      const Index span = dense_layer_ring_planes(g, pairs);  // planes of one output step's window
       const Dims ring_dims{1, span, md.h, md.w, md.c};
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
       const Index plane_floats = md.h * md.w * md.c;
@@ -260,6 +256,16 @@ struct DenseLayerConvs<Cpu, T> {
         }
       }
     }
+  }
+};
+
+// The residual added and the relu applied per output tile / row panel in the conv's own loop
+// (Conv3d<Cpu, T>::forward_residual), while the tile is in cache.
+template <class T>
+struct ConvAddAct<Cpu, T> {
+  static void forward(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> pre, Activation<Cpu, T> post, TensorView<const T> in,
+                      TensorView<const T> residual, TensorView<T> out, bool relu) {
+    conv.forward_residual(in, residual, out, pre, post, relu);
   }
 };
 
