@@ -124,15 +124,23 @@ class Conv3d<Cpu, T> {
     const Dims od = output_dims(rows.dims);
     if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
       fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
+    if (winograd_) return winograd_->forward_planes_rows(rows, n, z, 1, plane, pre, post);
     const Index row0 = (n * od.d + z) * od.h;
     rows_fast(rows, od, plane.data, plane.ld, row0 * od.w, pre, post, row0, row0 + od.h);
   }
   static constexpr bool kHasPlaneRows = kFast;
 
   // The hook of Winograd F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp): attached per layer by the
-  // network where it wins (winograd3d_select.hpp), then forward and forward_plane run it
-  // (forward_plane_rows, the AVX-512 dense layer's ring, stays direct).
-  void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) { winograd_ = std::move(w); }
+  // network where it wins (winograd3d_select.hpp), then forward, forward_plane and forward_plane_rows
+  // run it.
+  // One way: every path then runs Winograd, so the direct weights are freed (they were 51 MB of
+  // ResNet-50's 3D convs beside Winograd's 120 MB).
+  void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) {
+    if (!w) fail("conv3d: set_winograd needs a Winograd conv");
+    winograd_ = std::move(w);
+    panel_store_ = cpu::AlignedFloats();
+    packed_ = RowMatrix();
+  }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
 
   bool pointwise() const {
