@@ -20,6 +20,7 @@
 #include "support/torch_refs.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/network.hpp"
+#include "volfeat/nn/plan.hpp"
 #include "volfeat/nn/selectors.hpp"
 #include "volfeat/weights/load.hpp"
 
@@ -140,6 +141,49 @@ BOOST_AUTO_TEST_CASE(vgg19_matches_torch_with_winograd_on_every_conv_and_on_none
 BOOST_AUTO_TEST_CASE(vgg11_bn_matches_torch) { check_against_torch("vgg11_bn"); }
 BOOST_AUTO_TEST_CASE(resnet18_matches_torch) { check_against_torch("resnet18"); }
 BOOST_AUTO_TEST_CASE(resnet50_matches_torch) { check_against_torch("resnet50"); }
+
+// ResNet's residual add (and the block's relu) runs in the epilogue of conv3 (Bottleneck) / conv2
+// (BasicBlock) when no observer sees the nodes it hides (nn/plan.hpp): once per block with no taps, not
+// for a block whose bn3/bn2 is tapped (unless its downsample conv can take the add instead), still with
+// the block's output or its downsample tapped. With
+// taps on hidden nodes of some blocks (those blocks unfused, the rest fused), every tap equals torch.
+BOOST_AUTO_TEST_CASE(resnet_residual_add_fuses_into_the_conv_unless_observed) {
+  for (const auto& [arch, blocks, last_bn] : {std::tuple<std::string, size_t, std::string>{"resnet18", 8, "bn2"},
+                                              std::tuple<std::string, size_t, std::string>{"resnet50", 16, "bn3"}}) {
+    BOOST_TEST_CONTEXT(arch) {
+      const Graph g = build_graph(arch);
+      auto fused_adds = [&](const std::vector<std::string>& taps) {
+        std::vector<bool> wanted(g.nodes().size(), false);
+        for (const auto& t : taps) wanted[size_t(g.node_of(t))] = true;
+        const Plan p = make_plan(g, Dims{1, 32, 32, 32, 1}, wanted, g.last_node(), PlanTraits{});
+        return size_t(std::count_if(p.steps.begin(), p.steps.end(), [](const Step& s) { return s.kind == StepKind::kConvAdd; }));
+      };
+      BOOST_TEST(fused_adds({}) == blocks);
+      BOOST_TEST(fused_adds({"layer1.1." + last_bn}) == blocks - 1);
+      BOOST_TEST(fused_adds({"layer2.1." + last_bn, "layer3.1." + last_bn}) == blocks - 2);
+      // A block with a downsample branch whose bn is tapped: the add goes into the downsample conv instead.
+      BOOST_TEST(fused_adds({"layer3.0." + last_bn}) == blocks);
+      BOOST_TEST(fused_adds({"layer3.0." + last_bn, "layer3.0.downsample.1"}) == blocks - 1);
+      BOOST_TEST(fused_adds({"layer1.0.relu", "layer2.0.downsample.1", "layer3"}) == blocks);
+    }
+  }
+  const std::string dir = ref_dir();
+  const NpzMap z = read_npz(dir + "/resnet50_ref.npz");
+  const Network<Cpu, float> net(inflate_state_dict(read_state_dict(dir + "/resnet50_2d.npz"), InflateOptions{}));
+  const reference::Array5 input = ref_array(z.at("input"));
+  const auto x = reference::to_channels_last<float>(input);
+  const std::vector<std::string> taps{"layer1.0.bn3", "layer1.1.relu", "layer2.0.downsample.1", "layer2.2.conv3",
+                                      "layer3.1.bn3", "layer4"};
+  Recorder<Cpu, float> rec(taps);
+  net.forward(TensorView<const float>(x.data(), input.dims()), rec);
+  for (const auto& name : taps) {
+    BOOST_TEST_CONTEXT("resnet50 partly fused, module " << name) {
+      BOOST_TEST_REQUIRE(rec.has(name));
+      const double err = relative_error(rec.at(name).data, reference::to_channels_last<double>(ref_array(z.at("out/" + name))));
+      BOOST_TEST(err <= kTolerance);
+    }
+  }
+}
 
 // Every architecture the four above leave out (test_arch_torch_deep, on tests/torch/arch_reference.py --deep).
 // Together with the four above, that is each architecture of the registry.

@@ -1,6 +1,6 @@
 // The Cpu fast-path pieces not covered by the shared primitive list: the fused ops (conv+BN+ReLU+maxpool
 // over a ring of planes; BN+ReLU+avgpool; a dense layer's two convs over a ring of bottleneck planes) against their default composition from single ops, the
-// plane-by-plane conv against the whole conv, the micro-kernels' epilogue on NaN, and the micro-kernels of
+// conv with the residual add and ReLU of a ResNet block in its loop; the plane-by-plane conv against the whole conv, the micro-kernels' epilogue on NaN, and the micro-kernels of
 // every instruction set this CPU runs against a naive GEMM.
 #define BOOST_TEST_MODULE gemm_kernels
 #include <boost/mpl/list.hpp>
@@ -149,6 +149,51 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conv_plane_by_plane_matches_whole_conv, T, Scalars
         }
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conv_add_relu_matches_composition, T, Scalars) {
+  // ResNet's conv -> bn -> `+ identity` -> relu (ConvAddAct): the Cpu op adds the residual per output
+  // tile in the conv's loop; the composition runs the conv, then AddAct over memory. Same arithmetic,
+  // so bit-identical. Over the shared shape list (the pointwise tile path, the row path of every other
+  // geometry), with and without the relu and the pre-activation, output and residual as channel slices
+  // of wider buffers; float's 3x3x3 stride-1 problems once more through Winograd.
+  for (const auto& p : conv_problems())
+    for (const bool relu : {true, false})
+      for (const bool winograd : {false, true}) {
+        if (winograd && !(std::is_same_v<T, float> && cpu::Winograd3d<float>::applicable({p.in.c, p.out_channels, p.geometry})))
+          continue;
+        BOOST_TEST_CONTEXT("conv problem " << p.name << (relu ? " + relu" : "") << (winograd ? " (winograd)" : "")) {
+          const ref::Array5 x = random_array(p.in, 71);
+          const auto w = random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 72);
+          const auto b = p.bias ? random_values(size_t(p.out_channels), 73) : std::vector<double>{};
+          Conv3d<Cpu, T> conv({p.in.c, p.out_channels, p.geometry}, w, b);
+          if constexpr (std::is_same_v<T, float>)
+            if (winograd) conv.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(conv.spec(), w, b));
+          const BatchNorm3d<Cpu, T> pre(random_bn(p.in.c, 74)), post(random_bn(p.out_channels, 75));
+          const Activation<Cpu, T> pre_act{&pre, relu}, post_act{&post, false};
+          auto in = device<Cpu, T>(x);
+          const Dims od = conv.output_dims(p.in);
+          Dims wide = od;
+          wide.c += 4;
+          auto res_wide = device<Cpu, T>(random_array(wide, 76));
+          const TensorView<const T> res = res_wide.view().channels(3, od.c);
+          Tensor<Cpu, T> tmp(od), want(od), got(wide);
+          conv.forward(in.view(), tmp.view(), pre_act, post_act);
+          AddAct<Cpu, T>::forward(tmp.view(), res, want.view(), relu);
+          got.set_zero();
+          ConvAddAct<Cpu, T>::forward(conv, pre_act, post_act, in.view(), res, got.view().channels(1, od.c), relu);
+          const auto got_slice = host<Cpu, T>(got.view().channels(1, od.c));
+          const auto want_all = host<Cpu, T>(want.view());
+          BOOST_TEST((got_slice == want_all));
+          if (relu) BOOST_TEST(*std::min_element(got_slice.begin(), got_slice.end()) == T(0));
+          BOOST_TEST((host<Cpu, T>(got.view().channels(0, 1)) == std::vector<T>(size_t(od.voxels()), T(0))),
+                     "channels outside the slice were written");
+          // The default composition of ops/fused.hpp (what the Thrust backend runs) gives the same.
+          Tensor<Cpu, T> composed(od);
+          conv_add_act_composed<Cpu, T>(conv, pre_act, post_act, in.view(), res, composed.view(), relu);
+          BOOST_TEST((host<Cpu, T>(composed.view()) == want_all));
+        }
+      }
 }
 
 BOOST_AUTO_TEST_CASE(conv_keeps_nan_through_relu_epilogue) {

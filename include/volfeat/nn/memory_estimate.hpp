@@ -4,7 +4,8 @@
 //
 // It replays the same plan the executor runs (nn/plan.hpp): each step's buffer allocations, its
 // temporaries (a conv pair's scratch ring, a conv+pool's ring of conv planes, a pooled transition
-// input), what the observer holds per tap, and the frees after it. The executor and the estimate read
+// input), what the observer holds per tap, and the frees after it; the per-thread conv scratch of the
+// convs it runs; and network_weight_bytes, the packed weights with Winograd's transformed ones. The executor and the estimate read
 // one list of steps, so a change of fusion or lifetime changes both. Check against a real run with
 //   /usr/bin/time -v volfeat extract ... (Maximum resident set size) against `volfeat: memory:`.
 #include <algorithm>
@@ -33,9 +34,62 @@ struct ForwardMemory {
   std::array<Index, 3> stop_grid{{0, 0, 0}};  // spatial size of the stop node's output
 };
 
-// Per-thread working memory of a conv: one packed tile of A (~256 KiB for float, conv3d.hpp) plus
-// Eigen's GEMM blocking buffers (sized to the caches, a few MiB at most).
+// Per-thread working memory of a conv on the double (Eigen) path: one packed tile of A plus Eigen's
+// GEMM blocking buffers (sized to the caches, a few MiB at most).
 inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
+
+// Per-thread working memory of the float convs a plan runs (backend/cpu): thread-local buffers that
+// only grow and live across layers and passes, so each is the largest any conv of the plan asks for:
+//   * the pointwise conv's packed A tile: chunks of 128 input channels x a tile of 32-512 voxels
+//     (conv3d.hpp, forward_pointwise);
+//   * the direct conv's activated, zero-padded input rows: kD x kH rows of the padded width
+//     (conv3d.hpp, rows_fast);
+//   * Winograd's V and M blocks: 64 points x a block of tiles x C_in, and x C_out (winograd3d.hpp:
+//     at most max(16 or 32, 2^18 / (64 (C_in + C_out))) tiles).
+inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const PlanTraits& traits) {
+  const auto& nodes = g.nodes();
+  double a_tile = 0, rows = 0, v = 0, m = 0;
+  auto conv = [&](int c, const Dims& in) {
+    const Node& nd = nodes[size_t(c)];
+    const WindowGeometry& w = nd.window;
+    const Index ci = in.c, co = nd.channels;
+    if (traits.uses_winograd(c)) {
+      const Index min_block = ci * co >= 128 * 128 ? 32 : 16;
+      const Index block = std::max<Index>(min_block, Index(1 << 18) / (64 * (ci + co)));
+      v = std::max(v, 64.0 * double(block * ci));
+      m = std::max(m, 64.0 * double(block * co));
+    } else if (detail::pointwise(w)) {
+      const Index chunks = (ci + 127) / 128;
+      const Index tile = std::clamp<Index>(Index(65536) / (chunks * 128), 32, 512);
+      a_tile = std::max(a_tile, double(chunks * tile * 128));
+    } else {
+      const Index ow = (in.w + 2 * w.padding[2] - w.dilation[2] * (w.kernel[2] - 1) - 1) / w.stride[2] + 1;
+      const Index wp = std::max(in.w + 2 * w.padding[2], (ow - 1) * w.stride[2] + (w.kernel[2] - 1) * w.dilation[2] + 1);
+      rows = std::max(rows, double(w.kernel[0] * w.kernel[1] * (((wp * ci + 15) / 16) * 16)));
+    }
+  };
+  for (const Step& s : plan.steps) {
+    if (s.conv < 0) continue;
+    Dims in = plan.dims[size_t(s.sources[0])];
+    if (s.kind == StepKind::kPoolConv) in = s.scratch;  // the conv runs on the pooled input
+    conv(s.conv, in);
+    if (s.conv2 >= 0) conv(s.conv2, plan.dims[size_t(nodes[size_t(s.conv2)].inputs[0])]);
+  }
+  return 4.0 * (a_tile + rows + v + m);
+}
+
+// Bytes of a built network's parameters: every conv's packed weights and folded batchnorms (as many
+// values as torch's), except that a conv that runs Winograd holds its transformed weights U instead
+// (64 C_in C_out values against 27: 120 MB for ResNet-50's 3D convs of layer1-3, conv3d.hpp frees the
+// direct ones). `elem_bytes`: the network's value type.
+inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, size_t elem_bytes) {
+  double values = double(g.param_values());
+  const auto& nodes = g.nodes();
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].kind == OpKind::kConv && traits.uses_winograd(int(i)))
+      values += (64.0 - 27.0) * double(nodes[size_t(nodes[i].inputs[0])].channels) * double(nodes[i].channels);
+  return values * double(elem_bytes);
+}
 
 // Peak memory of forward(x, observer, stop) for an input of spatial size `input` (D, H, W); `wanted`
 // lists the modules the observer asks for (full names) and tap_cost(node, grid, channels) ->
@@ -64,7 +118,8 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
     live += add;
     if (live > peak) peak = live, out.peak_module = module_name(node);
   };
-  out.scratch_bytes = kConvScratchBytesPerThread * std::max(1, threads);
+  const double per_thread = elem_bytes == 4 ? float_conv_scratch_bytes(g, plan, traits) : kConvScratchBytesPerThread;
+  out.scratch_bytes = per_thread * std::max(1, threads);
   touch(out.scratch_bytes, plan.steps.empty() ? 0 : plan.steps.front().out);
   double held_scratch = 0;  // a conv pair's scratch kept for the next pair
   for (const Step& s : plan.steps) {
@@ -80,6 +135,8 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
                s.kind == StepKind::kConvPairMaxPool) {
       transient = bytes(s.scratch) + bytes(s.scratch2);
     }
+    // kConvAdd: none (the Cpu op adds the residual in the conv's loop; the default adds in place).
+
     touch(transient, s.out);
     live -= transient;
     if (plan.wanted[size_t(s.out)]) {

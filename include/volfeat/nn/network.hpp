@@ -41,10 +41,17 @@ inline constexpr bool kReportsProgress<
 template <class Backend, class T>
 inline constexpr bool kPlanewiseConvPool = kHostResident<Backend>;
 
+// The backend's traits alone (which convs run Winograd is the built network's: Network::plan_traits).
 template <class Backend, class T>
 PlanTraits plan_traits() {
-  return {kPlanewiseDenseLayer<Backend, T>, kPlanewiseConvPool<Backend, T>};
+  return {kPlanewiseDenseLayer<Backend, T>, kPlanewiseConvPool<Backend, T>, {}};
 }
+
+// True where Conv3d<Backend, T> may run Winograd (it has winograd(): Cpu).
+template <class Conv, class = void>
+inline constexpr bool kConvHasWinograd = false;
+template <class Conv>
+inline constexpr bool kConvHasWinograd<Conv, std::void_t<decltype(std::declval<const Conv&>().winograd())>> = true;
 
 template <class Backend, class T>
 class Network {
@@ -105,6 +112,15 @@ class Network {
   }
 
   const Graph& graph() const { return graph_; }
+
+  // The backend's traits and which convs run Winograd (per node), for the plan and the memory estimate.
+  PlanTraits plan_traits() const {
+    PlanTraits t = volfeat::plan_traits<Backend, T>();
+    t.winograd.assign(convs_.size(), false);
+    if constexpr (kConvHasWinograd<Conv3d<Backend, T>>)
+      for (size_t i = 0; i < convs_.size(); ++i) t.winograd[i] = convs_[i] && convs_[i]->winograd() != nullptr;
+    return t;
+  }
   const std::string& arch() const { return graph_.arch(); }
   const Backend& device() const { return device_; }
   // 1 for a collapsed (gray) stem, 3 for an RGB stem fed a replicated, per-channel normalised volume.
@@ -139,7 +155,7 @@ class Network {
     std::vector<bool> wanted(graph_.nodes().size(), false);
     for (const ModuleInfo& m : graph_.modules())
       if (m.node <= stop && obs.wants(m.name)) wanted[size_t(m.node)] = true;
-    const Plan plan = make_plan(graph_, x.dims, wanted, stop, plan_traits<Backend, T>());
+    const Plan plan = make_plan(graph_, x.dims, wanted, stop, plan_traits());
     run(plan, x, obs);
   }
 
@@ -173,6 +189,10 @@ class Network {
       switch (s.kind) {
         case StepKind::kConv:
           convs_[size_t(s.conv)]->forward(in(s.sources[0]), out, Act{bn(s.pre_bn), s.pre_relu}, Act{bn(s.post_bn), s.post_relu});
+          break;
+        case StepKind::kConvAdd:
+          ConvAddAct<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.pre_bn), s.pre_relu}, Act{bn(s.post_bn), s.post_relu},
+                                          in(s.sources[0]), in(s.residual), out, s.relu);
           break;
         case StepKind::kConvMaxPool:
           ConvActMaxPool<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.post_bn), s.post_relu},

@@ -21,7 +21,12 @@
 //                    DenseNet's transitions).
 //   conv pair        1x1 conv(+pre, +post) -> conv(+post): DenseLayerConvs, a ring of the first
 //                    conv's output planes on Cpu (DenseNet's dense layer, ResNet's bottleneck).
-//   add + relu       ResNet's `out += identity; relu(out)` in one pass.
+//   conv + residual  conv(+pre, +post bn) -> add [-> relu]: ConvAddAct, the add of the other input
+//                    (ResNet's identity) and the relu in the conv's epilogue, per output tile while it
+//                    is in cache (conv3 -> bn3 -> `+ identity` -> relu of a bottleneck, conv2 -> bn2 of
+//                    a basic block). The step runs once the identity exists (after a downsample branch
+//                    that follows the conv in node order).
+//   add + relu       ResNet's `out += identity; relu(out)` in one pass (where the add stays unfused).
 //   in place concat  torch.cat's inputs are written straight into channel slices of one buffer, and a
 //                    concatenation that is a prefix of a later one is a view of it (a dense block
 //                    is one buffer that grows by 32 channels per layer, never copied).
@@ -34,15 +39,17 @@
 
 #include "volfeat/core/error.hpp"
 #include "volfeat/nn/graph.hpp"
+#include "volfeat/ops/fused.hpp"
 
 namespace volfeat {
 
 enum class StepKind {
-  kConv, kConvMaxPool, kConvPairMaxPool, kPoolConv, kConvPair, kBatchNorm, kRelu, kMaxPool, kAvgPool, kAdd, kConcat
+  kConv, kConvAdd, kConvMaxPool, kConvPairMaxPool, kPoolConv, kConvPair, kBatchNorm, kRelu, kMaxPool, kAvgPool, kAdd,
+  kConcat
 };
 
 struct Step {
-  StepKind kind;
+  StepKind kind = StepKind::kConv;
   int out = -1;               // the node whose output the step produces
   std::vector<int> sources;   // nodes it reads
   int conv = -1, conv2 = -1;  // conv nodes (kConv*, kPoolConv, kConvPair)
@@ -52,8 +59,9 @@ struct Step {
   bool post_relu = false;
   int post2_bn = -1;          // post-activation of `conv2`
   bool post2_relu = false;
-  int op = -1;                // the pool / batchnorm node
-  bool relu = false;          // kBatchNorm, kAdd: a relu follows in the same pass
+  int op = -1;                // the pool / batchnorm node; kConvAdd: the add node
+  int residual = -1;          // kConvAdd: the add's other input (also in `sources`)
+  bool relu = false;          // kBatchNorm, kAdd, kConvAdd: a relu follows in the same pass
   bool in_place = false;      // kBatchNorm/kRelu/kAdd: `out` overwrites sources[0]
   std::vector<int> copy;      // kConcat: members not already in the buffer (copied)
   std::vector<int> alloc;     // buffers allocated before the step
@@ -73,6 +81,8 @@ struct Placement {
 struct PlanTraits {
   bool planewise_pair = false;  // DenseLayerConvs keeps a ring of planes (kPlanewiseDenseLayer)
   bool planewise_pool = false;  // ConvActMaxPool keeps a ring of planes
+  std::vector<bool> winograd;   // per node: the conv runs Winograd (Cpu; its rings hold planes in pairs)
+  bool uses_winograd(int node) const { return node >= 0 && size_t(node) < winograd.size() && winograd[size_t(node)]; }
 };
 
 struct Plan {
@@ -139,6 +149,8 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
   std::vector<bool> done(size_t(n), false);
   std::vector<int> pre_bn(size_t(n), -1), pre_src(size_t(n), -1);
   std::vector<bool> pre_relu(size_t(n), false);
+  std::vector<Step> deferred(static_cast<size_t>(n));  // per add node: a kConvAdd waiting for its residual
+  std::vector<bool> deferred_add(size_t(n), false);
   // conv -> [bn] -> [relu]: the post-activation chain a conv can absorb; returns its last node.
   auto post_chain = [&](int c, int& bn, bool& relu) {
     int end = c;
@@ -183,10 +195,29 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
         const bool post = s.post_bn >= 0 || s.post_relu;
         s.kind = StepKind::kConv;
         s.out = end;
+        if (!s.post_relu && hidden(end) && kind(only(end)) == OpKind::kAdd) {
+          const int a = only(end);
+          const auto& ins = nodes[size_t(a)].inputs;
+          const int other = ins.size() != 2 ? end : ins[0] == end ? ins[1] : ins[0];
+          if (other != end && !deferred_add[size_t(a)]) {
+            s.kind = StepKind::kConvAdd;
+            s.op = s.out = a;
+            s.residual = other;
+            s.sources.push_back(other);
+            if (hidden(a) && kind(only(a)) == OpKind::kRelu) s.relu = true, s.out = only(a);
+            if (other > i) {  // the identity comes later in node order (a downsample branch): run at the add
+              deferred[size_t(a)] = s;
+              deferred_add[size_t(a)] = true;  // the identity's own conv (downsample) must not claim the add too
+              for (int k : {i, s.post_bn}) if (k > 0) done[size_t(k)] = true;
+              continue;
+            }
+          }
+        }
+        const bool add = s.kind == StepKind::kConvAdd;
         // conv -> conv -> max pool, both spatial, nothing seen in between: conv pair + pool.
         int conv2 = -1, pool2 = -1, post2_bn = -1;
         bool post2_relu = false;
-        if (!pre && !detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kConv &&
+        if (!add && !pre && !detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kConv &&
             pre_src[size_t(only(end))] < 0 && !detail::pointwise(nodes[size_t(only(end))].window)) {
           const int end2 = post_chain(only(end), post2_bn, post2_relu);
           if (hidden(end2) && kind(only(end2)) == OpKind::kMaxPool) conv2 = only(end), pool2 = only(end2);
@@ -195,36 +226,32 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
           s.kind = StepKind::kConvPairMaxPool;
           s.conv2 = conv2, s.post2_bn = post2_bn, s.post2_relu = post2_relu;
           s.op = s.out = pool2;
-          // Rings as backend/cpu/fused.hpp sizes them when both convs compute plane pairs (Winograd):
-          // conv2's window + 1 + 2 planes of conv's output, the pool's window (+ 2) of conv2's.
           const Dims md = p.dims[size_t(end)], cd = p.dims[size_t(nodes[size_t(pool2)].inputs[0])];
-          const WindowGeometry& w2 = nodes[size_t(conv2)].window;
-          const WindowGeometry& wp = nodes[size_t(pool2)].window;
-          const Index span2 = w2.dilation[0] * (w2.kernel[0] - 1) + 2, spanp = wp.dilation[0] * (wp.kernel[0] - 1) + 1;
-          const Index ring1 = span2 + 2 + span2 % 2, ringp = spanp + 2 + spanp % 2;
-          s.scratch = traits.planewise_pool ? Dims{1, std::min(ring1, md.d), md.h, md.w, md.c} : md;
-          s.scratch2 = traits.planewise_pool ? Dims{1, std::min(ringp, cd.d), cd.h, cd.w, cd.c} : cd;
-        } else if (!pre && hidden(end) && kind(only(end)) == OpKind::kMaxPool) {
+          const Index ring1 = conv_pair_ring_planes(nodes[size_t(conv2)].window, traits.uses_winograd(i),
+                                                    traits.uses_winograd(conv2));
+          const Index ring2 = conv_max_pool_ring_planes(nodes[size_t(pool2)].window, traits.uses_winograd(conv2));
+          s.scratch = traits.planewise_pool ? Dims{1, ring1, md.h, md.w, md.c} : md;
+          s.scratch2 = traits.planewise_pool ? Dims{1, ring2, cd.h, cd.w, cd.c} : cd;
+        } else if (!add && !pre && hidden(end) && kind(only(end)) == OpKind::kMaxPool) {
           s.kind = StepKind::kConvMaxPool;
           s.op = s.out = only(end);
           const Dims cd = p.dims[size_t(end)];
-          const Index span = nodes[size_t(s.op)].window.dilation[0] * (nodes[size_t(s.op)].window.kernel[0] - 1) + 1;
-          s.scratch = traits.planewise_pool ? Dims{1, std::min(span, cd.d), cd.h, cd.w, cd.c} : cd;
-        } else if (!post && detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kAvgPool &&
+          const Index ring = conv_max_pool_ring_planes(nodes[size_t(s.op)].window, traits.uses_winograd(i));
+          s.scratch = traits.planewise_pool ? Dims{1, ring, cd.h, cd.w, cd.c} : cd;
+        } else if (!add && !post && detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kAvgPool &&
                    nodes[size_t(only(end))].window.padding == std::array<Index, 3>{0, 0, 0}) {
           s.kind = StepKind::kPoolConv;
           s.op = s.out = only(end);
           s.scratch = p.dims[size_t(s.op)];
           s.scratch.c = p.dims[size_t(src)].c;
-        } else if (detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kConv &&
+        } else if (!add && detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kConv &&
                    pre_src[size_t(only(end))] < 0) {
           s.kind = StepKind::kConvPair;
           s.conv2 = only(end);
           s.out = post_chain(s.conv2, s.post2_bn, s.post2_relu);
           const Dims md = p.dims[size_t(end)];
-          const WindowGeometry& w2 = nodes[size_t(s.conv2)].window;
-          const Index span = w2.dilation[0] * (w2.kernel[0] - 1) + 1;
-          s.scratch = traits.planewise_pair ? Dims{1, span, md.h, md.w, md.c} : md;
+          const Index ring = dense_layer_ring_planes(nodes[size_t(s.conv2)].window, traits.uses_winograd(s.conv2));
+          s.scratch = traits.planewise_pair ? Dims{1, ring, md.h, md.w, md.c} : md;
         }
         break;
       }
@@ -235,6 +262,10 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
         s.sources = {nd.inputs[0]};
         break;
       case OpKind::kAdd:
+        if (deferred_add[size_t(i)]) {
+          s = deferred[size_t(i)];
+          break;
+        }
         s.kind = StepKind::kAdd;
         s.sources = nd.inputs;
         s.out = i;
@@ -250,9 +281,9 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
     }
     // Mark every node the step covers. The fused nodes form a chain from the first to `out`.
     std::vector<int> covered{i};
-    for (int k : {s.post_bn, s.conv2, s.post2_bn, s.op, s.out})
+    for (int k : {s.conv, s.post_bn, s.conv2, s.post2_bn, s.op, s.out})
       if (k > 0) covered.push_back(k);
-    if (s.post_relu) covered.push_back(consumers[size_t(s.post_bn >= 0 ? s.post_bn : i)].front());
+    if (s.post_relu) covered.push_back(consumers[size_t(s.post_bn >= 0 ? s.post_bn : s.conv)].front());
     if (s.post2_relu) covered.push_back(consumers[size_t(s.post2_bn >= 0 ? s.post2_bn : s.conv2)].front());
     for (int k : covered) done[size_t(k)] = true;
     p.steps.push_back(s);

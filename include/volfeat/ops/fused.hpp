@@ -20,14 +20,44 @@
 //                    through rings of planes: at 216x512x512 neither 14.5 GB activation of VGG-19's
 //                    block 1 exists, only conv1_1's planes that conv1_2 reads and conv1_2's planes that
 //                    the pool reads.
+//   ConvAddAct       out = relu?(post(conv(pre(in))) + residual)   ResNet's conv3 -> bn3 -> `+= identity` ->
+//                    relu (a basic block's conv2 -> bn2 -> ...). The default runs the conv into `out`, then
+//                    the add in place; the Cpu specialisation adds the residual and applies the relu per
+//                    output tile right after the micro-kernel wrote it, while it is in cache. `out` must
+//                    not overlap `in` or `residual`.
 #include "volfeat/backend/backend.hpp"
 #include "volfeat/core/tensor_view.hpp"
+#include "volfeat/ops/add.hpp"
 #include "volfeat/ops/batchnorm3d.hpp"
 #include "volfeat/ops/conv3d.hpp"
 #include "volfeat/ops/pool3d.hpp"
 #include "volfeat/ops/relu.hpp"
 
 namespace volfeat {
+
+// Planes of conv output ConvActMaxPool's ring holds (Cpu): as many as the pool window is deep; a
+// Winograd conv (`pairs`) computes its planes in pairs (2k, 2k+1) into adjacent slots, so the ring
+// holds span planes when every window starts on an even plane (VGG's 2/2 pools), else span + 2 (rounded
+// up to even). The memory estimate (nn/plan.hpp) reads the same count.
+inline Index conv_max_pool_ring_planes(const WindowGeometry& pool, bool pairs) {
+  const Index span = pool.dilation[0] * (pool.kernel[0] - 1) + 1;
+  const bool aligned = pool.stride[0] % 2 == 0 && pool.padding[0] % 2 == 0 && span % 2 == 0;
+  return !pairs || aligned ? span : span + 2 + span % 2;
+}
+
+// Planes of conv1's output DenseLayerConvs' ring holds (Cpu): conv2's window depth, one more for a
+// Winograd conv2 (`pairs`: output planes in pairs, from span + 1 input planes).
+inline Index dense_layer_ring_planes(const WindowGeometry& conv2, bool pairs) {
+  return conv2.dilation[0] * (conv2.kernel[0] - 1) + 1 + (pairs ? 1 : 0);
+}
+
+// Planes of conv1's output ConvPairMaxPool's ring holds (Cpu): conv2's window (as the dense layer's);
+// when conv1 computes planes in pairs, the window's first plane may be the odd half of a pair and its
+// last the even half of another, so 2 more, rounded up to even.
+inline Index conv_pair_ring_planes(const WindowGeometry& conv2, bool pairs1, bool pairs2) {
+  const Index window = dense_layer_ring_planes(conv2, pairs2);
+  return pairs1 ? window + 2 + window % 2 : window;
+}
 
 template <class Backend, class T>
 struct ConvActMaxPool {
@@ -76,6 +106,22 @@ struct ConvPairMaxPool {
     Tensor<Backend, T> mid(conv1.output_dims(in.dims));
     conv1.forward(in, mid.view(), {}, post1);
     ConvActMaxPool<Backend, T>::forward(conv2, post2, pool, mid.view(), out);
+  }
+};
+
+// ConvAddAct's default: the conv into `out`, then the add (and relu) in place.
+template <class Backend, class T>
+void conv_add_act_composed(const Conv3d<Backend, T>& conv, Activation<Backend, T> pre, Activation<Backend, T> post,
+                           TensorView<const T> in, TensorView<const T> residual, TensorView<T> out, bool relu) {
+  conv.forward(in, out, pre, post);
+  AddAct<Backend, T>::forward(TensorView<const T>(out), residual, out, relu);
+}
+
+template <class Backend, class T>
+struct ConvAddAct {
+  static void forward(const Conv3d<Backend, T>& conv, Activation<Backend, T> pre, Activation<Backend, T> post,
+                      TensorView<const T> in, TensorView<const T> residual, TensorView<T> out, bool relu) {
+    conv_add_act_composed(conv, pre, post, in, residual, out, relu);
   }
 };
 

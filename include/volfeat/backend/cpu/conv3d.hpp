@@ -15,7 +15,10 @@
 //    taps are kernel segments (kw taps merge into one when dilation_w = 1) and no im2col exists.
 //    Rows whose kd/kh fall into the padding contribute nothing and are skipped.
 // Both parallelise with OpenMP over voxel tiles / output rows. The post-activation (bias, BN, ReLU)
-// runs in the kernel's epilogue on registers.
+// runs in the kernel's epilogue on registers. forward_residual (ResNet's conv -> bn -> `+= identity`
+// -> relu, ConvAddAct) adds the residual and applies the relu to each panel of a tile / output row
+// right after the kernel stored it, while it is still in L1/L2, instead of in a pass of its own
+// over memory; the values are those of the composition (same sums, same order).
 //
 // double: implicit GEMM with Eigen over tiles of output voxels (A tile packed with the
 // pre-activation, A*W into the output view).
@@ -28,6 +31,7 @@
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
+#include "volfeat/backend/cpu/parallel.hpp"
 #include "volfeat/backend/cpu/winograd3d.hpp"
 #include "volfeat/ops/conv3d.hpp"
 
@@ -72,6 +76,30 @@ class Conv3d<Cpu, T> {
     }
   }
 
+  // out = relu?(post(conv(pre(in))) + residual) (ConvAddAct, backend/cpu/fused.hpp). `out` must not
+  // overlap `in` or `residual`. A Winograd conv runs whole, then the add in one pass (winograd3d.hpp
+  // has no per-tile hook).
+  void forward_residual(TensorView<const T> in, TensorView<const T> residual, TensorView<T> out, Activation<Cpu, T> pre,
+                        Activation<Cpu, T> post, bool relu) const {
+    const Dims want = output_dims(in.dims);
+    if (out.dims != want || residual.dims != want)
+      fail("conv3d: output view ", to_string(out.dims), " / residual ", to_string(residual.dims), " but the conv produces ",
+           to_string(want));
+    if (want.voxels() <= 0) fail("conv3d: input ", to_string(in.dims), " is smaller than the kernel");
+    const Residual res{residual, relu};
+    if (winograd_) {
+      winograd_->forward(in, out, pre, post);
+      cpu::parallel_for(want.voxels(), [&](Index v) { add_residual(out.voxel(v), residual.voxel(v), want.c, relu); });
+      return;
+    }
+    if constexpr (kFast) {
+      if (pointwise()) forward_pointwise(in, out, pre, post, &res);
+      else rows_fast(ViewRows{in}, want, out.data, out.ld, 0, pre, post, 0, want.n * want.d * want.h, &res);
+    } else {
+      forward_eigen_range(in, want, out.data, out.ld, 0, pre, post, 0, want.voxels(), &res);
+    }
+  }
+
   // Output plane z of batch item n only, into `plane` (dims (1, 1, H_out, W_out, C_out), any ld): the
   // stem computes its output plane by plane with it.
   void forward_plane(TensorView<const T> in, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
@@ -103,15 +131,15 @@ class Conv3d<Cpu, T> {
   static constexpr bool kHasPlaneRows = kFast;
 
   // The hook of Winograd F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp): attached per layer by the
-  // network where it wins (winograd3d_select.hpp), then forward and forward_plane run it
-  // (forward_plane_rows too, a plane at a time). Every path then runs Winograd, so the direct weights
-  // are released (VGG-19: 28 MB for the 64-256-channel convs, 240 MB with VOLFEAT_WINOGRAD=wide).
+  // network where it wins (winograd3d_select.hpp), then forward, forward_plane and forward_plane_rows
+  // run it.
+  // One way: every path then runs Winograd, so the direct weights are freed (they were 51 MB of
+  // ResNet-50's 3D convs beside Winograd's 120 MB).
   void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) {
+    if (!w) fail("conv3d: set_winograd needs a Winograd conv");
     winograd_ = std::move(w);
-    if (winograd_) {
-      panel_store_ = cpu::AlignedFloats{};
-      packed_ = RowMatrix{};
-    }
+    panel_store_ = cpu::AlignedFloats();
+    packed_ = RowMatrix();
   }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
 
@@ -146,6 +174,23 @@ class Conv3d<Cpu, T> {
     }
   }
 
+  // The residual of forward_residual: the add's other input, on the output's grid.
+  struct Residual {
+    TensorView<const T> view;
+    bool relu = false;
+  };
+  // y[i] = relu?(y[i] + r[i]) for i < n: AddAct's arithmetic (NaN kept by the relu, as torch's).
+  static void add_residual(T* y, const T* r, Index n, bool relu) {
+    if (relu) {
+      for (Index i = 0; i < n; ++i) {
+        const T v = y[i] + r[i];
+        y[i] = v < T(0) ? T(0) : v;
+      }
+    } else {
+      for (Index i = 0; i < n; ++i) y[i] += r[i];
+    }
+  }
+
   // ------------------------------------------------------------------ fast path (float)
   struct Act {
     const float* scale = nullptr;
@@ -175,7 +220,7 @@ class Conv3d<Cpu, T> {
   const float* panel(Index p) const { return panel_store_.data() + p * panel_floats_; }
 
   void forward_pointwise(TensorView<const T> in, TensorView<T> out, const Activation<Cpu, T>& pre,
-                         const Activation<Cpu, T>& post) const {
+                         const Activation<Cpu, T>& post, const Residual* res = nullptr) const {
     const Index ci = spec_.in_channels, voxels = out.dims.voxels(), pw = 16 * nv_;
     const Index chunks = (ci + kChunk - 1) / kChunk;
     const Index tile = std::clamp<Index>(Index(65536) / (chunks * kChunk), 32, 512);
@@ -199,8 +244,12 @@ class Conv3d<Cpu, T> {
         for (Index p = 0; p < panels_; ++p) {
           for (Index c = 0; c < chunks; ++c)
             segs[size_t(c)] = {a + c * tile * kChunk, panel(p) + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
-          cpu::gemm::gemm_rows(segs.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld,
-                               epilogue(post, p), kgroup());
+          const cpu::gemm::Epilogue ep = epilogue(post, p);
+          cpu::gemm::gemm_rows(segs.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld, ep,
+                               kgroup());
+          if (res)  // the tile's panel (rows x 16*nv_ floats, <= 128 KiB) is still in L2
+            for (Index r = 0; r < rows; ++r)
+              add_residual(out.voxel(v0 + r) + p * pw, res->view.voxel(v0 + r) + p * pw, ep.cols, res->relu);
         }
       }
     }
@@ -220,7 +269,7 @@ class Conv3d<Cpu, T> {
 
   template <class Rows>
   void rows_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base, const Activation<Cpu, T>& pre,
-                 const Activation<Cpu, T>& post, Index row0, Index row1) const {
+                 const Activation<Cpu, T>& post, Index row0, Index row1, const Residual* res = nullptr) const {
     const WindowGeometry& g = spec_.geometry;
     const Dims& id = in.dims;
     auto dst = [&](Index n, Index z, Index y, Index x) { return out + ((((n * od.d + z) * od.h + y) * od.w + x) - v_base) * ldo; };
@@ -275,8 +324,11 @@ class Conv3d<Cpu, T> {
           int i = 0;
           for (const auto& [khd, buf] : valid)
             for (Index kw = 0; kw < (merge_kw ? 1 : kw_n); ++kw) segs[size_t(i++)].b = panel(p) + (khd * kw_n + kw) * ci * pw;
-          cpu::gemm::gemm_rows(segs.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, epilogue(post, p),
-                               kgroup());
+          const cpu::gemm::Epilogue ep = epilogue(post, p);
+          cpu::gemm::gemm_rows(segs.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, ep, kgroup());
+          if (res)  // the row's panel, still in L1/L2
+            for (Index x = 0; x < od.w; ++x)
+              add_residual(dst(n, z, y, x) + p * pw, res->view.voxel(n, z, y, x) + p * pw, ep.cols, res->relu);
         }
       }
     }
@@ -285,7 +337,8 @@ class Conv3d<Cpu, T> {
   // ------------------------------------------------------------------ double (Eigen)
   // Output voxels [first, last) of the grid `want`; voxel v is stored at out + (v - v_base)*ldo.
   void forward_eigen_range(TensorView<const T> in, const Dims& want, T* out, Index ldo, Index v_base,
-                           const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index first, Index last) const {
+                           const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index first, Index last,
+                           const Residual* res = nullptr) const {
     const Index ci = spec_.in_channels, co = spec_.out_channels;
     const Index k = ci * spec_.geometry.taps();
     const bool in_place_a = pointwise() && !pre.active();
@@ -320,6 +373,8 @@ class Conv3d<Cpu, T> {
             apply_activation(post, y, y, co);
           }
         }
+        if (res)
+          for (Index r = 0; r < rows; ++r) add_residual(out + (v0 + r - v_base) * ldo, res->view.voxel(v0 + r), co, res->relu);
       }
     }
   }

@@ -136,19 +136,13 @@ struct ConvActMaxPool<Cpu, T> {
       }
   }
 
-  // Ring slots for the pool's window over planes produced singly or (Winograd) in pairs.
-  static Index pool_slots(const WindowGeometry& g, bool pairs) {
-    const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;
-    return cpu::PlaneRing<T>::slots_for(span, pairs, g.stride[0] % 2 == 0 && g.padding[0] % 2 == 0);
-  }
-
   static void forward(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, const MaxPool3d<Cpu, T>& pool,
                       TensorView<const T> in, TensorView<T> out) {
     const Dims cd = conv.output_dims(in.dims);
     const WindowGeometry& g = pool.geometry();
     if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
     const bool pairs = conv.winograd() != nullptr;  // a Winograd conv computes its output planes in pairs
-    cpu::PlaneRing<T> ring(cd, pool_slots(g, pairs), pairs);
+    cpu::PlaneRing<T> ring(cd, conv_max_pool_ring_planes(g, pairs), pairs);
     pool_ring(ring, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
       if (pairs) conv.winograd()->forward_planes(in, n, z0, count, planes, {}, post);
       else conv.forward_plane(in, n, z0, planes, {}, post);
@@ -221,7 +215,7 @@ struct DenseLayerConvs<Cpu, T> {
              to_string(conv2.output_dims(md)));
       // A Winograd conv2 computes output planes in pairs, from span + 1 input planes.
       const bool pairs = conv2.winograd() != nullptr;
-      const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1 + (pairs ? 1 : 0);  // planes of one output step's window
+      const Index span = dense_layer_ring_planes(g, pairs);  // planes of one output step's window
       const Dims ring_dims{1, span, md.h, md.w, md.c};
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
       const Index plane_floats = md.h * md.w * md.c;
@@ -285,9 +279,8 @@ struct ConvPairMaxPool<Cpu, T> {
       const bool pairs1 = conv1.winograd() != nullptr, pairs2 = conv2.winograd() != nullptr;
       // conv2's output plane(s) z0.. read conv1 planes z0*s - p + kd*dil, kd < k (+1 for a pair: stride
       // and dilation 1 there).
-      const Index window2 = g2.dilation[0] * (g2.kernel[0] - 1) + 1 + (pairs2 ? 1 : 0);
-      cpu::PlaneRing<T> mid(md, cpu::PlaneRing<T>::slots_for(window2, pairs1), pairs1);
-      cpu::PlaneRing<T> conv_out(cd, ConvActMaxPool<Cpu, T>::pool_slots(g, pairs2), pairs2);
+      cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(g2, pairs1, pairs2), pairs1);
+      cpu::PlaneRing<T> conv_out(cd, conv_max_pool_ring_planes(g, pairs2), pairs2);
       auto produce1 = [&](Index n, Index z0, Index count, TensorView<T> planes) {
         if (pairs1) conv1.winograd()->forward_planes(in, n, z0, count, planes, {}, post1);
         else conv1.forward_plane(in, n, z0, planes, {}, post1);
@@ -301,6 +294,16 @@ struct ConvPairMaxPool<Cpu, T> {
         else conv2.forward_plane_rows(mid, n, z0, planes, {}, post2);
       });
     }
+  }
+};
+
+// The residual added and the relu applied per output tile / row panel in the conv's own loop
+// (Conv3d<Cpu, T>::forward_residual), while the tile is in cache.
+template <class T>
+struct ConvAddAct<Cpu, T> {
+  static void forward(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> pre, Activation<Cpu, T> post, TensorView<const T> in,
+                      TensorView<const T> residual, TensorView<T> out, bool relu) {
+    conv.forward_residual(in, residual, out, pre, post, relu);
   }
 };
 

@@ -6,7 +6,8 @@
 //
 // A producer computes `count` planes from z0 into a view of dims (1, count, H, W, C). A Winograd conv
 // produces plane pairs (2k, 2k+1) (`pairs`): both land in adjacent slots, so `slots` must be even and
-// leave room for the partner of the window's first plane (slots_for()).
+// leave room for the partner of the window's first plane (ops/fused.hpp counts the slots each op needs,
+// for the op and the memory estimate alike).
 #include <algorithm>
 #include <vector>
 
@@ -19,16 +20,6 @@ namespace volfeat::cpu {
 template <class T>
 class PlaneRing {
  public:
-  // Slots for a consumer that reads `window` consecutive planes at once. Pairs: the window's first
-  // plane may be the odd half of a pair and its last the even half of another, so window + 2 planes,
-  // rounded up to even; `aligned`: every window starts on an even plane and has even length (VGG's
-  // 2/2 pools), so pairs never straddle it.
-  static Index slots_for(Index window, bool pairs, bool aligned = false) {
-    if (!pairs) return window;
-    if (aligned && window % 2 == 0) return window;
-    return window + 2 + window % 2;
-  }
-
   // dims: the whole conv output (N, D, H, W, C); the ring holds `slots` of its planes.
   PlaneRing(const Dims& d, Index slots, bool pairs)
       : dims(d), ld(d.c), slots_(slots), pairs_(pairs), plane_(d.h * d.w * d.c),
