@@ -11,6 +11,7 @@
 #include <cmath>
 #include <memory>
 #include <new>
+#include <omp.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,14 @@ inline void check_signals() {
   py::gil_scoped_acquire gil;
   if (PyErr_CheckSignals() != 0) throw py::error_already_set();
 }
+
+// threads=N applies to its call only: the CLI's option code sets OpenMP's process-wide thread count,
+// which in a long-lived Python process would otherwise carry over into every later call (and into
+// the memory estimate's per-thread scratch).
+struct ThreadCountRestored {
+  int before = omp_get_max_threads();
+  ~ThreadCountRestored() { omp_set_num_threads(before); }
+};
 
 // A vector handed to numpy without a copy: the capsule owns it.
 template <class T>
@@ -153,6 +162,7 @@ PreparedVolume volume_from_arrays(const ExtractOptions& o, const py::array& ct_i
 py::dict extract(const std::vector<std::string>& args, const std::string& command, const py::object& ct_array,
                  const py::object& mask_array, const std::array<double, 3>& spacing,
                  const std::optional<std::array<std::array<double, 4>, 4>>& affine, bool write_out) {
+  const ThreadCountRestored threads;
   CLI::App app{"volfeat extract"};
   cli::CommonArgs a;
   add_common_options(&app, a);
@@ -204,6 +214,7 @@ py::dict extract(const std::vector<std::string>& args, const std::string& comman
 // Every other error throws as the CLI's do.
 template <class AddCommand>
 int run_subcommand(const char* name, AddCommand add, const std::vector<std::string>& args) {
+  const ThreadCountRestored threads;
   CLI::App app{"volfeat"};
   app.require_subcommand(1);
   add(app);

@@ -99,3 +99,21 @@ def test_cohort_options_need_a_directory_and_no_single_volume(cohort):
         volfeat.extract(ct="a.nii.gz", mask="b.nii.gz", manifest=cohort["good"], out=cohort["work"] / "never")
     with pytest.raises(ValueError, match="--shard 3/2"):
         volfeat.sweep(manifest=cohort["good"], shard="3/2", out=cohort["work"] / "never", **SWEEP)
+
+
+def test_threads_apply_to_their_call_only(cohort):
+    # the sweeps above ran with threads=1; an estimate afterwards sees the process's own thread count
+    import subprocess, sys
+    code = ("import os, volfeat\n"
+            "def peak():\n"
+            "    try:\n"
+            "        volfeat.extract(max_memory='1M', quiet=True)\n"
+            "    except MemoryError as e:\n"
+            "        return str(e)\n"
+            "a = peak()\n"
+            f"volfeat.sweep(manifest={cohort['good']!r}, out={str(cohort['work'] / 'threads')!r}, schemes='random',"
+            " layers='conv0', similarities='cosine', threads=1, quiet=True)\n"
+            "assert peak() == a, (a, peak())\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ,
+                       OMP_NUM_THREADS="2"))
+    assert p.returncode == 0, p.stderr
