@@ -167,8 +167,10 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
                     "; no --weights given)";
     return w;
   }
-  w.state = load_weights(o.weights, inflate);
-  if (o.inflate_given && conv_spatial_dims(read_state_dict(o.weights)) == 3)
+  WeightsFile file = read_weights_file(o.weights, inflate);
+  w.state = std::move(file.state);
+  w.sha256 = std::move(file.sha256);
+  if (o.inflate_given && file.file_dims == 3)
     fail(o.weights, ": already holds 3D weights (", weights_kind(w.state), ", scheme ",
          state_dict_meta(w.state).value("scheme", std::string("unknown")),
          "); --inflate applies to 2D torchvision exports");
@@ -179,7 +181,6 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
            " was asked for");
   }
   w.kind = weights_kind(w.state);
-  w.sha256 = sha256_file(o.weights);
   const int64_t stem = w.state.at(stem_key(w.state)).shape[1];
   if (stem != input_channels)
     fail(o.weights, ": conv0 takes ", stem, " channel(s) but --normalize ", o.normalize, " makes ", input_channels,

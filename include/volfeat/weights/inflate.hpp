@@ -8,6 +8,7 @@
 // with k = a (the torchvision families' kernels are square). The stem's RGB input collapses to one channel first:
 // `sum` (a gray volume then acts like a gray image replicated to RGB) or `mean`; or stays RGB
 // (`rgb`), for inputs normalised per channel (ImageNet mean/std) where no collapse is exact.
+#include <algorithm>
 #include <functional>
 #include <vector>
 #include <map>
@@ -17,6 +18,7 @@
 #include "volfeat/core/random.hpp"
 #include "volfeat/core/shape.hpp"
 #include "volfeat/nn/architectures.hpp"
+#include "volfeat/weights/seeded_normal.hpp"
 
 namespace volfeat {
 
@@ -110,24 +112,37 @@ inline const InflationScheme& inflation_scheme(const std::string& name) {
 // torchvision's own initialisation of `arch`, in 3D: the "untrained" network of Avants et al. Conv
 // weights ~ N(0, 2/fan) with fan = I*kD*kH*kW (fan_in, DenseNet) or O*kD*kH*kW (fan_out, VGG and
 // ResNet), as kaiming_normal_ does for each family; conv biases 0; BatchNorm weight 1, bias 0,
-// running mean 0, running var 1. Values are drawn in the graph's parameter order.
+// running mean 0, running var 1. Conv tensor `key` holds float(std * n_i), n_i the i-th value of the
+// normal stream (seed, key) of weights/seeded_normal.hpp: float values (what the network packs), the
+// same for any thread count, tensors filled in parallel (DenseNet-121: 11.3 M values).
 inline StateDict random_state_dict(const Graph& g, uint64_t seed) {
   StateDict sd;
   sd.origin = "seeded random init (" + g.arch() + ", seed " + std::to_string(seed) + ")";
-  Rng rng(seed);
-  for (const ParamSpec& p : g.params(3)) {
-    Param param{p.shape, std::vector<double>(size_t(element_count(p.shape)))};
-    const auto leaf = p.key.substr(p.key.rfind('.') + 1);
+  const std::vector<ParamSpec> specs = g.params(3);
+  std::vector<Param*> slots(specs.size());
+  for (size_t k = 0; k < specs.size(); ++k) slots[k] = &sd.params.emplace(specs[k].key, Param{specs[k].shape, {}}).first->second;
+  // Largest first, so that the last tensor a thread takes is a small one.
+  std::vector<size_t> order(specs.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return element_count(specs[a].shape) > element_count(specs[b].shape); });
+  const bool fan_in = g.conv_init() == ConvInit::kFanIn;
+  // Each tensor is allocated (its pages first touched) by the thread that fills it.
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t j = 0; j < order.size(); ++j) {
+    const ParamSpec& p = specs[order[j]];
+    std::vector<double>& v = slots[order[j]]->values;
+    v.resize(size_t(element_count(p.shape)));
     if (p.shape.size() == 5) {
       // fan_in = I*kD*kH*kW = count/O; fan_out = O*kD*kH*kW = count/I
-      const int64_t fan = element_count(p.shape) / (g.conv_init() == ConvInit::kFanIn ? p.shape[0] : p.shape[1]);
+      const int64_t fan = element_count(p.shape) / (fan_in ? p.shape[0] : p.shape[1]);
       const double std_dev = std::sqrt(2.0 / double(fan));
-      for (double& v : param.values) v = std_dev * rng.normal();
+      const SeededNormals normals(seed, p.key);
+      for (size_t i = 0; i < v.size(); ++i) v[i] = double(float(std_dev * normals.normal(i)));
     } else {
-      const double fill = (leaf == "weight" || leaf == "running_var") ? 1.0 : 0.0;
-      std::fill(param.values.begin(), param.values.end(), fill);
+      const auto leaf = p.key.substr(p.key.rfind('.') + 1);
+      std::fill(v.begin(), v.end(), (leaf == "weight" || leaf == "running_var") ? 1.0 : 0.0);
     }
-    sd.params.emplace(p.key, std::move(param));
   }
   return sd;
 }
@@ -197,17 +212,36 @@ inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions&
   }
   StateDict sd3;
   sd3.origin = sd2d.origin + " inflated " + opt.scheme + " along " + "DHW"[axis];
-  Rng rng(opt.seed);
+  // Kernels are independent: inflated in parallel, each thread first-touching what it fills (the slots
+  // exist before, so the map is not modified meanwhile). The shuffle draws from one seeded stream in key
+  // order, after all are inflated, as before.
+  std::vector<std::string> keys;
   for (const auto& [key, p] : sd2d.params) {
     if (is_ignorable_key(family, key)) continue;
     if (p.shape.size() == 4) {
-      const Param w2 = key == stem ? detail::collapse_stem(p, opt.stem) : p;
-      Param w3 = detail::inflate_kernel(w2, axis, scheme);
-      if (scheme.shuffle) detail::shuffle_values(w3.values, rng);
-      sd3.params.emplace(key, std::move(w3));
+      keys.push_back(key);
+      sd3.params[key];
     } else {
       sd3.params.emplace(key, p);
     }
+  }
+  std::string error;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t k = 0; k < keys.size(); ++k) {
+    try {
+      const Param& p = sd2d.params.at(keys[k]);
+      Param& out = sd3.params.at(keys[k]);
+      out = keys[k] == stem ? detail::inflate_kernel(detail::collapse_stem(p, opt.stem), axis, scheme)
+                            : detail::inflate_kernel(p, axis, scheme);
+    } catch (const std::exception& e) {
+#pragma omp critical(volfeat_inflate)
+      if (error.empty()) error = e.what();
+    }
+  }
+  if (!error.empty()) fail(error);
+  if (scheme.shuffle) {
+    Rng rng(opt.seed);
+    for (const auto& key : keys) detail::shuffle_values(sd3.params.at(key).values, rng);
   }
   return sd3;
 }

@@ -43,12 +43,29 @@ class Conv3d<Cpu, T> {
   // weight: torch order (O, I, kD, kH, kW); bias: empty or O values.
   Conv3d(const ConvSpec& spec, const std::vector<double>& weight, const std::vector<double>& bias = {})
       : spec_(spec) {
-    if (static_cast<Index>(weight.size()) != spec.weight_count())
-      fail("conv3d: ", weight.size(), " weights given, the layer needs ", spec.weight_count());
-    if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
-      fail("conv3d: ", bias.size(), " biases given, the layer needs ", spec.out_channels);
+    pack(weight.data(), weight.size(), bias.data(), bias.size());
+  }
+  // The same from float data (no double copy of the weights needed): identical packing.
+  Conv3d(const ConvSpec& spec, const float* weight, size_t weight_count, const float* bias = nullptr,
+         size_t bias_count = 0)
+      : spec_(spec) {
+    pack(weight, weight_count, bias, bias_count);
+  }
+
+  const ConvSpec& spec() const { return spec_; }
+  Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }
+
+ private:
+  // The one packing of both constructors (W: double or float).
+  template <class W>
+  void pack(const W* weight, size_t weight_count, const W* bias, size_t bias_count) {
+    const ConvSpec& spec = spec_;
+    if (static_cast<Index>(weight_count) != spec.weight_count())
+      fail("conv3d: ", weight_count, " weights given, the layer needs ", spec.weight_count());
+    if (bias_count != 0 && static_cast<Index>(bias_count) != spec.out_channels)
+      fail("conv3d: ", bias_count, " biases given, the layer needs ", spec.out_channels);
     const Index ci = spec.in_channels, co = spec.out_channels, taps = spec.geometry.taps();
-    bias_.assign(bias.begin(), bias.end());
+    bias_.assign(bias, bias + bias_count);
     if constexpr (kFast) {
       nv_ = co <= 16 ? 1 : co <= 32 ? 2 : 4;
       const Index pw = 16 * nv_, k = ci * taps;
@@ -70,8 +87,7 @@ class Conv3d<Cpu, T> {
     }
   }
 
-  const ConvSpec& spec() const { return spec_; }
-  Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }
+ public:
 
   void forward(TensorView<const T> in, TensorView<T> out, Activation<Cpu, T> pre = {},
                Activation<Cpu, T> post = {}) const {
