@@ -127,12 +127,20 @@ inline StateDict random_state_dict(const Graph& g, uint64_t seed) {
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return element_count(specs[a].shape) > element_count(specs[b].shape); });
   const bool fan_in = g.conv_init() == ConvInit::kFanIn;
-  // Each tensor is allocated (its pages first touched) by the thread that fills it.
+  // Each tensor is allocated (its pages first touched) by the thread that fills it. An exception must not
+  // leave the OpenMP region: the first (out of memory) is rethrown after it.
+  std::string error;
 #pragma omp parallel for schedule(dynamic, 1)
   for (size_t j = 0; j < order.size(); ++j) {
     const ParamSpec& p = specs[order[j]];
     std::vector<double>& v = slots[order[j]]->values;
-    v.resize(size_t(element_count(p.shape)));
+    try {
+      v.resize(size_t(element_count(p.shape)));
+    } catch (const std::exception& e) {
+#pragma omp critical(volfeat_random_init)
+      if (error.empty()) error = std::string("seeded random init: ") + e.what();
+      continue;
+    }
     if (p.shape.size() == 5) {
       // fan_in = I*kD*kH*kW = count/O; fan_out = O*kD*kH*kW = count/I
       const int64_t fan = element_count(p.shape) / (fan_in ? p.shape[0] : p.shape[1]);
@@ -144,6 +152,7 @@ inline StateDict random_state_dict(const Graph& g, uint64_t seed) {
       std::fill(v.begin(), v.end(), (leaf == "weight" || leaf == "running_var") ? 1.0 : 0.0);
     }
   }
+  if (!error.empty()) fail(error);
   return sd;
 }
 inline StateDict random_state_dict(const std::string& arch, uint64_t seed, int64_t stem_in = 1) {
