@@ -99,6 +99,9 @@ def main():
     ap.add_argument("--taps", default=None, help="default: the family's shallow/mid/deep (DenseNet: denseblock2,3,4; "
                     "VGG-19: the paper's conv2_2, conv4_2, conv5_4; ResNet: layer1, layer3, layer4)")
     ap.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    ap.add_argument("--winograd-ab", action="store_true",
+                    help="also run volfeat with VOLFEAT_WINOGRAD=0 (direct convs only) as a third worker in the same "
+                         "alternation, and print the Winograd speed-up (direct median / volfeat median)")
     a = ap.parse_args()
 
     exe = os.path.join(a.build, "bench", "volfeat_forward")
@@ -120,14 +123,20 @@ def main():
                                 "--arch", a.arch], venv)
         th = Worker("torch", ["/usr/bin/python3", os.path.join(HERE, "torch_forward.py"), str(d), str(h), str(w),
                               "--serve", "--threads", str(a.threads), "--taps", ttaps, "--arch", a.arch], tenv)
+        vd = None
+        if a.winograd_ab:
+            vd = Worker("volfeat-direct", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps",
+                                           vtaps, "--arch", a.arch], dict(venv, VOLFEAT_WINOGRAD="0"))
         gflop = vf.hello.get("gflop", gflop)
-        tv, tt = [], []
+        tv, tt, td = [], [], []
         for i in range(a.warmup + a.reps):
-            order = (vf, th) if i % 2 == 0 else (th, vf)
+            order = [vf, th] + ([vd] if vd else [])
+            if i % 2 == 1:
+                order.reverse()
             for wk in order:
                 r = wk.run()
                 if i >= a.warmup:
-                    (tv if wk is vf else tt).append(r["seconds"])
+                    (tv if wk is vf else tt if wk is th else td).append(r["seconds"])
             print(f"  {size} rep {i - a.warmup if i >= a.warmup else 'warm-up'}: volfeat "
                   f"{(tv or [float('nan')])[-1]:.3f} s, torch {(tt or [float('nan')])[-1]:.3f} s", file=sys.stderr, flush=True)
         vf.close()
@@ -136,6 +145,9 @@ def main():
         tm, tlo, thi = fmt_t(tt)
         rows.append(dict(size=size, gflop=gflop, v=(vm, vlo, vhi), t=(tm, tlo, thi), vrss=vf.peak_rss_gb,
                          trss=th.peak_rss_gb, ratio=tm / vm, threads=th.hello.get("threads")))
+        if vd:
+            vd.close()
+            rows[-1].update(d=fmt_t(td), drss=vd.peak_rss_gb)
 
     hdr = (f"{'input':>14} {'GFLOP':>7} | {'volfeat median [min-max] s':>28} {'GFLOP/s':>7} {'RSS GB':>6} | "
            f"{'torch median [min-max] s':>28} {'GFLOP/s':>7} {'RSS GB':>6} | ratio")
@@ -146,6 +158,11 @@ def main():
         print(f"{r['size']:>14} {r['gflop']:7.1f} | {v[0]:8.3f} [{v[1]:.3f}-{v[2]:.3f}]{'':>8} {r['gflop'] / v[0]:7.1f} "
               f"{r['vrss']:6.2f} | {t[0]:8.3f} [{t[1]:.3f}-{t[2]:.3f}]{'':>8} {r['gflop'] / t[0]:7.1f} {r['trss']:6.2f} | "
               f"{r['ratio']:.2f}x")
+        if "d" in r:
+            dd = r["d"]
+            print(f"{'':>14} {'':>7} | direct convs (VOLFEAT_WINOGRAD=0): {dd[0]:.3f} [{dd[1]:.3f}-{dd[2]:.3f}] s, "
+                  f"{r['gflop'] / dd[0]:.1f} GFLOP/s, RSS {r['drss']:.2f} GB; Winograd speed-up {dd[0] / v[0]:.2f}x, "
+                  f"direct vs torch {t[0] / dd[0]:.2f}x")
     if a.markdown:
         print()
         print("| input | GFLOP | volfeat median s | volfeat min–max s | volfeat GFLOP/s | volfeat peak RSS GB | "

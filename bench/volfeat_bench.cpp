@@ -19,6 +19,7 @@
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/core/random.hpp"
 #include "volfeat/nn/network.hpp"
+#include "volfeat/pipeline/fixed_order_gram.hpp"
 #include "volfeat/weights/inflate.hpp"
 
 using namespace volfeat;
@@ -129,10 +130,20 @@ bool check_conv(const TensorView<const float>& in, const ConvSpec& s, const std:
 }
 
 // A conv at DenseNet's shapes: grid (the 128^3 input's grid for that block), channels, kernel.
-void bm_conv(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post) {
+// winograd: the conv runs as 3D Winograd F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp); GFLOP/s stays counted
+// in the direct conv's FLOPs (the "effective" rate), and GEMM_GFLOP/s counts what its 64 GEMMs compute.
+void bm_conv(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post,
+             bool winograd) {
   const ConvSpec spec{in_dims.c, co, g};
   const auto w = normals(size_t(spec.weight_count()), 2, std::sqrt(2.0 / double(in_dims.c * g.taps())));
-  const Conv3d<Cpu, float> conv(spec, w);
+  Conv3d<Cpu, float> conv(spec, w);
+  if (winograd) {
+    conv.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(spec, w));
+    const Dims od = conv.output_dims(in_dims);
+    const double tiles = double(od.n * ((od.d + 1) / 2) * ((od.h + 1) / 2) * ((od.w + 1) / 2));
+    st.counters["GEMM_GFLOP/s"] = benchmark::Counter(2.0 * tiles * 64 * double(in_dims.c * co),
+                                                      benchmark::Counter::kIsIterationInvariantRate);
+  }
   const auto bn_in = random_bn(in_dims.c, 3);
   const auto bn_out = random_bn(co, 4);
   auto x = random_tensor(in_dims, 1);
@@ -254,28 +265,74 @@ void bm_network(benchmark::State& st, Index d, Index h, Index w) {
   st.counters["GFLOP"] = network_gflop(d, h, w) / 1e9;
 }
 
+// channel_gram's K = sum_i (w_i f_i) f_i^T over kCkaMaxVoxels samples of c channels: the plain loop it
+// used to be (all of K streamed once per sample) against the fixed-order GEMM (same bits, test_gram).
+std::vector<double> plain_gram(const std::vector<double>& f, const std::vector<double>& w, long n, long c) {
+  std::vector<double> k(size_t(c * c), 0.0);
+  for (long i = 0; i < n; ++i)
+    for (long p = 0; p < c; ++p) {
+      const double wf = w[size_t(i)] * f[size_t(i * c + p)];
+      for (long q = 0; q < c; ++q) k[size_t(p * c + q)] += wf * f[size_t(i * c + q)];
+    }
+  return k;
+}
+void bm_gram(benchmark::State& st, long c, bool gemm) {
+  const long n = 4096;
+  Rng rng(3);
+  std::vector<double> f(static_cast<size_t>(n * c)), w(static_cast<size_t>(n));
+  for (double& v : f) v = rng.normal();
+  for (double& v : w) v = 0.5 + std::abs(rng.normal());
+  std::vector<double> k;
+  for (auto _ : st) {
+    k = gemm ? fixed_order_weighted_gram(f.data(), w.data(), n, 1, c) : plain_gram(f, w, n, c);
+    benchmark::DoNotOptimize(k.data());
+  }
+  if (gemm && k != plain_gram(f, w, n, c)) st.SkipWithError("the GEMM is not the plain loop's bits");
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(n) * double(c * c), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all(bool full) {
   using benchmark::RegisterBenchmark;
   const auto k1 = WindowGeometry::cube(1);
   const auto k3 = WindowGeometry::cube(3, 1, 1);
   // 1x1x1 conv1 of a dense layer (fused norm1+relu1) at each block's grid and a typical width, 128^3 input.
-  RegisterBenchmark("conv1x1/block1_c64_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 64}, 128, k1, true, false)->UseRealTime();
-  RegisterBenchmark("conv1x1/block1_c224_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 224}, 128, k1, true, false)->UseRealTime();
-  RegisterBenchmark("conv1x1/block2_c320_to128_16^3", bm_conv, Dims{1, 16, 16, 16, 320}, 128, k1, true, false)->UseRealTime();
-  RegisterBenchmark("conv1x1/block3_c640_to128_8^3", bm_conv, Dims{1, 8, 8, 8, 640}, 128, k1, true, false)->UseRealTime();
-  RegisterBenchmark("conv1x1/block4_c768_to128_4^3", bm_conv, Dims{1, 4, 4, 4, 768}, 128, k1, true, false)->UseRealTime();
-  RegisterBenchmark("conv1x1/transition1_c256_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 256}, 128, k1, true, false)->UseRealTime();
-  RegisterBenchmark("conv1x1/block1_c160_to128_post_32^3", bm_conv, Dims{1, 32, 32, 32, 160}, 128, k1, true, true)->UseRealTime();
+  RegisterBenchmark("conv1x1/block1_c64_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 64}, 128, k1, true, false, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block1_c224_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 224}, 128, k1, true, false, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block2_c320_to128_16^3", bm_conv, Dims{1, 16, 16, 16, 320}, 128, k1, true, false, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block3_c640_to128_8^3", bm_conv, Dims{1, 8, 8, 8, 640}, 128, k1, true, false, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block4_c768_to128_4^3", bm_conv, Dims{1, 4, 4, 4, 768}, 128, k1, true, false, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/transition1_c256_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 256}, 128, k1, true, false, false)->UseRealTime();
+  RegisterBenchmark("conv1x1/block1_c160_to128_post_32^3", bm_conv, Dims{1, 32, 32, 32, 160}, 128, k1, true, true, false)->UseRealTime();
   // 3x3x3 conv2 (128 -> 32) at each block's grid.
-  RegisterBenchmark("conv3x3x3/128_to32_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, false, false)->UseRealTime();
-  RegisterBenchmark("conv3x3x3/128_to32_16^3", bm_conv, Dims{1, 16, 16, 16, 128}, 32, k3, false, false)->UseRealTime();
-  RegisterBenchmark("conv3x3x3/128_to32_8^3", bm_conv, Dims{1, 8, 8, 8, 128}, 32, k3, false, false)->UseRealTime();
-  RegisterBenchmark("conv3x3x3/128_to32_prebnrelu_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, true, false)->UseRealTime();
+  RegisterBenchmark("conv3x3x3/128_to32_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, false, false, false)->UseRealTime();
+  RegisterBenchmark("conv3x3x3/128_to32_16^3", bm_conv, Dims{1, 16, 16, 16, 128}, 32, k3, false, false, false)->UseRealTime();
+  RegisterBenchmark("conv3x3x3/128_to32_8^3", bm_conv, Dims{1, 8, 8, 8, 128}, 32, k3, false, false, false)->UseRealTime();
+  RegisterBenchmark("conv3x3x3/128_to32_prebnrelu_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, false)->UseRealTime();
+  // The same 3x3x3 convs as 3D Winograd, and VGG's 3x3x3 convs (64x128x128 input: each block's width on a
+  // smaller grid of the same kind), direct and Winograd, so each pair's ratio comes from one run.
+  RegisterBenchmark("winograd/128_to32_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, false, false, true)->UseRealTime();
+  RegisterBenchmark("winograd/128_to32_16^3", bm_conv, Dims{1, 16, 16, 16, 128}, 32, k3, false, false, true)->UseRealTime();
+  RegisterBenchmark("winograd/128_to32_8^3", bm_conv, Dims{1, 8, 8, 8, 128}, 32, k3, false, false, true)->UseRealTime();
+  RegisterBenchmark("winograd/128_to32_prebnrelu_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, true)->UseRealTime();
+  for (auto [c_in, c_out, d, hw] : std::vector<std::array<Index, 4>>{
+           {3, 64, 16, 64}, {64, 64, 16, 64}, {128, 128, 16, 32}, {256, 256, 8, 16}, {512, 512, 4, 8}}) {
+    const std::string name = std::to_string(c_in) + "_to" + std::to_string(c_out) + "_" + std::to_string(d) + "x" +
+                             std::to_string(hw) + "x" + std::to_string(hw);
+    for (bool wino : {false, true})
+      RegisterBenchmark(((wino ? "winograd/vgg_" : "conv3x3x3/vgg_") + name).c_str(), bm_conv, Dims{1, d, hw, hw, c_in},
+                        c_out, k3, false, true, wino)
+          ->UseRealTime();
+  }
   // Stem: 7^3 stride 2 pad 3, 1 -> 64, with norm0+relu0 fused.
-  RegisterBenchmark("stem/conv0_7^3_s2_128^3", bm_conv, Dims{1, 128, 128, 128, 1}, 64, WindowGeometry::cube(7, 2, 3), false, true)->UseRealTime();
+  RegisterBenchmark("stem/conv0_7^3_s2_128^3", bm_conv, Dims{1, 128, 128, 128, 1}, 64, WindowGeometry::cube(7, 2, 3), false, true, false)->UseRealTime();
   RegisterBenchmark("pool/maxpool0_64^3x64", bm_maxpool0)->UseRealTime();
   RegisterBenchmark("pool/avgpool_32^3x128", bm_avgpool)->UseRealTime();
   RegisterBenchmark("bn_relu/32^3x256", bm_bn_relu)->UseRealTime();
+  for (long c : {64L, 256L, 1024L}) {
+    const std::string n = std::to_string(c);
+    RegisterBenchmark(("gram/plain_loop_4096x" + n).c_str(), bm_gram, c, false)->Unit(benchmark::kMillisecond)->UseRealTime();
+    RegisterBenchmark(("gram/fixed_order_gemm_4096x" + n).c_str(), bm_gram, c, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
   for (auto [d, h, w] : std::vector<std::array<Index, 3>>{{64, 64, 64}, {128, 128, 128}, {54, 128, 128}, {108, 256, 256}})
     RegisterBenchmark(("network/" + std::to_string(d) + "x" + std::to_string(h) + "x" + std::to_string(w)).c_str(),
                       bm_network, d, h, w)

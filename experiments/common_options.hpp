@@ -22,6 +22,7 @@ struct CommonArgs {
   std::string out = "volfeat_out";
   std::string max_memory;  // parsed after CLI11 (parse_memory_size)
   std::string denoise = "none", contrast = "none";  // parsed after CLI11 into extract.preprocessing
+  std::string mode = ExtractMode().name();           // parsed after CLI11 into extract.mode
 };
 
 // --denoise and --contrast, shared with `volfeat preprocess`.
@@ -56,7 +57,7 @@ inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--resample", a.resample, "resample to isotropic MM spacing first (trilinear CT, nearest labels)");
   cmd->add_option("--crop-to-labels", a.crop, "crop to the labelled regions plus MARGIN_MM first");
   cmd->add_option("--nan-to", a.nan_to, "replace NaN/Inf CT voxels by this value instead of failing");
-  cmd->add_option("--mode", e.mode, "shared: one forward pass, regions pooled in their masks; mask-input: the reports' "
+  cmd->add_option("--mode", a.mode, "shared: one forward pass, regions pooled in their masks; mask-input: the reports' "
                                     "method, one pass per region on CT x mask")
       ->capture_default_str()
       ->check(CLI::IsMember({"shared", "mask-input"}));
@@ -99,6 +100,7 @@ inline void finish_common_options(CLI::App* cmd, CommonArgs& a) {
   ExtractOptions& e = a.extract;
   e.background = !a.no_background;
   e.preprocessing = parse_preprocessing(a.denoise, a.contrast);
+  e.mode = ExtractMode(a.mode);
   e.layers = split_list(a.layers);
   if (!e.layers.empty() && !e.preset.empty()) fail("--layers and --preset are alternatives: pass one");
   if (cmd->count("--resample")) e.resample_mm = a.resample;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "cli_backend.hpp"
+#include "cohort/extract_cohort.hpp"
 #include "common_options.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/pipeline/extract_outputs.hpp"
@@ -76,14 +77,26 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
 
 struct ExtractArgs {
   CommonArgs common;
+  std::string manifest, shard;  // a cohort: cohort/extract_cohort.hpp
 };
 
 inline void add_extract_command(CLI::App& app, const std::string& command) {
   auto a = std::make_shared<ExtractArgs>();
   CLI::App* cmd = app.add_subcommand("extract", "CT + label mask -> region features per layer -> cosine similarity tables");
   add_common_options(cmd, a->common);
+  cmd->add_option("--manifest", a->manifest, "CSV with columns ct,mask,labels[,id][,series]: one output directory "
+                                             "per volume (--out/ID) and cohort tables in --out");
+  add_shard_option(cmd, a->shard);
   cmd->callback([a, cmd, command] {
     finish_common_options(cmd, a->common);
+    if (!a->manifest.empty()) {
+      const int status = run_extract_manifest(
+          a->common.extract, a->manifest, a->common.out, a->shard, a->common.threads, a->common.quiet, command,
+          [&command](const ExtractOptions& o, Progress& p) { return run_extract<CliBackend>(o, p, command); });
+      if (status != 0) throw CohortExit{status};
+      return;
+    }
+    if (!a->shard.empty()) fail("--shard needs --manifest (a cohort to share out)");
     const DirLock lock = lock_out_dir(a->common.out, a->common.wait_lock, command);
     Progress progress(a->common.quiet);
     const auto t0 = Progress::Clock::now();

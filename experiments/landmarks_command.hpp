@@ -1,6 +1,10 @@
 #pragma once
 // `volfeat landmarks`: the landmark-matching evaluation of Avants et al. on a template and a copy of it
 // under a known rigid transform (include/volfeat/pipeline/landmarks.hpp has the method).
+//
+// LandmarksArgs (CLI11's strings) -> landmarks_options -> LandmarksOptions (parsed and checked, no I/O)
+// -> run_landmarks<Backend> -> LandmarksResult -> write_landmarks (the three files) and
+// print_landmarks (stdout).
 #include <CLI/CLI.hpp>
 #include <omp.h>
 
@@ -14,6 +18,7 @@
 
 #include "cli_backend.hpp"
 #include "common_options.hpp"
+#include "landmark_args.hpp"
 #include "out_dir_lock.hpp"
 #include "volfeat/core/atomic_file.hpp"
 #include "volfeat/pipeline/landmarks.hpp"
@@ -95,6 +100,274 @@ inline std::vector<int> parse_int_list(const std::string& s, const std::string& 
   return out;
 }
 
+// Every option parsed and checked before any input is read.
+struct LandmarksOptions {
+  std::string ct, mask, labels, series;  // no --ct: the built-in knee phantom
+  std::string normalize;                 // as given (run.json quotes it)
+  Normalization normalization;
+  std::optional<double> resample_mm;
+  std::string weights;
+  InflateOptions inflate;  // the stem forced to rgb by a 3-channel --normalize
+  bool arch_given = false, schemes_given = false;
+  std::vector<std::string> archs;
+  TransformArgs transform;
+  LandmarkOptions matching;
+  std::string out;
+  double wait_lock = 0;
+  bool quiet = false;
+};
+
+inline LandmarksOptions landmarks_options(const LandmarksArgs& a, const CLI::App& cmd) {
+  if (a.threads < 0) fail("--threads ", a.threads, ": expected a positive count");
+  if (a.ct.empty() != a.mask.empty()) fail("--ct and --mask go together (neither: the built-in knee phantom)");
+  std::error_code ec;
+  if (std::filesystem::exists(a.out, ec) && !std::filesystem::is_directory(a.out, ec))
+    fail("--out ", a.out, ": exists and is not a directory");
+  LandmarksOptions o;
+  o.ct = a.ct, o.mask = a.mask, o.labels = a.labels, o.series = a.series;
+  o.normalize = a.normalize;
+  o.weights = a.weights;
+  o.out = a.out, o.wait_lock = a.wait_lock, o.quiet = a.quiet;
+  if (cmd.count("--resample")) o.resample_mm = a.resample;
+  LandmarkOptions& m = o.matching;
+  m.schemes = split_list(a.schemes);
+  m.layers = split_list(a.layers);
+  m.patches = parse_int_list(a.patches, "--patch");
+  m.radius_mm = a.radius;
+  m.stride = a.stride;
+  m.max_landmarks = a.max_landmarks;
+  m.dense = a.dense;
+  m.fill_hu = a.fill_hu;
+  if (m.schemes.empty()) fail("--schemes: empty list");
+  for (const auto& s : m.schemes) inflation_scheme(s);  // unknown names fail before any work
+  if (m.layers.empty()) fail("--layers: empty list");
+  if (!(m.radius_mm >= 0)) fail("--radius ", m.radius_mm, ": expected >= 0 mm");
+  if (m.stride < 1) fail("--stride ", m.stride, ": expected >= 1 voxel");
+  o.normalization = parse_normalization(a.normalize);
+  o.transform = parse_transform_args(a.rotate, a.translate);
+  o.inflate = a.inflate;
+  if (o.normalization.channels() == 3) {
+    if (cmd.count("--stem") && o.inflate.stem != "rgb") fail("--normalize imagenet feeds 3 channels: it needs --stem rgb");
+    o.inflate.stem = "rgb";
+  }
+  o.archs = split_list(a.arch);
+  if (o.archs.empty()) fail("--arch: empty list");
+  for (const auto& arch : o.archs) arch_family(arch);  // unknown names fail before any work
+  o.arch_given = cmd.count("--arch") > 0;
+  o.schemes_given = cmd.count("--schemes") > 0;
+  if (!o.weights.empty() && o.arch_given && o.archs.size() > 1)
+    fail("--arch ", a.arch, ": with --weights the file decides the one architecture");
+  return o;
+}
+
+// What a run found and computed: everything the outputs need.
+struct LandmarksResult {
+  std::string ct_name, mask_name;
+  std::optional<AxisReorientation> mask_reorientation;
+  Grid grid;
+  RigidTransform transform;
+  std::vector<Landmark> landmarks;
+  std::vector<std::string> skipped;
+  std::vector<std::string> layers;  // as asked (presets unexpanded)
+  std::string weights_description, weights_sha;
+  struct Scheme {
+    std::string key;  // arch/scheme
+    std::vector<std::string> members;
+    std::string description;
+  };
+  std::vector<Scheme> schemes;
+  LandmarkExperiment experiment;
+};
+
+// The template CT and its labels: the given files (the mask conformed to the CT's axes), or the phantom.
+inline void read_landmark_volumes(const LandmarksOptions& o, Volume<float>& ct, Volume<int32_t>& labels,
+                                  LandmarksResult& r, Progress& progress) {
+  if (o.ct.empty()) {
+    progress.note("no --ct given: running on the built-in synthetic knee phantom");
+    Phantom p = make_knee_phantom(0);
+    ct = std::move(p.ct), labels = std::move(p.labels);
+    r.ct_name = "built-in knee phantom (seed 0)", r.mask_name = "built-in knee phantom labels";
+  } else {
+    ct = read_ct_volume(o.ct, {}, o.series).volume;
+    labels = read_nifti_labels(o.mask);
+    r.mask_reorientation = conform_mask_to_grid(ct.grid, o.ct, labels, o.mask);
+    if (r.mask_reorientation) progress.note(reorientation_note(*r.mask_reorientation, o.mask));
+    r.ct_name = o.ct, r.mask_name = o.mask;
+  }
+  if (o.resample_mm) {
+    ct = resample_linear(ct, *o.resample_mm);
+    labels = resample_nearest(labels, *o.resample_mm);
+  }
+}
+
+// The regions that get landmarks: --labels, the phantom's, or every non-zero label of the mask.
+inline std::vector<LandmarkRegion> landmark_regions(const LandmarksOptions& o, const Volume<int32_t>& labels,
+                                                    const std::string& mask_name) {
+  std::vector<LandmarkRegion> regions;
+  std::string label_spec = o.labels;
+  if (label_spec.empty() && o.ct.empty()) label_spec = kPhantomLabels;
+  if (label_spec.empty()) {
+    for (const auto& [v, n] : count_labels(labels))
+      if (v != 0 && n > 0) regions.push_back({"label" + std::to_string(v), v});
+    if (regions.empty()) fail(mask_name, ": holds no non-zero label");
+  } else {
+    for (const Region& r : parse_labels(label_spec, true))
+      if (r.label != 0) regions.push_back({r.name, r.label});
+  }
+  return regions;
+}
+
+// One set of scheme networks per architecture (the paper's network x layer x patch grid): volfeat's
+// seeded 2D init per --arch, or the --weights file (2D: inflated per scheme; 3D: used as it is).
+template <class Backend>
+std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const LandmarksOptions& o,
+                                                                          LandmarkOptions& m, LandmarksResult& r) {
+  std::vector<std::vector<SchemeNetworks<Backend, float>>> per_arch;
+  if (o.weights.empty()) {
+    for (const auto& arch : o.archs) {
+      const StateDict sd2 = seeded_2d_init(arch, o.inflate.seed);
+      r.weights_description += (r.weights_description.empty() ? "" : "; ") + sd2.origin;
+      per_arch.push_back(inflate_scheme_networks<Backend, float>(sd2, m.schemes, o.inflate, ""));
+    }
+    r.weights_description += ", inflated per scheme; NOT pretrained";
+    return per_arch;
+  }
+  StateDict sd = read_state_dict(o.weights);
+  const int dims = conv_spatial_dims(sd);
+  const std::string found = graph_of(sd).arch();  // a known architecture, every key with its shape
+  if (o.arch_given && found != o.archs.front())
+    fail(o.weights, ": holds ", found, " weights but --arch ", o.archs.front(), " was asked for");
+  r.weights_sha = sha256_file(o.weights);
+  if (dims == 3) {
+    if (o.schemes_given)
+      fail(o.weights, " is already 3D: --schemes needs a 2D export to inflate (drop --schemes to use the file as it is)");
+    SchemeNetworks<Backend, float> s;
+    s.scheme = "as-loaded";
+    s.members = {"as-loaded"};
+    s.nets.push_back(std::make_shared<const Network<Backend, float>>(sd));
+    s.description = "as-loaded: " + weights_kind(sd);
+    per_arch.push_back({});
+    per_arch.back().push_back(std::move(s));
+    m.schemes = {"as-loaded"};
+    r.weights_description = o.weights + " (3D, " + weights_kind(sd) + ")";
+  } else {
+    r.weights_description = o.weights + " (2D, " + weights_kind(sd) + "), inflated per scheme";
+    per_arch.push_back(inflate_scheme_networks<Backend, float>(sd, m.schemes, o.inflate, r.weights_sha));
+  }
+  return per_arch;
+}
+
+template <class Backend>
+LandmarksResult run_landmarks(const LandmarksOptions& o, Progress& progress) {
+  LandmarksResult r;
+  LandmarkOptions m = o.matching;
+  r.layers = m.layers;
+
+  // ---- template volume and labels, the transform, the target, the landmarks
+  Volume<float> ct;
+  Volume<int32_t> labels;
+  read_landmark_volumes(o, ct, labels, r, progress);
+  const std::vector<LandmarkRegion> regions = landmark_regions(o, labels, r.mask_name);
+  r.transform = make_rigid_transform(o.transform, grid_centre_world(ct.grid));
+  progress.begin("resampling the target");
+  const LandmarkInputs in = prepare_landmark_inputs(std::move(ct), std::move(labels), r.transform, o.normalization, m.fill_hu);
+  progress.end();
+  r.grid = in.template_ct.grid;
+  r.landmarks = automatic_landmarks(in.template_labels, regions, r.transform, m.max_landmarks, &r.skipped);
+  for (const auto& s : r.skipped) progress.note("landmark skipped: " + s);
+
+  // ---- networks
+  const int channels = in.normalization.channels();
+  progress.begin("building networks");
+  const auto per_arch = landmark_networks<Backend>(o, m, r);
+  progress.end();
+  for (const auto& nets : per_arch)
+    for (const auto& s : nets)
+      if (s.nets.front()->input_channels() != channels)
+        fail("scheme ", s.scheme, ": the network takes ", s.nets.front()->input_channels(),
+             " channel(s) but --normalize ", o.normalize, " makes ", channels);
+  progress.note("weights: " + r.weights_description);
+
+  // ---- matching, per architecture; a layer preset (paper-vgg, paper-resnet, ...) stands for its layers in it
+  for (const auto& nets : per_arch) {
+    LandmarkOptions oa = m;
+    oa.layers.clear();
+    const std::string& arch = nets.front().nets.front()->arch();
+    for (const auto& l : r.layers) {
+      bool preset = false;
+      for (const auto& [name, layers] : arch_family(arch).presets)
+        if (name == l) preset = true, oa.layers.insert(oa.layers.end(), layers.begin(), layers.end());
+      if (!preset) oa.layers.push_back(l);
+    }
+    append_experiment(r.experiment, run_landmark_matching(nets, in, r.landmarks, oa, progress));
+  }
+  for (const auto& nets : per_arch)
+    for (const auto& s : nets) r.schemes.push_back({s.nets.front()->arch() + "/" + s.scheme, s.members, s.description});
+  return r;
+}
+
+// landmarks.csv, landmarks_summary.csv and landmarks_run.json in --out.
+inline void write_landmarks(const LandmarksOptions& o, const LandmarksResult& r, double seconds_total) {
+  const LandmarkExperiment& ex = r.experiment;
+  std::error_code ec;
+  std::filesystem::create_directories(o.out, ec);
+  if (ec) fail(o.out, ": cannot create output directory (", ec.message(), ")");
+  write_file_atomic(o.out + "/landmarks.csv", landmarks_csv(ex));
+  write_file_atomic(o.out + "/landmarks_summary.csv", landmarks_summary_csv(ex));
+  const LandmarkOptions& m = o.matching;
+  nlohmann::json run;
+  run["volfeat_version"] = VOLFEAT_VERSION_STRING;
+  run["ct"] = r.ct_name;
+  run["mask"] = r.mask_name;
+  run["mask_reorientation"] = reorientation_json(r.mask_reorientation);
+  run["grid"] = describe(r.grid);
+  run["normalize"] = o.normalize;
+  run["weights"] = r.weights_description;
+  run["weights_sha256"] = r.weights_sha;
+  for (const auto& s : r.schemes) run["schemes"][s.key] = {{"members", s.members}, {"weights", s.description}};
+  run["archs"] = o.archs;
+  run["axis"] = std::string(1, o.inflate.axis);
+  run["stem"] = o.inflate.stem;
+  run["seed"] = o.inflate.seed;
+  run["layers"] = r.layers;
+  run["patches"] = m.patches;
+  run["transform"] = r.transform.text;
+  run["rotation_matrix"] = to_rows(r.transform.rotation);
+  run["translation_mm"] = to_array(r.transform.translation);
+  run["rotation_centre_mm"] = to_array(r.transform.centre);
+  run["radius_mm"] = m.radius_mm;
+  run["stride_voxels"] = m.stride;
+  run["features"] = m.dense ? "dense approximation: one pass over the search box, footprint averages"
+                            : "one forward pass per patch, global average of the layer's map";
+  run["distance"] = "Euclidean distance of L2-normalised feature vectors";
+  run["fill_hu"] = m.fill_hu;
+  run["landmarks"] = nlohmann::json::array();
+  for (const auto& l : ex.landmarks)
+    run["landmarks"].push_back({{"name", l.name}, {"voxel", l.voxel}, {"world_mm", to_array(l.world)},
+                                {"true_world_mm", to_array(l.true_world)}});
+  run["skipped_landmarks"] = r.skipped;
+  run["forward_passes"] = ex.forward_passes;
+  run["threads"] = omp_get_max_threads();
+  run["seconds_matching"] = ex.seconds;
+  run["seconds_total"] = seconds_total;
+  write_file_atomic(o.out + "/landmarks_run.json", run.dump(2) + "\n");
+}
+
+// The run in words and the paper's table, on stdout.
+inline void print_landmarks(std::ostream& os, const LandmarksOptions& o, const LandmarksResult& r) {
+  const LandmarkExperiment& ex = r.experiment;
+  const LandmarkOptions& m = o.matching;
+  const size_t per = ex.rows.empty() ? 0 : ex.rows.front().candidates;
+  os << "landmark matching: " << r.landmarks.size() << " landmarks; target = template under " << r.transform.text
+     << "; search radius " << m.radius_mm << " mm, stride " << m.stride << " voxel(s) (" << per
+     << " candidates for the first landmark); " << (m.dense ? "dense approximation" : "one forward pass per patch")
+     << "; nearest L2-normalised features (Euclidean)\n"
+     << "weights: " << r.weights_description << "\n";
+  print_landmark_table(os, ex);
+  os << "wrote " << o.out << "/{landmarks.csv, landmarks_summary.csv, landmarks_run.json}; " << ex.forward_passes
+     << " forward passes in " << std::fixed << std::setprecision(1) << ex.seconds << " s\n";
+}
+
 inline void add_landmarks_command(CLI::App& app, const std::string& command) {
   auto a = std::make_shared<LandmarksArgs>();
   CLI::App* cmd = app.add_subcommand(
@@ -148,199 +421,13 @@ inline void add_landmarks_command(CLI::App& app, const std::string& command) {
 
   cmd->callback([a, cmd, command] {
     const auto t0 = Progress::Clock::now();
-    Progress progress(a->quiet);
-    if (a->threads < 0) fail("--threads ", a->threads, ": expected a positive count");
+    const LandmarksOptions o = landmarks_options(*a, *cmd);
     if (a->threads > 0) omp_set_num_threads(a->threads);
-    if (a->ct.empty() != a->mask.empty()) fail("--ct and --mask go together (neither: the built-in knee phantom)");
-    std::error_code ec;
-    if (std::filesystem::exists(a->out, ec) && !std::filesystem::is_directory(a->out, ec))
-      fail("--out ", a->out, ": exists and is not a directory");
-    const DirLock lock = lock_out_dir(a->out, a->wait_lock, command);
-
-    LandmarkOptions o;
-    o.schemes = split_list(a->schemes);
-    o.layers = split_list(a->layers);
-    o.patches = parse_int_list(a->patches, "--patch");
-    o.radius_mm = a->radius;
-    o.stride = a->stride;
-    o.max_landmarks = a->max_landmarks;
-    o.dense = a->dense;
-    o.fill_hu = a->fill_hu;
-    if (o.schemes.empty()) fail("--schemes: empty list");
-    for (const auto& s : o.schemes) inflation_scheme(s);  // unknown names fail before any work
-    if (o.layers.empty()) fail("--layers: empty list");
-    if (!(o.radius_mm >= 0)) fail("--radius ", o.radius_mm, ": expected >= 0 mm");
-    if (o.stride < 1) fail("--stride ", o.stride, ": expected >= 1 voxel");
-
-    // ---- template volume and labels
-    Volume<float> ct;
-    Volume<int32_t> labels;
-    std::string ct_name, mask_name;
-    std::optional<AxisReorientation> mask_reorientation;
-    if (a->ct.empty()) {
-      progress.note("no --ct given: running on the built-in synthetic knee phantom");
-      Phantom p = make_knee_phantom(0);
-      ct = std::move(p.ct), labels = std::move(p.labels);
-      ct_name = "built-in knee phantom (seed 0)", mask_name = "built-in knee phantom labels";
-    } else {
-      ct = read_ct_volume(a->ct, {}, a->series).volume;
-      labels = read_nifti_labels(a->mask);
-      mask_reorientation = conform_mask_to_grid(ct.grid, a->ct, labels, a->mask);
-      if (mask_reorientation) progress.note(reorientation_note(*mask_reorientation, a->mask));
-      ct_name = a->ct, mask_name = a->mask;
-    }
-    if (cmd->count("--resample")) {
-      ct = resample_linear(ct, a->resample);
-      labels = resample_nearest(labels, a->resample);
-    }
-    std::vector<LandmarkRegion> regions;
-    std::string label_spec = a->labels;
-    if (label_spec.empty() && a->ct.empty()) label_spec = kPhantomLabels;
-    if (label_spec.empty()) {
-      for (const auto& [v, n] : count_labels(labels))
-        if (v != 0 && n > 0) regions.push_back({"label" + std::to_string(v), v});
-      if (regions.empty()) fail(mask_name, ": holds no non-zero label");
-    } else {
-      for (const Region& r : parse_labels(label_spec, true))
-        if (r.label != 0) regions.push_back({r.name, r.label});
-    }
-
-    // ---- the transform, target, landmarks
-    const RigidTransform transform = parse_rigid_transform(a->rotate, a->translate, grid_centre_world(ct.grid));
-    progress.begin("resampling the target");
-    LandmarkInputs in = prepare_landmark_inputs(std::move(ct), std::move(labels), transform, a->normalize, o.fill_hu);
-    progress.end();
-    std::vector<std::string> skipped;
-    const std::vector<Landmark> landmarks =
-        automatic_landmarks(in.template_labels, regions, transform, o.max_landmarks, &skipped);
-    for (const auto& s : skipped) progress.note("landmark skipped: " + s);
-
-    // ---- networks
-    const int channels = in.normalization.channels();
-    InflateOptions base = a->inflate;
-    if (channels == 3) {
-      if (cmd->count("--stem") && base.stem != "rgb") fail("--normalize imagenet feeds 3 channels: it needs --stem rgb");
-      base.stem = "rgb";
-    }
-    // One set of scheme networks per architecture: the paper's network x layer x patch grid.
-    std::vector<std::string> archs = split_list(a->arch);
-    if (archs.empty()) fail("--arch: empty list");
-    for (const auto& arch : archs) arch_family(arch);  // unknown names fail before any work
-    if (!a->weights.empty() && cmd->count("--arch") && archs.size() > 1)
-      fail("--arch ", a->arch, ": with --weights the file decides the one architecture");
-    std::vector<std::vector<SchemeNetworks<CliBackend, float>>> per_arch;
-    std::string weights_description, weights_sha;
-    progress.begin("building networks");
-    if (a->weights.empty()) {
-      for (const auto& arch : archs) {
-        const StateDict sd2 = seeded_2d_init(arch, base.seed);
-        weights_description += (weights_description.empty() ? "" : "; ") + sd2.origin;
-        per_arch.push_back(inflate_scheme_networks<CliBackend, float>(sd2, o.schemes, base, ""));
-      }
-      weights_description += ", inflated per scheme; NOT pretrained";
-    } else {
-      StateDict sd = read_state_dict(a->weights);
-      const int dims = conv_spatial_dims(sd);
-      const std::string found = graph_of(sd).arch();  // a known architecture, every key with its shape
-      if (cmd->count("--arch") && found != archs.front())
-        fail(a->weights, ": holds ", found, " weights but --arch ", archs.front(), " was asked for");
-      weights_sha = sha256_file(a->weights);
-      if (dims == 3) {
-        if (cmd->count("--schemes"))
-          fail(a->weights, " is already 3D: --schemes needs a 2D export to inflate (drop --schemes to use the file as it is)");
-        SchemeNetworks<CliBackend, float> s;
-        s.scheme = "as-loaded";
-        s.members = {"as-loaded"};
-        s.nets.push_back(std::make_shared<const Network<CliBackend, float>>(sd));
-        s.description = "as-loaded: " + weights_kind(sd);
-        per_arch.push_back({});
-        per_arch.back().push_back(std::move(s));
-        o.schemes = {"as-loaded"};
-        weights_description = a->weights + " (3D, " + weights_kind(sd) + ")";
-      } else {
-        weights_description = a->weights + " (2D, " + weights_kind(sd) + "), inflated per scheme";
-        per_arch.push_back(inflate_scheme_networks<CliBackend, float>(sd, o.schemes, base, weights_sha));
-      }
-    }
-    progress.end();
-    for (const auto& nets : per_arch)
-      for (const auto& s : nets)
-        if (s.nets.front()->input_channels() != channels)
-          fail("scheme ", s.scheme, ": the network takes ", s.nets.front()->input_channels(),
-               " channel(s) but --normalize ", a->normalize, " makes ", channels);
-    progress.note("weights: " + weights_description);
-
-    LandmarkExperiment ex;
-    const std::vector<std::string> asked_layers = o.layers;
-    for (const auto& nets : per_arch) {
-      // A layer preset (paper-vgg, paper-resnet, ...) stands for its layers in this architecture.
-      LandmarkOptions oa = o;
-      oa.layers.clear();
-      const std::string& arch = nets.front().nets.front()->arch();
-      for (const auto& l : asked_layers) {
-        bool preset = false;
-        for (const auto& [name, layers] : arch_family(arch).presets)
-          if (name == l) preset = true, oa.layers.insert(oa.layers.end(), layers.begin(), layers.end());
-        if (!preset) oa.layers.push_back(l);
-      }
-      append_experiment(ex, run_landmark_matching(nets, in, landmarks, oa, progress));
-    }
-    std::vector<const SchemeNetworks<CliBackend, float>*> all_nets;
-    for (const auto& nets : per_arch)
-      for (const auto& s : nets) all_nets.push_back(&s);
-
-    // ---- outputs
-    std::filesystem::create_directories(a->out, ec);
-    if (ec) fail(a->out, ": cannot create output directory (", ec.message(), ")");
-    write_file_atomic(a->out + "/landmarks.csv", landmarks_csv(ex));
-    write_file_atomic(a->out + "/landmarks_summary.csv", landmarks_summary_csv(ex));
-    nlohmann::json run;
-    run["volfeat_version"] = VOLFEAT_VERSION_STRING;
-    run["ct"] = ct_name;
-    run["mask"] = mask_name;
-    run["mask_reorientation"] = reorientation_json(mask_reorientation);
-    run["grid"] = describe(in.template_ct.grid);
-    run["normalize"] = a->normalize;
-    run["weights"] = weights_description;
-    run["weights_sha256"] = weights_sha;
-    for (const auto* s : all_nets)
-      run["schemes"][s->nets.front()->arch() + "/" + s->scheme] = {{"members", s->members}, {"weights", s->description}};
-    run["archs"] = archs;
-    run["axis"] = std::string(1, a->inflate.axis);
-    run["stem"] = base.stem;
-    run["seed"] = base.seed;
-    run["layers"] = o.layers;
-    run["patches"] = o.patches;
-    run["transform"] = transform.text;
-    run["rotation_matrix"] = transform.rotation;
-    run["translation_mm"] = transform.translation;
-    run["rotation_centre_mm"] = transform.centre;
-    run["radius_mm"] = o.radius_mm;
-    run["stride_voxels"] = o.stride;
-    run["features"] = o.dense ? "dense approximation: one pass over the search box, footprint averages"
-                              : "one forward pass per patch, global average of the layer's map";
-    run["distance"] = "Euclidean distance of L2-normalised feature vectors";
-    run["fill_hu"] = o.fill_hu;
-    run["landmarks"] = nlohmann::json::array();
-    for (const auto& l : ex.landmarks)
-      run["landmarks"].push_back({{"name", l.name}, {"voxel", l.voxel}, {"world_mm", l.world}, {"true_world_mm", l.true_world}});
-    run["skipped_landmarks"] = skipped;
-    run["forward_passes"] = ex.forward_passes;
-    run["threads"] = omp_get_max_threads();
-    run["seconds_matching"] = ex.seconds;
-    run["seconds_total"] = Progress::since(t0);
-    write_file_atomic(a->out + "/landmarks_run.json", run.dump(2) + "\n");
-
-    const size_t per = ex.rows.empty() ? 0 : ex.rows.front().candidates;
-    std::cout << "landmark matching: " << landmarks.size() << " landmarks; target = template under " << transform.text
-              << "; search radius " << o.radius_mm << " mm, stride " << o.stride << " voxel(s) (" << per
-              << " candidates for the first landmark); "
-              << (o.dense ? "dense approximation" : "one forward pass per patch")
-              << "; nearest L2-normalised features (Euclidean)\n"
-              << "weights: " << weights_description << "\n";
-    print_landmark_table(std::cout, ex);
-    std::cout << "wrote " << a->out << "/{landmarks.csv, landmarks_summary.csv, landmarks_run.json}; " << ex.forward_passes
-              << " forward passes in " << std::fixed << std::setprecision(1) << ex.seconds << " s\n";
+    const DirLock lock = lock_out_dir(o.out, o.wait_lock, command);
+    Progress progress(o.quiet);
+    const LandmarksResult r = run_landmarks<CliBackend>(o, progress);
+    write_landmarks(o, r, Progress::since(t0));
+    print_landmarks(std::cout, o, r);
   });
 }
 

@@ -4,18 +4,32 @@
 #include <new>
 
 #include "../weights/convert_command.hpp"
+#include "cohort/merge_command.hpp"
 #include "extract_command.hpp"
 #include "report_command.hpp"
 #include "sweep_command.hpp"
 #include "landmarks_command.hpp"
 #include "preprocess_command.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/version.hpp"
 
+// Before anything else runs (static initialisers included): a CPU without the instructions this
+// binary was compiled for (a VOLFEAT_NATIVE=ON build moved to a lesser CPU) gets one line, not SIGILL.
+VOLFEAT_TARGET_BASELINE __attribute__((constructor(101))) static void volfeat_check_cpu() {
+  volfeat::cpu::exit_if_below_build_baseline("volfeat");
+}
+
 int main(int argc, char** argv) {
+  // VOLFEAT_CPU_ISA naming a level this CPU lacks, or no level at all: one line.
+  if (const std::string problem = volfeat::cpu::cpu_isa_problem(); !problem.empty()) {
+    std::cerr << "volfeat: error: " << problem << "\n";
+    return 1;
+  }
   CLI::App app{"volfeat " VOLFEAT_VERSION_STRING " - deep volumetric features from inflated 2D CNNs"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", VOLFEAT_VERSION_STRING);
+  app.set_version_flag("--version", std::string(VOLFEAT_VERSION_STRING " (Cpu kernels: ") +
+                                         volfeat::cpu::isa_name(volfeat::cpu::cpu_isa()) + ")");
   const std::string command = volfeat::cli::command_line(argc, argv);
   volfeat::cli::add_extract_command(app, command);
   volfeat::cli::add_sweep_command(app, command);
@@ -25,8 +39,11 @@ int main(int argc, char** argv) {
   volfeat::cli::add_info_command(app);
   volfeat::cli::add_landmarks_command(app, command);
   volfeat::cli::add_preprocess_command(app, command);
+  volfeat::cli::add_merge_command(app);
   try {
     app.parse(argc, argv);
+  } catch (const volfeat::cli::CohortExit& e) {
+    return e.status;  // a cohort in which some units failed (DIR/failures.csv): kExitSomeFailed
   } catch (const CLI::ParseError& e) {
     // --help and --version arrive as "errors" with exit code 0; a real one gets the one-line form.
     if (e.get_exit_code() == 0) return app.exit(e);

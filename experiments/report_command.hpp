@@ -35,7 +35,7 @@ inline void apply_report_preset(CLI::App* cmd, const nlohmann::json& p, CommonAr
   ExtractOptions& e = a.extract;
   auto unset = [&](const char* opt) { return cmd->count(opt) == 0; };
   if (unset("--labels")) e.labels = p["labels"];
-  if (unset("--mode")) e.mode = p["mode"];
+  if (unset("--mode")) e.mode = ExtractMode(p["mode"].get<std::string>());
   if (unset("--pool")) e.pool = p["pool"];
   if (unset("--normalize")) e.normalize = p["normalize"];
   if (unset("--inflate")) e.inflate.scheme = p["scheme"];

@@ -8,6 +8,8 @@ PACKAGES=(
   cmake g++ make libeigen3-dev zlib1g-dev libdeflate-dev libnifti2-dev libpng-dev libcli11-dev nlohmann-json3-dev
   # DICOM input (--ct DIR): GDCM; gdcmconv writes the compressed test series
   libgdcm-dev libgdcm-tools
+  # cohorts over ranks: mpirun volfeat sweep|extract --manifest (MPICH works as well)
+  libopenmpi-dev openmpi-bin
   # tests and benchmarks
   libboost-test-dev libbenchmark-dev libthrust-dev time
   # PyTorch reference oracle, notebooks

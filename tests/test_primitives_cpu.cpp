@@ -2,6 +2,7 @@
 #define BOOST_TEST_MODULE primitives_cpu
 #include <boost/mpl/list.hpp>
 
+#include "support/cpu_isa_guard.hpp"
 #include "support/primitive_checks.hpp"
 #include "volfeat/backend/cpu.hpp"
 

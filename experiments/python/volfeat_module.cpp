@@ -17,6 +17,7 @@
 
 #include "../extract_command.hpp"
 #include "../sweep_command.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/version.hpp"
 
 namespace py = pybind11;
@@ -348,6 +349,10 @@ PYBIND11_MODULE(_volfeat, m) {
   using namespace volfeat;
   using namespace volfeat::python;
   m.doc() = "volfeat's compiled core; use the `volfeat` package (its __init__.py) rather than this module";
+  // A CPU below this build's baseline, or a VOLFEAT_CPU_ISA it cannot honour: ImportError, not SIGILL.
+  if (char buf[512]; cpu::build_baseline_message(buf, sizeof buf)) throw py::import_error(std::string("volfeat: ") + buf);
+  if (const std::string problem = cpu::cpu_isa_problem(); !problem.empty()) throw py::import_error("volfeat: " + problem);
+  m.attr("cpu_isa") = cpu::isa_name(cpu::cpu_isa());  // the Cpu kernels' instruction set (run.json: cpu_isa)
   m.attr("__version__") = VOLFEAT_VERSION_STRING;
   Progress::interrupt_check() = check_signals;
 

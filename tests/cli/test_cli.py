@@ -14,7 +14,7 @@ import zipfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import cli_runner, fresh_dir, run_tests  # noqa: E402
+from harness import cli_runner, fresh_dir, normal_suite_only, run_tests  # noqa: E402
 
 BIN, WORK, TORCH = sys.argv[1], sys.argv[2], sys.argv[3]
 OUTPUTS = ["similarities.csv", "similarities_long.csv", "features.npz", "run.json", "region_report.csv",
@@ -98,6 +98,7 @@ def test_phantom_and_info():
     assert "float32" in q.stdout and "RAS" in q.stdout, q.stdout
 
 
+@normal_suite_only("test_region_report_matches_numpy reads written NIfTIs through extract")
 def test_extract_on_written_phantom_matches_built_in():
     files, a, b = fresh("phantom_files2"), fresh("builtin"), fresh("from_files")
     run("phantom", "--out", files)
@@ -162,6 +163,7 @@ def test_unknown_layer_lists_close_matches_and_writes_nothing():
     assert not os.path.exists(os.path.join(out, "run.json"))
 
 
+@normal_suite_only("test_arch_torch runs VGG and ResNet's forwards under the sanitizers")
 def test_vgg_and_resnet_extract_with_their_presets():
     # Small phantoms keep VGG-19's full-resolution convs cheap; each family's default preset and named layers.
     ph = fresh("small_phantom")

@@ -19,7 +19,7 @@ import zipfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import cli_runner, fresh_dir, run_tests  # noqa: E402
+from harness import cli_runner, fresh_dir, normal_suite_only, run_tests  # noqa: E402
 
 BIN, FX, WORK, SHARED = (os.path.abspath(a) for a in sys.argv[1:5])
 PELVIS = os.path.join(SHARED, "data", "pelvis_ct")
@@ -85,6 +85,7 @@ def test_oblique_jpeg2000_series_equals_its_nifti():
     assert ct["path"] == os.path.join(FX, "oblique_j2k") and len(ct["sha256"]) == 64, ct
 
 
+@normal_suite_only("test_oblique_jpeg2000_series_equals_its_nifti reads a series; test_cli_reorient the mask remap")
 def test_axial_series_with_flipped_row_mask_equals_the_nifti_pair():
     ref = nifti_run("nifti_axial", CT, MASK)
     out, p = extract(os.path.join(FX, "axial"), os.path.join(FX, "mask_flipped_rows.nii.gz"), "dicom_axial_flipped")
@@ -94,6 +95,7 @@ def test_axial_series_with_flipped_row_mask_equals_the_nifti_pair():
     assert "mask reoriented" in p.stderr, p.stderr
 
 
+@normal_suite_only("a second read of the same series")
 def test_series_hash_is_stable_across_runs_and_names():
     a = fresh("renamed_series")
     src = os.path.join(FX, "axial")
@@ -152,6 +154,7 @@ def test_info_on_directories():
     assert "pelvis oblique" in p.stdout and "112 slices" in p.stdout, p.stdout
 
 
+@normal_suite_only("the same series reader as test_oblique_jpeg2000_series_equals_its_nifti")
 def test_sweep_manifest_ct_column_takes_a_directory():
     d, uids = two_series_dir()
     out = fresh("sweep_manifest")

@@ -23,7 +23,7 @@ import zipfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import cli_runner, fresh_dir, run_tests  # noqa: E402
+from harness import cli_runner, fresh_dir, normal_suite_only, run_tests  # noqa: E402
 
 BIN, WORK, SHARED = sys.argv[1], sys.argv[2], sys.argv[3]
 PELVIS = os.path.join(SHARED, "data", "pelvis_ct")
@@ -186,6 +186,7 @@ def load_npz(path):
     return {k: z[k] for k in z.files}
 
 
+@normal_suite_only("the filters run above; extract itself in test_cli")
 def test_extract_with_denoise_equals_a_run_on_preprocessed_nii():
     # preprocess with extract's default normalisation: the file is exactly the network's input
     pre = fresh("consistency_pre")

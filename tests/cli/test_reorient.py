@@ -22,7 +22,7 @@ import numpy as np
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import cli_runner, fresh_dir, run_tests  # noqa: E402
+from harness import cli_runner, fresh_dir, normal_suite_only, run_tests  # noqa: E402
 
 BIN, WORK, SHARED = sys.argv[1], sys.argv[2], sys.argv[3]
 PELVIS = os.path.join(SHARED, "data", "pelvis_ct")
@@ -129,22 +129,27 @@ def test_original_pair_records_no_reorientation():
     assert "reoriented" not in base["stderr"], base["stderr"]
 
 
+@normal_suite_only("test_permute_all_flipped drives the same remap; test_reorient checks all 48 permutations")
 def test_flip_i():
     check_variant("flip_i")
 
 
+@normal_suite_only("test_permute_all_flipped drives the same remap; test_reorient checks all 48 permutations")
 def test_flip_j():
     check_variant("flip_j")
 
 
+@normal_suite_only("test_permute_all_flipped drives the same remap; test_reorient checks all 48 permutations")
 def test_flip_k():
     check_variant("flip_k")
 
 
+@normal_suite_only("test_permute_all_flipped drives the same remap; test_reorient checks all 48 permutations")
 def test_swap_ij():
     check_variant("swap_ij")
 
 
+@normal_suite_only("test_permute_all_flipped drives the same remap; test_reorient checks all 48 permutations")
 def test_swap_ik():
     check_variant("swap_ik")
 

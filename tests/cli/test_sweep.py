@@ -15,7 +15,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import cli_runner, csv_rows, fresh_dir, run_tests  # noqa: E402
+from harness import cli_runner, csv_rows, fresh_dir, normal_suite_only, run_tests  # noqa: E402
 
 BIN, WORK, TORCH, SHARED = sys.argv[1:5]
 PELVIS = os.path.join(SHARED, "data", "pelvis_ct")
@@ -122,6 +122,7 @@ def test_sweep_refuses_a_csv_with_other_columns():
     assert "exists with other columns" in p.stderr and "sweep.csv" in p.stderr, p.stderr
 
 
+@normal_suite_only("test_cohort runs sweeps over manifests")
 def test_sweep_over_a_manifest_with_schemes():
     src = os.path.join(TORCH, "dn121_2d.npz")
     if not (os.path.exists(src) and os.path.exists(os.path.join(PELVIS, "ct.nii.gz"))):
@@ -146,6 +147,7 @@ def test_sweep_over_a_manifest_with_schemes():
     assert {r[header.index("weights_kind")] for r in body} == {"seeded-init"}
 
 
+@normal_suite_only("report is extract with preset settings: test_cli runs extract")
 def test_report_preset_equals_extract_with_the_same_settings_and_takes_overrides():
     src = os.path.join(TORCH, "dn121_2d.npz")
     if not (os.path.exists(src) and os.path.exists(os.path.join(PELVIS, "ct.nii.gz"))):

@@ -22,6 +22,7 @@ import numpy as np
 from . import _volfeat
 
 __version__ = _volfeat.__version__
+cpu_isa = _volfeat.cpu_isa  # the Cpu kernels' instruction set: "avx512", "avx2" or "generic" (VOLFEAT_CPU_ISA)
 __all__ = ["extract", "sweep", "read_nifti", "Network", "ExtractResult"]
 
 # keyword -> kind: "value" (--name VALUE), "flag" (--name when true), "list" (--name a,b,c)

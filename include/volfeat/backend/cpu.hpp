@@ -8,4 +8,5 @@
 #include "volfeat/backend/cpu/fused.hpp"
 #include "volfeat/backend/cpu/pool3d.hpp"
 #include "volfeat/backend/cpu/region_pool.hpp"
+#include "volfeat/backend/cpu/winograd3d_select.hpp"
 #include "volfeat/backend/cpu_tensor.hpp"

@@ -27,6 +27,10 @@
 // Taking a stale lock over is done under a second, short-lived lock (.volfeat.lock.break) with the
 // staleness checked again inside it, so two runs that both found it stale cannot remove each
 // other's fresh lock.
+//
+// Cohorts (--shard i/N, mpirun; experiments/cohort/cohort_dir.hpp) extend this with finer locks of
+// the same kind: each unit of work is claimed with LockFile::claim(DIR/cohort/claims/UNIT.lock), so
+// shards and ranks share one DIR, and a killed one's claims go stale by the rules above.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -107,6 +111,13 @@ inline std::string process_start(long pid) {
   for (int i = 3; i <= 22 && (fields >> f); ++i)
     if (i == 22) return f;
   return {};
+}
+
+// Field 3 of /proc/PID/stat: R, S, D, Z (exited, not yet reaped), ...; 0 where /proc is absent.
+inline char process_state(long pid) {
+  const std::string stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
+  const size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() ? 0 : stat[paren + 2];
 }
 
 inline std::string utc_text(std::time_t t) {
@@ -209,6 +220,27 @@ class LockFile {
     return true;
   }
 
+  // Takes the lock when it is free or stale (a stale one is taken over as acquire() does, and
+  // reported through options.note); false when a live run holds it. Never waits: the claims of
+  // cohort units (experiments/cohort/cohort_dir.hpp) skip a held unit and go on to the next.
+  static bool claim(const std::string& path, const LockOptions& options, LockFile& out) {
+    for (int busy_breaks = 0; busy_breaks < 50; ++busy_breaks) {
+      if (try_acquire(path, options, out)) return true;
+      const std::string record = lock_detail::read_small_file(path);
+      struct stat st {};
+      if (record.empty() && ::stat(path.c_str(), &st) != 0) continue;  // released meanwhile
+      const LockHolder holder = lock_detail::parse_record(record);
+      std::string why;
+      if (!is_stale(path, holder, options, &why)) return false;
+      if (break_stale(path, options)) {
+        if (options.note) options.note(path + ": took over a stale lock (" + why + "; it was held by " + holder.describe() + ")");
+        continue;
+      }
+      std::this_thread::sleep_for(std::chrono::duration<double>(options.poll_seconds));
+    }
+    return false;
+  }
+
   // Whether the lock's holder is gone (why says how it was judged).
   static bool is_stale(const std::string& path, const LockHolder& h, const LockOptions& options, std::string* why) {
     struct stat st {};
@@ -221,6 +253,10 @@ class LockFile {
       }
       if (::kill(pid_t(h.pid), 0) != 0 && errno == ESRCH) {
         if (why) *why = "pid " + std::to_string(h.pid) + " is gone on this host";
+        return true;
+      }
+      if (lock_detail::process_state(h.pid) == 'Z') {  // killed, not yet reaped (an orphan's parent is slow)
+        if (why) *why = "pid " + std::to_string(h.pid) + " has exited on this host";
         return true;
       }
       const std::string start = lock_detail::process_start(h.pid);

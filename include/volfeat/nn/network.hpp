@@ -22,6 +22,7 @@
 #include "volfeat/ops/batchnorm3d.hpp"
 #include "volfeat/ops/concat.hpp"
 #include "volfeat/ops/conv3d.hpp"
+#include "volfeat/ops/conv_algorithm.hpp"
 #include "volfeat/ops/fused.hpp"
 #include "volfeat/ops/pool3d.hpp"
 #include "volfeat/ops/relu.hpp"
@@ -81,8 +82,10 @@ class Network {
       const Node& n = nodes[size_t(i)];
       const Param& w = sd.at(n.name + ".weight");
       const ConvSpec spec{w.shape[1], w.shape[0], n.window};
-      convs_[size_t(i)] = n.bias ? std::make_unique<Conv3d<Backend, T>>(spec, w.values, sd.at(n.name + ".bias").values)
-                                 : std::make_unique<Conv3d<Backend, T>>(spec, w.values);
+      const std::vector<double> no_bias;
+      const std::vector<double>& bias = n.bias ? sd.at(n.name + ".bias").values : no_bias;
+      convs_[size_t(i)] = std::make_unique<Conv3d<Backend, T>>(spec, w.values, bias);
+      ConvAlgorithm<Backend, T>::choose(*convs_[size_t(i)], w.values, bias);  // per layer: Winograd where it wins (Cpu)
     };
     if constexpr (kHostResident<Backend>) {
       std::string error;  // an exception must not leave an OpenMP region: the first is rethrown after it

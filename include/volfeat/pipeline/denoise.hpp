@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/io/volume.hpp"
 
@@ -148,16 +149,17 @@ inline void gaussian_filter(Volume<float>& v, const std::array<double, 3>& sigma
 
 namespace detail {
 // Voxels of a row at once, one vector register's worth each (GCC/Clang vector extension): 16 with
-// AVX-512, else 8 (AVX2; with SSE only, two registers). Wider than a register spills the set.
-#ifdef __AVX512F__
-inline constexpr int kMedianLanes = 16;
-#else
-inline constexpr int kMedianLanes = 8;
-#endif
-typedef float MedianLanes __attribute__((vector_size(kMedianLanes * sizeof(float))));
+// AVX-512, 8 with AVX2, 4 otherwise (SSE2), chosen at run time (backend/cpu/isa.hpp). Wider than a
+// register spills the set. The helpers are always inlined, so they compile under their caller's target.
+template <int L>
+struct MedianLanes {
+  typedef float type __attribute__((vector_size(L * sizeof(float))));
+};
+#define VOLFEAT_MEDIAN_INLINE inline __attribute__((always_inline))
 
-inline void compare_exchange(MedianLanes& a, MedianLanes& b) {  // a <- min, b <- max, lane by lane
-  const MedianLanes lo = a < b ? a : b, hi = a < b ? b : a;
+template <class V>
+VOLFEAT_MEDIAN_INLINE void compare_exchange(V& a, V& b) {  // a <- min, b <- max, lane by lane
+  const V lo = a < b ? a : b, hi = a < b ? b : a;
   a = lo, b = hi;
 }
 
@@ -165,8 +167,8 @@ inline void compare_exchange(MedianLanes& a, MedianLanes& b) {  // a <- min, b <
 // to s[M-1]; neither can be the median of what is left, so s[0] takes the next value in and the set
 // becomes s[0..M-2]. M is a template argument so that every index is a constant and the set lives
 // in registers.
-template <int M>
-inline void forget_round(MedianLanes* s, const MedianLanes& incoming) {
+template <int M, class V>
+VOLFEAT_MEDIAN_INLINE void forget_round(V* s, const V& incoming) {
   for (int i = 1; i < M; ++i) compare_exchange(s[0], s[i]);
   for (int i = 1; i < M - 1; ++i) compare_exchange(s[i], s[M - 1]);
   s[0] = incoming;
@@ -175,15 +177,57 @@ inline void forget_round(MedianLanes* s, const MedianLanes& incoming) {
 // The median of 27 values per lane: of the first 15, the min and max cannot be the 14th of 27, so
 // both are dropped and the next value taken in; after 12 rounds the median of the 3 left is the
 // answer. About 450 branchless min/max per 16 voxels, against ~150 ns per voxel for nth_element.
-inline MedianLanes median27(const MedianLanes* v) {
-  MedianLanes s[15];
+template <class V>
+VOLFEAT_MEDIAN_INLINE void median27(const V* v, V& out) {
+  V s[15];
   for (int i = 0; i < 15; ++i) s[i] = v[i];
   forget_round<15>(s, v[15]), forget_round<14>(s, v[16]), forget_round<13>(s, v[17]), forget_round<12>(s, v[18]);
   forget_round<11>(s, v[19]), forget_round<10>(s, v[20]), forget_round<9>(s, v[21]), forget_round<8>(s, v[22]);
   forget_round<7>(s, v[23]), forget_round<6>(s, v[24]), forget_round<5>(s, v[25]), forget_round<4>(s, v[26]);
-  const MedianLanes lo = s[0] < s[1] ? s[0] : s[1], hi = s[0] < s[1] ? s[1] : s[0];
-  const MedianLanes m = hi < s[2] ? hi : s[2];
-  return lo < m ? m : lo;  // max(min(a, b), min(max(a, b), c))
+  const V lo = s[0] < s[1] ? s[0] : s[1], hi = s[0] < s[1] ? s[1] : s[0];
+  const V m = hi < s[2] ? hi : s[2];
+  out = lo < m ? m : lo;  // max(min(a, b), min(max(a, b), c))
+}
+
+// One output row of the 3x3x3 median: pad holds the 9 neighbour rows (stride pw), each edge-padded
+// by 1 on the left and by at least kL on the right.
+template <int L>
+VOLFEAT_MEDIAN_INLINE void median_row(const float* pad, size_t pw, int64_t W, float* out) {
+  using V = typename MedianLanes<L>::type;
+  V vals[27];
+  for (int64_t x0 = 0; x0 < W; x0 += L) {
+    for (int j = 0; j < 9; ++j)
+      for (int t = 0; t < 3; ++t) std::memcpy(&vals[3 * j + t], pad + size_t(j) * pw + size_t(x0 + t), sizeof(V));
+    V m;
+    median27(vals, m);
+    float med[L];
+    std::memcpy(med, &m, sizeof med);
+    std::copy_n(med, std::min<int64_t>(L, W - x0), out + x0);
+  }
+}
+#undef VOLFEAT_MEDIAN_INLINE
+
+inline constexpr int kMedianMaxLanes = 16;  // the right padding the widest variant needs
+#if VOLFEAT_HAVE_ISA_VARIANTS
+VOLFEAT_TARGET_AVX512 inline void median_row_avx512(const float* pad, size_t pw, int64_t W, float* out) {
+  median_row<16>(pad, pw, W, out);
+}
+VOLFEAT_TARGET_AVX2 inline void median_row_avx2(const float* pad, size_t pw, int64_t W, float* out) {
+  median_row<8>(pad, pw, W, out);
+}
+#endif
+inline void median_row_generic(const float* pad, size_t pw, int64_t W, float* out) { median_row<4>(pad, pw, W, out); }
+
+using MedianRowFn = void (*)(const float*, size_t, int64_t, float*);
+inline MedianRowFn median_row_for_cpu() {
+#if VOLFEAT_HAVE_ISA_VARIANTS
+  switch (cpu::cpu_isa()) {
+    case cpu::CpuIsa::kAvx512: return &median_row_avx512;
+    case cpu::CpuIsa::kAvx2: return &median_row_avx2;
+    case cpu::CpuIsa::kGeneric: break;
+  }
+#endif
+  return &median_row_generic;
 }
 }  // namespace detail
 
@@ -198,13 +242,12 @@ inline Volume<float> median_filter(const Volume<float>& v, int radius) {
               size_t(std::clamp<int64_t>(w, 0, W - 1))];
   };
   if (radius == 1) {
-    constexpr int kL = detail::kMedianLanes;
+    constexpr int kL = detail::kMedianMaxLanes;
+    const detail::MedianRowFn median_row = detail::median_row_for_cpu();
 #pragma omp parallel
     {
       // the 9 neighbour rows, edge-padded by 1 on the left and up to kL on the right
       std::vector<float> pad(9 * size_t(W + 2 + kL));
-      detail::MedianLanes vals[27];
-      float med[kL];
 #pragma omp for schedule(static)
       for (int64_t dh = 0; dh < D * H; ++dh) {
         const int64_t d = dh / H, h = dh % H;
@@ -217,13 +260,7 @@ inline Volume<float> median_filter(const Volume<float>& v, int radius) {
           std::copy_n(src, W, p + 1);
           std::fill(p + 1 + W, p + pw, src[W - 1]);
         }
-        for (int64_t x0 = 0; x0 < W; x0 += kL) {
-          for (int j = 0; j < 9; ++j)
-            for (int t = 0; t < 3; ++t) std::memcpy(&vals[3 * j + t], pad.data() + size_t(j) * pw + size_t(x0 + t), sizeof vals[0]);
-          const detail::MedianLanes m = detail::median27(vals);
-          std::memcpy(med, &m, sizeof med);
-          std::copy_n(med, std::min<int64_t>(kL, W - x0), out.data.data() + size_t(dh) * size_t(W) + size_t(x0));
-        }
+        median_row(pad.data(), pw, W, out.data.data() + size_t(dh) * size_t(W));
       }
     }
     return out;

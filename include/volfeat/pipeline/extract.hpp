@@ -21,6 +21,7 @@
 #include "volfeat/nn/network.hpp"
 #include "volfeat/nn/selectors.hpp"
 #include "volfeat/ops/region_pool.hpp"
+#include "volfeat/pipeline/extract_mode.hpp"
 #include "volfeat/pipeline/normalize.hpp"
 #include "volfeat/pipeline/phantom.hpp"
 #include "volfeat/pipeline/pooling.hpp"
@@ -46,7 +47,7 @@ struct ExtractOptions {
   std::optional<double> resample_mm;
   std::optional<double> crop_margin_mm;
   std::optional<float> nan_to;
-  std::string mode = "shared";  // shared | mask-input
+  ExtractMode mode;             // shared | mask-input
   std::string pool = "mean";    // mean | max
   std::string weights;          // no weights: volfeat's seeded random network
   InflateOptions inflate;
@@ -294,9 +295,8 @@ struct RegionPooler {
 // from the same passes.
 template <class Backend, class T>
 RegionFeatures extract_features(const Network<Backend, T>& net, const PreparedVolume& v,
-                                const std::vector<std::string>& layers, const std::string& mode,
+                                const std::vector<std::string>& layers, ExtractMode mode,
                                 const std::vector<std::string>& pool_names, Progress& progress, bool grams = false) {
-  if (mode != "shared" && mode != "mask-input") fail("--mode '", mode, "': expected shared or mask-input");
   std::vector<Pooling> pools;
   for (const auto& p : pool_names) pools.push_back(parse_pooling(p));
   RegionFeatures out;
@@ -324,7 +324,7 @@ RegionFeatures extract_features(const Network<Backend, T>& net, const PreparedVo
 
   std::vector<size_t> all(v.regions.size());
   for (size_t r = 0; r < all.size(); ++r) all[r] = r;
-  if (mode == "shared") {
+  if (mode == ExtractMode::kShared) {
     pass(v.input, all, true, "forward pass (shared by " + std::to_string(all.size()) + " regions)");
   } else {
     for (size_t r : all) {
@@ -341,7 +341,7 @@ RegionFeatures extract_features(const Network<Backend, T>& net, const PreparedVo
 
 template <class Backend, class T>
 RegionFeatures extract_features(const Network<Backend, T>& net, const PreparedVolume& v,
-                                const std::vector<std::string>& layers, const std::string& mode, const std::string& pool,
+                                const std::vector<std::string>& layers, ExtractMode mode, const std::string& pool,
                                 Progress& progress) {
   return extract_features(net, v, layers, mode, std::vector<std::string>{pool}, progress);
 }

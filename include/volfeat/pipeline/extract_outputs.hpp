@@ -7,6 +7,7 @@
 #include <sstream>
 #include <string>
 
+#include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/core/atomic_file.hpp"
 #include "volfeat/io/npz.hpp"
 #include "volfeat/pipeline/extract.hpp"
@@ -111,8 +112,9 @@ inline nlohmann::json run_json(const ExtractRun& r) {
       {"backend", r.backend},
       {"precision", r.precision},
       {"threads", r.threads},
+      {"cpu_isa", cpu::isa_name(cpu::cpu_isa())},  // the Cpu kernels' instruction set (VOLFEAT_CPU_ISA forces one)
       {"config",
-       {{"mode", o.mode}, {"pool", o.pool}, {"normalize", r.volume.normalization.text},
+       {{"mode", o.mode.name()}, {"pool", o.pool}, {"normalize", r.volume.normalization.text},
         {"denoise", o.preprocessing.denoise.text}, {"contrast", o.preprocessing.contrast.text},
         {"preprocessing", preprocessing_json(o.preprocessing, r.volume.normalization.text)},
         {"labels", o.labels.empty() ? kPhantomLabels : o.labels}, {"background", o.background},

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "volfeat/pipeline/extract_mode.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/core/progress.hpp"
 #include "volfeat/io/ct_volume.hpp"
@@ -124,7 +125,7 @@ struct ExtractSizes {
   std::array<double, 3> spacing{{1, 1, 1}};  // mm along (D, H, W)
   Index channels = 1;                    // network input channels (3 for imagenet)
   int regions = 0;
-  std::string mode = "shared";
+  ExtractMode mode;
   const Graph* graph = nullptr;  // the network's (stem channels included)
   double state_dict_values = 0;  // values the loaded StateDict holds (as double)
   int stop = -1;                 // module index the pass runs to
@@ -153,9 +154,9 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
   // StateDict values as double, and the network's packed float copy.
   e.parts.push_back({"weights", s.state_dict_values * 8 + s.graph->param_values() * f});
   // extract_features' pass: mask-input's masked copy; a device backend's T copy and device tensor.
-  const double input_copies = (s.mode == "mask-input" ? 1 : 0) + (s.host_resident ? 0 : 2);
+  const double input_copies = (s.mode == ExtractMode::kMaskInput ? 1 : 0) + (s.host_resident ? 0 : 2);
   e.parts.push_back({"pass input", v * f * double(s.channels) * input_copies});
-  const bool weighted = s.mode == "shared";
+  const bool weighted = s.mode == ExtractMode::kShared;
   std::vector<std::array<Index, 3>> grids_seen;
   const ForwardMemory fw = simulate_forward(
       *s.graph, s.grid, s.stop, s.taps, sizeof(float), s.threads, s.traits,

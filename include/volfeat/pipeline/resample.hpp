@@ -8,6 +8,7 @@
 
 #include "volfeat/core/error.hpp"
 #include "volfeat/io/volume.hpp"
+#include "volfeat/pipeline/trilinear.hpp"
 
 namespace volfeat {
 
@@ -53,31 +54,19 @@ inline Volume<float> resample_linear(const Volume<float>& v, double mm) {
   Volume<float> out{resampled_grid(v.grid, mm), {}};
   out.data.resize(size_t(out.grid.voxels()));
   const auto& in = v.grid.dims;
-  struct Tap { int64_t i0, i1; double t; };
   auto taps = [&](size_t a) {
-    std::vector<Tap> t(size_t(out.grid.dims[a]));
+    std::vector<LinearTap> t(size_t(out.grid.dims[a]));
     const double f = out.grid.spacing[a] / v.grid.spacing[a];
-    for (size_t i = 0; i < t.size(); ++i) {
-      const double src = std::max(0.0, (double(i) + 0.5) * f - 0.5);
-      const int64_t i0 = std::min<int64_t>(int64_t(src), in[a] - 1);
-      t[i] = {i0, std::min<int64_t>(i0 + 1, in[a] - 1), src - double(i0)};
-    }
+    for (size_t i = 0; i < t.size(); ++i) t[i] = clamped_tap((double(i) + 0.5) * f - 0.5, in[a]);
     return t;
   };
   const auto td = taps(0), th = taps(1), tw = taps(2);
+  auto at = [&](int64_t z, int64_t y, int64_t x) { return double(v.at(z, y, x)); };
 #pragma omp parallel for schedule(static)
   for (int64_t d = 0; d < out.grid.dims[0]; ++d)
     for (size_t h = 0; h < th.size(); ++h)
-      for (size_t w = 0; w < tw.size(); ++w) {
-        const Tap &a = td[size_t(d)], &b = th[h], &c = tw[w];
-        auto at = [&](int64_t z, int64_t y, int64_t x) { return double(v.at(z, y, x)); };
-        const double c00 = at(a.i0, b.i0, c.i0) * (1 - c.t) + at(a.i0, b.i0, c.i1) * c.t;
-        const double c01 = at(a.i0, b.i1, c.i0) * (1 - c.t) + at(a.i0, b.i1, c.i1) * c.t;
-        const double c10 = at(a.i1, b.i0, c.i0) * (1 - c.t) + at(a.i1, b.i0, c.i1) * c.t;
-        const double c11 = at(a.i1, b.i1, c.i0) * (1 - c.t) + at(a.i1, b.i1, c.i1) * c.t;
-        const double c0 = c00 * (1 - b.t) + c01 * b.t, c1 = c10 * (1 - b.t) + c11 * b.t;
-        out.at(d, int64_t(h), int64_t(w)) = float(c0 * (1 - a.t) + c1 * a.t);
-      }
+      for (size_t w = 0; w < tw.size(); ++w)
+        out.at(d, int64_t(h), int64_t(w)) = float(trilinear(at, td[size_t(d)], th[h], tw[w]));
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "volfeat/core/error.hpp"
+#include "volfeat/pipeline/fixed_order_gram.hpp"
 
 namespace volfeat {
 
@@ -51,23 +52,14 @@ struct ChannelGram {
   std::vector<double> k;
 };
 
-// rows: `count` samples of `c` channels (row-major), weights one per sample. A plain outer-product
-// loop, in a fixed order: an Eigen GEMM (tried) changes the last bits of K with the thread count and
-// the buffer's alignment (its depth blocking and vectorised reductions), and the Python API and the
-// CLI are compared bit for bit. (With the chunked GEMM, test_sweep took 918 s under the sanitizers,
-// against 310 s before; not isolated, other tests ran beside it.)
+// rows: `count` samples of `c` channels (row-major), weights one per sample. K is a blocked GEMM
+// (fixed_order_gram.hpp) that sums every entry in the plain loop's order (sample by sample), so K, and
+// CKA, are the same bits for any thread count and any alignment of `rows`; the Python API and the CLI
+// are compared bit for bit. (An Eigen GEMM, tried before, moved the last bits with both.) The plain
+// loop streamed all of K once per sample: bench/volfeat_bench's channel_gram entries measure both.
 inline ChannelGram channel_gram(const double* rows, const double* weights, long count, long c) {
-  ChannelGram g{c, std::vector<double>(size_t(c * c), 0.0)};
   const long stride = count > kCkaMaxVoxels ? (count + kCkaMaxVoxels - 1) / kCkaMaxVoxels : 1;
-  for (long i = 0; i < count; i += stride) {
-    const double* f = rows + i * c;
-    const double w = weights[i];
-    for (long p = 0; p < c; ++p) {
-      const double wf = w * f[p];
-      double* out = g.k.data() + p * c;
-      for (long q = 0; q < c; ++q) out[q] += wf * f[q];
-    }
-  }
+  ChannelGram g{c, fixed_order_weighted_gram(rows, weights, count, stride, c)};
   // H K H: subtract row and column means, add back the grand mean
   std::vector<double> row_mean(size_t(c), 0.0);
   double grand = 0;

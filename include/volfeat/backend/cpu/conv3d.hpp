@@ -1,9 +1,10 @@
 #pragma once
 // Cpu Conv3d.
 //
-// float with AVX-512 (the fast path): weights are packed once into panels of 16*NV output channels,
+// float (the fast path): weights are packed once into panels of 16*NV output channels,
 // B[k][16*NV] with k ordered (tap, c_in), tap = (kd*kH + kh)*kW + kw, so that one micro-kernel of
-// gemm_kernels.hpp keeps an R x 16*NV block of outputs in registers over all of K.
+// gemm_kernels.hpp keeps an R x 16*NV block of outputs in registers over all of K. The kernels (and
+// NV) are those of the instruction set chosen at run time (AVX-512, AVX2+FMA or generic, isa.hpp).
 //  * pointwise (1x1x1, stride 1, no padding): tiles of up to 512 voxels are packed, with the fused
 //    pre-activation applied, into an A tile cut into 128-wide k chunks (row stride 128, one segment per
 //    chunk); the tile stays in L2 while every panel of B passes over it.
@@ -16,16 +17,18 @@
 // Both parallelise with OpenMP over voxel tiles / output rows. The post-activation (bias, BN, ReLU)
 // runs in the kernel's epilogue on registers.
 //
-// double, or float without AVX-512 (VOLFEAT_NATIVE=OFF): implicit GEMM with Eigen over tiles of
-// output voxels (A tile packed with the pre-activation, A*W into the output view).
+// double: implicit GEMM with Eigen over tiles of output voxels (A tile packed with the
+// pre-activation, A*W into the output view).
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
+#include "volfeat/backend/cpu/winograd3d.hpp"
 #include "volfeat/ops/conv3d.hpp"
 
 namespace volfeat {
@@ -35,7 +38,7 @@ class Conv3d<Cpu, T> {
   using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using StridedMap = Eigen::Map<RowMatrix, Eigen::Unaligned, Eigen::OuterStride<>>;
   using ConstStridedMap = Eigen::Map<const RowMatrix, Eigen::Unaligned, Eigen::OuterStride<>>;
-  static constexpr bool kFast = std::is_same_v<T, float> && VOLFEAT_HAVE_AVX512;
+  static constexpr bool kFast = std::is_same_v<T, float>;
   static constexpr Index kChunk = 128;  // k chunk of a packed pointwise A tile (its row stride)
 
  public:
@@ -43,51 +46,28 @@ class Conv3d<Cpu, T> {
   // weight: torch order (O, I, kD, kH, kW); bias: empty or O values.
   Conv3d(const ConvSpec& spec, const std::vector<double>& weight, const std::vector<double>& bias = {})
       : spec_(spec) {
-    pack(weight.data(), weight.size(), bias.data(), bias.size());
+    if (static_cast<Index>(weight.size()) != spec.weight_count())
+      fail("conv3d: ", weight.size(), " weights given, the layer needs ", spec.weight_count());
+    if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
+      fail("conv3d: ", bias.size(), " biases given, the layer needs ", spec.out_channels);
+    bias_.assign(bias.begin(), bias.end());
+    pack_weights(weight.data());
   }
-  // The same from float data (no double copy of the weights needed): identical packing.
+  // The same from float data (torchvision's dtype, the float StateDict's): no double copy of the
+  // weights is made; identical packing.
   Conv3d(const ConvSpec& spec, const float* weight, size_t weight_count, const float* bias = nullptr,
          size_t bias_count = 0)
       : spec_(spec) {
-    pack(weight, weight_count, bias, bias_count);
-  }
-
-  const ConvSpec& spec() const { return spec_; }
-  Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }
-
- private:
-  // The one packing of both constructors (W: double or float).
-  template <class W>
-  void pack(const W* weight, size_t weight_count, const W* bias, size_t bias_count) {
-    const ConvSpec& spec = spec_;
     if (static_cast<Index>(weight_count) != spec.weight_count())
       fail("conv3d: ", weight_count, " weights given, the layer needs ", spec.weight_count());
     if (bias_count != 0 && static_cast<Index>(bias_count) != spec.out_channels)
       fail("conv3d: ", bias_count, " biases given, the layer needs ", spec.out_channels);
-    const Index ci = spec.in_channels, co = spec.out_channels, taps = spec.geometry.taps();
     bias_.assign(bias, bias + bias_count);
-    if constexpr (kFast) {
-      nv_ = co <= 16 ? 1 : co <= 32 ? 2 : 4;
-      const Index pw = 16 * nv_, k = ci * taps;
-      panels_ = (co + pw - 1) / pw;
-      panel_floats_ = k * pw;
-      float* b = panel_store_.reserve(size_t(panels_ * panel_floats_));
-      std::fill(b, b + panels_ * panel_floats_, 0.f);
-      for (Index o = 0; o < co; ++o)
-        for (Index i = 0; i < ci; ++i)
-          for (Index t = 0; t < taps; ++t)
-            b[(o / pw) * panel_floats_ + (t * ci + i) * pw + o % pw] =
-                static_cast<float>(weight[static_cast<size_t>((o * ci + i) * taps + t)]);
-    } else {
-      packed_.resize(ci * taps, co);
-      for (Index o = 0; o < co; ++o)
-        for (Index i = 0; i < ci; ++i)
-          for (Index t = 0; t < taps; ++t)
-            packed_(t * ci + i, o) = static_cast<T>(weight[static_cast<size_t>((o * ci + i) * taps + t)]);
-    }
+    pack_weights(weight);
   }
 
- public:
+  const ConvSpec& spec() const { return spec_; }
+  Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }
 
   void forward(TensorView<const T> in, TensorView<T> out, Activation<Cpu, T> pre = {},
                Activation<Cpu, T> post = {}) const {
@@ -95,6 +75,7 @@ class Conv3d<Cpu, T> {
     if (out.dims != want)
       fail("conv3d: output view ", to_string(out.dims), " but the conv produces ", to_string(want));
     if (want.voxels() <= 0) fail("conv3d: input ", to_string(in.dims), " is smaller than the kernel");
+    if (winograd_) return winograd_->forward(in, out, pre, post);
     if constexpr (kFast) {
       if (pointwise()) forward_pointwise(in, out, pre, post);
       else rows_fast(ViewRows{in}, want, out.data, out.ld, 0, pre, post, 0, want.n * want.d * want.h);
@@ -110,6 +91,7 @@ class Conv3d<Cpu, T> {
     const Dims od = output_dims(in.dims);
     if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
       fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
+    if (winograd_) return winograd_->forward_planes(in, n, z, 1, plane, pre, post);
     const Index row0 = (n * od.d + z) * od.h, v_base = row0 * od.w;
     if constexpr (kFast) rows_fast(ViewRows{in}, od, plane.data, plane.ld, v_base, pre, post, row0, row0 + od.h);
     else forward_eigen_range(in, od, plane.data, plane.ld, v_base, pre, post, v_base, v_base + od.h * od.w);
@@ -118,11 +100,11 @@ class Conv3d<Cpu, T> {
   // forward_plane reading the input through `rows` instead of a view of all of it, so a caller can
   // hold only the input planes output plane z reads (DenseLayerConvs keeps a ring of them).
   // rows.dims: the whole input's dims; rows.ld: channel stride; rows.row(n, iz, iy): the first
-  // channel of input row (n, iz, iy). Fast path (float, AVX-512) only.
+  // channel of input row (n, iz, iy). Fast path (float) only.
   template <class Rows>
   void forward_plane_rows(const Rows& rows, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
                           Activation<Cpu, T> post = {}) const {
-    static_assert(kFast, "forward_plane_rows is the AVX-512 float path's");
+    static_assert(kFast, "forward_plane_rows is the float path's");
     const Dims od = output_dims(rows.dims);
     if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
       fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
@@ -131,14 +113,44 @@ class Conv3d<Cpu, T> {
   }
   static constexpr bool kHasPlaneRows = kFast;
 
+  // The hook of Winograd F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp): attached per layer by the
+  // network where it wins (winograd3d_select.hpp), then forward and forward_plane run it
+  // (forward_plane_rows, the AVX-512 dense layer's ring, stays direct).
+  void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) { winograd_ = std::move(w); }
+  const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
+
   bool pointwise() const {
     const WindowGeometry& g = spec_.geometry;
     return g.taps() == 1 && g.stride == std::array<Index, 3>{1, 1, 1} && g.padding == std::array<Index, 3>{0, 0, 0};
   }
 
  private:
-  // ------------------------------------------------------------------ fast path (float, AVX-512)
-#if VOLFEAT_HAVE_AVX512
+  // weight: torch order (O, I, kD, kH, kW), spec_.weight_count() values of any arithmetic type.
+  // float: panels of 16*nv_ output channels (nv_ as the run-time ISA's kernels want), zero beyond
+  // C_out; double: the (K, C_out) matrix of the Eigen path.
+  template <class W>
+  void pack_weights(const W* weight) {
+    const Index ci = spec_.in_channels, co = spec_.out_channels, taps = spec_.geometry.taps();
+    if constexpr (kFast) {
+      nv_ = cpu::gemm::panel_vectors(co);
+      const Index pw = 16 * nv_, k = ci * taps;
+      panels_ = (co + pw - 1) / pw;
+      panel_floats_ = k * pw;
+      float* b = panel_store_.reserve(size_t(panels_ * panel_floats_));
+      std::fill(b, b + panels_ * panel_floats_, 0.f);
+      for (Index o = 0; o < co; ++o)
+        for (Index i = 0; i < ci; ++i)
+          for (Index t = 0; t < taps; ++t)
+            b[(o / pw) * panel_floats_ + (t * ci + i) * pw + o % pw] = static_cast<float>(weight[(o * ci + i) * taps + t]);
+    } else {
+      packed_.resize(ci * taps, co);
+      for (Index o = 0; o < co; ++o)
+        for (Index i = 0; i < ci; ++i)
+          for (Index t = 0; t < taps; ++t) packed_(t * ci + i, o) = static_cast<T>(weight[(o * ci + i) * taps + t]);
+    }
+  }
+
+  // ------------------------------------------------------------------ fast path (float)
   struct Act {
     const float* scale = nullptr;
     const float* shift = nullptr;
@@ -273,17 +285,8 @@ class Conv3d<Cpu, T> {
       }
     }
   }
-#else
-  void forward_pointwise(TensorView<const T>, TensorView<T>, const Activation<Cpu, T>&, const Activation<Cpu, T>&) const {}
-  struct ViewRows {
-    TensorView<const T> in;
-  };
-  template <class Rows>
-  void rows_fast(const Rows&, const Dims&, T*, Index, Index, const Activation<Cpu, T>&, const Activation<Cpu, T>&, Index,
-                 Index) const {}
-#endif
 
-  // ------------------------------------------------------------------ portable path (Eigen)
+  // ------------------------------------------------------------------ double (Eigen)
   // Output voxels [first, last) of the grid `want`; voxel v is stored at out + (v - v_base)*ldo.
   void forward_eigen_range(TensorView<const T> in, const Dims& want, T* out, Index ldo, Index v_base,
                            const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index first, Index last) const {
@@ -359,11 +362,12 @@ class Conv3d<Cpu, T> {
   }
 
   ConvSpec spec_;
-  RowMatrix packed_;  // portable path: (K, C_out), rows ordered (tap, c_in)
+  RowMatrix packed_;  // double: (K, C_out), rows ordered (tap, c_in)
   std::vector<T> bias_;
-  // fast path: panels of 16*nv_ output channels, each K x 16*nv_
+  // float: panels of 16*nv_ output channels, each K x 16*nv_
   Index nv_ = 1, panels_ = 0, panel_floats_ = 0;
   cpu::AlignedFloats panel_store_;
+  std::shared_ptr<const cpu::Winograd3d<T>> winograd_;  // set: forward runs Winograd
 };
 
 }  // namespace volfeat

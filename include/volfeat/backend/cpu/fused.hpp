@@ -7,6 +7,7 @@
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/conv3d.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/backend/cpu/parallel.hpp"
 #include "volfeat/backend/cpu/pool3d.hpp"
 #include "volfeat/ops/fused.hpp"
@@ -18,11 +19,11 @@ namespace volfeat {
 // soon as its window is complete. Memory: kD conv planes instead of the whole conv output.
 template <class T>
 struct ConvActMaxPool<Cpu, T> {
-#if VOLFEAT_HAVE_AVX512
-  // One output row of the max pool, channels in zmm registers (c = 16*nv <= 128); NaN propagates as
-  // in torch: a value replaces the running max when it is greater or when it is NaN.
-  static void pool_row_avx512(const WindowGeometry& g, const Dims& cd, const float* const* src, Index planes,
-                              TensorView<float> out, Index n, Index zo, Index yo) {
+#if VOLFEAT_HAVE_ISA_VARIANTS
+  // One output row of the max pool, channels in vector registers (c = 16*nv <= 128); NaN propagates
+  // as in torch: a value replaces the running max when it is greater or when it is NaN.
+  VOLFEAT_TARGET_AVX512 static void pool_row_avx512(const WindowGeometry& g, const Dims& cd, const float* const* src,
+                                                    Index planes, TensorView<float> out, Index n, Index zo, Index yo) {
     const Index c = cd.c, nv = c / 16;
     for (Index xo = 0; xo < out.dims.w; ++xo) {
       __m512 m[8];
@@ -46,6 +47,51 @@ struct ConvActMaxPool<Cpu, T> {
       for (Index j = 0; j < nv; ++j) _mm512_storeu_ps(dst + 16 * j, m[j]);
     }
   }
+  // The same with 8-float ymm vectors (c = 8*nv <= 128).
+  VOLFEAT_TARGET_AVX2 static void pool_row_avx2(const WindowGeometry& g, const Dims& cd, const float* const* src,
+                                                Index planes, TensorView<float> out, Index n, Index zo, Index yo) {
+    const Index c = cd.c, nv = c / 8;
+    for (Index xo = 0; xo < out.dims.w; ++xo) {
+      __m256 m[16];
+      for (Index j = 0; j < nv; ++j) m[j] = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+      for (Index k = 0; k < planes; ++k)
+        for (Index kh = 0; kh < g.kernel[1]; ++kh) {
+          const Index iy = yo * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+          if (iy < 0 || iy >= cd.h) continue;
+          for (Index kw = 0; kw < g.kernel[2]; ++kw) {
+            const Index ix = xo * g.stride[2] - g.padding[2] + kw * g.dilation[2];
+            if (ix < 0 || ix >= cd.w) continue;
+            const float* s = src[k] + (iy * cd.w + ix) * c;
+            for (Index j = 0; j < nv; ++j) {
+              const __m256 v = _mm256_loadu_ps(s + 8 * j);
+              const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, m[j], _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+              m[j] = _mm256_blendv_ps(m[j], v, take);
+            }
+          }
+        }
+      float* dst = out.voxel(n, zo, yo, xo);
+      for (Index j = 0; j < nv; ++j) _mm256_storeu_ps(dst + 8 * j, m[j]);
+    }
+  }
+  // The vector row for this CPU's ISA and c channels, or false.
+  static bool pool_row_vector(const WindowGeometry& g, const Dims& cd, const float* const* src, Index planes,
+                              TensorView<float> out, Index n, Index zo, Index yo) {
+    const cpu::CpuIsa isa = cpu::cpu_isa();
+    if (isa == cpu::CpuIsa::kAvx512 && cd.c % 16 == 0 && cd.c <= 128) {
+      pool_row_avx512(g, cd, src, planes, out, n, zo, yo);
+      return true;
+    }
+    if (isa >= cpu::CpuIsa::kAvx2 && cd.c % 8 == 0 && cd.c <= 128) {
+      pool_row_avx2(g, cd, src, planes, out, n, zo, yo);
+      return true;
+    }
+    return false;
+  }
+#else
+  static bool pool_row_vector(const WindowGeometry&, const Dims&, const float* const*, Index, TensorView<float>, Index,
+                              Index, Index) {
+    return false;
+  }
 #endif
 
   static void forward(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, const MaxPool3d<Cpu, T>& pool,
@@ -55,8 +101,14 @@ struct ConvActMaxPool<Cpu, T> {
     if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
     const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;
     const Index plane = cd.h * cd.w * cd.c;
-    std::vector<T> ring(size_t(span * plane));
-    std::vector<Index> held(size_t(span), -1);  // n * D + z of the plane in each slot
+    // A Winograd conv computes its output planes in pairs (2k, 2k+1) into two adjacent slots: the ring
+    // holds span planes when every window starts on an even plane (VGG's 2/2 pools), else span + 2
+    // (rounded up to even).
+    const bool pairs = conv.winograd() != nullptr;
+    const bool aligned = g.stride[0] % 2 == 0 && g.padding[0] % 2 == 0 && span % 2 == 0;
+    const Index slots = !pairs ? span : aligned ? span : span + 2 + span % 2;
+    std::vector<T> ring(size_t(slots * plane));
+    std::vector<Index> held(size_t(slots), -1);  // n * D + z of the plane in each slot
     const Index c = cd.c;
     for (Index n = 0; n < out.dims.n; ++n)
       for (Index zo = 0; zo < out.dims.d; ++zo) {
@@ -65,23 +117,26 @@ struct ConvActMaxPool<Cpu, T> {
         for (Index kd = 0; kd < g.kernel[0]; ++kd) {
           const Index iz = zo * g.stride[0] - g.padding[0] + kd * g.dilation[0];
           if (iz < 0 || iz >= cd.d) continue;
-          const Index slot = iz % span;
+          const Index slot = iz % slots;
           T* p = ring.data() + slot * plane;
           if (held[size_t(slot)] != n * cd.d + iz) {
-            conv.forward_plane(in, n, iz, TensorView<T>(p, Dims{1, 1, cd.h, cd.w, c}), {}, post);
-            held[size_t(slot)] = n * cd.d + iz;
+            if (pairs) {
+              const Index z0 = iz - iz % 2, count = std::min<Index>(2, cd.d - z0), s0 = z0 % slots;
+              conv.winograd()->forward_planes(in, n, z0, count,
+                                              TensorView<T>(ring.data() + s0 * plane, Dims{1, count, cd.h, cd.w, c}), {},
+                                              post);
+              for (Index k = 0; k < count; ++k) held[size_t(s0 + k)] = n * cd.d + z0 + k;
+            } else {
+              conv.forward_plane(in, n, iz, TensorView<T>(p, Dims{1, 1, cd.h, cd.w, c}), {}, post);
+              held[size_t(slot)] = n * cd.d + iz;
+            }
           }
           if (planes < 64) src[planes++] = p;
         }
         cpu::parallel_for(out.dims.h, [&](Index yo) {
-#if VOLFEAT_HAVE_AVX512
           if constexpr (std::is_same_v<T, float>) {
-            if (c % 16 == 0 && c <= 128) {
-              pool_row_avx512(g, cd, src, planes, out, n, zo, yo);
-              return;
-            }
+            if (pool_row_vector(g, cd, src, planes, out, n, zo, yo)) return;
           }
-#endif
           for (Index xo = 0; xo < out.dims.w; ++xo) {
             T* dst = out.voxel(n, zo, yo, xo);
             std::fill(dst, dst + c, -std::numeric_limits<T>::infinity());
@@ -166,7 +221,9 @@ struct DenseLayerConvs<Cpu, T> {
       if (!conv1.pointwise() || out.dims != conv2.output_dims(md))
         fail("dense layer convs: conv1 must be pointwise and the output view ", to_string(out.dims), " must be ",
              to_string(conv2.output_dims(md)));
-      const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1;  // planes of one output plane's window
+      // A Winograd conv2 computes output planes in pairs, from span + 1 input planes.
+      const bool pairs = conv2.winograd() != nullptr;
+      const Index span = g.dilation[0] * (g.kernel[0] - 1) + 1 + (pairs ? 1 : 0);  // planes of one output step's window
       const Dims ring_dims{1, span, md.h, md.w, md.c};
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
       const Index plane_floats = md.h * md.w * md.c;
@@ -184,8 +241,9 @@ struct DenseLayerConvs<Cpu, T> {
       const RingRows rows{md, md.c, scratch.data(), span, plane_floats};
       const Dims od = out.dims;
       for (Index n = 0; n < od.n; ++n) {
-        for (Index z = 0; z < od.d; ++z) {
-          for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+        for (Index z = 0; z < od.d; z += pairs ? 2 : 1) {
+          const Index nz = pairs ? std::min<Index>(2, od.d - z) : 1;
+          for (Index kd = 0; kd < g.kernel[0] + nz - 1; ++kd) {  // (pairs: stride and dilation 1)
             const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
             if (iz < 0 || iz >= md.d) continue;
             const Index slot = iz % span;
@@ -196,8 +254,9 @@ struct DenseLayerConvs<Cpu, T> {
                           pre1, post1);
             held[size_t(slot)] = n * md.d + iz;
           }
-          conv2.forward_plane_rows(rows, n, z, TensorView<T>(out.voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}, out.ld),
-                                   {}, post2);
+          const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, nz, od.h, od.w, od.c}, out.ld);
+          if (pairs) conv2.winograd()->forward_planes_rows(rows, n, z, nz, planes, {}, post2);
+          else conv2.forward_plane_rows(rows, n, z, planes, {}, post2);
         }
       }
     }

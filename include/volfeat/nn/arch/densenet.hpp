@@ -94,6 +94,7 @@ inline ArchFamily densenet_family() {
   };
   f.build = [](const std::string& arch, Index stem_in) { return densenet_graph(densenet_config(arch), stem_in); };
   f.describe = [](const std::string& arch) { return describe_densenet(densenet_config(arch)); };
+  f.depth_layers = {"denseblock1", "denseblock2", "denseblock3"};
   f.presets = {
       {"denseblock4-tail",
        {"denseblock4.denselayer15.conv2", "denseblock4.denselayer16.conv1", "denseblock4.denselayer16.conv2"}},

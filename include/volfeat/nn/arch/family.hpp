@@ -2,6 +2,7 @@
 // What the registry (nn/architectures.hpp) knows of one torchvision family: its configs, how to tell
 // them apart from a state_dict's keys, how to build each one's graph, its layer presets. Each family
 // is described once, in its own file under nn/arch/.
+#include <array>
 #include <functional>
 #include <map>
 #include <string>
@@ -25,6 +26,8 @@ struct ArchFamily {
   std::function<std::string(const std::string& arch)> describe;
   // Named layer sets (--preset); the first is the default.
   std::vector<std::pair<std::string, std::vector<std::string>>> presets;
+  // The landmark experiment's depth aliases shallow, mid and deep (--layers), as selectors.
+  std::array<std::string, 3> depth_layers;
   std::string selector_hint;        // for "unknown layer" messages: the short forms this family takes
   std::string layer_doc;            // for the README and --help: how its modules are named
 };

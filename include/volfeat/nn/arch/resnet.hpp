@@ -107,6 +107,7 @@ inline ArchFamily resnet_family() {
   };
   // Shallow, mid and deep, as the paper's VGG layers: the outputs of layer1, layer3 and layer4
   // (each a block's ReLU output, at 1/4, 1/16 and 1/32 of the input's extent).
+  f.depth_layers = {"layer1", "layer2", "layer3"};
   f.presets = {
       {"paper-resnet", {"layer1", "layer3", "layer4"}},
       {"last-3rd-5th", {"conv[-1]", "conv[-3]", "conv[-5]"}},

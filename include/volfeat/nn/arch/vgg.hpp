@@ -53,6 +53,10 @@ inline Graph vgg_graph(const VggConfig& c, Index stem_in) {
     const std::string bc = std::to_string(block) + "_" + std::to_string(conv_in_block);
     g.alias("conv" + bc, x);
     g.alias("block" + std::to_string(block) + "_conv" + std::to_string(conv_in_block), x);
+    // convB_last: the block's last conv (VGG-19's conv5_4 is VGG-16's conv5_3 and VGG-11's conv5_2), so
+    // the paper's preset means the same depth in every VGG.
+    g.alias("conv" + std::to_string(block) + "_last", x);
+    g.alias("block" + std::to_string(block) + "_convlast", x);
   }
   g.container("features", x);
   return g;
@@ -90,15 +94,17 @@ inline ArchFamily vgg_family() {
     for (int v : c.layers) convs += v ? 1 : 0;
     return std::to_string(convs) + " convs, " + (c.batchnorm ? "with" : "without") + " batchnorm";
   };
-  // The paper's shallow, mid and deep layers (Avants et al.): Keras' conv2_2, conv4_2, conv5_4 (their ReLUs).
+  // The paper's shallow, mid and deep layers (Avants et al.): VGG-19's conv2_2, conv4_2, conv5_4 (Keras' layers:
+  // their ReLUs), i.e. the last conv of block 2, the second of block 4 and the last of block 5 in any VGG.
+  f.depth_layers = {"conv2_last", "conv4_2", "conv5_last"};
   f.presets = {
-      {"paper-vgg", {"conv2_2", "conv4_2", "conv5_4"}},
+      {"paper-vgg", {"conv2_last", "conv4_2", "conv5_last"}},
       {"last-3rd-5th", {"conv[-1]", "conv[-3]", "conv[-5]"}},
   };
-  f.selector_hint = "conv[-k], convB_C, blockB_convC";
+  f.selector_hint = "conv[-k], convB_C, blockB_convC, convB_last";
   f.layer_doc = "features.<i> (torchvision's index: conv, [batchnorm,] relu, or max pool); convB_C or blockB_convC is "
-                "the ReLU after block B's C-th conv (Keras' layer, the paper's names). The `features.` prefix may be "
-                "left out.";
+                "the ReLU after block B's C-th conv (Keras' layer, the paper's names), convB_last that of its last conv. "
+                "The `features.` prefix may be left out.";
   return f;
 }
 

@@ -1,0 +1,132 @@
+#pragma once
+// The AVX-512F micro-kernels (gemm_kernels.hpp has the overview). Compiled under
+// VOLFEAT_TARGET_AVX512 whatever the build's -march, and run only when cpu_isa() is kAvx512.
+//
+// An R x 16*NV block: R*NV zmm accumulators, NV zmm of B per k step, A as broadcasts; the widest R
+// keeps R*NV + NV + 1 <= 32 registers.
+#include <array>
+#include <cstddef>
+#include <utility>
+
+#include "volfeat/backend/cpu/gemm_types.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
+
+#if VOLFEAT_HAVE_ISA_VARIANTS
+#include <immintrin.h>
+
+namespace volfeat::cpu::gemm::avx512 {
+
+constexpr int max_rows(int nv) { return nv == 1 ? 14 : nv == 2 ? 14 : nv == 4 ? 6 : 3; }
+
+// 16, 32 or 64 output channels per panel; 64 for every layer of 64 or more.
+constexpr int panel_vectors(Index out_channels) { return out_channels <= 16 ? 1 : out_channels <= 32 ? 2 : 4; }
+
+// L > 0: every segment is exactly L long (the stem's 7 kw taps of one input row), fully unrolled.
+// a_shift is added to every segment's A pointer (the row block's first row).
+template <int R, int NV, int RS, int L = 0>
+VOLFEAT_TARGET_AVX512 void kernel(const Segment* segs, int nseg, Index rs, Index a_shift, float* c, Index ldc,
+                                  const Epilogue& ep) {
+  constexpr int PW = 16 * NV;
+  const Index stride = RS > 0 ? Index(RS) : rs;
+  __mmask16 mask[NV];
+#pragma GCC unroll 8
+  for (int j = 0; j < NV; ++j) {
+    const int left = ep.cols - 16 * j;
+    mask[j] = left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
+  }
+  __m512 acc[R][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j)
+      acc[r][j] = ep.accumulate ? _mm512_maskz_loadu_ps(mask[j], c + r * ldc + 16 * j) : _mm512_setzero_ps();
+  for (int s = 0; s < nseg; ++s) {
+    const float* a = segs[s].a + a_shift;
+    const float* b = segs[s].b;
+    const Index len = L > 0 ? Index(L) : segs[s].len;
+#pragma GCC unroll 8
+    for (Index k = 0; k < len; ++k, b += PW) {
+      __m512 bv[NV];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) bv[j] = _mm512_load_ps(b + 16 * j);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m512 av = _mm512_set1_ps(a[r * stride + k]);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+      }
+    }
+  }
+  // Epilogue: bias, BN, ReLU (max(0, x) keeps NaN: vmaxps returns its second operand on NaN), store.
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 bias[NV], scale[NV], shift[NV];
+  const bool use_bias = ep.finish && ep.bias, use_bn = ep.finish && ep.scale, use_relu = ep.finish && ep.relu;
+#pragma GCC unroll 8
+  for (int j = 0; j < NV; ++j) {
+    bias[j] = ep.bias ? _mm512_maskz_loadu_ps(mask[j], ep.bias + 16 * j) : zero;
+    scale[j] = ep.scale ? _mm512_maskz_loadu_ps(mask[j], ep.scale + 16 * j) : zero;
+    shift[j] = ep.shift ? _mm512_maskz_loadu_ps(mask[j], ep.shift + 16 * j) : zero;
+  }
+  const bool full = ep.cols == PW;
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    float* y = c + r * ldc;
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      __m512 v = acc[r][j];
+      if (use_bias) v = _mm512_add_ps(v, bias[j]);
+      if (use_bn) v = _mm512_fmadd_ps(v, scale[j], shift[j]);
+      if (use_relu) v = _mm512_max_ps(zero, v);
+      if (full) _mm512_storeu_ps(y + 16 * j, v);
+      else if (mask[j]) _mm512_mask_storeu_ps(y + 16 * j, mask[j], v);
+    }
+  }
+}
+
+template <int NV, int RS, int L, size_t... I>
+constexpr std::array<KernelFn, sizeof...(I)> kernel_table(std::index_sequence<I...>) {
+  return {&kernel<int(I) + 1, NV, RS, L>...};
+}
+
+// The kernel for `rows` (1 .. max_rows(NV)) rows of a panel of NV vectors with row stride RS (0: runtime).
+template <int NV, int RS, int L = 0>
+inline KernelFn kernel_for(int rows) {
+  static constexpr auto table = kernel_table<NV, RS, L>(std::make_index_sequence<size_t(max_rows(NV))>());
+  return table[size_t(rows - 1)];
+}
+
+// Dispatch on NV, the row stride and the segment length (compile-time for DenseNet's shapes: the
+// dense layers' row stride 128, the stem's row stride 2 with 7-long segments).
+inline KernelFn select_kernel(int nv, Index rs, int rows, Index seglen) {
+  if (nv == 4 && rs == 2 && seglen == 7) return kernel_for<4, 2, 7>(rows);
+  if (nv == 2 && rs == 2 && seglen == 7) return kernel_for<2, 2, 7>(rows);
+  switch (nv) {
+    case 1:
+      return rs == 128 ? kernel_for<1, 128>(rows) : kernel_for<1, 0>(rows);
+    case 2:
+      return rs == 128 ? kernel_for<2, 128>(rows) : rs == 2 ? kernel_for<2, 2>(rows) : kernel_for<2, 0>(rows);
+    default:
+      return rs == 128 ? kernel_for<4, 128>(rows) : rs == 2 ? kernel_for<4, 2>(rows) : kernel_for<4, 0>(rows);
+  }
+}
+
+VOLFEAT_TARGET_AVX512 inline __m512 activate16(__m512 v, const float* scale, const float* shift, Index at, __mmask16 m,
+                                               bool relu) {
+  if (scale) v = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, scale + at), _mm512_maskz_loadu_ps(m, shift + at));
+  if (relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
+  return v;
+}
+
+VOLFEAT_TARGET_AVX512 inline void activate_row(const float* x, float* y, Index n, const float* scale, const float* shift,
+                                               bool relu) {
+  Index i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, activate16(_mm512_loadu_ps(x + i), scale, shift, i, 0xFFFF, relu));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, activate16(_mm512_maskz_loadu_ps(m, x + i), scale, shift, i, m, relu));
+  }
+}
+
+}  // namespace volfeat::cpu::gemm::avx512
+
+#endif  // VOLFEAT_HAVE_ISA_VARIANTS

@@ -1,0 +1,287 @@
+#pragma once
+// Cpu 3D Winograd convolution F(2x2x2, 3x3x3) for 3x3x3, stride-1, dilation-1 convs (any padding):
+// 64 multiplies per 2x2x2 output tile and channel pair instead of 216 (3.375x fewer). The network
+// attaches one to a Conv3d<Cpu, float> where it wins (winograd3d_select.hpp); Conv3d::forward and
+// forward_plane then run it.
+//
+// The output grid is cut into 2x2x2 tiles (partial at odd edges: the missing outputs are computed on
+// zero input and dropped). Tiles are processed in blocks, each thread a whole block at a time, in
+// three phases:
+//   1. input transform: each tile's 4x4x4 x C_in patch is gathered (the fused pre-activation, BN and
+//      ReLU, applied to in-bounds values only: torch pads the activated tensor with zeros) and
+//      transformed, a vector of channels at a time (winograd3d_transforms.hpp), into V[xi][tile][c_in];
+//   2. the batched GEMM: for each of the 64 points xi, M[xi] (tiles x C_out) = V[xi] * U[xi]
+//      (C_in x C_out), U the transformed weights. This is the one switchable stage (gemm_point):
+//      float runs the run-time dispatched micro-kernels of gemm_kernels.hpp (AVX-512 / AVX2+FMA /
+//      generic) on U packed into their panels; double runs Eigen;
+//   3. output transform: each tile's 64 points of M give 8 outputs, then the bias, the folded BN and
+//      the ReLU of the post-activation, written through the output view's channel stride (so a dense
+//      block's in-place channel slice works as for the direct conv).
+//
+// The transforms are compiled twice, for AVX2 (32-byte vectors) and for the build's baseline (16-byte),
+// and chosen by cpu_isa().
+// forward_planes_rows reads its input through a row accessor, so DenseLayerConvs feeds it from its
+// ring of bottleneck planes.
+//
+// Accuracy: the transforms add and subtract, so the rounding error grows with them; README.md
+// ("Winograd") has the measured error per layer, tests/test_winograd.cpp the bound it is held to.
+#include <Eigen/Core>
+#include <omp.h>
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "volfeat/backend/cpu/batchnorm3d.hpp"
+#include "volfeat/backend/cpu/gemm_kernels.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
+#include "volfeat/backend/cpu/winograd3d_transforms.hpp"
+#include "volfeat/ops/conv3d.hpp"
+
+namespace volfeat::cpu {
+
+template <class T>
+class Winograd3d {
+  static constexpr int kPoints = winograd::kPoints;
+  static constexpr bool kPanels = std::is_same_v<T, float>;  // float: the micro-kernels' panels
+
+ public:
+  // 3x3x3, stride 1, dilation 1: the geometry F(2x2x2, 3x3x3) computes.
+  static bool applicable(const ConvSpec& s) {
+    const WindowGeometry& g = s.geometry;
+    return g.kernel == std::array<Index, 3>{3, 3, 3} && g.stride == std::array<Index, 3>{1, 1, 1} &&
+           g.dilation == std::array<Index, 3>{1, 1, 1};
+  }
+
+  // weight: torch order (O, I, 3, 3, 3); bias: empty or O values.
+  Winograd3d(const ConvSpec& spec, const std::vector<double>& weight, const std::vector<double>& bias = {})
+      : spec_(spec) {
+    if (!applicable(spec)) fail("winograd3d: only 3x3x3 convs with stride 1 and dilation 1");
+    if (static_cast<Index>(weight.size()) != spec.weight_count())
+      fail("winograd3d: ", weight.size(), " weights given, the layer needs ", spec.weight_count());
+    if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
+      fail("winograd3d: ", bias.size(), " biases given, the layer needs ", spec.out_channels);
+    const Index ci = spec.in_channels, co = spec.out_channels;
+    // U[xi][c_in][c_out]; float: per point, panels of 16*nv output channels, each c_in x 16*nv.
+    T* u = nullptr;
+    if constexpr (kPanels) {
+      nv_ = gemm::panel_vectors(co);
+      pw_ = 16 * nv_;
+      panels_ = (co + pw_ - 1) / pw_;
+      panel_floats_ = ci * pw_;
+      u = panel_store_.reserve(size_t(kPoints * panels_ * panel_floats_));
+      std::fill(u, u + kPoints * panels_ * panel_floats_, 0.f);
+    } else {
+      u_.resize(size_t(kPoints * ci * co));
+      u = u_.data();
+    }
+    for (Index o = 0; o < co; ++o)
+      for (Index i = 0; i < ci; ++i) {
+        const auto t = winograd::kernel_transform(weight.data() + (o * ci + i) * 27);
+        for (int xi = 0; xi < kPoints; ++xi) {
+          const size_t at = kPanels ? size_t(((xi * panels_ + o / pw_) * ci + i) * pw_ + o % pw_)
+                                    : size_t((xi * ci + i) * co + o);
+          u[at] = static_cast<T>(t[size_t(xi)]);
+        }
+      }
+    bias_.assign(bias.begin(), bias.end());
+  }
+
+  const ConvSpec& spec() const { return spec_; }
+  // Bytes of the transformed weights (64/27 of the direct conv's, more with padded panels).
+  size_t weight_bytes() const {
+    return kPanels ? size_t(kPoints * panels_ * panel_floats_) * sizeof(T) : u_.size() * sizeof(T);
+  }
+
+  void forward(TensorView<const T> in, TensorView<T> out, const Activation<Cpu, T>& pre = {},
+               const Activation<Cpu, T>& post = {}) const {
+    const Dims od = spec_.output_dims(in.dims);
+    if (out.dims != od) fail("winograd3d: output view ", to_string(out.dims), " but the conv produces ", to_string(od));
+    if (od.voxels() <= 0) fail("winograd3d: input ", to_string(in.dims), " is smaller than the kernel");
+    run(ViewRows{in, in.dims, in.ld}, od, out.data, out.ld, 0, 0, od.n, 0, od.d, pre, post);
+  }
+
+  // Output planes [z0, z0 + nz) of batch item n into `planes` (dims (1, nz, H_out, W_out, C_out), any
+  // ld). A pair starting at an even z0 costs one plane of tiles; a single plane costs as much.
+  void forward_planes(TensorView<const T> in, Index n, Index z0, Index nz, TensorView<T> planes,
+                      const Activation<Cpu, T>& pre = {}, const Activation<Cpu, T>& post = {}) const {
+    forward_planes_rows(ViewRows{in, in.dims, in.ld}, n, z0, nz, planes, pre, post);
+  }
+
+  // forward_planes reading the input through `rows` (as Conv3d::forward_plane_rows): rows.dims the
+  // whole input's dims, rows.ld its channel stride, rows.row(n, iz, iy) the first channel of input row
+  // (n, iz, iy). Output planes z0, z0+1 read input planes z0 - pad .. z0 + 3 - pad.
+  template <class Rows>
+  void forward_planes_rows(const Rows& rows, Index n, Index z0, Index nz, TensorView<T> planes,
+                           const Activation<Cpu, T>& pre = {}, const Activation<Cpu, T>& post = {}) const {
+    const Dims od = spec_.output_dims(rows.dims);
+    if (planes.dims != Dims{1, nz, od.h, od.w, od.c} || n < 0 || n >= od.n || z0 < 0 || nz < 1 || z0 + nz > od.d)
+      fail("winograd3d: planes view ", to_string(planes.dims), " / planes (", n, ", ", z0, "+", nz,
+           ") do not fit output ", to_string(od));
+    run(rows, od, planes.data, planes.ld, (n * od.d + z0) * od.h * od.w, n, n + 1, z0, z0 + nz, pre, post);
+  }
+
+ private:
+  struct ViewRows {
+    TensorView<const T> in;
+    Dims dims;
+    Index ld;
+    const T* row(Index n, Index z, Index y) const { return in.voxel(n, z, y, 0); }
+  };
+
+  // Everything one block of tiles needs.
+  template <class Rows>
+  struct Job {
+    const Winograd3d* self;
+    const Rows* rows;
+    Dims od;
+    T* out;
+    Index ldo, v_base, n0, z_lo, z_hi, tz0, ty, tx, per_n, tiles, block;
+    winograd::LaneAct<T> pre;
+    winograd::LaneAct<T> post;
+  };
+
+  // The batched GEMM stage, point p of one block: m (rows x co) = v (rows x ci) * U[p].
+  void gemm_point(int p, const T* v, T* m, Index rows) const {
+    const Index ci = spec_.in_channels, co = spec_.out_channels;
+    if constexpr (kPanels) {
+      for (Index q = 0; q < panels_; ++q) {
+        const gemm::Segment seg{v, panel_store_.data() + (p * panels_ + q) * panel_floats_, ci};
+        gemm::Epilogue ep;
+        ep.cols = int(std::min(pw_, co - q * pw_));
+        gemm::gemm_rows(&seg, 1, ci, int(nv_), rows, m + q * pw_, co, ep, 0);
+      }
+    } else {
+      using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+      Eigen::Map<const RowMatrix> a(v, rows, ci), b(u_.data() + p * ci * co, ci, co);
+      Eigen::Map<RowMatrix> c(m, rows, co);
+      c.noalias() = a * b;
+    }
+  }
+
+  // VB: the bytes of the transforms' vectors.
+  template <int VB, class Rows>
+  static VOLFEAT_WINOGRAD_INLINE void block_impl(const Job<Rows>& j, Index b) {
+    using V = winograd::Vec<T, VB>;
+    constexpr int nv = winograd::kLanes<T, VB>;
+    const Winograd3d& self = *j.self;
+    const Index ci = self.spec_.in_channels, co = self.spec_.out_channels;
+    const WindowGeometry& g = self.spec_.geometry;
+    const Dims& id = j.rows->dims;
+    const Index ld = j.rows->ld;
+    static thread_local std::vector<T> v_store, m_store;  // per thread, reused across blocks and layers
+    if (v_store.size() < size_t(kPoints * j.block * ci)) v_store.resize(size_t(kPoints * j.block * ci));
+    if (m_store.size() < size_t(kPoints * j.block * co)) m_store.resize(size_t(kPoints * j.block * co));
+    T* const vbuf = v_store.data();
+    T* const mbuf = m_store.data();
+    const Index t0 = b * j.block, rows = std::min(j.block, j.tiles - t0);
+    auto tile_origin = [&](Index t, Index& n, Index& z, Index& y, Index& x) {  // output origin of tile t
+      n = j.n0 + t / j.per_n;
+      Index r = t % j.per_n;
+      x = 2 * (r % j.tx);
+      r /= j.tx;
+      y = 2 * (r % j.ty);
+      z = 2 * (j.tz0 + r / j.ty);
+    };
+    // 1. input transform into V[p][r][c]
+    for (Index r = 0; r < rows; ++r) {
+      Index n, z, y, x;
+      tile_origin(t0 + r, n, z, y, x);
+      const T* src[kPoints];  // first channel of each of the 64 input voxels (null: padding)
+      for (int a = 0; a < 4; ++a)
+        for (int bb = 0; bb < 4; ++bb) {
+          const Index iz = z - g.padding[0] + a, iy = y - g.padding[1] + bb;
+          const bool row_in = iz >= 0 && iz < id.d && iy >= 0 && iy < id.h;
+          const T* row = row_in ? j.rows->row(n, iz, iy) : nullptr;
+          for (int e = 0; e < 4; ++e) {
+            const Index ix = x - g.padding[2] + e;
+            src[(a * 4 + bb) * 4 + e] = row_in && ix >= 0 && ix < id.w ? row + ix * ld : nullptr;
+          }
+        }
+      for (Index c0 = 0; c0 < ci; c0 += nv)
+        winograd::input_tile<T, VB>(src, c0, int(std::min<Index>(nv, ci - c0)), j.pre, vbuf + r * ci + c0, rows * ci);
+    }
+    // 2. the 64 GEMMs
+    for (int p = 0; p < kPoints; ++p) self.gemm_point(p, vbuf + p * rows * ci, mbuf + p * rows * co, rows);
+    // 3. output transform and epilogue
+    const T* bias = self.bias_.empty() ? nullptr : self.bias_.data();
+    for (Index r = 0; r < rows; ++r) {
+      Index n, z, y, x;
+      tile_origin(t0 + r, n, z, y, x);
+      T* dst[8];
+      for (int o = 0; o < 8; ++o) {
+        const Index oz = z + o / 4, oy = y + (o / 2) % 2, ox = x + o % 2;
+        const bool keep = oz >= j.z_lo && oz < j.z_hi && oy < j.od.h && ox < j.od.w;
+        dst[o] = keep ? j.out + ((((n * j.od.d + oz) * j.od.h + oy) * j.od.w + ox) - j.v_base) * j.ldo : nullptr;
+      }
+      for (Index c0 = 0; c0 < co; c0 += nv) {
+        const int nl = int(std::min<Index>(nv, co - c0));
+        V yv[8];
+        winograd::output_tile<T, VB>(mbuf + r * co + c0, rows * co, nl, yv);
+        V bv = {};
+        if (bias) winograd::load<T, VB>(bv, bias + c0, nl);
+        for (int o = 0; o < 8; ++o) {
+          if (!dst[o]) continue;
+          yv[o] += bv;
+          j.post.template apply<VB>(yv[o], c0, nl);
+          winograd::store<T, VB>(dst[o] + c0, yv[o], nl);
+        }
+      }
+    }
+  }
+  template <class Rows>
+  static void block_generic(const Job<Rows>& j, Index b) {
+    block_impl<16>(j, b);
+  }
+#if VOLFEAT_HAVE_ISA_VARIANTS
+  template <class Rows>
+  VOLFEAT_TARGET_AVX2 static void block_avx2(const Job<Rows>& j, Index b) {
+    block_impl<32>(j, b);
+  }
+#endif
+
+  // Output voxels (n, z, y, x) with n in [n0, n1), z in [z_lo, z_hi), stored at
+  // out + (((n*D + z)*H + y)*W + x - v_base) * ldo.
+  template <class Rows>
+  void run(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
+           Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
+    const Index ci = spec_.in_channels, co = spec_.out_channels;
+    Job<Rows> j{};
+    j.self = this, j.rows = &rows, j.od = od, j.out = out, j.ldo = ldo, j.v_base = v_base, j.n0 = n0;
+    j.z_lo = z_lo, j.z_hi = z_hi;
+    j.tz0 = z_lo / 2;
+    const Index tz1 = (z_hi + 1) / 2;  // tile planes covering [z_lo, z_hi)
+    j.ty = (od.h + 1) / 2, j.tx = (od.w + 1) / 2;
+    j.per_n = (tz1 - j.tz0) * j.ty * j.tx;
+    j.tiles = (n1 - n0) * j.per_n;
+    // Each thread takes whole blocks of tiles (no barriers: this VM's cores are shared, and a thread
+    // that waits on a descheduled one loses its turn), at least 2 blocks per thread when there are
+    // enough tiles. A block's V and M hold 64 * block * (ci + co) values: about 256K (1 MB of floats,
+    // near L2) but at least 16 tiles, 32 from 128x128 channels on, so that U (64 * ci * co) is reused
+    // enough. Single-thread CPU time per call on Zen 3 (bench/README.md) against a 1M budget and a 64K
+    // one: 64->64 121 ms (1M: 215, 64K: 104), 128->32 6.7 ms (9.1, 8.9), 256->256 at 32 tiles 41 ms (8
+    // tiles: 56-64).
+    const int threads = omp_get_max_threads();
+    const Index min_block = ci * co >= 128 * 128 ? 32 : 16;
+    const Index budget = std::max<Index>(min_block, Index(1 << 18) / (kPoints * (ci + co)));
+    j.block = std::clamp<Index>((j.tiles + 2 * threads - 1) / (2 * threads), std::min<Index>(j.tiles, 8), budget);
+    j.pre = {pre.bn ? pre.bn->scale() : nullptr, pre.bn ? pre.bn->shift() : nullptr, pre.relu};
+    j.post = {post.bn ? post.bn->scale() : nullptr, post.bn ? post.bn->shift() : nullptr, post.relu};
+    const Index nblocks = (j.tiles + j.block - 1) / j.block;
+    void (*block)(const Job<Rows>&, Index) = &block_generic<Rows>;
+#if VOLFEAT_HAVE_ISA_VARIANTS
+    if (cpu_isa() >= CpuIsa::kAvx2) block = &block_avx2<Rows>;
+#endif
+#pragma omp parallel for schedule(dynamic, 1)
+    for (Index b = 0; b < nblocks; ++b) block(j, b);
+  }
+
+  ConvSpec spec_;
+  std::vector<T> bias_;
+  std::vector<T> u_;  // double: U[xi][c_in][c_out]
+  // float: U[xi] in panels of pw_ = 16*nv_ output channels, each c_in x pw_ (gemm_kernels.hpp's layout)
+  Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
+  AlignedFloats panel_store_;
+};
+
+}  // namespace volfeat::cpu

@@ -1,0 +1,61 @@
+#pragma once
+// Where the Cpu backend runs a conv as Winograd F(2x2x2, 3x3x3) (winograd3d.hpp): the network's
+// per-layer choice (ConvAlgorithm, called once per conv when the network is built).
+//
+// Rule (fp32 only; double keeps the direct conv as the exact path): a 3x3x3 conv with stride 1 and
+// dilation 1 whose channels pass winograd_wins(). VOLFEAT_WINOGRAD overrides it for the whole
+// process: 0 (or off) never, all every applicable conv, 1/auto/unset the rule.
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "volfeat/backend/cpu/conv3d.hpp"
+#include "volfeat/backend/cpu/winograd3d.hpp"
+#include "volfeat/core/error.hpp"
+#include "volfeat/ops/conv_algorithm.hpp"
+
+namespace volfeat {
+
+enum class WinogradMode { kOff, kAuto, kAll };
+
+// VOLFEAT_WINOGRAD, parsed once here at the edge.
+inline WinogradMode winograd_mode_from_env() {
+  const char* v = std::getenv("VOLFEAT_WINOGRAD");
+  if (!v || !*v) return WinogradMode::kAuto;
+  const std::string s(v);
+  if (s == "0" || s == "off") return WinogradMode::kOff;
+  if (s == "1" || s == "auto") return WinogradMode::kAuto;
+  if (s == "all") return WinogradMode::kAll;
+  fail("VOLFEAT_WINOGRAD=", s, ": expected 0 (off), 1 (auto, the default) or all");
+}
+
+// The measured rule (bench/README.md, "3D Winograd"): Winograd where both channel counts are at
+// least kMinChannels (below that the transforms cost more than the GEMM saves) and the transformed
+// weights stay small (64 * C_in * C_out floats at most kMaxWeightFloats: VGG's 512-channel convs
+// would hold 64 MB more each, for under 16 % of its FLOPs).
+inline bool winograd_wins(const ConvSpec& s) {
+  constexpr Index kMinChannels = 16;
+  constexpr Index kMaxWeightFloats = Index(64) * 256 * 256;
+  return cpu::Winograd3d<float>::applicable(s) && s.in_channels >= kMinChannels && s.out_channels >= kMinChannels &&
+         64 * s.in_channels * s.out_channels <= kMaxWeightFloats;
+}
+
+template <class T>
+struct ConvAlgorithm<Cpu, T> {
+  static void choose(Conv3d<Cpu, T>& conv, const std::vector<double>& weight, const std::vector<double>& bias,
+                     WinogradMode mode = winograd_mode_from_env()) {
+    if constexpr (std::is_same_v<T, float>) {
+      const ConvSpec& s = conv.spec();
+      const bool use = mode == WinogradMode::kAll ? cpu::Winograd3d<T>::applicable(s)
+                       : mode == WinogradMode::kAuto ? winograd_wins(s)
+                                                     : false;
+      if (use) conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(s, weight, bias));
+    } else {
+      (void)conv, (void)weight, (void)bias, (void)mode;
+    }
+  }
+};
+
+}  // namespace volfeat

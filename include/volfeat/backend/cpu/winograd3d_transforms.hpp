@@ -1,0 +1,200 @@
+#pragma once
+// The transforms of 3D Winograd F(2x2x2, 3x3x3) (Lavin & Gray 2016, "Fast Algorithms for
+// Convolutional Neural Networks", F(2,3) applied along each of the three axes):
+//
+//   Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A    per axis, with
+//
+//   B^T = | 1  0 -1  0 |    G = | 1    0    0   |    A^T = | 1  1  1  0 |
+//         | 0  1  1  0 |        | 1/2  1/2  1/2 |          | 0  1 -1 -1 |
+//         | 0 -1  1  0 |        | 1/2 -1/2  1/2 |
+//         | 0  1  0 -1 |        | 0    0    1   |
+//
+// A 4x4x4 input tile d gives a 2x2x2 output tile: 64 multiplies (per input/output channel pair) in
+// the transformed domain instead of 8 * 27 = 216. The 64 transformed points are indexed
+// xi = (a*4 + b)*4 + e over (z, y, x). The tile transforms work on a vector of channels at once.
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include "volfeat/core/shape.hpp"
+
+namespace volfeat::cpu::winograd {
+
+constexpr int kIn = 4;       // input tile extent per axis
+constexpr int kOut = 2;      // output tile extent per axis
+constexpr int kPoints = 64;  // transformed points per tile (4^3)
+
+// A vector of B bytes (GCC/Clang vector extension): 32 (one AVX register) in the AVX2 variant of the
+// block loop, 16 (SSE2, the x86-64 baseline, or NEON) in the portable one. The transforms run on
+// kLanes<T, B> channels at once.
+template <class T, int B>
+struct VecOf;
+template <>
+struct VecOf<float, 32> {
+  typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<double, 32> {
+  typedef double type __attribute__((vector_size(32)));
+};
+template <>
+struct VecOf<float, 16> {
+  typedef float type __attribute__((vector_size(16)));
+};
+template <>
+struct VecOf<double, 16> {
+  typedef double type __attribute__((vector_size(16)));
+};
+template <class T, int B>
+using Vec = typename VecOf<T, B>::type;
+template <class T, int B>
+constexpr int kLanes = int(B / sizeof(T));
+
+// Everything below is inlined into its caller, so that the caller's target (winograd3d.hpp compiles
+// its block loop once for AVX2 and once for the build's baseline) decides the instructions.
+#define VOLFEAT_WINOGRAD_INLINE inline __attribute__((always_inline))
+
+// Vectors go by reference only (a 32-byte vector by value in the portable build's signatures would
+// change its ABI, -Wpsabi).
+// v = nl (1 .. kLanes) values from p; lanes past nl are zero.
+template <class T, int B>
+VOLFEAT_WINOGRAD_INLINE void load(Vec<T, B>& v, const T* p, int nl) {
+  if (nl == kLanes<T, B>) {
+    std::memcpy(&v, p, sizeof(v));
+  } else {
+    T t[kLanes<T, B>] = {};
+    for (int l = 0; l < nl; ++l) t[l] = p[l];
+    std::memcpy(&v, t, sizeof(v));
+  }
+}
+template <class T, int B>
+VOLFEAT_WINOGRAD_INLINE void store(T* p, const Vec<T, B>& v, int nl) {
+  if (nl == kLanes<T, B>) {
+    std::memcpy(p, &v, sizeof(v));
+  } else {
+    T t[kLanes<T, B>];
+    std::memcpy(t, &v, sizeof(v));
+    for (int l = 0; l < nl; ++l) p[l] = t[l];
+  }
+}
+
+// Per-channel affine + ReLU (a folded BN and/or a ReLU; scale null: no BN), in place. The ReLU is
+// torch's: a NaN lane compares false and stays NaN.
+template <class T>
+struct LaneAct {
+  const T* scale = nullptr;
+  const T* shift = nullptr;
+  bool relu = false;
+  template <int B>
+  VOLFEAT_WINOGRAD_INLINE void apply(Vec<T, B>& v, Index c0, int nl) const {
+    if (scale) {
+      Vec<T, B> s, b;
+      load<T, B>(s, scale + c0, nl);
+      load<T, B>(b, shift + c0, nl);
+      v = v * s + b;
+    }
+    if (relu) {
+      const Vec<T, B> zero = {};
+      v = v < zero ? zero : v;
+    }
+  }
+};
+
+// One tile, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x) of the
+// 4x4x4 patch; null: padding, zero). V point p gets B^T d B, stored at dst + p * pstride.
+template <class T, int B>
+VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride) {
+  using V = Vec<T, B>;
+  V buf[kPoints];
+  const V zero = {};
+  for (int ab = 0; ab < 16; ++ab) {  // along x, while loading
+    V d[4];
+    for (int e = 0; e < 4; ++e) {
+      const T* s = src[ab * 4 + e];
+      if (s) {
+        load<T, B>(d[e], s + c0, nl);
+        pre.template apply<B>(d[e], c0, nl);
+      } else {
+        d[e] = zero;
+      }
+    }
+    buf[ab * 4 + 0] = d[0] - d[2];
+    buf[ab * 4 + 1] = d[1] + d[2];
+    buf[ab * 4 + 2] = d[2] - d[1];
+    buf[ab * 4 + 3] = d[1] - d[3];
+  }
+  for (int a = 0; a < 4; ++a)  // along y
+    for (int e = 0; e < 4; ++e) {
+      V* q = buf + a * 16 + e;
+      const V x0 = q[0], x1 = q[4], x2 = q[8], x3 = q[12];
+      q[0] = x0 - x2;
+      q[4] = x1 + x2;
+      q[8] = x2 - x1;
+      q[12] = x1 - x3;
+    }
+  for (int be = 0; be < 16; ++be) {  // along z, into V
+    const V x0 = buf[be], x1 = buf[16 + be], x2 = buf[32 + be], x3 = buf[48 + be];
+    const V y0 = x0 - x2, y1 = x1 + x2, y2 = x2 - x1, y3 = x1 - x3;
+    store<T, B>(dst + Index(be) * pstride, y0, nl);
+    store<T, B>(dst + Index(16 + be) * pstride, y1, nl);
+    store<T, B>(dst + Index(32 + be) * pstride, y2, nl);
+    store<T, B>(dst + Index(48 + be) * pstride, y3, nl);
+  }
+}
+
+// One tile, kLanes channels: point p of M at m + p * pstride; y[o] = output o ((z, y, x) of 2x2x2).
+template <class T, int B>
+VOLFEAT_WINOGRAD_INLINE void output_tile(const T* m, Index pstride, int nl, Vec<T, B> (&y)[8]) {
+  using V = Vec<T, B>;
+  V t1[32];  // (z, y, xo)
+  for (int zy = 0; zy < 16; ++zy) {
+    V m0, m1, m2, m3;
+    load<T, B>(m0, m + Index(zy * 4) * pstride, nl);
+    load<T, B>(m1, m + Index(zy * 4 + 1) * pstride, nl);
+    load<T, B>(m2, m + Index(zy * 4 + 2) * pstride, nl);
+    load<T, B>(m3, m + Index(zy * 4 + 3) * pstride, nl);
+    t1[zy * 2] = m0 + m1 + m2;
+    t1[zy * 2 + 1] = m1 - m2 - m3;
+  }
+  V t2[16];  // (z, yo, xo)
+  for (int z = 0; z < 4; ++z)
+    for (int xo = 0; xo < 2; ++xo) {
+      const V* p = t1 + z * 8 + xo;
+      t2[z * 4 + xo] = p[0] + p[2] + p[4];
+      t2[z * 4 + 2 + xo] = p[2] - p[4] - p[6];
+    }
+  for (int yx = 0; yx < 4; ++yx) {
+    y[yx] = t2[yx] + t2[4 + yx] + t2[8 + yx];
+    y[4 + yx] = t2[4 + yx] - t2[8 + yx] - t2[12 + yx];
+  }
+}
+
+// G g G^T along each axis of one 3x3x3 kernel g ((kd, kh, kw) order), in double: u (64 points).
+inline std::array<double, kPoints> kernel_transform(const double* g) {
+  auto line = [](double g0, double g1, double g2, double* u, int stride) {
+    u[0] = g0;
+    u[stride] = 0.5 * (g0 + g1 + g2);
+    u[2 * stride] = 0.5 * (g0 - g1 + g2);
+    u[3 * stride] = g2;
+  };
+  double a[3][3][4];  // (kd, kh, e)
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) line(g[(i * 3 + j) * 3], g[(i * 3 + j) * 3 + 1], g[(i * 3 + j) * 3 + 2], a[i][j], 1);
+  double b[3][4][4];  // (kd, b, e)
+  for (int i = 0; i < 3; ++i)
+    for (int e = 0; e < 4; ++e) {
+      double col[4];
+      line(a[i][0][e], a[i][1][e], a[i][2][e], col, 1);
+      for (int k = 0; k < 4; ++k) b[i][k][e] = col[k];
+    }
+  std::array<double, kPoints> u{};
+  for (int k = 0; k < 4; ++k)
+    for (int e = 0; e < 4; ++e) {
+      double col[4];
+      line(b[0][k][e], b[1][k][e], b[2][k][e], col, 1);
+      for (int a2 = 0; a2 < 4; ++a2) u[size_t((a2 * 4 + k) * 4 + e)] = col[a2];
+    }
+  return u;
+}
+
+}  // namespace volfeat::cpu::winograd

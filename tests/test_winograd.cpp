@@ -1,0 +1,279 @@
+// The Cpu 3D Winograd conv F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp) against the naive reference:
+// every 3x3x3 stride-1 dilation-1 shape of the shared problem list plus odd ones (extents not multiples
+// of 2, padding 0/1/2 and per axis, tiny volumes, channels not multiples of 16, a batch of 2), plain
+// and with the fused pre-activation (BN+ReLU of the input), post-activation (bias, BN+ReLU) and
+// channel slices in and out (a dense block's in-place writes), through Conv3d's hook; the output
+// plane pairs of ConvActMaxPool; the per-layer choice and VOLFEAT_WINOGRAD; and whole networks
+// (VGG-11, DenseNet-121) with Winograd on against the same networks with it off.
+//
+// Tolerance: max |got - want| / max |want| <= 1e-5 in float, the direct conv's bound, and 1e-12 in double.
+// Winograd's transforms add up to 8 input values per transformed point (B^T: 2 per axis), scale the
+// weights by up to 1.5 per axis (G) and sum 27 products per output (A^T: 3 per axis) around the GEMM,
+// which itself sums only C_in products per point (the direct conv: 27 * C_in in one accumulator). So the
+// rounding error is of the same order as the direct conv's: measured here at most 6.6e-7 (float) over
+// these shapes, 15x below the bound; whole networks on a CT crop (bench/winograd_error.cpp, README.md)
+// at most 1.3e-6 per conv, against 2.8e-6 for the direct convs. The networks below are held to the
+// torch tests' 1e-4 per tap.
+#define BOOST_TEST_MODULE winograd
+#include <boost/mpl/list.hpp>
+#include <cstdlib>
+
+#include "support/primitive_checks.hpp"
+#include "volfeat/backend/cpu.hpp"
+#include "volfeat/nn/architectures.hpp"
+#include "volfeat/nn/network.hpp"
+#include "volfeat/nn/taps.hpp"
+
+using namespace volfeat;
+using namespace volfeat::test;
+
+namespace {
+
+template <class T>
+constexpr double winograd_tolerance() {
+  return std::is_same_v<T, float> ? 1e-5 : 1e-12;
+}
+
+// Odd cases beyond the shared list.
+std::vector<ConvProblem> winograd_problems() {
+  const auto cube = [](Index p) { return WindowGeometry::cube(3, 1, p); };
+  return {
+      {"odd_extents_p1", {1, 5, 7, 9, 3}, 5, cube(1), true},
+      {"odd_extents_p0", {1, 7, 5, 6, 17}, 19, cube(0), false},
+      {"pad2", {1, 3, 4, 5, 6}, 7, cube(2), true},
+      {"pad_per_axis", {1, 6, 5, 7, 9}, 10, geom({3, 3, 3}, {1, 1, 1}, {0, 1, 2}), false},
+      {"tiny_1x1x1_p1", {1, 1, 1, 1, 20}, 18, cube(1), true},
+      {"tiny_2x1x3_p1", {1, 2, 1, 3, 33}, 31, cube(1), false},
+      {"exact_kernel_p0", {1, 3, 3, 3, 16}, 16, cube(0), true},
+      {"batch2_odd", {2, 3, 5, 4, 24}, 40, cube(1), true},
+      {"c64_to_32_even", {1, 4, 6, 8, 64}, 32, cube(1), false},
+      {"many_tiles_c1", {1, 10, 11, 12, 1}, 3, cube(1), true},
+  };
+}
+
+std::vector<ConvProblem> all_problems() {
+  std::vector<ConvProblem> ps;
+  for (const auto& p : conv_problems())
+    if (cpu::Winograd3d<float>::applicable({p.in.c, p.out_channels, p.geometry})) ps.push_back(p);
+  for (const auto& p : winograd_problems()) ps.push_back(p);
+  return ps;
+}
+
+template <class T>
+std::vector<double> flat_slice(const ref::Array5& a, Index c0, Index count) {
+  std::vector<double> v;
+  for (Index n = 0; n < a.n; ++n)
+    for (Index c = c0; c < c0 + count; ++c)
+      for (Index z = 0; z < a.d; ++z)
+        for (Index y = 0; y < a.h; ++y)
+          for (Index x = 0; x < a.w; ++x) v.push_back(a.at(n, c, z, y, x));
+  return v;
+}
+
+// check_conv of primitive_checks.hpp with the Winograd conv attached to the Conv3d.
+template <class T>
+double check_winograd(const ConvProblem& p) {
+  double worst = 0;
+  BOOST_TEST_CONTEXT("winograd problem " << p.name) {
+    const ref::Array5 x = random_array(p.in, 1);
+    const auto w = random_values(static_cast<size_t>(p.out_channels * p.in.c * 27), 2);
+    const auto b = p.bias ? random_values(static_cast<size_t>(p.out_channels), 3) : std::vector<double>{};
+    const ConvSpec spec{p.in.c, p.out_channels, p.geometry};
+    Conv3d<Cpu, T> conv(spec, w, b);
+    conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(spec, w, b));
+    BOOST_TEST_REQUIRE(conv.winograd() != nullptr);
+
+    auto in = device<Cpu, T>(x);
+    Tensor<Cpu, T> out(conv.output_dims(p.in));
+    conv.forward(in.view(), out.view());
+    const ref::Array5 want = ref::conv3d(x, w, b, p.out_channels, p.geometry);
+    const double e1 = relative_error(host<Cpu, T>(out.view()), ref::to_channels_last<double>(want));
+    BOOST_TEST(e1 <= winograd_tolerance<T>());
+
+    // Fused and strided: input = channels [2, 2+C) of a wider tensor, output = channels [3, 3+O).
+    const BatchNormParams bn_in = random_bn(p.in.c, 4), bn_out = random_bn(p.out_channels, 5);
+    const BatchNorm3d<Cpu, T> pre(bn_in), post(bn_out);
+    const ref::Array5 filler = random_array({p.in.n, p.in.d, p.in.h, p.in.w, 2}, 6);
+    const ref::Array5 tail = random_array({p.in.n, p.in.d, p.in.h, p.in.w, 3}, 7);
+    auto wide = device<Cpu, T>(ref::concat_channels({filler, x, tail}));
+    Dims wide_out = conv.output_dims(p.in);
+    wide_out.c = p.out_channels + 4;
+    const ref::Array5 sentinel = random_array(wide_out, 8);
+    auto out2 = device<Cpu, T>(sentinel);
+    conv.forward(wide.view().channels(2, p.in.c), out2.view().channels(3, p.out_channels), {&pre, true}, {&post, true});
+    const ref::Array5 want2 = ref::relu(ref::batchnorm(
+        ref::conv3d(ref::relu(ref::batchnorm(x, bn_in)), w, b, p.out_channels, p.geometry), bn_out));
+    const auto got2 = ref::from_channels_last(wide_out, host<Cpu, T>(out2.view()).data());
+    const double e2 = relative_error(flat_slice<T>(got2, 3, p.out_channels), flat_slice<T>(want2, 0, p.out_channels));
+    BOOST_TEST(e2 <= winograd_tolerance<T>());
+    std::vector<double> untouched, kept;
+    for (Index c : {Index(0), Index(1), Index(2), 3 + p.out_channels}) {
+      const auto a = flat_slice<T>(got2, c, 1), s = flat_slice<T>(sentinel, c, 1);
+      untouched.insert(untouched.end(), a.begin(), a.end());
+      for (double v : s) kept.push_back(double(T(v)));
+    }
+    BOOST_TEST((untouched == kept), "channels outside the output slice were written");
+
+    // One output plane at a time (forward_plane, through the hook) and plane pairs from odd starts.
+    const Dims od = conv.output_dims(p.in);
+    Tensor<Cpu, T> planes(od);
+    for (Index n = 0; n < od.n; ++n)
+      for (Index z = 0; z < od.d;) {
+        const Index nz = (z % 2 == 1 || z + 1 == od.d) ? 1 : 2;
+        TensorView<T> pv(planes.view().voxel(n, z, 0, 0), Dims{1, nz, od.h, od.w, od.c});
+        if (nz == 1) conv.forward_plane(in.view(), n, z, pv);
+        else conv.winograd()->forward_planes(in.view(), n, z, nz, pv);
+        z += nz;
+      }
+    // Not bit-equal: the GEMM's blocking (and so its rounding) depends on the number of tiles.
+    BOOST_TEST(relative_error(host<Cpu, T>(planes.view()), host<Cpu, T>(out.view())) <= winograd_tolerance<T>());
+    worst = std::max(e1, e2);
+    BOOST_TEST_MESSAGE(p.name << ": relative error " << e1 << " plain, " << e2 << " fused");
+  }
+  return worst;
+}
+
+using Scalars = boost::mpl::list<float, double>;
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(kernel_transform_of_a_delta_is_separable) {
+  // g = delta at (1,1,1): G column 1 per axis is (0, 1/2, -1/2, 0), so u = product of those.
+  double g[27] = {};
+  g[13] = 1.0;
+  const auto u = cpu::winograd::kernel_transform(g);
+  const double col[4] = {0, 0.5, -0.5, 0};
+  for (int a = 0; a < 4; ++a)
+    for (int b = 0; b < 4; ++b)
+      for (int e = 0; e < 4; ++e) BOOST_TEST(u[size_t((a * 4 + b) * 4 + e)] == col[a] * col[b] * col[e]);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(winograd_matches_reference, T, Scalars) {
+  double worst = 0;
+  size_t n = 0;
+  for (const auto& p : all_problems()) worst = std::max(worst, check_winograd<T>(p)), ++n;
+  BOOST_TEST(n >= 15u);  // the shared list's 3x3x3 stride-1 shapes are still there
+  BOOST_TEST_MESSAGE(n << " problems, worst relative error " << worst);
+}
+
+BOOST_AUTO_TEST_CASE(conv_maxpool_uses_plane_pairs) {
+  // ConvActMaxPool with Winograd: VGG's 2/2 pool (window on even planes) and a 3/2/1 pool (odd
+  // starts, the ring of span + 2 planes), on odd depths.
+  for (const auto& pg : {WindowGeometry::cube(2, 2, 0), WindowGeometry::cube(3, 2, 1)}) {
+    const Dims xd{1, 7, 6, 5, 8};
+    const ref::Array5 x = random_array(xd, 21);
+    const auto w = random_values(size_t(12 * 8 * 27), 22), b = random_values(12, 23);
+    const ConvSpec spec{8, 12, WindowGeometry::cube(3, 1, 1)};
+    Conv3d<Cpu, float> direct(spec, w, b), wino(spec, w, b);
+    wino.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(spec, w, b));
+    const BatchNorm3d<Cpu, float> bn(random_bn(12, 24));
+    const MaxPool3d<Cpu, float> pool(pg);
+    auto in = device<Cpu, float>(x);
+    const Dims pd = pool.output_dims(direct.output_dims(xd));
+    Tensor<Cpu, float> y1(pd), y2(pd);
+    ConvActMaxPool<Cpu, float>::forward(direct, {&bn, true}, pool, in.view(), y1.view());
+    ConvActMaxPool<Cpu, float>::forward(wino, {&bn, true}, pool, in.view(), y2.view());
+    BOOST_TEST(relative_error(host<Cpu, float>(y2.view()), host<Cpu, float>(y1.view())) <= 1e-5);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
+  const auto w = [](Index ci, Index co) { return std::vector<double>(size_t(ci * co * 27), 0.01); };
+  auto chosen = [&](Index ci, Index co, WindowGeometry g, WinogradMode mode) {
+    Conv3d<Cpu, float> c({ci, co, g}, std::vector<double>(size_t(ci * co * g.taps()), 0.01));
+    ConvAlgorithm<Cpu, float>::choose(c, std::vector<double>(size_t(ci * co * g.taps()), 0.01), {}, mode);
+    return c.winograd() != nullptr;
+  };
+  (void)w;
+  const auto k3 = WindowGeometry::cube(3, 1, 1);
+  BOOST_TEST(chosen(128, 32, k3, WinogradMode::kAuto));   // DenseNet's conv2
+  BOOST_TEST(chosen(64, 64, k3, WinogradMode::kAuto));    // VGG's conv1_2
+  BOOST_TEST(!chosen(3, 64, k3, WinogradMode::kAuto));    // VGG's conv1_1: too few input channels
+  BOOST_TEST(!chosen(512, 512, k3, WinogradMode::kAuto)); // 64 MB of transformed weights
+  BOOST_TEST(chosen(512, 512, k3, WinogradMode::kAll));
+  BOOST_TEST(!chosen(64, 64, k3, WinogradMode::kOff));
+  BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(3, 2, 1), WinogradMode::kAll));   // stride 2
+  BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(3, 1, 2, 2), WinogradMode::kAll)); // dilation 2
+  BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(1), WinogradMode::kAll));
+  // double keeps the direct conv.
+  Conv3d<Cpu, double> d({64, 64, k3}, w(64, 64));
+  ConvAlgorithm<Cpu, double>::choose(d, w(64, 64), {}, WinogradMode::kAll);
+  BOOST_TEST(d.winograd() == nullptr);
+
+  setenv("VOLFEAT_WINOGRAD", "0", 1);
+  BOOST_TEST((winograd_mode_from_env() == WinogradMode::kOff));
+  setenv("VOLFEAT_WINOGRAD", "all", 1);
+  BOOST_TEST((winograd_mode_from_env() == WinogradMode::kAll));
+  setenv("VOLFEAT_WINOGRAD", "yes please", 1);
+  BOOST_CHECK_THROW(winograd_mode_from_env(), Error);
+  unsetenv("VOLFEAT_WINOGRAD");
+  BOOST_TEST((winograd_mode_from_env() == WinogradMode::kAuto));
+}
+
+namespace {
+
+// A network with random weights, built with VOLFEAT_WINOGRAD=mode.
+Network<Cpu, float> network(const std::string& arch, const char* mode) {
+  const Graph g = build_graph(arch, 1);
+  StateDict sd;
+  sd.origin = arch + " (random)";
+  uint64_t seed = 100;
+  for (const auto& p : g.params(3)) {
+    Index count = 1;
+    for (Index s : p.shape) count *= s;
+    auto v = random_values(size_t(count), seed++);
+    const auto ends_with = [&](const std::string& s) {
+      return p.key.size() >= s.size() && p.key.compare(p.key.size() - s.size(), s.size(), s) == 0;
+    };
+    const bool var = ends_with(".running_var");
+    const bool weight_1d = p.shape.size() == 1 && ends_with(".weight");
+    // He-like scaling keeps activations O(1) through the depth; BN variances positive, gammas near 1.
+    const double fan_in = p.shape.size() == 5 ? double(count / p.shape[0]) : 1.0;
+    for (auto& x : v) {
+      if (var) x = 0.5 + 0.5 * std::abs(x);
+      else if (weight_1d) x = 1.0 + 0.2 * x;
+      else if (p.shape.size() == 5) x *= std::sqrt(6.0 / fan_in);
+      else x *= 0.1;
+    }
+    sd.params[p.key] = Param{p.shape, v};
+  }
+  setenv("VOLFEAT_WINOGRAD", mode, 1);
+  Network<Cpu, float> net(g, sd);
+  unsetenv("VOLFEAT_WINOGRAD");
+  return net;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(networks_with_winograd_match_the_direct_convs) {
+  // Every tap of VGG-11 and DenseNet-121 (everything recorded, nothing fused), then only the last
+  // module (everything fused: ConvActMaxPool's plane pairs, the dense layers' composition), Winograd
+  // on every applicable conv ("all") against the direct convs ("0"), at the tolerance of the tests
+  // against torch (1e-4 relative per tap).
+  for (const std::string arch : {"vgg11", "densenet121"}) {
+    const auto on = network(arch, "all"), off = network(arch, "0");
+    const Dims xd{1, 32, 32, 32, 1};
+    const auto xv = random_values(size_t(xd.voxels()), 31);
+    const std::vector<float> x(xv.begin(), xv.end());
+    const TensorView<const float> in(x.data(), xd);
+    auto r_on = Recorder<Cpu, float>::everything(), r_off = Recorder<Cpu, float>::everything();
+    on.forward(in, r_on);
+    off.forward(in, r_off);
+    double worst = 0;
+    std::string worst_name;
+    for (const auto& m : on.modules()) {
+      BOOST_TEST_REQUIRE(r_on.has(m.name));
+      for (float v : r_off.at(m.name).data) BOOST_TEST_REQUIRE(std::isfinite(v), arch << " " << m.name << " not finite");
+      const double e = relative_error(r_on.at(m.name).data, r_off.at(m.name).data);
+      BOOST_TEST(e <= 1e-4, arch << " " << m.name << ": " << e);
+      if (e > worst) worst = e, worst_name = m.name;
+    }
+    const std::string last = on.modules().back().name;
+    Recorder<Cpu, float> f_on({last}), f_off({last});
+    on.forward(in, f_on);
+    off.forward(in, f_off);
+    const double ef = relative_error(f_on.at(last).data, f_off.at(last).data);
+    BOOST_TEST(ef <= 1e-4);
+    BOOST_TEST_MESSAGE(arch << ": worst tap " << worst_name << " " << worst << ", fused " << last << " " << ef);
+  }
+}
