@@ -154,9 +154,9 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
   NetworkWeights w;
   InflateOptions inflate = scheme_members(o.inflate).at(member);
   if (input_channels == 3) {
-    if (o.stem_given && inflate.stem != "rgb")
+    if (o.stem_given && inflate.stem != StemRule::kRgb)
       fail("--normalize imagenet feeds 3 channels: it needs --stem rgb, not --stem ", inflate.stem);
-    inflate.stem = "rgb";
+    inflate.stem = StemRule::kRgb;
   }
   if (o.weights.empty()) {
     if (o.inflate_given && o.inflate.scheme != "random")
@@ -374,7 +374,7 @@ RegionFeatures extract_scheme_features(const ExtractOptions& o, const Network<Ba
         vec = combine_member_features(o.inflate.scheme, member_vectors);
       }
   for (auto& [layer, shape] : combined.layer_shapes)
-    if (inflation_scheme(o.inflate.scheme).combine == "concat") shape[0] *= Index(members);
+    if (inflation_scheme(o.inflate.scheme).combine == CombineRule::kConcat) shape[0] *= Index(members);
   return combined;
 }
 

@@ -30,7 +30,7 @@ inline StateDict state_dict_from_npz(const NpzMap& arrays, const std::string& or
       continue;
     }
     detail::check_weight_dtype(origin, key, a.dtype);
-    sd.params[key] = Param{a.shape, a.to_vector<double>()};
+    sd.params[key] = Param{a.shape, a.to_vector<float>()};
   }
   if (!sd.meta_json.empty() && !nlohmann::json::accept(sd.meta_json))
     fail(origin, ": volfeat_meta is not valid JSON");
@@ -86,7 +86,7 @@ inline StateDict read_state_dict(const std::string& path, bool skip_head = false
     Param& param = sd.params[m.key];
     param.shape = h.shape;
     if (!head(m.key))
-      param.values = volfeat::detail::npy_values<double>(h.dtype, h.shape, h.fortran_order, read(), h.data_bytes, m.where);
+      param.values = volfeat::detail::npy_values<float>(h.dtype, h.shape, h.fortran_order, read(), h.data_bytes, m.where);
   });
   if (!sd.meta_json.empty() && !nlohmann::json::accept(sd.meta_json)) fail(path, ": volfeat_meta is not valid JSON");
   return sd;
@@ -99,10 +99,7 @@ inline nlohmann::json state_dict_meta(const StateDict& sd) {
 // float32 tensors under the same keys, plus `volfeat_meta`.
 inline void write_state_dict(const std::string& path, const StateDict& sd) {
   NpzMap arrays;
-  for (const auto& [key, p] : sd.params) {
-    const std::vector<float> v(p.values.begin(), p.values.end());
-    arrays.emplace(key, NpyArray::from(p.shape, v.data()));
-  }
+  for (const auto& [key, p] : sd.params) arrays.emplace(key, NpyArray::from(p.shape, p.values.data()));
   const std::vector<uint8_t> meta(sd.meta_json.begin(), sd.meta_json.end());
   arrays.emplace("volfeat_meta", NpyArray::from({int64_t(meta.size())}, meta.data()));
   write_npz(path, arrays);
@@ -126,8 +123,9 @@ inline StateDict with_inflation_meta(StateDict sd3, const StateDict& sd2d, const
   meta["arch"] = detect_arch(sd2d);
   meta["scheme"] = opt.scheme;
   meta["axis"] = std::string(1, "DHW"[axis_index(opt.axis)]);
-  meta["stem"] = opt.stem;
+  meta["stem"] = stem_rule_name(opt.stem);
   if (opt.scheme == "random" || opt.scheme == "shuffled") meta["seed"] = opt.seed;
+  if (opt.scheme == "random") meta["generator"] = kSeededNormalGenerator;
   meta["source_sha256"] = source_sha256;
   const std::string kind = weights_kind(sd2d);
   meta["weights_kind"] = opt.scheme == "random" ? "random" : kind;
@@ -151,7 +149,7 @@ inline void check_weights_content(const StateDict& sd, const std::string& arch, 
          " input channels, expected 3 (RGB) or 1 (gray)");
   for (const auto& [k, p] : sd.params) {
     int64_t bad = 0;
-    for (double v : p.values) bad += std::isfinite(v) ? 0 : 1;
+    for (float v : p.values) bad += std::isfinite(v) ? 0 : 1;
     if (bad)
       fail(sd.origin, ": key ", k, " holds ", bad, " NaN or infinite value", bad == 1 ? "" : "s", " (of ",
            p.values.size(), "); the weights are corrupt");
@@ -210,7 +208,7 @@ inline StateDict load_weights(const std::string& path, const InflateOptions& opt
 inline StateDict seeded_random_weights(const std::string& arch, uint64_t seed, int64_t stem_in = 1) {
   StateDict sd = random_state_dict(arch, seed, stem_in);
   nlohmann::json meta{{"format", "volfeat-weights"}, {"dims", 3}, {"arch", arch}, {"scheme", "random"},
-                      {"seed", seed}, {"weights_kind", "random"}};
+                      {"seed", seed}, {"generator", kSeededNormalGenerator}, {"weights_kind", "random"}};
   sd.meta_json = meta.dump();
   return sd;
 }

@@ -21,6 +21,11 @@
 
 namespace volfeat {
 
+// The generator's name, recorded with every seeded random network (volfeat_meta "generator", hence
+// run.json's weights.meta; landmarks' run.json "seeded_normal"): numbers from a random network without
+// it were drawn by the Box-Muller generator used before and differ. Bump it if the stream ever changes.
+inline constexpr const char* kSeededNormalGenerator = "splitmix64-ziggurat-1";
+
 namespace detail::seeded_normal {
 
 constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ULL;
