@@ -149,8 +149,8 @@ inline LandmarksOptions landmarks_options(const LandmarksArgs& a, const CLI::App
   o.transform = parse_transform_args(a.rotate, a.translate);
   o.inflate = a.inflate;
   if (o.normalization.channels() == 3) {
-    if (cmd.count("--stem") && o.inflate.stem != "rgb") fail("--normalize imagenet feeds 3 channels: it needs --stem rgb");
-    o.inflate.stem = "rgb";
+    if (cmd.count("--stem") && o.inflate.stem != StemRule::kRgb) fail("--normalize imagenet feeds 3 channels: it needs --stem rgb");
+    o.inflate.stem = StemRule::kRgb;
   }
   o.archs = split_list(a.arch);
   if (o.archs.empty()) fail("--arch: empty list");
@@ -331,8 +331,9 @@ inline void write_landmarks(const LandmarksOptions& o, const LandmarksResult& r,
   for (const auto& s : r.schemes) run["schemes"][s.key] = {{"members", s.members}, {"weights", s.description}};
   run["archs"] = o.archs;
   run["axis"] = std::string(1, o.inflate.axis);
-  run["stem"] = o.inflate.stem;
+  run["stem"] = stem_rule_name(o.inflate.stem);
   run["seed"] = o.inflate.seed;
+  run["seeded_normal"] = kSeededNormalGenerator;  // the random scheme's generator (older runs drew otherwise)
   run["layers"] = r.layers;
   run["patches"] = m.patches;
   run["transform"] = r.transform.text;
@@ -391,8 +392,7 @@ inline void add_landmarks_command(CLI::App& app, const std::string& command) {
                   "a torchvision 2D export (.npz; each --schemes entry inflates it) or a 3D file (used as it is, no "
                   "schemes); omit: volfeat's seeded 2D init, NOT pretrained");
   cmd->add_option("--axis", a->inflate.axis, "inflated axis: D, H or W")->capture_default_str()->check(CLI::IsMember({'D', 'H', 'W'}));
-  cmd->add_option("--stem", a->inflate.stem, "conv0 input: sum, mean or rgb")->capture_default_str()->check(
-      CLI::IsMember({"sum", "mean", "rgb"}));
+  add_stem_option(cmd, a->inflate.stem, "conv0 input: sum, mean or rgb");
   cmd->add_option("--seed", a->inflate.seed, "seed of the random/shuffled schemes and of the seeded 2D init")->capture_default_str();
   cmd->add_option("--arch", a->arch,
                   "comma list of architectures (the paper's grid: e.g. vgg19,resnet50,densenet121); without --weights, "

@@ -40,7 +40,7 @@ inline void apply_report_preset(CLI::App* cmd, const nlohmann::json& p, CommonAr
   if (unset("--normalize")) e.normalize = p["normalize"];
   if (unset("--inflate")) e.inflate.scheme = p["scheme"];
   if (unset("--axis")) e.inflate.axis = p["axis"].get<std::string>()[0];
-  if (unset("--stem")) e.inflate.stem = p["stem"];
+  if (unset("--stem")) e.inflate.stem = parse_stem_rule(p["stem"].get<std::string>());
   if (unset("--layers")) e.layers = p["layers"].get<std::vector<std::string>>();
 }
 

@@ -26,7 +26,7 @@ void check_sparse_taps(const std::string& file, const std::vector<std::string>& 
   InflateOptions opt;
   opt.scheme = args["scheme"].get<std::string>();
   opt.axis = args["axis"].get<std::string>()[0];
-  opt.stem = args["stem"].get<std::string>();
+  opt.stem = parse_stem_rule(args["stem"].get<std::string>());
   const Network<Cpu, float> net(inflate_state_dict(read_state_dict(torch_ref_dir() + "/dn121_2d.npz"), opt));
   const reference::Array5 input = ref_array(z.at("input"));
   const auto x = reference::to_channels_last<float>(input);

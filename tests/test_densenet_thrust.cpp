@@ -49,7 +49,7 @@ void check_against_torch_and_cpu(const std::string& file) {
   InflateOptions opt;
   opt.scheme = args["scheme"].get<std::string>();
   opt.axis = args["axis"].get<std::string>()[0];
-  opt.stem = args["stem"].get<std::string>();
+  opt.stem = parse_stem_rule(args["stem"].get<std::string>());
   const StateDict sd = inflate_state_dict(w2d, opt);
   const Network<Cpu, float> cpu_net(sd);
   const Network<Thrust, float> thrust_net(sd);
@@ -120,7 +120,7 @@ BOOST_AUTO_TEST_CASE(fused_paths_match_torch_and_cpu) {
     InflateOptions opt;
     opt.scheme = args["scheme"].get<std::string>();
     opt.axis = args["axis"].get<std::string>()[0];
-    opt.stem = args["stem"].get<std::string>();
+    opt.stem = parse_stem_rule(args["stem"].get<std::string>());
     const StateDict sd = inflate_state_dict(w2d, opt);
     const Network<Cpu, float> cpu_net(sd);
     const Network<Thrust, float> thrust_net(sd);

@@ -35,7 +35,7 @@ void check_against_torch(const std::string& file) {
   InflateOptions opt;
   opt.scheme = args["scheme"].get<std::string>();
   opt.axis = args["axis"].get<std::string>()[0];
-  opt.stem = args["stem"].get<std::string>();
+  opt.stem = parse_stem_rule(args["stem"].get<std::string>());
   const Network<Cpu, float> net(inflate_state_dict(weights_2d(), opt));
 
   const reference::Array5 input = ref_array(z.at("input"));
@@ -137,7 +137,7 @@ BOOST_AUTO_TEST_CASE(convert_then_load_is_bit_identical_to_inflate_on_load) {
   InflateOptions opt;
   opt.scheme = "centre";
   opt.axis = 'W';
-  opt.stem = "mean";
+  opt.stem = StemRule::kMean;
   write_state_dict(out, inflate_with_meta(read_state_dict(src), opt, sha256_file(src)));
   const StateDict converted = load_weights(out, InflateOptions{});  // options ignored: already 3D
   const auto meta = state_dict_meta(converted);

@@ -47,7 +47,7 @@ BOOST_AUTO_TEST_CASE(imagenet_runs_an_rgb_stem_and_refuses_a_gray_one) {
   std::vector<float> x(3 * 9 * 9 * 9, 0.25f);
   net.forward(TensorView<const float>(x.data(), Dims{1, 9, 9, 9, 3}), net.node_of("features.pool0"));
   o.stem_given = true;
-  o.inflate.stem = "sum";
+  o.inflate.stem = StemRule::kSum;
   BOOST_CHECK_THROW(load_network_weights(o, 3), Error);
 }
 

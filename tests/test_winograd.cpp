@@ -254,7 +254,7 @@ Network<Cpu, float> network(const std::string& arch, const char* mode) {
       else if (p.shape.size() == 5) x *= std::sqrt(6.0 / fan_in);
       else x *= 0.1;
     }
-    sd.params[p.key] = Param{p.shape, v};
+    sd.params[p.key] = Param{p.shape, std::vector<float>(v.begin(), v.end())};  // the float network rounds them anyway
   }
   setenv("VOLFEAT_WINOGRAD", mode, 1);
   Network<Cpu, float> net(g, sd);

@@ -14,6 +14,16 @@ inline std::string scheme_list() {
   return s;
 }
 
+// --stem NAME parsed here, at the edge, into the StemRule the inflation switches on; CLI11's IsMember
+// check names an unknown value in one line before the callback runs.
+inline CLI::Option* add_stem_option(CLI::App* cmd, StemRule& stem, const std::string& help) {
+  return cmd
+      ->add_option_function<std::string>(
+          "--stem", [&stem](const std::string& name) { stem = parse_stem_rule(name); }, help)
+      ->default_str(stem_rule_name(stem))
+      ->check(CLI::IsMember(stem_rule_names()));
+}
+
 inline void add_inflate_options(CLI::App* cmd, InflateOptions& opt) {
   cmd->add_option("--inflate", opt.scheme, "2D->3D inflation scheme (for 2D exports):" + scheme_list())
       ->capture_default_str()
@@ -24,9 +34,7 @@ inline void add_inflate_options(CLI::App* cmd, InflateOptions& opt) {
       }()));
   cmd->add_option("--axis", opt.axis, "inflated axis: D (slices), H or W")->capture_default_str()->check(
       CLI::IsMember({'D', 'H', 'W'}));
-  cmd->add_option("--stem", opt.stem, "conv0 input: sum (gray = replicated RGB), mean, or rgb (3 channels, for --normalize imagenet)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"sum", "mean", "rgb"}));
+  add_stem_option(cmd, opt.stem, "conv0 input: sum (gray = replicated RGB), mean, or rgb (3 channels, for --normalize imagenet)");
 }
 
 }  // namespace volfeat::cli

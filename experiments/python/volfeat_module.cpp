@@ -292,8 +292,7 @@ class PyNetwork {
     o.inflate.axis = axis[0];
     axis_index(o.inflate.axis);
     if (stem) {
-      if (*stem != "sum" && *stem != "mean" && *stem != "rgb") fail("stem '", *stem, "': expected sum, mean or rgb");
-      o.inflate.stem = *stem, o.stem_given = true;
+      o.inflate.stem = parse_stem_rule(*stem), o.stem_given = true;  // one line naming an unknown stem
     }
     o.inflate.seed = seed;
     if (arch) {
@@ -303,7 +302,7 @@ class PyNetwork {
     }
     py::gil_scoped_release nogil;
     // The stem's channels: rgb asks for 3; a 3D file holds its own.
-    int channels = o.inflate.stem == "rgb" ? 3 : 1;
+    int channels = int(stem_channels(o.inflate.stem));
     if (!stem && !o.weights.empty()) {
       const StateDict sd = read_state_dict(o.weights);
       if (conv_spatial_dims(sd) == 3) channels = int(sd.at(stem_key(sd)).shape[1]);

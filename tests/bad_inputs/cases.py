@@ -225,8 +225,9 @@ CASES = [
      r"10\.0 MiB; shrink the input with --resample MM or --crop-to-labels MARGIN_MM"),
     ("memory_load_500K", extract("--max-memory", "500K"), 1,
      r"ct\.nii\.gz: a 48x44x40 volume needs about 660\.0 KiB just to load .* more than --max-memory 500\.0 KiB"),
-    ("memory_phantom_suggests_resample", ["extract", "--out", RUN, "--max-memory", "300M"], 1,
-     r"estimated peak memory \d+\.\d MiB .*160x160x128 \(i,j,k\) voxels\) exceeds --max-memory 300\.0 MiB; shrink the input with "
+    # (the float StateDict brought the phantom's estimate from 332 to 285 MiB: 250M still refuses it)
+    ("memory_phantom_suggests_resample", ["extract", "--out", RUN, "--max-memory", "250M"], 1,
+     r"estimated peak memory \d+\.\d MiB .*160x160x128 \(i,j,k\) voxels\) exceeds --max-memory 250\.0 MiB; shrink the input with "
      r"--resample \d+(\.\d+)? \(about \d+\.\d MiB\)"),
     # VGG-19's first convs keep 64 channels at full resolution (840 MB per activation on the 128x160x160 phantom):
     # the guard refuses before any forward pass, with the estimate of the generic plan and where it peaks.

@@ -47,6 +47,8 @@ def test_extract_on_phantom_writes_every_output():
     run_json = json.load(open(os.path.join(out, "run.json")))
     assert run_json["forward_passes"] == 1
     assert run_json["weights"]["kind"] == "random" and run_json["weights"]["pretrained"] is False
+    # the random network's generator is recorded, so numbers from before and after a change can be told apart
+    assert run_json["weights"]["meta"]["generator"] == "splitmix64-ziggurat-1", run_json["weights"]["meta"]
     assert run_json["inputs"]["phantom"] is True
     assert [l["channels"] for l in run_json["layers"]] == [256, 128]
     names = zipfile.ZipFile(os.path.join(out, "features.npz")).namelist()

@@ -187,6 +187,46 @@ std::vector<T> fortran_to_c(const std::vector<T>& in, const std::vector<int64_t>
   return out;
 }
 
+// The values of an array stored at `p` (`n` bytes, little-endian) converted to T, in C order whatever the
+// storage order: NpyArray::to_vector, and readers that convert straight from a file's bytes.
+template <class T>
+std::vector<T> npy_values(DType dtype, const std::vector<int64_t>& shape, bool fortran_order, const unsigned char* p,
+                          size_t n, const std::string& where) {
+  static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>,
+                "to_vector needs a numeric T (use uint8_t for bool arrays)");
+  const int64_t count = checked_element_count(shape, where);
+  const size_t item = dtype_size(dtype);
+  if (n / item < static_cast<uint64_t>(count)) {
+    fail(where, ": holds ", n, " bytes but shape ", shape_string(shape), " of ", dtype_name(dtype), " needs ",
+         static_cast<uint64_t>(count) * item);
+  }
+  std::vector<T> out(static_cast<size_t>(count));
+  switch (dtype) {
+    case DType::F32: convert_all<T, float>(p, out, where, dtype); break;
+    case DType::F64: convert_all<T, double>(p, out, where, dtype); break;
+    case DType::I8: convert_all<T, int8_t>(p, out, where, dtype); break;
+    case DType::I16: convert_all<T, int16_t>(p, out, where, dtype); break;
+    case DType::I32: convert_all<T, int32_t>(p, out, where, dtype); break;
+    case DType::I64: convert_all<T, int64_t>(p, out, where, dtype); break;
+    case DType::U8: convert_all<T, uint8_t>(p, out, where, dtype); break;
+    case DType::U16: convert_all<T, uint16_t>(p, out, where, dtype); break;
+    case DType::U32: convert_all<T, uint32_t>(p, out, where, dtype); break;
+    case DType::U64: convert_all<T, uint64_t>(p, out, where, dtype); break;
+    case DType::F16:
+      for (size_t i = 0; i < out.size(); ++i) {
+        const float v = half_to_float(load_le<uint16_t>(p + 2 * i));
+        out[i] = convert_value<T>(v, where, dtype);
+      }
+      break;
+    case DType::Bool:
+      // Any nonzero byte is true, as in numpy; the raw byte is not trusted to be 0 or 1.
+      for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(p[i] != 0 ? 1 : 0);
+      break;
+  }
+  if (fortran_order && shape.size() > 1) return fortran_to_c(out, shape);
+  return out;
+}
+
 }  // namespace detail
 
 struct NpyArray {
@@ -206,41 +246,8 @@ struct NpyArray {
   // Values converted to T, always in C (row-major) order whatever the storage order.
   template <class T>
   std::vector<T> to_vector() const {
-    static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>,
-                  "to_vector needs a numeric T (use uint8_t for bool arrays)");
-    const std::string where = origin.empty() ? std::string("array") : origin;
-    const int64_t count = detail::checked_element_count(shape, where);
-    const size_t item = dtype_size(dtype);
-    if (bytes.size() / item < static_cast<uint64_t>(count)) {
-      fail(where, ": holds ", bytes.size(), " bytes but shape ", shape_string(shape), " of ",
-           dtype_name(dtype), " needs ", static_cast<uint64_t>(count) * item);
-    }
-    std::vector<T> out(static_cast<size_t>(count));
-    const unsigned char* p = bytes.data();
-    switch (dtype) {
-      case DType::F32: detail::convert_all<T, float>(p, out, where, dtype); break;
-      case DType::F64: detail::convert_all<T, double>(p, out, where, dtype); break;
-      case DType::I8: detail::convert_all<T, int8_t>(p, out, where, dtype); break;
-      case DType::I16: detail::convert_all<T, int16_t>(p, out, where, dtype); break;
-      case DType::I32: detail::convert_all<T, int32_t>(p, out, where, dtype); break;
-      case DType::I64: detail::convert_all<T, int64_t>(p, out, where, dtype); break;
-      case DType::U8: detail::convert_all<T, uint8_t>(p, out, where, dtype); break;
-      case DType::U16: detail::convert_all<T, uint16_t>(p, out, where, dtype); break;
-      case DType::U32: detail::convert_all<T, uint32_t>(p, out, where, dtype); break;
-      case DType::U64: detail::convert_all<T, uint64_t>(p, out, where, dtype); break;
-      case DType::F16:
-        for (size_t i = 0; i < out.size(); ++i) {
-          const float v = detail::half_to_float(detail::load_le<uint16_t>(p + 2 * i));
-          out[i] = detail::convert_value<T>(v, where, dtype);
-        }
-        break;
-      case DType::Bool:
-        // Any nonzero byte is true, as in numpy; the raw byte is not trusted to be 0 or 1.
-        for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(p[i] != 0 ? 1 : 0);
-        break;
-    }
-    if (fortran_order && shape.size() > 1) return detail::fortran_to_c(out, shape);
-    return out;
+    return detail::npy_values<T>(dtype, shape, fortran_order, bytes.data(), bytes.size(),
+                                 origin.empty() ? std::string("array") : origin);
   }
 
   // A C-order array copied from `data` (shape product elements).
@@ -467,7 +474,16 @@ inline std::vector<unsigned char> read_file_bytes(const std::string& path) {
 
 }  // namespace detail
 
-inline NpyArray parse_npy(const unsigned char* p, size_t n, const std::string& origin) {
+// An array's header and where its data lies in the buffer, checked: the data is all there.
+struct NpyHeader {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  bool fortran_order = false;
+  size_t data_offset = 0;  // from the start of the .npy bytes
+  size_t data_bytes = 0;   // element count x dtype size
+};
+
+inline NpyHeader parse_npy_header(const unsigned char* p, size_t n, const std::string& origin) {
   static const unsigned char kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   if (n < sizeof kMagic || std::memcmp(p, kMagic, sizeof kMagic) != 0) {
     fail(origin, ": not a .npy file (bad magic)");
@@ -492,7 +508,6 @@ inline NpyArray parse_npy(const unsigned char* p, size_t n, const std::string& o
   }
 
   NpyArray a;
-  a.origin = origin;
   const char* header = reinterpret_cast<const char*>(p + header_start);
   detail::NpyHeaderParser(header, header + header_len, origin).parse(a);
 
@@ -508,7 +523,17 @@ inline NpyArray parse_npy(const unsigned char* p, size_t n, const std::string& o
     fail(origin, ": truncated (expected ", need, " bytes of data, found ", have, ")");
   }
   // Bytes past the array are ignored, as numpy does.
-  a.bytes.assign(p + data_start, p + data_start + need);
+  return {a.dtype, std::move(a.shape), a.fortran_order, data_start, static_cast<size_t>(need)};
+}
+
+inline NpyArray parse_npy(const unsigned char* p, size_t n, const std::string& origin) {
+  NpyHeader h = parse_npy_header(p, n, origin);
+  NpyArray a;
+  a.origin = origin;
+  a.dtype = h.dtype;
+  a.shape = std::move(h.shape);
+  a.fortran_order = h.fortran_order;
+  a.bytes.assign(p + h.data_offset, p + h.data_offset + h.data_bytes);
   return a;
 }
 

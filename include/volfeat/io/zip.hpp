@@ -111,6 +111,14 @@ class ZipReader {
 
   // Decompresses one member and checks its size and CRC-32 against the directory.
   ZipPayload extract(const ZipMember& m) const {
+    ZipPayload out = extract_unchecked(m);
+    check_crc(m, out);
+    return out;
+  }
+
+  // extract() without the CRC check, for readers that look at a member's first bytes (a .npy header)
+  // before deciding whether they need it; they call check_crc() before using its contents.
+  ZipPayload extract_unchecked(const ZipMember& m) const {
     ZipPayload out;
     if (m.method == 0) {
       out.view_ = p_ + m.data_offset;
@@ -118,8 +126,11 @@ class ZipReader {
     } else {
       out.owned_ = inflate_member(m);
     }
-    if (detail::crc32_of(out.data(), out.size()) != m.crc32) fail(where(m), ": CRC mismatch");
     return out;
+  }
+
+  void check_crc(const ZipMember& m, const ZipPayload& payload) const {
+    if (detail::crc32_of(payload.data(), payload.size()) != m.crc32) fail(where(m), ": CRC mismatch");
   }
 
  private:

@@ -75,11 +75,15 @@ class Network {
     for (size_t i = 0; i < nodes.size(); ++i) {
       if (nodes[i].kind == OpKind::kConv) conv_nodes.push_back(int(i));
       if (nodes[i].kind == OpKind::kBatchNorm) {
-        BatchNormParams p;
-        p.gamma = sd.at(nodes[i].name + ".weight").values;
-        p.beta = sd.at(nodes[i].name + ".bias").values;
-        p.running_mean = sd.at(nodes[i].name + ".running_mean").values;
-        p.running_var = sd.at(nodes[i].name + ".running_var").values;
+        BatchNormParams p;  // folded in double (a few thousand values)
+        auto widen = [&](const char* leaf) {
+          const std::vector<float>& v = sd.at(nodes[i].name + leaf).values;
+          return std::vector<double>(v.begin(), v.end());
+        };
+        p.gamma = widen(".weight");
+        p.beta = widen(".bias");
+        p.running_mean = widen(".running_mean");
+        p.running_var = widen(".running_var");
         bns_[i] = std::make_unique<BatchNorm3d<Backend, T>>(p);
       }
     }
@@ -89,10 +93,14 @@ class Network {
       const Node& n = nodes[size_t(i)];
       const Param& w = sd.at(n.name + ".weight");
       const ConvSpec spec{w.shape[1], w.shape[0], n.window};
-      const std::vector<double> no_bias;
-      const std::vector<double>& bias = n.bias ? sd.at(n.name + ".bias").values : no_bias;
-      convs_[size_t(i)] = std::make_unique<Conv3d<Backend, T>>(spec, w.values, bias);
-      ConvAlgorithm<Backend, T>::choose(*convs_[size_t(i)], w.values, bias);  // per layer: Winograd where it wins (Cpu)
+      const std::vector<float> no_bias;
+      const std::vector<float>& bias = n.bias ? sd.at(n.name + ".bias").values : no_bias;
+      // Packed straight from the StateDict's floats (a double network widens each value exactly).
+      convs_[size_t(i)] = std::make_unique<Conv3d<Backend, T>>(spec, w.values.data(), w.values.size(), bias.data(), bias.size());
+      // Per layer: Winograd where it wins (Cpu). ConvAlgorithm takes double weights (Winograd transforms
+      // them in double): a copy of this conv's only, freed once it is chosen.
+      const std::vector<double> wd(w.values.begin(), w.values.end()), bd(bias.begin(), bias.end());
+      ConvAlgorithm<Backend, T>::choose(*convs_[size_t(i)], wd, bd);
     };
     if constexpr (kHostResident<Backend>) {
       std::string error;  // an exception must not leave an OpenMP region: the first is rethrown after it

@@ -154,9 +154,9 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
   NetworkWeights w;
   InflateOptions inflate = scheme_members(o.inflate).at(member);
   if (input_channels == 3) {
-    if (o.stem_given && inflate.stem != "rgb")
+    if (o.stem_given && inflate.stem != StemRule::kRgb)
       fail("--normalize imagenet feeds 3 channels: it needs --stem rgb, not --stem ", inflate.stem);
-    inflate.stem = "rgb";
+    inflate.stem = StemRule::kRgb;
   }
   if (o.weights.empty()) {
     if (o.inflate_given && o.inflate.scheme != "random")
@@ -168,8 +168,10 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
                     "; no --weights given)";
     return w;
   }
-  w.state = load_weights(o.weights, inflate);
-  if (o.inflate_given && conv_spatial_dims(read_state_dict(o.weights)) == 3)
+  WeightsFile file = read_weights_file(o.weights, inflate);
+  w.state = std::move(file.state);
+  w.sha256 = std::move(file.sha256);
+  if (o.inflate_given && file.file_dims == 3)
     fail(o.weights, ": already holds 3D weights (", weights_kind(w.state), ", scheme ",
          state_dict_meta(w.state).value("scheme", std::string("unknown")),
          "); --inflate applies to 2D torchvision exports");
@@ -180,7 +182,6 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
            " was asked for");
   }
   w.kind = weights_kind(w.state);
-  w.sha256 = sha256_file(o.weights);
   const int64_t stem = w.state.at(stem_key(w.state)).shape[1];
   if (stem != input_channels)
     fail(o.weights, ": conv0 takes ", stem, " channel(s) but --normalize ", o.normalize, " makes ", input_channels,
@@ -373,7 +374,7 @@ RegionFeatures extract_scheme_features(const ExtractOptions& o, const Network<Ba
         vec = combine_member_features(o.inflate.scheme, member_vectors);
       }
   for (auto& [layer, shape] : combined.layer_shapes)
-    if (inflation_scheme(o.inflate.scheme).combine == "concat") shape[0] *= Index(members);
+    if (inflation_scheme(o.inflate.scheme).combine == CombineRule::kConcat) shape[0] *= Index(members);
   return combined;
 }
 

@@ -91,7 +91,7 @@ inline RunFacts run_facts(const ExtractRun& r) {
     return meta.contains(key) && meta[key].is_string() ? meta[key].get<std::string>() : fallback;
   };
   return {r.options.mode, r.options.pool, r.volume.normalization.text, str("scheme", r.options.inflate.scheme),
-          str("axis", std::string(1, r.options.inflate.axis)), str("stem", r.options.inflate.stem), r.weights.kind,
+          str("axis", std::string(1, r.options.inflate.axis)), str("stem", stem_rule_name(r.options.inflate.stem)), r.weights.kind,
           r.weights.sha256, r.volume.ct_name, r.volume.mask_name};
 }
 
@@ -118,7 +118,7 @@ inline nlohmann::json run_json(const ExtractRun& r) {
         {"resample_mm", o.resample_mm ? json(*o.resample_mm) : json(nullptr)},
         {"crop_to_labels_mm", o.crop_margin_mm ? json(*o.crop_margin_mm) : json(nullptr)},
         {"layers_requested", o.layers}, {"preset", o.layers.empty() ? (o.preset.empty() ? default_preset(arch) : o.preset) : ""},
-        {"inflate", {{"scheme", o.inflate.scheme}, {"axis", std::string(1, o.inflate.axis)}, {"stem", o.inflate.stem}}},
+        {"inflate", {{"scheme", o.inflate.scheme}, {"axis", std::string(1, o.inflate.axis)}, {"stem", stem_rule_name(o.inflate.stem)}}},
         {"seed", o.inflate.seed}, {"arch", arch}}},
       {"weights",
        {{"path", o.weights.empty() ? json(nullptr) : json(o.weights)}, {"sha256", r.weights.sha256},

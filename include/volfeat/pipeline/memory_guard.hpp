@@ -151,9 +151,9 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
   // PreparedVolume: ct (float), mask (int32), input (C floats). (region_report, after the pass,
   // needs one float per voxel more: always less than the pass's own peak.)
   e.parts.push_back({"volumes", v * f * (2 + double(s.channels))});
-  // StateDict values as double, and the network's packed float copy (Winograd's transformed weights
+  // StateDict values (float), and the network's packed float copy (Winograd's transformed weights
   // where a conv runs it).
-  e.parts.push_back({"weights", s.state_dict_values * 8 + network_weight_bytes(*s.graph, s.traits, sizeof(float))});
+  e.parts.push_back({"weights", s.state_dict_values * f + network_weight_bytes(*s.graph, s.traits, sizeof(float))});
   // extract_features' pass: mask-input's masked copy; a device backend's T copy and device tensor.
   const double input_copies = (s.mode == ExtractMode::kMaskInput ? 1 : 0) + (s.host_resident ? 0 : 2);
   e.parts.push_back({"pass input", v * f * double(s.channels) * input_copies});

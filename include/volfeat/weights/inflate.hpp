@@ -8,23 +8,55 @@
 // with k = a (the torchvision families' kernels are square). The stem's RGB input collapses to one channel first:
 // `sum` (a gray volume then acts like a gray image replicated to RGB) or `mean`; or stays RGB
 // (`rgb`), for inputs normalised per channel (ImageNet mean/std) where no collapse is exact.
+#include <algorithm>
 #include <functional>
-#include <vector>
 #include <map>
+#include <ostream>
 #include <string>
+#include <vector>
 
 #include "volfeat/core/error.hpp"
 #include "volfeat/core/random.hpp"
 #include "volfeat/core/shape.hpp"
 #include "volfeat/nn/architectures.hpp"
+#include "volfeat/weights/seeded_normal.hpp"
 
 namespace volfeat {
 
+// What becomes of the stem's RGB input: collapsed to one gray channel by summing (a gray volume then
+// acts like a gray image replicated to RGB) or averaging, or kept (3 channels). Parsed from its name
+// at the edge (--stem, the Python API, a report preset) by parse_stem_rule; everything below switches on it.
+enum class StemRule { kSum, kMean, kRgb };
+
+inline const char* stem_rule_name(StemRule r) {
+  switch (r) {
+    case StemRule::kSum: return "sum";
+    case StemRule::kMean: return "mean";
+    case StemRule::kRgb: return "rgb";
+  }
+  return "?";
+}
+inline const std::vector<std::string>& stem_rule_names() {
+  static const std::vector<std::string> names{"sum", "mean", "rgb"};
+  return names;
+}
+inline StemRule parse_stem_rule(const std::string& name) {
+  if (name == "sum") return StemRule::kSum;
+  if (name == "mean") return StemRule::kMean;
+  if (name == "rgb") return StemRule::kRgb;
+  fail("stem '", name, "': expected sum, mean or rgb");
+}
+inline std::ostream& operator<<(std::ostream& os, StemRule r) { return os << stem_rule_name(r); }
+inline int64_t stem_channels(StemRule r) { return r == StemRule::kRgb ? 3 : 1; }
+
+// How an ensemble's members' features are combined per region and layer (a scheme's property, not an option).
+enum class CombineRule { kNone, kConcat, kMean };
+
 struct InflateOptions {
   std::string scheme = "i3d-mean";
-  char axis = 'D';           // the inflated axis: D (slices), H or W
-  std::string stem = "sum";  // conv0 input: sum | mean (collapsed to gray) | rgb (kept, 3 channels)
-  uint64_t seed = 0;         // for seeded schemes (random)
+  char axis = 'D';                  // the inflated axis: D (slices), H or W
+  StemRule stem = StemRule::kSum;   // conv0 input
+  uint64_t seed = 0;                // for seeded schemes (random)
 };
 
 inline int axis_index(char axis) {
@@ -47,7 +79,7 @@ struct InflationScheme {
   std::function<int(Index o, Index out_channels, int axis)> channel_axis;
   bool shuffle = false;            // permute each inflated conv tensor (seeded)
   std::vector<std::string> members;  // ensemble: member schemes, run as separate networks
-  std::string combine;             // ensemble: concat | mean (per region and layer)
+  CombineRule combine = CombineRule::kNone;  // ensemble: concat | mean (per region and layer)
 };
 
 namespace detail {
@@ -67,31 +99,32 @@ inline int acs_group(Index o, Index out) {
 inline const std::map<std::string, InflationScheme>& inflation_schemes() {
   using detail::centre_rule;
   using detail::mean_rule;
+  constexpr CombineRule kNone = CombineRule::kNone;
   static const std::map<std::string, InflationScheme> schemes{
-      {"i3d-mean", {"w3[..., t, ...] = w2 / k for every t < k along the inflated axis", mean_rule, {}, false, {}, {}}},
-      {"centre", {"w3[..., k//2, ...] = w2, zero elsewhere along the inflated axis", centre_rule, {}, false, {}, {}}},
+      {"i3d-mean", {"w3[..., t, ...] = w2 / k for every t < k along the inflated axis", mean_rule, {}, false, {}, kNone}},
+      {"centre", {"w3[..., k//2, ...] = w2, zero elsewhere along the inflated axis", centre_rule, {}, false, {}, kNone}},
       {"random",
        {"torchvision's init in 3D, seeded: conv ~ N(0, 2/fan) with fan = I*kD*kH*kW (DenseNet) or O*kD*kH*kW "
         "(VGG, ResNet), conv bias 0, BN gamma=1 beta=0 "
         "mean=0 var=1 (no 2D weights used)",
-        {}, {}, false, {}, {}}},
+        {}, {}, false, {}, kNone}},
       {"shuffled",
        {"i3d-mean, then each conv tensor's values permuted at random (seeded): same weight statistics, no "
         "learned structure",
-        mean_rule, {}, true, {}, {}}},
+        mean_rule, {}, true, {}, kNone}},
       {"acs",
        {"ACSConv: output channels split into 3 groups (ceil(O/3), ceil((O-ceil(O/3))/2), rest) whose 2D kernels "
         "lie in the H-W (axial), D-W (coronal) and D-H (sagittal) planes: centre along D, H and W respectively",
-        centre_rule, [](Index o, Index out, int) { return detail::acs_group(o, out); }, false, {}, {}}},
-      {"orientation-D", {"i3d-mean along D (the paper's pseudo-3D transfer, one orientation)", mean_rule, detail::fixed_axis(0), false, {}, {}}},
-      {"orientation-H", {"i3d-mean along H", mean_rule, detail::fixed_axis(1), false, {}, {}}},
-      {"orientation-W", {"i3d-mean along W", mean_rule, detail::fixed_axis(2), false, {}, {}}},
+        centre_rule, [](Index o, Index out, int) { return detail::acs_group(o, out); }, false, {}, kNone}},
+      {"orientation-D", {"i3d-mean along D (the paper's pseudo-3D transfer, one orientation)", mean_rule, detail::fixed_axis(0), false, {}, kNone}},
+      {"orientation-H", {"i3d-mean along H", mean_rule, detail::fixed_axis(1), false, {}, kNone}},
+      {"orientation-W", {"i3d-mean along W", mean_rule, detail::fixed_axis(2), false, {}, kNone}},
       {"orientations-concat",
        {"the three orientation-D/H/W networks run separately; features concatenated per region and layer",
-        {}, {}, false, {"orientation-D", "orientation-H", "orientation-W"}, "concat"}},
+        {}, {}, false, {"orientation-D", "orientation-H", "orientation-W"}, CombineRule::kConcat}},
       {"orientations-mean",
        {"the three orientation-D/H/W networks run separately; features averaged per region and layer",
-        {}, {}, false, {"orientation-D", "orientation-H", "orientation-W"}, "mean"}},
+        {}, {}, false, {"orientation-D", "orientation-H", "orientation-W"}, CombineRule::kMean}},
   };
   return schemes;
 }
@@ -110,25 +143,47 @@ inline const InflationScheme& inflation_scheme(const std::string& name) {
 // torchvision's own initialisation of `arch`, in 3D: the "untrained" network of Avants et al. Conv
 // weights ~ N(0, 2/fan) with fan = I*kD*kH*kW (fan_in, DenseNet) or O*kD*kH*kW (fan_out, VGG and
 // ResNet), as kaiming_normal_ does for each family; conv biases 0; BatchNorm weight 1, bias 0,
-// running mean 0, running var 1. Values are drawn in the graph's parameter order.
+// running mean 0, running var 1. Conv tensor `key` holds float(std * n_i), n_i the i-th value of the
+// normal stream (seed, key) of weights/seeded_normal.hpp, the same for any thread count, tensors filled
+// in parallel (DenseNet-121: 11.3 M values), each first touched by the thread that fills it.
 inline StateDict random_state_dict(const Graph& g, uint64_t seed) {
   StateDict sd;
   sd.origin = "seeded random init (" + g.arch() + ", seed " + std::to_string(seed) + ")";
-  Rng rng(seed);
-  for (const ParamSpec& p : g.params(3)) {
-    Param param{p.shape, std::vector<double>(size_t(element_count(p.shape)))};
-    const auto leaf = p.key.substr(p.key.rfind('.') + 1);
+  const std::vector<ParamSpec> specs = g.params(3);
+  std::vector<Param*> slots(specs.size());
+  for (size_t k = 0; k < specs.size(); ++k) slots[k] = &sd.params.emplace(specs[k].key, Param{specs[k].shape, {}}).first->second;
+  // Largest first, so that the last tensor a thread takes is a small one.
+  std::vector<size_t> order(specs.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return element_count(specs[a].shape) > element_count(specs[b].shape); });
+  const bool fan_in = g.conv_init() == ConvInit::kFanIn;
+  // Each tensor is allocated (its pages first touched) by the thread that fills it. An exception must not
+  // leave the OpenMP region: the first (out of memory) is rethrown after it.
+  std::string error;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t j = 0; j < order.size(); ++j) {
+    const ParamSpec& p = specs[order[j]];
+    std::vector<float>& v = slots[order[j]]->values;
+    try {
+      v.resize(size_t(element_count(p.shape)));
+    } catch (const std::exception& e) {
+#pragma omp critical(volfeat_random_init)
+      if (error.empty()) error = std::string("seeded random init: ") + e.what();
+      continue;
+    }
     if (p.shape.size() == 5) {
       // fan_in = I*kD*kH*kW = count/O; fan_out = O*kD*kH*kW = count/I
-      const int64_t fan = element_count(p.shape) / (g.conv_init() == ConvInit::kFanIn ? p.shape[0] : p.shape[1]);
+      const int64_t fan = element_count(p.shape) / (fan_in ? p.shape[0] : p.shape[1]);
       const double std_dev = std::sqrt(2.0 / double(fan));
-      for (double& v : param.values) v = std_dev * rng.normal();
+      const SeededNormals normals(seed, p.key);
+      for (size_t i = 0; i < v.size(); ++i) v[i] = float(std_dev * normals.normal(i));
     } else {
-      const double fill = (leaf == "weight" || leaf == "running_var") ? 1.0 : 0.0;
-      std::fill(param.values.begin(), param.values.end(), fill);
+      const auto leaf = p.key.substr(p.key.rfind('.') + 1);
+      std::fill(v.begin(), v.end(), (leaf == "weight" || leaf == "running_var") ? 1.0f : 0.0f);
     }
-    sd.params.emplace(p.key, std::move(param));
   }
+  if (!error.empty()) fail(error);
   return sd;
 }
 inline StateDict random_state_dict(const std::string& arch, uint64_t seed, int64_t stem_in = 1) {
@@ -137,24 +192,26 @@ inline StateDict random_state_dict(const std::string& arch, uint64_t seed, int64
 
 namespace detail {
 // (O, I, a, b) -> (O, I, k, k, k): output channel o's 2D kernel lies in the two axes other than its
-// inflated axis, in order, and the rule fills the inflated one.
-inline Param inflate_kernel(const Param& w2, int axis, const InflationScheme& s) {
-  const int64_t o = w2.shape[0], in = w2.shape[1], a = w2.shape[2], b = w2.shape[3];
+// inflated axis, in order, and the rule fills the inflated one. w2: float (a 2D export) or double (a
+// collapsed stem); the rule runs in double and each value is rounded once to the StateDict's float.
+template <class V>
+Param inflate_kernel(const Shape& shape, const std::vector<V>& w2, int axis, const InflationScheme& s) {
+  const int64_t o = shape[0], in = shape[1], a = shape[2], b = shape[3];
   const int64_t k = a;
-  if (a != b) fail("inflation: non-square kernel ", shape_string(w2.shape));
-  Param w3{{o, in, k, k, k}, std::vector<double>(size_t(o * in * k * k * k))};
+  if (a != b) fail("inflation: non-square kernel ", shape_string(shape));
+  Param w3{{o, in, k, k, k}, std::vector<float>(size_t(o * in * k * k * k))};
   for (int64_t oc = 0; oc < o; ++oc) {
     const int ax = s.channel_axis ? s.channel_axis(oc, o, axis) : axis;
     for (int64_t ic = 0; ic < in; ++ic)
       for (int64_t p = 0; p < a; ++p)
         for (int64_t q = 0; q < b; ++q) {
-          const double v = w2.values[size_t(((oc * in + ic) * a + p) * b + q)];
+          const double v = double(w2[size_t(((oc * in + ic) * a + p) * b + q)]);
           for (int64_t t = 0; t < k; ++t) {
             // 3D index (D, H, W) with the inflated axis at position `ax`
             const std::array<int64_t, 3> idx = ax == 0   ? std::array<int64_t, 3>{t, p, q}
                                                : ax == 1 ? std::array<int64_t, 3>{p, t, q}
                                                          : std::array<int64_t, 3>{p, q, t};
-            w3.values[size_t((((oc * in + ic) * k + idx[0]) * k + idx[1]) * k + idx[2])] = s.rule(v, t, k);
+            w3.values[size_t((((oc * in + ic) * k + idx[0]) * k + idx[1]) * k + idx[2])] = float(s.rule(v, t, k));
           }
         }
   }
@@ -162,20 +219,23 @@ inline Param inflate_kernel(const Param& w2, int axis, const InflationScheme& s)
 }
 
 // Fisher-Yates with volfeat's portable Rng.
-inline void shuffle_values(std::vector<double>& v, Rng& rng) {
+inline void shuffle_values(std::vector<float>& v, Rng& rng) {
   for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[size_t(rng.below(i))]);
 }
 
-inline Param collapse_stem(const Param& w, const std::string& how) {
-  if (how == "rgb") return w;
-  if (how != "sum" && how != "mean") fail("unknown stem collapse '", how, "' (expected sum, mean or rgb)");
+// The stem's 2D kernel with its RGB input collapsed (sum, mean: (O, 1, a, b), in double so that the
+// inflation rounds once) or kept (rgb).
+inline std::vector<double> collapse_stem(const Param& w, StemRule how, Shape& shape) {
+  shape = w.shape;
+  if (how == StemRule::kRgb) return std::vector<double>(w.values.begin(), w.values.end());
   const int64_t o = w.shape[0], in = w.shape[1], area = w.shape[2] * w.shape[3];
-  Param out{{o, 1, w.shape[2], w.shape[3]}, std::vector<double>(size_t(o * area), 0.0)};
+  shape[1] = 1;
+  std::vector<double> out(size_t(o * area), 0.0);
   for (int64_t i = 0; i < o; ++i)
     for (int64_t c = 0; c < in; ++c)
-      for (int64_t p = 0; p < area; ++p) out.values[size_t(i * area + p)] += w.values[size_t((i * in + c) * area + p)];
-  if (how == "mean")
-    for (double& v : out.values) v /= double(in);
+      for (int64_t p = 0; p < area; ++p) out[size_t(i * area + p)] += double(w.values[size_t((i * in + c) * area + p)]);
+  if (how == StemRule::kMean)
+    for (double& v : out) v /= double(in);
   return out;
 }
 }  // namespace detail
@@ -191,23 +251,47 @@ inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions&
     fail("inflation scheme ", opt.scheme, " is an ensemble of ", scheme.members.size(),
          " networks: run each member (scheme_members) and combine their features");
   if (!scheme.rule) {
-    StateDict r = random_state_dict(g.arch(), opt.seed, opt.stem == "rgb" ? 3 : 1);
+    StateDict r = random_state_dict(g.arch(), opt.seed, stem_channels(opt.stem));
     r.origin = sd2d.origin + " (architecture only) -> " + r.origin;
     return r;
   }
   StateDict sd3;
   sd3.origin = sd2d.origin + " inflated " + opt.scheme + " along " + "DHW"[axis];
-  Rng rng(opt.seed);
+  // Kernels are independent: inflated in parallel, each thread first-touching what it fills (the slots
+  // exist before, so the map is not modified meanwhile). The shuffle draws from one seeded stream in key
+  // order, after all are inflated, as before.
+  std::vector<std::string> keys;
   for (const auto& [key, p] : sd2d.params) {
     if (is_ignorable_key(family, key)) continue;
     if (p.shape.size() == 4) {
-      const Param w2 = key == stem ? detail::collapse_stem(p, opt.stem) : p;
-      Param w3 = detail::inflate_kernel(w2, axis, scheme);
-      if (scheme.shuffle) detail::shuffle_values(w3.values, rng);
-      sd3.params.emplace(key, std::move(w3));
+      keys.push_back(key);
+      sd3.params[key];
     } else {
       sd3.params.emplace(key, p);
     }
+  }
+  std::string error;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t k = 0; k < keys.size(); ++k) {
+    try {
+      const Param& p = sd2d.params.at(keys[k]);
+      Param& out = sd3.params.at(keys[k]);
+      if (keys[k] == stem) {
+        Shape shape;
+        const std::vector<double> collapsed = detail::collapse_stem(p, opt.stem, shape);
+        out = detail::inflate_kernel(shape, collapsed, axis, scheme);
+      } else {
+        out = detail::inflate_kernel(p.shape, p.values, axis, scheme);
+      }
+    } catch (const std::exception& e) {
+#pragma omp critical(volfeat_inflate)
+      if (error.empty()) error = e.what();
+    }
+  }
+  if (!error.empty()) fail(error);
+  if (scheme.shuffle) {
+    Rng rng(opt.seed);
+    for (const auto& key : keys) detail::shuffle_values(sd3.params.at(key).values, rng);
   }
   return sd3;
 }
@@ -230,12 +314,17 @@ inline std::vector<double> combine_member_features(const std::string& scheme, co
   const InflationScheme& s = inflation_scheme(scheme);
   if (parts.size() == 1 && s.members.empty()) return parts[0];
   std::vector<double> out;
-  if (s.combine == "concat") {
-    for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-  } else {
-    out.assign(parts[0].size(), 0.0);
-    for (const auto& p : parts)
-      for (size_t i = 0; i < p.size(); ++i) out[i] += p[i] / double(parts.size());
+  switch (s.combine) {
+    case CombineRule::kConcat:
+      for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+      break;
+    case CombineRule::kMean:
+      out.assign(parts[0].size(), 0.0);
+      for (const auto& p : parts)
+        for (size_t i = 0; i < p.size(); ++i) out[i] += p[i] / double(parts.size());
+      break;
+    case CombineRule::kNone:
+      fail("inflation scheme ", scheme, " is one network: its ", parts.size(), " feature vectors cannot be combined");
   }
   return out;
 }

@@ -57,6 +57,18 @@ class Conv3d<Cpu, T> {
     bias_.assign(bias.begin(), bias.end());
     pack_weights(weight.data());
   }
+  // The same from float data (torchvision's dtype, the float StateDict's): no double copy of the
+  // weights is made; identical packing.
+  Conv3d(const ConvSpec& spec, const float* weight, size_t weight_count, const float* bias = nullptr,
+         size_t bias_count = 0)
+      : spec_(spec) {
+    if (static_cast<Index>(weight_count) != spec.weight_count())
+      fail("conv3d: ", weight_count, " weights given, the layer needs ", spec.weight_count());
+    if (bias_count != 0 && static_cast<Index>(bias_count) != spec.out_channels)
+      fail("conv3d: ", bias_count, " biases given, the layer needs ", spec.out_channels);
+    bias_.assign(bias, bias + bias_count);
+    pack_weights(weight);
+  }
 
   const ConvSpec& spec() const { return spec_; }
   Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }

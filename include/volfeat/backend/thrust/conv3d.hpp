@@ -133,11 +133,24 @@ class Conv3d<Thrust, T> {
   // weight: torch order (O, I, kD, kH, kW); bias: empty or O values.
   Conv3d(const ConvSpec& spec, const std::vector<double>& weight, const std::vector<double>& bias = {})
       : spec_(spec) {
+    pack(weight.data(), weight.size(), bias.data(), bias.size());
+  }
+  // The same from float data (the StateDict's): identical packing.
+  Conv3d(const ConvSpec& spec, const float* weight, size_t weight_count, const float* bias = nullptr,
+         size_t bias_count = 0)
+      : spec_(spec) {
+    pack(weight, weight_count, bias, bias_count);
+  }
+
+ private:
+  template <class W>
+  void pack(const W* weight, size_t weight_count, const W* bias, size_t bias_count) {
+    const ConvSpec& spec = spec_;
     thrust_detail::require_device();
-    if (static_cast<Index>(weight.size()) != spec.weight_count())
-      fail("conv3d: ", weight.size(), " weights given, the layer needs ", spec.weight_count());
-    if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
-      fail("conv3d: ", bias.size(), " biases given, the layer needs ", spec.out_channels);
+    if (static_cast<Index>(weight_count) != spec.weight_count())
+      fail("conv3d: ", weight_count, " weights given, the layer needs ", spec.weight_count());
+    if (bias_count != 0 && static_cast<Index>(bias_count) != spec.out_channels)
+      fail("conv3d: ", bias_count, " biases given, the layer needs ", spec.out_channels);
     const Index ci = spec.in_channels, co = spec.out_channels, taps = spec.geometry.taps();
     block_ = co <= 8 ? 8 : co <= 16 ? 16 : 32;
     co_padded_ = (co + block_ - 1) / block_ * block_;
@@ -147,9 +160,10 @@ class Conv3d<Thrust, T> {
         for (Index t = 0; t < taps; ++t)
           packed[size_t((t * ci + i) * co_padded_ + o)] = static_cast<T>(weight[size_t((o * ci + i) * taps + t)]);
     thrust_detail::assign_from_host(packed_, packed);
-    thrust_detail::assign_from_host(bias_, std::vector<T>(bias.begin(), bias.end()));  // empty: no bias
+    thrust_detail::assign_from_host(bias_, std::vector<T>(bias, bias + bias_count));  // empty: no bias
   }
 
+ public:
   const ConvSpec& spec() const { return spec_; }
   Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }
 

@@ -34,14 +34,14 @@ inline StateDict seeded_2d_init(const std::string& arch, uint64_t seed) {
   sd.origin = "volfeat's seeded 2D init (" + arch + ", seed " + std::to_string(seed) + ")";
   Rng rng(seed ^ 0x9e3779b97f4a7c15ULL);  // a different stream from the 3D random scheme's
   for (const ParamSpec& p : g.params(2)) {
-    Param param{p.shape, std::vector<double>(size_t(element_count(p.shape)))};
+    Param param{p.shape, std::vector<float>(size_t(element_count(p.shape)))};
     const auto leaf = p.key.substr(p.key.rfind('.') + 1);
     if (p.shape.size() == 4) {
       const int64_t fan = element_count(p.shape) / (g.conv_init() == ConvInit::kFanIn ? p.shape[0] : p.shape[1]);
       const double std_dev = std::sqrt(2.0 / double(fan));
-      for (double& v : param.values) v = std_dev * rng.normal();
+      for (float& v : param.values) v = float(std_dev * rng.normal());
     } else {
-      std::fill(param.values.begin(), param.values.end(), (leaf == "weight" || leaf == "running_var") ? 1.0 : 0.0);
+      std::fill(param.values.begin(), param.values.end(), (leaf == "weight" || leaf == "running_var") ? 1.0f : 0.0f);
     }
     sd.params.emplace(p.key, std::move(param));
   }
