@@ -71,13 +71,18 @@ class Winograd3d {
       panels_ = (co + pw_ - 1) / pw_;
       panel_floats_ = ci * pw_;
       u = panel_store_.reserve(size_t(kPoints * panels_ * panel_floats_));
-      std::fill(u, u + kPoints * panels_ * panel_floats_, 0.f);
     } else {
       u_.resize(size_t(kPoints * ci * co));
       u = u_.data();
     }
-    for (Index o = 0; o < co; ++o)
-      for (Index i = 0; i < ci; ++i) {
+    // Per input channel i (in parallel: it is most of a network's build time, DenseNet-121's 58 convs
+    // 0.12 of 0.18 CPU s, Zen 3), the rows (point, panel, i) of U, zeroed (panel lanes beyond C_out)
+    // and filled o by o, so one thread's stores run along rows it alone writes.
+#pragma omp parallel for schedule(static) if (ci * co >= 4096)
+    for (Index i = 0; i < ci; ++i) {
+      if constexpr (kPanels)
+        for (Index r = 0; r < kPoints * panels_; ++r) std::fill_n(u + (r * ci + i) * pw_, pw_, 0.f);
+      for (Index o = 0; o < co; ++o) {
         const auto t = winograd::kernel_transform(weight.data() + (o * ci + i) * 27);
         for (int xi = 0; xi < kPoints; ++xi) {
           const size_t at = kPanels ? size_t(((xi * panels_ + o / pw_) * ci + i) * pw_ + o % pw_)
@@ -85,6 +90,7 @@ class Winograd3d {
           u[at] = static_cast<T>(t[size_t(xi)]);
         }
       }
+    }
     bias_.assign(bias.begin(), bias.end());
   }
 
