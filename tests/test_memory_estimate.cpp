@@ -2,7 +2,7 @@
 // per architecture, a child process holds a seeded random StateDict (as volfeat extract holds its
 // weights), builds the network (Winograd where the rule picks it), runs one forward with no taps and
 // reports its peak RSS above what it held before starting (getrusage's ru_maxrss). The estimate is
-// the StateDict's doubles + network_weight_bytes (packed weights, Winograd's transformed ones) +
+// the StateDict's floats + network_weight_bytes (packed weights, Winograd's transformed ones) +
 // simulate_forward's peak (activations, rings, per-thread conv scratch) + the input volume.
 // It must lie within kMargin of the measurement: the guard refuses runs on it, so it must neither
 // miss a large item (Winograd's weights were 120 MB of ResNet-50's, uncounted before) nor invent one.
@@ -69,7 +69,7 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid) {
     const PlanTraits traits = net.plan_traits();
     double sd_values = 0;
     for (const auto& [key, p] : sd.params) sd_values += double(p.values.size());
-    m.weights = sd_values * 8 + network_weight_bytes(net.graph(), traits, sizeof(float));
+    m.weights = sd_values * sizeof(float) + network_weight_bytes(net.graph(), traits, sizeof(float));
     m.forward = simulate_forward(net.graph(), grid, -1, {}, sizeof(float), omp_get_max_threads(), traits).peak_bytes;
     m.estimate = m.weights + m.forward + double(x.size()) * sizeof(float);
     const bool ok = ::write(fd[1], &m, sizeof m) == ssize_t(sizeof m);

@@ -97,10 +97,8 @@ class Network {
       const std::vector<float>& bias = n.bias ? sd.at(n.name + ".bias").values : no_bias;
       // Packed straight from the StateDict's floats (a double network widens each value exactly).
       convs_[size_t(i)] = std::make_unique<Conv3d<Backend, T>>(spec, w.values.data(), w.values.size(), bias.data(), bias.size());
-      // Per layer: Winograd where it wins (Cpu). ConvAlgorithm takes double weights (Winograd transforms
-      // them in double): a copy of this conv's only, freed once it is chosen.
-      const std::vector<double> wd(w.values.begin(), w.values.end()), bd(bias.begin(), bias.end());
-      ConvAlgorithm<Backend, T>::choose(*convs_[size_t(i)], wd, bd);
+      // Per layer: Winograd where it wins (Cpu), transformed from the same floats (in double).
+      ConvAlgorithm<Backend, T>::choose(*convs_[size_t(i)], w.values, bias);
     };
     if constexpr (kHostResident<Backend>) {
       std::string error;  // an exception must not leave an OpenMP region: the first is rethrown after it

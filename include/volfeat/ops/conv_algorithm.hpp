@@ -11,8 +11,8 @@ namespace volfeat {
 template <class Backend, class T>
 struct ConvAlgorithm {
   // weight: torch order (O, I, kD, kH, kW); bias: empty or O values (as given to the conv).
-  static void choose(Conv3d<Backend, T>& /*conv*/, const std::vector<double>& /*weight*/,
-                     const std::vector<double>& /*bias*/) {}
+  template <class W>
+  static void choose(Conv3d<Backend, T>& /*conv*/, const std::vector<W>& /*weight*/, const std::vector<W>& /*bias*/) {}
 };
 
 }  // namespace volfeat

@@ -54,8 +54,10 @@ class Winograd3d {
            g.dilation == std::array<Index, 3>{1, 1, 1};
   }
 
-  // weight: torch order (O, I, 3, 3, 3); bias: empty or O values.
-  Winograd3d(const ConvSpec& spec, const std::vector<double>& weight, const std::vector<double>& bias = {})
+  // weight: torch order (O, I, 3, 3, 3); bias: empty or O values; float (a network's StateDict, read
+  // in place) or double, transformed in double either way.
+  template <class W, class B = W>
+  Winograd3d(const ConvSpec& spec, const std::vector<W>& weight, const std::vector<B>& bias = {})
       : spec_(spec) {
     if (!applicable(spec)) fail("winograd3d: only 3x3x3 convs with stride 1 and dilation 1");
     if (static_cast<Index>(weight.size()) != spec.weight_count())

@@ -48,7 +48,8 @@ inline bool winograd_wins(const ConvSpec& s, bool capped = true) {
 
 template <class T>
 struct ConvAlgorithm<Cpu, T> {
-  static void choose(Conv3d<Cpu, T>& conv, const std::vector<double>& weight, const std::vector<double>& bias,
+  template <class W>
+  static void choose(Conv3d<Cpu, T>& conv, const std::vector<W>& weight, const std::vector<W>& bias,
                      WinogradMode mode = winograd_mode_from_env()) {
     if constexpr (std::is_same_v<T, float>) {
       const ConvSpec& s = conv.spec();

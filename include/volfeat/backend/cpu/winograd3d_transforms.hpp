@@ -169,8 +169,10 @@ VOLFEAT_WINOGRAD_INLINE void output_tile(const T* m, Index pstride, int nl, Vec<
   }
 }
 
-// G g G^T along each axis of one 3x3x3 kernel g ((kd, kh, kw) order), in double: u (64 points).
-inline std::array<double, kPoints> kernel_transform(const double* g) {
+// G g G^T along each axis of one 3x3x3 kernel g ((kd, kh, kw) order, float or double), in double: u
+// (64 points).
+template <class W>
+std::array<double, kPoints> kernel_transform(const W* g) {
   auto line = [](double g0, double g1, double g2, double* u, int stride) {
     u[0] = g0;
     u[stride] = 0.5 * (g0 + g1 + g2);
