@@ -21,6 +21,11 @@
 #include <string>
 #include <vector>
 
+// Set by volfeat's own build where libdeflate is found (VOLFEAT_WITH_LIBDEFLATE); an installed
+// volfeat::io keeps to zlib, so a program built against it sees 0 here.
+#ifndef VOLFEAT_HAVE_LIBDEFLATE
+#define VOLFEAT_HAVE_LIBDEFLATE 0
+#endif
 #if VOLFEAT_HAVE_LIBDEFLATE
 #include <libdeflate.h>
 #endif
