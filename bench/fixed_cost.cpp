@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "comma_list.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/core/random.hpp"
 #include "volfeat/io/gz.hpp"
@@ -64,17 +65,6 @@ Stat time_reps(int reps, const std::function<void()>& f) {
 void row(const std::string& what, const std::string& phase, const Stat& s) {
   std::printf("| %s | %s | %.3f | %.3f–%.3f | %.3f |\n", what.c_str(), phase.c_str(), s.median, s.lo, s.hi, s.cpu);
   std::fflush(stdout);
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t p = 0;
-  while (p <= s.size()) {
-    const size_t q = std::min(s.find(',', p), s.size());
-    if (q > p) out.push_back(s.substr(p, q - p));
-    p = q + 1;
-  }
-  return out;
 }
 
 // The network runs: a 16^3 (or larger, as the architecture needs) forward gives finite outputs.

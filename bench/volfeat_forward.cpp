@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "comma_list.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/core/host_memory.hpp"
 #include "volfeat/core/random.hpp"
@@ -60,17 +61,6 @@ double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_maxrss) / 1024.0;
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  size_t p = 0;
-  while (p <= s.size()) {
-    const size_t q = std::min(s.find(',', p), s.size());
-    if (q > p) out.push_back(s.substr(p, q - p));
-    p = q + 1;
-  }
-  return out;
 }
 
 }  // namespace

@@ -14,11 +14,13 @@
 #include <vector>
 
 #include "support/paths.hpp"
+#include "support/error_of.hpp"
 #include "volfeat/io/gz.hpp"
 #include "volfeat/io/nifti.hpp"
 #include "volfeat/pipeline/phantom.hpp"
 
 using namespace volfeat;
+using volfeat::test::error_of;
 namespace fs = std::filesystem;
 using Bytes = std::vector<unsigned char>;
 
@@ -86,15 +88,6 @@ void write_bytes(const std::string& path, const Bytes& b) {
 Bytes read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return Bytes(std::istreambuf_iterator<char>(f), {});
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

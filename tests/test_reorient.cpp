@@ -11,9 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "support/error_of.hpp"
 #include "volfeat/pipeline/reorient.hpp"
 
 using namespace volfeat;
+using volfeat::test::error_of;
 
 namespace {
 
@@ -84,15 +86,6 @@ Volume<int32_t> random_labels(const Grid& g, uint32_t seed) {
   Volume<int32_t> v{g, std::vector<int32_t>(size_t(g.voxels()))};
   for (auto& x : v.data) x = int32_t(rng() % 1000);  // (almost) every voxel distinct: a misplaced one shows
   return v;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
