@@ -198,7 +198,7 @@ class Network {
           break;
         case StepKind::kConvAdd:
           ConvAddAct<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.pre_bn), s.pre_relu}, Act{bn(s.post_bn), s.post_relu},
-                                          in(s.sources[0]), in(s.residual), out, s.relu);
+                                          in(s.sources[0]), in(s.sources[1]), out, s.relu);
           break;
         case StepKind::kConvMaxPool:
           ConvActMaxPool<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.post_bn), s.post_relu},

@@ -59,8 +59,7 @@ struct Step {
   bool post_relu = false;
   int post2_bn = -1;          // post-activation of `conv2`
   bool post2_relu = false;
-  int op = -1;                // the pool / batchnorm node; kConvAdd: the add node
-  int residual = -1;          // kConvAdd: the add's other input (also in `sources`)
+  int op = -1;                // the pool / batchnorm node; kConvAdd: the add node (sources[1]: its other input)
   bool relu = false;          // kBatchNorm, kAdd, kConvAdd: a relu follows in the same pass
   bool in_place = false;      // kBatchNorm/kRelu/kAdd: `out` overwrites sources[0]
   std::vector<int> copy;      // kConcat: members not already in the buffer (copied)
@@ -202,7 +201,6 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
           if (other != end && !deferred_add[size_t(a)]) {
             s.kind = StepKind::kConvAdd;
             s.op = s.out = a;
-            s.residual = other;
             s.sources.push_back(other);
             if (hidden(a) && kind(only(a)) == OpKind::kRelu) s.relu = true, s.out = only(a);
             if (other > i) {  // the identity comes later in node order (a downsample branch): run at the add

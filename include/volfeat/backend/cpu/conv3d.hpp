@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "volfeat/backend/cpu/add.hpp"
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
 #include "volfeat/backend/cpu/parallel.hpp"
@@ -101,8 +102,7 @@ class Conv3d<Cpu, T> {
     const Residual res{residual, relu};
     if (winograd_) {
       winograd_->forward(in, out, pre, post);
-      cpu::parallel_for(want.voxels(), [&](Index v) { add_residual(out.voxel(v), residual.voxel(v), want.c, relu); });
-      return;
+      return AddAct<Cpu, T>::forward(TensorView<const T>(out), residual, out, relu);
     }
     if constexpr (kFast) {
       if (pointwise()) forward_pointwise(in, out, pre, post, &res);
@@ -191,17 +191,8 @@ class Conv3d<Cpu, T> {
     TensorView<const T> view;
     bool relu = false;
   };
-  // y[i] = relu?(y[i] + r[i]) for i < n: AddAct's arithmetic (NaN kept by the relu, as torch's).
-  static void add_residual(T* y, const T* r, Index n, bool relu) {
-    if (relu) {
-      for (Index i = 0; i < n; ++i) {
-        const T v = y[i] + r[i];
-        y[i] = v < T(0) ? T(0) : v;
-      }
-    } else {
-      for (Index i = 0; i < n; ++i) y[i] += r[i];
-    }
-  }
+  // y[i] = relu?(y[i] + r[i]) for i < n: AddAct's arithmetic.
+  static void add_residual(T* y, const T* r, Index n, bool relu) { cpu::add_act_row<T>(y, r, y, n, relu); }
 
   // ------------------------------------------------------------------ fast path (float)
   struct Act {
