@@ -73,6 +73,15 @@ def wait_for_parts(out, proc, count):
 
 def ranks_of(proc):
     """The pids of the volfeat ranks mpirun started (its children, or theirs)."""
+    children = []  # quick: mpirun's own children, read in one go
+    for task in glob.glob(f"/proc/{proc.pid}/task/*/children"):
+        try:
+            with open(task) as f:
+                children += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    if len(children) == 3:
+        return children
     out = []
     for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
@@ -122,9 +131,21 @@ def kill_mid_sweep(name, parts, kill):
     out = fresh_dir(WORK, name)
     job = start_mpirun(*SWEEP, "--out", out)
     wait_for_parts(out, job, parts)
+    # Freeze the job at once: a unit takes ~0.1 s here, and finding the ranks in /proc while they run took
+    # long enough on 2 busy vCPUs for every unit to finish first (CI, 2026-12-01), so the kill found no claims.
+    os.killpg(job.pid, signal.SIGSTOP)
     ranks = ranks_of(job)
     assert len(ranks) == 3, f"found ranks {ranks}"
+    for pid in ranks:  # mpirun puts each rank in a process group of its own
+        os.kill(pid, signal.SIGSTOP)
+    written = len(glob.glob(os.path.join(out, "cohort", "parts", "*.csv")))
+    assert written < 12, f"all {written} units were written before the job was stopped; the kill would come too late"
     kill(job, ranks)
+    for pid in [job.pid, *ranks]:  # the ones not killed go on (SIGKILL needs no SIGCONT)
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
     job.communicate(timeout=TIMEOUT_S)
     wait_gone(ranks)
     return out, job
@@ -140,7 +161,12 @@ def test_one_rank_killed_then_the_same_command_finishes_the_rows():
 
 
 def test_the_whole_job_killed_then_the_same_command_finishes_the_rows():
-    out, job = kill_mid_sweep("mpi_job_killed", 3, lambda job, ranks: os.killpg(job.pid, signal.SIGKILL))
+    def kill_all(job, ranks):  # mpirun puts each rank in a process group of its own: kill those too
+        for pid in ranks:
+            os.kill(pid, signal.SIGKILL)
+        os.killpg(job.pid, signal.SIGKILL)
+
+    out, job = kill_mid_sweep("mpi_job_killed", 1, kill_all)
     assert job.returncode == -signal.SIGKILL, "mpirun finished before the kill; the kill came too late"
     # some claims are left by the dead ranks: the rerun takes them over as stale
     p = mpirun(*SWEEP, "--out", out)
