@@ -18,6 +18,7 @@
 
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/core/random.hpp"
+#include "volfeat/core/sha256.hpp"
 #include "volfeat/nn/network.hpp"
 #include "volfeat/pipeline/fixed_order_gram.hpp"
 #include "volfeat/weights/inflate.hpp"
@@ -291,6 +292,22 @@ void bm_gram(benchmark::State& st, long c, bool gemm) {
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(n) * double(c * c), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// SHA-256 of 32 MB (DenseNet-121's torchvision export) in memory, per kernel this CPU runs.
+void bm_sha256(benchmark::State& st, Sha256Kernel kernel) {
+  if (!sha256_kernel_supported(kernel)) {
+    st.SkipWithError("this CPU has no SHA extensions");
+    return;
+  }
+  std::vector<unsigned char> bytes(size_t(32) << 20);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 2654435761u >> 13);
+  for (auto _ : st) {
+    Sha256 h(kernel);
+    h.update(bytes.data(), bytes.size());
+    benchmark::DoNotOptimize(h.hex_digest());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(bytes.size()));
+}
+
 void register_all(bool full) {
   using benchmark::RegisterBenchmark;
   const auto k1 = WindowGeometry::cube(1);
@@ -329,6 +346,9 @@ void register_all(bool full) {
   // full grid at a quarter of its depth.
   RegisterBenchmark("stem/vgg_conv1_1_1_to64_16x128x128", bm_conv, Dims{1, 16, 128, 128, 1}, 64, k3, false, true, false)
       ->UseRealTime();
+  for (Sha256Kernel k : {Sha256Kernel::kPortable, Sha256Kernel::kShaNi})
+    RegisterBenchmark((std::string("sha256/") + sha256_kernel_name(k) + "_32MB").c_str(), bm_sha256, k)
+        ->Unit(benchmark::kMillisecond);
   RegisterBenchmark("pool/maxpool0_64^3x64", bm_maxpool0)->UseRealTime();
   RegisterBenchmark("pool/avgpool_32^3x128", bm_avgpool)->UseRealTime();
   RegisterBenchmark("bn_relu/32^3x256", bm_bn_relu)->UseRealTime();

@@ -526,6 +526,43 @@ BOOST_AUTO_TEST_CASE(every_prefix_and_byte_flip_fails_cleanly) {
 
 // ---------------------------------------------------------------- sha256 ----------------------
 
+// Every kernel this CPU runs (the SHA-NI one is said to be skipped where the CPU lacks it) against the
+// FIPS 180-4 vectors, then against the portable kernel over lengths around every block boundary.
+BOOST_AUTO_TEST_CASE(sha256_kernels_agree) {
+  if (!sha256_kernel_supported(Sha256Kernel::kShaNi)) {
+    BOOST_TEST_MESSAGE("sha256 SHA-NI kernel: SKIPPED, this CPU has no SHA extensions (the portable kernel is tested)");
+    BOOST_TEST(error_of([] { Sha256 h(Sha256Kernel::kShaNi); }) == "sha256: this CPU has no sha-ni instructions");
+  }
+  const std::string two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  const std::string million(1000000, 'a');
+  std::vector<unsigned char> bytes(4096 + 7);
+  uint32_t x = 12345;
+  for (unsigned char& b : bytes) b = static_cast<unsigned char>((x = x * 1664525u + 1013904223u) >> 24);
+  for (Sha256Kernel k : {Sha256Kernel::kPortable, Sha256Kernel::kShaNi}) {
+    if (!sha256_kernel_supported(k)) continue;
+    BOOST_TEST_CONTEXT(sha256_kernel_name(k)) {
+      auto hex = [k](const void* p, size_t n) {
+        Sha256 h(k);
+        h.update(p, n);
+        return h.hex_digest();
+      };
+      BOOST_TEST(hex("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+      BOOST_TEST(hex(two_blocks.data(), two_blocks.size()) ==
+                 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+      BOOST_TEST(hex(million.data(), million.size()) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+      int differ = 0;
+      for (size_t n = 0; n <= bytes.size(); n += (n < 300 ? 1 : 61)) {
+        Sha256 portable(Sha256Kernel::kPortable), split(k);
+        portable.update(bytes.data(), n);
+        split.update(bytes.data(), n / 3);  // a partial block, then whole blocks from the buffer's edge
+        split.update(bytes.data() + n / 3, n - n / 3);
+        differ += portable.hex_digest() != split.hex_digest();
+      }
+      BOOST_TEST(differ == 0);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(sha256_known_vectors) {
   BOOST_TEST(sha256_hex("", 0) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   BOOST_TEST(sha256_hex("abc", 3) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
