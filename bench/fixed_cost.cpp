@@ -5,7 +5,7 @@
 // Per architecture (default densenet121,vgg19,resnet50), each phase --reps times (median, min-max, seconds):
 //   generate   seeded_random_weights(arch, 0): volfeat's seeded random network
 //   load       read_weights_file(DIR/ARCH.npz): read, hash, check and (a 2D torchvision export) inflate
-//   build      Network<Cpu, float>(state): validate and pack every conv
+//   build      Network<Cpu, float>(state, kReleaseWeights): validate and pack every conv, as the CLI does
 //   generate, previous Box-Muller: the generator used before, for the ratio in the same run
 // and with --ct, the stages of prepare on that file: its gzip stream inflated whole by zlib and by
 // libdeflate (io/gz.hpp), read as float (read_nifti_float), normalised to the network input.
@@ -152,7 +152,9 @@ int main(int argc, char** argv) {
       auto build = [&] {
         nets.clear();
         nets.reserve(size_t(reps));
-        return time_reps(reps, [&] { nets.push_back(std::make_unique<Network<Cpu, float>>(sds.back())); });
+        // As the CLI builds it: each rep from its own StateDict, released as it is packed.
+        size_t next = 0;
+        return time_reps(reps, [&] { nets.push_back(std::make_unique<Network<Cpu, float>>(sds[next++], kReleaseWeights)); });
       };
       row(arch, "generate, previous Box-Muller (serial)", generate([&] { return box_muller_state_dict(arch, 0); }));
       check_weights(sds.back());

@@ -62,7 +62,7 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   t0 = Progress::Clock::now();
   double load_seconds = 0;
   std::tie(r.weights, load_seconds) = weights.get();
-  const Network<Backend, float> net(r.weights.state);
+  const Network<Backend, float> net(r.weights.state, kReleaseWeights);
   r.timings["load_weights"] = load_seconds;  // overlapped with "prepare"
   r.timings["build_network"] = Progress::since(t0);
   progress.note("weights: " + r.weights.description);

@@ -247,7 +247,7 @@ std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const
     SchemeNetworks<Backend, float> s;
     s.scheme = "as-loaded";
     s.members = {"as-loaded"};
-    s.nets.push_back(std::make_shared<const Network<Backend, float>>(sd));
+    s.nets.push_back(std::make_shared<const Network<Backend, float>>(sd, kReleaseWeights));
     s.description = "as-loaded: " + weights_kind(sd);
     per_arch.push_back({});
     per_arch.back().push_back(std::move(s));

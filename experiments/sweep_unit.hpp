@@ -185,8 +185,8 @@ SweepUnitRows run_sweep_unit(const SweepOptions& so, const SweepUnit& unit, Volu
     cache.volume = unit.volume;
   }
   const PreparedVolume& pv = *cache.prepared;
-  const NetworkWeights w = load_network_weights(o, int(pv.normalization.channels()));
-  const Network<Backend, float> net(w.state);
+  NetworkWeights w = load_network_weights(o, int(pv.normalization.channels()));
+  const Network<Backend, float> net(w.state, kReleaseWeights);
   const RegionFeatures f = extract_scheme_features(o, net, pv, so.layers, so.pools, progress, so.want_cka);
 
   SweepUnitRows rows;

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <fstream>
@@ -57,8 +58,10 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid) {
     try {
     Measured m;
     m.baseline = resident_now();
-    const StateDict sd = random_state_dict(arch, 0, 1);
-    const Network<Cpu, float> net(sd);
+    StateDict sd = random_state_dict(arch, 0, 1);
+    const Network<Cpu, float> net(sd, kReleaseWeights);  // as the CLI builds it: sd keeps no values
+    for (const auto& [key, p] : sd.params)
+      if (!p.values.empty()) throw std::runtime_error("the build kept the values of " + key);
     const Dims d{1, grid[0], grid[1], grid[2], 1};
     std::vector<float> x(size_t(d.voxels()));
     for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(double(i) * 0.37));

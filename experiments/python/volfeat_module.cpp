@@ -308,7 +308,7 @@ class PyNetwork {
       if (conv_spatial_dims(sd) == 3) channels = int(sd.at(stem_key(sd)).shape[1]);
     }
     weights_ = load_network_weights(o, channels);
-    net_ = std::make_unique<Network<Cpu, float>>(weights_.state);
+    net_ = std::make_unique<Network<Cpu, float>>(weights_.state, kReleaseWeights);
   }
 
   std::vector<std::string> modules() const {

@@ -7,12 +7,14 @@
 // 1 GiB of 4 KiB pages costs 0.33-0.94 s (a fault and a page clear per 4 KiB), of 2 MiB pages
 // 0.05 s. A 216x512x512 DenseNet121 forward first-touches about 3 GiB.
 #include <sys/mman.h>
+#include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <memory>
@@ -53,6 +55,20 @@ inline void retain_freed_host_memory() {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 #endif
+}
+
+// Gives the whole pages inside [p, p + bytes) back to the kernel now; their contents are lost. For a
+// block about to be freed whose memory the process will not ask for again soon (a network build
+// releasing its StateDict: Network's ReleaseWeights): under retain_freed_host_memory() the heap
+// would keep those pages resident until the process ends. Only this block's pages go, not the rest
+// of the heap's free memory (malloc_trim would return that too, and the allocations that follow
+// would fault it back in: DenseNet-121's loaded build 40 % slower). The first 64 bytes stay: the allocator
+// links a freed chunk into its lists through them.
+inline void discard_host_pages(void* p, size_t bytes) {
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + 64 + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 struct FreeHostBytes {

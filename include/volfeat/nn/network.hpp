@@ -7,6 +7,7 @@
 // observer does not look at is fused), allocates each buffer when a step first writes it and frees
 // it after its last reader, and shows every wanted module's output to the observer as soon as it is
 // produced. Activations are channels-last (N, D, H, W, C) throughout.
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "volfeat/core/host_memory.hpp"
 #include "volfeat/nn/architectures.hpp"
 #include "volfeat/nn/graph.hpp"
 #include "volfeat/nn/plan.hpp"
@@ -53,69 +55,31 @@ inline constexpr bool kConvHasWinograd = false;
 template <class Conv>
 inline constexpr bool kConvHasWinograd<Conv, std::void_t<decltype(std::declval<const Conv&>().winograd())>> = true;
 
+// Asks Network's constructor to free each tensor's values of the StateDict as soon as its conv or
+// batchnorm is packed; the keys, shapes and meta_json stay (the outputs name and describe the weights,
+// and the memory estimate counts the values still held). Why: otherwise the whole StateDict and the
+// whole packed network coexist at the end of the build, and that was the process's peak for a forward
+// at 64x128x128 (ResNet-50, VGG-19: bench/README.md, "Weights released while the network is built").
+struct ReleaseWeights {};
+inline constexpr ReleaseWeights kReleaseWeights{};
+
 template <class Backend, class T>
 class Network {
  public:
   using backend_type = Backend;
   using value_type = T;
 
-  // sd: a 3D state_dict (conv weights (O, I, kD, kH, kW)) of any registered architecture.
+  // sd: a 3D state_dict (conv weights (O, I, kD, kH, kW)) of any registered architecture, left as it is.
   explicit Network(const StateDict& sd, Backend device = {}) : Network(graph_of(sd), sd, device) {}
   Network(Graph graph, const StateDict& sd, Backend device = {}) : graph_(std::move(graph)), device_(device) {
-    if (conv_spatial_dims(sd) != 3)
-      fail(sd.origin, ": holds 2D conv weights; inflate it to 3D first (volfeat convert, or load_network_weights)");
-    const Index stem = graph_.input_channels();
-    if (stem != 1 && stem != 3)
-      fail(sd.origin, ": ", stem_key(sd), " takes ", stem, " input channels, expected 1 (gray) or 3 (RGB)");
-    validate_state_dict(sd, graph_, 3);
-    const auto& nodes = graph_.nodes();
-    convs_.resize(nodes.size());
-    bns_.resize(nodes.size());
-    std::vector<int> conv_nodes;
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      if (nodes[i].kind == OpKind::kConv) conv_nodes.push_back(int(i));
-      if (nodes[i].kind == OpKind::kBatchNorm) {
-        BatchNormParams p;  // folded in double (a few thousand values)
-        auto widen = [&](const char* leaf) {
-          const std::vector<float>& v = sd.at(nodes[i].name + leaf).values;
-          return std::vector<double>(v.begin(), v.end());
-        };
-        p.gamma = widen(".weight");
-        p.beta = widen(".bias");
-        p.running_mean = widen(".running_mean");
-        p.running_var = widen(".running_var");
-        bns_[i] = std::make_unique<BatchNorm3d<Backend, T>>(p);
-      }
-    }
-    // Packing the weights is independent per conv: in parallel on host backends (DenseNet-121's 120
-    // convs took 0.2-0.5 s one after another).
-    auto make_conv = [&](int i) {
-      const Node& n = nodes[size_t(i)];
-      const Param& w = sd.at(n.name + ".weight");
-      const ConvSpec spec{w.shape[1], w.shape[0], n.window};
-      const std::vector<float> no_bias;
-      const std::vector<float>& bias = n.bias ? sd.at(n.name + ".bias").values : no_bias;
-      // Packed straight from the StateDict's floats (a double network widens each value exactly).
-      convs_[size_t(i)] = std::make_unique<Conv3d<Backend, T>>(spec, w.values.data(), w.values.size(), bias.data(), bias.size());
-      // Per layer: Winograd where it wins (Cpu), transformed from the same floats (in double).
-      ConvAlgorithm<Backend, T>::choose(*convs_[size_t(i)], w.values, bias);
-    };
-    if constexpr (kHostResident<Backend>) {
-      std::string error;  // an exception must not leave an OpenMP region: the first is rethrown after it
-#pragma omp parallel for schedule(dynamic, 1)
-      for (size_t k = 0; k < conv_nodes.size(); ++k) {
-        try {
-          make_conv(conv_nodes[k]);
-        } catch (const std::exception& e) {
-#pragma omp critical(volfeat_network_build)
-          if (error.empty()) error = e.what();
-        }
-      }
-      if (!error.empty()) fail(error);
-    } else {
-      for (int i : conv_nodes) make_conv(i);
-    }
+    build(sd, nullptr);
   }
+  // The same, releasing sd's values as it goes (ReleaseWeights above).
+  Network(StateDict& sd, ReleaseWeights, Backend device = {}) : graph_(graph_of(sd)), device_(device) {
+    build(sd, &sd);
+  }
+  // A temporary StateDict is always released as it goes.
+  explicit Network(StateDict&& sd, Backend device = {}) : Network(sd, kReleaseWeights, device) {}
 
   const Graph& graph() const { return graph_; }
 
@@ -279,6 +243,90 @@ class Network {
            named.empty() ? graph_.node(stop).name : named.front()->name, ": it needs at least ", s, " voxels");
     }
   }
+
+  // release: sd itself, whose tensors' values are freed once packed, or null.
+  void build(const StateDict& sd, StateDict* release) {
+    if (conv_spatial_dims(sd) != 3)
+      fail(sd.origin, ": holds 2D conv weights; inflate it to 3D first (volfeat convert, or load_network_weights)");
+    const Index stem = graph_.input_channels();
+    if (stem != 1 && stem != 3)
+      fail(sd.origin, ": ", stem_key(sd), " takes ", stem, " input channels, expected 1 (gray) or 3 (RGB)");
+    validate_state_dict(sd, graph_, 3);
+    const auto& nodes = graph_.nodes();
+    convs_.resize(nodes.size());
+    bns_.resize(nodes.size());
+    std::vector<int> conv_nodes;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      if (nodes[i].kind == OpKind::kConv) conv_nodes.push_back(int(i));
+      if (nodes[i].kind == OpKind::kBatchNorm) {
+        BatchNormParams p;  // folded in double (a few thousand values)
+        auto widen = [&](const char* leaf) {
+          const std::vector<float>& v = sd.at(nodes[i].name + leaf).values;
+          return std::vector<double>(v.begin(), v.end());
+        };
+        p.gamma = widen(".weight");
+        p.beta = widen(".bias");
+        p.running_mean = widen(".running_mean");
+        p.running_var = widen(".running_var");
+        bns_[i] = std::make_unique<BatchNorm3d<Backend, T>>(p);
+        if (release)
+          for (const char* leaf : {".weight", ".bias", ".running_mean", ".running_var"})
+            free_values(*release, nodes[i].name + leaf);
+      }
+    }
+    // Packing the weights is independent per conv: in parallel on host backends (DenseNet-121's 120
+    // convs took 0.2-0.5 s one after another).
+    auto make_conv = [&](int i) {
+      const Node& n = nodes[size_t(i)];
+      const Param& w = sd.at(n.name + ".weight");
+      const ConvSpec spec{w.shape[1], w.shape[0], n.window};
+      const std::vector<float> no_bias;
+      const std::vector<float>& bias = n.bias ? sd.at(n.name + ".bias").values : no_bias;
+      // Packed straight from the StateDict's floats (a double network widens each value exactly).
+      convs_[size_t(i)] = std::make_unique<Conv3d<Backend, T>>(spec, w.values.data(), w.values.size(), bias.data(), bias.size());
+      // Per layer: Winograd where it wins (Cpu), transformed from the same floats (in double).
+      ConvAlgorithm<Backend, T>::choose(*convs_[size_t(i)], w.values, bias);
+      if (release) {  // distinct tensors per conv: the map itself is only read meanwhile
+        free_values(*release, n.name + ".weight");
+        if (n.bias) free_values(*release, n.name + ".bias");
+      }
+    };
+    if constexpr (kHostResident<Backend>) {
+      // Largest first: the threads finish together (the last convs are small), and when weights are
+      // released the convs in flight at the end, whose StateDict values and packed copy coexist, are
+      // small ones. In node order ResNet-50's two 512x512x3^3 layer4 convs came last: 2 x 28 MB above
+      // the packed network (peak RSS of its build 293 -> 268 MB, 2 threads, Zen 3).
+      std::stable_sort(conv_nodes.begin(), conv_nodes.end(), [&](int a, int b) {
+        return sd.at(nodes[size_t(a)].name + ".weight").values.size() > sd.at(nodes[size_t(b)].name + ".weight").values.size();
+      });
+      std::string error;  // an exception must not leave an OpenMP region: the first is rethrown after it
+#pragma omp parallel for schedule(dynamic, 1)
+      for (size_t k = 0; k < conv_nodes.size(); ++k) {
+        try {
+          make_conv(conv_nodes[k]);
+        } catch (const std::exception& e) {
+#pragma omp critical(volfeat_network_build)
+          if (error.empty()) error = e.what();
+        }
+      }
+      if (!error.empty()) fail(error);
+    } else {
+      for (int i : conv_nodes) make_conv(i);
+    }
+  }
+
+  // Frees one tensor's values; a large one's pages go back to the kernel at once. Under
+  // retain_freed_host_memory the heap would keep them, and the freed StateDict would stay resident
+  // beside the packed network, which reuses its holes only in part: VGG-19's build peaked at 377 MB
+  // against 278 MB packed, ResNet-50's at 284 against 242 (Zen 3, 2 threads); with this, 294 and 250.
+  // Small tensors are left to the heap: the next convs' packing reuses their pages without a fault.
+  static void free_values(StateDict& sd, const std::string& key) {
+    std::vector<float>& v = sd.params.at(key).values;
+    const size_t bytes = v.size() * sizeof(float);
+    if (bytes >= kDiscardFromBytes) discard_host_pages(v.data(), bytes);
+    std::vector<float>().swap(v);
+  }
+  static constexpr size_t kDiscardFromBytes = size_t(1) << 20;
 
   Graph graph_;
   Backend device_;

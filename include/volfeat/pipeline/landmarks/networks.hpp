@@ -64,9 +64,9 @@ std::vector<SchemeNetworks<Backend, T>> inflate_scheme_networks(const StateDict&
     SchemeNetworks<Backend, T> s;
     s.scheme = name;
     for (const InflateOptions& m : scheme_members(opt)) {
-      const StateDict sd3 = inflate_with_meta(sd2d, m, source_sha256);
+      StateDict sd3 = inflate_with_meta(sd2d, m, source_sha256);
       s.members.push_back(m.scheme);
-      s.nets.push_back(std::make_shared<const Network<Backend, T>>(sd3));
+      s.nets.push_back(std::make_shared<const Network<Backend, T>>(sd3, kReleaseWeights));
       if (s.description.empty()) s.description = weights_kind(sd3);
     }
     s.description = name + (s.members.size() > 1 ? " (" + std::to_string(s.members.size()) + " networks)" : "") +
