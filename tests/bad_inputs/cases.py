@@ -229,11 +229,13 @@ CASES = [
     ("memory_phantom_suggests_resample", ["extract", "--out", RUN, "--max-memory", "250M"], 1,
      r"estimated peak memory \d+\.\d MiB .*160x160x128 \(i,j,k\) voxels\) exceeds --max-memory 250\.0 MiB; shrink the input with "
      r"--resample \d+(\.\d+)? \(about \d+\.\d MiB\)"),
-    # VGG-19's first convs keep 64 channels at full resolution (840 MB per activation on the 128x160x160 phantom):
-    # the guard refuses before any forward pass, with the estimate of the generic plan and where it peaks.
-    ("memory_vgg19_full_resolution", ["extract", "--out", RUN, "--arch", "vgg19", "--max-memory", "1G"], 1,
-     r"estimated peak memory \d+\.\d GiB \(.*forward pass .*; forward peak at features\.\d+, shared mode, 3 regions, "
-     r"160x160x128 \(i,j,k\) voxels\) exceeds --max-memory 1\.0 GiB; shrink the input with --resample"),
+    # VGG-19's first convs keep 64 channels at full resolution (840 MB per activation on the 128x160x160 phantom,
+    # streamed through plane rings): the guard refuses before any forward pass, with the estimate and where it
+    # peaks. (Since the build releases the StateDict the estimate is 871 MiB and the run takes 0.92 GB: 1G no
+    # longer refuses it, 600M does.)
+    ("memory_vgg19_full_resolution", ["extract", "--out", RUN, "--arch", "vgg19", "--max-memory", "600M"], 1,
+     r"estimated peak memory \d+\.\d MiB \(.*forward pass .*; forward peak at features\.\d+, shared mode, 3 regions, "
+     r"160x160x128 \(i,j,k\) voxels\) exceeds --max-memory 600\.0 MiB; shrink the input with --resample"),
     ("memory_mask_input_mode", extract("--mode", "mask-input", "--max-memory", "20M"), 1,
      r"estimated peak memory .*mask-input mode, 3 regions, 48x44x40 \(i,j,k\) voxels\) exceeds --max-memory 20\.0 MiB"),
     # ---- DICOM series (issue #15; --ct DIR): each directory is dicom_ok with one defect ----------------------

@@ -71,6 +71,16 @@ inline void discard_host_pages(void* p, size_t bytes) {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
+// Hands every free page inside the heap back to the kernel (glibc: malloc_trim, which also releases
+// pages in the middle of the heap). For the end of a phase that freed much of what it allocated and will
+// not allocate it again: Network's releasing build, whose smaller released tensors the packing reused only
+// in part (DenseNet-121: 17 MB left resident beside 80 MB of packed weights, Zen 3).
+inline void release_free_host_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 struct FreeHostBytes {
   void operator()(void* p) const noexcept { std::free(p); }
 };
