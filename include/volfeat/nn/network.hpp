@@ -74,7 +74,8 @@ class Network {
   Network(Graph graph, const StateDict& sd, Backend device = {}) : graph_(std::move(graph)), device_(device) {
     build(sd, nullptr);
   }
-  // The same, releasing sd's values as it goes (ReleaseWeights above).
+  // The same, releasing sd's values as it goes (ReleaseWeights above); a build that fails leaves sd partly
+  // released, so it is for a StateDict that serves this network only.
   Network(StateDict& sd, ReleaseWeights, Backend device = {}) : graph_(graph_of(sd)), device_(device) {
     build(sd, &sd);
   }
