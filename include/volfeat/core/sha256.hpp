@@ -4,8 +4,8 @@
 //
 // Two compression kernels: portable C++, and x86's SHA extensions (SHA-NI: Zen and later, Intel since
 // Ice Lake / Sapphire Rapids), chosen once per process at run time. The CLI hashes every weights file
-// it loads, beside the parsing: portable, DenseNet-121's 32 MB export took 0.15 s (~0.2 GB/s), the
-// longest part of the load; SHA-NI does the same in about a tenth (bench/README.md, "Loaded weights").
+// it loads, beside the parsing: portable, DenseNet-121's 32 MB export took 0.12-0.15 s, the longest part
+// of the load; SHA-NI 29 ms (Zen 3; bench/README.md, "Weights released while the network is built").
 #include <algorithm>
 #include <array>
 #include <cerrno>
