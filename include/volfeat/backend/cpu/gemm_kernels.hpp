@@ -18,11 +18,30 @@
 #include <algorithm>
 #include <limits>
 
+//
+// Compiled in every translation unit (the default: header-only) or once. Every kernel variant of every
+// set is instantiated through select_kernel's tables, about 16 s of -O3 compile per translation unit
+// that runs a conv (Zen 3), the same code each time. A program whose translation units all define
+// VOLFEAT_SEPARATE_KERNELS sees only kernel_set()'s declaration; exactly one of its translation units
+// also defines VOLFEAT_KERNELS_IMPLEMENTATION before including this header and holds the kernels.
+// volfeat's own tests and programs build that way (CMake: VOLFEAT_COMPILE_KERNELS_ONCE, the
+// volfeat_kernels library). Mixing the two modes within one program breaks the one-definition rule.
+#include "volfeat/backend/cpu/gemm_types.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
+
+#if defined(VOLFEAT_SEPARATE_KERNELS) && !defined(VOLFEAT_KERNELS_IMPLEMENTATION)
+#define VOLFEAT_KERNELS_DECLARED_ONLY 1
+#else
+#define VOLFEAT_KERNELS_DECLARED_ONLY 0
 #include "volfeat/backend/cpu/gemm_avx2.hpp"
 #include "volfeat/backend/cpu/gemm_avx512.hpp"
 #include "volfeat/backend/cpu/gemm_generic.hpp"
-#include "volfeat/backend/cpu/gemm_types.hpp"
-#include "volfeat/backend/cpu/isa.hpp"
+#endif
+#if defined(VOLFEAT_SEPARATE_KERNELS)
+#define VOLFEAT_KERNELS_LINKAGE  // one definition, in the implementation's translation unit
+#else
+#define VOLFEAT_KERNELS_LINKAGE inline
+#endif
 
 namespace volfeat::cpu::gemm {
 
@@ -35,6 +54,10 @@ struct KernelSet {
   ActivateFn activate_row;
 };
 
+// The kernels of `isa` (whether the CPU runs them is the caller's business: isa_unavailable_reason).
+VOLFEAT_KERNELS_LINKAGE const KernelSet& kernel_set(CpuIsa isa);
+
+#if !VOLFEAT_KERNELS_DECLARED_ONLY
 namespace detail {
 inline constexpr KernelSet kGenericSet{CpuIsa::kGeneric, [](int nv) { return generic::max_rows(nv); },
                                        [](Index co) { return generic::panel_vectors(co); }, &generic::select_kernel,
@@ -49,8 +72,7 @@ inline constexpr KernelSet kAvx512Set{CpuIsa::kAvx512, [](int nv) { return avx51
 #endif
 }  // namespace detail
 
-// The kernels of `isa` (whether the CPU runs them is the caller's business: isa_unavailable_reason).
-inline const KernelSet& kernel_set(CpuIsa isa) {
+VOLFEAT_KERNELS_LINKAGE const KernelSet& kernel_set(CpuIsa isa) {
 #if VOLFEAT_HAVE_ISA_VARIANTS
   if (isa == CpuIsa::kAvx512) return detail::kAvx512Set;
   if (isa == CpuIsa::kAvx2) return detail::kAvx2Set;
@@ -59,6 +81,7 @@ inline const KernelSet& kernel_set(CpuIsa isa) {
 #endif
   return detail::kGenericSet;
 }
+#endif  // !VOLFEAT_KERNELS_DECLARED_ONLY
 
 // The process's kernels (cpu_isa()).
 inline const KernelSet& kernels() {
