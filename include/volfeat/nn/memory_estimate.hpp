@@ -132,7 +132,7 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
         touch(held_scratch, s.out);
       }
     } else if (s.kind == StepKind::kConvMaxPool || s.kind == StepKind::kPoolConv ||
-               s.kind == StepKind::kConvPairMaxPool) {
+               s.kind == StepKind::kConvPairMaxPool || s.kind == StepKind::kSpatialConvPair) {
       transient = bytes(s.scratch) + bytes(s.scratch2);
     }
     // kConvAdd: none (the Cpu op adds the residual in the conv's loop; the default adds in place).

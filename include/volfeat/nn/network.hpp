@@ -175,6 +175,11 @@ class Network {
                                                MaxPool3d<Backend, T>(nodes[size_t(s.op)].window),
                                                in(s.sources[0]), out);
           break;
+        case StepKind::kSpatialConvPair:
+          SpatialConvPair<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.post_bn), s.post_relu},
+                                               *convs_[size_t(s.conv2)], Act{bn(s.post2_bn), s.post2_relu},
+                                               in(s.sources[0]), out);
+          break;
         case StepKind::kPoolConv: {
           // Pool the activated input first, then the 1x1 conv on 1/8 of the voxels.
           Buffer pooled(s.scratch);
@@ -297,9 +302,10 @@ class Network {
       // released the convs in flight at the end, whose StateDict values and packed copy coexist, are
       // small ones. In node order ResNet-50's two 512x512x3^3 layer4 convs came last: 2 x 28 MB above
       // the packed network (peak RSS of its build 293 -> 268 MB, 2 threads, Zen 3).
-      std::stable_sort(conv_nodes.begin(), conv_nodes.end(), [&](int a, int b) {
-        return sd.at(nodes[size_t(a)].name + ".weight").values.size() > sd.at(nodes[size_t(b)].name + ".weight").values.size();
-      });
+      std::vector<size_t> weight_size(nodes.size(), 0);
+      for (int i : conv_nodes) weight_size[size_t(i)] = sd.at(nodes[size_t(i)].name + ".weight").values.size();
+      std::stable_sort(conv_nodes.begin(), conv_nodes.end(),
+                       [&](int a, int b) { return weight_size[size_t(a)] > weight_size[size_t(b)]; });
       std::string error;  // an exception must not leave an OpenMP region: the first is rethrown after it
 #pragma omp parallel for schedule(dynamic, 1)
       for (size_t k = 0; k < conv_nodes.size(); ++k) {

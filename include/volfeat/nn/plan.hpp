@@ -16,6 +16,10 @@
 //   conv pair + pool conv(+post) -> conv(+post) -> max pool, both convs spatial: ConvPairMaxPool, rings
 //                    of both convs' output planes on Cpu (the last two convs of every VGG block: at
 //                    216x512x512 neither of block 1's 14.5 GB activations exists).
+//   spatial pair     conv(+post) -> conv(+post), both spatial, the second's output kept (a tap, or no
+//                    pool after it): SpatialConvPair, a ring of the first conv's output planes on Cpu
+//                    (VGG's conv2_1 -> conv2_2 under the paper's tap conv2_2; the first two convs of a
+//                    3- or 4-conv block). Never where the second conv's add fusion (ResNet) applies.
 //   pool before conv pre-activation -> 1x1 conv -> avg pool (no padding): ActivatedAvgPool, then
 //                    the conv on 1/8 of the voxels (pool and pointwise conv are linear and commute:
 //                    DenseNet's transitions).
@@ -44,8 +48,8 @@
 namespace volfeat {
 
 enum class StepKind {
-  kConv, kConvAdd, kConvMaxPool, kConvPairMaxPool, kPoolConv, kConvPair, kBatchNorm, kRelu, kMaxPool, kAvgPool, kAdd,
-  kConcat
+  kConv, kConvAdd, kConvMaxPool, kConvPairMaxPool, kSpatialConvPair, kPoolConv, kConvPair, kBatchNorm, kRelu, kMaxPool,
+  kAvgPool, kAdd, kConcat
 };
 
 struct Step {
@@ -66,7 +70,7 @@ struct Step {
   std::vector<int> alloc;     // buffers allocated before the step
   std::vector<int> release;   // buffers freed after it
   Dims scratch{0, 0, 0, 0, 0};  // kConvPair: the scratch it needs; kConvMaxPool / kPoolConv: its temporary;
-                                //   kConvPairMaxPool: conv's ring (or whole output)
+                                //   kConvPairMaxPool, kSpatialConvPair: conv's ring (or whole output)
   Dims scratch2{0, 0, 0, 0, 0}; // kConvPairMaxPool: conv2's ring (or whole output)
   bool keep_scratch = false;    // kConvPair: the next pair reuses the scratch
 };
@@ -213,14 +217,26 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
         }
         const bool add = s.kind == StepKind::kConvAdd;
         // conv -> conv -> max pool, both spatial, nothing seen in between: conv pair + pool.
-        int conv2 = -1, pool2 = -1, post2_bn = -1;
+        // Else conv -> conv, both spatial, the second's output kept: spatial pair (unless the second
+        // conv's output goes on into an add, which its own step fuses).
+        int conv2 = -1, pool2 = -1, post2_bn = -1, end2 = -1;
         bool post2_relu = false;
         if (!add && !pre && !detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kConv &&
             pre_src[size_t(only(end))] < 0 && !detail::pointwise(nodes[size_t(only(end))].window)) {
-          const int end2 = post_chain(only(end), post2_bn, post2_relu);
-          if (hidden(end2) && kind(only(end2)) == OpKind::kMaxPool) conv2 = only(end), pool2 = only(end2);
+          end2 = post_chain(only(end), post2_bn, post2_relu);
+          conv2 = only(end);
+          if (hidden(end2) && kind(only(end2)) == OpKind::kMaxPool) pool2 = only(end2);
+          else if (hidden(end2) && kind(only(end2)) == OpKind::kAdd) conv2 = -1;
         }
-        if (pool2 >= 0) {
+        if (conv2 >= 0 && pool2 < 0) {
+          s.kind = StepKind::kSpatialConvPair;
+          s.conv2 = conv2, s.post2_bn = post2_bn, s.post2_relu = post2_relu;
+          s.out = end2;
+          const Dims md = p.dims[size_t(end)];
+          const Index ring1 = conv_pair_ring_planes(nodes[size_t(conv2)].window, traits.uses_winograd(i),
+                                                    traits.uses_winograd(conv2));
+          s.scratch = traits.planewise_pool ? Dims{1, ring1, md.h, md.w, md.c} : md;
+        } else if (pool2 >= 0) {
           s.kind = StepKind::kConvPairMaxPool;
           s.conv2 = conv2, s.post2_bn = post2_bn, s.post2_relu = post2_relu;
           s.op = s.out = pool2;

@@ -20,6 +20,11 @@
 //                    through rings of planes: at 216x512x512 neither 14.5 GB activation of VGG-19's
 //                    block 1 exists, only conv1_1's planes that conv1_2 reads and conv1_2's planes that
 //                    the pool reads.
+//   SpatialConvPair  out = post2(conv2(post1(conv1(in))))   two spatial convs whose middle no one sees and
+//                    whose second output is kept whole (VGG's conv2_1 -> relu -> conv2_2 when the paper's
+//                    tap conv2_2 looks at it; the first two convs of a 3- or 4-conv block). The Cpu
+//                    specialisation streams conv1's planes through a ring as ConvPairMaxPool does, so only
+//                    conv2's output exists whole (VGG-19 at 64x128x128: 67 MB less at conv2_2).
 //   ConvAddAct       out = relu?(post(conv(pre(in))) + residual)   ResNet's conv3 -> bn3 -> `+= identity` ->
 //                    relu (a basic block's conv2 -> bn2 -> ...). The default runs the conv into `out`, then
 //                    the add in place; the Cpu specialisation adds the residual and applies the relu per
@@ -106,6 +111,16 @@ struct ConvPairMaxPool {
     Tensor<Backend, T> mid(conv1.output_dims(in.dims));
     conv1.forward(in, mid.view(), {}, post1);
     ConvActMaxPool<Backend, T>::forward(conv2, post2, pool, mid.view(), out);
+  }
+};
+
+template <class Backend, class T>
+struct SpatialConvPair {
+  static void forward(const Conv3d<Backend, T>& conv1, Activation<Backend, T> post1, const Conv3d<Backend, T>& conv2,
+                      Activation<Backend, T> post2, TensorView<const T> in, TensorView<T> out) {
+    Tensor<Backend, T> mid(conv1.output_dims(in.dims));
+    conv1.forward(in, mid.view(), {}, post1);
+    conv2.forward(mid.view(), out, {}, post2);
   }
 };
 

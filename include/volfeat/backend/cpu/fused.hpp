@@ -281,18 +281,57 @@ struct ConvPairMaxPool<Cpu, T> {
       // and dilation 1 there).
       cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(g2, pairs1, pairs2), pairs1);
       cpu::PlaneRing<T> conv_out(cd, conv_max_pool_ring_planes(g, pairs2), pairs2);
-      auto produce1 = [&](Index n, Index z0, Index count, TensorView<T> planes) {
-        if (pairs1) conv1.winograd()->forward_planes(in, n, z0, count, planes, {}, post1);
-        else conv1.forward_plane(in, n, z0, planes, {}, post1);
-      };
       ConvActMaxPool<Cpu, T>::pool_ring(conv_out, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
-        for (Index kd = 0; kd < g2.kernel[0] + count - 1; ++kd) {
-          const Index iz = z0 * g2.stride[0] - g2.padding[0] + kd * g2.dilation[0];
-          if (iz >= 0 && iz < md.d) mid.ensure(n, iz, produce1);
-        }
-        if (pairs2) conv2.winograd()->forward_planes_rows(mid, n, z0, count, planes, {}, post2);
-        else conv2.forward_plane_rows(mid, n, z0, planes, {}, post2);
+        second_conv_planes(conv1, post1, conv2, post2, in, mid, n, z0, count, planes);
       });
+    }
+  }
+
+  // conv2's output planes z0 .. z0 + count - 1 of item n (count 2: a Winograd conv2's pair), reading
+  // conv1's output through `mid`, whose planes conv1 computes from `in` when first needed. conv2's
+  // plane z reads conv1 planes z*s - p + kd*dil, kd < k (+1 for a pair: stride and dilation 1 there).
+  static void second_conv_planes(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> post1, const Conv3d<Cpu, T>& conv2,
+                                 Activation<Cpu, T> post2, TensorView<const T> in, cpu::PlaneRing<T>& mid, Index n,
+                                 Index z0, Index count, TensorView<T> planes) {
+    const WindowGeometry& g2 = conv2.spec().geometry;
+    const bool pairs1 = conv1.winograd() != nullptr;
+    auto produce1 = [&](Index m, Index y0, Index ycount, TensorView<T> ys) {
+      if (pairs1) conv1.winograd()->forward_planes(in, m, y0, ycount, ys, {}, post1);
+      else conv1.forward_plane(in, m, y0, ys, {}, post1);
+    };
+    for (Index kd = 0; kd < g2.kernel[0] + count - 1; ++kd) {
+      const Index iz = z0 * g2.stride[0] - g2.padding[0] + kd * g2.dilation[0];
+      if (iz >= 0 && iz < mid.dims.d) mid.ensure(n, iz, produce1);
+    }
+    if (conv2.winograd()) conv2.winograd()->forward_planes_rows(mid, n, z0, count, planes, {}, post2);
+    else conv2.forward_plane_rows(mid, n, z0, planes, {}, post2);
+  }
+};
+
+// conv1's output planes go through the same ring as ConvPairMaxPool's; conv2's go straight into the
+// (whole) output. Every value is computed by the same kernels as the composition.
+template <class T>
+struct SpatialConvPair<Cpu, T> {
+  static void forward(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> post1, const Conv3d<Cpu, T>& conv2,
+                      Activation<Cpu, T> post2, TensorView<const T> in, TensorView<T> out) {
+    const Dims md = conv1.output_dims(in.dims);
+    if constexpr (!Conv3d<Cpu, T>::kHasPlaneRows) {
+      Tensor<Cpu, T> mid(md);  // the composition (double)
+      conv1.forward(in, mid.view(), {}, post1);
+      conv2.forward(mid.view(), out, {}, post2);
+    } else {
+      if (out.dims != conv2.output_dims(md))
+        fail("spatial conv pair: output view ", to_string(out.dims), " but the convs produce ",
+             to_string(conv2.output_dims(md)));
+      const bool pairs1 = conv1.winograd() != nullptr, pairs2 = conv2.winograd() != nullptr;
+      cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(conv2.spec().geometry, pairs1, pairs2), pairs1);
+      const Dims od = out.dims;
+      for (Index n = 0; n < od.n; ++n)
+        for (Index z = 0; z < od.d; z += pairs2 ? 2 : 1) {
+          const Index count = pairs2 ? std::min<Index>(2, od.d - z) : 1;
+          const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, count, od.h, od.w, od.c}, out.ld);
+          ConvPairMaxPool<Cpu, T>::second_conv_planes(conv1, post1, conv2, post2, in, mid, n, z, count, planes);
+        }
     }
   }
 };
