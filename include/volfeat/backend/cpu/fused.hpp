@@ -191,9 +191,36 @@ struct ActivatedAvgPool<Cpu, T> {
   }
 };
 
+namespace cpu {
+// conv2's output planes z0 .. z0 + count - 1 of item n (count 2: a Winograd conv2's pair), reading
+// conv1's output through `mid`, whose planes produce1 (PlaneRing's producer) computes when first
+// needed. conv2's plane z reads conv1 planes z*s - p + kd*dil, kd < k (+1 for a pair: stride and
+// dilation 1 there). DenseLayerConvs, ConvPairMaxPool and SpatialConvPair all run conv2 this way.
+template <class T, class Produce>
+void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<T>& mid, Produce&& produce1,
+                        Index n, Index z0, Index count, TensorView<T> planes) {
+  const WindowGeometry& g2 = conv2.spec().geometry;
+  for (Index kd = 0; kd < g2.kernel[0] + count - 1; ++kd) {
+    const Index iz = z0 * g2.stride[0] - g2.padding[0] + kd * g2.dilation[0];
+    if (iz >= 0 && iz < mid.dims.d) mid.ensure(n, iz, produce1);
+  }
+  if (conv2.winograd()) conv2.winograd()->forward_planes_rows(mid, n, z0, count, planes, {}, post2);
+  else conv2.forward_plane_rows(mid, n, z0, planes, {}, post2);
+}
+
+// A producer of conv's output planes for a PlaneRing: one plane, or a Winograd conv's pair.
+template <class T>
+auto conv_plane_producer(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, TensorView<const T> in) {
+  return [&conv, post, in](Index n, Index z0, Index count, TensorView<T> planes) {
+    if (conv.winograd()) conv.winograd()->forward_planes(in, n, z0, count, planes, {}, post);
+    else conv.forward_plane(in, n, z0, planes, {}, post);
+  };
+}
+}  // namespace cpu
+
 // conv1 (pointwise) runs one plane at a time into a ring of conv2's window depth (3 planes of the
-// 128-channel bottleneck for a 3x3x3 conv2), and conv2 computes output plane z as soon as the ring
-// holds every plane it reads, through Conv3d::forward_plane_rows. Every output value is computed
+// 128-channel bottleneck for a 3x3x3 conv2, a PlaneRing over the caller's scratch), and conv2 computes
+// output plane z as soon as the ring holds every plane it reads, through Conv3d::forward_plane_rows. Every output value is computed
 // exactly as by the composition (same kernels, same k order), so the results are identical.
 template <class T>
 inline constexpr bool kPlanewiseDenseLayer<Cpu, T> = Conv3d<Cpu, T>::kHasPlaneRows;
@@ -218,39 +245,19 @@ struct DenseLayerConvs<Cpu, T> {
       const Index span = dense_layer_ring_planes(g, pairs);  // planes of one output step's window
       const Dims ring_dims{1, span, md.h, md.w, md.c};
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
-      const Index plane_floats = md.h * md.w * md.c;
-      std::vector<Index> held(size_t(span), -1);  // n * D + z of the plane in each slot (-1: none)
-      struct RingRows {
-        Dims dims;
-        Index ld;
-        const T* ring;
-        Index span, plane_floats;
-        const T* row(Index n, Index z, Index y) const {
-          (void)n;  // one slot per plane index: the ring is refilled per batch item
-          return ring + (z % span) * plane_floats + y * dims.w * ld;
-        }
+      cpu::PlaneRing<T> ring(md, span, false, scratch.data());
+      // conv1 on input plane z alone: a view of its rows (same channels and ld).
+      auto produce1 = [&](Index n, Index z, Index, TensorView<T> plane) {
+        const TensorView<const T> in_plane(in.voxel(n, z, 0, 0), Dims{1, 1, in.dims.h, in.dims.w, in.dims.c}, in.ld);
+        conv1.forward(in_plane, plane, pre1, post1);
       };
-      const RingRows rows{md, md.c, scratch.data(), span, plane_floats};
       const Dims od = out.dims;
-      for (Index n = 0; n < od.n; ++n) {
+      for (Index n = 0; n < od.n; ++n)
         for (Index z = 0; z < od.d; z += pairs ? 2 : 1) {
-          const Index nz = pairs ? std::min<Index>(2, od.d - z) : 1;
-          for (Index kd = 0; kd < g.kernel[0] + nz - 1; ++kd) {  // (pairs: stride and dilation 1)
-            const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
-            if (iz < 0 || iz >= md.d) continue;
-            const Index slot = iz % span;
-            if (held[size_t(slot)] == n * md.d + iz) continue;
-            // conv1 on input plane iz alone: a view of its rows (same channels and ld).
-            const TensorView<const T> in_plane(in.voxel(n, iz, 0, 0), Dims{1, 1, in.dims.h, in.dims.w, in.dims.c}, in.ld);
-            conv1.forward(in_plane, TensorView<T>(scratch.data() + slot * plane_floats, Dims{1, 1, md.h, md.w, md.c}),
-                          pre1, post1);
-            held[size_t(slot)] = n * md.d + iz;
-          }
-          const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, nz, od.h, od.w, od.c}, out.ld);
-          if (pairs) conv2.winograd()->forward_planes_rows(rows, n, z, nz, planes, {}, post2);
-          else conv2.forward_plane_rows(rows, n, z, planes, {}, post2);
+          const Index count = pairs ? std::min<Index>(2, od.d - z) : 1;
+          const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, count, od.h, od.w, od.c}, out.ld);
+          cpu::second_conv_planes(conv2, post2, ring, produce1, n, z, count, planes);
         }
-      }
     }
   }
 };
@@ -277,34 +284,13 @@ struct ConvPairMaxPool<Cpu, T> {
       if (out.dims != pool.output_dims(cd))
         fail("conv pair+maxpool: output view ", to_string(out.dims), " but the ops produce ", to_string(pool.output_dims(cd)));
       const bool pairs1 = conv1.winograd() != nullptr, pairs2 = conv2.winograd() != nullptr;
-      // conv2's output plane(s) z0.. read conv1 planes z0*s - p + kd*dil, kd < k (+1 for a pair: stride
-      // and dilation 1 there).
       cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(g2, pairs1, pairs2), pairs1);
       cpu::PlaneRing<T> conv_out(cd, conv_max_pool_ring_planes(g, pairs2), pairs2);
+      auto produce1 = cpu::conv_plane_producer(conv1, post1, in);
       ConvActMaxPool<Cpu, T>::pool_ring(conv_out, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
-        second_conv_planes(conv1, post1, conv2, post2, in, mid, n, z0, count, planes);
+        cpu::second_conv_planes(conv2, post2, mid, produce1, n, z0, count, planes);
       });
     }
-  }
-
-  // conv2's output planes z0 .. z0 + count - 1 of item n (count 2: a Winograd conv2's pair), reading
-  // conv1's output through `mid`, whose planes conv1 computes from `in` when first needed. conv2's
-  // plane z reads conv1 planes z*s - p + kd*dil, kd < k (+1 for a pair: stride and dilation 1 there).
-  static void second_conv_planes(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> post1, const Conv3d<Cpu, T>& conv2,
-                                 Activation<Cpu, T> post2, TensorView<const T> in, cpu::PlaneRing<T>& mid, Index n,
-                                 Index z0, Index count, TensorView<T> planes) {
-    const WindowGeometry& g2 = conv2.spec().geometry;
-    const bool pairs1 = conv1.winograd() != nullptr;
-    auto produce1 = [&](Index m, Index y0, Index ycount, TensorView<T> ys) {
-      if (pairs1) conv1.winograd()->forward_planes(in, m, y0, ycount, ys, {}, post1);
-      else conv1.forward_plane(in, m, y0, ys, {}, post1);
-    };
-    for (Index kd = 0; kd < g2.kernel[0] + count - 1; ++kd) {
-      const Index iz = z0 * g2.stride[0] - g2.padding[0] + kd * g2.dilation[0];
-      if (iz >= 0 && iz < mid.dims.d) mid.ensure(n, iz, produce1);
-    }
-    if (conv2.winograd()) conv2.winograd()->forward_planes_rows(mid, n, z0, count, planes, {}, post2);
-    else conv2.forward_plane_rows(mid, n, z0, planes, {}, post2);
   }
 };
 
@@ -325,12 +311,13 @@ struct SpatialConvPair<Cpu, T> {
              to_string(conv2.output_dims(md)));
       const bool pairs1 = conv1.winograd() != nullptr, pairs2 = conv2.winograd() != nullptr;
       cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(conv2.spec().geometry, pairs1, pairs2), pairs1);
+      auto produce1 = cpu::conv_plane_producer(conv1, post1, in);
       const Dims od = out.dims;
       for (Index n = 0; n < od.n; ++n)
         for (Index z = 0; z < od.d; z += pairs2 ? 2 : 1) {
           const Index count = pairs2 ? std::min<Index>(2, od.d - z) : 1;
           const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, count, od.h, od.w, od.c}, out.ld);
-          ConvPairMaxPool<Cpu, T>::second_conv_planes(conv1, post1, conv2, post2, in, mid, n, z, count, planes);
+          cpu::second_conv_planes(conv2, post2, mid, produce1, n, z, count, planes);
         }
     }
   }
