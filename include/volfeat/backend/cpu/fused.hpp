@@ -13,6 +13,10 @@
 #include "volfeat/backend/cpu/pool3d.hpp"
 #include "volfeat/ops/fused.hpp"
 
+#if VOLFEAT_HAVE_ISA_VARIANTS
+#include <immintrin.h>  // the max-pool rows' AVX2 / AVX-512 variants
+#endif
+
 namespace volfeat {
 
 // Conv planes are computed one at a time (Conv3d::forward_plane, parallel over its rows) into a ring
@@ -208,6 +212,20 @@ void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, P
   else conv2.forward_plane_rows(mid, n, z0, planes, {}, post2);
 }
 
+// conv2's whole output `out`, plane by plane (in pairs for a Winograd conv2), as second_conv_planes.
+template <class T, class Produce>
+void second_conv_output(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<T>& mid, Produce&& produce1,
+                        TensorView<T> out) {
+  const bool pairs = conv2.winograd() != nullptr;
+  const Dims od = out.dims;
+  for (Index n = 0; n < od.n; ++n)
+    for (Index z = 0; z < od.d; z += pairs ? 2 : 1) {
+      const Index count = pairs ? std::min<Index>(2, od.d - z) : 1;
+      const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, count, od.h, od.w, od.c}, out.ld);
+      second_conv_planes(conv2, post2, mid, produce1, n, z, count, planes);
+    }
+}
+
 // A producer of conv's output planes for a PlaneRing: one plane, or a Winograd conv's pair.
 template <class T>
 auto conv_plane_producer(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, TensorView<const T> in) {
@@ -251,13 +269,7 @@ struct DenseLayerConvs<Cpu, T> {
         const TensorView<const T> in_plane(in.voxel(n, z, 0, 0), Dims{1, 1, in.dims.h, in.dims.w, in.dims.c}, in.ld);
         conv1.forward(in_plane, plane, pre1, post1);
       };
-      const Dims od = out.dims;
-      for (Index n = 0; n < od.n; ++n)
-        for (Index z = 0; z < od.d; z += pairs ? 2 : 1) {
-          const Index count = pairs ? std::min<Index>(2, od.d - z) : 1;
-          const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, count, od.h, od.w, od.c}, out.ld);
-          cpu::second_conv_planes(conv2, post2, ring, produce1, n, z, count, planes);
-        }
+      cpu::second_conv_output(conv2, post2, ring, produce1, out);
     }
   }
 };
@@ -312,13 +324,7 @@ struct SpatialConvPair<Cpu, T> {
       const bool pairs1 = conv1.winograd() != nullptr, pairs2 = conv2.winograd() != nullptr;
       cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(conv2.spec().geometry, pairs1, pairs2), pairs1);
       auto produce1 = cpu::conv_plane_producer(conv1, post1, in);
-      const Dims od = out.dims;
-      for (Index n = 0; n < od.n; ++n)
-        for (Index z = 0; z < od.d; z += pairs2 ? 2 : 1) {
-          const Index count = pairs2 ? std::min<Index>(2, od.d - z) : 1;
-          const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, count, od.h, od.w, od.c}, out.ld);
-          cpu::second_conv_planes(conv2, post2, mid, produce1, n, z, count, planes);
-        }
+      cpu::second_conv_output(conv2, post2, mid, produce1, out);
     }
   }
 };
