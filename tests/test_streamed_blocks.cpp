@@ -49,86 +49,71 @@ void attach_winograd(Conv3d<Cpu, T>& conv, const ConvSpec& spec, const std::vect
   if constexpr (std::is_same_v<T, float>) conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(spec, w, std::vector<double>{}));
 }
 
+// A case's two 3x3x3 convs (Winograd attached as the case says), their epilogues and input, from seeds.
+template <class T>
+struct ConvPairSetup {
+  ConvPairSetup(const Case& c, uint64_t seed)
+      : s1{c.in.c, c.mid, WindowGeometry::cube(3, 1, 1)}, s2{c.mid, c.out, WindowGeometry::cube(3, 1, 1)},
+        w1(random_values(size_t(c.mid * c.in.c * 27), seed)), w2(random_values(size_t(c.out * c.mid * 27), seed + 1)),
+        conv1(s1, w1), conv2(s2, w2), bn1(random_bn(c.mid, seed + 2)), bn2(random_bn(c.out, seed + 3)),
+        post1{c.bn ? &bn1 : nullptr, true}, post2{c.bn ? &bn2 : nullptr, true},
+        in(device<Cpu, T>(random_array(c.in, seed + 4))) {
+    if (c.wino1) attach_winograd(conv1, s1, w1);
+    if (c.wino2) attach_winograd(conv2, s2, w2);
+  }
+  ConvPairSetup(const ConvPairSetup&) = delete;  // post1/post2 point at bn1/bn2
+  ConvSpec s1, s2;
+  std::vector<double> w1, w2;
+  Conv3d<Cpu, T> conv1, conv2;
+  BatchNorm3d<Cpu, T> bn1, bn2;
+  Activation<Cpu, T> post1, post2;
+  Tensor<Cpu, T> in;
+};
+
 }  // namespace
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(conv_pair_maxpool_matches_composition, T, Scalars) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(conv_pairs_match_composition, T, Scalars) {
+  // Per case, the composition (both activations whole) against ConvPairMaxPool (both convs streamed, then
+  // the pool) and SpatialConvPair (conv1 streamed, conv2's output whole), each written into a channel
+  // slice of a wider buffer.
   int ran = 0;
   for (const Case& c : cases()) {
     if (!std::is_same_v<T, float> && (c.wino1 || c.wino2)) continue;  // double keeps the direct conv
-    BOOST_TEST_CONTEXT("conv pair+maxpool on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out
-                                               << ", winograd " << c.wino1 << "/" << c.wino2) {
-      const auto k3 = WindowGeometry::cube(3, 1, 1);
-      const ConvSpec s1{c.in.c, c.mid, k3}, s2{c.mid, c.out, k3};
-      const auto w1 = random_values(size_t(c.mid * c.in.c * 27), 71), w2 = random_values(size_t(c.out * c.mid * 27), 72);
-      Conv3d<Cpu, T> conv1(s1, w1), conv2(s2, w2);
-      if (c.wino1) attach_winograd(conv1, s1, w1);
-      if (c.wino2) attach_winograd(conv2, s2, w2);
-      const BatchNorm3d<Cpu, T> bn1(random_bn(c.mid, 73)), bn2(random_bn(c.out, 74));
-      const Activation<Cpu, T> post1{c.bn ? &bn1 : nullptr, true}, post2{c.bn ? &bn2 : nullptr, true};
+    BOOST_TEST_CONTEXT("conv pair on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out << ", winograd "
+                                       << c.wino1 << "/" << c.wino2) {
+      const ConvPairSetup<T> p(c, 71);
       const MaxPool3d<Cpu, T> pool(c.pool);
-      auto in = device<Cpu, T>(random_array(c.in, 75));
-      // The composition: both activations whole.
-      Tensor<Cpu, T> mid(conv1.output_dims(c.in));
-      conv1.forward(in.view(), mid.view(), {}, post1);
-      Tensor<Cpu, T> full(conv2.output_dims(mid.dims()));
-      conv2.forward(mid.view(), full.view(), {}, post2);
-      Tensor<Cpu, T> want(pool.output_dims(full.dims()));
-      pool.forward(full.view(), want.view());
-      // The streamed op, into a channel slice of a wider buffer.
-      Dims od = want.dims();
-      od.c += c.extra_channels;
-      Tensor<Cpu, T> got(od);
-      got.set_zero();
-      ConvPairMaxPool<Cpu, T>::forward(conv1, post1, conv2, post2, pool, in.view(), got.view().channels(0, c.out));
-      const auto got_slice = host<Cpu, T>(got.view().channels(0, c.out));
-      const auto want_all = host<Cpu, T>(want.view());
-      // Same kernels per plane as per tensor: equal up to the generic kernels' row blocking (1 ulp).
-      BOOST_TEST(relative_error(got_slice, std::vector<double>(want_all.begin(), want_all.end())) <= tolerance<T>());
-      if (c.extra_channels > 0) {
-        const auto rest = host<Cpu, T>(got.view().channels(c.out, c.extra_channels));
-        BOOST_TEST((rest == std::vector<T>(rest.size(), T(0))), "channels outside the slice were written");
-      }
-      ++ran;
-    }
-  }
-  BOOST_TEST(ran >= 3);
-}
-
-BOOST_AUTO_TEST_CASE_TEMPLATE(spatial_conv_pair_matches_composition, T, Scalars) {
-  // The same shapes without the pool: conv1 streamed through its ring, conv2's output whole.
-  int ran = 0;
-  for (const Case& c : cases()) {
-    if (!std::is_same_v<T, float> && (c.wino1 || c.wino2)) continue;  // double keeps the direct conv
-    BOOST_TEST_CONTEXT("spatial conv pair on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out
-                                               << ", winograd " << c.wino1 << "/" << c.wino2) {
-      const auto k3 = WindowGeometry::cube(3, 1, 1);
-      const ConvSpec s1{c.in.c, c.mid, k3}, s2{c.mid, c.out, k3};
-      const auto w1 = random_values(size_t(c.mid * c.in.c * 27), 91), w2 = random_values(size_t(c.out * c.mid * 27), 92);
-      Conv3d<Cpu, T> conv1(s1, w1), conv2(s2, w2);
-      if (c.wino1) attach_winograd(conv1, s1, w1);
-      if (c.wino2) attach_winograd(conv2, s2, w2);
-      const BatchNorm3d<Cpu, T> bn1(random_bn(c.mid, 93)), bn2(random_bn(c.out, 94));
-      const Activation<Cpu, T> post1{c.bn ? &bn1 : nullptr, true}, post2{c.bn ? &bn2 : nullptr, true};
-      auto in = device<Cpu, T>(random_array(c.in, 95));
-      Tensor<Cpu, T> mid(conv1.output_dims(c.in));
-      conv1.forward(in.view(), mid.view(), {}, post1);
-      Tensor<Cpu, T> want(conv2.output_dims(mid.dims()));
-      conv2.forward(mid.view(), want.view(), {}, post2);
-      Dims od = want.dims();
-      od.c += c.extra_channels;
-      Tensor<Cpu, T> got(od);
-      got.set_zero();
-      SpatialConvPair<Cpu, T>::forward(conv1, post1, conv2, post2, in.view(), got.view().channels(0, c.out));
-      const auto got_slice = host<Cpu, T>(got.view().channels(0, c.out));
-      const auto want_all = host<Cpu, T>(want.view());
-      double scale = 0;
-      for (T v : want_all) scale = std::max(scale, double(std::abs(v)));
-      BOOST_TEST(scale > 0, "the output is all zeros, the comparison would prove nothing");
-      BOOST_TEST(relative_error(got_slice, std::vector<double>(want_all.begin(), want_all.end())) <= tolerance<T>());
-      if (c.extra_channels > 0) {
-        const auto rest = host<Cpu, T>(got.view().channels(c.out, c.extra_channels));
-        BOOST_TEST((rest == std::vector<T>(rest.size(), T(0))), "channels outside the slice were written");
-      }
+      Tensor<Cpu, T> mid(p.conv1.output_dims(c.in));
+      p.conv1.forward(p.in.view(), mid.view(), {}, p.post1);
+      Tensor<Cpu, T> full(p.conv2.output_dims(mid.dims()));
+      p.conv2.forward(mid.view(), full.view(), {}, p.post2);
+      Tensor<Cpu, T> pooled(pool.output_dims(full.dims()));
+      pool.forward(full.view(), pooled.view());
+      // `run` writes the op's output into channels [0, c.out) of a zeroed buffer c.extra_channels wider.
+      auto check = [&](const char* op, const Tensor<Cpu, T>& want, auto&& run) {
+        Dims od = want.dims();
+        od.c += c.extra_channels;
+        Tensor<Cpu, T> got(od);
+        got.set_zero();
+        run(got.view().channels(0, c.out));
+        const auto got_slice = host<Cpu, T>(got.view().channels(0, c.out));
+        const auto want_all = host<Cpu, T>(want.view());
+        double scale = 0;
+        for (T v : want_all) scale = std::max(scale, double(std::abs(v)));
+        BOOST_TEST(scale > 0, op << ": the output is all zeros, the comparison would prove nothing");
+        // Same kernels per plane as per tensor: equal up to the generic kernels' row blocking (1 ulp).
+        BOOST_TEST(relative_error(got_slice, std::vector<double>(want_all.begin(), want_all.end())) <= tolerance<T>(), op);
+        if (c.extra_channels > 0) {
+          const auto rest = host<Cpu, T>(got.view().channels(c.out, c.extra_channels));
+          BOOST_TEST((rest == std::vector<T>(rest.size(), T(0))), op << ": channels outside the slice were written");
+        }
+      };
+      check("ConvPairMaxPool", pooled, [&](TensorView<T> out) {
+        ConvPairMaxPool<Cpu, T>::forward(p.conv1, p.post1, p.conv2, p.post2, pool, p.in.view(), out);
+      });
+      check("SpatialConvPair", full, [&](TensorView<T> out) {
+        SpatialConvPair<Cpu, T>::forward(p.conv1, p.post1, p.conv2, p.post2, p.in.view(), out);
+      });
       ++ran;
     }
   }

@@ -17,7 +17,9 @@ if(VOLFEAT_WITH_CUDA)
     set(cu ${CMAKE_CURRENT_BINARY_DIR}/cuda/${name}.cu)
     file(CONFIGURE OUTPUT ${cu} CONTENT "#include \"${CMAKE_CURRENT_SOURCE_DIR}/${source}\"\n")
     add_executable(${name} ${cu})
-    target_link_libraries(${name} PRIVATE volfeat::volfeat volfeat::cuda Boost::unit_test_framework ${ARG_LIBS})
+    # The Cpu kernels (the tests' reference) from volfeat_kernels: nvcc need not compile them again.
+    target_link_libraries(${name} PRIVATE volfeat::volfeat volfeat::cuda Boost::unit_test_framework ${ARG_LIBS}
+      $<TARGET_NAME_IF_EXISTS:volfeat_kernels>)
     target_compile_definitions(${name} PRIVATE BOOST_TEST_DYN_LINK
       VOLFEAT_TEST_DATA="${VOLFEAT_TEST_DATA}" VOLFEAT_SHARED_DIR="${VOLFEAT_SHARED_DIR}"
       VOLFEAT_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
