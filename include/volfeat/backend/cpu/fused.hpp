@@ -238,8 +238,9 @@ auto conv_plane_producer(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, Te
 
 // conv1 (pointwise) runs one plane at a time into a ring of conv2's window depth (3 planes of the
 // 128-channel bottleneck for a 3x3x3 conv2, a PlaneRing over the caller's scratch), and conv2 computes
-// output plane z as soon as the ring holds every plane it reads, through Conv3d::forward_plane_rows. Every output value is computed
-// exactly as by the composition (same kernels, same k order), so the results are identical.
+// output plane z as soon as the ring holds every plane it reads, through Conv3d::forward_plane_rows.
+// Every output value is computed exactly as by the composition (same kernels, same k order), so the
+// results are identical.
 template <class T>
 inline constexpr bool kPlanewiseDenseLayer<Cpu, T> = Conv3d<Cpu, T>::kHasPlaneRows;
 

@@ -15,9 +15,6 @@
 //
 // The panel width (NV) is the ISA's choice (panel_vectors): weights packed for one set are read by
 // the same set, which cannot change within a process.
-#include <algorithm>
-#include <limits>
-
 //
 // Compiled in every translation unit (the default: header-only) or once. Every kernel variant of every
 // set is instantiated through select_kernel's tables, about 16 s of -O3 compile per translation unit
@@ -26,6 +23,9 @@
 // also defines VOLFEAT_KERNELS_IMPLEMENTATION before including this header and holds the kernels.
 // volfeat's own tests and programs build that way (CMake: VOLFEAT_COMPILE_KERNELS_ONCE, the
 // volfeat_kernels library). Mixing the two modes within one program breaks the one-definition rule.
+#include <algorithm>
+#include <limits>
+
 #include "volfeat/backend/cpu/gemm_types.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 

@@ -27,7 +27,8 @@ class PlaneRing {
   // one scratch for all their layers' rings), which must outlive the ring.
   PlaneRing(const Dims& d, Index slots, bool pairs, T* storage)
       : dims(d), ld(d.c), slots_(slots), pairs_(pairs), plane_(d.h * d.w * d.c),
-        owned_(storage ? HostArray<T>() : HostArray<T>(size_t(slots * plane_))), data_(storage ? storage : owned_.data()), held_(size_t(slots), -1) {
+        owned_(storage ? HostArray<T>() : HostArray<T>(size_t(slots * plane_))),
+        data_(storage ? storage : owned_.data()), held_(size_t(slots), -1) {
     if (slots < 1 || (pairs && slots % 2 != 0)) fail("plane ring: ", slots, " slots for ", pairs ? "pairs" : "planes");
   }
   PlaneRing(const PlaneRing&) = delete;
