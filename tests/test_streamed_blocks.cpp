@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE(vgg19_paper_taps_fused_equals_unfused) {
   // conv5_4 whole; the convs before each run as spatial pairs (the first streamed), the rest of the
   // blocks as conv pair + pool. Every tap equals the unfused network's.
   const Network<Cpu, float> net(seeded_random_weights("vgg19", 3));
-  const Dims xd{1, 32, 32, 32, 1};
+  const Dims xd{1, 16, 16, 16, 1};  // block 5 at 1^3: features.35 comes before the fifth pool
   const std::vector<std::string> taps{"features.8", "features.22", "features.35"};
   const Graph& g = net.graph();
   std::vector<bool> want(g.nodes().size(), false);
