@@ -16,8 +16,9 @@
 #include <string>
 
 #include "volfeat/core/error.hpp"
+#include "volfeat/core/x86.hpp"
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#if VOLFEAT_X86_TARGETS
 #include <immintrin.h>
 #define VOLFEAT_HAVE_SHA_NI 1
 #else

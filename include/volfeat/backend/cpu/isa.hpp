@@ -15,14 +15,9 @@
 #include <string>
 
 #include "volfeat/core/error.hpp"
+#include "volfeat/core/x86.hpp"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define VOLFEAT_X86 1
-#else
-#define VOLFEAT_X86 0
-#endif
-
-#if VOLFEAT_X86 && (defined(__GNUC__) || defined(__clang__))
+#if VOLFEAT_X86_TARGETS
 // The attributes the kernel variants are compiled under (the instructions inside may exceed the
 // build's -march; they only run when cpu_isa() chose that variant).
 #define VOLFEAT_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
