@@ -229,6 +229,37 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
   BOOST_TEST((winograd_mode_from_env() == WinogradMode::kAuto));
 }
 
+BOOST_AUTO_TEST_CASE(make_builds_the_chosen_algorithm_from_the_start) {
+  // The network's path (ConvAlgorithm::make: Winograd built without packing the direct weights) equals
+  // the conv built direct and switched to Winograd afterwards (choose), and make's direct conv equals
+  // Conv3d's; odd extents, a bias, a fused BN+ReLU pre-activation.
+  const ConvSpec spec{16, 20, WindowGeometry::cube(3, 1, 1)};
+  const Dims xd{1, 5, 7, 6, 16};
+  const ref::Array5 x = random_array(xd, 31);
+  const auto wd = random_values(size_t(spec.weight_count()), 32), bd = random_values(20, 33);
+  const std::vector<float> w(wd.begin(), wd.end()), b(bd.begin(), bd.end());
+  const BatchNorm3d<Cpu, float> bn(random_bn(16, 34));
+  auto in = device<Cpu, float>(x);
+  const Dims od = spec.output_dims(xd);
+  auto run = [&](const Conv3d<Cpu, float>& c) {
+    Tensor<Cpu, float> y(od);
+    c.forward(in.view(), y.view(), {&bn, true});
+    return host<Cpu, float>(y.view());
+  };
+  for (WinogradMode mode : {WinogradMode::kAll, WinogradMode::kOff}) {
+    const auto made = ConvAlgorithm<Cpu, float>::make(spec, w, b, mode);
+    Conv3d<Cpu, float> chosen(spec, w.data(), w.size(), b.data(), b.size());
+    ConvAlgorithm<Cpu, float>::choose(chosen, w, b, mode);
+    BOOST_TEST((made->winograd() != nullptr) == (mode == WinogradMode::kAll));
+    BOOST_TEST((chosen.winograd() != nullptr) == (mode == WinogradMode::kAll));
+    BOOST_TEST(relative_error(run(*made), run(chosen)) == 0.0);
+  }
+  // A Winograd conv of another layer is refused.
+  const auto other = std::make_shared<const cpu::Winograd3d<float>>(ConvSpec{16, 20, WindowGeometry::cube(3, 1, 0)}, w, b);
+  using WinogradConv = Conv3d<Cpu, float>;
+  BOOST_CHECK_THROW(WinogradConv(spec, other), Error);
+}
+
 namespace {
 
 // A network with random weights, built with VOLFEAT_WINOGRAD=mode.

@@ -38,6 +38,9 @@ struct WindowGeometry {
     return {{k, k, k}, {s, s, s}, {p, p, p}, {dil, dil, dil}};
   }
   Index taps() const { return kernel[0] * kernel[1] * kernel[2]; }
+  friend bool operator==(const WindowGeometry& a, const WindowGeometry& b) {
+    return a.kernel == b.kernel && a.stride == b.stride && a.padding == b.padding && a.dilation == b.dilation;
+  }
   // floor((n + 2p - dil*(k-1) - 1) / s) + 1, as torch.nn.Conv3d / MaxPool3d with ceil_mode=False.
   // Returns <= 0 when the window does not fit: callers turn that into a size error.
   Index out_extent(int axis, Index n) const {

@@ -288,10 +288,10 @@ class Network {
       const ConvSpec spec{w.shape[1], w.shape[0], n.window};
       const std::vector<float> no_bias;
       const std::vector<float>& bias = n.bias ? sd.at(n.name + ".bias").values : no_bias;
-      // Packed straight from the StateDict's floats (a double network widens each value exactly).
-      convs_[size_t(i)] = std::make_unique<Conv3d<Backend, T>>(spec, w.values.data(), w.values.size(), bias.data(), bias.size());
-      // Per layer: Winograd where it wins (Cpu), transformed from the same floats (in double).
-      ConvAlgorithm<Backend, T>::choose(*convs_[size_t(i)], w.values, bias);
+      // Per layer, the backend's algorithm (Cpu: Winograd where it wins, transformed in double, else
+      // the direct conv), built straight from the StateDict's floats (a double network widens each
+      // value exactly).
+      convs_[size_t(i)] = ConvAlgorithm<Backend, T>::make(spec, w.values, bias);
       if (release) {  // distinct tensors per conv: the map itself is only read meanwhile
         free_values(*release, n.name + ".weight");
         if (n.bias) free_values(*release, n.name + ".bias");

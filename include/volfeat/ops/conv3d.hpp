@@ -22,6 +22,9 @@ struct ConvSpec {
     const auto s = geometry.out_spatial(in.spatial());
     return {in.n, s[0], s[1], s[2], out_channels};
   }
+  friend bool operator==(const ConvSpec& a, const ConvSpec& b) {
+    return a.in_channels == b.in_channels && a.out_channels == b.out_channels && a.geometry == b.geometry;
+  }
   // 2 * MACs, the usual FLOP count for a forward pass.
   double flops(const Dims& in) const {
     const Dims o = output_dims(in);

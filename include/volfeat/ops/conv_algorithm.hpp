@@ -1,7 +1,9 @@
 #pragma once
-// The per-layer choice of a conv's algorithm, made by the network (nn/network.hpp) once per conv
-// after packing its weights. The default keeps the backend's direct conv; a backend specialises
-// ConvAlgorithm to attach a faster one where it wins (Cpu: 3D Winograd, backend/cpu/winograd3d_select.hpp).
+// The per-layer choice of a conv's algorithm, made by the network (nn/network.hpp) once per conv as
+// it builds the conv from its weights. The default builds the backend's direct conv; a backend
+// specialises ConvAlgorithm to build a faster one where it wins (Cpu: 3D Winograd,
+// backend/cpu/winograd3d_select.hpp).
+#include <memory>
 #include <vector>
 
 #include "volfeat/ops/conv3d.hpp"
@@ -10,7 +12,13 @@ namespace volfeat {
 
 template <class Backend, class T>
 struct ConvAlgorithm {
-  // weight: torch order (O, I, kD, kH, kW); bias: empty or O values (as given to the conv).
+  // weight: torch order (O, I, kD, kH, kW), float (a network's StateDict, read in place); bias: empty or
+  // O values.
+  static std::unique_ptr<Conv3d<Backend, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
+                                                 const std::vector<float>& bias) {
+    return std::make_unique<Conv3d<Backend, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size());
+  }
+  // The same choice for a conv already built with its direct weights (as given to the conv).
   template <class W>
   static void choose(Conv3d<Backend, T>& /*conv*/, const std::vector<W>& /*weight*/, const std::vector<W>& /*bias*/) {}
 };

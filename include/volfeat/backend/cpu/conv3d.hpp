@@ -70,6 +70,12 @@ class Conv3d<Cpu, T> {
     bias_.assign(bias, bias + bias_count);
     pack_weights(weight);
   }
+  // A conv that runs as Winograd from the start (ConvAlgorithm<Cpu, float>::make): no direct weights
+  // are packed, the Winograd conv holds the weights and the bias.
+  Conv3d(const ConvSpec& spec, std::shared_ptr<const cpu::Winograd3d<T>> winograd) : spec_(spec) {
+    if (!winograd || !(winograd->spec() == spec)) fail("conv3d: the Winograd conv given is not this layer's");
+    winograd_ = std::move(winograd);
+  }
 
   const ConvSpec& spec() const { return spec_; }
   Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }

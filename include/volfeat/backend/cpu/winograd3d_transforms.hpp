@@ -169,33 +169,50 @@ VOLFEAT_WINOGRAD_INLINE void output_tile(const T* m, Index pstride, int nl, Vec<
   }
 }
 
-// G g G^T along each axis of one 3x3x3 kernel g ((kd, kh, kw) order, float or double), in double: u
-// (64 points).
+// G g G^T along each axis of up to kKernelBatch 3x3x3 kernels at once, in double: g[b] is kernel b
+// ((kd, kh, kw) order, float or double), b < nb; u[xi][b] its 64 points (lanes b >= nb are zero). The
+// batch index is innermost so the compiler vectorises across kernels: a network's build transforms every
+// (c_out, c_in) pair of its 3x3x3 convs, DenseNet-121's 237 K kernels, and one kernel at a time it was a
+// quarter of a fresh process's fixed cost (bench/README.md, "The fixed cost of a fresh process").
+constexpr int kKernelBatch = 8;
+template <class W>
+void kernel_transform_batch(const W* const* g, int nb, double (&u)[kPoints][kKernelBatch]) {
+  constexpr int B = kKernelBatch;
+  // One axis: (g0, g1, g2) -> (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2), lane by lane.
+  auto line = [](const double* g0, const double* g1, const double* g2, double* u0, double* u1, double* u2,
+                 double* u3) {
+    for (int b = 0; b < B; ++b) {
+      u0[b] = g0[b];
+      u1[b] = 0.5 * (g0[b] + g1[b] + g2[b]);
+      u2[b] = 0.5 * (g0[b] - g1[b] + g2[b]);
+      u3[b] = g2[b];
+    }
+  };
+  double in[27][B];  // (kd, kh, kw) x kernel
+  for (int b = 0; b < B; ++b)
+    for (int k = 0; k < 27; ++k) in[k][b] = b < nb ? double(g[b][k]) : 0.0;
+  double a[3][3][4][B];  // (kd, kh, e) x kernel: along kw
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      const int k = (i * 3 + j) * 3;
+      line(in[k], in[k + 1], in[k + 2], a[i][j][0], a[i][j][1], a[i][j][2], a[i][j][3]);
+    }
+  double c[3][4][4][B];  // (kd, b, e) x kernel: along kh
+  for (int i = 0; i < 3; ++i)
+    for (int e = 0; e < 4; ++e) line(a[i][0][e], a[i][1][e], a[i][2][e], c[i][0][e], c[i][1][e], c[i][2][e], c[i][3][e]);
+  for (int k = 0; k < 4; ++k)  // (a, b, e) x kernel: along kd, into xi = (a*4 + b)*4 + e
+    for (int e = 0; e < 4; ++e)
+      line(c[0][k][e], c[1][k][e], c[2][k][e], u[k * 4 + e], u[(4 + k) * 4 + e], u[(8 + k) * 4 + e], u[(12 + k) * 4 + e]);
+}
+
+// One kernel's G g G^T (kernel_transform_batch with one lane): u (64 points).
 template <class W>
 std::array<double, kPoints> kernel_transform(const W* g) {
-  auto line = [](double g0, double g1, double g2, double* u, int stride) {
-    u[0] = g0;
-    u[stride] = 0.5 * (g0 + g1 + g2);
-    u[2 * stride] = 0.5 * (g0 - g1 + g2);
-    u[3 * stride] = g2;
-  };
-  double a[3][3][4];  // (kd, kh, e)
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) line(g[(i * 3 + j) * 3], g[(i * 3 + j) * 3 + 1], g[(i * 3 + j) * 3 + 2], a[i][j], 1);
-  double b[3][4][4];  // (kd, b, e)
-  for (int i = 0; i < 3; ++i)
-    for (int e = 0; e < 4; ++e) {
-      double col[4];
-      line(a[i][0][e], a[i][1][e], a[i][2][e], col, 1);
-      for (int k = 0; k < 4; ++k) b[i][k][e] = col[k];
-    }
+  double t[kPoints][kKernelBatch];
+  const W* one[1] = {g};
+  kernel_transform_batch(one, 1, t);
   std::array<double, kPoints> u{};
-  for (int k = 0; k < 4; ++k)
-    for (int e = 0; e < 4; ++e) {
-      double col[4];
-      line(b[0][k][e], b[1][k][e], b[2][k][e], col, 1);
-      for (int a2 = 0; a2 < 4; ++a2) u[size_t((a2 * 4 + k) * 4 + e)] = col[a2];
-    }
+  for (int xi = 0; xi < kPoints; ++xi) u[size_t(xi)] = t[xi][0];
   return u;
 }
 
