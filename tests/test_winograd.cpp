@@ -193,13 +193,12 @@ BOOST_AUTO_TEST_CASE(conv_maxpool_uses_plane_pairs) {
 }
 
 BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
-  const auto w = [](Index ci, Index co) { return std::vector<double>(size_t(ci * co * 27), 0.01); };
-  auto chosen = [&](Index ci, Index co, WindowGeometry g, WinogradMode mode) {
-    Conv3d<Cpu, float> c({ci, co, g}, std::vector<double>(size_t(ci * co * g.taps()), 0.01));
-    ConvAlgorithm<Cpu, float>::choose(c, std::vector<double>(size_t(ci * co * g.taps()), 0.01), {}, mode);
-    return c.winograd() != nullptr;
+  const auto w = [](Index ci, Index co, const WindowGeometry& g) {
+    return std::vector<float>(size_t(ci * co * g.taps()), 0.01f);
   };
-  (void)w;
+  auto chosen = [&](Index ci, Index co, WindowGeometry g, WinogradMode mode) {
+    return ConvAlgorithm<Cpu, float>::make({ci, co, g}, w(ci, co, g), {}, mode)->winograd() != nullptr;
+  };
   const auto k3 = WindowGeometry::cube(3, 1, 1);
   BOOST_TEST(chosen(128, 32, k3, WinogradMode::kAuto));   // DenseNet's conv2
   BOOST_TEST(chosen(64, 64, k3, WinogradMode::kAuto));    // VGG's conv1_2
@@ -213,9 +212,8 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
   BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(3, 1, 2, 2), WinogradMode::kAll)); // dilation 2
   BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(1), WinogradMode::kAll));
   // double keeps the direct conv.
-  Conv3d<Cpu, double> d({64, 64, k3}, w(64, 64));
-  ConvAlgorithm<Cpu, double>::choose(d, w(64, 64), {}, WinogradMode::kAll);
-  BOOST_TEST(d.winograd() == nullptr);
+  const auto d = ConvAlgorithm<Cpu, double>::make({64, 64, k3}, w(64, 64, k3), {}, WinogradMode::kAll);
+  BOOST_TEST(d->winograd() == nullptr);
 
   setenv("VOLFEAT_WINOGRAD", "0", 1);
   BOOST_TEST((winograd_mode_from_env() == WinogradMode::kOff));
@@ -231,8 +229,8 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
 
 BOOST_AUTO_TEST_CASE(make_builds_the_chosen_algorithm_from_the_start) {
   // The network's path (ConvAlgorithm::make: Winograd built without packing the direct weights) equals
-  // the conv built direct and switched to Winograd afterwards (choose), and make's direct conv equals
-  // Conv3d's; odd extents, a bias, a fused BN+ReLU pre-activation.
+  // the conv built direct and switched to Winograd afterwards (set_winograd), and make's direct conv
+  // equals Conv3d's; odd extents, a bias, a fused BN+ReLU pre-activation.
   const ConvSpec spec{16, 20, WindowGeometry::cube(3, 1, 1)};
   const Dims xd{1, 5, 7, 6, 16};
   const ref::Array5 x = random_array(xd, 31);
@@ -247,12 +245,12 @@ BOOST_AUTO_TEST_CASE(make_builds_the_chosen_algorithm_from_the_start) {
     return host<Cpu, float>(y.view());
   };
   for (WinogradMode mode : {WinogradMode::kAll, WinogradMode::kOff}) {
+    const bool wino = mode == WinogradMode::kAll;
     const auto made = ConvAlgorithm<Cpu, float>::make(spec, w, b, mode);
-    Conv3d<Cpu, float> chosen(spec, w.data(), w.size(), b.data(), b.size());
-    ConvAlgorithm<Cpu, float>::choose(chosen, w, b, mode);
-    BOOST_TEST((made->winograd() != nullptr) == (mode == WinogradMode::kAll));
-    BOOST_TEST((chosen.winograd() != nullptr) == (mode == WinogradMode::kAll));
-    BOOST_TEST(relative_error(run(*made), run(chosen)) == 0.0);
+    Conv3d<Cpu, float> direct(spec, w.data(), w.size(), b.data(), b.size());
+    if (wino) direct.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(spec, w, b));
+    BOOST_TEST((made->winograd() != nullptr) == wino);
+    BOOST_TEST(relative_error(run(*made), run(direct)) == 0.0);
   }
   // A Winograd conv of another layer is refused.
   const auto other = std::make_shared<const cpu::Winograd3d<float>>(ConvSpec{16, 20, WindowGeometry::cube(3, 1, 0)}, w, b);

@@ -18,9 +18,6 @@ struct ConvAlgorithm {
                                                  const std::vector<float>& bias) {
     return std::make_unique<Conv3d<Backend, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size());
   }
-  // The same choice for a conv already built with its direct weights (as given to the conv).
-  template <class W>
-  static void choose(Conv3d<Backend, T>& /*conv*/, const std::vector<W>& /*weight*/, const std::vector<W>& /*bias*/) {}
 };
 
 }  // namespace volfeat

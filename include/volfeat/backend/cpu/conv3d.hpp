@@ -73,8 +73,7 @@ class Conv3d<Cpu, T> {
   // A conv that runs as Winograd from the start (ConvAlgorithm<Cpu, float>::make): no direct weights
   // are packed, the Winograd conv holds the weights and the bias.
   Conv3d(const ConvSpec& spec, std::shared_ptr<const cpu::Winograd3d<T>> winograd) : spec_(spec) {
-    if (!winograd || !(winograd->spec() == spec)) fail("conv3d: the Winograd conv given is not this layer's");
-    winograd_ = std::move(winograd);
+    set_winograd(std::move(winograd));
   }
 
   const ConvSpec& spec() const { return spec_; }
@@ -148,13 +147,13 @@ class Conv3d<Cpu, T> {
   }
   static constexpr bool kHasPlaneRows = kFast;
 
-  // The hook of Winograd F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp): attached per layer by the
-  // network where it wins (winograd3d_select.hpp), then forward, forward_plane and forward_plane_rows
-  // run it.
-  // One way: every path then runs Winograd, so the direct weights are freed (they were 51 MB of
-  // ResNet-50's 3D convs beside Winograd's 120 MB).
+  // The hook of Winograd F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp): the network builds its convs
+  // with it where it wins (ConvAlgorithm::make, winograd3d_select.hpp), then forward, forward_plane and
+  // forward_plane_rows run it.
+  // One way: every path then runs Winograd, so direct weights packed before are freed (they were 51 MB
+  // of ResNet-50's 3D convs beside Winograd's 120 MB).
   void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) {
-    if (!w) fail("conv3d: set_winograd needs a Winograd conv");
+    if (!w || !(w->spec() == spec_)) fail("conv3d: the Winograd conv given is not this layer's");
     winograd_ = std::move(w);
     panel_store_ = cpu::AlignedFloats();
     packed_ = RowMatrix();

@@ -62,8 +62,9 @@ bool uses_winograd(const ConvSpec& s, WinogradMode mode) {
 
 template <class T>
 struct ConvAlgorithm<Cpu, T> {
-  // A Winograd conv never packs its direct weights: DenseNet-121's 58 3x3x3 convs packed them and
-  // dropped them again, 6 % of a fresh process's fixed cost with their page faults (Zen 3, perf).
+  // A Winograd conv never packs its direct weights: the network used to pack them and drop them again
+  // (DenseNet-121: 58 of its 120 convs), part of the 6 % of a fresh process's samples in packing
+  // (Zen 3, perf, bench/README.md "The fixed cost of a fresh process").
   static std::unique_ptr<Conv3d<Cpu, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
                                               const std::vector<float>& bias,
                                               WinogradMode mode = winograd_mode_from_env()) {
@@ -72,14 +73,6 @@ struct ConvAlgorithm<Cpu, T> {
         return std::make_unique<Conv3d<Cpu, T>>(spec, std::make_shared<const cpu::Winograd3d<T>>(spec, weight, bias));
     }
     return std::make_unique<Conv3d<Cpu, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size());
-  }
-  template <class W>
-  static void choose(Conv3d<Cpu, T>& conv, const std::vector<W>& weight, const std::vector<W>& bias,
-                     WinogradMode mode = winograd_mode_from_env()) {
-    if constexpr (std::is_same_v<T, float>) {
-      if (uses_winograd<T>(conv.spec(), mode))
-        conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(conv.spec(), weight, bias));
-    }
   }
 };
 
