@@ -5,7 +5,7 @@
 # CMakeLists.txt), builds the volfeat CLI, the tests and the fuzz replayers with -j${VOLFEAT_JOBS:-2},
 # then runs every ctest test, ${VOLFEAT_JOBS:-2} at a time, with --output-on-failure. Any ASan or
 # UBSan report fails its test (halt_on_error, tests/CMakeLists.txt), also in the CLI runs of the
-# python tests. Left out because no test runs them: the benchmarks and volfeat-thrust-omp. Extra
+# python tests. Left out because no test runs them: the benchmarks and volfeat-thrust-omp (off by default anyway). Extra
 # arguments after BUILD_DIR go to ctest (e.g. -R thrust). Exits with ctest's status; prints the
 # build and test times. .ci/run runs it after the normal suite.
 set -euo pipefail
