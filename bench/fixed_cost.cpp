@@ -3,9 +3,12 @@
 //   volfeat_fixed_cost [--arch a,b,c] [--weights-dir DIR] [--ct FILE.nii.gz] [--reps N] [--threads T]
 //
 // Per architecture (default densenet121,vgg19,resnet50), each phase --reps times (median, min-max, seconds):
-//   generate   seeded_random_weights(arch, 0): volfeat's seeded random network
-//   load       read_weights_file(DIR/ARCH.npz): read, hash, check and (a 2D torchvision export) inflate
-//   build      Network<Cpu, float>(state, kReleaseWeights): validate and pack every conv, as the CLI does
+//   generate   seeded_random_weights(arch, 0): volfeat's seeded random network, its conv kernels
+//              computed up front (kNow), and deferred to the build as the CLI does (kOnUse)
+//   load       read_weights_file(DIR/ARCH.npz): read, hash, check and (a 2D torchvision export) inflate,
+//              its kernels deferred to the build as the CLI does (kOnUse)
+//   build      Network<Cpu, float>(state, kReleaseWeights): validate, compute deferred kernels and pack
+//              every conv, as the CLI does
 //   generate, previous Box-Muller: the generator used before, for the ratio in the same run
 // and with --ct, the stages of prepare on that file: its gzip stream inflated whole by zlib and by
 // libdeflate (io/gz.hpp), read as float (read_nifti_float), normalised to the network input.
@@ -110,7 +113,9 @@ StateDict box_muller_state_dict(const std::string& arch, uint64_t seed) {
   return sd;
 }
 
-void check_weights(const StateDict& sd) {
+// (Deferred kernels are computed in a copy: the timed build computes them again from the original.)
+void check_weights(StateDict sd) {
+  materialize(sd);
   for (const auto& [k, p] : sd.params)
     for (auto v : p.values)
       if (!std::isfinite(v)) fail(sd.origin, ": ", k, " holds a non-finite value");
@@ -162,6 +167,11 @@ int main(int argc, char** argv) {
       check_weights(sds.back());
       row(arch, "build (seeded random)", build());
       check_network(*nets.back());
+      row(arch, "generate (seeded random, deferred)",
+          generate([&] { return seeded_random_weights(arch, 0, 1, TensorValues::kOnUse); }));
+      check_weights(sds.back());
+      row(arch, "build (seeded random, deferred)", build());
+      check_network(*nets.back());
       const std::string file = weights_dir + "/" + arch + ".npz";
       if (weights_dir.empty()) continue;
       if (!std::filesystem::exists(file)) {
@@ -169,7 +179,7 @@ int main(int argc, char** argv) {
         continue;
       }
       row(arch, "load (" + std::filesystem::path(file).filename().string() + ")",
-          generate([&] { return read_weights_file(file, {}).state; }));
+          generate([&] { return read_weights_file(file, {}, true, TensorValues::kOnUse).state; }));
       check_weights(sds.back());
       row(arch, "build (loaded)", build());
       check_network(*nets.back());

@@ -3,10 +3,12 @@
 // every conv of DenseNet-121, ResNet-18 and VGG-11 has the kaiming std of its family's fan; value i is
 // float(std * normal i), the same for 1, 2 and 3 threads; seeds and tensors draw different values. And
 // Conv3d's float constructor packs exactly what its double one does. And the CLI's weights reader skips
-// the head tensors it never uses.
+// the head tensors it never uses. And deferred conv kernels (TensorValues::kOnUse: seeded, inflated, read
+// in place from a mapped export) are the kernels computed up front, bit for bit.
 #define BOOST_TEST_MODULE weights_init
 #include <omp.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <filesystem>
@@ -16,6 +18,8 @@
 
 #include "support/paths.hpp"
 #include "volfeat/backend/cpu.hpp"
+#include "volfeat/nn/network.hpp"
+#include "volfeat/nn/taps.hpp"
 #include "volfeat/weights/inflate.hpp"
 #include "volfeat/weights/load.hpp"
 #include "volfeat/weights/seeded_normal.hpp"
@@ -215,4 +219,110 @@ BOOST_AUTO_TEST_CASE(the_weights_reader_skips_the_head_and_hashes_once) {
   BOOST_TEST(w.state.params.size() == reference.params.size());
   for (const auto& [key, p] : reference.params) BOOST_TEST(w.state.at(key).values == p.values, key);
   BOOST_TEST(state_dict_meta(w.state)["source_sha256"].get<std::string>() == w.sha256);
+}
+
+// Deferred conv kernels (TensorValues::kOnUse): seeded and inflated kernels computed when the network
+// packs them are the kernels computed up front, bit for bit, for every inflation scheme and stem rule; a
+// network built from them gives the same outputs; and its build lets go of what they were computed from.
+BOOST_AUTO_TEST_CASE(deferred_kernels_are_the_kernels_computed_up_front) {
+  auto expect_same = [](const StateDict& now, StateDict later, const std::string& what) {
+    BOOST_TEST(now.params.size() == later.params.size(), what);
+    int deferred = 0;
+    for (const auto& [key, p] : later.params)
+      if (p.deferred()) {
+        ++deferred;
+        BOOST_TEST(p.values.empty(), what << " " << key);
+        BOOST_TEST(p.shape.size() == 5u, what << " " << key);  // only conv kernels wait
+      }
+    materialize(later);
+    BOOST_TEST(!later.source, what);
+    for (const auto& [key, p] : now.params) {
+      BOOST_TEST(!later.at(key).deferred(), what << " " << key);
+      BOOST_TEST(later.at(key).shape == p.shape, what << " " << key);
+      BOOST_TEST((later.at(key).values == p.values), what << " " << key);
+    }
+    return deferred;
+  };
+  for (const std::string arch : {"densenet121", "resnet18", "vgg11_bn"}) {
+    const int deferred = expect_same(random_state_dict(arch, 7), random_state_dict(arch, 7, 1, TensorValues::kOnUse),
+                                     "seeded " + arch);
+    int convs = 0;
+    const Graph graph = build_graph(arch);
+    for (const Node& n : graph.nodes()) convs += n.kind == OpKind::kConv;
+    BOOST_TEST(deferred == convs, arch);
+  }
+
+  // A synthetic 2D export of ResNet-18 (RGB stem), inflated by every single-network scheme and stem rule.
+  auto sd2 = std::make_shared<StateDict>();
+  sd2->origin = "synthetic resnet18 export";
+  const SeededNormals g(4, "export");
+  uint64_t at = 0;
+  for (const ParamSpec& p : build_graph("resnet18", 3).params(2)) {
+    Param param{p.shape, std::vector<float>(size_t(element_count(p.shape)))};
+    const bool variance = p.key.size() > 12 && p.key.compare(p.key.size() - 12, 12, ".running_var") == 0;
+    for (float& v : param.values) v = float(variance ? 0.5 + std::fabs(g.normal(at++)) : 0.1 * g.normal(at++));
+    sd2->params.emplace(p.key, std::move(param));
+  }
+  for (const auto& [scheme, s] : inflation_schemes()) {
+    if (!s.members.empty()) continue;
+    for (const StemRule stem : {StemRule::kSum, StemRule::kMean, StemRule::kRgb}) {
+      InflateOptions opt;
+      opt.scheme = scheme;
+      opt.stem = stem;
+      opt.axis = 'H';
+      opt.seed = 5;
+      const std::string what = scheme + " stem " + stem_rule_name(stem);
+      StateDict later = inflate_state_dict(sd2, opt, TensorValues::kOnUse);
+      // A shuffle draws across kernels in key order: computed up front, never deferred.
+      if (s.shuffle) BOOST_TEST(!later.source, what);
+      if (s.rule && !s.shuffle) BOOST_TEST(later.source.get() == sd2.get(), what);
+      expect_same(inflate_state_dict(*sd2, opt), std::move(later), what);
+    }
+  }
+
+  // From a file, as the CLI reads it: a stored float32 export's 2D kernels stay in the mapped file (in
+  // place), a deflated one's are copied out; either way the kernels are the ones computed up front.
+  const std::string dir = volfeat::test::test_data_dir() + "/weights_init_scratch";
+  std::filesystem::create_directories(dir);
+  for (const bool compress : {false, true}) {
+    const std::string path = dir + (compress ? "/resnet18_2d_deflated.npz" : "/resnet18_2d.npz");
+    NpzMap arrays;
+    for (const auto& [key, p] : sd2->params) arrays.emplace(key, NpyArray::from(p.shape, p.values.data()));
+    write_npz(path, arrays, compress);
+    InflateOptions opt;
+    opt.stem = StemRule::kMean;
+    const WeightsFile now = read_weights_file(path, opt);
+    const WeightsFile later = read_weights_file(path, opt, true, TensorValues::kOnUse);
+    BOOST_TEST(later.sha256 == now.sha256);
+    BOOST_REQUIRE(later.state.source);
+    int in_place = 0;
+    for (const auto& [key, p] : later.state.source->params) {
+      in_place += p.in_place ? 1 : 0;
+      if (p.in_place) BOOST_TEST(p.values.empty(), key);
+      BOOST_TEST(p.size() == size_t(element_count(p.shape)), key);
+    }
+    BOOST_TEST(in_place == (compress ? 0 : 20), path);  // ResNet-18's 20 convs (3 of them 1x1 shortcuts)
+    expect_same(now.state, later.state, path);
+  }
+
+  // A network packs deferred kernels as it would packed ones: same outputs, bit for bit. With
+  // kReleaseWeights its build drops the 2D export the kernels came from.
+  InflateOptions opt;
+  opt.stem = StemRule::kSum;
+  StateDict later = inflate_state_dict(sd2, opt, TensorValues::kOnUse);
+  const long holders = sd2.use_count();
+  const Network<Cpu, float> a(inflate_state_dict(*sd2, opt)), b(later, kReleaseWeights);
+  BOOST_TEST(!later.source);
+  BOOST_TEST(sd2.use_count() == holders - 1);
+  for (const auto& [key, p] : later.params) BOOST_TEST(!p.deferred(), key);
+  const Dims in{1, 32, 32, 32, 1};
+  std::vector<float> x(size_t(in.voxels()));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(g.normal(1u << 30 | i));
+  Recorder<Cpu, float> ra({"layer2"}), rb({"layer2"});
+  a.forward(TensorView<const float>{x.data(), in}, ra);
+  b.forward(TensorView<const float>{x.data(), in}, rb);
+  const std::vector<float>& ya = ra.at("layer2").data;
+  BOOST_TEST(!ya.empty());
+  BOOST_TEST((ya == rb.at("layer2").data));
+  BOOST_TEST(std::all_of(ya.begin(), ya.end(), [](float v) { return std::isfinite(v); }));
 }

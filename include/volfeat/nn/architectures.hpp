@@ -89,8 +89,8 @@ inline void validate_state_dict(const StateDict& sd, const Graph& g, int spatial
       fail(sd.origin, ": missing key ", s.key, " (expected shape ", shape_string(s.shape), ")");
     if (it->second.shape != s.shape)
       fail(sd.origin, ": key ", s.key, " has shape ", shape_string(it->second.shape), ", expected ", shape_string(s.shape));
-    if (static_cast<int64_t>(it->second.values.size()) != element_count(s.shape))
-      fail(sd.origin, ": key ", s.key, " holds ", it->second.values.size(), " values for shape ", shape_string(s.shape));
+    if (!it->second.deferred() && static_cast<int64_t>(it->second.size()) != element_count(s.shape))
+      fail(sd.origin, ": key ", s.key, " holds ", it->second.size(), " values for shape ", shape_string(s.shape));
   }
   for (const auto& [key, p] : sd.params)
     if (!expected.count(key) && !is_ignorable_key(family, key))

@@ -281,17 +281,23 @@ class Network {
       }
     }
     // Packing the weights is independent per conv: in parallel on host backends (DenseNet-121's 120
-    // convs took 0.2-0.5 s one after another).
-    auto make_conv = [&](int i) {
+    // convs took 0.2-0.5 s one after another). scratch: the calling thread's buffer for a deferred
+    // kernel, computed there and packed while it is still in cache; it is reused, so those kernels'
+    // values are never all written (TensorValues::kOnUse).
+    auto make_conv = [&](int i, std::vector<float>& scratch) {
       const Node& n = nodes[size_t(i)];
       const Param& w = sd.at(n.name + ".weight");
       const ConvSpec spec{w.shape[1], w.shape[0], n.window};
       const std::vector<float> no_bias;
       const std::vector<float>& bias = n.bias ? sd.at(n.name + ".bias").values : no_bias;
+      if (w.deferred()) {
+        scratch.resize(size_t(element_count(w.shape)));
+        w.compute(scratch.data());
+      }
       // Per layer, the backend's algorithm (Cpu: Winograd where it wins, transformed in double, else
       // the direct conv), built straight from the StateDict's floats (a double network widens each
       // value exactly).
-      convs_[size_t(i)] = ConvAlgorithm<Backend, T>::make(spec, w.values, bias);
+      convs_[size_t(i)] = ConvAlgorithm<Backend, T>::make(spec, w.deferred() ? scratch : w.values, bias);
       if (release) {  // distinct tensors per conv: the map itself is only read meanwhile
         free_values(*release, n.name + ".weight");
         if (n.bias) free_values(*release, n.name + ".bias");
@@ -303,24 +309,32 @@ class Network {
       // small ones. In node order ResNet-50's two 512x512x3^3 layer4 convs came last: 2 x 28 MB above
       // the packed network (peak RSS of its build 293 -> 268 MB, 2 threads, Zen 3).
       std::vector<size_t> weight_size(nodes.size(), 0);
-      for (int i : conv_nodes) weight_size[size_t(i)] = sd.at(nodes[size_t(i)].name + ".weight").values.size();
+      for (int i : conv_nodes) weight_size[size_t(i)] = size_t(element_count(sd.at(nodes[size_t(i)].name + ".weight").shape));
       std::stable_sort(conv_nodes.begin(), conv_nodes.end(),
                        [&](int a, int b) { return weight_size[size_t(a)] > weight_size[size_t(b)]; });
       std::string error;  // an exception must not leave an OpenMP region: the first is rethrown after it
-#pragma omp parallel for schedule(dynamic, 1)
-      for (size_t k = 0; k < conv_nodes.size(); ++k) {
-        try {
-          make_conv(conv_nodes[k]);
-        } catch (const std::exception& e) {
+#pragma omp parallel
+      {
+        std::vector<float> scratch;  // sized by the thread's first (largest) deferred kernel
+#pragma omp for schedule(dynamic, 1)
+        for (size_t k = 0; k < conv_nodes.size(); ++k) {
+          try {
+            make_conv(conv_nodes[k], scratch);
+          } catch (const std::exception& e) {
 #pragma omp critical(volfeat_network_build)
-          if (error.empty()) error = e.what();
+            if (error.empty()) error = e.what();
+          }
         }
       }
       if (!error.empty()) fail(error);
     } else {
-      for (int i : conv_nodes) make_conv(i);
+      std::vector<float> scratch;
+      for (int i : conv_nodes) make_conv(i, scratch);
     }
-    if (release) release_free_host_memory();  // what the packing did not reuse (free_values)
+    if (release) {
+      release->source.reset();    // every deferred kernel is packed: what they were computed from goes
+      release_free_host_memory();  // what the packing did not reuse (free_values)
+    }
   }
 
   // Frees one tensor's values; a large one's pages go back to the kernel at once. Under
@@ -331,10 +345,12 @@ class Network {
   // (discarding them too cost DenseNet-121's build 20 % more time and lowered nothing); what it did
   // not reuse goes back once the build is done.
   static void free_values(StateDict& sd, const std::string& key) {
-    std::vector<float>& v = sd.params.at(key).values;
+    Param& p = sd.params.at(key);
+    std::vector<float>& v = p.values;
     const size_t bytes = v.size() * sizeof(float);
     if (bytes >= kDiscardFromBytes) discard_host_pages(v.data(), bytes);
     std::vector<float>().swap(v);
+    p.compute = nullptr;
   }
   static constexpr size_t kDiscardFromBytes = size_t(1) << 20;
 

@@ -149,7 +149,8 @@ struct NetworkWeights {
   std::string description;
 };
 
-// The network of `member` (0 unless the scheme is an ensemble of several networks).
+// The network of `member` (0 unless the scheme is an ensemble of several networks). Its seeded or
+// inflated conv kernels are deferred: the network's build computes each where it packs it.
 inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_channels, size_t member = 0) {
   NetworkWeights w;
   InflateOptions inflate = scheme_members(o.inflate).at(member);
@@ -162,13 +163,13 @@ inline NetworkWeights load_network_weights(const ExtractOptions& o, int input_ch
     if (o.inflate_given && o.inflate.scheme != "random")
       fail("--inflate ", o.inflate.scheme, " inflates a 2D export: pass --weights (a torchvision export), or use "
            "--inflate random");
-    w.state = seeded_random_weights(o.arch, inflate.seed, input_channels);
+    w.state = seeded_random_weights(o.arch, inflate.seed, input_channels, TensorValues::kOnUse);
     w.kind = "random";
     w.description = std::string("volfeat's seeded random ") + o.arch + " (seed " + std::to_string(inflate.seed) +
                     "; no --weights given)";
     return w;
   }
-  WeightsFile file = read_weights_file(o.weights, inflate);
+  WeightsFile file = read_weights_file(o.weights, inflate, true, TensorValues::kOnUse);
   w.state = std::move(file.state);
   w.sha256 = std::move(file.sha256);
   if (o.inflate_given && file.file_dims == 3)

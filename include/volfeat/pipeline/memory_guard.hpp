@@ -290,6 +290,8 @@ ExtractSizes extract_sizes(const ExtractOptions& o, const PreparedVolume& v, con
   s.mode = o.mode;
   s.graph = &net.graph();
   for (const auto& [key, p] : w.state.params) s.state_dict_values += double(p.values.size());
+  if (w.state.source)  // what deferred kernels are computed from (a 2D export), held until they all are
+    for (const auto& [key, p] : w.state.source->params) s.state_dict_values += double(p.size());
   s.stop = 0;
   for (const auto& l : layers) s.stop = std::max(s.stop, net.node_of(l));
   s.taps = layers;

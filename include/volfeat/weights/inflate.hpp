@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -145,57 +146,40 @@ inline const InflationScheme& inflation_scheme(const std::string& name) {
 // weights ~ N(0, 2/fan) with fan = I*kD*kH*kW (fan_in, DenseNet) or O*kD*kH*kW (fan_out, VGG and
 // ResNet), as kaiming_normal_ does for each family; conv biases 0; BatchNorm weight 1, bias 0,
 // running mean 0, running var 1. Conv tensor `key` holds float(std * n_i), n_i the i-th value of the
-// normal stream (seed, key) of weights/seeded_normal.hpp, the same for any thread count, tensors filled
-// in parallel (DenseNet-121: 11.3 M values), each first touched by the thread that fills it.
-inline StateDict random_state_dict(const Graph& g, uint64_t seed) {
+// normal stream (seed, key) of weights/seeded_normal.hpp: the same whoever computes it, when and on
+// how many threads. kNow computes the kernels in parallel (DenseNet-121: 11.3 M values, materialize);
+// kOnUse leaves them to the network's build.
+inline StateDict random_state_dict(const Graph& g, uint64_t seed, TensorValues when = TensorValues::kNow) {
   StateDict sd;
   sd.origin = "seeded random init (" + g.arch() + ", seed " + std::to_string(seed) + ")";
-  const std::vector<ParamSpec> specs = g.params(3);
-  std::vector<Param*> slots(specs.size());
-  for (size_t k = 0; k < specs.size(); ++k) slots[k] = &sd.params.emplace(specs[k].key, Param{specs[k].shape, {}}).first->second;
-  // Largest first, so that the last tensor a thread takes is a small one.
-  std::vector<size_t> order(specs.size());
-  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return element_count(specs[a].shape) > element_count(specs[b].shape); });
   const bool fan_in = g.conv_init() == ConvInit::kFanIn;
-  // Each tensor is allocated (its pages first touched) by the thread that fills it. An exception must not
-  // leave the OpenMP region: the first (out of memory) is rethrown after it.
-  std::string error;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (size_t j = 0; j < order.size(); ++j) {
-    const ParamSpec& p = specs[order[j]];
-    std::vector<float>& v = slots[order[j]]->values;
-    try {
-      v.resize(size_t(element_count(p.shape)));
-    } catch (const std::exception& e) {
-#pragma omp critical(volfeat_random_init)
-      if (error.empty()) error = std::string("seeded random init: ") + e.what();
-      continue;
-    }
+  for (const ParamSpec& p : g.params(3)) {
+    Param& param = sd.params.emplace(p.key, Param{p.shape, {}, {}}).first->second;
     if (p.shape.size() == 5) {
       // fan_in = I*kD*kH*kW = count/O; fan_out = O*kD*kH*kW = count/I
-      const int64_t fan = element_count(p.shape) / (fan_in ? p.shape[0] : p.shape[1]);
-      const double std_dev = std::sqrt(2.0 / double(fan));
-      const SeededNormals normals(seed, p.key);
-      for (size_t i = 0; i < v.size(); ++i) v[i] = float(std_dev * normals.normal(i));
+      const int64_t count = element_count(p.shape);
+      const int64_t fan = count / (fan_in ? p.shape[0] : p.shape[1]);
+      param.compute = [std_dev = std::sqrt(2.0 / double(fan)), normals = SeededNormals(seed, p.key), count](float* v) {
+        for (int64_t i = 0; i < count; ++i) v[i] = float(std_dev * normals.normal(size_t(i)));
+      };
     } else {
       const auto leaf = p.key.substr(p.key.rfind('.') + 1);
-      std::fill(v.begin(), v.end(), (leaf == "weight" || leaf == "running_var") ? 1.0f : 0.0f);
+      param.values.assign(size_t(element_count(p.shape)), (leaf == "weight" || leaf == "running_var") ? 1.0f : 0.0f);
     }
   }
-  if (!error.empty()) fail(error);
+  if (when == TensorValues::kNow) materialize(sd);
   return sd;
 }
-inline StateDict random_state_dict(const std::string& arch, uint64_t seed, int64_t stem_in = 1) {
-  return random_state_dict(build_graph(arch, stem_in), seed);
+inline StateDict random_state_dict(const std::string& arch, uint64_t seed, int64_t stem_in = 1,
+                                   TensorValues when = TensorValues::kNow) {
+  return random_state_dict(build_graph(arch, stem_in), seed, when);
 }
 
 namespace detail {
 // inflate_kernel's loops, for one rule (a lambda the compiler inlines, or a function pointer).
-template <class V, class Rule>
-void inflate_kernel_values(const Shape& shape, const std::vector<V>& w2, int axis, const InflationScheme& s, Rule rule,
-                           float* w3) {
+// w2: the 2D values, indexable (const float*, const double*, FloatBytes).
+template <class Values, class Rule>
+void inflate_kernel_values(const Shape& shape, Values w2, int axis, const InflationScheme& s, Rule rule, float* w3) {
   const int64_t o = shape[0], in = shape[1], k = shape[2];
   // 3D strides (D, H, W) of the kernel's (p, q, t) for inflated axis 0, 1, 2: p and q keep their order in
   // the two axes left, t runs along the inflated one.
@@ -206,11 +190,11 @@ void inflate_kernel_values(const Shape& shape, const std::vector<V>& w2, int axi
   for (int64_t oc = 0; oc < o; ++oc) {
     const auto st = strides(s.channel_axis ? s.channel_axis(oc, o, axis) : axis);
     for (int64_t ic = 0; ic < in; ++ic) {
-      const V* src = w2.data() + (oc * in + ic) * k * k;  // (p, q)
-      float* dst = w3 + (oc * in + ic) * k * k * k;       // (D, H, W)
+      const int64_t src = (oc * in + ic) * k * k;     // (p, q) in w2
+      float* dst = w3 + (oc * in + ic) * k * k * k;  // (D, H, W)
       for (int64_t p = 0; p < k; ++p)
         for (int64_t q = 0; q < k; ++q) {
-          const double v = double(src[p * k + q]);
+          const double v = double(w2[size_t(src + p * k + q)]);
           for (int64_t t = 0; t < k; ++t) dst[p * st[0] + q * st[1] + t * st[2]] = float(rule(v, t, k));
         }
     }
@@ -221,20 +205,22 @@ void inflate_kernel_values(const Shape& shape, const std::vector<V>& w2, int axi
 // inflated axis, in order, and the rule fills the inflated one. w2: float (a 2D export) or double (a
 // collapsed stem); the rule runs in double and each value is rounded once to the StateDict's float.
 // The registry's two rules are inlined (through a function pointer, DenseNet-121's 11 M values took
-// 0.05 s of its 0.1 s load: perf put 38 % of inflation in the call and the rule).
-template <class V>
-Param inflate_kernel(const Shape& shape, const std::vector<V>& w2, int axis, const InflationScheme& s) {
-  const int64_t o = shape[0], in = shape[1], a = shape[2], b = shape[3];
-  const int64_t k = a;
-  if (a != b) fail("inflation: non-square kernel ", shape_string(shape));
-  Param w3{{o, in, k, k, k}, std::vector<float>(size_t(o * in * k * k * k))};
+// 0.05 s of its 0.1 s load: perf put 38 % of inflation in the call and the rule). The shape is checked
+// by inflated_shape, when the tensor is described.
+template <class Values>
+void inflate_kernel(const Shape& shape, Values w2, int axis, const InflationScheme& s, float* w3) {
   if (s.rule == &mean_rule)
-    inflate_kernel_values(shape, w2, axis, s, [](double v, Index t, Index n) { return mean_rule(v, t, n); }, w3.values.data());
+    inflate_kernel_values(shape, w2, axis, s, [](double v, Index t, Index n) { return mean_rule(v, t, n); }, w3);
   else if (s.rule == &centre_rule)
-    inflate_kernel_values(shape, w2, axis, s, [](double v, Index t, Index n) { return centre_rule(v, t, n); }, w3.values.data());
+    inflate_kernel_values(shape, w2, axis, s, [](double v, Index t, Index n) { return centre_rule(v, t, n); }, w3);
   else
-    inflate_kernel_values(shape, w2, axis, s, s.rule, w3.values.data());
-  return w3;
+    inflate_kernel_values(shape, w2, axis, s, s.rule, w3);
+}
+
+// (O, I, k, k, k) for a square 2D kernel (O, I, k, k); I is 1 for a stem collapsed to gray.
+inline Shape inflated_shape(const Shape& shape2d, int64_t in) {
+  if (shape2d[2] != shape2d[3]) fail("inflation: non-square kernel ", shape_string(shape2d));
+  return {shape2d[0], in, shape2d[2], shape2d[2], shape2d[2]};
 }
 
 // Fisher-Yates with volfeat's portable Rng.
@@ -246,13 +232,20 @@ inline void shuffle_values(std::vector<float>& v, Rng& rng) {
 // inflation rounds once) or kept (rgb).
 inline std::vector<double> collapse_stem(const Param& w, StemRule how, Shape& shape) {
   shape = w.shape;
-  if (how == StemRule::kRgb) return std::vector<double>(w.values.begin(), w.values.end());
+  std::vector<double> out;
   const int64_t o = w.shape[0], in = w.shape[1], area = w.shape[2] * w.shape[3];
+  w.with_values([&](auto v) {
+    if (how == StemRule::kRgb) {
+      for (size_t i = 0, n = w.size(); i < n; ++i) out.push_back(double(v[i]));
+      return;
+    }
+    out.assign(size_t(o * area), 0.0);
+    for (int64_t i = 0; i < o; ++i)
+      for (int64_t c = 0; c < in; ++c)
+        for (int64_t p = 0; p < area; ++p) out[size_t(i * area + p)] += double(v[size_t((i * in + c) * area + p)]);
+  });
+  if (how == StemRule::kRgb) return out;
   shape[1] = 1;
-  std::vector<double> out(size_t(o * area), 0.0);
-  for (int64_t i = 0; i < o; ++i)
-    for (int64_t c = 0; c < in; ++c)
-      for (int64_t p = 0; p < area; ++p) out[size_t(i * area + p)] += double(w.values[size_t((i * in + c) * area + p)]);
   if (how == StemRule::kMean)
     for (double& v : out) v /= double(in);
   return out;
@@ -260,8 +253,12 @@ inline std::vector<double> collapse_stem(const Param& w, StemRule how, Shape& sh
 }  // namespace detail
 
 // sd2d: a torchvision export (validated here). Returns a 3D state_dict (same keys, 5-D conv weights).
-inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions& opt) {
-  const Graph g = graph_of(sd2d);
+// kOnUse: the conv kernels are computed by the network's build, from sd2d, which the result holds
+// (`source`); kNow computes them here, in parallel. A shuffled scheme's permutation draws from one seeded
+// stream across the kernels in key order, so its kernels are always computed now.
+inline StateDict inflate_state_dict(std::shared_ptr<const StateDict> sd2d, const InflateOptions& opt,
+                                   TensorValues when = TensorValues::kNow) {
+  const Graph g = graph_of(*sd2d);
   const std::string stem = g.node(g.first_conv()).name + ".weight";
   const ArchFamily& family = arch_family(g.arch());
   const InflationScheme& scheme = inflation_scheme(opt.scheme);
@@ -270,53 +267,51 @@ inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions&
     fail("inflation scheme ", opt.scheme, " is an ensemble of ", scheme.members.size(),
          " networks: run each member (scheme_members) and combine their features");
   if (!scheme.rule) {
-    StateDict r = random_state_dict(g.arch(), opt.seed, stem_channels(opt.stem));
-    r.origin = sd2d.origin + " (architecture only) -> " + r.origin;
+    StateDict r = random_state_dict(g.arch(), opt.seed, stem_channels(opt.stem), when);
+    r.origin = sd2d->origin + " (architecture only) -> " + r.origin;
     return r;
   }
   StateDict sd3;
-  sd3.origin = sd2d.origin + " inflated " + opt.scheme + " along " + "DHW"[axis];
-  // Kernels are independent: inflated in parallel, each thread first-touching what it fills (the slots
-  // exist before, so the map is not modified meanwhile). The shuffle draws from one seeded stream in key
-  // order, after all are inflated, as before.
-  std::vector<std::string> keys;
-  for (const auto& [key, p] : sd2d.params) {
+  sd3.origin = sd2d->origin + " inflated " + opt.scheme + " along " + "DHW"[axis];
+  std::vector<std::string> kernels;
+  for (const auto& [key, p] : sd2d->params) {
     if (is_ignorable_key(family, key)) continue;
-    if (p.shape.size() == 4) {
-      keys.push_back(key);
-      sd3.params[key];
-    } else {
+    if (p.shape.size() != 4) {
       sd3.params.emplace(key, p);
+      continue;
+    }
+    kernels.push_back(key);
+    const Param* w2 = &p;  // in sd3.source, which outlives every computation
+    const InflationScheme* rule = &scheme;  // the registry's (static) entry
+    if (key == stem) {
+      const StemRule how = opt.stem;
+      sd3.params[key] = Param{detail::inflated_shape(p.shape, how == StemRule::kRgb ? p.shape[1] : 1), {},
+                              [w2, how, axis, rule](float* out) {
+                                Shape shape;
+                                const std::vector<double> collapsed = detail::collapse_stem(*w2, how, shape);
+                                detail::inflate_kernel(shape, collapsed.data(), axis, *rule, out);
+                              }};
+    } else {
+      sd3.params[key] = Param{detail::inflated_shape(p.shape, p.shape[1]), {},
+                              [w2, axis, rule](float* out) {
+                                w2->with_values([&](auto v) { detail::inflate_kernel(w2->shape, v, axis, *rule, out); });
+                              }};
     }
   }
-  // Largest first, so that the threads finish together (the shuffle below still goes in key order).
-  std::vector<std::string> by_size = keys;
-  std::stable_sort(by_size.begin(), by_size.end(), [&](const std::string& a, const std::string& b) {
-    return sd2d.params.at(a).values.size() > sd2d.params.at(b).values.size();
-  });
-  std::string error;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (size_t k = 0; k < by_size.size(); ++k) {
-    try {
-      const Param& p = sd2d.params.at(by_size[k]);
-      Param& out = sd3.params.at(by_size[k]);
-      if (by_size[k] == stem) {
-        Shape shape;
-        const std::vector<double> collapsed = detail::collapse_stem(p, opt.stem, shape);
-        out = detail::inflate_kernel(shape, collapsed, axis, scheme);
-      } else {
-        out = detail::inflate_kernel(p.shape, p.values, axis, scheme);
-      }
-    } catch (const std::exception& e) {
-#pragma omp critical(volfeat_inflate)
-      if (error.empty()) error = e.what();
-    }
-  }
-  if (!error.empty()) fail(error);
+  sd3.source = std::move(sd2d);
+  if (when == TensorValues::kNow || scheme.shuffle) materialize(sd3);
   if (scheme.shuffle) {
     Rng rng(opt.seed);
-    for (const auto& key : keys) detail::shuffle_values(sd3.params.at(key).values, rng);
+    for (const auto& key : kernels) detail::shuffle_values(sd3.params.at(key).values, rng);
   }
+  return sd3;
+}
+
+// The same for a StateDict the caller keeps: computed now (copying sd2d would cost more than that).
+inline StateDict inflate_state_dict(const StateDict& sd2d, const InflateOptions& opt) {
+  // A non-owning pointer: materialize() lets go of it before this returns.
+  StateDict sd3 = inflate_state_dict(std::shared_ptr<const StateDict>(&sd2d, [](const StateDict*) {}), opt,
+                                     TensorValues::kNow);
   return sd3;
 }
 

@@ -69,13 +69,20 @@ inline std::function<bool(const std::string&)> head_filter(const unsigned char* 
 // copy of it is made). skip_head: the head tensors of the detected family (a VGG export's 0.5 GB
 // classifier) keep their shapes but are not read (values empty, CRC unchecked): what the network never
 // uses costs nothing.
-inline StateDict read_state_dict(const std::string& path, bool skip_head = false) {
-  const MappedFile file(path);
+namespace detail {
+// read_state_dict, and with `in_place` a 2D export's conv kernels (4-D) that are stored float32 in C order
+// are not copied: they stay in the mapped file (Param::in_place, read at any alignment; CRC checked all
+// the same), for a deferred inflation that computes each 3D kernel from them (DenseNet-121's export:
+// 32 MB that a fresh process no longer copies). Everything else is read into values as before.
+inline StateDict read_state_dict(const std::string& path, bool skip_head, bool in_place) {
+  const auto file = std::make_shared<const MappedFile>(path);
+  const unsigned char* const begin = file->data();
+  const unsigned char* const end = begin + file->size();
   StateDict sd;
   sd.origin = path;
-  const auto head = skip_head ? detail::head_filter(file.data(), file.size(), path)
+  const auto head = skip_head ? detail::head_filter(begin, file->size(), path)
                               : std::function<bool(const std::string&)>([](const std::string&) { return false; });
-  visit_npz(file.data(), file.size(), path, true, [&](const NpzMember& m, auto read) {
+  visit_npz(begin, file->size(), path, true, [&](const NpzMember& m, auto read) {
     const NpyHeader& h = m.header;
     if (m.key == "volfeat_meta") {
       const auto bytes = volfeat::detail::npy_values<uint8_t>(h.dtype, h.shape, h.fortran_order, read(), h.data_bytes, m.where);
@@ -85,11 +92,23 @@ inline StateDict read_state_dict(const std::string& path, bool skip_head = false
     detail::check_weight_dtype(path, m.key, h.dtype);
     Param& param = sd.params[m.key];
     param.shape = h.shape;
-    if (!head(m.key))
-      param.values = volfeat::detail::npy_values<float>(h.dtype, h.shape, h.fortran_order, read(), h.data_bytes, m.where);
+    if (head(m.key)) return;
+    const unsigned char* data = read();
+    // Stored (the bytes lie in the mapping, not in an inflated copy) and sized right.
+    if (in_place && h.shape.size() == 4 && h.dtype == DType::F32 && !h.fortran_order && data >= begin &&
+        data + h.data_bytes <= end && h.data_bytes == size_t(element_count(h.shape)) * sizeof(float)) {
+      param.in_place = std::shared_ptr<const unsigned char>(file, data);
+      return;
+    }
+    param.values = volfeat::detail::npy_values<float>(h.dtype, h.shape, h.fortran_order, data, h.data_bytes, m.where);
   });
   if (!sd.meta_json.empty() && !nlohmann::json::accept(sd.meta_json)) fail(path, ": volfeat_meta is not valid JSON");
   return sd;
+}
+}  // namespace detail
+
+inline StateDict read_state_dict(const std::string& path, bool skip_head = false) {
+  return detail::read_state_dict(path, skip_head, false);
 }
 
 inline nlohmann::json state_dict_meta(const StateDict& sd) {
@@ -149,10 +168,12 @@ inline void check_weights_content(const StateDict& sd, const std::string& arch, 
          " input channels, expected 3 (RGB) or 1 (gray)");
   for (const auto& [k, p] : sd.params) {
     int64_t bad = 0;
-    for (float v : p.values) bad += std::isfinite(v) ? 0 : 1;
+    p.with_values([&](auto v) {
+      for (size_t i = 0, n = p.size(); i < n; ++i) bad += std::isfinite(v[i]) ? 0 : 1;
+    });
     if (bad)
       fail(sd.origin, ": key ", k, " holds ", bad, " NaN or infinite value", bad == 1 ? "" : "s", " (of ",
-           p.values.size(), "); the weights are corrupt");
+           p.size(), "); the weights are corrupt");
   }
   const nlohmann::json meta = state_dict_meta(sd);
   if (meta.is_object() && meta.contains("arch") && meta["arch"].is_string() && meta["arch"].get<std::string>() != arch)
@@ -171,17 +192,19 @@ struct WeightsFile {
 
 // The one entry point the CLI uses: a 3D file as it is, a 2D export (a plain torchvision
 // state_dict, architecture detected from its keys) inflated on load. The file is read once (mapped,
-// the head tensors skipped) while another thread hashes it.
-inline WeightsFile read_weights_file(const std::string& path, const InflateOptions& opt, bool hash = true) {
-  // The hash reads the file sequentially at ~0.2 GB/s here (DenseNet-121's export: 0.15 s, a third of
-  // its load time when it ran after the reading), so it runs beside the parsing. Without `hash`, a 3D
+// the head tensors skipped) while another thread hashes it. kOnUse: a 2D export's kernels are
+// inflated by the network's build, each where it is packed (TensorValues, nn/state_dict.hpp).
+inline WeightsFile read_weights_file(const std::string& path, const InflateOptions& opt, bool hash = true,
+                                     TensorValues when = TensorValues::kNow) {
+  // The hash reads the file sequentially (DenseNet-121's 32 MB export: 27 ms with SHA-NI, 0.15 s
+  // portable, Zen 3), so it runs beside the parsing. Without `hash`, a 3D
   // file is not hashed at all and a 2D one (whose inflated metadata names its source) afterwards.
   std::future<std::string> sha;
   if (hash) sha = std::async(std::launch::async, [&path] { return sha256_file(path); });
   auto digest = [&] { return sha.valid() ? sha.get() : sha256_file(path); };
   WeightsFile w;
   try {
-    StateDict sd = read_state_dict(path, true);
+    StateDict sd = detail::read_state_dict(path, true, when == TensorValues::kOnUse);
     w.file_dims = conv_spatial_dims(sd);
     const Graph g = graph_of(sd);
     check_weights_content(sd, g.arch(), w.file_dims);
@@ -190,9 +213,10 @@ inline WeightsFile read_weights_file(const std::string& path, const InflateOptio
       w.state = std::move(sd);
       return w;
     }
-    StateDict sd3 = inflate_state_dict(sd, opt);
+    const auto sd2 = std::make_shared<const StateDict>(std::move(sd));
+    StateDict sd3 = inflate_state_dict(sd2, opt, when);
     w.sha256 = digest();
-    w.state = with_inflation_meta(std::move(sd3), sd, opt, w.sha256);
+    w.state = with_inflation_meta(std::move(sd3), *sd2, opt, w.sha256);
     return w;
   } catch (...) {
     if (sha.valid()) sha.wait();  // the hasher reads `path` by reference
@@ -205,8 +229,9 @@ inline StateDict load_weights(const std::string& path, const InflateOptions& opt
 }
 
 // volfeat's seeded random network, when no weights are given.
-inline StateDict seeded_random_weights(const std::string& arch, uint64_t seed, int64_t stem_in = 1) {
-  StateDict sd = random_state_dict(arch, seed, stem_in);
+inline StateDict seeded_random_weights(const std::string& arch, uint64_t seed, int64_t stem_in = 1,
+                                       TensorValues when = TensorValues::kNow) {
+  StateDict sd = random_state_dict(arch, seed, stem_in, when);
   nlohmann::json meta{{"format", "volfeat-weights"}, {"dims", 3}, {"arch", arch}, {"scheme", "random"},
                       {"seed", seed}, {"generator", kSeededNormalGenerator}, {"weights_kind", "random"}};
   sd.meta_json = meta.dump();
