@@ -5,6 +5,9 @@
 // input is untrusted and fuzzed. Declared sizes are never allocated up front: output grows as
 // inflate actually produces it, and stops the moment it exceeds what the directory declared.
 #include <zlib.h>
+#if defined(VOLFEAT_HAVE_LIBDEFLATE) && VOLFEAT_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 
 #include <algorithm>
 #include <climits>
@@ -86,7 +89,13 @@ inline std::string display_name(const std::string& s) {
   return out;
 }
 
+// With libdeflate (volfeat's own programs: VOLFEAT_HAVE_LIBDEFLATE, io/gz.hpp) its CRC-32, 3x zlib's
+// speed here: 32 MB (DenseNet-121's export, checked on every load) in 3.4-4.2 ms against 10.8-14.3 ms
+// (Zen 3). The same checksum either way.
 inline uint32_t crc32_of(const unsigned char* p, uint64_t n) {
+#if defined(VOLFEAT_HAVE_LIBDEFLATE) && VOLFEAT_HAVE_LIBDEFLATE
+  return libdeflate_crc32(0, p, size_t(n));
+#else
   uLong crc = ::crc32(0L, Z_NULL, 0);
   while (n > 0) {
     const uInt take = static_cast<uInt>(std::min<uint64_t>(n, kZlibChunk));
@@ -95,6 +104,7 @@ inline uint32_t crc32_of(const unsigned char* p, uint64_t n) {
     n -= take;
   }
   return static_cast<uint32_t>(crc);
+#endif
 }
 
 }  // namespace detail
