@@ -168,12 +168,13 @@ inline void check_weights_content(const StateDict& sd, const std::string& arch, 
          " input channels, expected 3 (RGB) or 1 (gray)");
   for (const auto& [k, p] : sd.params) {
     int64_t bad = 0;
-    p.with_values([&](auto v) {
-      for (size_t i = 0, n = p.size(); i < n; ++i) bad += std::isfinite(v[i]) ? 0 : 1;
+    const size_t n = p.size();  // (a structured binding is not captured: C++17)
+    p.with_values([&bad, n](auto v) {
+      for (size_t i = 0; i < n; ++i) bad += std::isfinite(v[i]) ? 0 : 1;
     });
     if (bad)
-      fail(sd.origin, ": key ", k, " holds ", bad, " NaN or infinite value", bad == 1 ? "" : "s", " (of ",
-           p.size(), "); the weights are corrupt");
+      fail(sd.origin, ": key ", k, " holds ", bad, " NaN or infinite value", bad == 1 ? "" : "s", " (of ", n,
+           "); the weights are corrupt");
   }
   const nlohmann::json meta = state_dict_meta(sd);
   if (meta.is_object() && meta.contains("arch") && meta["arch"].is_string() && meta["arch"].get<std::string>() != arch)
