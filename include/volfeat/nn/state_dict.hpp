@@ -8,7 +8,6 @@
 // widen each value exactly when they pack it; a float64 file is rounded to float32 on load.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -55,14 +54,10 @@ struct Param {
   decltype(auto) with_values(F&& f) const;
 };
 
-// float32 values at any address, read as memcpy does (one unaligned load on x86).
+// float32 values at any address, read as npy.hpp reads them (load_le: one unaligned load on x86).
 struct FloatBytes {
   const unsigned char* p;
-  float operator[](size_t i) const {
-    float v;
-    std::memcpy(&v, p + i * sizeof(float), sizeof v);
-    return v;
-  }
+  float operator[](size_t i) const { return detail::load_le<float>(p + i * sizeof(float)); }
 };
 
 template <class F>
