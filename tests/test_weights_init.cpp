@@ -30,6 +30,22 @@ namespace {
 
 double phi(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 
+// A synthetic 2D torchvision export of `arch` (RGB stem): 0.1 x seeded normals, running variances
+// 0.5 + |normal| (so that a network built from it gives finite outputs).
+StateDict synthetic_export(const std::string& arch, uint64_t seed) {
+  StateDict sd;
+  sd.origin = "synthetic " + arch + " export";
+  const SeededNormals g(seed, "export");
+  uint64_t at = 0;
+  for (const ParamSpec& p : build_graph(arch, 3).params(2)) {
+    Param param{p.shape, std::vector<float>(size_t(element_count(p.shape)))};
+    const bool variance = p.key.size() > 12 && p.key.compare(p.key.size() - 12, 12, ".running_var") == 0;
+    for (float& v : param.values) v = float(variance ? 0.5 + std::fabs(g.normal(at++)) : 0.1 * g.normal(at++));
+    sd.params.emplace(p.key, std::move(param));
+  }
+  return sd;
+}
+
 struct ThreadCount {
   int saved = omp_get_max_threads();
   explicit ThreadCount(int n) { omp_set_num_threads(n); }
@@ -166,16 +182,14 @@ BOOST_AUTO_TEST_CASE(the_weights_reader_skips_the_head_and_hashes_once) {
   const std::string dir = volfeat::test::test_data_dir() + "/weights_init_scratch";
   std::filesystem::create_directories(dir);
   const std::string path = dir + "/vgg11_2d.npz";
-  StateDict sd;
-  sd.origin = "synthetic vgg11 export";
-  const SeededNormals g(9, "export");
+  StateDict sd = synthetic_export("vgg11", 9);
+  const SeededNormals g(9, "head");
   uint64_t at = 0;
   auto add = [&](const std::string& key, const Shape& shape) {
     Param p{shape, std::vector<float>(size_t(element_count(shape)))};
     for (float& v : p.values) v = float(0.1 * g.normal(at++));
     sd.params.emplace(key, std::move(p));
   };
-  for (const ParamSpec& p : build_graph("vgg11", 3).params(2)) add(p.key, p.shape);
   add("classifier.0.weight", {16, 8});
   add("classifier.0.bias", {16});
   write_state_dict(path, sd);
@@ -253,16 +267,7 @@ BOOST_AUTO_TEST_CASE(deferred_kernels_are_the_kernels_computed_up_front) {
   }
 
   // A synthetic 2D export of ResNet-18 (RGB stem), inflated by every single-network scheme and stem rule.
-  auto sd2 = std::make_shared<StateDict>();
-  sd2->origin = "synthetic resnet18 export";
-  const SeededNormals g(4, "export");
-  uint64_t at = 0;
-  for (const ParamSpec& p : build_graph("resnet18", 3).params(2)) {
-    Param param{p.shape, std::vector<float>(size_t(element_count(p.shape)))};
-    const bool variance = p.key.size() > 12 && p.key.compare(p.key.size() - 12, 12, ".running_var") == 0;
-    for (float& v : param.values) v = float(variance ? 0.5 + std::fabs(g.normal(at++)) : 0.1 * g.normal(at++));
-    sd2->params.emplace(p.key, std::move(param));
-  }
+  const auto sd2 = std::make_shared<StateDict>(synthetic_export("resnet18", 4));
   for (const auto& [scheme, s] : inflation_schemes()) {
     if (!s.members.empty()) continue;
     for (const StemRule stem : {StemRule::kSum, StemRule::kMean, StemRule::kRgb}) {
@@ -317,7 +322,8 @@ BOOST_AUTO_TEST_CASE(deferred_kernels_are_the_kernels_computed_up_front) {
   for (const auto& [key, p] : later.params) BOOST_TEST(!p.deferred(), key);
   const Dims in{1, 32, 32, 32, 1};
   std::vector<float> x(size_t(in.voxels()));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = float(g.normal(1u << 30 | i));
+  const SeededNormals g(4, "input");
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(g.normal(i));
   Recorder<Cpu, float> ra({"layer2"}), rb({"layer2"});
   a.forward(TensorView<const float>{x.data(), in}, ra);
   b.forward(TensorView<const float>{x.data(), in}, rb);
