@@ -23,6 +23,7 @@ struct CommonArgs {
   std::string max_memory;  // parsed after CLI11 (parse_memory_size)
   std::string denoise = "none", contrast = "none";  // parsed after CLI11 into extract.preprocessing
   std::string mode = ExtractMode().name();           // parsed after CLI11 into extract.mode
+  std::string precision = "float32";                 // parsed after CLI11 into extract.precision
 };
 
 // --denoise and --contrast, shared with `volfeat preprocess`.
@@ -40,6 +41,14 @@ inline std::vector<std::string> arch_names() {
   std::vector<std::string> out;
   for (const auto& f : arch_families()) out.insert(out.end(), f.archs.begin(), f.archs.end());
   return out;
+}
+
+// --precision, shared with `volfeat landmarks`.
+inline void add_precision_option(CLI::App* cmd, std::string& precision) {
+  cmd->add_option("--precision", precision,
+                  "float32 | bf16: the convs' arithmetic; bf16 (opt-in) needs AVX512-BF16, else float32 with a note "
+                  "(README: Precision)")
+      ->capture_default_str();
 }
 
 inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
@@ -79,6 +88,7 @@ inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--out", a.out, "output directory")->capture_default_str();
   add_wait_lock_option(cmd, a.wait_lock);
   cmd->add_option("--threads", a.threads, "threads (default: all cores)");
+  add_precision_option(cmd, a.precision);
   cmd->add_flag("--quiet", a.quiet, "no progress on stderr");
   cmd->add_option("--max-memory", a.max_memory,
                   "refuse runs whose estimated peak memory exceeds SIZE (e.g. 4G, 500M; default: what is available)");
@@ -101,6 +111,7 @@ inline void finish_common_options(CLI::App* cmd, CommonArgs& a) {
   e.background = !a.no_background;
   e.preprocessing = parse_preprocessing(a.denoise, a.contrast);
   e.mode = ExtractMode(a.mode);
+  e.precision = parse_precision(a.precision);
   e.layers = split_list(a.layers);
   if (!e.layers.empty() && !e.preset.empty()) fail("--layers and --preset are alternatives: pass one");
   if (cmd->count("--resample")) e.resample_mm = a.resample;

@@ -62,7 +62,12 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   t0 = Progress::Clock::now();
   double load_seconds = 0;
   std::tie(r.weights, load_seconds) = weights.get();
-  const Network<Backend, float> net(r.weights.state, kReleaseWeights);
+  std::string precision_note;
+  const Backend device = DeviceFor<Backend>::make(o.precision, precision_note);
+  if (!precision_note.empty()) progress.note(precision_note);
+  r.precision = precision_name(DeviceFor<Backend>::precision(device));
+  r.precision_note = precision_note;
+  const Network<Backend, float> net(r.weights.state, kReleaseWeights, device);
   r.timings["load_weights"] = load_seconds;  // overlapped with "prepare"
   r.timings["build_network"] = Progress::since(t0);
   progress.note("weights: " + r.weights.description);

@@ -35,6 +35,7 @@ struct LandmarksArgs {
   std::string weights;
   InflateOptions inflate;
   std::string arch = "densenet121";
+  std::string precision = "float32";  // parsed into LandmarksOptions::precision
   std::string schemes = "i3d-mean,random";
   std::string layers = "shallow,mid,deep";
   std::string patches = "12,20,32";
@@ -111,6 +112,7 @@ struct LandmarksOptions {
   InflateOptions inflate;  // the stem forced to rgb by a 3-channel --normalize
   bool arch_given = false, schemes_given = false;
   std::vector<std::string> archs;
+  Precision precision = Precision::kFloat32;  // asked for; LandmarksResult::precision is what ran
   TransformArgs transform;
   LandmarkOptions matching;
   std::string out;
@@ -129,6 +131,7 @@ inline LandmarksOptions landmarks_options(const LandmarksArgs& a, const CLI::App
   o.ct = a.ct, o.mask = a.mask, o.labels = a.labels, o.series = a.series;
   o.normalize = a.normalize;
   o.weights = a.weights;
+  o.precision = parse_precision(a.precision);
   o.out = a.out, o.wait_lock = a.wait_lock, o.quiet = a.quiet;
   if (cmd.count("--resample")) o.resample_mm = a.resample;
   LandmarkOptions& m = o.matching;
@@ -173,6 +176,7 @@ struct LandmarksResult {
   std::vector<std::string> skipped;
   std::vector<std::string> layers;  // as asked (presets unexpanded)
   std::string weights_description, weights_sha;
+  std::string precision = "float32", precision_note;  // what the convs ran (DeviceFor), and why not as asked
   struct Scheme {
     std::string key;  // arch/scheme
     std::vector<std::string> members;
@@ -226,11 +230,13 @@ template <class Backend>
 std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const LandmarksOptions& o,
                                                                           LandmarkOptions& m, LandmarksResult& r) {
   std::vector<std::vector<SchemeNetworks<Backend, float>>> per_arch;
+  const Backend device = DeviceFor<Backend>::make(o.precision, r.precision_note);
+  r.precision = precision_name(DeviceFor<Backend>::precision(device));
   if (o.weights.empty()) {
     for (const auto& arch : o.archs) {
       const StateDict sd2 = seeded_2d_init(arch, o.inflate.seed);
       r.weights_description += (r.weights_description.empty() ? "" : "; ") + sd2.origin;
-      per_arch.push_back(inflate_scheme_networks<Backend, float>(sd2, m.schemes, o.inflate, ""));
+      per_arch.push_back(inflate_scheme_networks<Backend, float>(sd2, m.schemes, o.inflate, "", device));
     }
     r.weights_description += ", inflated per scheme; NOT pretrained";
     return per_arch;
@@ -247,7 +253,7 @@ std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const
     SchemeNetworks<Backend, float> s;
     s.scheme = "as-loaded";
     s.members = {"as-loaded"};
-    s.nets.push_back(std::make_shared<const Network<Backend, float>>(sd, kReleaseWeights));
+    s.nets.push_back(std::make_shared<const Network<Backend, float>>(sd, kReleaseWeights, device));
     s.description = "as-loaded: " + weights_kind(sd);
     per_arch.push_back({});
     per_arch.back().push_back(std::move(s));
@@ -255,7 +261,7 @@ std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const
     r.weights_description = o.weights + " (3D, " + weights_kind(sd) + ")";
   } else {
     r.weights_description = o.weights + " (2D, " + weights_kind(sd) + "), inflated per scheme";
-    per_arch.push_back(inflate_scheme_networks<Backend, float>(sd, m.schemes, o.inflate, r.weights_sha));
+    per_arch.push_back(inflate_scheme_networks<Backend, float>(sd, m.schemes, o.inflate, r.weights_sha, device));
   }
   return per_arch;
 }
@@ -285,6 +291,7 @@ LandmarksResult run_landmarks(const LandmarksOptions& o, Progress& progress) {
   progress.begin("building networks");
   const auto per_arch = landmark_networks<Backend>(o, m, r);
   progress.end();
+  if (!r.precision_note.empty()) progress.note(r.precision_note);
   for (const auto& nets : per_arch)
     for (const auto& s : nets)
       if (s.nets.front()->input_channels() != channels)
@@ -328,6 +335,8 @@ inline void write_landmarks(const LandmarksOptions& o, const LandmarksResult& r,
   run["normalize"] = o.normalize;
   run["weights"] = r.weights_description;
   run["weights_sha256"] = r.weights_sha;
+  run["precision"] = r.precision;
+  run["precision_note"] = r.precision_note;
   for (const auto& s : r.schemes) run["schemes"][s.key] = {{"members", s.members}, {"weights", s.description}};
   run["archs"] = o.archs;
   run["axis"] = std::string(1, o.inflate.axis);
@@ -420,6 +429,7 @@ inline void add_landmarks_command(CLI::App& app, const std::string& command) {
   cmd->add_option("--out", a->out, "output directory")->capture_default_str();
   add_wait_lock_option(cmd, a->wait_lock);
   cmd->add_option("--threads", a->threads, "threads (default: all cores)");
+  add_precision_option(cmd, a->precision);
   cmd->add_flag("--quiet", a->quiet, "no progress on stderr");
 
   cmd->callback([a, cmd, command] {

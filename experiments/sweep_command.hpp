@@ -42,6 +42,9 @@ int run_sweep_single(const SweepOptions& o) {
     progress.note(dir + "/sweep.csv: dropped a torn last line (" + std::to_string(log.dropped_partial_bytes()) +
                   " bytes) from an interrupted run");
   write_sweep_json(o);
+  std::string precision_note;  // bf16 asked for where it cannot run: said once here, not per unit
+  (void)DeviceFor<Backend>::make(o.base.precision, precision_note);
+  if (!precision_note.empty()) progress.note(precision_note);
 
   const std::vector<SweepUnit> units = sweep_units(o);
   NullValues nulls;

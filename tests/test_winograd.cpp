@@ -197,7 +197,7 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
     return std::vector<float>(size_t(ci * co * g.taps()), 0.01f);
   };
   auto chosen = [&](Index ci, Index co, WindowGeometry g, WinogradMode mode) {
-    return ConvAlgorithm<Cpu, float>::make({ci, co, g}, w(ci, co, g), {}, mode)->winograd() != nullptr;
+    return ConvAlgorithm<Cpu, float>::make({ci, co, g}, w(ci, co, g), {}, Cpu{}, mode)->winograd() != nullptr;
   };
   const auto k3 = WindowGeometry::cube(3, 1, 1);
   BOOST_TEST(chosen(128, 32, k3, WinogradMode::kAuto));   // DenseNet's conv2
@@ -212,7 +212,7 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
   BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(3, 1, 2, 2), WinogradMode::kAll)); // dilation 2
   BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(1), WinogradMode::kAll));
   // double keeps the direct conv.
-  const auto d = ConvAlgorithm<Cpu, double>::make({64, 64, k3}, w(64, 64, k3), {}, WinogradMode::kAll);
+  const auto d = ConvAlgorithm<Cpu, double>::make({64, 64, k3}, w(64, 64, k3), {}, Cpu{}, WinogradMode::kAll);
   BOOST_TEST(d->winograd() == nullptr);
 
   setenv("VOLFEAT_WINOGRAD", "0", 1);
@@ -246,7 +246,7 @@ BOOST_AUTO_TEST_CASE(make_builds_the_chosen_algorithm_from_the_start) {
   };
   for (WinogradMode mode : {WinogradMode::kAll, WinogradMode::kOff}) {
     const bool wino = mode == WinogradMode::kAll;
-    const auto made = ConvAlgorithm<Cpu, float>::make(spec, w, b, mode);
+    const auto made = ConvAlgorithm<Cpu, float>::make(spec, w, b, Cpu{}, mode);
     Conv3d<Cpu, float> direct(spec, w.data(), w.size(), b.data(), b.size());
     if (wino) direct.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(spec, w, b));
     BOOST_TEST((made->winograd() != nullptr) == wino);

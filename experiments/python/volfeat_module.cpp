@@ -282,7 +282,7 @@ class PyNetwork {
  public:
   PyNetwork(const std::optional<std::string>& weights, const std::optional<std::string>& inflate,
             const std::string& axis, const std::optional<std::string>& stem, uint64_t seed,
-            const std::optional<std::string>& arch, bool quiet)
+            const std::optional<std::string>& arch, bool quiet, const std::string& precision)
       : quiet_(quiet) {
     ExtractOptions o;
     o.weights = weights.value_or("");
@@ -308,8 +308,11 @@ class PyNetwork {
       if (conv_spatial_dims(sd) == 3) channels = int(sd.at(stem_key(sd)).shape[1]);
     }
     weights_ = load_network_weights(o, channels);
-    net_ = std::make_unique<Network<Cpu, float>>(weights_.state, kReleaseWeights);
+    const Cpu device = DeviceFor<Cpu>::make(parse_precision(precision), precision_note_);
+    if (!precision_note_.empty()) Progress(quiet_).note(precision_note_);
+    net_ = std::make_unique<Network<Cpu, float>>(weights_.state, kReleaseWeights, device);
   }
+  const std::string& precision_note() const { return precision_note_; }
 
   std::vector<std::string> modules() const {
     std::vector<std::string> names;
@@ -374,6 +377,7 @@ class PyNetwork {
  private:
   bool quiet_;
   NetworkWeights weights_;
+  std::string precision_note_;
   std::unique_ptr<Network<Cpu, float>> net_;
 };
 
@@ -417,13 +421,17 @@ PYBIND11_MODULE(_volfeat, m) {
 
   py::class_<PyNetwork>(m, "Network")
       .def(py::init<const std::optional<std::string>&, const std::optional<std::string>&, const std::string&,
-                    const std::optional<std::string>&, uint64_t, const std::optional<std::string>&, bool>(),
+                    const std::optional<std::string>&, uint64_t, const std::optional<std::string>&, bool,
+                    const std::string&>(),
            py::arg("weights"), py::arg("inflate"), py::arg("axis"), py::arg("stem"), py::arg("seed"), py::arg("arch"),
-           py::arg("quiet"))
+           py::arg("quiet"), py::arg("precision"))
       .def("forward", &PyNetwork::forward, py::arg("x"), py::arg("layers"), py::arg("quiet") = std::nullopt)
       .def("modules", &PyNetwork::modules)
       .def("resolve", &PyNetwork::resolve, py::arg("selector"))
       .def_property_readonly("arch", [](const PyNetwork& n) { return n.net().arch(); })
+      .def_property_readonly("precision",
+                             [](const PyNetwork& n) { return std::string(precision_name(n.net().device().precision)); })
+      .def_property_readonly("precision_note", &PyNetwork::precision_note)
       .def_property_readonly("input_channels", [](const PyNetwork& n) { return n.net().input_channels(); })
       .def_property_readonly("kind", [](const PyNetwork& n) { return n.weights().kind; })
       .def_property_readonly("sha256", [](const PyNetwork& n) { return n.weights().sha256; })

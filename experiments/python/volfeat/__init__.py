@@ -30,7 +30,7 @@ _COMMON = {
     "ct": "value", "mask": "value", "labels": "labels", "no_background": "flag", "normalize": "value",
     "resample": "value", "crop_to_labels": "value", "nan_to": "value", "weights": "value", "inflate": "value",
     "axis": "value", "stem": "value", "seed": "value", "arch": "value", "layers": "list", "preset": "value",
-    "out": "value", "threads": "value", "quiet": "flag", "max_memory": "value",
+    "out": "value", "threads": "value", "quiet": "flag", "max_memory": "value", "precision": "value",
 }
 _EXTRACT = dict(_COMMON, mode="value", pool="value", manifest="value", shard="value")
 _SWEEP = dict(_COMMON, schemes="list", pools="list", modes="list", similarities="list", manifest="value",
@@ -322,9 +322,10 @@ class Network:
     net.forward(x, layers=["denseblock1", "transition2"])           # {name: (C, D, H, W) float32}
     """
 
-    def __init__(self, weights=None, *, inflate=None, axis="D", stem=None, seed=0, arch=None, quiet=False):
+    def __init__(self, weights=None, *, inflate=None, axis="D", stem=None, seed=0, arch=None, quiet=False,
+                 precision="float32"):
         self._net = _volfeat.Network(None if weights is None else os.fspath(weights), inflate, str(axis), stem,
-                                     int(seed), arch, bool(quiet))
+                                     int(seed), arch, bool(quiet), str(precision))
         self.weights = None if weights is None else os.fspath(weights)
 
     def forward(self, x, layers, quiet=None):
@@ -344,6 +345,9 @@ class Network:
         return self._net.resolve(selector)
 
     arch = property(lambda self: self._net.arch)
+    precision = property(lambda self: self._net.precision,
+                         doc="float32 | bf16: what the convs run (bf16 asked for on a CPU without it: float32)")
+    precision_note = property(lambda self: self._net.precision_note, doc="why precision is not what was asked, or ''")
     input_channels = property(lambda self: self._net.input_channels)
     kind = property(lambda self: self._net.kind, doc="pretrained | seeded-init | random | unknown")
     sha256 = property(lambda self: self._net.sha256)

@@ -5,6 +5,7 @@
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/concat.hpp"
 #include "volfeat/backend/cpu/conv3d.hpp"
+#include "volfeat/backend/cpu/device_for.hpp"
 #include "volfeat/backend/cpu/fused.hpp"
 #include "volfeat/backend/cpu/pool3d.hpp"
 #include "volfeat/backend/cpu/region_pool.hpp"

@@ -5,6 +5,7 @@
 #include <unsupported/Eigen/CXX11/Tensor>
 #include <vector>
 
+#include "volfeat/core/precision.hpp"
 #include "volfeat/backend/backend.hpp"
 #include "volfeat/core/host_memory.hpp"
 #include "volfeat/core/tensor_view.hpp"
@@ -12,8 +13,12 @@
 namespace volfeat {
 
 // Host CPU: huge-page host arrays, OpenMP parallel loops, Eigen GEMM and AVX-512 kernels.
+// The Cpu device: its state is the arithmetic its convs run in (as a cuBLAS handle carries its math
+// mode). bf16 is what is asked for; each conv runs it where it can (Conv3d<Cpu, float>::runs_bf16)
+// and stays float32 elsewhere.
 struct Cpu {
   static constexpr const char* kName = "cpu";
+  Precision precision = Precision::kFloat32;
 };
 
 template <>

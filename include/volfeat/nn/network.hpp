@@ -297,7 +297,7 @@ class Network {
       // Per layer, the backend's algorithm (Cpu: Winograd where it wins, transformed in double, else
       // the direct conv), built straight from the StateDict's floats (a double network widens each
       // value exactly).
-      convs_[size_t(i)] = ConvAlgorithm<Backend, T>::make(spec, w.deferred() ? scratch : w.values, bias);
+      convs_[size_t(i)] = ConvAlgorithm<Backend, T>::make(spec, w.deferred() ? scratch : w.values, bias, device_);
       if (release) {  // distinct tensors per conv: the map itself is only read meanwhile
         free_values(*release, n.name + ".weight");
         if (n.bias) free_values(*release, n.name + ".bias");

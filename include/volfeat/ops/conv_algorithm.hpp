@@ -14,8 +14,10 @@ template <class Backend, class T>
 struct ConvAlgorithm {
   // weight: torch order (O, I, kD, kH, kW), float (a network's StateDict, read in place); bias: empty or
   // O values.
+  // device: the network's (its state may choose the arithmetic: Cpu's precision).
   static std::unique_ptr<Conv3d<Backend, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
-                                                 const std::vector<float>& bias) {
+                                                 const std::vector<float>& bias, const Backend& device = {}) {
+    (void)device;
     return std::make_unique<Conv3d<Backend, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size());
   }
 };

@@ -82,7 +82,8 @@ struct ExtractRun {
   SimilarityTable table;
   nlohmann::json timings = nlohmann::json::object();
   int threads = 1;
-  std::string backend = "cpu", precision = "float32";
+  std::string backend = "cpu", precision = "float32";  // precision: what the convs ran (DeviceFor)
+  std::string precision_note;                          // why it is not what --precision asked, or empty
 };
 
 inline RunFacts run_facts(const ExtractRun& r) {
@@ -110,6 +111,7 @@ inline nlohmann::json run_json(const ExtractRun& r) {
   run.update(json{
       {"command", r.command_line},
       {"precision", r.precision},
+      {"precision_note", r.precision_note},
       {"config",
        {{"mode", o.mode.name()}, {"pool", o.pool}, {"normalize", r.volume.normalization.text},
         {"denoise", o.preprocessing.denoise.text}, {"contrast", o.preprocessing.contrast.text},

@@ -20,6 +20,11 @@
 // right after the kernel stored it, while it is still in L1/L2, instead of in a pass of its own
 // over memory; the values are those of the composition (same sums, same order).
 //
+// bf16 (Precision::kBf16, float only, where bf16_available() and C_in is even): the same two paths
+// with the weights packed as bf16 pairs (gemm_bf16.hpp) and each A tile / input row, once activated
+// and padded in float as above, rounded to bf16 beside it; the bf16 kernels accumulate in float and
+// share the epilogue. Elsewhere (an odd C_in: the gray stem) the conv stays float32.
+//
 // double: implicit GEMM with Eigen over tiles of output voxels (A tile packed with the
 // pre-activation, A*W into the output view).
 #include <Eigen/Core>
@@ -34,6 +39,7 @@
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
 #include "volfeat/backend/cpu/parallel.hpp"
 #include "volfeat/backend/cpu/winograd3d.hpp"
+#include "volfeat/core/precision.hpp"
 #include "volfeat/ops/conv3d.hpp"
 
 namespace volfeat {
@@ -49,8 +55,9 @@ class Conv3d<Cpu, T> {
  public:
   Conv3d() = default;
   // weight: torch order (O, I, kD, kH, kW); bias: empty or O values.
-  Conv3d(const ConvSpec& spec, const std::vector<double>& weight, const std::vector<double>& bias = {})
-      : spec_(spec) {
+  Conv3d(const ConvSpec& spec, const std::vector<double>& weight, const std::vector<double>& bias = {},
+         Precision precision = Precision::kFloat32)
+      : spec_(spec), bf16_(runs_bf16(spec, precision)) {
     if (static_cast<Index>(weight.size()) != spec.weight_count())
       fail("conv3d: ", weight.size(), " weights given, the layer needs ", spec.weight_count());
     if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
@@ -61,8 +68,8 @@ class Conv3d<Cpu, T> {
   // The same from float data (torchvision's dtype, the float StateDict's): no double copy of the
   // weights is made; identical packing.
   Conv3d(const ConvSpec& spec, const float* weight, size_t weight_count, const float* bias = nullptr,
-         size_t bias_count = 0)
-      : spec_(spec) {
+         size_t bias_count = 0, Precision precision = Precision::kFloat32)
+      : spec_(spec), bf16_(runs_bf16(spec, precision)) {
     if (static_cast<Index>(weight_count) != spec.weight_count())
       fail("conv3d: ", weight_count, " weights given, the layer needs ", spec.weight_count());
     if (bias_count != 0 && static_cast<Index>(bias_count) != spec.out_channels)
@@ -77,6 +84,16 @@ class Conv3d<Cpu, T> {
   }
 
   const ConvSpec& spec() const { return spec_; }
+  // What this conv computes in: bf16 only where it was asked for and runs here (runs_bf16).
+  Precision precision() const {
+    if (winograd_) return winograd_->precision();
+    return bf16_ ? Precision::kBf16 : Precision::kFloat32;
+  }
+  // Whether a direct conv of `spec` asked for `precision` runs in bf16: float, the bf16 kernels
+  // available (bf16_unavailable_reason), and an even C_in (bf16 pairs never straddle a tap).
+  static bool runs_bf16(const ConvSpec& spec, Precision precision) {
+    return kFast && precision == Precision::kBf16 && spec.in_channels % 2 == 0 && cpu::gemm::bf16_available();
+  }
   Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }
 
   void forward(TensorView<const T> in, TensorView<T> out, Activation<Cpu, T> pre = {},
@@ -156,6 +173,8 @@ class Conv3d<Cpu, T> {
     if (!w || !(w->spec() == spec_)) fail("conv3d: the Winograd conv given is not this layer's");
     winograd_ = std::move(w);
     panel_store_ = cpu::AlignedFloats();
+    panel16_store_ = cpu::AlignedArray<cpu::Bf16>();
+    bf16_ = false;
     packed_ = RowMatrix();
   }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
@@ -177,6 +196,19 @@ class Conv3d<Cpu, T> {
       const Index pw = 16 * nv_, k = ci * taps;
       panels_ = (co + pw - 1) / pw;
       panel_floats_ = k * pw;
+      if (bf16_) {
+        // k-pair rows: (B[k][o], B[k+1][o]) adjacent (gemm_bf16.hpp); K = taps * C_in is even here.
+        cpu::Bf16* b = panel16_store_.reserve(size_t(panels_ * panel_floats_));
+        std::fill(b, b + panels_ * panel_floats_, cpu::Bf16(0));
+        for (Index o = 0; o < co; ++o)
+          for (Index i = 0; i < ci; ++i)
+            for (Index t = 0; t < taps; ++t) {
+              const Index kk = t * ci + i;
+              b[(o / pw) * panel_floats_ + (kk / 2) * 2 * pw + (o % pw) * 2 + kk % 2] =
+                  cpu::round_to_bf16(static_cast<float>(weight[(o * ci + i) * taps + t]));
+            }
+        return;
+      }
       float* b = panel_store_.reserve(size_t(panels_ * panel_floats_));
       std::fill(b, b + panels_ * panel_floats_, 0.f);
       for (Index o = 0; o < co; ++o)
@@ -226,6 +258,7 @@ class Conv3d<Cpu, T> {
     return ep;
   }
   const float* panel(Index p) const { return panel_store_.data() + p * panel_floats_; }
+  const cpu::Bf16* panel16(Index p) const { return panel16_store_.data() + p * panel_floats_; }
 
   void forward_pointwise(TensorView<const T> in, TensorView<T> out, const Activation<Cpu, T>& pre,
                          const Activation<Cpu, T>& post, const Residual* res = nullptr) const {
@@ -237,24 +270,34 @@ class Conv3d<Cpu, T> {
 #pragma omp parallel
     {
       float* a = cpu::thread_scratch(0, size_t(chunks * tile * kChunk));
+      cpu::Bf16* a16 = bf16_ ? cpu::thread_scratch_bf16(0, size_t(chunks * tile * kChunk)) : nullptr;
       std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(chunks));
+      std::vector<cpu::gemm::Bf16Segment> segs16(static_cast<size_t>(bf16_ ? chunks : 0));
 #pragma omp for schedule(dynamic, 1)
       for (Index t = 0; t < tiles; ++t) {
         const Index v0 = t * tile, rows = std::min(tile, voxels - v0);
         for (Index r = 0; r < rows; ++r) {
           const float* x = in.voxel(v0 + r);
           for (Index c = 0; c < chunks; ++c) {
-            const Index len = std::min(kChunk, ci - c * kChunk);
-            cpu::gemm::activate_row(x + c * kChunk, a + (c * tile + r) * kChunk, len, act.scale ? act.scale + c * kChunk : nullptr,
+            const Index len = std::min(kChunk, ci - c * kChunk), at = (c * tile + r) * kChunk;
+            cpu::gemm::activate_row(x + c * kChunk, a + at, len, act.scale ? act.scale + c * kChunk : nullptr,
                                     act.shift ? act.shift + c * kChunk : nullptr, act.relu);
+            if (bf16_) cpu::gemm::convert_row_bf16(a + at, a16 + at, len);
           }
         }
         for (Index p = 0; p < panels_; ++p) {
-          for (Index c = 0; c < chunks; ++c)
-            segs[size_t(c)] = {a + c * tile * kChunk, panel(p) + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
           const cpu::gemm::Epilogue ep = epilogue(post, p);
-          cpu::gemm::gemm_rows(segs.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld, ep,
-                               kgroup());
+          if (bf16_) {
+            for (Index c = 0; c < chunks; ++c)
+              segs16[size_t(c)] = {a16 + c * tile * kChunk, panel16(p) + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
+            cpu::gemm::gemm_rows_bf16(segs16.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld,
+                                      ep);
+          } else {
+            for (Index c = 0; c < chunks; ++c)
+              segs[size_t(c)] = {a + c * tile * kChunk, panel(p) + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
+            cpu::gemm::gemm_rows(segs.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld, ep,
+                                 kgroup());
+          }
           if (res)  // the tile's panel (rows x 16*nv_ floats, <= 128 KiB) is still in L2
             for (Index r = 0; r < rows; ++r)
               add_residual(out.voxel(v0 + r) + p * pw, res->view.voxel(v0 + r) + p * pw, ep.cols, res->relu);
@@ -293,7 +336,9 @@ class Conv3d<Cpu, T> {
 #pragma omp parallel
     {
       float* rowbuf = cpu::thread_scratch(1, size_t(kd_n * kh_n * row_floats));
+      cpu::Bf16* rowbuf16 = bf16_ ? cpu::thread_scratch_bf16(1, size_t(kd_n * kh_n * row_floats)) : nullptr;
       std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
+      std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
 #pragma omp for schedule(dynamic, 1)
       for (Index row = row0; row < row1; ++row) {
         const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
@@ -317,23 +362,35 @@ class Conv3d<Cpu, T> {
                 cpu::gemm::activate_row(src + x * in.ld, buf + (pad + x) * ci, ci, act.scale, act.shift, act.relu);
             }
             std::fill(buf + (pad + id.w) * ci, buf + wp * ci, 0.f);
+            if (bf16_) cpu::gemm::convert_row_bf16(buf, rowbuf16 + (nrows - 1) * row_floats, wp * ci);
             valid.emplace_back(kd * kh_n + kh, buf);
           }
         }
-        int ns = 0;
-        for (const auto& [khd, buf] : valid) {
-          if (merge_kw) {
-            segs[size_t(ns++)] = {buf, nullptr, kw_n * ci};
-          } else {
-            for (Index kw = 0; kw < kw_n; ++kw) segs[size_t(ns++)] = {buf + kw * g.dilation[2] * ci, nullptr, ci};
+        // The segments of one panel: (A, B) of each tap row of every valid input row, A in float or
+        // bf16 (the same offsets into the bf16 copy of each row).
+        auto fill = [&](auto* sg, auto rows_of, auto panel_base) {
+          int ns = 0;
+          for (size_t v = 0; v < valid.size(); ++v) {
+            const auto a = rows_of + Index(v) * row_floats;  // valid[v]'s row, in float or bf16
+            const Index khd = valid[v].first;
+            if (merge_kw) {
+              sg[ns++] = {a, panel_base + khd * kw_n * ci * pw, kw_n * ci};
+            } else {
+              for (Index kw = 0; kw < kw_n; ++kw)
+                sg[ns++] = {a + kw * g.dilation[2] * ci, panel_base + (khd * kw_n + kw) * ci * pw, ci};
+            }
           }
-        }
+          return ns;
+        };
         for (Index p = 0; p < panels_; ++p) {
-          int i = 0;
-          for (const auto& [khd, buf] : valid)
-            for (Index kw = 0; kw < (merge_kw ? 1 : kw_n); ++kw) segs[size_t(i++)].b = panel(p) + (khd * kw_n + kw) * ci * pw;
           const cpu::gemm::Epilogue ep = epilogue(post, p);
-          cpu::gemm::gemm_rows(segs.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, ep, kgroup());
+          if (bf16_) {
+            const int ns = fill(segs16.data(), static_cast<const cpu::Bf16*>(rowbuf16), panel16(p));
+            cpu::gemm::gemm_rows_bf16(segs16.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, ep);
+          } else {
+            const int ns = fill(segs.data(), static_cast<const float*>(rowbuf), panel(p));
+            cpu::gemm::gemm_rows(segs.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, ep, kgroup());
+          }
           if (res)  // the row's panel, still in L1/L2
             for (Index x = 0; x < od.w; ++x)
               add_residual(dst(n, z, y, x) + p * pw, res->view.voxel(n, z, y, x) + p * pw, ep.cols, res->relu);
@@ -426,6 +483,9 @@ class Conv3d<Cpu, T> {
   // float: panels of 16*nv_ output channels, each K x 16*nv_
   Index nv_ = 1, panels_ = 0, panel_floats_ = 0;
   cpu::AlignedFloats panel_store_;
+  // bf16: the same panels as k-pairs of bf16 (gemm_bf16.hpp), panel_floats_ values each, instead
+  bool bf16_ = false;
+  cpu::AlignedArray<cpu::Bf16> panel16_store_;
   std::shared_ptr<const cpu::Winograd3d<T>> winograd_;  // set: forward runs Winograd
 };
 

@@ -21,43 +21,35 @@ constexpr int max_rows(int nv) { return nv == 1 ? 14 : nv == 2 ? 14 : nv == 4 ? 
 // 16, 32 or 64 output channels per panel; 64 for every layer of 64 or more.
 constexpr int panel_vectors(Index out_channels) { return out_channels <= 16 ? 1 : out_channels <= 32 ? 2 : 4; }
 
-// L > 0: every segment is exactly L long (the stem's 7 kw taps of one input row), fully unrolled.
-// a_shift is added to every segment's A pointer (the row block's first row).
-template <int R, int NV, int RS, int L = 0>
-VOLFEAT_TARGET_AVX512 void kernel(const Segment* segs, int nseg, Index rs, Index a_shift, float* c, Index ldc,
-                                  const Epilogue& ep) {
-  constexpr int PW = 16 * NV;
-  const Index stride = RS > 0 ? Index(RS) : rs;
-  __mmask16 mask[NV];
+#define VOLFEAT_AVX512_BLOCK_INLINE VOLFEAT_TARGET_AVX512 inline __attribute__((always_inline))
+
+// The pieces of an R x 16*NV block that every AVX-512 kernel shares (the fp32 kernel below, the bf16
+// kernels of gemm_bf16.hpp): the lane masks of a partial last panel, the accumulators' start (zero,
+// or C for a later K group), and the epilogue.
+template <int NV>
+VOLFEAT_AVX512_BLOCK_INLINE void panel_masks(const Epilogue& ep, __mmask16 (&mask)[NV]) {
 #pragma GCC unroll 8
   for (int j = 0; j < NV; ++j) {
     const int left = ep.cols - 16 * j;
     mask[j] = left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
   }
-  __m512 acc[R][NV];
+}
+
+template <int R, int NV>
+VOLFEAT_AVX512_BLOCK_INLINE void start_block(__m512 (&acc)[R][NV], const __mmask16 (&mask)[NV], const float* c,
+                                             Index ldc, const Epilogue& ep) {
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int j = 0; j < NV; ++j)
       acc[r][j] = ep.accumulate ? _mm512_maskz_loadu_ps(mask[j], c + r * ldc + 16 * j) : _mm512_setzero_ps();
-  for (int s = 0; s < nseg; ++s) {
-    const float* a = segs[s].a + a_shift;
-    const float* b = segs[s].b;
-    const Index len = L > 0 ? Index(L) : segs[s].len;
-#pragma GCC unroll 8
-    for (Index k = 0; k < len; ++k, b += PW) {
-      __m512 bv[NV];
-#pragma GCC unroll 8
-      for (int j = 0; j < NV; ++j) bv[j] = _mm512_load_ps(b + 16 * j);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-        const __m512 av = _mm512_set1_ps(a[r * stride + k]);
-#pragma GCC unroll 8
-        for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
-      }
-    }
-  }
-  // Epilogue: bias, BN, ReLU (max(0, x) keeps NaN: vmaxps returns its second operand on NaN), store.
+}
+
+// Bias, BN, ReLU (max(0, x) keeps NaN: vmaxps returns its second operand on NaN), store.
+template <int R, int NV>
+VOLFEAT_AVX512_BLOCK_INLINE void finish_block(__m512 (&acc)[R][NV], const __mmask16 (&mask)[NV], float* c, Index ldc,
+                                              const Epilogue& ep) {
+  constexpr int PW = 16 * NV;
   const __m512 zero = _mm512_setzero_ps();
   __m512 bias[NV], scale[NV], shift[NV];
   const bool use_bias = ep.finish && ep.bias, use_bn = ep.finish && ep.scale, use_relu = ep.finish && ep.relu;
@@ -81,6 +73,37 @@ VOLFEAT_TARGET_AVX512 void kernel(const Segment* segs, int nseg, Index rs, Index
       else if (mask[j]) _mm512_mask_storeu_ps(y + 16 * j, mask[j], v);
     }
   }
+}
+
+// L > 0: every segment is exactly L long (the stem's 7 kw taps of one input row), fully unrolled.
+// a_shift is added to every segment's A pointer (the row block's first row).
+template <int R, int NV, int RS, int L = 0>
+VOLFEAT_TARGET_AVX512 void kernel(const Segment* segs, int nseg, Index rs, Index a_shift, float* c, Index ldc,
+                                  const Epilogue& ep) {
+  constexpr int PW = 16 * NV;
+  const Index stride = RS > 0 ? Index(RS) : rs;
+  __mmask16 mask[NV];
+  panel_masks<NV>(ep, mask);
+  __m512 acc[R][NV];
+  start_block<R, NV>(acc, mask, c, ldc, ep);
+  for (int s = 0; s < nseg; ++s) {
+    const float* a = segs[s].a + a_shift;
+    const float* b = segs[s].b;
+    const Index len = L > 0 ? Index(L) : segs[s].len;
+#pragma GCC unroll 8
+    for (Index k = 0; k < len; ++k, b += PW) {
+      __m512 bv[NV];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) bv[j] = _mm512_load_ps(b + 16 * j);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m512 av = _mm512_set1_ps(a[r * stride + k]);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+      }
+    }
+  }
+  finish_block<R, NV>(acc, mask, c, ldc, ep);
 }
 
 template <int NV, int RS, int L, size_t... I>

@@ -25,6 +25,7 @@
 // volfeat_kernels library). Mixing the two modes within one program breaks the one-definition rule.
 #include <algorithm>
 #include <limits>
+#include <string>
 
 #include "volfeat/backend/cpu/gemm_types.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
@@ -35,6 +36,7 @@
 #define VOLFEAT_KERNELS_DECLARED_ONLY 0
 #include "volfeat/backend/cpu/gemm_avx2.hpp"
 #include "volfeat/backend/cpu/gemm_avx512.hpp"
+#include "volfeat/backend/cpu/gemm_bf16.hpp"
 #include "volfeat/backend/cpu/gemm_generic.hpp"
 #endif
 #if defined(VOLFEAT_SEPARATE_KERNELS)
@@ -56,6 +58,15 @@ struct KernelSet {
 
 // The kernels of `isa` (whether the CPU runs them is the caller's business: isa_unavailable_reason).
 VOLFEAT_KERNELS_LINKAGE const KernelSet& kernel_set(CpuIsa isa);
+
+// The bf16 kernels (gemm_bf16.hpp): the AVX512-BF16 set, the only one. Its panels are the AVX-512
+// set's (max_rows, panel_vectors).
+struct Bf16KernelSet {
+  Bf16KernelFn (*select)(int nv, Index rs, int rows);  // rows: 1 .. max_rows(nv)
+  Bf16ConvertFn convert_row;
+};
+// Null where this build has no x86 variants.
+VOLFEAT_KERNELS_LINKAGE const Bf16KernelSet* bf16_kernel_set();
 
 #if !VOLFEAT_KERNELS_DECLARED_ONLY
 namespace detail {
@@ -80,6 +91,15 @@ VOLFEAT_KERNELS_LINKAGE const KernelSet& kernel_set(CpuIsa isa) {
   (void)isa;
 #endif
   return detail::kGenericSet;
+}
+
+VOLFEAT_KERNELS_LINKAGE const Bf16KernelSet* bf16_kernel_set() {
+#if VOLFEAT_HAVE_ISA_VARIANTS
+  static constexpr Bf16KernelSet set{&avx512bf16::select_kernel, &avx512bf16::convert_row};
+  return &set;
+#else
+  return nullptr;
+#endif
 }
 #endif  // !VOLFEAT_KERNELS_DECLARED_ONLY
 
@@ -147,6 +167,35 @@ inline void gemm_rows(const Segment* segs, int nseg, Index rs, int nv, Index row
                       Index kgroup) {
   gemm_rows(kernels(), segs, nseg, rs, nv, rows, c, ldc, ep, kgroup);
 }
+
+// Why this process cannot run the bf16 kernels, or "" when it can: they need AVX512-BF16 and the
+// AVX-512 set's panels (cpu_isa() fixes those for the process).
+inline std::string bf16_unavailable_reason() {
+  if (!bf16_kernel_set()) return "this build has no x86 kernel variants";
+  if (!cpu_has_avx512_bf16()) return "this CPU lacks AVX512-BF16";
+  if (cpu_isa() != CpuIsa::kAvx512)
+    return std::string("VOLFEAT_CPU_ISA=") + isa_name(cpu_isa()) + " chose kernels without bf16";
+  return "";
+}
+inline bool bf16_available() {
+  static const bool ok = bf16_unavailable_reason().empty();
+  return ok;
+}
+
+// gemm_rows in bf16 (bf16_available() only): C (rows x 16*nv) = sum over the segments (each even
+// long, starting at an even k), then the epilogue; all of K in one pass.
+inline void gemm_rows_bf16(const Bf16Segment* segs, int nseg, Index rs, int nv, Index rows, float* c, Index ldc,
+                           const Epilogue& ep) {
+  const Bf16KernelSet& ks = *bf16_kernel_set();
+  const int blocks = row_blocks(rows, max_rows(nv));
+  for (int b = 0; b < blocks; ++b) {
+    const Index r0 = row_block_begin(rows, blocks, b), r1 = row_block_begin(rows, blocks, b + 1);
+    ks.select(nv, rs, int(r1 - r0))(segs, nseg, rs, r0 * rs, c + r0 * ldc, ldc, ep);
+  }
+}
+
+// y[i] = bf16(x[i]) for i < n (bf16_available() only).
+inline void convert_row_bf16(const float* x, Bf16* y, Index n) { bf16_kernel_set()->convert_row(x, y, n); }
 
 // y[i] = act(x[i]) for i < n with act = optional folded BN, optional ReLU (NaN kept), vectorised.
 inline void activate_row(const float* x, float* y, Index n, const float* scale, const float* shift, bool relu) {

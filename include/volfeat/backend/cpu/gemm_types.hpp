@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <utility>
 
@@ -12,46 +14,74 @@
 
 namespace volfeat::cpu {
 
-// 64-byte aligned, uninitialised float storage that only grows (one per use per thread: an arena
-// reused across layers and passes instead of a malloc per layer).
-class AlignedFloats {
+// 64-byte aligned, uninitialised storage of trivially copyable T that only grows (one per use per
+// thread: an arena reused across layers and passes instead of a malloc per layer).
+template <class T>
+class AlignedArray {
  public:
-  AlignedFloats() = default;
-  AlignedFloats(const AlignedFloats& o) {
+  AlignedArray() = default;
+  AlignedArray(const AlignedArray& o) {
     if (o.n_) std::copy(o.p_, o.p_ + o.n_, reserve(o.n_));
   }
-  AlignedFloats& operator=(const AlignedFloats& o) {
-    AlignedFloats t(o);
+  AlignedArray& operator=(const AlignedArray& o) {
+    AlignedArray t(o);
     return *this = std::move(t);
   }
-  AlignedFloats(AlignedFloats&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
-  AlignedFloats& operator=(AlignedFloats&& o) noexcept {
+  AlignedArray(AlignedArray&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  AlignedArray& operator=(AlignedArray&& o) noexcept {
     std::swap(p_, o.p_);
     std::swap(n_, o.n_);
     return *this;
   }
-  ~AlignedFloats() { std::free(p_); }
-  float* reserve(size_t n) {
+  ~AlignedArray() { std::free(p_); }
+  T* reserve(size_t n) {
     if (n > n_) {
       std::free(p_);
-      const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-      p_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+      p_ = static_cast<T*>(std::aligned_alloc(64, bytes));
       if (!p_) throw std::bad_alloc();
       n_ = n;
     }
     return p_;
   }
-  float* data() const { return p_; }
+  T* data() const { return p_; }
   size_t size() const { return n_; }
 
  private:
-  float* p_ = nullptr;
+  T* p_ = nullptr;
   size_t n_ = 0;
 };
+using AlignedFloats = AlignedArray<float>;
+
+// bfloat16 as its bits: the upper half of a float (8 exponent bits, 7 mantissa bits). The bf16 GEMM
+// (gemm_bf16.hpp) reads its operands in this form; arithmetic is never done on it.
+using Bf16 = std::uint16_t;
+
+// vcvtneps2bf16's rounding in plain C++.
+inline Bf16 round_to_bf16(float f) {
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  if ((u & 0x7f800000u) == 0) return Bf16((u >> 16) & 0x8000u);              // zero, denormal: signed zero
+  if ((u & 0x7fffffffu) > 0x7f800000u) return Bf16((u >> 16) | 0x0040u);     // NaN, made quiet
+  u += 0x7fffu + ((u >> 16) & 1u);                                            // nearest, ties to even
+  return Bf16(u >> 16);
+}
+
+inline float bf16_to_float(Bf16 h) {
+  const std::uint32_t u = std::uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
 
 // Per-thread scratch slots (OpenMP threads persist, so these live across layers and forward passes).
 inline float* thread_scratch(int slot, size_t n) {
   thread_local std::array<AlignedFloats, 4> slots;
+  return slots[size_t(slot)].reserve(n);
+}
+// The same for bf16 operands (gemm_bf16.hpp): slot 0 a pointwise tile, 1 a row path's rows, 2 Winograd's V.
+inline Bf16* thread_scratch_bf16(int slot, size_t n) {
+  thread_local std::array<AlignedArray<Bf16>, 3> slots;
   return slots[size_t(slot)].reserve(n);
 }
 
@@ -74,6 +104,16 @@ struct Epilogue {
 };
 
 using KernelFn = void (*)(const Segment*, int, Index, Index, float*, Index, const Epilogue&);
+
+// A K segment of the bf16 GEMM: A and B as bf16 pairs (gemm_bf16.hpp); len even.
+struct Bf16Segment {
+  const Bf16* a;
+  const Bf16* b;
+  Index len;
+};
+using Bf16KernelFn = void (*)(const Bf16Segment*, int, Index, Index, float*, Index, const Epilogue&);
+// y[i] = bf16(x[i]) for i < n, rounded to nearest even (NaN kept, denormals flushed to zero).
+using Bf16ConvertFn = void (*)(const float* x, Bf16* y, Index n);
 // y[i] = act(x[i]) for i < n, act = optional folded BN (scale, shift), optional NaN-keeping ReLU.
 using ActivateFn = void (*)(const float* x, float* y, Index n, const float* scale, const float* shift, bool relu);
 

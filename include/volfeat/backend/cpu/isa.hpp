@@ -22,12 +22,15 @@
 // build's -march; they only run when cpu_isa() chose that variant).
 #define VOLFEAT_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
 #define VOLFEAT_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define VOLFEAT_TARGET_AVX512BF16 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
 // Plain x86-64 whatever -march says: the CPU check runs under it.
 #define VOLFEAT_TARGET_BASELINE __attribute__((target("arch=x86-64")))
 #define VOLFEAT_HAVE_ISA_VARIANTS 1
 #else
 #define VOLFEAT_TARGET_AVX512
 #define VOLFEAT_TARGET_AVX2
+#define VOLFEAT_TARGET_AVX512BF16
 #define VOLFEAT_TARGET_BASELINE
 #define VOLFEAT_HAVE_ISA_VARIANTS 0
 #endif
@@ -61,6 +64,17 @@ inline bool cpu_has_avx512() {
   __builtin_cpu_init();
   return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+  return false;
+#endif
+}
+
+// AVX512-BF16 (vdpbf16ps, vcvtneps2bf16), beside AVX-512: Zen 4 and later, Intel from Cooper Lake
+// (the AMX machines have it too).
+inline bool cpu_has_avx512_bf16() {
+#if VOLFEAT_HAVE_ISA_VARIANTS
+  __builtin_cpu_init();
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
 #else
   return false;
 #endif

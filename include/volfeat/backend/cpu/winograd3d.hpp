@@ -23,6 +23,10 @@
 // forward_planes_rows reads its input through a row accessor, so DenseLayerConvs feeds it from its
 // ring of bottleneck planes.
 //
+// bf16 (Precision::kBf16, float only, where bf16_available() and C_in is even): U is rounded to bf16
+// once, packed as k-pairs (gemm_bf16.hpp); each block's V is rounded to bf16 after the input
+// transform, and the 64 GEMMs run the bf16 kernels. The transforms stay float.
+//
 // Accuracy: the transforms add and subtract, so the rounding error grows with them; README.md
 // ("Winograd") has the measured error per layer, tests/test_winograd.cpp the bound it is held to.
 #include <Eigen/Core>
@@ -36,6 +40,7 @@
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/backend/cpu/winograd3d_transforms.hpp"
+#include "volfeat/core/precision.hpp"
 #include "volfeat/ops/conv3d.hpp"
 
 namespace volfeat::cpu {
@@ -57,8 +62,10 @@ class Winograd3d {
   // weight: torch order (O, I, 3, 3, 3); bias: empty or O values; float (a network's StateDict, read
   // in place) or double, transformed in double either way.
   template <class W, class B = W>
-  Winograd3d(const ConvSpec& spec, const std::vector<W>& weight, const std::vector<B>& bias = {})
-      : spec_(spec) {
+  Winograd3d(const ConvSpec& spec, const std::vector<W>& weight, const std::vector<B>& bias = {},
+             Precision precision = Precision::kFloat32)
+      : spec_(spec),
+        bf16_(kPanels && precision == Precision::kBf16 && spec.in_channels % 2 == 0 && gemm::bf16_available()) {
     if (!applicable(spec)) fail("winograd3d: only 3x3x3 convs with stride 1 and dilation 1");
     if (static_cast<Index>(weight.size()) != spec.weight_count())
       fail("winograd3d: ", weight.size(), " weights given, the layer needs ", spec.weight_count());
@@ -104,11 +111,26 @@ class Winograd3d {
       }
     }
     bias_.assign(bias.begin(), bias.end());
+    if constexpr (kPanels) {
+      if (bf16_) {
+        // Each panel's rows i as k-pairs (U[i][o], U[i+1][o]) of bf16 (gemm_bf16.hpp); the float U goes.
+        const Index n = kPoints * panels_;
+        Bf16* h = panel16_store_.reserve(size_t(n * panel_floats_));
+#pragma omp parallel for schedule(static) if (ci * co >= 4096)
+        for (Index q = 0; q < n; ++q)
+          for (Index i = 0; i < ci; ++i)
+            for (Index o = 0; o < pw_; ++o)
+              h[q * panel_floats_ + (i / 2) * 2 * pw_ + o * 2 + i % 2] = round_to_bf16(u[(q * ci + i) * pw_ + o]);
+        panel_store_ = AlignedFloats();
+      }
+    }
   }
 
   const ConvSpec& spec() const { return spec_; }
-  // Bytes of the transformed weights (64/27 of the direct conv's, more with padded panels).
+  Precision precision() const { return bf16_ ? Precision::kBf16 : Precision::kFloat32; }
+  // Bytes of the transformed weights (64/27 of the direct conv's, more with padded panels; half in bf16).
   size_t weight_bytes() const {
+    if (bf16_) return size_t(kPoints * panels_ * panel_floats_) * sizeof(Bf16);
     return kPanels ? size_t(kPoints * panels_ * panel_floats_) * sizeof(T) : u_.size() * sizeof(T);
   }
 
@@ -164,6 +186,7 @@ class Winograd3d {
   void gemm_point(int p, const T* v, T* m, Index rows) const {
     const Index ci = spec_.in_channels, co = spec_.out_channels;
     if constexpr (kPanels) {
+      if (bf16_) fail("winograd3d: the float GEMM of a bf16 conv (internal error)");
       for (Index q = 0; q < panels_; ++q) {
         const gemm::Segment seg{v, panel_store_.data() + (p * panels_ + q) * panel_floats_, ci};
         gemm::Epilogue ep;
@@ -175,6 +198,17 @@ class Winograd3d {
       Eigen::Map<const RowMatrix> a(v, rows, ci), b(u_.data() + p * ci * co, ci, co);
       Eigen::Map<RowMatrix> c(m, rows, co);
       c.noalias() = a * b;
+    }
+  }
+
+  // The same in bf16: v is the block's V[p] rounded to bf16.
+  void gemm_point_bf16(int p, const Bf16* v, T* m, Index rows) const {
+    const Index ci = spec_.in_channels, co = spec_.out_channels;
+    for (Index q = 0; q < panels_; ++q) {
+      const gemm::Bf16Segment seg{v, panel16_store_.data() + (p * panels_ + q) * panel_floats_, ci};
+      gemm::Epilogue ep;
+      ep.cols = int(std::min(pw_, co - q * pw_));
+      gemm::gemm_rows_bf16(&seg, 1, ci, int(nv_), rows, m + q * pw_, co, ep);
     }
   }
 
@@ -223,8 +257,20 @@ class Winograd3d {
       for (Index c0 = 0; c0 < ci; c0 += nv)
         winograd::input_tile<T, VB>(src, c0, int(std::min<Index>(nv, ci - c0)), j.pre, vbuf + r * ci + c0, vps);
     }
-    // 2. the 64 GEMMs
-    for (int p = 0; p < kPoints; ++p) self.gemm_point(p, vbuf + p * vps, mbuf + p * mps, rows);
+    // 2. the 64 GEMMs (bf16: on V rounded to bf16, point by point)
+    if constexpr (kPanels) {
+      if (self.bf16_) {
+        Bf16* v16 = thread_scratch_bf16(2, size_t(kPoints * vps));
+        for (int p = 0; p < kPoints; ++p) {
+          gemm::convert_row_bf16(vbuf + p * vps, v16 + p * vps, rows * ci);
+          self.gemm_point_bf16(p, v16 + p * vps, mbuf + p * mps, rows);
+        }
+      } else {
+        for (int p = 0; p < kPoints; ++p) self.gemm_point(p, vbuf + p * vps, mbuf + p * mps, rows);
+      }
+    } else {
+      for (int p = 0; p < kPoints; ++p) self.gemm_point(p, vbuf + p * vps, mbuf + p * mps, rows);
+    }
     // 3. output transform and epilogue
     const T* bias = self.bias_.empty() ? nullptr : self.bias_.data();
     for (Index r = 0; r < rows; ++r) {
@@ -310,6 +356,9 @@ class Winograd3d {
   // float: U[xi] in panels of pw_ = 16*nv_ output channels, each c_in x pw_ (gemm_kernels.hpp's layout)
   Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
   AlignedFloats panel_store_;
+  // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel_floats_ values per panel
+  bool bf16_ = false;
+  AlignedArray<Bf16> panel16_store_;
 };
 
 }  // namespace volfeat::cpu

@@ -65,14 +65,18 @@ struct ConvAlgorithm<Cpu, T> {
   // A Winograd conv never packs its direct weights: the network used to pack them and drop them again
   // (DenseNet-121: 58 of its 120 convs), part of the 6 % of a fresh process's samples in packing
   // (Zen 3, perf, bench/README.md "The fixed cost of a fresh process").
+  // device.precision: bf16 where each conv can (Conv3d<Cpu, float>::runs_bf16), Winograd or direct by
+  // the same rule as float32.
   static std::unique_ptr<Conv3d<Cpu, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
-                                              const std::vector<float>& bias,
+                                              const std::vector<float>& bias, const Cpu& device = {},
                                               WinogradMode mode = winograd_mode_from_env()) {
     if constexpr (std::is_same_v<T, float>) {
       if (uses_winograd<T>(spec, mode))
-        return std::make_unique<Conv3d<Cpu, T>>(spec, std::make_shared<const cpu::Winograd3d<T>>(spec, weight, bias));
+        return std::make_unique<Conv3d<Cpu, T>>(
+            spec, std::make_shared<const cpu::Winograd3d<T>>(spec, weight, bias, device.precision));
     }
-    return std::make_unique<Conv3d<Cpu, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size());
+    return std::make_unique<Conv3d<Cpu, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size(),
+                                            device.precision);
   }
 };
 

@@ -1,0 +1,101 @@
+#pragma once
+// The bf16 micro-kernels (Precision::kBf16; gemm_kernels.hpp has the fp32 overview). Compiled under
+// VOLFEAT_TARGET_AVX512BF16 whatever the build's -march, and run only where cpu_has_avx512_bf16()
+// and the process's kernels are the AVX-512 set (bf16_unavailable_reason() says why not otherwise).
+//
+// vdpbf16ps multiplies 16 pairs of bf16 and adds both products to 16 float accumulators: 32
+// multiply-adds per instruction where vfmadd231ps does 16. So the operands come in pairs along K:
+//  * B, a panel of 16*NV output channels: k-pair p holds, for output channel o, (B[2p][o], B[2p+1][o])
+//    as one 32-bit lane: lanes (p, o) at b + (p*16*NV + o)*2. A panel slice starting at an even k0 is
+//    at b + k0*16*NV, the fp32 layout's offset in elements (each k-pair row is 64*NV bytes, as a
+//    k row of floats).
+//  * A, row r of a segment: bf16 values at a + r*rs + k, k-pairs read as one 32-bit broadcast.
+//  * every segment starts at an even k and is even long: the convs run bf16 only where C_in is even
+//    (their segments are whole taps of C_in, or chunks of 128), else float32 (the gray stem).
+// The accumulators are float and so is everything after: the epilogue (bias, BN, ReLU) is the fp32
+// kernels' (gemm_avx512.hpp). Rounding the operands to bf16 is the only difference from float32.
+//
+// The conversion float -> bf16 rounds to nearest even, keeps NaN, and flushes denormals to zero, as
+// vcvtneps2bf16 does; round_to_bf16 (gemm_types.hpp) is the same in plain C++ (weights are packed with
+// it, on any CPU).
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "volfeat/backend/cpu/gemm_avx512.hpp"
+#include "volfeat/backend/cpu/gemm_types.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
+
+#if VOLFEAT_HAVE_ISA_VARIANTS
+namespace volfeat::cpu::gemm::avx512bf16 {
+
+using avx512::max_rows;
+using avx512::panel_vectors;
+
+template <int R, int NV, int RS>
+VOLFEAT_TARGET_AVX512BF16 void kernel(const Bf16Segment* segs, int nseg, Index rs, Index a_shift, float* c, Index ldc,
+                                      const Epilogue& ep) {
+  constexpr int PW = 16 * NV;
+  const Index stride = RS > 0 ? Index(RS) : rs;
+  __mmask16 mask[NV];
+  avx512::panel_masks<NV>(ep, mask);
+  __m512 acc[R][NV];
+  avx512::start_block<R, NV>(acc, mask, c, ldc, ep);
+  for (int s = 0; s < nseg; ++s) {
+    const Bf16* a = segs[s].a + a_shift;
+    const Bf16* b = segs[s].b;
+    const Index len = segs[s].len;
+#pragma GCC unroll 4
+    for (Index k = 0; k < len; k += 2, b += 2 * PW) {
+      __m512bh bv[NV];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) bv[j] = (__m512bh)_mm512_load_si512(b + 32 * j);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        std::int32_t pair;  // (A[r][k], A[r][k+1])
+        std::memcpy(&pair, a + r * stride + k, sizeof pair);
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], av, bv[j]);
+      }
+    }
+  }
+  avx512::finish_block<R, NV>(acc, mask, c, ldc, ep);
+}
+
+template <int NV, int RS, size_t... I>
+constexpr std::array<Bf16KernelFn, sizeof...(I)> kernel_table(std::index_sequence<I...>) {
+  return {&kernel<int(I) + 1, NV, RS>...};
+}
+
+template <int NV, int RS>
+inline Bf16KernelFn kernel_for(int rows) {
+  static constexpr auto table = kernel_table<NV, RS>(std::make_index_sequence<size_t(max_rows(NV))>());
+  return table[size_t(rows - 1)];
+}
+
+// Row stride 128 (pointwise k chunks, DenseNet's 128-channel bottlenecks) at compile time, else runtime.
+inline Bf16KernelFn select_kernel(int nv, Index rs, int rows) {
+  switch (nv) {
+    case 1:
+      return rs == 128 ? kernel_for<1, 128>(rows) : kernel_for<1, 0>(rows);
+    case 2:
+      return rs == 128 ? kernel_for<2, 128>(rows) : kernel_for<2, 0>(rows);
+    default:
+      return rs == 128 ? kernel_for<4, 128>(rows) : kernel_for<4, 0>(rows);
+  }
+}
+
+VOLFEAT_TARGET_AVX512BF16 inline void convert_row(const float* x, Bf16* y, Index n) {
+  Index i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    _mm256_mask_storeu_epi16(y + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+}  // namespace volfeat::cpu::gemm::avx512bf16
+#endif  // VOLFEAT_HAVE_ISA_VARIANTS

@@ -1,0 +1,154 @@
+// The bf16 path (Precision::kBf16): the conversion against vcvtneps2bf16, the direct conv over the shared
+// problem list against the naive reference on bf16-rounded operands (so the only difference left is
+// float accumulation, held to float's tolerance), the bf16 Winograd conv against the float reference
+// within its stated bound, and the convs that stay float32. A CPU without AVX512-BF16 skips the
+// whole program, saying why.
+#define BOOST_TEST_MODULE bf16
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <limits>
+
+#include "support/cpu_isa_guard.hpp"
+#include "support/primitive_checks.hpp"
+#include "volfeat/backend/cpu.hpp"
+
+using namespace volfeat;
+using namespace volfeat::test;
+
+namespace {
+
+struct Bf16Guard {
+  Bf16Guard() {
+    const std::string why = cpu::gemm::bf16_unavailable_reason();
+    if (!why.empty()) {
+      std::cout << "skipped: the bf16 kernels cannot run here: " << why << "\n";
+      std::exit(77);
+    }
+  }
+};
+
+// x as the bf16 kernels see it: float, then rounded to bf16.
+double bf16_of(double x) { return cpu::bf16_to_float(cpu::round_to_bf16(float(x))); }
+
+std::vector<double> bf16_of(std::vector<double> v) {
+  for (double& x : v) x = bf16_of(x);
+  return v;
+}
+
+ref::Array5 bf16_of(ref::Array5 a) {
+  a.v = bf16_of(std::move(a.v));
+  return a;
+}
+
+}  // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(Bf16Guard);
+
+BOOST_AUTO_TEST_CASE(round_to_bf16_is_the_instruction) {
+  std::vector<float> x;
+  for (double v : random_values(4096, 91)) x.push_back(float(v * 1e3));
+  const float specials[] = {0.f,
+                            -0.f,
+                            1.f,
+                            -1.f,
+                            1.00390625f,          // 1 + 2^-8: a tie between two bf16, to even (1)
+                            1.01171875f,          // 1 + 3*2^-8: a tie, to even (1 + 2^-6)
+                            1.0039063f,           // just above the tie: up
+                            3.3895314e38f,        // the largest finite bf16
+                            std::numeric_limits<float>::max(),
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::signaling_NaN(),
+                            std::numeric_limits<float>::denorm_min(),
+                            -1e-40f,
+                            std::numeric_limits<float>::min()};
+  x.insert(x.end(), std::begin(specials), std::end(specials));
+  for (int tail = 0; tail < 16; ++tail) {  // every length of the masked tail
+    const Index n = Index(x.size()) - tail;
+    std::vector<cpu::Bf16> got(x.size(), cpu::Bf16(0xdead));
+    cpu::gemm::convert_row_bf16(x.data(), got.data(), n);
+    for (Index i = 0; i < n; ++i)
+      BOOST_TEST(got[size_t(i)] == cpu::round_to_bf16(x[size_t(i)]), "x = " << x[size_t(i)] << " at " << i);
+    for (size_t i = size_t(n); i < x.size(); ++i) BOOST_TEST(got[i] == cpu::Bf16(0xdead), "written past n at " << i);
+  }
+  BOOST_TEST(cpu::round_to_bf16(1.00390625f) == cpu::round_to_bf16(1.f));
+  BOOST_TEST(cpu::bf16_to_float(cpu::round_to_bf16(1.01171875f)) == 1.015625f);
+  BOOST_TEST(cpu::bf16_to_float(cpu::round_to_bf16(3.3895314e38f)) == 3.3895314e38f);
+  BOOST_TEST(std::isinf(cpu::bf16_to_float(cpu::round_to_bf16(std::numeric_limits<float>::max()))));
+  BOOST_TEST(std::isnan(cpu::bf16_to_float(cpu::round_to_bf16(std::numeric_limits<float>::signaling_NaN()))));
+  BOOST_TEST(cpu::bf16_to_float(cpu::round_to_bf16(std::numeric_limits<float>::denorm_min())) == 0.f);
+}
+
+// Every shape of the shared list, plain and with the fused pre/post BN+ReLU. An even C_in runs bf16 and
+// equals the reference on bf16-rounded input (after the pre-activation) and weights; an odd one stays
+// float32 and equals the plain reference.
+BOOST_AUTO_TEST_CASE(direct_conv_is_the_reference_on_bf16_operands) {
+  int ran_bf16 = 0;
+  for (const ConvProblem& p : conv_problems()) {
+    BOOST_TEST_CONTEXT("conv problem " << p.name) {
+      const ref::Array5 x = random_array(p.in, 1);
+      const auto w = random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 2);
+      const auto b = p.bias ? random_values(size_t(p.out_channels), 3) : std::vector<double>{};
+      const ConvSpec spec{p.in.c, p.out_channels, p.geometry};
+      const Conv3d<Cpu, float> conv(spec, w, b, Precision::kBf16);
+      const bool bf16 = p.in.c % 2 == 0;
+      BOOST_TEST((conv.precision() == (bf16 ? Precision::kBf16 : Precision::kFloat32)));
+      ran_bf16 += bf16;
+      auto round = [&](const ref::Array5& a) { return bf16 ? bf16_of(a) : a; };
+      const auto wq = bf16 ? bf16_of(w) : w;
+
+      auto in = device<Cpu, float>(x);
+      Tensor<Cpu, float> out(conv.output_dims(p.in));
+      conv.forward(in.view(), out.view());
+      const ref::Array5 want = ref::conv3d(round(x), wq, b, p.out_channels, p.geometry);
+      BOOST_TEST(relative_error(host<Cpu, float>(out.view()), ref::to_channels_last<double>(want)) <= 1e-5);
+
+      // Fused: the pre-activation is computed in float and then rounded, so the reference rounds
+      // float(relu(bn(x))); a value within a float ulp of a bf16 tie may round the other way, hence 1e-4.
+      const BatchNormParams bn_in = random_bn(p.in.c, 4), bn_out = random_bn(p.out_channels, 5);
+      const BatchNorm3d<Cpu, float> pre(bn_in), post(bn_out);
+      Tensor<Cpu, float> out2(conv.output_dims(p.in));
+      conv.forward(in.view(), out2.view(), {&pre, true}, {&post, true});
+      ref::Array5 act = ref::relu(ref::batchnorm(x, bn_in));
+      for (double& v : act.v) v = double(float(v));
+      const ref::Array5 want2 =
+          ref::relu(ref::batchnorm(ref::conv3d(round(act), wq, b, p.out_channels, p.geometry), bn_out));
+      BOOST_TEST(relative_error(host<Cpu, float>(out2.view()), ref::to_channels_last<double>(want2)) <= 1e-4);
+    }
+  }
+  BOOST_TEST(ran_bf16 >= 10);
+}
+
+// Winograd in bf16 rounds the transformed input and weights, not the operands themselves, so it is held
+// to the float reference: within 1e-2 of the output's scale (measured: README.md, "Precision").
+BOOST_AUTO_TEST_CASE(winograd_bf16_is_within_its_bound) {
+  for (const ConvProblem& p : conv_problems()) {
+    const ConvSpec spec{p.in.c, p.out_channels, p.geometry};
+    if (!cpu::Winograd3d<float>::applicable(spec) || p.in.c % 2 != 0) continue;
+    BOOST_TEST_CONTEXT("conv problem " << p.name) {
+      const ref::Array5 x = random_array(p.in, 11);
+      const auto w = random_values(size_t(p.out_channels * p.in.c * 27), 12);
+      const auto b = p.bias ? random_values(size_t(p.out_channels), 13) : std::vector<double>{};
+      const BatchNormParams bn_in = random_bn(p.in.c, 14);
+      const BatchNorm3d<Cpu, float> pre(bn_in);
+      const cpu::Winograd3d<float> wino(spec, w, b, Precision::kBf16);
+      BOOST_TEST((wino.precision() == Precision::kBf16));
+      const Conv3d<Cpu, float> direct(spec, w, b, Precision::kBf16);
+      auto in = device<Cpu, float>(x);
+      const Dims od = spec.output_dims(p.in);
+      Tensor<Cpu, float> got(od), got_direct(od);
+      wino.forward(in.view(), got.view(), {&pre, true});
+      direct.forward(in.view(), got_direct.view(), {&pre, true});
+      const auto want = ref::to_channels_last<double>(
+          ref::conv3d(ref::relu(ref::batchnorm(x, bn_in)), w, b, p.out_channels, p.geometry));
+      const double e_wino = relative_error(host<Cpu, float>(got.view()), want);
+      const double e_direct = relative_error(host<Cpu, float>(got_direct.view()), want);
+      BOOST_TEST_MESSAGE(p.name << ": bf16 error against float, Winograd " << e_wino << ", direct " << e_direct);
+      BOOST_TEST(e_wino <= 1e-2);
+      BOOST_TEST(e_direct <= 1e-2);
+      BOOST_TEST(e_wino > 0.0);  // it did round
+    }
+  }
+}
