@@ -91,3 +91,32 @@ def test_ctrl_c_stops_a_forward():
     assert stopped < 0.3 + 2 * full + 1.0, f"stopped after {stopped:.1f} s (a 48^3 pass takes {full:.1f} s)"
     # the network still works afterwards
     assert net.forward(np.zeros((32, 32, 32), np.float32), ["denseblock1"])["denseblock1"].shape == (256, 8, 8, 8)
+
+
+def _cpu_has_bf16():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16"} <= set(line.split(":", 1)[1].split())
+    return False
+
+
+def test_precision_bf16_against_float32():
+    """precision="bf16" (issue #17): within 1e-2 of float32 per module, relative to its largest value;
+    float32 with a note where the CPU lacks AVX512-BF16; an unknown precision is a ValueError."""
+    x = np.random.default_rng(3).standard_normal((24, 24, 24)).astype(np.float32)
+    layers = ["denseblock1", "transition2", "denseblock3"]
+    want = volfeat.Network(arch="densenet121", seed=0, quiet=True).forward(x, layers)
+    net = volfeat.Network(arch="densenet121", seed=0, quiet=True, precision="bf16")
+    got = net.forward(x, layers)
+    if not _cpu_has_bf16():
+        assert net.precision == "float32" and net.precision_note.endswith("running float32"), net.precision_note
+        for n in layers:
+            assert np.array_equal(got[n], want[n]), n
+        return
+    assert net.precision == "bf16" and net.precision_note == ""
+    for n in layers:
+        err = np.abs(got[n] - want[n]).max() / np.abs(want[n]).max()
+        assert 0 < err <= 1e-2, (n, err)
+    with pytest.raises(ValueError, match="--precision fp16: expected float32"):
+        volfeat.Network(arch="densenet121", quiet=True, precision="fp16")

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""--precision bf16 through the program (issue #17): its features within 1e-2 (relative to the layer's
+largest value) and its cosines within 1e-3 of float32, on the phantom (DenseNet-121, ResNet-50, VGG-19,
+every block of each) and on the pelvis CT; run.json says what ran. Where bf16 cannot run (no
+AVX512-BF16, or VOLFEAT_CPU_ISA=avx2) the run goes on in float32 with one note, and gives float32's
+features bit for bit. An unknown precision is one error line.
+
+usage: test_precision.py VOLFEAT_BINARY WORKDIR SHARED_DIR
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import csv_rows, fresh_dir, run_tests  # noqa: E402
+
+BIN, WORK, SHARED = sys.argv[1], sys.argv[2], sys.argv[3]
+PELVIS = os.path.join(SHARED, "data", "pelvis_ct")
+FEATURE_BOUND, COSINE_BOUND = 1e-2, 1e-3
+
+
+def has_bf16():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16"} <= flags
+    return False
+
+
+BF16 = has_bf16()
+
+
+def run(*args, isa=None, expect=0):
+    env = dict(os.environ)
+    env.pop("VOLFEAT_CPU_ISA", None)
+    if isa:
+        env["VOLFEAT_CPU_ISA"] = isa
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, env=env)
+    assert p.returncode == expect, f"exit {p.returncode} (expected {expect}) for {args}\nstderr: {p.stderr}"
+    return p
+
+
+def extract(name, precision, *args, isa=None):
+    out = fresh_dir(WORK, f"{name}_{precision}" + (f"_{isa}" if isa else ""))
+    p = run("extract", "--out", out, "--precision", precision, "--quiet", *args, isa=isa)
+    with open(os.path.join(out, "run.json")) as f:
+        meta = json.load(f)
+    feats = np.load(os.path.join(out, "features.npz"))
+    header, rows = csv_rows(os.path.join(out, "similarities.csv"))
+    cos = np.array([[float(v) for v in r[1:]] for r in rows])
+    return p, meta, {k: feats[k] for k in feats.files}, cos
+
+
+def compare(name, *args, stem=None):
+    """bf16 against float32 on the same run: worst feature error per layer and worst cosine difference.
+    stem: the tapped stem conv, whose one input channel (odd C_in) keeps it float32: equal to the bit."""
+    _, m32, f32, c32 = extract(name, "float32", *args)
+    _, m16, f16, c16 = extract(name, "bf16", *args)
+    assert m32["precision"] == "float32" and m16["precision"] == "bf16", (m32["precision"], m16["precision"])
+    assert m16["precision_note"] == "", m16["precision_note"]
+    assert sorted(f32) == sorted(f16)
+    by_layer = {}
+    for k in f32:
+        layer = k.split("/", 1)[1]
+        # relative to the layer's largest value over the regions (a region's small entries are not the scale)
+        err = np.abs(f16[k] - f32[k]).max()
+        scale = max(np.abs(f32[j]).max() for j in f32 if j.split("/", 1)[1] == layer)
+        by_layer[layer] = max(by_layer.get(layer, 0.0), err / scale)
+    worst_cos = float(np.abs(c16 - c32).max())
+    print(f"  {name}: bf16 vs float32, worst feature error {max(by_layer.values()):.2e} "
+          f"({max(by_layer, key=by_layer.get)}), worst cosine difference {worst_cos:.2e}")
+    for layer, e in by_layer.items():
+        if layer == stem:
+            assert e == 0, f"{name} {layer}: the gray stem runs float32, but differs by {e:.3e}"
+        else:
+            assert 0 < e <= FEATURE_BOUND, f"{name} {layer}: bf16 error {e:.3e} (bound {FEATURE_BOUND})"
+    assert worst_cos <= COSINE_BOUND, f"{name}: cosine difference {worst_cos:.3e} (bound {COSINE_BOUND})"
+
+
+def skip_without_bf16():
+    if not BF16:
+        print("  skipped: this CPU lacks AVX512-BF16 (/proc/cpuinfo), so bf16 runs as float32 here")
+        return True
+    return False
+
+
+WHY_NORMAL_ONLY = "whole networks twice; under ASan test_bf16 drives the bf16 kernels and convs"
+
+
+def test_phantom_densenet_every_block():
+    if skip_without_bf16():
+        return
+    compare("densenet121", "--arch", "densenet121", "--layers",
+            "features.conv0,denseblock1,transition1,denseblock2,transition2,denseblock3,transition3,denseblock4",
+            stem="features.conv0")
+
+
+test_phantom_densenet_every_block.normal_suite_only = WHY_NORMAL_ONLY
+
+
+def test_phantom_resnet50_and_vgg19():
+    if skip_without_bf16():
+        return
+    compare("resnet50", "--arch", "resnet50", "--layers", "conv1,layer1,layer2,layer3,layer4", stem="conv1")
+    compare("vgg19", "--arch", "vgg19", "--preset", "paper-vgg")
+
+
+test_phantom_resnet50_and_vgg19.normal_suite_only = WHY_NORMAL_ONLY
+
+
+def test_pelvis_ct():
+    if skip_without_bf16():
+        return
+    compare("pelvis", "--ct", os.path.join(PELVIS, "ct.nii.gz"), "--mask", os.path.join(PELVIS, "femur1_hip2.nii.gz"),
+            "--labels", "femur=1,hip=2", "--preset", "block-outputs")
+
+
+test_pelvis_ct.normal_suite_only = WHY_NORMAL_ONLY
+
+
+def test_without_bf16_float32_with_a_note():
+    """VOLFEAT_CPU_ISA=avx2 has no bf16 kernels on any CPU: the run goes on in float32 and says so."""
+    p, m, f, c = extract("fallback", "bf16", isa="avx2")
+    _, m32, f32, c32 = extract("fallback", "float32", isa="avx2")
+    assert m["precision"] == "float32", m["precision"]
+    assert m["precision_note"].startswith("--precision bf16: VOLFEAT_CPU_ISA=avx2 chose kernels without bf16"), m
+    assert m32["precision_note"] == ""
+    for k in f32:
+        assert np.array_equal(f[k], f32[k]), k
+    assert np.array_equal(c, c32)
+    # shown on stderr too, with --quiet (a note, not progress) or not
+    p2 = run("extract", "--out", fresh_dir(WORK, "fallback_loud"), "--precision", "bf16", isa="avx2")
+    assert "--precision bf16: VOLFEAT_CPU_ISA=avx2 chose kernels without bf16; running float32" in p2.stderr, p2.stderr
+
+
+def test_unknown_precision_is_one_error_line():
+    out = fresh_dir(WORK, "unknown")
+    p = run("extract", "--out", out, "--precision", "fp16", expect=1)
+    assert p.stderr == "volfeat: error: --precision fp16: expected float32 (the default) or bf16\n", p.stderr
+    assert not os.path.exists(os.path.join(out, "run.json"))
+
+
+if __name__ == "__main__":
+    os.makedirs(WORK, exist_ok=True)
+    run_tests(globals())
