@@ -102,6 +102,9 @@ def main():
     ap.add_argument("--winograd-ab", action="store_true",
                     help="also run volfeat with VOLFEAT_WINOGRAD=0 (direct convs only) as a third worker in the same "
                          "alternation, and print the Winograd speed-up (direct median / volfeat median)")
+    ap.add_argument("--bf16-ab", action="store_true",
+                    help="also run volfeat with --precision bf16 (needs AVX512-BF16) in the same alternation, and "
+                         "print its speed-up over PyTorch float32 and over volfeat float32")
     a = ap.parse_args()
 
     exe = os.path.join(a.build, "bench", "volfeat_forward")
@@ -127,16 +130,20 @@ def main():
         if a.winograd_ab:
             vd = Worker("volfeat-direct", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps",
                                            vtaps, "--arch", a.arch], dict(venv, VOLFEAT_WINOGRAD="0"))
+        vb = None
+        if a.bf16_ab:
+            vb = Worker("volfeat-bf16", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps",
+                                         vtaps, "--arch", a.arch, "--precision", "bf16"], venv)
         gflop = vf.hello.get("gflop", gflop)
-        tv, tt, td = [], [], []
+        tv, tt, td, tb = [], [], [], []
         for i in range(a.warmup + a.reps):
-            order = [vf, th] + ([vd] if vd else [])
+            order = [vf, th] + ([vd] if vd else []) + ([vb] if vb else [])
             if i % 2 == 1:
                 order.reverse()
             for wk in order:
                 r = wk.run()
                 if i >= a.warmup:
-                    (tv if wk is vf else tt if wk is th else td).append(r["seconds"])
+                    (tv if wk is vf else tt if wk is th else td if wk is vd else tb).append(r["seconds"])
             print(f"  {size} rep {i - a.warmup if i >= a.warmup else 'warm-up'}: volfeat "
                   f"{(tv or [float('nan')])[-1]:.3f} s, torch {(tt or [float('nan')])[-1]:.3f} s", file=sys.stderr, flush=True)
         vf.close()
@@ -148,6 +155,9 @@ def main():
         if vd:
             vd.close()
             rows[-1].update(d=fmt_t(td), drss=vd.peak_rss_gb)
+        if vb:
+            vb.close()
+            rows[-1].update(b=fmt_t(tb), brss=vb.peak_rss_gb)
 
     hdr = (f"{'input':>14} {'GFLOP':>7} | {'volfeat median [min-max] s':>28} {'GFLOP/s':>7} {'RSS GB':>6} | "
            f"{'torch median [min-max] s':>28} {'GFLOP/s':>7} {'RSS GB':>6} | ratio")
@@ -163,6 +173,11 @@ def main():
             print(f"{'':>14} {'':>7} | direct convs (VOLFEAT_WINOGRAD=0): {dd[0]:.3f} [{dd[1]:.3f}-{dd[2]:.3f}] s, "
                   f"{r['gflop'] / dd[0]:.1f} GFLOP/s, RSS {r['drss']:.2f} GB; Winograd speed-up {dd[0] / v[0]:.2f}x, "
                   f"direct vs torch {t[0] / dd[0]:.2f}x")
+        if "b" in r:
+            bb = r["b"]
+            print(f"{'':>14} {'':>7} | bf16 (--precision bf16): {bb[0]:.3f} [{bb[1]:.3f}-{bb[2]:.3f}] s, "
+                  f"{r['gflop'] / bb[0]:.1f} GFLOP/s, RSS {r['brss']:.2f} GB; vs torch float32 {t[0] / bb[0]:.2f}x, "
+                  f"vs volfeat float32 {v[0] / bb[0]:.2f}x")
     if a.markdown:
         print()
         print("| input | GFLOP | volfeat median s | volfeat min–max s | volfeat GFLOP/s | volfeat peak RSS GB | "

@@ -20,10 +20,12 @@
 // right after the kernel stored it, while it is still in L1/L2, instead of in a pass of its own
 // over memory; the values are those of the composition (same sums, same order).
 //
-// bf16 (Precision::kBf16, float only, where bf16_available() and C_in is even): the same two paths
-// with the weights packed as bf16 pairs (gemm_bf16.hpp) and each A tile / input row, once activated
-// and padded in float as above, rounded to bf16 beside it; the bf16 kernels accumulate in float and
-// share the epilogue. Elsewhere (an odd C_in: the gray stem) the conv stays float32.
+// bf16 (Precision::kBf16, float only, where bf16_available()): the same two paths with the weights
+// packed as bf16 k-pairs (gemm_bf16.hpp) and each A tile / input row, once activated and padded in
+// float as above, rounded to bf16 beside it; the bf16 kernels accumulate in float and share the
+// epilogue. B is cut into units, one per kernel segment (a tap row of kW*C_in when kw taps merge, else
+// a tap of C_in; the whole K for pointwise), each padded to an even length with a zero row, so every
+// segment starts on a pair: an odd C_in (the gray stem) runs bf16 too.
 //
 // double: implicit GEMM with Eigen over tiles of output voxels (A tile packed with the
 // pre-activation, A*W into the output view).
@@ -84,15 +86,15 @@ class Conv3d<Cpu, T> {
   }
 
   const ConvSpec& spec() const { return spec_; }
-  // What this conv computes in: bf16 only where it was asked for and runs here (runs_bf16).
+  // What this conv computes in: bf16 only where it was asked for and the CPU runs it (runs_bf16).
   Precision precision() const {
     if (winograd_) return winograd_->precision();
     return bf16_ ? Precision::kBf16 : Precision::kFloat32;
   }
-  // Whether a direct conv of `spec` asked for `precision` runs in bf16: float, the bf16 kernels
-  // available (bf16_unavailable_reason), and an even C_in (bf16 pairs never straddle a tap).
-  static bool runs_bf16(const ConvSpec& spec, Precision precision) {
-    return kFast && precision == Precision::kBf16 && spec.in_channels % 2 == 0 && cpu::gemm::bf16_available();
+  // Whether a direct conv asked for `precision` runs in bf16: float, and the bf16 kernels available
+  // (bf16_unavailable_reason).
+  static bool runs_bf16(const ConvSpec&, Precision precision) {
+    return kFast && precision == Precision::kBf16 && cpu::gemm::bf16_available();
   }
   Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }
 
@@ -196,14 +198,20 @@ class Conv3d<Cpu, T> {
       const Index pw = 16 * nv_, k = ci * taps;
       panels_ = (co + pw - 1) / pw;
       panel_floats_ = k * pw;
+      b_unit_ = b_unit(false);
       if (bf16_) {
-        // k-pair rows: (B[k][o], B[k+1][o]) adjacent (gemm_bf16.hpp); K = taps * C_in is even here.
+        // k-pair rows: (B[k][o], B[k+1][o]) adjacent (gemm_bf16.hpp), each unit of the natural
+        // b_unit(false) k steps padded to b_unit(true), an even count, with zeros.
+        const Index unit = b_unit(false), kw_n = spec_.geometry.kernel[2];
+        b_unit_ = b_unit(true);
+        panel_floats_ = (k / unit) * b_unit_ * pw;
         cpu::Bf16* b = panel16_store_.reserve(size_t(panels_ * panel_floats_));
         std::fill(b, b + panels_ * panel_floats_, cpu::Bf16(0));
         for (Index o = 0; o < co; ++o)
           for (Index i = 0; i < ci; ++i)
             for (Index t = 0; t < taps; ++t) {
-              const Index kk = t * ci + i;
+              // (tap row kd*kH + kh, kw) when kw taps merge, else one unit per tap
+              const Index kk = unit == kw_n * ci ? (t / kw_n) * b_unit_ + (t % kw_n) * ci + i : t * b_unit_ + i;
               b[(o / pw) * panel_floats_ + (kk / 2) * 2 * pw + (o % pw) * 2 + kk % 2] =
                   cpu::round_to_bf16(static_cast<float>(weight[(o * ci + i) * taps + t]));
             }
@@ -256,6 +264,15 @@ class Conv3d<Cpu, T> {
     ep.relu = post.relu;
     ep.cols = int(std::min(pw, spec_.out_channels - o0));
     return ep;
+  }
+  // The k steps of B one kernel segment reads (pointwise: all of K, cut into 128-chunks at even
+  // offsets; kw taps merged: a tap row, kW*C_in; else a tap, C_in), and the same rounded up to even:
+  // bf16 pads each unit to that, so a segment's first k is a pair's first (gemm_bf16.hpp).
+  Index b_unit(bool even) const {
+    const WindowGeometry& g = spec_.geometry;
+    const Index ci = spec_.in_channels;
+    const Index u = pointwise() ? ci : g.dilation[2] == 1 ? g.kernel[2] * ci : ci;
+    return even ? u + u % 2 : u;
   }
   const float* panel(Index p) const { return panel_store_.data() + p * panel_floats_; }
   const cpu::Bf16* panel16(Index p) const { return panel16_store_.data() + p * panel_floats_; }
@@ -373,11 +390,11 @@ class Conv3d<Cpu, T> {
           for (size_t v = 0; v < valid.size(); ++v) {
             const auto a = rows_of + Index(v) * row_floats;  // valid[v]'s row, in float or bf16
             const Index khd = valid[v].first;
-            if (merge_kw) {
-              sg[ns++] = {a, panel_base + khd * kw_n * ci * pw, kw_n * ci};
+            if (merge_kw) {  // b_unit_: kw_n * ci, or that rounded up to even in bf16
+              sg[ns++] = {a, panel_base + khd * b_unit_ * pw, kw_n * ci};
             } else {
               for (Index kw = 0; kw < kw_n; ++kw)
-                sg[ns++] = {a + kw * g.dilation[2] * ci, panel_base + (khd * kw_n + kw) * ci * pw, ci};
+                sg[ns++] = {a + kw * g.dilation[2] * ci, panel_base + (khd * kw_n + kw) * b_unit_ * pw, ci};
             }
           }
           return ns;
@@ -482,6 +499,7 @@ class Conv3d<Cpu, T> {
   std::vector<T> bias_;
   // float: panels of 16*nv_ output channels, each K x 16*nv_
   Index nv_ = 1, panels_ = 0, panel_floats_ = 0;
+  Index b_unit_ = 0;  // k steps of a kernel segment's unit of B (b_unit(bf16_))
   cpu::AlignedFloats panel_store_;
   // bf16: the same panels as k-pairs of bf16 (gemm_bf16.hpp), panel_floats_ values each, instead
   bool bf16_ = false;

@@ -10,8 +10,11 @@
 //    at b + k0*16*NV, the fp32 layout's offset in elements (each k-pair row is 64*NV bytes, as a
 //    k row of floats).
 //  * A, row r of a segment: bf16 values at a + r*rs + k, k-pairs read as one 32-bit broadcast.
-//  * every segment starts at an even k and is even long: the convs run bf16 only where C_in is even
-//    (their segments are whole taps of C_in, or chunks of 128), else float32 (the gray stem).
+//  * every segment starts at an even k of its B panel. An odd-long segment ends with a single k: A's
+//    value goes in as the pair (A[r][k], 0), and B's pair row holds (B[k][o], 0), so nothing is read
+//    past the segment and the sum is exact. The convs pad each B unit (a tap row of kW*C_in, a tap of
+//    C_in) to an even length for this: the gray stem's 7 kw taps of one channel are 3 pairs and a
+//    single.
 // The accumulators are float and so is everything after: the epilogue (bias, BN, ReLU) is the fp32
 // kernels' (gemm_avx512.hpp). Rounding the operands to bf16 is the only difference from float32.
 //
@@ -46,8 +49,9 @@ VOLFEAT_TARGET_AVX512BF16 void kernel(const Bf16Segment* segs, int nseg, Index r
     const Bf16* a = segs[s].a + a_shift;
     const Bf16* b = segs[s].b;
     const Index len = segs[s].len;
+    Index k = 0;
 #pragma GCC unroll 4
-    for (Index k = 0; k < len; k += 2, b += 2 * PW) {
+    for (; k + 1 < len; k += 2, b += 2 * PW) {
       __m512bh bv[NV];
 #pragma GCC unroll 8
       for (int j = 0; j < NV; ++j) bv[j] = (__m512bh)_mm512_load_si512(b + 32 * j);
@@ -56,6 +60,17 @@ VOLFEAT_TARGET_AVX512BF16 void kernel(const Bf16Segment* segs, int nseg, Index r
         std::int32_t pair;  // (A[r][k], A[r][k+1])
         std::memcpy(&pair, a + r * stride + k, sizeof pair);
         const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 8
+        for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], av, bv[j]);
+      }
+    }
+    if (k < len) {  // the single last k of an odd-long segment: pairs (A[r][k], 0) . (B[k][o], 0)
+      __m512bh bv[NV];
+#pragma GCC unroll 8
+      for (int j = 0; j < NV; ++j) bv[j] = (__m512bh)_mm512_load_si512(b + 32 * j);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(std::int32_t(a[r * stride + k]));
 #pragma GCC unroll 8
         for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], av, bv[j]);
       }
@@ -75,15 +90,16 @@ inline Bf16KernelFn kernel_for(int rows) {
   return table[size_t(rows - 1)];
 }
 
-// Row stride 128 (pointwise k chunks, DenseNet's 128-channel bottlenecks) at compile time, else runtime.
+// Row stride 128 (pointwise k chunks, DenseNet's 128-channel bottlenecks) and 2 (the gray stem's
+// stride-2 rows) at compile time, else runtime.
 inline Bf16KernelFn select_kernel(int nv, Index rs, int rows) {
   switch (nv) {
     case 1:
       return rs == 128 ? kernel_for<1, 128>(rows) : kernel_for<1, 0>(rows);
     case 2:
-      return rs == 128 ? kernel_for<2, 128>(rows) : kernel_for<2, 0>(rows);
+      return rs == 128 ? kernel_for<2, 128>(rows) : rs == 2 ? kernel_for<2, 2>(rows) : kernel_for<2, 0>(rows);
     default:
-      return rs == 128 ? kernel_for<4, 128>(rows) : kernel_for<4, 0>(rows);
+      return rs == 128 ? kernel_for<4, 128>(rows) : rs == 2 ? kernel_for<4, 2>(rows) : kernel_for<4, 0>(rows);
   }
 }
 

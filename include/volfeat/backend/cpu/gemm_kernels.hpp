@@ -182,8 +182,8 @@ inline bool bf16_available() {
   return ok;
 }
 
-// gemm_rows in bf16 (bf16_available() only): C (rows x 16*nv) = sum over the segments (each even
-// long, starting at an even k), then the epilogue; all of K in one pass.
+// gemm_rows in bf16 (bf16_available() only): C (rows x 16*nv) = sum over the segments (each starting
+// at an even k of its panel, gemm_bf16.hpp), then the epilogue; all of K in one pass.
 inline void gemm_rows_bf16(const Bf16Segment* segs, int nseg, Index rs, int nv, Index rows, float* c, Index ldc,
                            const Epilogue& ep) {
   const Bf16KernelSet& ks = *bf16_kernel_set();
