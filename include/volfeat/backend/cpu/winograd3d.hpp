@@ -18,8 +18,9 @@
 //      the ReLU of the post-activation, written through the output view's channel stride (so a dense
 //      block's in-place channel slice works as for the direct conv).
 //
-// The transforms are compiled twice, for AVX2 (32-byte vectors) and for the build's baseline (16-byte),
-// and chosen by cpu_isa().
+// The transforms are compiled three times, for AVX-512 (64-byte vectors), AVX2 (32-byte) and the build's
+// baseline (16-byte), and chosen by cpu_isa(). The AVX-512 variant took DenseNet-121's forward at 128^3
+// from 0.36 to 0.33 s (float32) and 0.25 to 0.23 s (bf16), means of 3 runs of 5 on a noisy Zen 4.
 // forward_planes_rows reads its input through a row accessor, so DenseLayerConvs feeds it from its
 // ring of bottleneck planes.
 //
@@ -306,6 +307,10 @@ class Winograd3d {
   VOLFEAT_TARGET_AVX2 static void block_avx2(const Job<Rows>& j, Index b) {
     block_impl<32>(j, b);
   }
+  template <class Rows>
+  VOLFEAT_TARGET_AVX512 static void block_avx512(const Job<Rows>& j, Index b) {
+    block_impl<64>(j, b);
+  }
 #endif
 
   // Output voxels (n, z, y, x) with n in [n0, n1), z in [z_lo, z_hi), stored at
@@ -345,6 +350,7 @@ class Winograd3d {
     void (*block)(const Job<Rows>&, Index) = &block_generic<Rows>;
 #if VOLFEAT_HAVE_ISA_VARIANTS
     if (cpu_isa() >= CpuIsa::kAvx2) block = &block_avx2<Rows>;
+    if (cpu_isa() >= CpuIsa::kAvx512) block = &block_avx512<Rows>;
 #endif
 #pragma omp parallel for schedule(dynamic, 1)
     for (Index b = 0; b < nblocks; ++b) block(j, b);

@@ -24,11 +24,19 @@ constexpr int kIn = 4;       // input tile extent per axis
 constexpr int kOut = 2;      // output tile extent per axis
 constexpr int kPoints = 64;  // transformed points per tile (4^3)
 
-// A vector of B bytes (GCC/Clang vector extension): 32 (one AVX register) in the AVX2 variant of the
-// block loop, 16 (SSE2, the x86-64 baseline, or NEON) in the portable one. The transforms run on
-// kLanes<T, B> channels at once.
+// A vector of B bytes (GCC/Clang vector extension): 64 (one zmm) in the AVX-512 variant of the block
+// loop, 32 (one ymm) in the AVX2 one, 16 (SSE2, the x86-64 baseline, or NEON) in the portable one. The
+// transforms run on kLanes<T, B> channels at once.
 template <class T, int B>
 struct VecOf;
+template <>
+struct VecOf<float, 64> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<double, 64> {
+  typedef double type __attribute__((vector_size(64)));
+};
 template <>
 struct VecOf<float, 32> {
   typedef float type __attribute__((vector_size(32)));
