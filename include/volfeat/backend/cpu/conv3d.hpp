@@ -21,8 +21,8 @@
 // over memory; the values are those of the composition (same sums, same order).
 //
 // bf16 (Precision::kBf16, float only, where bf16_available()): the same two paths with the weights
-// packed as bf16 k-pairs (gemm_bf16.hpp) and each A tile / input row, once activated and padded in
-// float as above, rounded to bf16 beside it; the bf16 kernels accumulate in float and share the
+// packed as bf16 k-pairs (gemm_bf16.hpp) and each A tile / input row activated in float and rounded to
+// bf16 as it is written (the buffers hold bf16); the bf16 kernels accumulate in float and share the
 // epilogue. B is cut into units, one per kernel segment (a tap row of kW*C_in when kw taps merge, else
 // a tap of C_in; the whole K for pointwise), each padded to an even length with a zero row, so every
 // segment starts on a pair: an odd C_in (the gray stem) runs bf16 too.
@@ -286,7 +286,7 @@ class Conv3d<Cpu, T> {
     const Act act = act_of(pre);
 #pragma omp parallel
     {
-      float* a = cpu::thread_scratch(0, size_t(chunks * tile * kChunk));
+      float* a = bf16_ ? nullptr : cpu::thread_scratch(0, size_t(chunks * tile * kChunk));
       cpu::Bf16* a16 = bf16_ ? cpu::thread_scratch_bf16(0, size_t(chunks * tile * kChunk)) : nullptr;
       std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(chunks));
       std::vector<cpu::gemm::Bf16Segment> segs16(static_cast<size_t>(bf16_ ? chunks : 0));
@@ -297,9 +297,10 @@ class Conv3d<Cpu, T> {
           const float* x = in.voxel(v0 + r);
           for (Index c = 0; c < chunks; ++c) {
             const Index len = std::min(kChunk, ci - c * kChunk), at = (c * tile + r) * kChunk;
-            cpu::gemm::activate_row(x + c * kChunk, a + at, len, act.scale ? act.scale + c * kChunk : nullptr,
-                                    act.shift ? act.shift + c * kChunk : nullptr, act.relu);
-            if (bf16_) cpu::gemm::convert_row_bf16(a + at, a16 + at, len);
+            const float* scale = act.scale ? act.scale + c * kChunk : nullptr;
+            const float* shift = act.shift ? act.shift + c * kChunk : nullptr;
+            if (bf16_) cpu::gemm::activate_row_bf16(x + c * kChunk, a16 + at, len, scale, shift, act.relu);
+            else cpu::gemm::activate_row(x + c * kChunk, a + at, len, scale, shift, act.relu);
           }
         }
         for (Index p = 0; p < panels_; ++p) {
@@ -352,7 +353,7 @@ class Conv3d<Cpu, T> {
     const Act act = act_of(pre);
 #pragma omp parallel
     {
-      float* rowbuf = cpu::thread_scratch(1, size_t(kd_n * kh_n * row_floats));
+      float* rowbuf = bf16_ ? nullptr : cpu::thread_scratch(1, size_t(kd_n * kh_n * row_floats));
       cpu::Bf16* rowbuf16 = bf16_ ? cpu::thread_scratch_bf16(1, size_t(kd_n * kh_n * row_floats)) : nullptr;
       std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
       std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
@@ -360,7 +361,7 @@ class Conv3d<Cpu, T> {
       for (Index row = row0; row < row1; ++row) {
         const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
         // Copy (activated, zero-padded) every input row this output row reads.
-        std::vector<std::pair<Index, const float*>> valid;  // (kd*kH + kh, buffer)
+        std::vector<Index> valid;  // kd*kH + kh of each copied row, in buffer order
         int nrows = 0;
         for (Index kd = 0; kd < kd_n; ++kd) {
           const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
@@ -368,19 +369,30 @@ class Conv3d<Cpu, T> {
           for (Index kh = 0; kh < kh_n; ++kh) {
             const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
             if (iy < 0 || iy >= id.h) continue;
-            float* buf = rowbuf + nrows * row_floats;
-            ++nrows;
-            std::fill(buf, buf + pad * ci, 0.f);
             const float* src = in.row(n, iz, iy);
-            if (in.ld == ci && !act.active()) {
-              std::copy(src, src + id.w * ci, buf + pad * ci);
+            if (bf16_) {  // the same row, rounded to bf16 as it is written
+              cpu::Bf16* buf = rowbuf16 + nrows * row_floats;
+              std::fill(buf, buf + pad * ci, cpu::Bf16(0));
+              if (in.ld == ci && !act.active()) {
+                cpu::gemm::convert_row_bf16(src, buf + pad * ci, id.w * ci);
+              } else {
+                for (Index x = 0; x < id.w; ++x)
+                  cpu::gemm::activate_row_bf16(src + x * in.ld, buf + (pad + x) * ci, ci, act.scale, act.shift, act.relu);
+              }
+              std::fill(buf + (pad + id.w) * ci, buf + wp * ci, cpu::Bf16(0));
             } else {
-              for (Index x = 0; x < id.w; ++x)
-                cpu::gemm::activate_row(src + x * in.ld, buf + (pad + x) * ci, ci, act.scale, act.shift, act.relu);
+              float* buf = rowbuf + nrows * row_floats;
+              std::fill(buf, buf + pad * ci, 0.f);
+              if (in.ld == ci && !act.active()) {
+                std::copy(src, src + id.w * ci, buf + pad * ci);
+              } else {
+                for (Index x = 0; x < id.w; ++x)
+                  cpu::gemm::activate_row(src + x * in.ld, buf + (pad + x) * ci, ci, act.scale, act.shift, act.relu);
+              }
+              std::fill(buf + (pad + id.w) * ci, buf + wp * ci, 0.f);
             }
-            std::fill(buf + (pad + id.w) * ci, buf + wp * ci, 0.f);
-            if (bf16_) cpu::gemm::convert_row_bf16(buf, rowbuf16 + (nrows - 1) * row_floats, wp * ci);
-            valid.emplace_back(kd * kh_n + kh, buf);
+            ++nrows;
+            valid.push_back(kd * kh_n + kh);
           }
         }
         // The segments of one panel: (A, B) of each tap row of every valid input row, A in float or
@@ -389,7 +401,7 @@ class Conv3d<Cpu, T> {
           int ns = 0;
           for (size_t v = 0; v < valid.size(); ++v) {
             const auto a = rows_of + Index(v) * row_floats;  // valid[v]'s row, in float or bf16
-            const Index khd = valid[v].first;
+            const Index khd = valid[v];
             if (merge_kw) {  // b_unit_: kw_n * ci, or that rounded up to even in bf16
               sg[ns++] = {a, panel_base + khd * b_unit_ * pw, kw_n * ci};
             } else {

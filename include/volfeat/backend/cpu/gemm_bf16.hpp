@@ -113,5 +113,20 @@ VOLFEAT_TARGET_AVX512BF16 inline void convert_row(const float* x, Bf16* y, Index
   }
 }
 
+// y[i] = bf16(act(x[i])): avx512::activate_row's BN and ReLU, rounded on the way out (one pass where
+// activate_row then convert_row took two: 9 % of a bf16 forward, DenseNet-121 64x128x128, Zen 4).
+VOLFEAT_TARGET_AVX512BF16 inline void activate_row(const float* x, Bf16* y, Index n, const float* scale,
+                                                   const float* shift, bool relu) {
+  Index i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        (__m256i)_mm512_cvtneps_pbh(avx512::activate16(_mm512_loadu_ps(x + i), scale, shift, i, 0xFFFF, relu)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1);
+    _mm256_mask_storeu_epi16(
+        y + i, m, (__m256i)_mm512_cvtneps_pbh(avx512::activate16(_mm512_maskz_loadu_ps(m, x + i), scale, shift, i, m, relu)));
+  }
+}
+
 }  // namespace volfeat::cpu::gemm::avx512bf16
 #endif  // VOLFEAT_HAVE_ISA_VARIANTS

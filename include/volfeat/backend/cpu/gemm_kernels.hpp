@@ -64,6 +64,7 @@ VOLFEAT_KERNELS_LINKAGE const KernelSet& kernel_set(CpuIsa isa);
 struct Bf16KernelSet {
   Bf16KernelFn (*select)(int nv, Index rs, int rows);  // rows: 1 .. max_rows(nv)
   Bf16ConvertFn convert_row;
+  Bf16ActivateFn activate_row;
 };
 // Null where this build has no x86 variants.
 VOLFEAT_KERNELS_LINKAGE const Bf16KernelSet* bf16_kernel_set();
@@ -95,7 +96,7 @@ VOLFEAT_KERNELS_LINKAGE const KernelSet& kernel_set(CpuIsa isa) {
 
 VOLFEAT_KERNELS_LINKAGE const Bf16KernelSet* bf16_kernel_set() {
 #if VOLFEAT_HAVE_ISA_VARIANTS
-  static constexpr Bf16KernelSet set{&avx512bf16::select_kernel, &avx512bf16::convert_row};
+  static constexpr Bf16KernelSet set{&avx512bf16::select_kernel, &avx512bf16::convert_row, &avx512bf16::activate_row};
   return &set;
 #else
   return nullptr;
@@ -196,6 +197,10 @@ inline void gemm_rows_bf16(const Bf16Segment* segs, int nseg, Index rs, int nv, 
 
 // y[i] = bf16(x[i]) for i < n (bf16_available() only).
 inline void convert_row_bf16(const float* x, Bf16* y, Index n) { bf16_kernel_set()->convert_row(x, y, n); }
+// y[i] = bf16(act(x[i])) (bf16_available() only): activate_row, rounded as convert_row_bf16 rounds.
+inline void activate_row_bf16(const float* x, Bf16* y, Index n, const float* scale, const float* shift, bool relu) {
+  bf16_kernel_set()->activate_row(x, y, n, scale, shift, relu);
+}
 
 // y[i] = act(x[i]) for i < n with act = optional folded BN, optional ReLU (NaN kept), vectorised.
 inline void activate_row(const float* x, float* y, Index n, const float* scale, const float* shift, bool relu) {

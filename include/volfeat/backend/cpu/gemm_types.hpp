@@ -114,6 +114,8 @@ struct Bf16Segment {
 using Bf16KernelFn = void (*)(const Bf16Segment*, int, Index, Index, float*, Index, const Epilogue&);
 // y[i] = bf16(x[i]) for i < n, rounded to nearest even (NaN kept, denormals flushed to zero).
 using Bf16ConvertFn = void (*)(const float* x, Bf16* y, Index n);
+// y[i] = bf16(act(x[i])), act as ActivateFn's.
+using Bf16ActivateFn = void (*)(const float* x, Bf16* y, Index n, const float* scale, const float* shift, bool relu);
 // y[i] = act(x[i]) for i < n, act = optional folded BN (scale, shift), optional NaN-keeping ReLU.
 using ActivateFn = void (*)(const float* x, float* y, Index n, const float* scale, const float* shift, bool relu);
 
