@@ -2,6 +2,7 @@
 """Wall time of the whole `volfeat extract` job on a scanner-sized CT, IO included.
 
 usage: time_extract.py [--build build-perf] [--dims 216,512,512] [--reps 5] [--work DIR] [--threads 2]
+                       [--precision float32|bf16]
 
 Writes the built-in knee phantom at --dims as an int16 CT (as scanners store it) plus its uint8 label
 map (`volfeat phantom --dims ... --ct-dtype int16`, once, into --work), then runs
@@ -27,6 +28,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="/tmp/volfeat_time_extract")
+    ap.add_argument("--precision", default="float32", help="extract's --precision (bf16 needs AVX512-BF16)")
     a = ap.parse_args()
 
     volfeat = os.path.join(a.build, "experiments", "volfeat")
@@ -38,7 +40,7 @@ def main():
         subprocess.run([volfeat, "phantom", "--dims", a.dims, "--ct-dtype", "int16", "--out", data], check=True)
     out = os.path.join(a.work, "out")
     cmd = [volfeat, "extract", "--ct", ct, "--mask", mask, "--labels", "femur=1,tibia=2", "--preset", "block-outputs",
-           "--threads", str(a.threads), "--quiet", "--out", out]
+           "--threads", str(a.threads), "--precision", a.precision, "--quiet", "--out", out]
     print("$", " ".join(cmd), flush=True)
     walls = []
     for rep in range(a.reps):
@@ -48,11 +50,14 @@ def main():
         m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", p.stderr)
         wall = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
         rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1)) / 2**20
-        t = json.load(open(os.path.join(out, "run.json")))["timings_s"]
+        run = json.load(open(os.path.join(out, "run.json")))
+        if run["precision"] != a.precision:
+            sys.exit(f"time_extract.py: asked for {a.precision}, ran {run['precision']}: {run['precision_note']}")
+        t = run["timings_s"]
         stages = ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k != "total")
         print(f"rep {rep}: wall {wall:.2f} s, peak RSS {rss:.2f} GiB ({stages})", flush=True)
         walls.append(wall)
-    print(f"extract {a.dims}, {a.threads} threads, {a.reps} runs: median {statistics.median(walls):.2f} s, "
+    print(f"extract {a.dims}, {a.precision}, {a.threads} threads, {a.reps} runs: median {statistics.median(walls):.2f} s, "
           f"min-max {min(walls):.2f}-{max(walls):.2f} s")
 
 
