@@ -254,6 +254,16 @@ class Conv3d<Cpu, T> {
     r.relu = a.relu;
     return r;
   }
+  // y[i] = act(x[i]) for i < n, into a float A buffer or, rounded, a bf16 one (an A tile's or row
+  // buffer's values).
+  static void put_values(const float* x, float* y, Index n, const Act& a) {
+    if (a.active()) cpu::gemm::activate_row(x, y, n, a.scale, a.shift, a.relu);
+    else std::copy(x, x + n, y);
+  }
+  static void put_values(const float* x, cpu::Bf16* y, Index n, const Act& a) {
+    if (a.active()) cpu::gemm::activate_row_bf16(x, y, n, a.scale, a.shift, a.relu);
+    else cpu::gemm::convert_row_bf16(x, y, n);
+  }
   cpu::gemm::Epilogue epilogue(const Activation<Cpu, T>& post, Index panel) const {
     cpu::gemm::Epilogue ep;
     const Index pw = 16 * nv_, o0 = panel * pw;
@@ -297,22 +307,24 @@ class Conv3d<Cpu, T> {
           const float* x = in.voxel(v0 + r);
           for (Index c = 0; c < chunks; ++c) {
             const Index len = std::min(kChunk, ci - c * kChunk), at = (c * tile + r) * kChunk;
-            const float* scale = act.scale ? act.scale + c * kChunk : nullptr;
-            const float* shift = act.shift ? act.shift + c * kChunk : nullptr;
-            if (bf16_) cpu::gemm::activate_row_bf16(x + c * kChunk, a16 + at, len, scale, shift, act.relu);
-            else cpu::gemm::activate_row(x + c * kChunk, a + at, len, scale, shift, act.relu);
+            const Act chunk{act.scale ? act.scale + c * kChunk : nullptr, act.shift ? act.shift + c * kChunk : nullptr,
+                            act.relu};
+            if (bf16_) put_values(x + c * kChunk, a16 + at, len, chunk);
+            else put_values(x + c * kChunk, a + at, len, chunk);
           }
         }
         for (Index p = 0; p < panels_; ++p) {
           const cpu::gemm::Epilogue ep = epilogue(post, p);
-          if (bf16_) {
+          auto fill = [&](auto* sg, auto* tile_a, auto* panel_b) {  // one segment per k chunk, float or bf16
             for (Index c = 0; c < chunks; ++c)
-              segs16[size_t(c)] = {a16 + c * tile * kChunk, panel16(p) + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
+              sg[c] = {tile_a + c * tile * kChunk, panel_b + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
+          };
+          if (bf16_) {
+            fill(segs16.data(), a16, panel16(p));
             cpu::gemm::gemm_rows_bf16(segs16.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld,
                                       ep);
           } else {
-            for (Index c = 0; c < chunks; ++c)
-              segs[size_t(c)] = {a + c * tile * kChunk, panel(p) + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
+            fill(segs.data(), a, panel(p));
             cpu::gemm::gemm_rows(segs.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld, ep,
                                  kgroup());
           }
@@ -370,27 +382,18 @@ class Conv3d<Cpu, T> {
             const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
             if (iy < 0 || iy >= id.h) continue;
             const float* src = in.row(n, iz, iy);
-            if (bf16_) {  // the same row, rounded to bf16 as it is written
-              cpu::Bf16* buf = rowbuf16 + nrows * row_floats;
-              std::fill(buf, buf + pad * ci, cpu::Bf16(0));
+            auto copy_row = [&](auto* buf) {  // float, or bf16 (rounded as it is written)
+              using E = std::remove_pointer_t<decltype(buf)>;
+              std::fill(buf, buf + pad * ci, E(0));
               if (in.ld == ci && !act.active()) {
-                cpu::gemm::convert_row_bf16(src, buf + pad * ci, id.w * ci);
+                put_values(src, buf + pad * ci, id.w * ci, act);
               } else {
-                for (Index x = 0; x < id.w; ++x)
-                  cpu::gemm::activate_row_bf16(src + x * in.ld, buf + (pad + x) * ci, ci, act.scale, act.shift, act.relu);
+                for (Index x = 0; x < id.w; ++x) put_values(src + x * in.ld, buf + (pad + x) * ci, ci, act);
               }
-              std::fill(buf + (pad + id.w) * ci, buf + wp * ci, cpu::Bf16(0));
-            } else {
-              float* buf = rowbuf + nrows * row_floats;
-              std::fill(buf, buf + pad * ci, 0.f);
-              if (in.ld == ci && !act.active()) {
-                std::copy(src, src + id.w * ci, buf + pad * ci);
-              } else {
-                for (Index x = 0; x < id.w; ++x)
-                  cpu::gemm::activate_row(src + x * in.ld, buf + (pad + x) * ci, ci, act.scale, act.shift, act.relu);
-              }
-              std::fill(buf + (pad + id.w) * ci, buf + wp * ci, 0.f);
-            }
+              std::fill(buf + (pad + id.w) * ci, buf + wp * ci, E(0));
+            };
+            if (bf16_) copy_row(rowbuf16 + nrows * row_floats);
+            else copy_row(rowbuf + nrows * row_floats);
             ++nrows;
             valid.push_back(kd * kh_n + kh);
           }
