@@ -64,7 +64,7 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   std::tie(r.weights, load_seconds) = weights.get();
   std::string precision_note;
   const Backend device = DeviceFor<Backend>::make(o.precision, precision_note);
-  if (!precision_note.empty()) progress.note(precision_note);
+  if (!precision_note.empty()) progress.warn(precision_note);
   r.precision = precision_name(DeviceFor<Backend>::precision(device));
   r.precision_note = precision_note;
   const Network<Backend, float> net(r.weights.state, kReleaseWeights, device);

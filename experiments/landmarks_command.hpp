@@ -291,7 +291,7 @@ LandmarksResult run_landmarks(const LandmarksOptions& o, Progress& progress) {
   progress.begin("building networks");
   const auto per_arch = landmark_networks<Backend>(o, m, r);
   progress.end();
-  if (!r.precision_note.empty()) progress.note(r.precision_note);
+  if (!r.precision_note.empty()) progress.warn(r.precision_note);
   for (const auto& nets : per_arch)
     for (const auto& s : nets)
       if (s.nets.front()->input_channels() != channels)

@@ -309,7 +309,7 @@ class PyNetwork {
     }
     weights_ = load_network_weights(o, channels);
     const Cpu device = DeviceFor<Cpu>::make(parse_precision(precision), precision_note_);
-    if (!precision_note_.empty()) Progress(quiet_).note(precision_note_);
+    if (!precision_note_.empty()) Progress(quiet_).warn(precision_note_);
     net_ = std::make_unique<Network<Cpu, float>>(weights_.state, kReleaseWeights, device);
   }
   const std::string& precision_note() const { return precision_note_; }

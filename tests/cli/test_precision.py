@@ -128,9 +128,32 @@ def test_without_bf16_float32_with_a_note():
     for k in f32:
         assert np.array_equal(f[k], f32[k]), k
     assert np.array_equal(c, c32)
-    # shown on stderr too, with --quiet (a note, not progress) or not
-    p2 = run("extract", "--out", fresh_dir(WORK, "fallback_loud"), "--precision", "bf16", isa="avx2")
-    assert "--precision bf16: VOLFEAT_CPU_ISA=avx2 chose kernels without bf16; running float32" in p2.stderr, p2.stderr
+    # on stderr, with --quiet too: not progress, the run differs from what was asked
+    want = "volfeat: --precision bf16: VOLFEAT_CPU_ISA=avx2 chose kernels without bf16; running float32\n"
+    assert p.stderr == want, p.stderr
+
+
+def test_sweep_and_landmarks_record_the_precision():
+    """The same option on the other commands: sweep.json's settings name what was asked (a resumed sweep
+    must match it), landmarks_run.json what ran; both sweep rows and landmarks differ from float32's."""
+    want = "bf16" if BF16 else "float32"
+    outs = {}
+    for precision in ("float32", "bf16"):
+        out = fresh_dir(WORK, f"sweep_{precision}")
+        run("sweep", "--schemes", "random", "--layers", "denseblock1", "--pools", "mean", "--modes", "shared",
+            "--similarities", "cosine", "--quiet", "--precision", precision, "--out", out)
+        with open(os.path.join(out, "sweep.json")) as f:
+            assert json.load(f)["precision"] == precision
+        outs[precision] = csv_rows(os.path.join(out, "sweep.csv"))[1]
+    assert len(outs["float32"]) == len(outs["bf16"]) == 3
+    assert (outs["float32"] != outs["bf16"]) == BF16
+    lm = fresh_dir(WORK, "landmarks_bf16")
+    p = run("landmarks", "--schemes", "random", "--layers", "conv0", "--patch", "8", "--radius", "2", "--quiet",
+            "--precision", "bf16", "--out", lm)
+    with open(os.path.join(lm, "landmarks_run.json")) as f:
+        meta = json.load(f)
+    assert meta["precision"] == want and (meta["precision_note"] == "") == BF16, meta
+    assert ("running float32" in p.stderr) != BF16, p.stderr
 
 
 def test_unknown_precision_is_one_error_line():

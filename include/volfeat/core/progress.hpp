@@ -64,6 +64,9 @@ class Progress {
   void note(const std::string& line) const {
     if (!quiet_) std::fprintf(out_, "volfeat: %s\n", line.c_str());
   }
+  // The same, shown with quiet too: the run does something else than was asked (--precision bf16 on a
+  // CPU without it runs float32).
+  void warn(const std::string& line) const { std::fprintf(out_, "volfeat: %s\n", line.c_str()); }
   double seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
  using Clock = std::chrono::steady_clock;

@@ -24,9 +24,9 @@
 // forward_planes_rows reads its input through a row accessor, so DenseLayerConvs feeds it from its
 // ring of bottleneck planes.
 //
-// bf16 (Precision::kBf16, float only, where bf16_available() and C_in is even): U is rounded to bf16
-// once, packed as k-pairs (gemm_bf16.hpp); each block's V is rounded to bf16 after the input
-// transform, and the 64 GEMMs run the bf16 kernels. The transforms stay float.
+// bf16 (Precision::kBf16, float only, where bf16_available()): U is rounded to bf16 once and packed as
+// k-pairs (gemm_bf16.hpp; an odd C_in padded with a zero row); each block's V is rounded to bf16 after
+// the input transform, and the 64 GEMMs run the bf16 kernels. The transforms stay float.
 //
 // Accuracy: the transforms add and subtract, so the rounding error grows with them; README.md
 // ("Winograd") has the measured error per layer, tests/test_winograd.cpp the bound it is held to.
@@ -66,7 +66,7 @@ class Winograd3d {
   Winograd3d(const ConvSpec& spec, const std::vector<W>& weight, const std::vector<B>& bias = {},
              Precision precision = Precision::kFloat32)
       : spec_(spec),
-        bf16_(kPanels && precision == Precision::kBf16 && spec.in_channels % 2 == 0 && gemm::bf16_available()) {
+        bf16_(kPanels && precision == Precision::kBf16 && gemm::bf16_available()) {
     if (!applicable(spec)) fail("winograd3d: only 3x3x3 convs with stride 1 and dilation 1");
     if (static_cast<Index>(weight.size()) != spec.weight_count())
       fail("winograd3d: ", weight.size(), " weights given, the layer needs ", spec.weight_count());
@@ -114,14 +114,18 @@ class Winograd3d {
     bias_.assign(bias.begin(), bias.end());
     if constexpr (kPanels) {
       if (bf16_) {
-        // Each panel's rows i as k-pairs (U[i][o], U[i+1][o]) of bf16 (gemm_bf16.hpp); the float U goes.
+        // Each panel's rows i as k-pairs (U[i][o], U[i+1][o]) of bf16 (gemm_bf16.hpp), an odd C_in's
+        // last pair (U[C_in-1][o], 0); the float U goes.
         const Index n = kPoints * panels_;
-        Bf16* h = panel16_store_.reserve(size_t(n * panel_floats_));
+        panel16_values_ = (ci + ci % 2) * pw_;
+        Bf16* h = panel16_store_.reserve(size_t(n * panel16_values_));
 #pragma omp parallel for schedule(static) if (ci * co >= 4096)
-        for (Index q = 0; q < n; ++q)
+        for (Index q = 0; q < n; ++q) {
+          Bf16* hq = h + q * panel16_values_;
+          if (ci % 2) std::fill(hq + (ci - 1) * pw_, hq + panel16_values_, Bf16(0));
           for (Index i = 0; i < ci; ++i)
-            for (Index o = 0; o < pw_; ++o)
-              h[q * panel_floats_ + (i / 2) * 2 * pw_ + o * 2 + i % 2] = round_to_bf16(u[(q * ci + i) * pw_ + o]);
+            for (Index o = 0; o < pw_; ++o) hq[(i / 2) * 2 * pw_ + o * 2 + i % 2] = round_to_bf16(u[(q * ci + i) * pw_ + o]);
+        }
         panel_store_ = AlignedFloats();
       }
     }
@@ -131,7 +135,7 @@ class Winograd3d {
   Precision precision() const { return bf16_ ? Precision::kBf16 : Precision::kFloat32; }
   // Bytes of the transformed weights (64/27 of the direct conv's, more with padded panels; half in bf16).
   size_t weight_bytes() const {
-    if (bf16_) return size_t(kPoints * panels_ * panel_floats_) * sizeof(Bf16);
+    if (bf16_) return size_t(kPoints * panels_ * panel16_values_) * sizeof(Bf16);
     return kPanels ? size_t(kPoints * panels_ * panel_floats_) * sizeof(T) : u_.size() * sizeof(T);
   }
 
@@ -187,7 +191,6 @@ class Winograd3d {
   void gemm_point(int p, const T* v, T* m, Index rows) const {
     const Index ci = spec_.in_channels, co = spec_.out_channels;
     if constexpr (kPanels) {
-      if (bf16_) fail("winograd3d: the float GEMM of a bf16 conv (internal error)");
       for (Index q = 0; q < panels_; ++q) {
         const gemm::Segment seg{v, panel_store_.data() + (p * panels_ + q) * panel_floats_, ci};
         gemm::Epilogue ep;
@@ -202,11 +205,27 @@ class Winograd3d {
     }
   }
 
-  // The same in bf16: v is the block's V[p] rounded to bf16.
+  // The 64 GEMMs of one block: M[p] = V[p] * U[p], V's points vps apart, M's mps apart. bf16: each V[p]
+  // rounded to bf16 first.
+  void gemm_points(const T* v, Index vps, T* m, Index mps, Index rows) const {
+    if constexpr (kPanels) {
+      if (bf16_) {
+        Bf16* v16 = thread_scratch_bf16(2, size_t(kPoints * vps));
+        for (int p = 0; p < kPoints; ++p) {
+          gemm::convert_row_bf16(v + p * vps, v16 + p * vps, rows * spec_.in_channels);
+          gemm_point_bf16(p, v16 + p * vps, m + p * mps, rows);
+        }
+        return;
+      }
+    }
+    for (int p = 0; p < kPoints; ++p) gemm_point(p, v + p * vps, m + p * mps, rows);
+  }
+
+  // gemm_point in bf16: v is the block's V[p] rounded to bf16.
   void gemm_point_bf16(int p, const Bf16* v, T* m, Index rows) const {
     const Index ci = spec_.in_channels, co = spec_.out_channels;
     for (Index q = 0; q < panels_; ++q) {
-      const gemm::Bf16Segment seg{v, panel16_store_.data() + (p * panels_ + q) * panel_floats_, ci};
+      const gemm::Bf16Segment seg{v, panel16_store_.data() + (p * panels_ + q) * panel16_values_, ci};
       gemm::Epilogue ep;
       ep.cols = int(std::min(pw_, co - q * pw_));
       gemm::gemm_rows_bf16(&seg, 1, ci, int(nv_), rows, m + q * pw_, co, ep);
@@ -258,20 +277,8 @@ class Winograd3d {
       for (Index c0 = 0; c0 < ci; c0 += nv)
         winograd::input_tile<T, VB>(src, c0, int(std::min<Index>(nv, ci - c0)), j.pre, vbuf + r * ci + c0, vps);
     }
-    // 2. the 64 GEMMs (bf16: on V rounded to bf16, point by point)
-    if constexpr (kPanels) {
-      if (self.bf16_) {
-        Bf16* v16 = thread_scratch_bf16(2, size_t(kPoints * vps));
-        for (int p = 0; p < kPoints; ++p) {
-          gemm::convert_row_bf16(vbuf + p * vps, v16 + p * vps, rows * ci);
-          self.gemm_point_bf16(p, v16 + p * vps, mbuf + p * mps, rows);
-        }
-      } else {
-        for (int p = 0; p < kPoints; ++p) self.gemm_point(p, vbuf + p * vps, mbuf + p * mps, rows);
-      }
-    } else {
-      for (int p = 0; p < kPoints; ++p) self.gemm_point(p, vbuf + p * vps, mbuf + p * mps, rows);
-    }
+    // 2. the 64 GEMMs
+    self.gemm_points(vbuf, vps, mbuf, mps, rows);
     // 3. output transform and epilogue
     const T* bias = self.bias_.empty() ? nullptr : self.bias_.data();
     for (Index r = 0; r < rows; ++r) {
@@ -362,8 +369,9 @@ class Winograd3d {
   // float: U[xi] in panels of pw_ = 16*nv_ output channels, each c_in x pw_ (gemm_kernels.hpp's layout)
   Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
   AlignedFloats panel_store_;
-  // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel_floats_ values per panel
+  // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel16_values_ per panel
   bool bf16_ = false;
+  Index panel16_values_ = 0;
   AlignedArray<Bf16> panel16_store_;
 };
 
