@@ -118,19 +118,31 @@ inline KernelFn kernel_for(int rows) {
   return table[size_t(rows - 1)];
 }
 
-// Dispatch on NV, the row stride and the segment length (compile-time for DenseNet's shapes: the
-// dense layers' row stride 128, the stem's row stride 2 with 7-long segments).
+// The kernel of For<NV, RS>::get(rows) for a panel of nv vectors and row stride rs, RS a compile-time
+// constant for DenseNet's strides (the dense layers' 128, the stems' 2), else 0 (runtime). Shared by
+// the fp32 kernels below and the bf16 ones (gemm_bf16.hpp).
+template <template <int, int> class For>
+inline auto kernel_by_stride(int nv, Index rs, int rows) {
+  switch (nv) {
+    case 1:
+      return rs == 128 ? For<1, 128>::get(rows) : For<1, 0>::get(rows);
+    case 2:
+      return rs == 128 ? For<2, 128>::get(rows) : rs == 2 ? For<2, 2>::get(rows) : For<2, 0>::get(rows);
+    default:
+      return rs == 128 ? For<4, 128>::get(rows) : rs == 2 ? For<4, 2>::get(rows) : For<4, 0>::get(rows);
+  }
+}
+
+template <int NV, int RS>
+struct KernelFor {
+  static KernelFn get(int rows) { return kernel_for<NV, RS>(rows); }
+};
+
+// Dispatch on NV, the row stride and the segment length (the stem's 7-long segments fully unrolled).
 inline KernelFn select_kernel(int nv, Index rs, int rows, Index seglen) {
   if (nv == 4 && rs == 2 && seglen == 7) return kernel_for<4, 2, 7>(rows);
   if (nv == 2 && rs == 2 && seglen == 7) return kernel_for<2, 2, 7>(rows);
-  switch (nv) {
-    case 1:
-      return rs == 128 ? kernel_for<1, 128>(rows) : kernel_for<1, 0>(rows);
-    case 2:
-      return rs == 128 ? kernel_for<2, 128>(rows) : rs == 2 ? kernel_for<2, 2>(rows) : kernel_for<2, 0>(rows);
-    default:
-      return rs == 128 ? kernel_for<4, 128>(rows) : rs == 2 ? kernel_for<4, 2>(rows) : kernel_for<4, 0>(rows);
-  }
+  return kernel_by_stride<KernelFor>(nv, rs, rows);
 }
 
 VOLFEAT_TARGET_AVX512 inline __m512 activate16(__m512 v, const float* scale, const float* shift, Index at, __mmask16 m,

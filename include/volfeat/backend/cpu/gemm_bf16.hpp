@@ -90,18 +90,14 @@ inline Bf16KernelFn kernel_for(int rows) {
   return table[size_t(rows - 1)];
 }
 
-// Row stride 128 (pointwise k chunks, DenseNet's 128-channel bottlenecks) and 2 (the gray stem's
-// stride-2 rows) at compile time, else runtime.
-inline Bf16KernelFn select_kernel(int nv, Index rs, int rows) {
-  switch (nv) {
-    case 1:
-      return rs == 128 ? kernel_for<1, 128>(rows) : kernel_for<1, 0>(rows);
-    case 2:
-      return rs == 128 ? kernel_for<2, 128>(rows) : rs == 2 ? kernel_for<2, 2>(rows) : kernel_for<2, 0>(rows);
-    default:
-      return rs == 128 ? kernel_for<4, 128>(rows) : rs == 2 ? kernel_for<4, 2>(rows) : kernel_for<4, 0>(rows);
-  }
-}
+template <int NV, int RS>
+struct KernelFor {
+  static Bf16KernelFn get(int rows) { return kernel_for<NV, RS>(rows); }
+};
+
+// Row strides 128 (pointwise k chunks, DenseNet's 128-channel bottlenecks) and 2 (the gray stems'
+// stride-2 rows) at compile time, as the fp32 kernels.
+inline Bf16KernelFn select_kernel(int nv, Index rs, int rows) { return avx512::kernel_by_stride<KernelFor>(nv, rs, rows); }
 
 VOLFEAT_TARGET_AVX512BF16 inline void convert_row(const float* x, Bf16* y, Index n) {
   Index i = 0;
