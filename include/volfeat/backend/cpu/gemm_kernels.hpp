@@ -16,6 +16,9 @@
 // The panel width (NV) is the ISA's choice (panel_vectors): weights packed for one set are read by
 // the same set, which cannot change within a process.
 //
+// Beside them, the bf16 kernels (gemm_bf16.hpp: AVX512-BF16, Precision::kBf16) take k-pairs of bf16
+// operands on the AVX-512 set's panels; bf16_available() says whether this process can run them.
+//
 // Compiled in every translation unit (the default: header-only) or once. Every kernel variant of every
 // set is instantiated through select_kernel's tables, about 16 s of -O3 compile per translation unit
 // that runs a conv (Zen 3), the same code each time. A program whose translation units all define
