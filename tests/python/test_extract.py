@@ -125,3 +125,21 @@ def test_phantom_default_and_progress_on_stderr(capfd):
     assert r.run["weights"]["kind"] == "random" and r.run["inputs"]["phantom"] is True
     volfeat.extract(layers="denseblock1", resample=4, threads=THREADS, quiet=True)
     assert capfd.readouterr().err == ""
+
+
+def test_precision_keyword_is_the_cli_option():
+    """precision= is --precision: run["precision"] says what ran (bf16 where the CPU has AVX512-BF16), the
+    features move by less than 1e-2 of the layer's scale, and an unknown value is the CLI's error line."""
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    bf16 = {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16"} <= set(flags)
+    r32 = volfeat.extract(layers="denseblock1", resample=4, threads=THREADS, quiet=True)
+    r16 = volfeat.extract(layers="denseblock1", resample=4, threads=THREADS, quiet=True, precision="bf16")
+    assert r32.run["precision"] == "float32"
+    assert r16.run["precision"] == ("bf16" if bf16 else "float32")
+    assert (r16.run["precision_note"] == "") == bf16
+    scale = max(np.abs(v).max() for v in r32.features.values())
+    err = max(np.abs(r16.features[k] - r32.features[k]).max() for k in r32.features)
+    assert (0 < err <= 1e-2 * scale) if bf16 else err == 0, err / scale
+    with pytest.raises(ValueError, match="--precision fp16: expected float32"):
+        volfeat.extract(layers="denseblock1", resample=4, quiet=True, precision="fp16")
