@@ -60,6 +60,10 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
     if (l != 0 || !o.background) progress.note(r.volume.mask_name + ": label " + std::to_string(l) + " is in no region");
 
   t0 = Progress::Clock::now();
+  summarize_ct(r);
+  r.timings["summarize_ct"] = Progress::since(t0);  // region_report.csv and region_slices.png, made now
+
+  t0 = Progress::Clock::now();
   double load_seconds = 0;
   std::tie(r.weights, load_seconds) = weights.get();
   std::string precision_note;

@@ -190,7 +190,7 @@ py::dict extract(const std::vector<std::string>& args, const std::string& comman
     } else {
       r.timings["total"] = Progress::since(t0);
     }
-    report_csv = region_report_csv(r.volume.ct, r.volume.mask, r.volume.regions, r.volume.unlisted_labels);
+    report_csv = r.region_report;
   }
 
   py::dict out;

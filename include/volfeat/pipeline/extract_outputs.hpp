@@ -84,7 +84,23 @@ struct ExtractRun {
   int threads = 1;
   std::string backend = "cpu", precision = "float32";  // precision: what the convs ran (DeviceFor)
   std::string precision_note;                          // why it is not what --precision asked, or empty
+  // The outputs that read the HU volume itself, made before the forward pass (summarize_ct).
+  std::string region_report;  // region_report.csv
+  RgbImage region_slices;     // region_slices.png
 };
+
+// region_report.csv and region_slices.png (the two passes over the whole volume side by side), then the
+// HU volume's values go (its grid stays): the forward pass needs only the normalised input and the mask.
+// At 216x512x512 the HU volume is 216 MB of the run's peak, and the pass's activations reuse its pages
+// instead of faulting in fresh ones.
+inline void summarize_ct(ExtractRun& r) {
+  auto report = std::async(std::launch::async, [&r] {
+    return region_report_csv(r.volume.ct, r.volume.mask, r.volume.regions, r.volume.unlisted_labels);
+  });
+  r.region_slices = render_region_slices(r.volume.ct, r.volume.mask, r.volume.regions);
+  r.region_report = report.get();
+  std::vector<float>().swap(r.volume.ct.data);
+}
 
 inline RunFacts run_facts(const ExtractRun& r) {
   const auto meta = state_dict_meta(r.weights.state);
@@ -148,15 +164,12 @@ inline void write_extract_outputs(const std::string& dir, const ExtractRun& r) {
   if (ec) fail(dir, ": cannot create output directory (", ec.message(), ")");
   // A stale run.json would vouch for files this run is about to replace.
   std::filesystem::remove(dir + "/run.json", ec);
-  // The two passes over the whole volume (report statistics, slice picture) run side by side.
-  auto report = std::async(std::launch::async, [&r] {
-    return region_report_csv(r.volume.ct, r.volume.mask, r.volume.regions, r.volume.unlisted_labels);
-  });
+  if (r.region_report.empty()) fail("write_extract_outputs: the run has no region report (call summarize_ct)");
   write_file_atomic(dir + "/similarities.csv", similarities_csv(r.table));
   write_file_atomic(dir + "/similarities_long.csv", similarities_long_csv(r.table, run_facts(r)));
   write_npz(dir + "/features.npz", features_npz(r.features));
-  write_region_slices_png(dir + "/region_slices.png", r.volume.ct, r.volume.mask, r.volume.regions);
-  write_file_atomic(dir + "/region_report.csv", report.get());
+  write_region_slices_png(dir + "/region_slices.png", r.region_slices);
+  write_file_atomic(dir + "/region_report.csv", r.region_report);
   write_file_atomic(dir + "/run.json", run_json(r).dump(2) + "\n");
 }
 

@@ -124,6 +124,7 @@ struct ExtractSizes {
   std::array<Index, 3> grid{{0, 0, 0}};  // (D, H, W) the network sees
   std::array<double, 3> spacing{{1, 1, 1}};  // mm along (D, H, W)
   Index channels = 1;                    // network input channels (3 for imagenet)
+  bool ct_held = true;                   // the HU volume still held during the pass (summarize_ct lets it go)
   int regions = 0;
   ExtractMode mode;
   const Graph* graph = nullptr;  // the network's (stem channels included)
@@ -148,9 +149,9 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
   const double v = double(s.grid[0]) * double(s.grid[1]) * double(s.grid[2]);
   const double f = 4;  // float / int32
   MemoryEstimate e;
-  // PreparedVolume: ct (float), mask (int32), input (C floats). (region_report, after the pass,
-  // needs one float per voxel more: always less than the pass's own peak.)
-  e.parts.push_back({"volumes", v * f * (2 + double(s.channels))});
+  // PreparedVolume: mask (int32), input (C floats), and the HU volume (float) unless its outputs were
+  // made and it was let go before the pass (summarize_ct).
+  e.parts.push_back({"volumes", v * f * ((s.ct_held ? 2 : 1) + double(s.channels))});
   // StateDict values (float), and the network's packed float copy (Winograd's transformed weights
   // where a conv runs it).
   e.parts.push_back({"weights", s.state_dict_values * f + network_weight_bytes(*s.graph, s.traits, sizeof(float))});
@@ -285,6 +286,7 @@ ExtractSizes extract_sizes(const ExtractOptions& o, const PreparedVolume& v, con
   ExtractSizes s;
   s.grid = v.ct.grid.dims;
   s.spacing = v.ct.grid.spacing;
+  s.ct_held = !v.ct.data.empty();
   s.channels = v.normalization.channels();
   s.regions = int(v.regions.size());
   s.mode = o.mode;

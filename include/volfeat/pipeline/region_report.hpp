@@ -149,8 +149,12 @@ inline std::string region_report_csv(const Volume<float>& ct, const Volume<int32
 // Axial, coronal and sagittal slices through the labelled regions, the CT in a bone
 // window with each region tinted in its own colour; panels resampled to the finest spacing so that
 // anatomy keeps its proportions.
-inline void write_region_slices_png(const std::string& path, const Volume<float>& ct, const Volume<int32_t>& mask,
-                                    const std::vector<Region>& regions) {
+struct RgbImage {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;  // row-major, 3 bytes per pixel
+};
+
+inline RgbImage render_region_slices(const Volume<float>& ct, const Volume<int32_t>& mask, const std::vector<Region>& regions) {
   static const uint8_t kPalette[][3] = {{230, 60, 60}, {60, 140, 240}, {80, 200, 90}, {240, 180, 40}, {180, 90, 220}, {40, 200, 200}};
   const auto& g = ct.grid;
   // Along each axis, the slice holding the most labelled (non-background) voxels: a centroid can
@@ -191,7 +195,8 @@ inline void write_region_slices_png(const std::string& path, const Volume<float>
     total_w += widths[p] + (p ? 4 : 0);
     max_h = std::max(max_h, heights[p]);
   }
-  if (int64_t(total_w) * max_h > (int64_t(1) << 28)) fail(path, ": slice picture would be too large");
+  if (int64_t(total_w) * max_h > (int64_t(1) << 28))
+    fail("region_slices.png: the slice picture would be ", total_w, "x", max_h, " pixels, too large");
   std::vector<uint8_t> rgb(size_t(total_w) * size_t(max_h) * 3, 0);
   int x0 = 0;
   for (int p = 0; p < 3; ++p) {
@@ -215,7 +220,16 @@ inline void write_region_slices_png(const std::string& path, const Volume<float>
       }
     x0 += widths[p] + 4;
   }
-  write_png_rgb(path, total_w, max_h, rgb);
+  return {total_w, max_h, std::move(rgb)};
+}
+
+inline void write_region_slices_png(const std::string& path, const RgbImage& image) {
+  write_png_rgb(path, image.width, image.height, image.rgb);
+}
+
+inline void write_region_slices_png(const std::string& path, const Volume<float>& ct, const Volume<int32_t>& mask,
+                                    const std::vector<Region>& regions) {
+  write_region_slices_png(path, render_region_slices(ct, mask, regions));
 }
 
 }  // namespace volfeat
