@@ -12,6 +12,9 @@
 #include "support/cpu_isa_guard.hpp"
 #include "support/primitive_checks.hpp"
 #include "volfeat/backend/cpu.hpp"
+#include "volfeat/nn/network.hpp"
+#include "volfeat/nn/taps.hpp"
+#include "volfeat/weights/load.hpp"
 
 using namespace volfeat;
 using namespace volfeat::test;
@@ -156,4 +159,40 @@ BOOST_AUTO_TEST_CASE(winograd_bf16_is_within_its_bound) {
     }
   }
   BOOST_TEST(ran >= 6);
+}
+
+// Whole networks, each of their fused steps in bf16 (DenseNet: the stem conv+pool over planes, dense layers
+// over a ring of bottleneck planes, pooled transitions; ResNet: the residual epilogue; VGG: spatial conv
+// pairs and conv pairs + pool): every tap within 1e-2 of float32, relative to its largest value. Small
+// inputs, so that the sanitizer suite runs them too (tests/cli/test_precision.py has the full-size runs).
+BOOST_AUTO_TEST_CASE(networks_in_bf16_are_within_1e_2_of_float32) {
+  struct Case {
+    std::string arch;
+    Dims x;
+    std::vector<std::string> taps;
+  };
+  const std::vector<Case> cases{
+      {"densenet121", {1, 17, 20, 19, 1}, {"features.pool0", "features.denseblock1", "features.transition2", "features.denseblock3"}},
+      {"resnet18", {1, 18, 17, 20, 1}, {"maxpool", "layer1", "layer2", "layer3"}},
+      {"vgg11", {1, 16, 18, 17, 1}, {"features.2", "features.7", "features.12"}},
+  };
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT(c.arch << " on " << to_string(c.x)) {
+      const Network<Cpu, float> f32(seeded_random_weights(c.arch, 5));
+      const Network<Cpu, float> b16(seeded_random_weights(c.arch, 5), Cpu{Precision::kBf16});
+      const auto xv = random_values(size_t(c.x.voxels()), 97);
+      const std::vector<float> x(xv.begin(), xv.end());
+      const TensorView<const float> in(x.data(), c.x);
+      Recorder<Cpu, float> want(c.taps), got(c.taps);
+      const int stop = f32.node_of(c.taps.back());  // the pass stops there: the inputs are small
+      f32.forward(in, want, stop);
+      b16.forward(in, got, stop);
+      for (const auto& t : c.taps) {
+        const double e = relative_error(got.at(t).data, want.at(t).data);
+        BOOST_TEST_MESSAGE(c.arch << " " << t << ": bf16 against float32 " << e);
+        BOOST_TEST(e > 0.0, t << ": bf16 equals float32, so it did not run");
+        BOOST_TEST(e <= 1e-2, t << ": " << e);
+      }
+    }
+  }
 }

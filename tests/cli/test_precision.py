@@ -85,7 +85,8 @@ def skip_without_bf16():
     return False
 
 
-WHY_NORMAL_ONLY = "whole networks twice; under ASan test_bf16 drives the bf16 kernels and convs"
+WHY_NORMAL_ONLY = ("whole networks in both precisions (138 s of the sanitized suite); under ASan test_bf16 drives "
+                   "the bf16 kernels and convs")
 
 
 def test_phantom_densenet_every_block():
@@ -133,6 +134,9 @@ def test_without_bf16_float32_with_a_note():
     assert p.stderr == want, p.stderr
 
 
+test_without_bf16_float32_with_a_note.normal_suite_only = WHY_NORMAL_ONLY
+
+
 def test_sweep_and_landmarks_record_the_precision():
     """The same option on the other commands: sweep.json's settings name what was asked (a resumed sweep
     must match it), landmarks_run.json what ran; both sweep rows and landmarks differ from float32's."""
@@ -154,6 +158,9 @@ def test_sweep_and_landmarks_record_the_precision():
         meta = json.load(f)
     assert meta["precision"] == want and (meta["precision_note"] == "") == BF16, meta
     assert ("running float32" in p.stderr) != BF16, p.stderr
+
+
+test_sweep_and_landmarks_record_the_precision.normal_suite_only = WHY_NORMAL_ONLY
 
 
 def test_unknown_precision_is_one_error_line():
