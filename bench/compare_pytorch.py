@@ -105,6 +105,9 @@ def main():
     ap.add_argument("--bf16-ab", action="store_true",
                     help="also run volfeat with --precision bf16 (needs AVX512-BF16) in the same alternation, and "
                          "print its speed-up over PyTorch float32 and over volfeat float32")
+    ap.add_argument("--stream-ab", metavar="DIR", default=None,
+                    help="also run volfeat with --stream-weights DIR (weights streamed from a file there, one step's "
+                         "held at a time) in the same alternation, and print its time, peak RSS and ratios")
     a = ap.parse_args()
 
     exe = os.path.join(a.build, "bench", "volfeat_forward")
@@ -134,16 +137,20 @@ def main():
         if a.bf16_ab:
             vb = Worker("volfeat-bf16", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps",
                                          vtaps, "--arch", a.arch, "--precision", "bf16"], venv)
+        vs = None
+        if a.stream_ab:
+            vs = Worker("volfeat-streamed", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps",
+                                             vtaps, "--arch", a.arch, "--stream-weights", a.stream_ab], venv)
         gflop = vf.hello.get("gflop", gflop)
-        tv, tt, td, tb = [], [], [], []
+        tv, tt, td, tb, ts = [], [], [], [], []
         for i in range(a.warmup + a.reps):
-            order = [vf, th] + ([vd] if vd else []) + ([vb] if vb else [])
+            order = [vf, th] + ([vd] if vd else []) + ([vb] if vb else []) + ([vs] if vs else [])
             if i % 2 == 1:
                 order.reverse()
             for wk in order:
                 r = wk.run()
                 if i >= a.warmup:
-                    (tv if wk is vf else tt if wk is th else td if wk is vd else tb).append(r["seconds"])
+                    (tv if wk is vf else tt if wk is th else td if wk is vd else tb if wk is vb else ts).append(r["seconds"])
             print(f"  {size} rep {i - a.warmup if i >= a.warmup else 'warm-up'}: volfeat "
                   f"{(tv or [float('nan')])[-1]:.3f} s, torch {(tt or [float('nan')])[-1]:.3f} s", file=sys.stderr, flush=True)
         vf.close()
@@ -158,6 +165,9 @@ def main():
         if vb:
             vb.close()
             rows[-1].update(b=fmt_t(tb), brss=vb.peak_rss_gb)
+        if vs:
+            vs.close()
+            rows[-1].update(s=fmt_t(ts), srss=vs.peak_rss_gb)
 
     hdr = (f"{'input':>14} {'GFLOP':>7} | {'volfeat median [min-max] s':>28} {'GFLOP/s':>7} {'RSS GB':>6} | "
            f"{'torch median [min-max] s':>28} {'GFLOP/s':>7} {'RSS GB':>6} | ratio")
@@ -178,6 +188,11 @@ def main():
             print(f"{'':>14} {'':>7} | bf16 (--precision bf16): {bb[0]:.3f} [{bb[1]:.3f}-{bb[2]:.3f}] s, "
                   f"{r['gflop'] / bb[0]:.1f} GFLOP/s, RSS {r['brss']:.2f} GB; vs torch float32 {t[0] / bb[0]:.2f}x, "
                   f"vs volfeat float32 {v[0] / bb[0]:.2f}x")
+        if "s" in r:
+            ss = r["s"]
+            print(f"{'':>14} {'':>7} | streamed weights (--stream-weights): {ss[0]:.3f} [{ss[1]:.3f}-{ss[2]:.3f}] s, "
+                  f"RSS {r['srss']:.2f} GB ({r['srss'] / r['trss']:.2f} of torch's); vs torch {t[0] / ss[0]:.2f}x, "
+                  f"vs volfeat in memory {v[0] / ss[0]:.2f}x")
     if a.markdown:
         print()
         print("| input | GFLOP | volfeat median s | volfeat min–max s | volfeat GFLOP/s | volfeat peak RSS GB | "

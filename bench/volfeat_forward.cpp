@@ -1,7 +1,7 @@
 // One whole-network forward at a time, for bench/compare_pytorch.py (and by hand).
 //
 //   volfeat_forward D H W [--reps N] [--warmup N] [--threads T] [--taps a,b,c] [--serve] [--stop MODULE]
-//                   [--arch ARCH] [--precision float32|bf16]
+//                   [--arch ARCH] [--precision float32|bf16] [--stream-weights DIR]
 //
 // The network is DenseNet121-3D with volfeat's seeded random (torchvision-style) weights; the input
 // is a seeded normal volume (1, D, H, W, 1). Each wanted tap is pooled to a channel mean while it is
@@ -71,13 +71,13 @@ int main(int argc, char** argv) {
   try {
     if (argc < 4) {
       std::cerr << "usage: volfeat_forward D H W [--reps N] [--warmup N] [--threads T] [--taps a,b,c] [--serve] "
-                   "[--stop MODULE] [--arch ARCH] [--precision float32|bf16]\n";
+                   "[--stop MODULE] [--arch ARCH] [--precision float32|bf16] [--stream-weights DIR]\n";
       return 2;
     }
     const Index d = std::stoll(argv[1]), h = std::stoll(argv[2]), w = std::stoll(argv[3]);
     int reps = 5, warmup = 1, threads = 0;
     bool serve = false, profile = false;
-    std::string taps, stop_name, arch = "densenet121";
+    std::string taps, stop_name, arch = "densenet121", stream_weights;
     Precision precision = Precision::kFloat32;
     for (int i = 4; i < argc; ++i) {
       const std::string a = argv[i];
@@ -94,13 +94,16 @@ int main(int argc, char** argv) {
       else if (a == "--profile") profile = true;
       else if (a == "--arch") arch = next();
       else if (a == "--precision") precision = parse_precision(next());
+      else if (a == "--stream-weights") stream_weights = next();
       else throw std::runtime_error("unknown option " + a);
     }
     if (threads > 0) omp_set_num_threads(threads);
 
     if (precision == Precision::kBf16 && !cpu::gemm::bf16_available())
       throw std::runtime_error("--precision bf16: " + cpu::gemm::bf16_unavailable_reason());
-    const Network<Cpu, float> net(random_state_dict(arch, 0, 1), Cpu{precision});
+    if (!stream_weights.empty()) WeightFile::check_dir(stream_weights);
+    // Deferred kernels, as the CLI builds its networks (load_network_weights): each computed and packed in turn.
+    const Network<Cpu, float> net(random_state_dict(arch, 0, 1, TensorValues::kOnUse), Cpu(precision, stream_weights));
     MeanTaps obs;
     obs.profile = profile;
     if (taps.empty()) {  // the family's shallow / mid / deep

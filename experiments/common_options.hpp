@@ -7,6 +7,7 @@
 
 #include "../weights/inflate_options.hpp"
 #include "out_dir_lock.hpp"
+#include "volfeat/core/weight_file.hpp"
 #include "volfeat/pipeline/extract.hpp"
 #include "volfeat/pipeline/memory_guard.hpp"
 
@@ -23,7 +24,8 @@ struct CommonArgs {
   std::string max_memory;  // parsed after CLI11 (parse_memory_size)
   std::string denoise = "none", contrast = "none";  // parsed after CLI11 into extract.preprocessing
   std::string mode = ExtractMode().name();           // parsed after CLI11 into extract.mode
-  std::string precision = "float32";                 // parsed after CLI11 into extract.precision
+  std::string precision = "float32";                 // parsed after CLI11 into extract.device
+  std::string stream_weights;                        // extract.device.stream_weights
 };
 
 // --denoise and --contrast, shared with `volfeat preprocess`.
@@ -43,12 +45,16 @@ inline std::vector<std::string> arch_names() {
   return out;
 }
 
-// --precision, shared with `volfeat landmarks`.
-inline void add_precision_option(CLI::App* cmd, std::string& precision) {
+// --precision and --stream-weights (the device a run's networks are built on), shared with
+// `volfeat landmarks`.
+inline void add_device_options(CLI::App* cmd, std::string& precision, std::string& stream_weights) {
   cmd->add_option("--precision", precision,
                   "float32 | bf16: the convs' arithmetic; bf16 (opt-in) needs AVX512-BF16, else float32 with a note "
                   "(README: Precision)")
       ->capture_default_str();
+  cmd->add_option("--stream-weights", stream_weights,
+                  "DIR on a disk: keep the packed weights in an unlinked file there and hold one step's at a time "
+                  "(same results; README: Streamed weights)");
 }
 
 inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
@@ -88,7 +94,7 @@ inline void add_common_options(CLI::App* cmd, CommonArgs& a) {
   cmd->add_option("--out", a.out, "output directory")->capture_default_str();
   add_wait_lock_option(cmd, a.wait_lock);
   cmd->add_option("--threads", a.threads, "threads (default: all cores)");
-  add_precision_option(cmd, a.precision);
+  add_device_options(cmd, a.precision, a.stream_weights);
   cmd->add_flag("--quiet", a.quiet, "no progress on stderr");
   cmd->add_option("--max-memory", a.max_memory,
                   "refuse runs whose estimated peak memory exceeds SIZE (e.g. 4G, 500M; default: what is available)");
@@ -111,7 +117,8 @@ inline void finish_common_options(CLI::App* cmd, CommonArgs& a) {
   e.background = !a.no_background;
   e.preprocessing = parse_preprocessing(a.denoise, a.contrast);
   e.mode = ExtractMode(a.mode);
-  e.precision = parse_precision(a.precision);
+  e.device = {parse_precision(a.precision), a.stream_weights};
+  if (!a.stream_weights.empty()) WeightFile::check_dir(a.stream_weights);  // before any work
   e.layers = split_list(a.layers);
   if (!e.layers.empty() && !e.preset.empty()) fail("--layers and --preset are alternatives: pass one");
   if (cmd->count("--resample")) e.resample_mm = a.resample;

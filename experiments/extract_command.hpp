@@ -67,10 +67,11 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   double load_seconds = 0;
   std::tie(r.weights, load_seconds) = weights.get();
   std::string precision_note;
-  const Backend device = DeviceFor<Backend>::make(o.precision, precision_note);
+  const Backend device = DeviceFor<Backend>::make(o.device, precision_note);
   if (!precision_note.empty()) progress.warn(precision_note);
   r.precision = precision_name(DeviceFor<Backend>::precision(device));
   r.precision_note = precision_note;
+  r.stream_weights = DeviceFor<Backend>::stream_weights(device);
   const Network<Backend, float> net(r.weights.state, kReleaseWeights, device);
   r.timings["load_weights"] = load_seconds;  // overlapped with "prepare"
   r.timings["build_network"] = Progress::since(t0);

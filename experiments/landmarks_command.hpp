@@ -35,7 +35,8 @@ struct LandmarksArgs {
   std::string weights;
   InflateOptions inflate;
   std::string arch = "densenet121";
-  std::string precision = "float32";  // parsed into LandmarksOptions::precision
+  std::string precision = "float32";  // parsed into LandmarksOptions::device
+  std::string stream_weights;
   std::string schemes = "i3d-mean,random";
   std::string layers = "shallow,mid,deep";
   std::string patches = "12,20,32";
@@ -112,7 +113,7 @@ struct LandmarksOptions {
   InflateOptions inflate;  // the stem forced to rgb by a 3-channel --normalize
   bool arch_given = false, schemes_given = false;
   std::vector<std::string> archs;
-  Precision precision = Precision::kFloat32;  // asked for; LandmarksResult::precision is what ran
+  DeviceOptions device;  // asked for; LandmarksResult::precision is what ran
   TransformArgs transform;
   LandmarkOptions matching;
   std::string out;
@@ -131,7 +132,8 @@ inline LandmarksOptions landmarks_options(const LandmarksArgs& a, const CLI::App
   o.ct = a.ct, o.mask = a.mask, o.labels = a.labels, o.series = a.series;
   o.normalize = a.normalize;
   o.weights = a.weights;
-  o.precision = parse_precision(a.precision);
+  o.device = {parse_precision(a.precision), a.stream_weights};
+  if (!a.stream_weights.empty()) WeightFile::check_dir(a.stream_weights);  // before any work
   o.out = a.out, o.wait_lock = a.wait_lock, o.quiet = a.quiet;
   if (cmd.count("--resample")) o.resample_mm = a.resample;
   LandmarkOptions& m = o.matching;
@@ -230,7 +232,7 @@ template <class Backend>
 std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const LandmarksOptions& o,
                                                                           LandmarkOptions& m, LandmarksResult& r) {
   std::vector<std::vector<SchemeNetworks<Backend, float>>> per_arch;
-  const Backend device = DeviceFor<Backend>::make(o.precision, r.precision_note);
+  const Backend device = DeviceFor<Backend>::make(o.device, r.precision_note);
   r.precision = precision_name(DeviceFor<Backend>::precision(device));
   if (o.weights.empty()) {
     for (const auto& arch : o.archs) {
@@ -337,6 +339,7 @@ inline void write_landmarks(const LandmarksOptions& o, const LandmarksResult& r,
   run["weights_sha256"] = r.weights_sha;
   run["precision"] = r.precision;
   run["precision_note"] = r.precision_note;
+  run["stream_weights"] = o.device.stream_weights.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.device.stream_weights);
   for (const auto& s : r.schemes) run["schemes"][s.key] = {{"members", s.members}, {"weights", s.description}};
   run["archs"] = o.archs;
   run["axis"] = std::string(1, o.inflate.axis);
@@ -429,7 +432,7 @@ inline void add_landmarks_command(CLI::App& app, const std::string& command) {
   cmd->add_option("--out", a->out, "output directory")->capture_default_str();
   add_wait_lock_option(cmd, a->wait_lock);
   cmd->add_option("--threads", a->threads, "threads (default: all cores)");
-  add_precision_option(cmd, a->precision);
+  add_device_options(cmd, a->precision, a->stream_weights);
   cmd->add_flag("--quiet", a->quiet, "no progress on stderr");
 
   cmd->callback([a, cmd, command] {

@@ -83,7 +83,7 @@ inline SweepOptions sweep_options(const SweepArgs& a, const std::string& command
 inline nlohmann::json sweep_settings_json(const SweepOptions& o) {
   return {{"schemes", o.schemes},       {"layers", o.layers},         {"pools", o.pools},
           {"modes", o.modes},           {"similarities", o.similarities}, {"null_seeds", o.null_seeds},
-          {"weights", o.base.weights},  {"normalize", o.base.normalize}, {"precision", precision_name(o.base.precision)},
+          {"weights", o.base.weights},  {"normalize", o.base.normalize}, {"precision", precision_name(o.base.device.precision)},
           {"preprocessing", preprocessing_json(o.base.preprocessing, o.base.normalize)}};
 }
 
@@ -187,7 +187,7 @@ SweepUnitRows run_sweep_unit(const SweepOptions& so, const SweepUnit& unit, Volu
   const PreparedVolume& pv = *cache.prepared;
   NetworkWeights w = load_network_weights(o, int(pv.normalization.channels()));
   std::string precision_note;  // shown once by the sweep (sweep_command.hpp), not per unit
-  const Network<Backend, float> net(w.state, kReleaseWeights, DeviceFor<Backend>::make(o.precision, precision_note));
+  const Network<Backend, float> net(w.state, kReleaseWeights, DeviceFor<Backend>::make(o.device, precision_note));
   const RegionFeatures f = extract_scheme_features(o, net, pv, so.layers, so.pools, progress, so.want_cka);
 
   SweepUnitRows rows;

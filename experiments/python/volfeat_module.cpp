@@ -282,7 +282,8 @@ class PyNetwork {
  public:
   PyNetwork(const std::optional<std::string>& weights, const std::optional<std::string>& inflate,
             const std::string& axis, const std::optional<std::string>& stem, uint64_t seed,
-            const std::optional<std::string>& arch, bool quiet, const std::string& precision)
+            const std::optional<std::string>& arch, bool quiet, const std::string& precision,
+            const std::optional<std::string>& stream_weights)
       : quiet_(quiet) {
     ExtractOptions o;
     o.weights = weights.value_or("");
@@ -307,8 +308,9 @@ class PyNetwork {
       const StateDict sd = read_state_dict(o.weights);
       if (conv_spatial_dims(sd) == 3) channels = int(sd.at(stem_key(sd)).shape[1]);
     }
+    // The device first: a bad precision or stream directory is refused before the weights are read.
+    const Cpu device = DeviceFor<Cpu>::make({parse_precision(precision), stream_weights.value_or("")}, precision_note_);
     weights_ = load_network_weights(o, channels);
-    const Cpu device = DeviceFor<Cpu>::make(parse_precision(precision), precision_note_);
     if (!precision_note_.empty()) Progress(quiet_).warn(precision_note_);
     net_ = std::make_unique<Network<Cpu, float>>(weights_.state, kReleaseWeights, device);
   }
@@ -422,9 +424,9 @@ PYBIND11_MODULE(_volfeat, m) {
   py::class_<PyNetwork>(m, "Network")
       .def(py::init<const std::optional<std::string>&, const std::optional<std::string>&, const std::string&,
                     const std::optional<std::string>&, uint64_t, const std::optional<std::string>&, bool,
-                    const std::string&>(),
+                    const std::string&, const std::optional<std::string>&>(),
            py::arg("weights"), py::arg("inflate"), py::arg("axis"), py::arg("stem"), py::arg("seed"), py::arg("arch"),
-           py::arg("quiet"), py::arg("precision"))
+           py::arg("quiet"), py::arg("precision"), py::arg("stream_weights"))
       .def("forward", &PyNetwork::forward, py::arg("x"), py::arg("layers"), py::arg("quiet") = std::nullopt)
       .def("modules", &PyNetwork::modules)
       .def("resolve", &PyNetwork::resolve, py::arg("selector"))
@@ -432,6 +434,11 @@ PYBIND11_MODULE(_volfeat, m) {
       .def_property_readonly("precision",
                              [](const PyNetwork& n) { return std::string(precision_name(n.net().device().precision)); })
       .def_property_readonly("precision_note", &PyNetwork::precision_note)
+      .def_property_readonly("stream_weights",
+                             [](const PyNetwork& n) -> std::optional<std::string> {
+                               const auto& f = n.net().device().weight_file;
+                               return f ? std::optional<std::string>(f->dir()) : std::nullopt;
+                             })
       .def_property_readonly("input_channels", [](const PyNetwork& n) { return n.net().input_channels(); })
       .def_property_readonly("kind", [](const PyNetwork& n) { return n.weights().kind; })
       .def_property_readonly("sha256", [](const PyNetwork& n) { return n.weights().sha256; })

@@ -120,3 +120,37 @@ def test_precision_bf16_against_float32():
         assert 0 < err <= 1e-2, (n, err)
     with pytest.raises(ValueError, match="--precision fp16: expected float32"):
         volfeat.Network(arch="densenet121", quiet=True, precision="fp16")
+
+
+def _on_tmpfs(path):
+    """True when path's file system is a tmpfs (streamed weights are refused there)."""
+    path, best, fs = os.path.realpath(path), "", ""
+    with open("/proc/mounts") as f:
+        for line in f:
+            mount, kind = line.split()[1:3]
+            if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+                best, fs = mount, kind
+    return fs in ("tmpfs", "ramfs")
+
+
+def test_stream_weights_equals_in_memory(tmp_path):
+    """stream_weights=DIR: the packed weights in an unlinked file there, one step's held at a time; the same
+    outputs bit for bit; .stream_weights names the directory; a missing one is a ValueError naming it."""
+    x = np.random.default_rng(4).standard_normal((20, 22, 21)).astype(np.float32)
+    layers = ["maxpool", "layer1", "layer3", "layer4"]
+    want = volfeat.Network(arch="resnet18", seed=0, quiet=True).forward(x, layers)
+    if _on_tmpfs(str(tmp_path)):
+        with pytest.raises(ValueError, match="a tmpfs/ramfs directory is memory"):
+            volfeat.Network(arch="resnet18", seed=0, quiet=True, stream_weights=tmp_path)
+        pytest.skip(f"{tmp_path} is on a tmpfs, where streaming is refused (checked above)")
+    net = volfeat.Network(arch="resnet18", seed=0, quiet=True, stream_weights=tmp_path)
+    assert net.stream_weights == str(tmp_path)
+    assert volfeat.Network(arch="resnet18", quiet=True).stream_weights is None
+    for _ in range(2):  # the second pass maps the weights back in
+        got = net.forward(x, layers)
+        for n in layers:
+            assert np.array_equal(got[n], want[n]), n
+    assert os.listdir(tmp_path) == []  # the file was unlinked from the start
+    missing = tmp_path / "missing"
+    with pytest.raises(ValueError, match=f"--stream-weights {missing}: No such file or directory"):
+        volfeat.Network(arch="resnet18", quiet=True, stream_weights=missing)

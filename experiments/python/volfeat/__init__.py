@@ -31,6 +31,7 @@ _COMMON = {
     "resample": "value", "crop_to_labels": "value", "nan_to": "value", "weights": "value", "inflate": "value",
     "axis": "value", "stem": "value", "seed": "value", "arch": "value", "layers": "list", "preset": "value",
     "out": "value", "threads": "value", "quiet": "flag", "max_memory": "value", "precision": "value",
+    "stream_weights": "value",
 }
 _EXTRACT = dict(_COMMON, mode="value", pool="value", manifest="value", shard="value")
 _SWEEP = dict(_COMMON, schemes="list", pools="list", modes="list", similarities="list", manifest="value",
@@ -323,9 +324,10 @@ class Network:
     """
 
     def __init__(self, weights=None, *, inflate=None, axis="D", stem=None, seed=0, arch=None, quiet=False,
-                 precision="float32"):
+                 precision="float32", stream_weights=None):
         self._net = _volfeat.Network(None if weights is None else os.fspath(weights), inflate, str(axis), stem,
-                                     int(seed), arch, bool(quiet), str(precision))
+                                     int(seed), arch, bool(quiet), str(precision),
+                                     None if stream_weights is None else os.fspath(stream_weights))
         self.weights = None if weights is None else os.fspath(weights)
 
     def forward(self, x, layers, quiet=None):
@@ -348,6 +350,8 @@ class Network:
     precision = property(lambda self: self._net.precision,
                          doc="float32 | bf16: what the convs run (bf16 asked for on a CPU without it: float32)")
     precision_note = property(lambda self: self._net.precision_note, doc="why precision is not what was asked, or ''")
+    stream_weights = property(lambda self: self._net.stream_weights,
+                              doc="the directory the packed weights are streamed from (stream_weights=), or None")
     input_channels = property(lambda self: self._net.input_channels)
     kind = property(lambda self: self._net.kind, doc="pretrained | seeded-init | random | unknown")
     sha256 = property(lambda self: self._net.sha256)

@@ -21,6 +21,11 @@ inline constexpr bool kNoSpecialization = false;
 template <class Backend>
 inline constexpr bool kHostResident = false;
 
+// True for backends whose device can keep a network's packed weights in a file on disk instead of
+// memory (Cpu: open_weight_file() and drop_weight_pages(), core/weight_file.hpp).
+template <class Backend>
+inline constexpr bool kStreamsWeights = false;
+
 // Owning activation storage, channels-last (N, D, H, W, C).
 template <class Backend, class T>
 class Tensor {

@@ -2,6 +2,9 @@
 // The Cpu backend's storage: channels-last host arrays (C contiguous), viewable as a row-major
 // Eigen::Tensor.
 #include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
 #include <unsupported/Eigen/CXX11/Tensor>
 #include <vector>
 
@@ -9,20 +12,41 @@
 #include "volfeat/backend/backend.hpp"
 #include "volfeat/core/host_memory.hpp"
 #include "volfeat/core/tensor_view.hpp"
+#include "volfeat/core/weight_file.hpp"
 
 namespace volfeat {
 
 // Host CPU: huge-page host arrays, OpenMP parallel loops, Eigen GEMM and AVX-512 kernels.
 // The Cpu device: its state is the arithmetic its convs run in (as a cuBLAS handle carries its math
-// mode). bf16 is what is asked for; each conv runs it where it can (Conv3d<Cpu, float>::runs_bf16)
-// and stays float32 elsewhere.
+// mode) and where a network keeps its packed weights (as an Eigen device carries its allocator).
+// bf16 is what is asked for; each conv runs it where it can (Conv3d<Cpu, float>::runs_bf16) and
+// stays float32 elsewhere.
 struct Cpu {
   static constexpr const char* kName = "cpu";
+  Cpu() = default;
+  explicit Cpu(Precision p, std::string stream = {}) : precision(p), stream_weights(std::move(stream)) {}
+
   Precision precision = Precision::kFloat32;
+  // Streamed weights (core/weight_file.hpp): a directory on a disk, or empty to keep them in memory.
+  std::string stream_weights;
+  // The file a network streams its weights from, opened by the network's build in stream_weights
+  // (each network its own; copies of the network share it).
+  std::shared_ptr<WeightFile> weight_file;
+
+  // For the network's build: opens weight_file when streaming was asked for and none is open yet.
+  void open_weight_file() {
+    if (!stream_weights.empty() && !weight_file) weight_file = std::make_shared<WeightFile>(stream_weights);
+  }
+  // For the network's pass, after a step that ran convs: their weights' pages leave the process.
+  void drop_weight_pages() const {
+    if (weight_file) weight_file->drop_pages();
+  }
 };
 
 template <>
 inline constexpr bool kHostResident<Cpu> = true;
+template <>
+inline constexpr bool kStreamsWeights<Cpu> = true;
 
 template <class T>
 class Tensor<Cpu, T> {

@@ -22,35 +22,35 @@
 #include <type_traits>
 #include <utility>
 
+#include "volfeat/core/host_blocks.hpp"
+
 namespace volfeat {
 
-// Buffers from this size up get huge pages (smaller ones would waste most of a 2 MiB page).
-inline constexpr size_t kHugePageThresholdBytes = size_t(4) << 20;
-inline constexpr size_t kHugePageBytes = size_t(2) << 20;
-
-inline void* allocate_host_bytes(size_t bytes) {
-  if (bytes == 0) return nullptr;
-  const bool huge = bytes >= kHugePageThresholdBytes;
-  const size_t alignment = huge ? kHugePageBytes : 64;
-  const size_t rounded = (bytes + alignment - 1) / alignment * alignment;  // aligned_alloc wants a multiple
-  void* p = std::aligned_alloc(alignment, rounded);
+// Small arrays come from the heap, 64-byte aligned; large ones are blocks of their own (whole 2 MiB
+// pages, core/host_blocks.hpp). Returns the array and, for a large one, its block's bytes (else 0).
+inline std::pair<void*, size_t> allocate_host_bytes(size_t bytes) {
+  if (bytes == 0) return {nullptr, 0};
+  if (bytes >= kHugePageThresholdBytes) {
+    const size_t block = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+    return {take_host_block(block), block};
+  }
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);  // aligned_alloc wants a multiple
   if (!p) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  if (huge) ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: ignored where THP is off
-#endif
-  return p;
+  return {p, 0};
 }
 
 // Keeps freed host memory in the process for the next allocation instead of returning it to the
-// kernel (glibc: large blocks from the heap rather than their own mmap, and no trimming). Why: a
+// kernel: large blocks kept by size (core/host_blocks.hpp, at most the peak in use), and glibc's
+// heap for the rest (no mmap of its own, no trimming). Why: a
 // forward pass frees and reallocates the same activations every time, and memory handed back comes
 // back through a fault and a page clear per page, which on this project's VM (AMD EPYC Zen 3, free
 // pages reported to the host) costs far more than the huge-page figures above: VGG-19 at 64x128x128,
 // 1 thread, 2 forwards, its conv1_1 stage (a fresh 268 MB output) 2.68 -> 0.11 CPU s, the process's
-// system time 9.0 -> 0.6 s, peak RSS unchanged (773 MB: glibc reuses the freed blocks). The
-// price: the process's heap stays at its peak until it exits. Process-wide, so the programs call it
+// system time 9.0 -> 0.6 s, peak RSS unchanged (773 MB: glibc reused the freed blocks then). The
+// price: the process holds its peak until it exits. Process-wide, so the programs call it
 // (the CLI, the benches), not the library on its own (the Python module leaves its host's malloc be).
 inline void retain_freed_host_memory() {
+  detail::HostBlockCache::instance().retain();  // the large blocks, kept by exact size
 #if defined(__GLIBC__)
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
@@ -82,7 +82,11 @@ inline void release_free_host_memory() {
 }
 
 struct FreeHostBytes {
-  void operator()(void* p) const noexcept { std::free(p); }
+  size_t block = 0;  // a large block's bytes, or 0: from the heap
+  void operator()(void* p) const noexcept {
+    if (block) give_host_block(p, block);
+    else std::free(p);
+  }
 };
 
 // A fixed-size array of trivially copyable T, contents uninitialised.
@@ -92,7 +96,10 @@ class HostArray {
 
  public:
   HostArray() = default;
-  explicit HostArray(size_t n) : p_(static_cast<T*>(allocate_host_bytes(n * sizeof(T)))), n_(n) {}
+  explicit HostArray(size_t n) : n_(n) {
+    const auto [p, block] = allocate_host_bytes(n * sizeof(T));
+    p_ = std::unique_ptr<T, FreeHostBytes>(static_cast<T*>(p), FreeHostBytes{block});
+  }
   HostArray(const HostArray& o) : HostArray(o.n_) { std::copy(o.data(), o.data() + o.n_, data()); }
   HostArray& operator=(const HostArray& o) { return *this = HostArray(o); }
   HostArray(HostArray&& o) noexcept : p_(std::move(o.p_)), n_(std::exchange(o.n_, 0)) {}

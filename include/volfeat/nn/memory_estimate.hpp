@@ -91,6 +91,24 @@ inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, siz
   return values * double(elem_bytes);
 }
 
+// What a network that streams its weights (core/weight_file.hpp) holds of them at once: its
+// batchnorms and biases, and one step's packed conv weights, bounded by the two largest convs (a pair
+// step runs two). ResNet-50: 57 MB of its 242.
+inline double streamed_weight_bytes(const Graph& g, const PlanTraits& traits, size_t elem_bytes) {
+  const auto& nodes = g.nodes();
+  double resident = double(g.param_values()), first = 0, second = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].kind != OpKind::kConv) continue;
+    const Node& n = nodes[i];
+    const double io = double(nodes[size_t(n.inputs[0])].channels) * double(n.channels);
+    resident -= io * double(n.window.taps());  // the kernel itself lives in the file
+    const double held = io * (traits.uses_winograd(int(i)) ? 64.0 : double(n.window.taps()));
+    if (held > first) second = first, first = held;
+    else if (held > second) second = held;
+  }
+  return (resident + first + second) * double(elem_bytes);
+}
+
 // Peak memory of forward(x, observer, stop) for an input of spatial size `input` (D, H, W); `wanted`
 // lists the modules the observer asks for (full names) and tap_cost(node, grid, channels) ->
 // TapBytes what it holds for each. The input tensor itself is the caller's and is not counted.

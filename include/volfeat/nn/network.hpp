@@ -231,6 +231,8 @@ class Network {
       if constexpr (kReportsProgress<Observer>)
         if (!shown.empty() || k + 1 == total) obs.on_progress(k + 1, total, shown);
       for (int b : s.release) buffers[size_t(b)] = Buffer();
+      if constexpr (kStreamsWeights<Backend>)  // streamed weights: this step's conv weights leave the process
+        if (s.conv >= 0) device_.drop_weight_pages();
     }
   }
 
@@ -258,6 +260,7 @@ class Network {
     if (stem != 1 && stem != 3)
       fail(sd.origin, ": ", stem_key(sd), " takes ", stem, " input channels, expected 1 (gray) or 3 (RGB)");
     validate_state_dict(sd, graph_, 3);
+    if constexpr (kStreamsWeights<Backend>) device_.open_weight_file();
     const auto& nodes = graph_.nodes();
     convs_.resize(nodes.size());
     bns_.resize(nodes.size());
@@ -313,7 +316,13 @@ class Network {
       std::stable_sort(conv_nodes.begin(), conv_nodes.end(),
                        [&](int a, int b) { return weight_size[size_t(a)] > weight_size[size_t(b)]; });
       std::string error;  // an exception must not leave an OpenMP region: the first is rethrown after it
-#pragma omp parallel
+      // Streamed weights: one conv at a time (each conv's own loops still run in parallel), so the build
+      // holds one kernel and one packed copy, not one per thread. ResNet-50, 2 threads, Zen 4: the
+      // streamed build's peak RSS 176 -> 115 MB (with a 128^3 input held); the build takes 0.37-0.64 s
+      // against 0.26-0.29 s for the parallel one in memory, whose peak is 296 MB.
+      bool streamed = false;
+      if constexpr (kStreamsWeights<Backend>) streamed = device_.weight_file != nullptr;
+#pragma omp parallel if (!streamed)
       {
         std::vector<float> scratch;  // sized by the thread's first (largest) deferred kernel
 #pragma omp for schedule(dynamic, 1)

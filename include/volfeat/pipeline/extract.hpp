@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "volfeat/backend/device_for.hpp"
+#include "volfeat/backend/device_for.hpp"
 #include "volfeat/core/precision.hpp"
 #include "volfeat/core/progress.hpp"
 #include "volfeat/core/sha256.hpp"
@@ -60,7 +61,7 @@ struct ExtractOptions {
   uint64_t max_memory = 0;      // bytes a run may use (--max-memory); 0: what the machine has available
   std::vector<std::string> layers;
   std::string preset;           // used when layers is empty (default: the architecture's first preset)
-  Precision precision = Precision::kFloat32;  // asked for (--precision); the device says what runs (DeviceFor)
+  DeviceOptions device;  // asked for (--precision, --stream-weights); the device says what runs (DeviceFor)
 };
 
 // What the network sees, and what the outputs describe.

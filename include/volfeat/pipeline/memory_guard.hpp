@@ -136,6 +136,7 @@ struct ExtractSizes {
   bool grams = false;            // CKA: a C x C Gram matrix per region and tap
   bool host_resident = true;     // the backend reads the host input in place (kHostResident)
   PlanTraits traits;             // the backend's fused ops (rings of planes or whole temporaries)
+  bool weights_streamed = false; // --stream-weights: one step's packed weights held at a time
 };
 
 struct MemoryEstimate {
@@ -153,8 +154,10 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
   // made and it was let go before the pass (summarize_ct).
   e.parts.push_back({"volumes", v * f * ((s.ct_held ? 2 : 1) + double(s.channels))});
   // StateDict values (float), and the network's packed float copy (Winograd's transformed weights
-  // where a conv runs it).
-  e.parts.push_back({"weights", s.state_dict_values * f + network_weight_bytes(*s.graph, s.traits, sizeof(float))});
+  // where a conv runs it), or what of it a network that streams its weights holds at once.
+  const double packed = s.weights_streamed ? streamed_weight_bytes(*s.graph, s.traits, sizeof(float))
+                                           : network_weight_bytes(*s.graph, s.traits, sizeof(float));
+  e.parts.push_back({"weights", s.state_dict_values * f + packed});
   // extract_features' pass: mask-input's masked copy; a device backend's T copy and device tensor.
   const double input_copies = (s.mode == ExtractMode::kMaskInput ? 1 : 0) + (s.host_resident ? 0 : 2);
   e.parts.push_back({"pass input", v * f * double(s.channels) * input_copies});
@@ -303,6 +306,7 @@ ExtractSizes extract_sizes(const ExtractOptions& o, const PreparedVolume& v, con
   s.grams = grams;
   s.host_resident = kHostResident<typename Net::backend_type>;
   s.traits = net.plan_traits();
+  if constexpr (kStreamsWeights<typename Net::backend_type>) s.weights_streamed = net.device().weight_file != nullptr;
   return s;
 }
 

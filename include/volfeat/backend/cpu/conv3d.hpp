@@ -39,6 +39,7 @@
 #include "volfeat/backend/cpu/add.hpp"
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
+#include "volfeat/backend/cpu/packed_store.hpp"
 #include "volfeat/backend/cpu/parallel.hpp"
 #include "volfeat/backend/cpu/winograd3d.hpp"
 #include "volfeat/core/precision.hpp"
@@ -174,12 +175,19 @@ class Conv3d<Cpu, T> {
   void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) {
     if (!w || !(w->spec() == spec_)) fail("conv3d: the Winograd conv given is not this layer's");
     winograd_ = std::move(w);
-    panel_store_ = cpu::AlignedFloats();
-    panel16_store_ = cpu::AlignedArray<cpu::Bf16>();
+    panel_store_ = cpu::PackedStore<float>();
+    panel16_store_ = cpu::PackedStore<cpu::Bf16>();
     bf16_ = false;
     packed_ = RowMatrix();
   }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
+
+  // Streamed weights (core/weight_file.hpp): the packed panels go to the network's file (a Winograd
+  // conv's U moves before set_winograd: ConvAlgorithm::make). The double path's matrix stays.
+  void move_weights_to(const std::shared_ptr<WeightFile>& file) {
+    panel_store_.move_to(file);
+    panel16_store_.move_to(file);
+  }
 
   bool pointwise() const {
     const WindowGeometry& g = spec_.geometry;
@@ -515,10 +523,10 @@ class Conv3d<Cpu, T> {
   // float: panels of 16*nv_ output channels, each K x 16*nv_
   Index nv_ = 1, panels_ = 0, panel_floats_ = 0;
   Index b_unit_ = 0;  // k steps of a kernel segment's unit of B (b_unit(bf16_))
-  cpu::AlignedFloats panel_store_;
+  cpu::PackedStore<float> panel_store_;
   // bf16: the same panels as k-pairs of bf16 (gemm_bf16.hpp), panel_floats_ values each, instead
   bool bf16_ = false;
-  cpu::AlignedArray<cpu::Bf16> panel16_store_;
+  cpu::PackedStore<cpu::Bf16> panel16_store_;
   std::shared_ptr<const cpu::Winograd3d<T>> winograd_;  // set: forward runs Winograd
 };
 

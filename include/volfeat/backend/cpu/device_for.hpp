@@ -1,7 +1,8 @@
 #pragma once
 // The Cpu device for a requested precision (backend/device_for.hpp): bf16 runs where the CPU has
 // AVX512-BF16 (the AMX machines have it too; AMX tiles themselves are not used), and otherwise the
-// run goes on in float32 with a note saying why, as the issue asked for "fp32 on other CPUs".
+// run goes on in float32 with a note saying why, as the issue asked for "fp32 on other CPUs"; and
+// --stream-weights's directory checked before any work (core/weight_file.hpp).
 #include <string>
 
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
@@ -12,14 +13,17 @@ namespace volfeat {
 
 template <>
 struct DeviceFor<Cpu> {
-  static Cpu make(Precision requested, std::string& note) {
-    if (requested == Precision::kBf16 && !cpu::gemm::bf16_available()) {
+  static Cpu make(const DeviceOptions& asked, std::string& note) {
+    if (!asked.stream_weights.empty()) WeightFile::check_dir(asked.stream_weights);  // before any work
+    Cpu d(asked.precision, asked.stream_weights);
+    if (asked.precision == Precision::kBf16 && !cpu::gemm::bf16_available()) {
       note = "--precision bf16: " + cpu::gemm::bf16_unavailable_reason() + "; running float32";
-      return Cpu{Precision::kFloat32};
+      d.precision = Precision::kFloat32;
     }
-    return Cpu{requested};
+    return d;
   }
   static Precision precision(const Cpu& d) { return d.precision; }
+  static std::string stream_weights(const Cpu& d) { return d.stream_weights; }
 };
 
 }  // namespace volfeat

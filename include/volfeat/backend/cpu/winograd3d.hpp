@@ -34,12 +34,14 @@
 #include <omp.h>
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
+#include "volfeat/backend/cpu/packed_store.hpp"
 #include "volfeat/backend/cpu/winograd3d_transforms.hpp"
 #include "volfeat/core/precision.hpp"
 #include "volfeat/ops/conv3d.hpp"
@@ -126,13 +128,19 @@ class Winograd3d {
           for (Index i = 0; i < ci; ++i)
             for (Index o = 0; o < pw_; ++o) hq[(i / 2) * 2 * pw_ + o * 2 + i % 2] = round_to_bf16(u[(q * ci + i) * pw_ + o]);
         }
-        panel_store_ = AlignedFloats();
+        panel_store_ = PackedStore<float>();
       }
     }
   }
 
   const ConvSpec& spec() const { return spec_; }
   Precision precision() const { return bf16_ ? Precision::kBf16 : Precision::kFloat32; }
+  // Streamed weights (core/weight_file.hpp): U goes to the network's file. The double path's U (the
+  // reference networks') stays in memory.
+  void move_weights_to(const std::shared_ptr<WeightFile>& file) {
+    panel_store_.move_to(file);
+    panel16_store_.move_to(file);
+  }
   // Bytes of the transformed weights (64/27 of the direct conv's, more with padded panels; half in bf16).
   size_t weight_bytes() const {
     if (bf16_) return size_t(kPoints * panels_ * panel16_values_) * sizeof(Bf16);
@@ -368,11 +376,11 @@ class Winograd3d {
   std::vector<T> u_;  // double: U[xi][c_in][c_out]
   // float: U[xi] in panels of pw_ = 16*nv_ output channels, each c_in x pw_ (gemm_kernels.hpp's layout)
   Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
-  AlignedFloats panel_store_;
+  PackedStore<float> panel_store_;
   // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel16_values_ per panel
   bool bf16_ = false;
   Index panel16_values_ = 0;
-  AlignedArray<Bf16> panel16_store_;
+  PackedStore<Bf16> panel16_store_;
 };
 
 }  // namespace volfeat::cpu

@@ -66,17 +66,22 @@ struct ConvAlgorithm<Cpu, T> {
   // (DenseNet-121: 58 of its 120 convs), part of the 6 % of a fresh process's samples in packing
   // (Zen 3, perf, bench/README.md "The fixed cost of a fresh process").
   // device.precision: bf16 where each conv can (Conv3d<Cpu, float>::runs_bf16), Winograd or direct by
-  // the same rule as float32.
+  // the same rule as float32. device.weight_file: streamed weights (core/weight_file.hpp), each conv's
+  // moved there as soon as they are packed.
   static std::unique_ptr<Conv3d<Cpu, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
                                               const std::vector<float>& bias, const Cpu& device = {},
                                               WinogradMode mode = winograd_mode_from_env()) {
     if constexpr (std::is_same_v<T, float>) {
-      if (uses_winograd<T>(spec, mode))
-        return std::make_unique<Conv3d<Cpu, T>>(
-            spec, std::make_shared<const cpu::Winograd3d<T>>(spec, weight, bias, device.precision));
+      if (uses_winograd<T>(spec, mode)) {
+        auto w = std::make_shared<cpu::Winograd3d<T>>(spec, weight, bias, device.precision);
+        w->move_weights_to(device.weight_file);
+        return std::make_unique<Conv3d<Cpu, T>>(spec, std::shared_ptr<const cpu::Winograd3d<T>>(std::move(w)));
+      }
     }
-    return std::make_unique<Conv3d<Cpu, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size(),
-                                            device.precision);
+    auto conv = std::make_unique<Conv3d<Cpu, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size(),
+                                                 device.precision);
+    conv->move_weights_to(device.weight_file);
+    return conv;
   }
 };
 

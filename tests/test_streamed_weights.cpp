@@ -1,0 +1,164 @@
+// Streamed weights (core/weight_file.hpp, --stream-weights): a network whose packed weights live in a
+// file gives the same taps as one holding them in memory, bit for bit (float32, and bf16 where the CPU
+// runs it); during a pass the process maps at most one step's weights (the two largest convs), and
+// none after it; the file holds every conv's packed weights; directories in memory and bad paths are
+// refused with one line.
+#define BOOST_TEST_MODULE streamed_weights
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "support/primitive_checks.hpp"
+#include "volfeat/backend/cpu.hpp"
+#include "volfeat/nn/memory_estimate.hpp"
+#include "volfeat/nn/network.hpp"
+#include "volfeat/nn/taps.hpp"
+#include "volfeat/weights/load.hpp"
+
+using namespace volfeat;
+using namespace volfeat::test;
+
+namespace {
+
+// A directory on the build's disk (the tests' working directory), not /tmp: /tmp may be a tmpfs.
+std::string stream_dir() {
+  const std::string d = (std::filesystem::current_path() / "streamed_weights_dir").string();
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+// Bytes of [base, base + len) this process has mapped in (the Rss lines of /proc/self/smaps).
+double mapped_bytes(const void* base, size_t len) {
+  std::ifstream f("/proc/self/smaps");
+  const auto lo = reinterpret_cast<std::uintptr_t>(base), hi = lo + len;
+  std::string line;
+  bool inside = false;
+  double rss = 0;
+  while (std::getline(f, line)) {
+    std::uintptr_t a = 0, b = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> a >> dash >> b && dash == '-') {
+      inside = a >= lo && b <= hi;
+      continue;
+    }
+    if (inside && line.rfind("Rss:", 0) == 0) rss += std::stod(line.substr(4)) * 1024;
+  }
+  return rss;
+}
+
+// Records the taps, and the most weight bytes mapped in when any tap was shown.
+struct WatchingRecorder : Recorder<Cpu, float> {
+  using Recorder::Recorder;
+  const WeightFile* file = nullptr;
+  double most = 0;
+  void operator()(const std::string& name, TensorView<const float> v) {
+    if (file) most = std::max(most, mapped_bytes(file->base(), file->bytes()));
+    Recorder::operator()(name, v);
+  }
+};
+
+struct Case {
+  std::string arch;
+  Dims x;
+  std::vector<std::string> taps;
+};
+const std::vector<Case> kCases{
+    {"densenet121", {1, 17, 20, 19, 1}, {"features.pool0", "features.denseblock1", "features.transition2", "features.denseblock3"}},
+    {"resnet18", {1, 18, 17, 20, 1}, {"maxpool", "layer1", "layer2", "layer3", "layer4"}},
+    {"vgg11", {1, 16, 18, 17, 1}, {"features.2", "features.7", "features.12", "features.17"}},
+};
+
+void check_networks(Precision precision) {
+  for (const Case& c : kCases) {
+    BOOST_TEST_CONTEXT(c.arch << " " << precision_name(precision) << " on " << to_string(c.x)) {
+      const Network<Cpu, float> held(seeded_random_weights(c.arch, 5), Cpu(precision));
+      const Network<Cpu, float> streamed(seeded_random_weights(c.arch, 5), Cpu(precision, stream_dir()));
+      const WeightFile* file = streamed.device().weight_file.get();
+      BOOST_TEST_REQUIRE(file != nullptr);
+      // Every conv's packed weights went to the file (page-rounded, panels padded: at least as many as
+      // the estimate counts; bf16 holds half).
+      // (network_weight_bytes: every parameter, Winograd's U for its convs; the file lacks only the
+      // batchnorms and biases, a few KB.)
+      const double packed = network_weight_bytes(held.graph(), held.plan_traits(), sizeof(float));
+      const double factor = precision == Precision::kBf16 ? 0.5 : 1.0;
+      BOOST_TEST(double(file->bytes()) >= 0.9 * factor * packed, file->bytes() << " bytes in the file, " << packed
+                                                                              << " packed as float32");
+      BOOST_TEST(mapped_bytes(file->base(), file->bytes()) == 0.0, "the build leaves no weight mapped in");
+
+      const auto xv = random_values(size_t(c.x.voxels()), 97);
+      const std::vector<float> x(xv.begin(), xv.end());
+      const TensorView<const float> in(x.data(), c.x);
+      Recorder<Cpu, float> want(c.taps);
+      WatchingRecorder got(c.taps);
+      got.file = file;
+      const int stop = held.node_of(c.taps.back());
+      for (int pass = 0; pass < 2; ++pass) {  // the second pass reads the weights back in
+        held.forward(in, want, stop);
+        streamed.forward(in, got, stop);
+        for (const auto& t : c.taps)
+          BOOST_TEST((got.at(t).data == want.at(t).data), t << " (pass " << pass << "): streamed differs from in memory");
+      }
+      const double bound = streamed_weight_bytes(held.graph(), held.plan_traits(), sizeof(float)) * factor;
+      BOOST_TEST_MESSAGE(c.arch << ": " << file->bytes() << " bytes streamed, at most " << got.most
+                                << " mapped in at a tap (bound " << bound << ")");
+      BOOST_TEST(got.most > 0.0, "no weight was ever mapped in: the watch did not see the file");
+      BOOST_TEST(got.most <= bound + 2 * 4096.0 * 16);
+      BOOST_TEST(mapped_bytes(file->base(), file->bytes()) <= bound + 2 * 4096.0 * 16);
+    }
+  }
+}
+
+std::string error_of(void (*f)()) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(streamed_networks_equal_networks_in_memory) { check_networks(Precision::kFloat32); }
+
+BOOST_AUTO_TEST_CASE(streamed_bf16_networks_equal_bf16_networks_in_memory) {
+  const std::string why = cpu::gemm::bf16_unavailable_reason();
+  if (!why.empty()) {
+    std::cout << "skipped (bf16 part): the bf16 kernels cannot run here: " << why << "\n";
+    return;
+  }
+  check_networks(Precision::kBf16);
+}
+
+BOOST_AUTO_TEST_CASE(directories_that_cannot_hold_the_weights_are_refused) {
+  static std::string dir;
+  auto make = [] {
+    std::string note;
+    (void)DeviceFor<Cpu>::make({Precision::kFloat32, dir}, note);
+  };
+  dir = stream_dir() + "/does-not-exist";
+  std::string e = error_of(make);
+  BOOST_TEST(e.find("--stream-weights " + dir + ": No such file or directory") == 0, e);
+  dir = stream_dir() + "/a-file";
+  std::ofstream(dir) << "x";
+  e = error_of(make);
+  BOOST_TEST(e == "--stream-weights " + dir + ": not a directory", e);
+  struct statfs fs {};
+  if (::statfs("/dev/shm", &fs) == 0 && long(fs.f_type) == 0x01021994) {
+    dir = "/dev/shm";
+    e = error_of(make);
+    BOOST_TEST(e.find("--stream-weights /dev/shm: a tmpfs/ramfs directory is memory") == 0, e);
+  } else {
+    std::cout << "skipped (tmpfs part): /dev/shm is not a tmpfs here\n";
+  }
+  dir = stream_dir();
+  BOOST_TEST(error_of(make).empty());
+}
