@@ -49,12 +49,22 @@ def same_run(name, *args):
     assert os.listdir(STREAM) == [], os.listdir(STREAM)  # the file was unlinked from the start
 
 
+WHY_NORMAL_ONLY = ("whole networks twice each; under ASan test_streamed_weights drives the streamed convs, every "
+                   "fused step, over two passes")
+
+
 def test_extract_resnet50_equals_in_memory():
     same_run("resnet50", "--arch", "resnet50", "--layers", "conv1,layer1,layer2,layer3,layer4")
 
 
+test_extract_resnet50_equals_in_memory.normal_suite_only = WHY_NORMAL_ONLY
+
+
 def test_extract_densenet121_equals_in_memory():
     same_run("densenet121", "--arch", "densenet121", "--preset", "block-outputs")
+
+
+test_extract_densenet121_equals_in_memory.normal_suite_only = WHY_NORMAL_ONLY
 
 
 def test_sweep_and_landmarks():
@@ -84,6 +94,9 @@ def test_sweep_and_landmarks():
     assert lm["memory"]["stream_weights"] is None and lm["streamed"]["stream_weights"] == STREAM
     assert lm["memory_csv"] == lm["streamed_csv"] and lm["memory_csv"]
     assert lm["memory_rows"] == lm["streamed_rows"]
+
+
+test_sweep_and_landmarks.normal_suite_only = WHY_NORMAL_ONLY
 
 
 def refused(directory, why):
