@@ -11,6 +11,7 @@
 
 #include "support/cpu_isa_guard.hpp"
 #include "support/primitive_checks.hpp"
+#include "support/small_networks.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/network.hpp"
 #include "volfeat/nn/taps.hpp"
@@ -161,22 +162,11 @@ BOOST_AUTO_TEST_CASE(winograd_bf16_is_within_its_bound) {
   BOOST_TEST(ran >= 6);
 }
 
-// Whole networks, each of their fused steps in bf16 (DenseNet: the stem conv+pool over planes, dense layers
-// over a ring of bottleneck planes, pooled transitions; ResNet: the residual epilogue; VGG: spatial conv
-// pairs and conv pairs + pool): every tap within 1e-2 of float32, relative to its largest value. Small
-// inputs, so that the sanitizer suite runs them too (tests/cli/test_precision.py has the full-size runs).
+// Whole networks, each of their fused steps in bf16 (support/small_networks.hpp): every tap within 1e-2 of
+// float32, relative to its largest value. Small inputs, so that the sanitizer suite runs them too
+// (tests/cli/test_precision.py has the full-size runs).
 BOOST_AUTO_TEST_CASE(networks_in_bf16_are_within_1e_2_of_float32) {
-  struct Case {
-    std::string arch;
-    Dims x;
-    std::vector<std::string> taps;
-  };
-  const std::vector<Case> cases{
-      {"densenet121", {1, 17, 20, 19, 1}, {"features.pool0", "features.denseblock1", "features.transition2", "features.denseblock3"}},
-      {"resnet18", {1, 18, 17, 20, 1}, {"maxpool", "layer1", "layer2", "layer3"}},
-      {"vgg11", {1, 16, 18, 17, 1}, {"features.2", "features.7", "features.12"}},
-  };
-  for (const Case& c : cases) {
+  for (const SmallNetworkCase& c : small_network_cases()) {
     BOOST_TEST_CONTEXT(c.arch << " on " << to_string(c.x)) {
       const Network<Cpu, float> f32(seeded_random_weights(c.arch, 5));
       const Network<Cpu, float> b16(seeded_random_weights(c.arch, 5), Cpu{Precision::kBf16});

@@ -15,7 +15,9 @@
 #include <iostream>
 #include <sstream>
 
+#include "support/error_of.hpp"
 #include "support/primitive_checks.hpp"
+#include "support/small_networks.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/memory_estimate.hpp"
 #include "volfeat/nn/network.hpp"
@@ -65,28 +67,27 @@ struct WatchingRecorder : Recorder<Cpu, float> {
   }
 };
 
-struct Case {
-  std::string arch;
-  Dims x;
-  std::vector<std::string> taps;
-};
-const std::vector<Case> kCases{
-    {"densenet121", {1, 17, 20, 19, 1}, {"features.pool0", "features.denseblock1", "features.transition2", "features.denseblock3"}},
-    {"resnet18", {1, 18, 17, 20, 1}, {"maxpool", "layer1", "layer2", "layer3", "layer4"}},
-    {"vgg11", {1, 16, 18, 17, 1}, {"features.2", "features.7", "features.12", "features.17"}},
-};
+// The deepest module the input reaches, so the pass runs every conv it can (the largest included:
+// ResNet-18's layer4, VGG-11's 512-channel convs).
+std::string deepest_module(const Network<Cpu, float>& net, const Dims& x) {
+  const auto& m = net.modules();
+  for (auto it = m.rbegin(); it != m.rend(); ++it) {
+    const auto need = net.min_input_size(it->node);
+    if (x.d >= need[0] && x.h >= need[1] && x.w >= need[2]) return it->name;
+  }
+  return m.front().name;
+}
 
 void check_networks(Precision precision) {
-  for (const Case& c : kCases) {
+  for (const SmallNetworkCase& c : small_network_cases()) {
     BOOST_TEST_CONTEXT(c.arch << " " << precision_name(precision) << " on " << to_string(c.x)) {
       const Network<Cpu, float> held(seeded_random_weights(c.arch, 5), Cpu(precision));
       const Network<Cpu, float> streamed(seeded_random_weights(c.arch, 5), Cpu(precision, stream_dir()));
       const WeightFile* file = streamed.device().weight_file.get();
       BOOST_TEST_REQUIRE(file != nullptr);
-      // Every conv's packed weights went to the file (page-rounded, panels padded: at least as many as
-      // the estimate counts; bf16 holds half).
-      // (network_weight_bytes: every parameter, Winograd's U for its convs; the file lacks only the
-      // batchnorms and biases, a few KB.)
+      // Every conv's packed weights went to the file: page-rounded and with padded panels, at least as
+      // many bytes as network_weight_bytes counts (every parameter, Winograd's U for its convs) but for
+      // the batchnorms and biases, a few KB; bf16 half that.
       const double packed = network_weight_bytes(held.graph(), held.plan_traits(), sizeof(float));
       const double factor = precision == Precision::kBf16 ? 0.5 : 1.0;
       BOOST_TEST(double(file->bytes()) >= 0.9 * factor * packed, file->bytes() << " bytes in the file, " << packed
@@ -96,33 +97,26 @@ void check_networks(Precision precision) {
       const auto xv = random_values(size_t(c.x.voxels()), 97);
       const std::vector<float> x(xv.begin(), xv.end());
       const TensorView<const float> in(x.data(), c.x);
-      Recorder<Cpu, float> want(c.taps);
-      WatchingRecorder got(c.taps);
+      std::vector<std::string> taps = c.taps;
+      if (const std::string last = deepest_module(held, c.x); last != taps.back()) taps.push_back(last);
+      Recorder<Cpu, float> want(taps);
+      WatchingRecorder got(taps);
       got.file = file;
-      const int stop = held.node_of(c.taps.back());
+      const int stop = held.node_of(taps.back());
       for (int pass = 0; pass < 2; ++pass) {  // the second pass reads the weights back in
         held.forward(in, want, stop);
         streamed.forward(in, got, stop);
-        for (const auto& t : c.taps)
+        for (const auto& t : taps)
           BOOST_TEST((got.at(t).data == want.at(t).data), t << " (pass " << pass << "): streamed differs from in memory");
       }
       const double bound = streamed_weight_bytes(held.graph(), held.plan_traits(), sizeof(float)) * factor;
-      BOOST_TEST_MESSAGE(c.arch << ": " << file->bytes() << " bytes streamed, at most " << got.most
-                                << " mapped in at a tap (bound " << bound << ")");
+      BOOST_TEST_MESSAGE(c.arch << " to " << taps.back() << ": " << file->bytes() << " bytes streamed, at most "
+                                << got.most << " mapped in at a tap (bound " << bound << ")");
       BOOST_TEST(got.most > 0.0, "no weight was ever mapped in: the watch did not see the file");
       BOOST_TEST(got.most <= bound + 2 * 4096.0 * 16);
       BOOST_TEST(mapped_bytes(file->base(), file->bytes()) <= bound + 2 * 4096.0 * 16);
     }
   }
-}
-
-std::string error_of(void (*f)()) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -139,26 +133,24 @@ BOOST_AUTO_TEST_CASE(streamed_bf16_networks_equal_bf16_networks_in_memory) {
 }
 
 BOOST_AUTO_TEST_CASE(directories_that_cannot_hold_the_weights_are_refused) {
-  static std::string dir;
-  auto make = [] {
-    std::string note;
-    (void)DeviceFor<Cpu>::make({Precision::kFloat32, dir}, note);
+  auto make = [](const std::string& dir) {
+    return error_of([&] {
+      std::string note;
+      (void)DeviceFor<Cpu>::make({Precision::kFloat32, dir}, note);
+    });
   };
-  dir = stream_dir() + "/does-not-exist";
-  std::string e = error_of(make);
-  BOOST_TEST(e.find("--stream-weights " + dir + ": No such file or directory") == 0, e);
-  dir = stream_dir() + "/a-file";
-  std::ofstream(dir) << "x";
-  e = error_of(make);
-  BOOST_TEST(e == "--stream-weights " + dir + ": not a directory", e);
+  const std::string missing = stream_dir() + "/does-not-exist", a_file = stream_dir() + "/a-file";
+  std::string e = make(missing);
+  BOOST_TEST(e.find("--stream-weights " + missing + ": No such file or directory") == 0, e);
+  std::ofstream(a_file) << "x";
+  e = make(a_file);
+  BOOST_TEST(e == "--stream-weights " + a_file + ": not a directory", e);
   struct statfs fs {};
   if (::statfs("/dev/shm", &fs) == 0 && long(fs.f_type) == 0x01021994) {
-    dir = "/dev/shm";
-    e = error_of(make);
+    e = make("/dev/shm");
     BOOST_TEST(e.find("--stream-weights /dev/shm: a tmpfs/ramfs directory is memory") == 0, e);
   } else {
     std::cout << "skipped (tmpfs part): /dev/shm is not a tmpfs here\n";
   }
-  dir = stream_dir();
-  BOOST_TEST(error_of(make).empty());
+  BOOST_TEST(make(stream_dir()).empty());
 }
