@@ -1,16 +1,17 @@
 #pragma once
-// Large host blocks (activations, packed weights): whole 2 MiB pages of their own anonymous mapping,
+// Large host arrays (activations; HostArray from 4 MB): whole 2 MiB pages of their own anonymous mapping,
 // advised as transparent huge pages, and, once a program asks for it (retain_freed_host_memory in
 // core/host_memory.hpp), kept after they are freed for the next block of the same size.
 //
 // Why not the heap: a forward pass frees and allocates the same activation sizes every time, and
 // glibc's heap (told to keep freed memory, M_MMAP_MAX 0) served those 2 MiB-aligned requests by
-// memalign. Any small block that outlived a pass could land in the gap memalign leaves before an
-// aligned chunk; the freed chunk then no longer held the next pass's aligned request, and the heap
-// grew by one activation per pass. Measured (ResNet-50 at 128^3, 2 threads, Zen 4): 67 MB per pass,
-// 0.15 GB after one pass and 0.51 GB after six, with 11 MB in use (malloc_stats). Session 11 saw the
-// same at 216x512x512 (1,537 MiB after one pass, 1,969 MiB after three). Blocks of their own mapping
-// cannot fragment, and a cache by exact size serves every pass after the first without a fault.
+// memalign, yet it did not reuse them. ResNet-50 at 128^3 (2 threads bound with OMP_PROC_BIND=close,
+// Zen 4): the main arena grew by 71 MB a pass with 11 MB in use (malloc_stats), RSS 0.15 GB after one
+// pass and 0.51 GB after six. The likely cause is small blocks that outlive a pass settling in the
+// gaps memalign leaves, so a freed chunk no longer holds the next pass's aligned request. Session 11
+// saw the same at 216x512x512 (1,537 MiB after one pass, 1,969 MiB after three). Blocks of their own
+// mapping share nothing with small ones, and a cache by exact size serves every pass after the first
+// without a fault.
 //
 // The cache is bounded: freed blocks are kept only while the blocks in use plus those kept stay
 // within the most ever in use at once, so the process never holds more than its own peak. A request
@@ -104,18 +105,13 @@ class HostBlockCache {
     unmap_host_block(p, bytes);
   }
 
-  size_t kept_bytes() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return kept_bytes_;
-  }
-
  private:
   void note_live(size_t bytes) {
     live_ += bytes;
     if (live_ > peak_) peak_ = live_;
   }
 
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   bool retain_ = false;
   std::list<std::pair<void*, size_t>> kept_;  // oldest first
   size_t kept_bytes_ = 0, live_ = 0, peak_ = 0;

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "volfeat/backend/device_for.hpp"
-#include "volfeat/backend/device_for.hpp"
 #include "volfeat/core/precision.hpp"
 #include "volfeat/core/progress.hpp"
 #include "volfeat/core/sha256.hpp"
