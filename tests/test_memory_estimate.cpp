@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -58,8 +59,13 @@ struct Measured {
   double baseline = 0, peak = 0, estimate = 0, weights = 0, forward = 0;
 };
 
+// How the child builds its network: in memory, with streamed weights (--stream-weights: the estimate
+// counts each step's weights in the pass, resident_weight_bytes apart), or in bf16 (packed weights of 2
+// bytes).
+enum class Build { kMemory, kStreamed, kBf16 };
+
 // Runs in a fresh child process so that the peak belongs to this architecture alone.
-Measured measure(const std::string& arch, std::array<Index, 3> grid) {
+Measured measure(const std::string& arch, std::array<Index, 3> grid, Build how) {
   int fd[2];
   BOOST_TEST_REQUIRE(::pipe(fd) == 0);
   const pid_t pid = ::fork();
@@ -70,7 +76,12 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid) {
     Measured m;
     m.baseline = resident_now();
     StateDict sd = random_state_dict(arch, 0, 1);
-    const Network<Cpu, float> net(sd, kReleaseWeights);  // as the CLI builds it: sd keeps no values
+    Cpu device(how == Build::kBf16 ? Precision::kBf16 : Precision::kFloat32);
+    if (how == Build::kStreamed) {
+      device.stream_weights = "memory_estimate_stream";  // in the test's directory, on the build's disk
+      std::filesystem::create_directories(device.stream_weights);
+    }
+    const Network<Cpu, float> net(sd, kReleaseWeights, device);  // as the CLI builds it: sd keeps no values
     if (!(std::ofstream("/proc/self/clear_refs") << "5"))  // the peak from here on
       throw std::runtime_error("cannot reset the peak RSS through /proc/self/clear_refs");
     for (const auto& [key, p] : sd.params)
@@ -80,8 +91,12 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid) {
     for (size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(double(i) * 0.37));
     net.forward(TensorView<const float>(x.data(), d));
     m.peak = resident_peak();
-    const PlanTraits traits = net.plan_traits();
-    m.weights = network_weight_bytes(net.graph(), traits, sizeof(float));  // the StateDict holds none (checked above)
+    PlanTraits traits = net.plan_traits();
+    // the StateDict holds none (checked above)
+    const size_t packed = how == Build::kBf16 ? 2 : sizeof(float);
+    if (how == Build::kStreamed) traits.streamed_weight_bytes = double(packed);  // each step's, in the pass
+    m.weights = how == Build::kStreamed ? resident_weight_bytes(net.graph(), sizeof(float))
+                                        : network_weight_bytes(net.graph(), traits, packed);
     m.forward = simulate_forward(net.graph(), grid, -1, {}, sizeof(float), omp_get_max_threads(), traits).peak_bytes;
     m.estimate = m.weights + m.forward + double(x.size()) * sizeof(float);
     const bool ok = ::write(fd[1], &m, sizeof m) == ssize_t(sizeof m);
@@ -101,13 +116,17 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid) {
   return m;
 }
 
-void check(const std::string& arch, std::array<Index, 3> grid) {
+void check(const std::string& arch, std::array<Index, 3> grid, Build how = Build::kMemory) {
   if (test::normal_suite_only("the RSS comparison", "the sanitizers' shadow memory inflates RSS several times"))
     return;
-  const Measured m = measure(arch, grid);
+  if (how == Build::kBf16 && !cpu::gemm::bf16_available()) {
+    std::cout << "skipped (" << arch << " in bf16): " << cpu::gemm::bf16_unavailable_reason() << "\n";
+    return;
+  }
+  const Measured m = measure(arch, grid, how);
   const double used = m.peak - m.baseline;
   const double ratio = m.estimate / used;
-  BOOST_TEST_MESSAGE(arch << " " << grid[0] << "x" << grid[1] << "x" << grid[2] << ": measured peak RSS "
+  BOOST_TEST_MESSAGE(arch << (how == Build::kStreamed ? " streamed" : how == Build::kBf16 ? " bf16" : "") << " " << grid[0] << "x" << grid[1] << "x" << grid[2] << ": measured peak RSS "
                           << used / 1e6 << " MB above the baseline, estimate " << m.estimate / 1e6 << " MB (weights "
                           << m.weights / 1e6 << ", forward " << m.forward / 1e6 << "), ratio " << ratio);
   BOOST_TEST(std::abs(ratio - 1.0) <= kMargin, arch << ": estimate " << m.estimate / 1e6 << " MB against " << used / 1e6
@@ -119,3 +138,10 @@ void check(const std::string& arch, std::array<Index, 3> grid) {
 BOOST_AUTO_TEST_CASE(resnet50_estimate_matches_peak_rss) { check("resnet50", {32, 64, 64}); }
 BOOST_AUTO_TEST_CASE(vgg19_estimate_matches_peak_rss) { check("vgg19", {32, 64, 64}); }
 BOOST_AUTO_TEST_CASE(densenet121_estimate_matches_peak_rss) { check("densenet121", {48, 96, 96}); }
+// Where the weights, not the activations, set the peak: streamed (one step's weights mapped in at a time)
+// and bf16 (half the bytes). Measured on a Zen 4, 2 threads: ResNet-50 streamed 0.94, bf16 1.00-1.03.
+// VGG-19 streamed is not held here: its estimate came out 0.89 of the measured peak (67 against 75 MB
+// at 32x64x64; 0.83 with one thread). The step it peaks in maps two 512-channel convs (57 MB, counted);
+// the other 8-13 MB were not found (the build leaves 2 MB; without Winograd the gap is 6 MB).
+BOOST_AUTO_TEST_CASE(resnet50_streamed_estimate_matches_peak_rss) { check("resnet50", {32, 64, 64}, Build::kStreamed); }
+BOOST_AUTO_TEST_CASE(resnet50_bf16_estimate_matches_peak_rss) { check("resnet50", {32, 64, 64}, Build::kBf16); }

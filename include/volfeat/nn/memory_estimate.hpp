@@ -32,6 +32,7 @@ struct ForwardMemory {
   std::string peak_module;     // the module being produced when the peak is reached
   double scratch_bytes = 0;    // per-thread conv tiles and GEMM blocking, included in peak_bytes
   std::array<Index, 3> stop_grid{{0, 0, 0}};  // spatial size of the stop node's output
+  double step_weight_bytes = 0;  // streamed weights: the most one step maps in (included in peak_bytes)
 };
 
 // Per-thread working memory of a conv on the double (Eigen) path: one packed tile of A plus Eigen's
@@ -91,22 +92,24 @@ inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, siz
   return values * double(elem_bytes);
 }
 
-// What a network that streams its weights (core/weight_file.hpp) holds of them at once: its
-// batchnorms and biases, and one step's packed conv weights, bounded by the two largest convs (a pair
-// step runs two). ResNet-50: 57 MB of its 242.
-inline double streamed_weight_bytes(const Graph& g, const PlanTraits& traits, size_t elem_bytes) {
+// Packed values of conv node i: its kernel, or Winograd's transformed one (64 per channel pair).
+inline double conv_weight_values(const Graph& g, const PlanTraits& traits, int i) {
+  const Node& n = g.node(i);
+  const double io = double(g.node(n.inputs[0]).channels) * double(n.channels);
+  return io * (traits.uses_winograd(i) ? 64.0 : double(n.window.taps()));
+}
+
+// What a network that streams its weights (core/weight_file.hpp) holds of them outside a pass: its
+// batchnorms and biases. Each step's packed conv weights are counted in the pass, while the step runs
+// (simulate_forward with traits.streamed_weight_bytes): ResNet-50 28 MB at most (one layer4 3x3x3 conv
+// a step), VGG-19 57 MB (its pair steps run two 512-channel convs), of 242 and 278 MB.
+inline double resident_weight_bytes(const Graph& g, size_t elem_bytes) {
+  double resident = double(g.param_values());
   const auto& nodes = g.nodes();
-  double resident = double(g.param_values()), first = 0, second = 0;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (nodes[i].kind != OpKind::kConv) continue;
-    const Node& n = nodes[i];
-    const double io = double(nodes[size_t(n.inputs[0])].channels) * double(n.channels);
-    resident -= io * double(n.window.taps());  // the kernel itself lives in the file
-    const double held = io * (traits.uses_winograd(int(i)) ? 64.0 : double(n.window.taps()));
-    if (held > first) second = first, first = held;
-    else if (held > second) second = held;
-  }
-  return (resident + first + second) * double(elem_bytes);
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].kind == OpKind::kConv)  // the kernels live in the file
+      resident -= double(g.node(nodes[i].inputs[0]).channels) * double(nodes[i].channels) * double(nodes[i].window.taps());
+  return resident * double(elem_bytes);
 }
 
 // Peak memory of forward(x, observer, stop) for an input of spatial size `input` (D, H, W); `wanted`
@@ -154,6 +157,12 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
       transient = bytes(s.scratch) + bytes(s.scratch2);
     }
     // kConvAdd: none (the Cpu op adds the residual in the conv's loop; the default adds in place).
+    if (traits.streamed_weight_bytes > 0 && s.conv >= 0) {  // streamed weights: this step's, mapped in while it runs
+      const double w = traits.streamed_weight_bytes * (conv_weight_values(g, traits, s.conv) +
+                                                       (s.conv2 >= 0 ? conv_weight_values(g, traits, s.conv2) : 0.0));
+      transient += w;
+      out.step_weight_bytes = std::max(out.step_weight_bytes, w);
+    }
 
     touch(transient, s.out);
     live -= transient;

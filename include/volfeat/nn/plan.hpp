@@ -85,6 +85,10 @@ struct PlanTraits {
   bool planewise_pair = false;  // DenseLayerConvs keeps a ring of planes (kPlanewiseDenseLayer)
   bool planewise_pool = false;  // ConvActMaxPool keeps a ring of planes
   std::vector<bool> winograd;   // per node: the conv runs Winograd (Cpu; its rings hold planes in pairs)
+  // For the memory estimate only (the plan ignores it): bytes per packed weight value when the network
+  // streams its weights (4 float32, 2 bf16), so each step holds its convs' weights; 0 when they are
+  // all held (network_weight_bytes counts them apart).
+  double streamed_weight_bytes = 0;
   bool uses_winograd(int node) const { return node >= 0 && size_t(node) < winograd.size() && winograd[size_t(node)]; }
 };
 

@@ -137,6 +137,7 @@ struct ExtractSizes {
   bool host_resident = true;     // the backend reads the host input in place (kHostResident)
   PlanTraits traits;             // the backend's fused ops (rings of planes or whole temporaries)
   bool weights_streamed = false; // --stream-weights: one step's packed weights held at a time
+  bool weights_bf16 = false;     // --precision bf16 ran: the packed weights are half as large
 };
 
 struct MemoryEstimate {
@@ -153,18 +154,21 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
   // PreparedVolume: mask (int32), input (C floats), and the HU volume (float) unless its outputs were
   // made and it was let go before the pass (summarize_ct).
   e.parts.push_back({"volumes", v * f * ((s.ct_held ? 2 : 1) + double(s.channels))});
-  // StateDict values (float), and the network's packed float copy (Winograd's transformed weights
-  // where a conv runs it), or what of it a network that streams its weights holds at once.
-  const double packed = s.weights_streamed ? streamed_weight_bytes(*s.graph, s.traits, sizeof(float))
-                                           : network_weight_bytes(*s.graph, s.traits, sizeof(float));
-  e.parts.push_back({"weights", s.state_dict_values * f + packed});
+  // StateDict values (float), and the network's packed copy (Winograd's transformed weights where a
+  // conv runs it; bf16 half as large), or, when it streams them, its batchnorms and biases: the pass
+  // counts each step's conv weights while the step runs.
+  const size_t packed_bytes = s.weights_bf16 ? 2 : sizeof(float);  // batchnorms stay float: a few KB
+  PlanTraits traits = s.traits;
+  if (s.weights_streamed) traits.streamed_weight_bytes = double(packed_bytes);
+  e.parts.push_back({"weights", s.state_dict_values * f + (s.weights_streamed ? resident_weight_bytes(*s.graph, sizeof(float))
+                                                                              : network_weight_bytes(*s.graph, s.traits, packed_bytes))});
   // extract_features' pass: mask-input's masked copy; a device backend's T copy and device tensor.
   const double input_copies = (s.mode == ExtractMode::kMaskInput ? 1 : 0) + (s.host_resident ? 0 : 2);
   e.parts.push_back({"pass input", v * f * double(s.channels) * input_copies});
   const bool weighted = s.mode == ExtractMode::kShared;
   std::vector<std::array<Index, 3>> grids_seen;
   const ForwardMemory fw = simulate_forward(
-      *s.graph, s.grid, s.stop, s.taps, sizeof(float), s.threads, s.traits,
+      *s.graph, s.grid, s.stop, s.taps, sizeof(float), s.threads, traits,
       [&](int, const std::array<Index, 3>& grid, Index ch) {
         TapBytes t;
         const double g = double(grid[0]) * double(grid[1]) * double(grid[2]);
@@ -307,6 +311,7 @@ ExtractSizes extract_sizes(const ExtractOptions& o, const PreparedVolume& v, con
   s.host_resident = kHostResident<typename Net::backend_type>;
   s.traits = net.plan_traits();
   if constexpr (kStreamsWeights<typename Net::backend_type>) s.weights_streamed = net.device().weight_file != nullptr;
+  s.weights_bf16 = DeviceFor<typename Net::backend_type>::precision(net.device()) == Precision::kBf16;
   return s;
 }
 

@@ -60,7 +60,7 @@ class Conv3d<Cpu, T> {
   // weight: torch order (O, I, kD, kH, kW); bias: empty or O values.
   Conv3d(const ConvSpec& spec, const std::vector<double>& weight, const std::vector<double>& bias = {},
          Precision precision = Precision::kFloat32)
-      : spec_(spec), bf16_(runs_bf16(spec, precision)) {
+      : spec_(spec), bf16_(runs_bf16(precision)) {
     if (static_cast<Index>(weight.size()) != spec.weight_count())
       fail("conv3d: ", weight.size(), " weights given, the layer needs ", spec.weight_count());
     if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
@@ -72,7 +72,7 @@ class Conv3d<Cpu, T> {
   // weights is made; identical packing.
   Conv3d(const ConvSpec& spec, const float* weight, size_t weight_count, const float* bias = nullptr,
          size_t bias_count = 0, Precision precision = Precision::kFloat32)
-      : spec_(spec), bf16_(runs_bf16(spec, precision)) {
+      : spec_(spec), bf16_(runs_bf16(precision)) {
     if (static_cast<Index>(weight_count) != spec.weight_count())
       fail("conv3d: ", weight_count, " weights given, the layer needs ", spec.weight_count());
     if (bias_count != 0 && static_cast<Index>(bias_count) != spec.out_channels)
@@ -94,7 +94,7 @@ class Conv3d<Cpu, T> {
   }
   // Whether a direct conv asked for `precision` runs in bf16: float, and the bf16 kernels available
   // (bf16_unavailable_reason).
-  static bool runs_bf16(const ConvSpec&, Precision precision) {
+  static bool runs_bf16(Precision precision) {
     return kFast && precision == Precision::kBf16 && cpu::gemm::bf16_available();
   }
   Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }
