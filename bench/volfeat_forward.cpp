@@ -101,7 +101,6 @@ int main(int argc, char** argv) {
 
     if (precision == Precision::kBf16 && !cpu::gemm::bf16_available())
       throw std::runtime_error("--precision bf16: " + cpu::gemm::bf16_unavailable_reason());
-    if (!stream_weights.empty()) WeightFile::check_dir(stream_weights);
     // Deferred kernels, as the CLI builds its networks (load_network_weights): each computed and packed in turn.
     const Network<Cpu, float> net(random_state_dict(arch, 0, 1, TensorValues::kOnUse), Cpu(precision, stream_weights));
     MeanTaps obs;

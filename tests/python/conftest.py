@@ -51,6 +51,17 @@ def pelvis():
     return {"ct": ct, "mask": mask, "labels": "femur=1,hip=2"}
 
 
+def in_memory_fs(path):
+    """True when path lies on a tmpfs or ramfs, where --stream-weights / stream_weights= is refused."""
+    path, best, kind = os.path.realpath(path), "", ""
+    with open("/proc/mounts") as f:
+        for line in f:
+            mount, fs = line.split()[1:3]
+            if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+                best, kind = mount, fs
+    return kind in ("tmpfs", "ramfs")
+
+
 def run_cli(cli, *args, check=True):
     p = subprocess.run([cli, *args], capture_output=True, text=True, timeout=900)
     if check:

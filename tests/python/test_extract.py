@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import volfeat
-from conftest import THREADS, read_npz, run_cli
+from conftest import THREADS, in_memory_fs, read_npz, run_cli
 
 LAYERS = ["denseblock1", "transition1", "denseblock2"]
 
@@ -148,11 +148,8 @@ def test_precision_keyword_is_the_cli_option():
 def test_stream_weights_keyword_is_the_cli_option(tmp_path):
     """stream_weights= is --stream-weights: the same features bit for bit, run["stream_weights"] names the
     directory (None without it)."""
-    with open("/proc/mounts") as f:
-        mounts = [line.split()[1:3] for line in f]
-    mount = max((m for m in mounts if str(tmp_path).startswith(m[0].rstrip("/") + "/")), key=lambda m: len(m[0]))
-    if mount[1] in ("tmpfs", "ramfs"):
-        pytest.skip(f"{tmp_path} is on a {mount[1]}, where streaming is refused (test_network.py checks the error)")
+    if in_memory_fs(tmp_path):
+        pytest.skip(f"{tmp_path} is on a tmpfs, where streaming is refused (test_network.py checks the error)")
     r0 = volfeat.extract(layers="denseblock1", resample=4, threads=THREADS, quiet=True)
     r1 = volfeat.extract(layers="denseblock1", resample=4, threads=THREADS, quiet=True, stream_weights=tmp_path)
     assert r0.run["stream_weights"] is None and r1.run["stream_weights"] == str(tmp_path)

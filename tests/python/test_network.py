@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import volfeat
+from conftest import in_memory_fs
 
 REL_TOL = 1e-4
 
@@ -122,24 +123,13 @@ def test_precision_bf16_against_float32():
         volfeat.Network(arch="densenet121", quiet=True, precision="fp16")
 
 
-def _on_tmpfs(path):
-    """True when path's file system is a tmpfs (streamed weights are refused there)."""
-    path, best, fs = os.path.realpath(path), "", ""
-    with open("/proc/mounts") as f:
-        for line in f:
-            mount, kind = line.split()[1:3]
-            if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
-                best, fs = mount, kind
-    return fs in ("tmpfs", "ramfs")
-
-
 def test_stream_weights_equals_in_memory(tmp_path):
     """stream_weights=DIR: the packed weights in an unlinked file there, one step's held at a time; the same
     outputs bit for bit; .stream_weights names the directory; a missing one is a ValueError naming it."""
     x = np.random.default_rng(4).standard_normal((20, 22, 21)).astype(np.float32)
     layers = ["maxpool", "layer1", "layer3", "layer4"]
     want = volfeat.Network(arch="resnet18", seed=0, quiet=True).forward(x, layers)
-    if _on_tmpfs(str(tmp_path)):
+    if in_memory_fs(tmp_path):
         with pytest.raises(ValueError, match="a tmpfs/ramfs directory is memory"):
             volfeat.Network(arch="resnet18", seed=0, quiet=True, stream_weights=tmp_path)
         pytest.skip(f"{tmp_path} is on a tmpfs, where streaming is refused (checked above)")

@@ -6,8 +6,8 @@
 // Why not the heap: a forward pass frees and allocates the same activation sizes every time, and
 // glibc's heap (told to keep freed memory, M_MMAP_MAX 0) served those 2 MiB-aligned requests by
 // memalign, yet it did not reuse them. ResNet-50 at 128^3 (2 threads bound with OMP_PROC_BIND=close,
-// Zen 4): the main arena grew by 71 MB a pass with 11 MB in use (malloc_stats), RSS 0.15 GB after one
-// pass and 0.51 GB after six. The likely cause is small blocks that outlive a pass settling in the
+// Zen 4): the main arena grew by 71 MB a pass with 11 MB in use (malloc_stats), peak RSS 0.18 GB after
+// one pass and 0.51 GB after six. The likely cause is small blocks that outlive a pass settling in the
 // gaps memalign leaves, so a freed chunk no longer holds the next pass's aligned request. Session 11
 // saw the same at 216x512x512 (1,537 MiB after one pass, 1,969 MiB after three). Blocks of their own
 // mapping share nothing with small ones, and a cache by exact size serves every pass after the first

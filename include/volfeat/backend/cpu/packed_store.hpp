@@ -41,7 +41,6 @@ class PackedStore {
     return p;
   }
   const T* data() const { return data_; }
-  size_t size() const { return n_; }
 
   // The packed values go to `file` and the heap copy is freed; the file is kept alive as long as this
   // store reads from it.
