@@ -109,12 +109,17 @@ struct LaneAct {
 };
 
 // One tile, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x) of the
-// 4x4x4 patch; null: padding, zero). V point p gets B^T d B, stored at dst + p * pstride.
+// 4x4x4 patch; null: padding, zero). V point p gets B^T d B, stored at dst + p * pstride. ahead (or
+// null): another tile's src, whose lines at c0 are prefetched.
 template <class T, int B>
-VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride) {
+VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride,
+                                        const T* const* ahead = nullptr) {
   using V = Vec<T, B>;
   V buf[kPoints];
   const V zero = {};
+  if (ahead)
+    for (int p = 0; p < kPoints; ++p)
+      if (ahead[p]) __builtin_prefetch(ahead[p] + c0, 0, 3);
   for (int ab = 0; ab < 16; ++ab) {  // along x, while loading
     V d[4];
     for (int e = 0; e < 4; ++e) {
