@@ -1,4 +1,4 @@
-// The Cpu 3D Winograd conv F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp) against the naive reference:
+// The Cpu 3D Winograd conv F(2x4x4, 3x3x3) (backend/cpu/winograd3d.hpp) against the naive reference:
 // every 3x3x3 stride-1 dilation-1 shape of the shared problem list plus odd ones (extents not multiples
 // of 2, padding 0/1/2 and per axis, tiny volumes, channels not multiples of 16, a batch of 2), plain
 // and with the fused pre-activation (BN+ReLU of the input), post-activation (bias, BN+ReLU) and
@@ -6,14 +6,16 @@
 // plane pairs of ConvActMaxPool; the per-layer choice and VOLFEAT_WINOGRAD; and whole networks
 // (VGG-11, DenseNet-121) with Winograd on against the same networks with it off.
 //
-// Tolerance: max |got - want| / max |want| <= 1e-5 in float, the direct conv's bound, and 1e-12 in double.
-// Winograd's transforms add up to 8 input values per transformed point (B^T: 2 per axis), scale the
-// weights by up to 1.5 per axis (G) and sum 27 products per output (A^T: 3 per axis) around the GEMM,
-// which itself sums only C_in products per point (the direct conv: 27 * C_in in one accumulator). So the
-// rounding error is of the same order as the direct conv's: measured here at most 6.6e-7 (float) over
-// these shapes, 15x below the bound; whole networks on a CT crop (bench/winograd_error.cpp, README.md)
-// at most 1.3e-6 per conv, against 2.8e-6 for the direct convs. The networks below are held to the
-// torch tests' 1e-4 per tap.
+// Tolerance: max |got - want| / max |want| <= 3e-5 in float, 3x the direct conv's bound (1e-5), and
+// 1e-12 in double. F(2x4x4, 3x3x3) (winograd3d_transforms.hpp) sums up to 2x4x4 = 32 input values per
+// transformed point (B^T: 2 per axis along z, up to 4 along y and x, scaled by up to 5), scales the
+// weights by up to 1/4 and sums 2 x 6 x 6 transformed products per output, weighted by up to 8 per axis
+// (A^T), around a GEMM that sums only C_in products per point. Its rounding error is several times the
+// direct conv's: measured here at most 9.6e-6 (float) over these shapes (F(2x2x2) before it: 6.6e-7),
+// and a model of one 128-channel tile (bench/winograd_tile_error.py) gives a median of 3.8e-6 and a
+// maximum of 1.2e-5 over 30 random tiles. So the bound is 3e-5. Whole networks on a CT crop
+// (bench/winograd_error.cpp, README.md) are in the README. The networks below are held to the torch
+// tests' 1e-4 per tap.
 #define BOOST_TEST_MODULE winograd
 #include <boost/mpl/list.hpp>
 #include <cstdlib>
@@ -31,7 +33,7 @@ namespace {
 
 template <class T>
 constexpr double winograd_tolerance() {
-  return std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  return std::is_same_v<T, float> ? 3e-5 : 1e-12;
 }
 
 // Odd cases beyond the shared list.
@@ -153,14 +155,21 @@ using Scalars = boost::mpl::list<float, double>;
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(kernel_transform_of_a_delta_is_separable) {
-  // g = delta at (1,1,1): G column 1 per axis is (0, 1/2, -1/2, 0), so u = product of those.
+  // g = delta at (1,1,1): G's column 1 is (0, 1/2, -1/2, 0) along z (F(2,3)) and
+  // (0, -1/6, 1/6, 1/12, -1/12, 0) along y and x (F(4,3)), so u = the product of those.
   double g[27] = {};
   g[13] = 1.0;
-  const auto u = cpu::winograd::kernel_transform(g);
-  const double col[4] = {0, 0.5, -0.5, 0};
+  const auto u = cpu::winograd::kernel_transform<cpu::winograd::TileF32>(g);
+  const double z[4] = {0, 0.5, -0.5, 0}, yx[6] = {0, -1.0 / 6, 1.0 / 6, 1.0 / 12, -1.0 / 12, 0};
+  for (int a = 0; a < 4; ++a)
+    for (int b = 0; b < 6; ++b)
+      for (int e = 0; e < 6; ++e)
+        BOOST_TEST(std::abs(u[size_t((a * 6 + b) * 6 + e)] - z[a] * yx[b] * yx[e]) <= 1e-15);
+  // bf16's F(2x2x2): (0, 1/2, -1/2, 0) along every axis.
+  const auto u2 = cpu::winograd::kernel_transform<cpu::winograd::TileBf16>(g);
   for (int a = 0; a < 4; ++a)
     for (int b = 0; b < 4; ++b)
-      for (int e = 0; e < 4; ++e) BOOST_TEST(u[size_t((a * 4 + b) * 4 + e)] == col[a] * col[b] * col[e]);
+      for (int e = 0; e < 4; ++e) BOOST_TEST(u2[size_t((a * 4 + b) * 4 + e)] == z[a] * z[b] * z[e]);
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(winograd_matches_reference, T, Scalars) {
@@ -188,7 +197,7 @@ BOOST_AUTO_TEST_CASE(conv_maxpool_uses_plane_pairs) {
     Tensor<Cpu, float> y1(pd), y2(pd);
     ConvActMaxPool<Cpu, float>::forward(direct, {&bn, true}, pool, in.view(), y1.view());
     ConvActMaxPool<Cpu, float>::forward(wino, {&bn, true}, pool, in.view(), y2.view());
-    BOOST_TEST(relative_error(host<Cpu, float>(y2.view()), host<Cpu, float>(y1.view())) <= 1e-5);
+    BOOST_TEST(relative_error(host<Cpu, float>(y2.view()), host<Cpu, float>(y1.view())) <= winograd_tolerance<float>());
   }
 }
 

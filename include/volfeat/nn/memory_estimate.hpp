@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "volfeat/backend/cpu/winograd3d_tile.hpp"
 #include "volfeat/core/shape.hpp"
 #include "volfeat/nn/graph.hpp"
 #include "volfeat/nn/plan.hpp"
@@ -39,15 +40,22 @@ struct ForwardMemory {
 // GEMM blocking buffers (sized to the caches, a few MiB at most).
 inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 
+// Transformed points per tile of Winograd conv node i (PlanTraits::winograd_points; the float32 tile's
+// where the traits do not say).
+inline int winograd_points(const PlanTraits& traits, int i) {
+  const bool known = i >= 0 && size_t(i) < traits.winograd_points.size() && traits.winograd_points[size_t(i)] > 0;
+  return known ? traits.winograd_points[size_t(i)] : cpu::winograd::kPoints;
+}
+
 // Per-thread working memory of the float convs a plan runs (backend/cpu): thread-local buffers that
 // only grow and live across layers and passes, so each is the largest any conv of the plan asks for:
 //   * the pointwise conv's packed A tile: chunks of 128 input channels x a tile of 32-512 voxels
 //     (conv3d.hpp, forward_pointwise);
 //   * the direct conv's activated, zero-padded input rows: kD x kH rows of the padded width
 //     (conv3d.hpp, rows_fast);
-//   * Winograd's V and M blocks: 64 points x a block of tiles x C_in, and x C_out (winograd3d.hpp:
-//     at most max(16 or 32, 2^18 / (64 (C_in + C_out))) tiles).
-inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const PlanTraits& traits) {
+//   * Winograd's V and M blocks: its points (144, bf16 64) x a block of tiles x C_in, and x C_out
+//     (winograd3d.hpp: winograd::block_tiles of the whole output's tiles, at most block_budget).
+inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const PlanTraits& traits, int threads) {
   const auto& nodes = g.nodes();
   double a_tile = 0, rows = 0, v = 0, m = 0;
   auto conv = [&](int c, const Dims& in) {
@@ -55,10 +63,13 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
     const WindowGeometry& w = nd.window;
     const Index ci = in.c, co = nd.channels;
     if (traits.uses_winograd(c)) {
-      const Index min_block = ci * co >= 128 * 128 ? 32 : 16;
-      const Index block = std::max<Index>(min_block, Index(1 << 18) / (64 * (ci + co)));
-      v = std::max(v, 64.0 * double(block * ci));
-      m = std::max(m, 64.0 * double(block * co));
+      const int points = winograd_points(traits, c);
+      const Index od = in.d + 2 * w.padding[0] - 2, oh = in.h + 2 * w.padding[1] - 2, ow = in.w + 2 * w.padding[2] - 2;
+      const Index tiles = points == cpu::winograd::TileBf16::kPoints ? cpu::winograd::tiles_of<cpu::winograd::TileBf16>(od, oh, ow)
+                                                                      : cpu::winograd::tiles_of<cpu::winograd::TileF32>(od, oh, ow);
+      const Index block = cpu::winograd::block_tiles(in.n * tiles, threads, ci, co, points);
+      v = std::max(v, double(points) * double(block * ci));
+      m = std::max(m, double(points) * double(block * co));
     } else if (detail::pointwise(w)) {
       const Index chunks = (ci + 127) / 128;
       const Index tile = std::clamp<Index>(Index(65536) / (chunks * 128), 32, 512);
@@ -81,22 +92,22 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
 
 // Bytes of a built network's parameters: every conv's packed weights and folded batchnorms (as many
 // values as torch's), except that a conv that runs Winograd holds its transformed weights U instead
-// (64 C_in C_out values against 27: 120 MB for ResNet-50's 3D convs of layer1-3, conv3d.hpp frees the
-// direct ones). `elem_bytes`: the network's value type.
+// (144 C_in C_out values against 27 in float32, 64 in bf16: 270 MB for ResNet-50's 3D convs of
+// layer1-3 in float32; conv3d.hpp frees the direct ones). `elem_bytes`: the network's value type.
 inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, size_t elem_bytes) {
   double values = double(g.param_values());
   const auto& nodes = g.nodes();
   for (size_t i = 0; i < nodes.size(); ++i)
     if (nodes[i].kind == OpKind::kConv && traits.uses_winograd(int(i)))
-      values += (64.0 - 27.0) * double(nodes[size_t(nodes[i].inputs[0])].channels) * double(nodes[i].channels);
+      values += (double(winograd_points(traits, int(i))) - 27.0) * double(nodes[size_t(nodes[i].inputs[0])].channels) * double(nodes[i].channels);
   return values * double(elem_bytes);
 }
 
-// Packed values of conv node i: its kernel, or Winograd's transformed one (64 per channel pair).
+// Packed values of conv node i: its kernel, or Winograd's transformed one (144 per channel pair, bf16 64).
 inline double conv_weight_values(const Graph& g, const PlanTraits& traits, int i) {
   const Node& n = g.node(i);
   const double io = double(g.node(n.inputs[0]).channels) * double(n.channels);
-  return io * (traits.uses_winograd(i) ? 64.0 : double(n.window.taps()));
+  return io * (traits.uses_winograd(i) ? double(winograd_points(traits, i)) : double(n.window.taps()));
 }
 
 // What a network that streams its weights (core/weight_file.hpp) holds of them outside a pass: its
@@ -139,7 +150,7 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
     live += add;
     if (live > peak) peak = live, out.peak_module = module_name(node);
   };
-  const double per_thread = elem_bytes == 4 ? float_conv_scratch_bytes(g, plan, traits) : kConvScratchBytesPerThread;
+  const double per_thread = elem_bytes == 4 ? float_conv_scratch_bytes(g, plan, traits, std::max(1, threads)) : kConvScratchBytesPerThread;
   out.scratch_bytes = per_thread * std::max(1, threads);
   touch(out.scratch_bytes, plan.steps.empty() ? 0 : plan.steps.front().out);
   double held_scratch = 0;  // a conv pair's scratch kept for the next pair

@@ -46,7 +46,10 @@ inline constexpr bool kPlanewiseConvPool = kHostResident<Backend>;
 // The backend's traits alone (which convs run Winograd is the built network's: Network::plan_traits).
 template <class Backend, class T>
 PlanTraits plan_traits() {
-  return {kPlanewiseDenseLayer<Backend, T>, kPlanewiseConvPool<Backend, T>, {}};
+  PlanTraits t;
+  t.planewise_pair = kPlanewiseDenseLayer<Backend, T>;
+  t.planewise_pool = kPlanewiseConvPool<Backend, T>;
+  return t;
 }
 
 // True where Conv3d<Backend, T> may run Winograd (it has winograd(): Cpu).
@@ -88,8 +91,10 @@ class Network {
   PlanTraits plan_traits() const {
     PlanTraits t = volfeat::plan_traits<Backend, T>();
     t.winograd.assign(convs_.size(), false);
+    t.winograd_points.assign(convs_.size(), 0);
     if constexpr (kConvHasWinograd<Conv3d<Backend, T>>)
-      for (size_t i = 0; i < convs_.size(); ++i) t.winograd[i] = convs_[i] && convs_[i]->winograd() != nullptr;
+      for (size_t i = 0; i < convs_.size(); ++i)
+        if (convs_[i] && convs_[i]->winograd()) t.winograd[i] = true, t.winograd_points[i] = convs_[i]->winograd()->points();
     return t;
   }
   const std::string& arch() const { return graph_.arch(); }

@@ -89,6 +89,9 @@ struct PlanTraits {
   // streams its weights (4 float32, 2 bf16), so each step holds its convs' weights; 0 when they are
   // all held (network_weight_bytes counts them apart).
   double streamed_weight_bytes = 0;
+  // Per node that runs Winograd: its transformed points per tile (backend/cpu/winograd3d_transforms.hpp:
+  // 144 float32, 64 bf16), for the memory estimate; missing: the float32 tile's.
+  std::vector<int> winograd_points;
   bool uses_winograd(int node) const { return node >= 0 && size_t(node) < winograd.size() && winograd[size_t(node)]; }
 };
 

@@ -167,7 +167,7 @@ class Conv3d<Cpu, T> {
   }
   static constexpr bool kHasPlaneRows = kFast;
 
-  // The hook of Winograd F(2x2x2, 3x3x3) (backend/cpu/winograd3d.hpp): the network builds its convs
+  // The hook of Winograd F(2x4x4, 3x3x3) (backend/cpu/winograd3d.hpp): the network builds its convs
   // with it where it wins (ConvAlgorithm::make, winograd3d_select.hpp), then forward, forward_plane and
   // forward_plane_rows run it.
   // One way: every path then runs Winograd, so direct weights packed before are freed (they were 51 MB

@@ -1,20 +1,20 @@
 #pragma once
-// Cpu 3D Winograd convolution F(2x2x2, 3x3x3) for 3x3x3, stride-1, dilation-1 convs (any padding):
-// 64 multiplies per 2x2x2 output tile and channel pair instead of 216 (3.375x fewer). The network
-// attaches one to a Conv3d<Cpu, float> where it wins (winograd3d_select.hpp); Conv3d::forward and
-// forward_plane then run it.
+// Cpu 3D Winograd convolution F(2x4x4, 3x3x3) for 3x3x3, stride-1, dilation-1 convs (any padding):
+// 144 multiplies per 2x4x4 output tile and channel pair, 4.5 per output instead of 27 (6x fewer;
+// winograd3d_transforms.hpp has the transforms and why this tile). The network attaches one to a
+// Conv3d<Cpu, float> where it wins (winograd3d_select.hpp); Conv3d::forward and forward_plane then run it.
 //
-// The output grid is cut into 2x2x2 tiles (partial at odd edges: the missing outputs are computed on
+// The output grid is cut into 2x4x4 tiles (partial at the edges: the missing outputs are computed on
 // zero input and dropped). Tiles are processed in blocks, each thread a whole block at a time, in
 // three phases:
-//   1. input transform: each tile's 4x4x4 x C_in patch is gathered (the fused pre-activation, BN and
+//   1. input transform: each tile's 4x6x6 x C_in patch is gathered (the fused pre-activation, BN and
 //      ReLU, applied to in-bounds values only: torch pads the activated tensor with zeros) and
-//      transformed, a vector of channels at a time (winograd3d_transforms.hpp), into V[xi][tile][c_in];
-//   2. the batched GEMM: for each of the 64 points xi, M[xi] (tiles x C_out) = V[xi] * U[xi]
+//      transformed, a vector of channels at a time, into V[xi][tile][c_in];
+//   2. the batched GEMM: for each of the 144 points xi, M[xi] (tiles x C_out) = V[xi] * U[xi]
 //      (C_in x C_out), U the transformed weights. This is the one switchable stage (gemm_point):
 //      float runs the run-time dispatched micro-kernels of gemm_kernels.hpp (AVX-512 / AVX2+FMA /
 //      generic) on U packed into their panels; double runs Eigen;
-//   3. output transform: each tile's 64 points of M give 8 outputs, then the bias, the folded BN and
+//   3. output transform: each tile's 144 points of M give 32 outputs, then the bias, the folded BN and
 //      the ReLU of the post-activation, written through the output view's channel stride (so a dense
 //      block's in-place channel slice works as for the direct conv).
 //
@@ -22,14 +22,15 @@
 // baseline (16-byte), and chosen by cpu_isa(). The AVX-512 variant took DenseNet-121's forward at 128^3
 // from 0.36 to 0.33 s (float32) and 0.25 to 0.23 s (bf16), means of 3 runs of 5 on a noisy Zen 4.
 // forward_planes_rows reads its input through a row accessor, so DenseLayerConvs feeds it from its
-// ring of bottleneck planes.
+// ring of bottleneck planes. Tiles are 2 planes deep, so output planes come in pairs as before.
 //
 // bf16 (Precision::kBf16, float only, where bf16_available()): U is rounded to bf16 once and packed as
 // k-pairs (gemm_bf16.hpp; an odd C_in padded with a zero row); each block's V is rounded to bf16 after
-// the input transform, and the 64 GEMMs run the bf16 kernels. The transforms stay float.
+// the input transform, and the 144 GEMMs run the bf16 kernels. The transforms stay float.
 //
-// Accuracy: the transforms add and subtract, so the rounding error grows with them; README.md
-// ("Winograd") has the measured error per layer, tests/test_winograd.cpp the bound it is held to.
+// Accuracy: the transforms add, subtract and scale (by up to 8 in F(4,3)'s A^T), so the rounding error
+// grows with them; README.md ("3D Winograd") has the measured error per layer, tests/test_winograd.cpp
+// the bound it is held to.
 #include <Eigen/Core>
 #include <omp.h>
 #include <algorithm>
@@ -50,12 +51,13 @@ namespace volfeat::cpu {
 
 template <class T>
 class Winograd3d {
-  static constexpr int kPoints = winograd::kPoints;
+  using TileF32 = winograd::TileF32;
+  using TileBf16 = winograd::TileBf16;
   static constexpr bool kPanels = std::is_same_v<T, float>;  // float: the micro-kernels' panels
   static constexpr Index kPad = 64 / Index(sizeof(T));         // one cache line
 
  public:
-  // 3x3x3, stride 1, dilation 1: the geometry F(2x2x2, 3x3x3) computes.
+  // 3x3x3, stride 1, dilation 1: the geometry F(2x4x4, 3x3x3) computes.
   static bool applicable(const ConvSpec& s) {
     const WindowGeometry& g = s.geometry;
     return g.kernel == std::array<Index, 3>{3, 3, 3} && g.stride == std::array<Index, 3>{1, 1, 1} &&
@@ -75,6 +77,8 @@ class Winograd3d {
     if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
       fail("winograd3d: ", bias.size(), " biases given, the layer needs ", spec.out_channels);
     const Index ci = spec.in_channels, co = spec.out_channels;
+    points_ = bf16_ ? TileBf16::kPoints : TileF32::kPoints;
+    const Index kPoints = points_;
     // U[xi][c_in][c_out]; float: per point, panels of 16*nv output channels, each c_in x 16*nv.
     T* u = nullptr;
     if constexpr (kPanels) {
@@ -87,32 +91,8 @@ class Winograd3d {
       u_.resize(size_t(kPoints * ci * co));
       u = u_.data();
     }
-    // Per input channel i (in parallel: it is most of a network's build time, DenseNet-121's 58 convs
-    // 0.12 of 0.18 CPU s before the batched transform, Zen 3), the rows (point, panel, i) of U: the
-    // lanes beyond C_out zeroed, then kKernelBatch output channels at a time (never across a panel: pw_
-    // is a multiple of 16), so one thread's stores run along rows it alone writes, kKernelBatch
-    // floats at a time.
-    constexpr int kB = winograd::kKernelBatch;
-    static_assert(16 % kB == 0, "a batch of output channels must not straddle a panel");
-#pragma omp parallel for schedule(static) if (ci * co >= 4096)
-    for (Index i = 0; i < ci; ++i) {
-      if constexpr (kPanels) {
-        const Index last = (panels_ - 1) * pw_, tail = panels_ * pw_ - co;  // unused lanes of the last panel
-        for (int xi = 0; xi < kPoints; ++xi)
-          std::fill_n(u + ((xi * panels_ + panels_ - 1) * ci + i) * pw_ + (co - last), tail, 0.f);
-      }
-      for (Index o0 = 0; o0 < co; o0 += kB) {
-        const int nb = int(std::min<Index>(kB, co - o0));
-        const W* g[kB];
-        for (int b = 0; b < nb; ++b) g[b] = weight.data() + ((o0 + b) * ci + i) * 27;
-        double t[kPoints][kB];
-        winograd::kernel_transform_batch(g, nb, t);
-        for (int xi = 0; xi < kPoints; ++xi) {
-          T* dst = kPanels ? u + ((xi * panels_ + o0 / pw_) * ci + i) * pw_ + o0 % pw_ : u + (xi * ci + i) * co + o0;
-          for (int b = 0; b < nb; ++b) dst[b] = static_cast<T>(t[xi][b]);
-        }
-      }
-    }
+    if (bf16_) transform_weights<TileBf16>(weight, u);
+    else transform_weights<TileF32>(weight, u);
     bias_.assign(bias.begin(), bias.end());
     if constexpr (kPanels) {
       if (bf16_) {
@@ -134,6 +114,8 @@ class Winograd3d {
   }
 
   const ConvSpec& spec() const { return spec_; }
+  // Transformed points per tile: 144 (F(2x4x4), float32) or 64 (F(2x2x2), bf16).
+  int points() const { return points_; }
   Precision precision() const { return bf16_ ? Precision::kBf16 : Precision::kFloat32; }
   // Streamed weights (core/weight_file.hpp): U goes to the network's file. The double path's U (the
   // reference networks') stays in memory.
@@ -141,10 +123,10 @@ class Winograd3d {
     panel_store_.move_to(file);
     panel16_store_.move_to(file);
   }
-  // Bytes of the transformed weights (64/27 of the direct conv's, more with padded panels; half in bf16).
+  // Bytes of the transformed weights (144/27 of the direct conv's, more with padded panels; half in bf16).
   size_t weight_bytes() const {
-    if (bf16_) return size_t(kPoints * panels_ * panel16_values_) * sizeof(Bf16);
-    return kPanels ? size_t(kPoints * panels_ * panel_floats_) * sizeof(T) : u_.size() * sizeof(T);
+    if (bf16_) return size_t(points_ * panels_ * panel16_values_) * sizeof(Bf16);
+    return kPanels ? size_t(points_ * panels_ * panel_floats_) * sizeof(T) : u_.size() * sizeof(T);
   }
 
   void forward(TensorView<const T> in, TensorView<T> out, const Activation<Cpu, T>& pre = {},
@@ -176,6 +158,39 @@ class Winograd3d {
   }
 
  private:
+  // U from the torch-order weights, tile shape Tl: see the constructor.
+  template <class Tl, class W>
+  void transform_weights(const std::vector<W>& weight, T* u) {
+    // Per input channel i (in parallel: it is most of a network's build time, DenseNet-121's 58 convs
+    // 0.12 of 0.18 CPU s before the batched transform, Zen 3), the rows (point, panel, i) of U: the
+    // lanes beyond C_out zeroed, then kKernelBatch output channels at a time (never across a panel: pw_
+    // is a multiple of 16), so one thread's stores run along rows it alone writes, kKernelBatch
+    // floats at a time.
+    const Index ci = spec_.in_channels, co = spec_.out_channels;
+    constexpr int kPoints = Tl::kPoints;
+    constexpr int kB = winograd::kKernelBatch;
+    static_assert(16 % kB == 0, "a batch of output channels must not straddle a panel");
+#pragma omp parallel for schedule(static) if (ci * co >= 4096)
+    for (Index i = 0; i < ci; ++i) {
+      if constexpr (kPanels) {
+        const Index last = (panels_ - 1) * pw_, tail = panels_ * pw_ - co;  // unused lanes of the last panel
+        for (int xi = 0; xi < kPoints; ++xi)
+          std::fill_n(u + ((xi * panels_ + panels_ - 1) * ci + i) * pw_ + (co - last), tail, 0.f);
+      }
+      for (Index o0 = 0; o0 < co; o0 += kB) {
+        const int nb = int(std::min<Index>(kB, co - o0));
+        const W* g[kB];
+        for (int b = 0; b < nb; ++b) g[b] = weight.data() + ((o0 + b) * ci + i) * 27;
+        double t[kPoints][kB];
+        winograd::kernel_transform_batch<Tl>(g, nb, t);
+        for (int xi = 0; xi < kPoints; ++xi) {
+          T* dst = kPanels ? u + ((xi * panels_ + o0 / pw_) * ci + i) * pw_ + o0 % pw_ : u + (xi * ci + i) * co + o0;
+          for (int b = 0; b < nb; ++b) dst[b] = static_cast<T>(t[xi][b]);
+        }
+      }
+    }
+  }
+
   struct ViewRows {
     TensorView<const T> in;
     Dims dims;
@@ -213,20 +228,20 @@ class Winograd3d {
     }
   }
 
-  // The 64 GEMMs of one block: M[p] = V[p] * U[p], V's points vps apart, M's mps apart. bf16: each V[p]
+  // The 144 GEMMs of one block: M[p] = V[p] * U[p], V's points vps apart, M's mps apart. bf16: each V[p]
   // rounded to bf16 first.
   void gemm_points(const T* v, Index vps, T* m, Index mps, Index rows) const {
     if constexpr (kPanels) {
       if (bf16_) {
-        Bf16* v16 = thread_scratch_bf16(2, size_t(kPoints * vps));
-        for (int p = 0; p < kPoints; ++p) {
+        Bf16* v16 = thread_scratch_bf16(2, size_t(points_ * vps));
+        for (int p = 0; p < points_; ++p) {
           gemm::convert_row_bf16(v + p * vps, v16 + p * vps, rows * spec_.in_channels);
           gemm_point_bf16(p, v16 + p * vps, m + p * mps, rows);
         }
         return;
       }
     }
-    for (int p = 0; p < kPoints; ++p) gemm_point(p, v + p * vps, m + p * mps, rows);
+    for (int p = 0; p < points_; ++p) gemm_point(p, v + p * vps, m + p * mps, rows);
   }
 
   // gemm_point in bf16: v is the block's V[p] rounded to bf16.
@@ -254,8 +269,9 @@ class Winograd3d {
   }
 
   // VB: the bytes of the transforms' vectors.
-  template <int VB, class Rows>
+  template <int VB, class Tl, class Rows>
   static VOLFEAT_WINOGRAD_INLINE void block_impl(const Job<Rows>& j, Index b) {
+    constexpr int kPoints = Tl::kPoints;
     using V = winograd::Vec<T, VB>;
     constexpr int nv = winograd::kLanes<T, VB>;
     const Winograd3d& self = *j.self;
@@ -272,61 +288,63 @@ class Winograd3d {
     auto tile_origin = [&](Index t, Index& n, Index& z, Index& y, Index& x) {  // output origin of tile t
       n = j.n0 + t / j.per_n;
       Index r = t % j.per_n;
-      x = 2 * (r % j.tx);
+      x = Tl::kOutX * (r % j.tx);
       r /= j.tx;
-      y = 2 * (r % j.ty);
-      z = 2 * (j.tz0 + r / j.ty);
+      y = Tl::kOutY * (r % j.ty);
+      z = Tl::kOutZ * (j.tz0 + r / j.ty);
     };
     // 1. input transform into V[p][r][c]: a vector of channels at a time over all tiles of the block,
-    // so that a tile finds in L1 the half of its 4x4x4 patch it shares with the tile before it along x
-    // (tile by tile over all channels, each tile's 64 x C_in patch, 32 KB at 128 channels, evicted its
-    // predecessor's).
+    // so that a tile finds in L1 the part of its patch it shares with the tile before it along x (tile
+    // by tile over all channels, each tile's 64 x C_in patch of F(2x2x2), 32 KB at 128 channels, evicted
+    // its predecessor's).
     thread_local std::vector<const T*> src_store;
     if (src_store.size() < size_t(rows * kPoints)) src_store.resize(size_t(rows * kPoints));
     const T** const srcs = src_store.data();
     for (Index r = 0; r < rows; ++r) {
       Index n, z, y, x;
       tile_origin(t0 + r, n, z, y, x);
-      const T** src = srcs + r * kPoints;  // first channel of each of the 64 input voxels (null: padding)
-      for (int a = 0; a < 4; ++a)
-        for (int bb = 0; bb < 4; ++bb) {
+      const T** src = srcs + r * kPoints;  // first channel of each input voxel of the patch (null: padding)
+      for (int a = 0; a < Tl::kInZ; ++a)
+        for (int bb = 0; bb < Tl::kInY; ++bb) {
           const Index iz = z - g.padding[0] + a, iy = y - g.padding[1] + bb;
           const bool row_in = iz >= 0 && iz < id.d && iy >= 0 && iy < id.h;
           const T* row = row_in ? j.rows->row(n, iz, iy) : nullptr;
-          for (int e = 0; e < 4; ++e) {
+          for (int e = 0; e < Tl::kInX; ++e) {
             const Index ix = x - g.padding[2] + e;
-            src[(a * 4 + bb) * 4 + e] = row_in && ix >= 0 && ix < id.w ? row + ix * ld : nullptr;
+            src[(a * Tl::kInY + bb) * Tl::kInX + e] = row_in && ix >= 0 && ix < id.w ? row + ix * ld : nullptr;
           }
         }
     }
-    // The lines of the tile two ahead are prefetched: its 64 voxels' lines come from L2 or beyond (the
-    // block's V, written in between, keeps L1 busy). 128->32 at 32^3, one thread, Zen 4, best of 5:
-    // 35.2 ms tile by tile, 32.6-33.3 ms this way.
+    // The lines of the tile two ahead are prefetched: its voxels' lines come from L2 or beyond (the
+    // block's V, written in between, keeps L1 busy). 128->32 at 32^3 in F(2x2x2), one thread, Zen 4,
+    // best of 5: 35.2 ms tile by tile, 32.6-33.3 ms this way.
     constexpr Index kAhead = 2;
     for (Index c0 = 0; c0 < ci; c0 += nv)
       for (Index r = 0; r < rows; ++r)
-        winograd::input_tile<T, VB>(srcs + r * kPoints, c0, int(std::min<Index>(nv, ci - c0)), j.pre, vbuf + r * ci + c0,
+        winograd::input_tile<Tl, T, VB>(srcs + r * kPoints, c0, int(std::min<Index>(nv, ci - c0)), j.pre, vbuf + r * ci + c0,
                                     vps, r + kAhead < rows ? srcs + (r + kAhead) * kPoints : nullptr);
-    // 2. the 64 GEMMs
+    // 2. the 144 GEMMs
     self.gemm_points(vbuf, vps, mbuf, mps, rows);
     // 3. output transform and epilogue
     const T* bias = self.bias_.empty() ? nullptr : self.bias_.data();
     for (Index r = 0; r < rows; ++r) {
       Index n, z, y, x;
       tile_origin(t0 + r, n, z, y, x);
-      T* dst[8];
-      for (int o = 0; o < 8; ++o) {
-        const Index oz = z + o / 4, oy = y + (o / 2) % 2, ox = x + o % 2;
+      constexpr int kOut = Tl::kOutputs;
+      T* dst[kOut];
+      for (int o = 0; o < kOut; ++o) {
+        const Index oz = z + o / (Tl::kOutY * Tl::kOutX), oy = y + (o / Tl::kOutX) % Tl::kOutY,
+                    ox = x + o % Tl::kOutX;
         const bool keep = oz >= j.z_lo && oz < j.z_hi && oy < j.od.h && ox < j.od.w;
         dst[o] = keep ? j.out + ((((n * j.od.d + oz) * j.od.h + oy) * j.od.w + ox) - j.v_base) * j.ldo : nullptr;
       }
       for (Index c0 = 0; c0 < co; c0 += nv) {
         const int nl = int(std::min<Index>(nv, co - c0));
-        V yv[8];
-        winograd::output_tile<T, VB>(mbuf + r * co + c0, mps, nl, yv);
+        V yv[kOut];
+        winograd::output_tile<Tl, T, VB>(mbuf + r * co + c0, mps, nl, yv);
         V bv = {};
         if (bias) winograd::load<T, VB>(bv, bias + c0, nl);
-        for (int o = 0; o < 8; ++o) {
+        for (int o = 0; o < kOut; ++o) {
           if (!dst[o]) continue;
           yv[o] += bv;
           j.post.template apply<VB>(yv[o], c0, nl);
@@ -335,18 +353,18 @@ class Winograd3d {
       }
     }
   }
-  template <class Rows>
+  template <class Tl, class Rows>
   static void block_generic(const Job<Rows>& j, Index b) {
-    block_impl<16>(j, b);
+    block_impl<16, Tl>(j, b);
   }
 #if VOLFEAT_HAVE_ISA_VARIANTS
-  template <class Rows>
+  template <class Tl, class Rows>
   VOLFEAT_TARGET_AVX2 static void block_avx2(const Job<Rows>& j, Index b) {
-    block_impl<32>(j, b);
+    block_impl<32, Tl>(j, b);
   }
-  template <class Rows>
+  template <class Tl, class Rows>
   VOLFEAT_TARGET_AVX512 static void block_avx512(const Job<Rows>& j, Index b) {
-    block_impl<64>(j, b);
+    block_impl<64, Tl>(j, b);
   }
 #endif
 
@@ -355,26 +373,29 @@ class Winograd3d {
   template <class Rows>
   void run(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
            Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
+    if (bf16_) run_tiles<TileBf16>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+    else run_tiles<TileF32>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+  }
+  template <class Tl, class Rows>
+  void run_tiles(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
+                 Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
     const Index ci = spec_.in_channels, co = spec_.out_channels;
     Job<Rows> j{};
     j.self = this, j.rows = &rows, j.od = od, j.out = out, j.ldo = ldo, j.v_base = v_base, j.n0 = n0;
     j.z_lo = z_lo, j.z_hi = z_hi;
-    j.tz0 = z_lo / 2;
-    const Index tz1 = (z_hi + 1) / 2;  // tile planes covering [z_lo, z_hi)
-    j.ty = (od.h + 1) / 2, j.tx = (od.w + 1) / 2;
+    j.tz0 = z_lo / Tl::kOutZ;
+    const Index tz1 = (z_hi + Tl::kOutZ - 1) / Tl::kOutZ;  // tile planes covering [z_lo, z_hi)
+    j.ty = (od.h + Tl::kOutY - 1) / Tl::kOutY, j.tx = (od.w + Tl::kOutX - 1) / Tl::kOutX;
     j.per_n = (tz1 - j.tz0) * j.ty * j.tx;
     j.tiles = (n1 - n0) * j.per_n;
     // Each thread takes whole blocks of tiles (no barriers: this VM's cores are shared, and a thread
     // that waits on a descheduled one loses its turn), at least 2 blocks per thread when there are
-    // enough tiles. A block's V and M hold 64 * block * (ci + co) values: about 256K (1 MB of floats,
-    // near L2) but at least 16 tiles, 32 from 128x128 channels on, so that U (64 * ci * co) is reused
-    // enough. Single-thread CPU time per call on Zen 3 (bench/README.md) against a 1M budget and a 64K
-    // one: 64->64 121 ms (1M: 215, 64K: 104), 128->32 6.7 ms (9.1, 8.9), 256->256 at 32 tiles 41 ms (8
-    // tiles: 56-64).
+    // enough tiles, each block at most winograd::block_budget tiles (its V and M near L2's size). The
+    // budget's measurements, per call with one thread on Zen 3 (F(2x2x2), bench/README.md): against a
+    // 1M-value budget and a 64K one, 64->64 121 ms (1M: 215, 64K: 104), 128->32 6.7 ms (9.1, 8.9),
+    // 256->256 at 32 tiles 41 ms (8 tiles: 56-64).
     const int threads = omp_get_max_threads();
-    const Index min_block = ci * co >= 128 * 128 ? 32 : 16;
-    const Index budget = std::max<Index>(min_block, Index(1 << 18) / (kPoints * (ci + co)));
-    j.block = std::clamp<Index>((j.tiles + 2 * threads - 1) / (2 * threads), std::min<Index>(j.tiles, 8), budget);
+    j.block = winograd::block_tiles(j.tiles, threads, ci, co, Tl::kPoints);
     // A whole number of the micro-kernel's row blocks (6 on AVX2): 32 tiles ran as 5+5+6+5+5+6 rows,
     // and the 5-row kernel does 10 FMAs per 7 loads instead of 12 per 8.
     if constexpr (kPanels) {
@@ -384,10 +405,10 @@ class Winograd3d {
     j.pre = {pre.bn ? pre.bn->scale() : nullptr, pre.bn ? pre.bn->shift() : nullptr, pre.relu};
     j.post = {post.bn ? post.bn->scale() : nullptr, post.bn ? post.bn->shift() : nullptr, post.relu};
     const Index nblocks = (j.tiles + j.block - 1) / j.block;
-    void (*block)(const Job<Rows>&, Index) = &block_generic<Rows>;
+    void (*block)(const Job<Rows>&, Index) = &block_generic<Tl, Rows>;
 #if VOLFEAT_HAVE_ISA_VARIANTS
-    if (cpu_isa() >= CpuIsa::kAvx2) block = &block_avx2<Rows>;
-    if (cpu_isa() >= CpuIsa::kAvx512) block = &block_avx512<Rows>;
+    if (cpu_isa() >= CpuIsa::kAvx2) block = &block_avx2<Tl, Rows>;
+    if (cpu_isa() >= CpuIsa::kAvx512) block = &block_avx512<Tl, Rows>;
 #endif
 #pragma omp parallel for schedule(dynamic, 1)
     for (Index b = 0; b < nblocks; ++b) block(j, b);
@@ -401,6 +422,7 @@ class Winograd3d {
   PackedStore<float> panel_store_;
   // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel16_values_ per panel
   bool bf16_ = false;
+  int points_ = TileF32::kPoints;
   Index panel16_values_ = 0;
   PackedStore<Bf16> panel16_store_;
 };

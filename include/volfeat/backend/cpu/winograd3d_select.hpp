@@ -1,5 +1,5 @@
 #pragma once
-// Where the Cpu backend runs a conv as Winograd F(2x2x2, 3x3x3) (winograd3d.hpp): the network's
+// Where the Cpu backend runs a conv as Winograd F(2x4x4, 3x3x3) (winograd3d.hpp): the network's
 // per-layer choice (ConvAlgorithm, called once per conv when the network is built).
 //
 // Rule (fp32 only; double keeps the direct conv as the exact path): a 3x3x3 conv with stride 1 and
@@ -35,15 +35,16 @@ inline WinogradMode winograd_mode_from_env() {
 
 // The measured rule (bench/README.md, "3D Winograd"): Winograd where both channel counts are at
 // least kMinChannels (below that the transforms cost more than the GEMM saves) and the transformed
-// weights stay small (64 * C_in * C_out floats at most kMaxWeightFloats: VGG's 512-channel convs
-// would hold 64 MB each instead of their 28 MB of direct weights). `capped` false (WinogradMode::kWide)
-// drops the cap: on Zen 3, 1 thread, VGG-19 at 64x128x128, its 512-channel convs then take 0.63
-// instead of 1.95 CPU s per forward (conv4_x 3.2x, conv5_x 2.4x less) for +480 MB of peak RSS.
+// weights stay small (C_in * C_out at most 256 * 256: 144 * 256 * 256 floats, 38 MB, where the direct
+// weights are 7 MB; VGG's 512-channel convs would hold 151 MB each instead of their 28 MB). `capped`
+// false (WinogradMode::kWide) drops the cap: on Zen 3, 1 thread, VGG-19 at 64x128x128, its
+// 512-channel convs then took 0.63 instead of 1.95 CPU s per forward with F(2x2x2) (conv4_x 3.2x,
+// conv5_x 2.4x less) for +480 MB of peak RSS (with F(2x4x4) the transformed weights are 2.25x that).
 inline bool winograd_wins(const ConvSpec& s, bool capped = true) {
   constexpr Index kMinChannels = 16;
-  constexpr Index kMaxWeightFloats = Index(64) * 256 * 256;
+  constexpr Index kMaxChannelProduct = Index(256) * 256;
   return cpu::Winograd3d<float>::applicable(s) && s.in_channels >= kMinChannels && s.out_channels >= kMinChannels &&
-         (!capped || 64 * s.in_channels * s.out_channels <= kMaxWeightFloats);
+         (!capped || s.in_channels * s.out_channels <= kMaxChannelProduct);
 }
 
 // Whether `mode` runs the conv `s` as Winograd (fp32 only: double keeps the direct conv).

@@ -1,28 +1,40 @@
 #pragma once
-// The transforms of 3D Winograd F(2x2x2, 3x3x3) (Lavin & Gray 2016, "Fast Algorithms for
-// Convolutional Neural Networks", F(2,3) applied along each of the three axes):
+// The transforms of 3D Winograd F(MZ x MY x MX, 3x3x3) (Lavin & Gray 2016, "Fast Algorithms for
+// Convolutional Neural Networks"), for the tile shapes of winograd3d_tile.hpp: float32 runs F(2x4x4),
+// F(2,3) along z and F(4,3) along y and x; bf16 runs F(2x2x2). Each 1D transform along its axis:
 //
-//   Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A    per axis, with
+//   Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A    per axis, with, for F(2,3) (points 0, 1, -1, inf)
 //
 //   B^T = | 1  0 -1  0 |    G = | 1    0    0   |    A^T = | 1  1  1  0 |
 //         | 0  1  1  0 |        | 1/2  1/2  1/2 |          | 0  1 -1 -1 |
 //         | 0 -1  1  0 |        | 1/2 -1/2  1/2 |
 //         | 0  1  0 -1 |        | 0    0    1   |
 //
-// A 4x4x4 input tile d gives a 2x2x2 output tile: 64 multiplies (per input/output channel pair) in
-// the transformed domain instead of 8 * 27 = 216. The 64 transformed points are indexed
-// xi = (a*4 + b)*4 + e over (z, y, x). The tile transforms work on a vector of channels at once.
+// and for F(4,3) (points 0, 1, -1, 2, -2, inf)
+//
+//   B^T = | 4  0 -5  0  1  0 |    G = | 1/4    0     0   |    A^T = | 1  1  1  1  1  0 |
+//         | 0 -4 -4  1  1  0 |        | -1/6 -1/6  -1/6 |          | 0  1 -1  2 -2  0 |
+//         | 0  4 -4 -1  1  0 |        | -1/6  1/6  -1/6 |          | 0  1  1  4  4  0 |
+//         | 0 -2 -1  2  1  0 |        | 1/24  1/12  1/6 |          | 0  1 -1  8 -8  1 |
+//         | 0  2 -1 -2  1  0 |        | 1/24 -1/12  1/6 |
+//         | 0  4  0 -5  0  1 |        | 0     0     1   |
+//
+// A 4x6x6 input tile d gives a 2x4x4 output tile: 144 multiplies (per input/output channel pair) in
+// the transformed domain for 32 outputs, 4.5 per output instead of 27 (F(2x2x2): 8). Why not F(2,3)
+// along every axis, as before: on the Zen 4 a F(2x2x2) conv spent as long writing and reading its
+// transformed tiles (64 cache lines per 8 outputs and 16 channels, through L2) as in its GEMMs; F(2x4x4)
+// writes 144 lines per 32 outputs. z keeps F(2,3) so that a conv still produces its output planes in
+// pairs (plane_ring.hpp), and because F(4,3) along all three axes costs 3-4x the rounding error of
+// F(2x4x4) (README.md, "3D Winograd"). The tile transforms work on a vector of channels at once.
 #include <array>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
+#include "volfeat/backend/cpu/winograd3d_tile.hpp"
 #include "volfeat/core/shape.hpp"
 
 namespace volfeat::cpu::winograd {
-
-constexpr int kIn = 4;       // input tile extent per axis
-constexpr int kOut = 2;      // output tile extent per axis
-constexpr int kPoints = 64;  // transformed points per tile (4^3)
 
 // A vector of B bytes (GCC/Clang vector extension): 64 (one zmm) in the AVX-512 variant of the block
 // loop, 32 (one ymm) in the AVX2 one, 16 (SSE2, the x86-64 baseline, or NEON) in the portable one. The
@@ -108,22 +120,69 @@ struct LaneAct {
   }
 };
 
-// One tile, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x) of the
-// 4x4x4 patch; null: padding, zero). V point p gets B^T d B, stored at dst + p * pstride. ahead (or
-// null): another tile's src, whose lines at c0 are prefetched.
-template <class T, int B>
+// The 1D transforms, on a vector of channels (or a double) at a time; in and out may not alias.
+// F(2,3): B^T (4 -> 4), A^T (4 -> 2).
+template <class V>
+VOLFEAT_WINOGRAD_INLINE void bt2(const V* d, V* r) {
+  r[0] = d[0] - d[2];
+  r[1] = d[1] + d[2];
+  r[2] = d[2] - d[1];
+  r[3] = d[1] - d[3];
+}
+template <class V>
+VOLFEAT_WINOGRAD_INLINE void at2(const V* m, V* o) {
+  o[0] = m[0] + m[1] + m[2];
+  o[1] = m[1] - m[2] - m[3];
+}
+// F(4,3): B^T (6 -> 6) in 14 operations, A^T (6 -> 4).
+template <class V>
+VOLFEAT_WINOGRAD_INLINE void bt4(const V* d, V* r) {
+  const V d4d2 = d[4] - d[2], d3d1 = d[3] - d[1];
+  r[0] = (d[0] - d[2]) * 4.f + d4d2;
+  r[1] = (d[3] + d[4]) - (d[1] + d[2]) * 4.f;
+  r[2] = (d[4] - d[3]) + (d[1] - d[2]) * 4.f;
+  r[3] = d4d2 + d3d1 * 2.f;
+  r[4] = d4d2 - d3d1 * 2.f;
+  r[5] = (d[5] - d[3]) - d3d1 * 4.f;
+}
+template <class V>
+VOLFEAT_WINOGRAD_INLINE void at4(const V* m, V* o) {
+  const V p = m[1] + m[2], q = m[1] - m[2], r = m[3] + m[4], s = m[3] - m[4];
+  o[0] = m[0] + p + r;
+  o[1] = q + s * 2.f;
+  o[2] = p + r * 4.f;
+  o[3] = q + s * 8.f + m[5];
+}
+
+// B^T and A^T of the axis with N = 4 (F(2,3)) or 6 (F(4,3)) input points.
+template <int N, class V>
+VOLFEAT_WINOGRAD_INLINE void bt(const V* d, V* r) {
+  if constexpr (N == 4) bt2(d, r);
+  else bt4(d, r);
+}
+template <int N, class V>
+VOLFEAT_WINOGRAD_INLINE void at(const V* m, V* o) {
+  if constexpr (N == 4) at2(m, o);
+  else at4(m, o);
+}
+
+// One tile of shape Tl, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x)
+// of the kInZ x kInY x kInX patch; null: padding, zero). V point p gets B^T d B, stored at
+// dst + p * pstride. ahead (or null): another tile's src, whose lines at c0 are prefetched.
+template <class Tl, class T, int B>
 VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride,
                                         const T* const* ahead = nullptr) {
   using V = Vec<T, B>;
-  V buf[kPoints];
-  const V zero = {};
+  constexpr int kZ = Tl::kInZ, kY = Tl::kInY, kX = Tl::kInX, kPlane = kY * kX;
   if (ahead)
-    for (int p = 0; p < kPoints; ++p)
+    for (int p = 0; p < Tl::kPoints; ++p)
       if (ahead[p]) __builtin_prefetch(ahead[p] + c0, 0, 3);
-  for (int ab = 0; ab < 16; ++ab) {  // along x, while loading
-    V d[4];
-    for (int e = 0; e < 4; ++e) {
-      const T* s = src[ab * 4 + e];
+  V buf[Tl::kPoints];
+  const V zero = {};
+  for (int ab = 0; ab < kZ * kY; ++ab) {  // along x, while loading
+    V d[kX];
+    for (int e = 0; e < kX; ++e) {
+      const T* s = src[ab * kX + e];
       if (s) {
         load<T, B>(d[e], s + c0, nl);
         pre.template apply<B>(d[e], c0, nl);
@@ -131,101 +190,114 @@ VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, c
         d[e] = zero;
       }
     }
-    buf[ab * 4 + 0] = d[0] - d[2];
-    buf[ab * 4 + 1] = d[1] + d[2];
-    buf[ab * 4 + 2] = d[2] - d[1];
-    buf[ab * 4 + 3] = d[1] - d[3];
+    bt<kX>(d, buf + ab * kX);
   }
-  for (int a = 0; a < 4; ++a)  // along y
-    for (int e = 0; e < 4; ++e) {
-      V* q = buf + a * 16 + e;
-      const V x0 = q[0], x1 = q[4], x2 = q[8], x3 = q[12];
-      q[0] = x0 - x2;
-      q[4] = x1 + x2;
-      q[8] = x2 - x1;
-      q[12] = x1 - x3;
+  for (int a = 0; a < kZ; ++a)  // along y
+    for (int e = 0; e < kX; ++e) {
+      V* q = buf + a * kPlane + e;
+      V d[kY], r[kY];
+      for (int b = 0; b < kY; ++b) d[b] = q[b * kX];
+      bt<kY>(d, r);
+      for (int b = 0; b < kY; ++b) q[b * kX] = r[b];
     }
-  for (int be = 0; be < 16; ++be) {  // along z, into V
-    const V x0 = buf[be], x1 = buf[16 + be], x2 = buf[32 + be], x3 = buf[48 + be];
-    const V y0 = x0 - x2, y1 = x1 + x2, y2 = x2 - x1, y3 = x1 - x3;
-    store<T, B>(dst + Index(be) * pstride, y0, nl);
-    store<T, B>(dst + Index(16 + be) * pstride, y1, nl);
-    store<T, B>(dst + Index(32 + be) * pstride, y2, nl);
-    store<T, B>(dst + Index(48 + be) * pstride, y3, nl);
+  for (int be = 0; be < kPlane; ++be) {  // along z, into V
+    V d[kZ], r[kZ];
+    for (int a = 0; a < kZ; ++a) d[a] = buf[a * kPlane + be];
+    bt<kZ>(d, r);
+    for (int a = 0; a < kZ; ++a) store<T, B>(dst + Index(a * kPlane + be) * pstride, r[a], nl);
   }
 }
 
-// One tile, kLanes channels: point p of M at m + p * pstride; y[o] = output o ((z, y, x) of 2x2x2).
-template <class T, int B>
-VOLFEAT_WINOGRAD_INLINE void output_tile(const T* m, Index pstride, int nl, Vec<T, B> (&y)[8]) {
+// One tile of shape Tl, kLanes channels: point p of M at m + p * pstride; y[o] = output o.
+template <class Tl, class T, int B>
+VOLFEAT_WINOGRAD_INLINE void output_tile(const T* m, Index pstride, int nl, Vec<T, B> (&y)[Tl::kOutputs]) {
   using V = Vec<T, B>;
-  V t1[32];  // (z, y, xo)
-  for (int zy = 0; zy < 16; ++zy) {
-    V m0, m1, m2, m3;
-    load<T, B>(m0, m + Index(zy * 4) * pstride, nl);
-    load<T, B>(m1, m + Index(zy * 4 + 1) * pstride, nl);
-    load<T, B>(m2, m + Index(zy * 4 + 2) * pstride, nl);
-    load<T, B>(m3, m + Index(zy * 4 + 3) * pstride, nl);
-    t1[zy * 2] = m0 + m1 + m2;
-    t1[zy * 2 + 1] = m1 - m2 - m3;
+  constexpr int kZ = Tl::kInZ, kY = Tl::kInY, kX = Tl::kInX, kOY = Tl::kOutY, kOX = Tl::kOutX;
+  V t1[kZ * kY * kOX];  // (z, y, xo)
+  for (int ab = 0; ab < kZ * kY; ++ab) {
+    V mv[kX];
+    for (int e = 0; e < kX; ++e) load<T, B>(mv[e], m + Index(ab * kX + e) * pstride, nl);
+    at<kX>(mv, t1 + ab * kOX);
   }
-  V t2[16];  // (z, yo, xo)
-  for (int z = 0; z < 4; ++z)
-    for (int xo = 0; xo < 2; ++xo) {
-      const V* p = t1 + z * 8 + xo;
-      t2[z * 4 + xo] = p[0] + p[2] + p[4];
-      t2[z * 4 + 2 + xo] = p[2] - p[4] - p[6];
+  V t2[kZ * kOY * kOX];  // (z, yo, xo)
+  for (int a = 0; a < kZ; ++a)
+    for (int xo = 0; xo < kOX; ++xo) {
+      V d[kY], o[kOY];
+      for (int b = 0; b < kY; ++b) d[b] = t1[(a * kY + b) * kOX + xo];
+      at<kY>(d, o);
+      for (int yo = 0; yo < kOY; ++yo) t2[(a * kOY + yo) * kOX + xo] = o[yo];
     }
-  for (int yx = 0; yx < 4; ++yx) {
-    y[yx] = t2[yx] + t2[4 + yx] + t2[8 + yx];
-    y[4 + yx] = t2[4 + yx] - t2[8 + yx] - t2[12 + yx];
+  constexpr int kPlane = kOY * kOX;
+  for (int yx = 0; yx < kPlane; ++yx) {
+    V d[kZ], o[Tl::kOutZ];
+    for (int a = 0; a < kZ; ++a) d[a] = t2[a * kPlane + yx];
+    at<kZ>(d, o);
+    for (int zo = 0; zo < Tl::kOutZ; ++zo) y[zo * kPlane + yx] = o[zo];
   }
 }
 
 // G g G^T along each axis of up to kKernelBatch 3x3x3 kernels at once, in double: g[b] is kernel b
-// ((kd, kh, kw) order, float or double), b < nb; u[xi][b] its 64 points (lanes b >= nb are zero). The
-// batch index is innermost so the compiler vectorises across kernels: a network's build transforms every
-// (c_out, c_in) pair of its 3x3x3 convs, DenseNet-121's 237 K kernels, and one kernel at a time it was a
-// quarter of a fresh process's fixed cost (bench/README.md, "The fixed cost of a fresh process").
+// ((kd, kh, kw) order, float or double), b < nb; u[xi][b] its Tl::kPoints points (lanes b >= nb are
+// zero). The batch index is innermost so the compiler vectorises across kernels: a network's build
+// transforms every (c_out, c_in) pair of its 3x3x3 convs, DenseNet-121's 237 K kernels, and one kernel at
+// a time it was a quarter of a fresh process's fixed cost (bench/README.md, "The fixed cost of a fresh
+// process").
 constexpr int kKernelBatch = 8;
-template <class W>
-void kernel_transform_batch(const W* const* g, int nb, double (&u)[kPoints][kKernelBatch]) {
-  constexpr int B = kKernelBatch;
-  // One axis: (g0, g1, g2) -> (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2), lane by lane.
-  auto line = [](const double* g0, const double* g1, const double* g2, double* u0, double* u1, double* u2,
-                 double* u3) {
+template <class Tl, class W>
+void kernel_transform_batch(const W* const* g, int nb, double (&u)[Tl::kPoints][kKernelBatch]) {
+  constexpr int B = kKernelBatch, kZ = Tl::kInZ, kY = Tl::kInY, kX = Tl::kInX;
+  // One axis, lane by lane: F(2,3)'s G (3 -> 4) or F(4,3)'s (3 -> 6).
+  auto axis = [](auto n, const double* g0, const double* g1, const double* g2, double* const* o) {
     for (int b = 0; b < B; ++b) {
-      u0[b] = g0[b];
-      u1[b] = 0.5 * (g0[b] + g1[b] + g2[b]);
-      u2[b] = 0.5 * (g0[b] - g1[b] + g2[b]);
-      u3[b] = g2[b];
+      if constexpr (decltype(n)::value == 4) {
+        o[0][b] = g0[b];
+        o[1][b] = 0.5 * (g0[b] + g1[b] + g2[b]);
+        o[2][b] = 0.5 * (g0[b] - g1[b] + g2[b]);
+        o[3][b] = g2[b];
+      } else {
+        o[0][b] = g0[b] / 4;
+        o[1][b] = -(g0[b] + g1[b] + g2[b]) / 6;
+        o[2][b] = -(g0[b] - g1[b] + g2[b]) / 6;
+        o[3][b] = g0[b] / 24 + g1[b] / 12 + g2[b] / 6;
+        o[4][b] = g0[b] / 24 - g1[b] / 12 + g2[b] / 6;
+        o[5][b] = g2[b];
+      }
     }
   };
   double in[27][B];  // (kd, kh, kw) x kernel
   for (int b = 0; b < B; ++b)
     for (int k = 0; k < 27; ++k) in[k][b] = b < nb ? double(g[b][k]) : 0.0;
-  double a[3][3][4][B];  // (kd, kh, e) x kernel: along kw
+  double a[3][3][kX][B];  // (kd, kh, e) x kernel: along kw
   for (int i = 0; i < 3; ++i)
     for (int j = 0; j < 3; ++j) {
       const int k = (i * 3 + j) * 3;
-      line(in[k], in[k + 1], in[k + 2], a[i][j][0], a[i][j][1], a[i][j][2], a[i][j][3]);
+      double* o[kX];
+      for (int e = 0; e < kX; ++e) o[e] = a[i][j][e];
+      axis(std::integral_constant<int, kX>{}, in[k], in[k + 1], in[k + 2], o);
     }
-  double c[3][4][4][B];  // (kd, b, e) x kernel: along kh
+  double c[3][kY][kX][B];  // (kd, b, e) x kernel: along kh
   for (int i = 0; i < 3; ++i)
-    for (int e = 0; e < 4; ++e) line(a[i][0][e], a[i][1][e], a[i][2][e], c[i][0][e], c[i][1][e], c[i][2][e], c[i][3][e]);
-  for (int k = 0; k < 4; ++k)  // (a, b, e) x kernel: along kd, into xi = (a*4 + b)*4 + e
-    for (int e = 0; e < 4; ++e)
-      line(c[0][k][e], c[1][k][e], c[2][k][e], u[k * 4 + e], u[(4 + k) * 4 + e], u[(8 + k) * 4 + e], u[(12 + k) * 4 + e]);
+    for (int e = 0; e < kX; ++e) {
+      double* o[kY];
+      for (int bb = 0; bb < kY; ++bb) o[bb] = c[i][bb][e];
+      axis(std::integral_constant<int, kY>{}, a[i][0][e], a[i][1][e], a[i][2][e], o);
+    }
+  for (int bb = 0; bb < kY; ++bb)  // (a, b, e) x kernel: along kd, into xi = (a*kInY + b)*kInX + e
+    for (int e = 0; e < kX; ++e) {
+      double* o[kZ];
+      for (int aa = 0; aa < kZ; ++aa) o[aa] = u[(aa * kY + bb) * kX + e];
+      axis(std::integral_constant<int, kZ>{}, c[0][bb][e], c[1][bb][e], c[2][bb][e], o);
+    }
 }
 
-// One kernel's G g G^T (kernel_transform_batch with one lane): u (64 points).
-template <class W>
-std::array<double, kPoints> kernel_transform(const W* g) {
-  double t[kPoints][kKernelBatch];
+// One kernel's G g G^T (kernel_transform_batch with one lane).
+template <class Tl, class W>
+std::array<double, Tl::kPoints> kernel_transform(const W* g) {
+  double t[Tl::kPoints][kKernelBatch];
   const W* one[1] = {g};
-  kernel_transform_batch(one, 1, t);
-  std::array<double, kPoints> u{};
-  for (int xi = 0; xi < kPoints; ++xi) u[size_t(xi)] = t[xi][0];
+  kernel_transform_batch<Tl>(one, 1, t);
+  std::array<double, Tl::kPoints> u{};
+  for (int xi = 0; xi < Tl::kPoints; ++xi) u[size_t(xi)] = t[xi][0];
   return u;
 }
 

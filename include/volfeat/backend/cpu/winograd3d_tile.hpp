@@ -1,0 +1,52 @@
+#pragma once
+// The tile shapes of the Cpu 3D Winograd conv (winograd3d.hpp, transforms in winograd3d_transforms.hpp)
+// and the block size its run uses, apart from the transforms so that the memory estimate
+// (nn/memory_estimate.hpp, also compiled by nvcc) can count them.
+#include <algorithm>
+
+#include "volfeat/core/shape.hpp"
+
+namespace volfeat::cpu::winograd {
+
+// A tile shape: F(MZ x MY x MX, 3x3x3), each extent 2 (F(2,3)) or 4 (F(4,3)). Transformed points are
+// indexed xi = (a*kInY + b)*kInX + e over (z, y, x), outputs o = (zo*kOutY + yo)*kOutX + xo.
+template <int MZ, int MY, int MX>
+struct Tile {
+  static_assert((MZ == 2 || MZ == 4) && (MY == 2 || MY == 4) && (MX == 2 || MX == 4), "F(2,3) or F(4,3) per axis");
+  static constexpr int kOutZ = MZ, kOutY = MY, kOutX = MX;          // output tile extents
+  static constexpr int kInZ = MZ + 2, kInY = MY + 2, kInX = MX + 2;  // input tile extents
+  static constexpr int kPoints = kInZ * kInY * kInX;                 // transformed points per tile
+  static constexpr int kOutputs = MZ * MY * MX;
+};
+// float32: F(2x4x4), 144 points per 32 outputs. bf16 (Precision::kBf16): F(2x2x2), 64 points per 8
+// outputs, because V is rounded to bf16 after the input transform: F(4,3)'s transforms, which scale by
+// up to 5 and 8, took DenseNet-121's features 2.4e-2 away from float32 (issue #17 allows 1e-2), and at
+// bf16's GEMM rate F(2x2x2) ran no slower than a direct conv (session 11).
+using TileF32 = Tile<2, 4, 4>;
+using TileBf16 = Tile<2, 2, 2>;
+constexpr int kPoints = TileF32::kPoints;  // the float32 tile's (memory estimates of float32 networks)
+
+// Tiles per block of Winograd3d::run (per thread, at a time) before it is cut to a whole number of the
+// micro-kernel's row blocks and to the work at hand: V and M of a block hold points * block * (C_in +
+// C_out) values, about 256K (1 MB of floats, near L2), but at least 16 tiles, 32 from 128x128 channels
+// on, so that U (points * C_in * C_out) is reused enough. nn/memory_estimate.hpp counts the same.
+inline Index block_budget(Index ci, Index co, int points) {
+  const Index min_block = ci * co >= 128 * 128 ? 32 : 16;
+  return std::max<Index>(min_block, Index(1 << 18) / (points * (ci + co)));
+}
+
+// The block of a run over `tiles` tiles with `threads` threads (before the cut to whole row blocks, which
+// only shrinks it): at least 2 blocks per thread when there are enough tiles, at most the budget.
+inline Index block_tiles(Index tiles, int threads, Index ci, Index co, int points) {
+  return std::clamp<Index>((tiles + 2 * threads - 1) / (2 * threads), std::min<Index>(tiles, 8),
+                           block_budget(ci, co, points));
+}
+
+// Output tiles of tile shape Tl over an output grid (D, H, W): an upper bound on one run's (a run over
+// plane pairs covers fewer).
+template <class Tl>
+Index tiles_of(Index d, Index h, Index w) {
+  return ((d + Tl::kOutZ - 1) / Tl::kOutZ) * ((h + Tl::kOutY - 1) / Tl::kOutY) * ((w + Tl::kOutX - 1) / Tl::kOutX);
+}
+
+}  // namespace volfeat::cpu::winograd
