@@ -92,7 +92,7 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
 
 // Bytes of a built network's parameters: every conv's packed weights and folded batchnorms (as many
 // values as torch's), except that a conv that runs Winograd holds its transformed weights U instead
-// (144 C_in C_out values against 27 in float32, 64 in bf16: 270 MB for ResNet-50's 3D convs of
+// (144 C_in C_out values against 27 in float32, 64 in bf16: 224 MB for ResNet-50's 3D convs of
 // layer1-3 in float32; conv3d.hpp frees the direct ones). `elem_bytes`: the network's value type.
 inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, size_t elem_bytes) {
   double values = double(g.param_values());
