@@ -40,13 +40,6 @@ struct ForwardMemory {
 // GEMM blocking buffers (sized to the caches, a few MiB at most).
 inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 
-// Transformed points per tile of Winograd conv node i (PlanTraits::winograd_points; the float32 tile's
-// where the traits do not say).
-inline int winograd_points(const PlanTraits& traits, int i) {
-  const bool known = i >= 0 && size_t(i) < traits.winograd_points.size() && traits.winograd_points[size_t(i)] > 0;
-  return known ? traits.winograd_points[size_t(i)] : cpu::winograd::kPoints;
-}
-
 // Per-thread working memory of the float convs a plan runs (backend/cpu): thread-local buffers that
 // only grow and live across layers and passes, so each is the largest any conv of the plan asks for:
 //   * the pointwise conv's packed A tile: chunks of 128 input channels x a tile of 32-512 voxels
@@ -63,11 +56,10 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
     const WindowGeometry& w = nd.window;
     const Index ci = in.c, co = nd.channels;
     if (traits.uses_winograd(c)) {
-      const int points = winograd_points(traits, c);
-      const Index od = in.d + 2 * w.padding[0] - 2, oh = in.h + 2 * w.padding[1] - 2, ow = in.w + 2 * w.padding[2] - 2;
-      const Index tiles = points == cpu::winograd::TileBf16::kPoints ? cpu::winograd::tiles_of<cpu::winograd::TileBf16>(od, oh, ow)
-                                                                      : cpu::winograd::tiles_of<cpu::winograd::TileF32>(od, oh, ow);
-      const Index block = cpu::winograd::block_tiles(in.n * tiles, threads, ci, co, points);
+      const int points = traits.winograd_points_of(c);
+      const auto o = w.out_spatial(in.spatial());
+      const Index block = cpu::winograd::block_tiles(in.n * cpu::winograd::tiles_of(points, o[0], o[1], o[2]), threads,
+                                                     ci, co, points);
       v = std::max(v, double(points) * double(block * ci));
       m = std::max(m, double(points) * double(block * co));
     } else if (detail::pointwise(w)) {
@@ -99,7 +91,7 @@ inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, siz
   const auto& nodes = g.nodes();
   for (size_t i = 0; i < nodes.size(); ++i)
     if (nodes[i].kind == OpKind::kConv && traits.uses_winograd(int(i)))
-      values += (double(winograd_points(traits, int(i))) - 27.0) * double(nodes[size_t(nodes[i].inputs[0])].channels) * double(nodes[i].channels);
+      values += (double(traits.winograd_points_of(int(i))) - 27.0) * double(nodes[size_t(nodes[i].inputs[0])].channels) * double(nodes[i].channels);
   return values * double(elem_bytes);
 }
 
@@ -107,7 +99,7 @@ inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, siz
 inline double conv_weight_values(const Graph& g, const PlanTraits& traits, int i) {
   const Node& n = g.node(i);
   const double io = double(g.node(n.inputs[0]).channels) * double(n.channels);
-  return io * (traits.uses_winograd(i) ? double(winograd_points(traits, i)) : double(n.window.taps()));
+  return io * (traits.uses_winograd(i) ? double(traits.winograd_points_of(i)) : double(n.window.taps()));
 }
 
 // What a network that streams its weights (core/weight_file.hpp) holds of them outside a pass: its

@@ -90,11 +90,10 @@ class Network {
   // The backend's traits and which convs run Winograd (per node), for the plan and the memory estimate.
   PlanTraits plan_traits() const {
     PlanTraits t = volfeat::plan_traits<Backend, T>();
-    t.winograd.assign(convs_.size(), false);
     t.winograd_points.assign(convs_.size(), 0);
     if constexpr (kConvHasWinograd<Conv3d<Backend, T>>)
       for (size_t i = 0; i < convs_.size(); ++i)
-        if (convs_[i] && convs_[i]->winograd()) t.winograd[i] = true, t.winograd_points[i] = convs_[i]->winograd()->points();
+        if (convs_[i] && convs_[i]->winograd()) t.winograd_points[i] = convs_[i]->winograd()->points();
     return t;
   }
   const std::string& arch() const { return graph_.arch(); }

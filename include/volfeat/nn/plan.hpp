@@ -84,15 +84,17 @@ struct Placement {
 struct PlanTraits {
   bool planewise_pair = false;  // DenseLayerConvs keeps a ring of planes (kPlanewiseDenseLayer)
   bool planewise_pool = false;  // ConvActMaxPool keeps a ring of planes
-  std::vector<bool> winograd;   // per node: the conv runs Winograd (Cpu; its rings hold planes in pairs)
   // For the memory estimate only (the plan ignores it): bytes per packed weight value when the network
   // streams its weights (4 float32, 2 bf16), so each step holds its convs' weights; 0 when they are
   // all held (network_weight_bytes counts them apart).
   double streamed_weight_bytes = 0;
-  // Per node that runs Winograd: its transformed points per tile (backend/cpu/winograd3d_transforms.hpp:
-  // 144 float32, 64 bf16), for the memory estimate; missing: the float32 tile's.
+  // Per node: 0, or the conv runs Winograd (Cpu; its rings hold planes in pairs) with this many
+  // transformed points per tile (backend/cpu/winograd3d_tile.hpp: 144 float32, 64 bf16).
   std::vector<int> winograd_points;
-  bool uses_winograd(int node) const { return node >= 0 && size_t(node) < winograd.size() && winograd[size_t(node)]; }
+  int winograd_points_of(int node) const {
+    return node >= 0 && size_t(node) < winograd_points.size() ? winograd_points[size_t(node)] : 0;
+  }
+  bool uses_winograd(int node) const { return winograd_points_of(node) > 0; }
 };
 
 struct Plan {

@@ -77,8 +77,7 @@ class Winograd3d {
     if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
       fail("winograd3d: ", bias.size(), " biases given, the layer needs ", spec.out_channels);
     const Index ci = spec.in_channels, co = spec.out_channels;
-    points_ = bf16_ ? TileBf16::kPoints : TileF32::kPoints;
-    const Index kPoints = points_;
+    const Index points = this->points();
     // U[xi][c_in][c_out]; float: per point, panels of 16*nv output channels, each c_in x 16*nv.
     T* u = nullptr;
     if constexpr (kPanels) {
@@ -86,9 +85,9 @@ class Winograd3d {
       pw_ = 16 * nv_;
       panels_ = (co + pw_ - 1) / pw_;
       panel_floats_ = ci * pw_;
-      u = panel_store_.reserve(size_t(kPoints * panels_ * panel_floats_));
+      u = panel_store_.reserve(size_t(points * panels_ * panel_floats_));
     } else {
-      u_.resize(size_t(kPoints * ci * co));
+      u_.resize(size_t(points * ci * co));
       u = u_.data();
     }
     if (bf16_) transform_weights<TileBf16>(weight, u);
@@ -98,7 +97,7 @@ class Winograd3d {
       if (bf16_) {
         // Each panel's rows i as k-pairs (U[i][o], U[i+1][o]) of bf16 (gemm_bf16.hpp), an odd C_in's
         // last pair (U[C_in-1][o], 0); the float U goes.
-        const Index n = kPoints * panels_;
+        const Index n = points * panels_;
         panel16_values_ = (ci + ci % 2) * pw_;
         Bf16* h = panel16_store_.reserve(size_t(n * panel16_values_));
 #pragma omp parallel for schedule(static) if (ci * co >= 4096)
@@ -115,7 +114,7 @@ class Winograd3d {
 
   const ConvSpec& spec() const { return spec_; }
   // Transformed points per tile: 144 (F(2x4x4), float32) or 64 (F(2x2x2), bf16).
-  int points() const { return points_; }
+  int points() const { return bf16_ ? TileBf16::kPoints : TileF32::kPoints; }
   Precision precision() const { return bf16_ ? Precision::kBf16 : Precision::kFloat32; }
   // Streamed weights (core/weight_file.hpp): U goes to the network's file. The double path's U (the
   // reference networks') stays in memory.
@@ -125,8 +124,8 @@ class Winograd3d {
   }
   // Bytes of the transformed weights (144/27 of the direct conv's, more with padded panels; half in bf16).
   size_t weight_bytes() const {
-    if (bf16_) return size_t(points_ * panels_ * panel16_values_) * sizeof(Bf16);
-    return kPanels ? size_t(points_ * panels_ * panel_floats_) * sizeof(T) : u_.size() * sizeof(T);
+    if (bf16_) return size_t(points() * panels_ * panel16_values_) * sizeof(Bf16);
+    return kPanels ? size_t(points() * panels_ * panel_floats_) * sizeof(T) : u_.size() * sizeof(T);
   }
 
   void forward(TensorView<const T> in, TensorView<T> out, const Activation<Cpu, T>& pre = {},
@@ -233,15 +232,15 @@ class Winograd3d {
   void gemm_points(const T* v, Index vps, T* m, Index mps, Index rows) const {
     if constexpr (kPanels) {
       if (bf16_) {
-        Bf16* v16 = thread_scratch_bf16(2, size_t(points_ * vps));
-        for (int p = 0; p < points_; ++p) {
+        Bf16* v16 = thread_scratch_bf16(2, size_t(TileBf16::kPoints * vps));
+        for (int p = 0; p < TileBf16::kPoints; ++p) {
           gemm::convert_row_bf16(v + p * vps, v16 + p * vps, rows * spec_.in_channels);
           gemm_point_bf16(p, v16 + p * vps, m + p * mps, rows);
         }
         return;
       }
     }
-    for (int p = 0; p < points_; ++p) gemm_point(p, v + p * vps, m + p * mps, rows);
+    for (int p = 0; p < points(); ++p) gemm_point(p, v + p * vps, m + p * mps, rows);
   }
 
   // gemm_point in bf16: v is the block's V[p] rounded to bf16.
@@ -255,10 +254,9 @@ class Winograd3d {
     }
   }
 
-  // A thread's V (slot 2) and M (slot 3), reused across blocks, layers and passes, 64-byte aligned. They
-  // were std::vectors, 16-byte aligned from the heap, so every 64-byte vector store of the input
-  // transform and load of the output transform straddled two cache lines: DenseNet-121 at 128^3, Zen 4,
-  // 4 alternating runs of 5 passes, 0.33-0.35 s before, 0.30-0.32 s aligned.
+  // A thread's V (slot 2) and M (slot 3), reused across blocks, layers and passes, 64-byte aligned (the
+  // std::vectors they were came 16-byte aligned from the heap, so a 64-byte vector store could straddle
+  // two cache lines; no difference in whole-network time was measurable on the Zen 4).
   static T* scratch(int slot, size_t n) {
     if constexpr (std::is_same_v<T, float>) {
       return thread_scratch(slot, n);
@@ -315,14 +313,10 @@ class Winograd3d {
           }
         }
     }
-    // The lines of the tile two ahead are prefetched: its voxels' lines come from L2 or beyond (the
-    // block's V, written in between, keeps L1 busy). 128->32 at 32^3 in F(2x2x2), one thread, Zen 4,
-    // best of 5: 35.2 ms tile by tile, 32.6-33.3 ms this way.
-    constexpr Index kAhead = 2;
     for (Index c0 = 0; c0 < ci; c0 += nv)
       for (Index r = 0; r < rows; ++r)
-        winograd::input_tile<Tl, T, VB>(srcs + r * kPoints, c0, int(std::min<Index>(nv, ci - c0)), j.pre, vbuf + r * ci + c0,
-                                    vps, r + kAhead < rows ? srcs + (r + kAhead) * kPoints : nullptr);
+        winograd::input_tile<Tl, T, VB>(srcs + r * kPoints, c0, int(std::min<Index>(nv, ci - c0)), j.pre,
+                                        vbuf + r * ci + c0, vps);
     // 2. the 144 GEMMs
     self.gemm_points(vbuf, vps, mbuf, mps, rows);
     // 3. output transform and epilogue
@@ -421,8 +415,7 @@ class Winograd3d {
   Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
   PackedStore<float> panel_store_;
   // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel16_values_ per panel
-  bool bf16_ = false;
-  int points_ = TileF32::kPoints;
+  bool bf16_ = false;  // also the tile: F(2x2x2) in bf16, F(2x4x4) in float32
   Index panel16_values_ = 0;
   PackedStore<Bf16> panel16_store_;
 };

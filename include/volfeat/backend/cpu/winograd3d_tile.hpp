@@ -24,7 +24,6 @@ struct Tile {
 // bf16's GEMM rate F(2x2x2) ran no slower than a direct conv (session 11).
 using TileF32 = Tile<2, 4, 4>;
 using TileBf16 = Tile<2, 2, 2>;
-constexpr int kPoints = TileF32::kPoints;  // the float32 tile's (memory estimates of float32 networks)
 
 // Tiles per block of Winograd3d::run (per thread, at a time) before it is cut to a whole number of the
 // micro-kernel's row blocks and to the work at hand: V and M of a block hold points * block * (C_in +
@@ -47,6 +46,10 @@ inline Index block_tiles(Index tiles, int threads, Index ci, Index co, int point
 template <class Tl>
 Index tiles_of(Index d, Index h, Index w) {
   return ((d + Tl::kOutZ - 1) / Tl::kOutZ) * ((h + Tl::kOutY - 1) / Tl::kOutY) * ((w + Tl::kOutX - 1) / Tl::kOutX);
+}
+// The same for the tile with `points` transformed points (TileF32's or TileBf16's).
+inline Index tiles_of(int points, Index d, Index h, Index w) {
+  return points == TileBf16::kPoints ? tiles_of<TileBf16>(d, h, w) : tiles_of<TileF32>(d, h, w);
 }
 
 }  // namespace volfeat::cpu::winograd

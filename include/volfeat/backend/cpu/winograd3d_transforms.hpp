@@ -168,15 +168,11 @@ VOLFEAT_WINOGRAD_INLINE void at(const V* m, V* o) {
 
 // One tile of shape Tl, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x)
 // of the kInZ x kInY x kInX patch; null: padding, zero). V point p gets B^T d B, stored at
-// dst + p * pstride. ahead (or null): another tile's src, whose lines at c0 are prefetched.
+// dst + p * pstride.
 template <class Tl, class T, int B>
-VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride,
-                                        const T* const* ahead = nullptr) {
+VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride) {
   using V = Vec<T, B>;
   constexpr int kZ = Tl::kInZ, kY = Tl::kInY, kX = Tl::kInX, kPlane = kY * kX;
-  if (ahead)
-    for (int p = 0; p < Tl::kPoints; ++p)
-      if (ahead[p]) __builtin_prefetch(ahead[p] + c0, 0, 3);
   V buf[Tl::kPoints];
   const V zero = {};
   for (int ab = 0; ab < kZ * kY; ++ab) {  // along x, while loading
