@@ -2,13 +2,19 @@
 """Wall time of the whole `volfeat extract` job on a scanner-sized CT, IO included.
 
 usage: time_extract.py [--build build-perf] [--dims 216,512,512] [--reps 5] [--work DIR] [--threads 2]
-                       [--precision float32|bf16]
+                       [--precision float32|bf16] [--against-torch]
 
 Writes the built-in knee phantom at --dims as an int16 CT (as scanners store it) plus its uint8 label
 map (`volfeat phantom --dims ... --ct-dtype int16`, once, into --work), then runs
 `volfeat extract --ct ... --mask ... --labels femur=1,tibia=2 --preset block-outputs` (3 regions
 with background, 3 layers, shared mode) --reps times under /usr/bin/time -v. Prints each run's wall
 time, peak RSS and the stage timings from run.json, then the median and min-max wall time.
+
+--against-torch: issue #17's "the whole extract is no slower than PyTorch's forward alone", measured in one
+run. A long-lived PyTorch worker (bench/torch_forward.py, as bench/compare_pytorch.py starts it: DenseNet121-3D
+at --dims, the same three taps, torch at its best) gets one warm-up forward; then each whole extract process
+alternates with one warm PyTorch forward (extract, torch, torch, extract, ...), and the ratio printed is
+PyTorch's median forward over the extract's median wall time (above 1: the whole job is faster).
 """
 import argparse
 import json
@@ -29,6 +35,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="/tmp/volfeat_time_extract")
     ap.add_argument("--precision", default="float32", help="extract's --precision (bf16 needs AVX512-BF16)")
+    ap.add_argument("--against-torch", action="store_true",
+                    help="alternate each extract with one warm PyTorch forward at the same dims and print the ratio")
     a = ap.parse_args()
 
     volfeat = os.path.join(a.build, "experiments", "volfeat")
@@ -42,8 +50,25 @@ def main():
     cmd = [volfeat, "extract", "--ct", ct, "--mask", mask, "--labels", "femur=1,tibia=2", "--preset", "block-outputs",
            "--threads", str(a.threads), "--precision", a.precision, "--quiet", "--out", out]
     print("$", " ".join(cmd), flush=True)
-    walls = []
+    torch = None
+    if a.against_torch:
+        sys.path.insert(0, HERE)
+        from compare_pytorch import TORCH_ENV, Worker
+        d, h, w = a.dims.split(",")
+        torch = Worker("torch", ["/usr/bin/python3", os.path.join(HERE, "torch_forward.py"), d, h, w, "--serve",
+                                 "--threads", str(a.threads), "--taps", "denseblock2,denseblock3,denseblock4"],
+                       dict(os.environ, GLIBC_TUNABLES=TORCH_ENV, OMP_NUM_THREADS=str(a.threads)))
+        torch.run()  # warm-up
+    walls, torch_s = [], []
+
+    def torch_forward():
+        if torch:
+            torch_s.append(torch.run()["seconds"])
+            print(f"torch forward {torch_s[-1]:.3f} s", flush=True)
+
     for rep in range(a.reps):
+        if rep % 2 == 1:
+            torch_forward()
         p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
         if p.returncode != 0:
             sys.exit(f"time_extract.py: extract failed (exit {p.returncode}):\n{p.stderr}")
@@ -57,8 +82,16 @@ def main():
         stages = ", ".join(f"{k} {v:.2f}" for k, v in t.items() if k != "total")
         print(f"rep {rep}: wall {wall:.2f} s, peak RSS {rss:.2f} GiB ({stages})", flush=True)
         walls.append(wall)
+        if rep % 2 == 0:
+            torch_forward()
     print(f"extract {a.dims}, {a.precision}, {a.threads} threads, {a.reps} runs: median {statistics.median(walls):.2f} s, "
           f"min-max {min(walls):.2f}-{max(walls):.2f} s")
+    if torch:
+        torch.close()
+        tm = statistics.median(torch_s)
+        print(f"PyTorch forward alone (warm, {torch.hello.get('threads')} threads), {len(torch_s)} runs: median {tm:.3f} s, "
+              f"min-max {min(torch_s):.3f}-{max(torch_s):.3f} s; PyTorch forward / whole extract: "
+              f"{tm / statistics.median(walls):.2f}x")
 
 
 if __name__ == "__main__":
