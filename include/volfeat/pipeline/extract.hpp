@@ -253,9 +253,11 @@ struct RegionPooler {
     std::vector<std::vector<double>>* all_w = nullptr;
     if (weighted) {
       all_w = &weights_by_grid[grid];
-      if (all_w->empty())
-        for (size_t r = 0; r < volume.regions.size(); ++r)
-          all_w->push_back(region_weights(volume.mask, volume.regions[r].label, grid));
+      if (all_w->empty()) {
+        std::vector<int32_t> labels;
+        for (const Region& g : volume.regions) labels.push_back(g.label);
+        *all_w = region_weights(volume.mask, labels, grid);
+      }
     }
     bool need_samples = grams;
     for (const Pooling& p : pools) need_samples = need_samples || !p.streaming();

@@ -64,7 +64,7 @@ inline std::vector<IntensityRow> intensity_rows(const Volume<float>& ct, const V
   // Runs of one label (label maps come in long runs), each run's rows looked up once.
   auto each = [&](auto&& f) {
     const size_t n = ct.data.size();
-    for (size_t k = 0; k < n; ++k) f(size_t(0), k);
+    f(size_t(0), ct.data.data(), n);  // row 0: the whole volume
     if (!mask) return;
     const int32_t* m = mask->data.data();
     for (size_t i = 0; i < n;) {
@@ -72,17 +72,16 @@ inline std::vector<IntensityRow> intensity_rows(const Volume<float>& ct, const V
       while (j < n && m[j] == m[i]) ++j;
       const auto it = rows_of.find(m[i]);
       if (it != rows_of.end())
-        for (size_t r : it->second)
-          for (size_t k = i; k < j; ++k) f(r, k);
+        for (size_t r : it->second) f(r, ct.data.data() + i, j - i);
       i = j;
     }
   };
-  each([&](size_t r, size_t k) {
-    stats[r].add_first(ct.data[k]);
-    ++rows[r].bands[size_t(hu_band(ct.data[k]))];
+  each([&](size_t r, const float* x, size_t len) {
+    stats[r].add_first(x, len);
+    for (size_t k = 0; k < len; ++k) ++rows[r].bands[size_t(hu_band(x[k]))];
   });
   for (auto& s : stats) s.plan({std::begin(kReportPercentiles), std::end(kReportPercentiles)});
-  each([&](size_t r, size_t k) { stats[r].add_second(ct.data[k]); });
+  each([&](size_t r, const float* x, size_t len) { stats[r].add_second(x, len); });
   for (size_t r = 0; r < rows.size(); ++r) {
     rows[r].voxels = stats[r].count();
     rows[r].mean = stats[r].mean();

@@ -178,9 +178,10 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
         if (s.grams) t.kept += double(s.regions) * double(ch) * double(ch) * 8;
         if (!weighted || std::find(grids_seen.begin(), grids_seen.end(), grid) != grids_seen.end()) return t;
         grids_seen.push_back(grid);
-        // region_weights(): its first (W) pass over the mask, then one double per voxel of the
-        // tap's grid per region, cached for the rest of the pass.
-        t.transient += 8 * double(s.grid[0]) * double(s.grid[1]) * double(grid[2]);
+        // region_weights(): per region, its (D, h, w) partial means and each thread's (H, w) slice,
+        // then one double per voxel of the tap's grid per region, cached for the rest of the pass.
+        t.transient += 8 * double(s.regions) *
+                       (double(s.grid[0]) * double(grid[1]) * double(grid[2]) + double(s.threads) * double(s.grid[1]) * double(grid[2]));
         t.kept += 8 * g * double(s.regions);
         return t;
       });

@@ -39,10 +39,24 @@ class RowStatistics {
 
   RowStatistics() : hist_(size_t(1) << kBits, 0), slot_(size_t(1) << kBits, -1) {}
 
-  void add_first(float x) {
-    ++n_;
-    sum_ += x;
-    ++hist_[bucket(x)];
+  // Pass 1 over a run of values x[0, n) (the caller hands over whole runs of one label). Why runs
+  // and four partial sums: one voxel at a time, the sum was one chain of dependent double adds and
+  // the count was reloaded after every histogram store (both are 64-bit integers, which may alias);
+  // at 216x512x512 the report took 0.33 s, serial, before the forward pass (AMD EPYC Zen 4).
+  void add_first(const float* x, size_t n) {
+    n_ += n;
+    double s[4] = {0, 0, 0, 0};
+    uint64_t* const hist = hist_.data();
+    size_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+      for (int l = 0; l < 4; ++l) s[l] += double(x[k + size_t(l)]);
+      for (int l = 0; l < 4; ++l) ++hist[bucket(x[k + size_t(l)])];
+    }
+    for (; k < n; ++k) {
+      s[0] += double(x[k]);
+      ++hist[bucket(x[k])];
+    }
+    sum_ += (s[0] + s[1]) + (s[2] + s[3]);
   }
   // After pass 1: the ranks the percentiles need, and where they fall.
   void plan(const std::vector<double>& percentiles) {
@@ -69,10 +83,25 @@ class RowStatistics {
       below += hist_[b];
     }
   }
-  void add_second(float x) {
-    sq_ += (x - mean_) * (x - mean_);
-    const int32_t k = slot_[bucket(x)];
-    if (k >= 0) kept_[size_t(k)].push_back(x);
+  // Pass 2 over the same runs: squared deviations (four partial sums) and the wanted buckets' values.
+  void add_second(const float* x, size_t n) {
+    double q[4] = {0, 0, 0, 0};
+    const double mean = mean_;
+    size_t k = 0;
+    for (; k + 4 <= n; k += 4)
+      for (int l = 0; l < 4; ++l) {
+        const double d = double(x[k + size_t(l)]) - mean;
+        q[l] += d * d;
+      }
+    for (; k < n; ++k) {
+      const double d = double(x[k]) - mean;
+      q[0] += d * d;
+    }
+    sq_ += (q[0] + q[1]) + (q[2] + q[3]);
+    for (k = 0; k < n; ++k) {
+      const int32_t slot = slot_[bucket(x[k])];
+      if (slot >= 0) kept_[size_t(slot)].push_back(x[k]);
+    }
   }
   uint64_t count() const { return n_; }
   double mean() const { return mean_; }
@@ -124,14 +153,13 @@ inline std::string region_report_csv(const Volume<float>& ct, const Volume<int32
       while (j < n && m[j] == m[i]) ++j;
       const auto it = rows_of.find(m[i]);
       if (it != rows_of.end())
-        for (size_t r : it->second)
-          for (size_t k = i; k < j; ++k) f(stats[r], ct.data[k]);
+        for (size_t r : it->second) f(stats[r], ct.data.data() + i, j - i);
       i = j;
     }
   };
-  each_run([](detail::RowStatistics& s, float x) { s.add_first(x); });
+  each_run([](detail::RowStatistics& s, const float* x, size_t n) { s.add_first(x, n); });
   for (auto& s : stats) s.plan({5, 50, 95});
-  each_run([](detail::RowStatistics& s, float x) { s.add_second(x); });
+  each_run([](detail::RowStatistics& s, const float* x, size_t n) { s.add_second(x, n); });
 
   std::ostringstream os;
   os.precision(10);
