@@ -685,6 +685,16 @@ inline Volume<int32_t> read_nifti_labels(const std::string& path) {
   const double slope = oh.info.scl_slope, inter = oh.info.scl_inter;
   int32_t* out = vol.data.data();
   stream_voxels(oh, [&](const auto* src, int64_t first, int64_t n) {
+    using S = std::remove_cv_t<std::remove_pointer_t<decltype(src)>>;
+    // Unscaled integers that int32 holds (label maps are mostly uint8 or int16) need no checks: a
+    // plain widening loop. The checked loop below, in double, took 0.22 CPU s for a 216x512x512 uint8
+    // map (AMD EPYC Zen 4, perf).
+    if constexpr (std::is_integral_v<S> && (sizeof(S) < 4 || std::is_same_v<S, int32_t>)) {
+      if (!scaled || (slope == 1.0 && inter == 0.0)) {
+        std::copy(src, src + n, out + first);
+        return;
+      }
+    }
     for (int64_t i = 0; i < n; ++i) {
       double v = static_cast<double>(src[i]);
       if (scaled) v = v * slope + inter;

@@ -14,6 +14,9 @@
 //    row r at buffer + ((x0 + r)*stride_w + kw*dilation_w)*C_in: the row stride is constant, so
 //    taps are kernel segments (kw taps merge into one when dilation_w = 1) and no im2col exists.
 //    Rows whose kd/kh fall into the padding contribute nothing and are skipped.
+//    A depth-factored kernel (backend/cpu/depth_factor.hpp: what inflating along D with i3d-mean or
+//    centre makes) is packed as its 2D slice; per (kh) the input rows of the kd it keeps are summed,
+//    activated first, into one buffer row, and the GEMM runs over kH*kW taps instead of kD*kH*kW.
 // Both parallelise with OpenMP over voxel tiles / output rows. The post-activation (bias, BN, ReLU)
 // runs in the kernel's epilogue on registers. forward_residual (ResNet's conv -> bn -> `+= identity`
 // -> relu, ConvAddAct) adds the residual and applies the relu to each panel of a tile / output row
@@ -38,6 +41,7 @@
 
 #include "volfeat/backend/cpu/add.hpp"
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
+#include "volfeat/backend/cpu/depth_factor.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
 #include "volfeat/backend/cpu/packed_store.hpp"
 #include "volfeat/backend/cpu/parallel.hpp"
@@ -70,14 +74,25 @@ class Conv3d<Cpu, T> {
   }
   // The same from float data (torchvision's dtype, the float StateDict's): no double copy of the
   // weights is made; identical packing.
+  // Where the weights are depth-factored (cpu::depth_factor) and `factoring` allows it, the float path
+  // packs their 2D slice and sums input rows along depth (depth_factored()).
   Conv3d(const ConvSpec& spec, const float* weight, size_t weight_count, const float* bias = nullptr,
-         size_t bias_count = 0, Precision precision = Precision::kFloat32)
+         size_t bias_count = 0, Precision precision = Precision::kFloat32,
+         DepthFactoring factoring = DepthFactoring::kAuto)
       : spec_(spec), bf16_(runs_bf16(precision)) {
     if (static_cast<Index>(weight_count) != spec.weight_count())
       fail("conv3d: ", weight_count, " weights given, the layer needs ", spec.weight_count());
     if (bias_count != 0 && static_cast<Index>(bias_count) != spec.out_channels)
       fail("conv3d: ", bias_count, " biases given, the layer needs ", spec.out_channels);
     bias_.assign(bias, bias + bias_count);
+    if constexpr (kFast) {
+      if (factoring == DepthFactoring::kAuto && !pointwise()) depth_ = cpu::depth_factor(spec, weight);
+      if (depth_.factored()) {
+        const std::vector<float> slice = cpu::depth_factor_slice(spec, weight, depth_);
+        pack_weights(slice.data(), spec.geometry.kernel[1] * spec.geometry.kernel[2]);
+        return;
+      }
+    }
     pack_weights(weight);
   }
   // A conv that runs as Winograd from the start (ConvAlgorithm<Cpu, float>::make): no direct weights
@@ -92,6 +107,8 @@ class Conv3d<Cpu, T> {
     if (winograd_) return winograd_->precision();
     return bf16_ ? Precision::kBf16 : Precision::kFloat32;
   }
+  // Whether the direct conv runs depth-factored (a 2D kernel over input rows summed along depth).
+  bool depth_factored() const { return !winograd_ && depth_.factored(); }
   // Whether a direct conv asked for `precision` runs in bf16: float, and the bf16 kernels available
   // (bf16_unavailable_reason).
   static bool runs_bf16(Precision precision) {
@@ -175,6 +192,7 @@ class Conv3d<Cpu, T> {
   void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) {
     if (!w || !(w->spec() == spec_)) fail("conv3d: the Winograd conv given is not this layer's");
     winograd_ = std::move(w);
+    depth_ = cpu::DepthFactor();
     panel_store_ = cpu::PackedStore<float>();
     panel16_store_ = cpu::PackedStore<cpu::Bf16>();
     bf16_ = false;
@@ -198,9 +216,11 @@ class Conv3d<Cpu, T> {
   // weight: torch order (O, I, kD, kH, kW), spec_.weight_count() values of any arithmetic type.
   // float: panels of 16*nv_ output channels (nv_ as the run-time ISA's kernels want), zero beyond
   // C_out; double: the (K, C_out) matrix of the Eigen path.
+  // taps: of the kernel packed, spec_'s or, depth-factored, its 2D slice's kH*kW.
   template <class W>
-  void pack_weights(const W* weight) {
-    const Index ci = spec_.in_channels, co = spec_.out_channels, taps = spec_.geometry.taps();
+  void pack_weights(const W* weight, Index taps = -1) {
+    const Index ci = spec_.in_channels, co = spec_.out_channels;
+    if (taps < 0) taps = spec_.geometry.taps();
     if constexpr (kFast) {
       nv_ = cpu::gemm::panel_vectors(co);
       const Index pw = 16 * nv_, k = ci * taps;
@@ -377,13 +397,45 @@ class Conv3d<Cpu, T> {
       cpu::Bf16* rowbuf16 = bf16_ ? cpu::thread_scratch_bf16(1, size_t(kd_n * kh_n * row_floats)) : nullptr;
       std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
       std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
+      std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
 #pragma omp for schedule(dynamic, 1)
       for (Index row = row0; row < row1; ++row) {
         const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
         // Copy (activated, zero-padded) every input row this output row reads.
-        std::vector<Index> valid;  // kd*kH + kh of each copied row, in buffer order
+        std::vector<Index> valid;  // kd*kH + kh (depth-factored: kh) of each copied row, in buffer order
         int nrows = 0;
-        for (Index kd = 0; kd < kd_n; ++kd) {
+        if (depth_.factored()) {
+          // Per kh: the activated input rows of the kd the kernel keeps, summed (row (H,W) of
+          // sum_kd m[kd] act(x)[iz(kd)]), then written as one buffer row.
+          for (Index kh = 0; kh < kh_n; ++kh) {
+            const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+            if (iy < 0 || iy >= id.h) continue;
+            int nsum = 0;
+            for (Index kd = 0; kd < kd_n; ++kd) {
+              const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+              if (!depth_.mask[size_t(kd)] || iz < 0 || iz >= id.d) continue;
+              const float* src = in.row(n, iz, iy);
+              float* dst = nsum == 0 ? sum_row.data() : term_row.data();
+              if (in.ld == ci) put_values(src, dst, id.w * ci, act);
+              else
+                for (Index x = 0; x < id.w; ++x) put_values(src + x * in.ld, dst + x * ci, ci, act);
+              if (nsum++ > 0)
+                for (Index i = 0; i < id.w * ci; ++i) sum_row[size_t(i)] += term_row[size_t(i)];
+            }
+            if (nsum == 0) continue;  // every kept kd in the padding
+            auto copy_sum = [&](auto* buf) {
+              using E = std::remove_pointer_t<decltype(buf)>;
+              std::fill(buf, buf + pad * ci, E(0));
+              put_values(sum_row.data(), buf + pad * ci, id.w * ci, Act{});
+              std::fill(buf + (pad + id.w) * ci, buf + wp * ci, E(0));
+            };
+            if (bf16_) copy_sum(rowbuf16 + nrows * row_floats);
+            else copy_sum(rowbuf + nrows * row_floats);
+            ++nrows;
+            valid.push_back(kh);
+          }
+        }
+        for (Index kd = 0; kd < kd_n && !depth_.factored(); ++kd) {
           const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
           if (iz < 0 || iz >= id.d) continue;
           for (Index kh = 0; kh < kh_n; ++kh) {
@@ -526,6 +578,7 @@ class Conv3d<Cpu, T> {
   cpu::PackedStore<float> panel_store_;
   // bf16: the same panels as k-pairs of bf16 (gemm_bf16.hpp), panel_floats_ values each, instead
   bool bf16_ = false;
+  cpu::DepthFactor depth_;  // float: the kernel's depth factoring, if packed as its 2D slice
   cpu::PackedStore<cpu::Bf16> panel16_store_;
   std::shared_ptr<const cpu::Winograd3d<T>> winograd_;  // set: forward runs Winograd
 };

@@ -5,7 +5,8 @@
 // Rule (fp32 only; double keeps the direct conv as the exact path): a 3x3x3 conv with stride 1 and
 // dilation 1 whose channels pass winograd_wins(). VOLFEAT_WINOGRAD overrides it for the whole
 // process: 0 (or off) never, all every applicable conv, 1/auto/unset the rule, wide the rule without
-// its cap on the transformed weights (faster, more memory: bench/README.md).
+// its cap on the transformed weights (faster, more memory: bench/README.md). Every other conv is direct,
+// depth-factored where its weights are (backend/cpu/depth_factor.hpp; VOLFEAT_DEPTH_FACTOR=0: never).
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -61,6 +62,17 @@ bool uses_winograd(const ConvSpec& s, WinogradMode mode) {
   }
 }
 
+// VOLFEAT_DEPTH_FACTOR, parsed once here at the edge: 0 (or off) keeps every direct conv 3D (for A/B
+// runs); unset, 1 or auto: depth-factored kernels run as 2D ones (backend/cpu/depth_factor.hpp).
+inline DepthFactoring depth_factoring_from_env() {
+  const char* v = std::getenv("VOLFEAT_DEPTH_FACTOR");
+  if (!v || !*v) return DepthFactoring::kAuto;
+  const std::string s(v);
+  if (s == "0" || s == "off") return DepthFactoring::kOff;
+  if (s == "1" || s == "auto") return DepthFactoring::kAuto;
+  fail("VOLFEAT_DEPTH_FACTOR=", s, ": expected 0 (off) or 1 (auto, the default)");
+}
+
 template <class T>
 struct ConvAlgorithm<Cpu, T> {
   // A Winograd conv never packs its direct weights: the network used to pack them and drop them again
@@ -79,8 +91,9 @@ struct ConvAlgorithm<Cpu, T> {
         return std::make_unique<Conv3d<Cpu, T>>(spec, std::shared_ptr<const cpu::Winograd3d<T>>(std::move(w)));
       }
     }
+    static const DepthFactoring factoring = depth_factoring_from_env();
     auto conv = std::make_unique<Conv3d<Cpu, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size(),
-                                                 device.precision);
+                                                 device.precision, factoring);
     conv->move_weights_to(device.weight_file);
     return conv;
   }
