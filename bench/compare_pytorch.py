@@ -108,6 +108,10 @@ def main():
     ap.add_argument("--stream-ab", metavar="DIR", default=None,
                     help="also run volfeat with --stream-weights DIR (weights streamed from a file there, one step's "
                          "held at a time) in the same alternation, and print its time, peak RSS and ratios")
+    ap.add_argument("--weights", default=None,
+                    help="volfeat runs these torchvision 2D weights (.npz), inflated as extract's default (i3d-mean "
+                         "along D: depth-factored direct convs); PyTorch keeps random ones (its speed does not "
+                         "depend on the values)")
     a = ap.parse_args()
 
     exe = os.path.join(a.build, "bench", "volfeat_forward")
@@ -125,22 +129,23 @@ def main():
         gflop = densenet121_gflop(d, h, w)
         venv = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OMP_PROC_BIND="close", OMP_PLACES="cores")
         tenv = dict(os.environ, GLIBC_TUNABLES=TORCH_ENV, OMP_NUM_THREADS=str(a.threads))
+        wargs = ["--weights", a.weights] if a.weights else []
         vf = Worker("volfeat", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps", vtaps,
-                                "--arch", a.arch], venv)
+                                "--arch", a.arch] + wargs, venv)
         th = Worker("torch", ["/usr/bin/python3", os.path.join(HERE, "torch_forward.py"), str(d), str(h), str(w),
                               "--serve", "--threads", str(a.threads), "--taps", ttaps, "--arch", a.arch], tenv)
         vd = None
         if a.winograd_ab:
             vd = Worker("volfeat-direct", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps",
-                                           vtaps, "--arch", a.arch], dict(venv, VOLFEAT_WINOGRAD="0"))
+                                           vtaps, "--arch", a.arch] + wargs, dict(venv, VOLFEAT_WINOGRAD="0"))
         vb = None
         if a.bf16_ab:
             vb = Worker("volfeat-bf16", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps",
-                                         vtaps, "--arch", a.arch, "--precision", "bf16"], venv)
+                                         vtaps, "--arch", a.arch, "--precision", "bf16"] + wargs, venv)
         vs = None
         if a.stream_ab:
             vs = Worker("volfeat-streamed", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps",
-                                             vtaps, "--arch", a.arch, "--stream-weights", a.stream_ab], venv)
+                                             vtaps, "--arch", a.arch, "--stream-weights", a.stream_ab] + wargs, venv)
         gflop = vf.hello.get("gflop", gflop)
         tv, tt, td, tb, ts = [], [], [], [], []
         for i in range(a.warmup + a.reps):

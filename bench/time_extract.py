@@ -2,7 +2,7 @@
 """Wall time of the whole `volfeat extract` job on a scanner-sized CT, IO included.
 
 usage: time_extract.py [--build build-perf] [--dims 216,512,512] [--reps 5] [--work DIR] [--threads 2]
-                       [--precision float32|bf16] [--against-torch]
+                       [--precision float32|bf16] [--against-torch] [--weights 2D.npz]
 
 Writes the built-in knee phantom at --dims as an int16 CT (as scanners store it) plus its uint8 label
 map (`volfeat phantom --dims ... --ct-dtype int16`, once, into --work), then runs
@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="/tmp/volfeat_time_extract")
     ap.add_argument("--precision", default="float32", help="extract's --precision (bf16 needs AVX512-BF16)")
+    ap.add_argument("--weights", default=None, help="extract's --weights (a torchvision 2D export, inflated by "
+                    "extract's default, i3d-mean along D); default: volfeat's seeded random network")
     ap.add_argument("--against-torch", action="store_true",
                     help="alternate each extract with one warm PyTorch forward at the same dims and print the ratio")
     a = ap.parse_args()
@@ -49,6 +51,8 @@ def main():
     out = os.path.join(a.work, "out")
     cmd = [volfeat, "extract", "--ct", ct, "--mask", mask, "--labels", "femur=1,tibia=2", "--preset", "block-outputs",
            "--threads", str(a.threads), "--precision", a.precision, "--quiet", "--out", out]
+    if a.weights:
+        cmd += ["--weights", a.weights]
     print("$", " ".join(cmd), flush=True)
     torch = None
     if a.against_torch:

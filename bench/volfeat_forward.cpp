@@ -28,6 +28,7 @@
 #include "volfeat/nn/network.hpp"
 #include "volfeat/nn/selectors.hpp"
 #include "volfeat/weights/inflate.hpp"
+#include "volfeat/weights/load.hpp"
 
 using namespace volfeat;
 
@@ -71,13 +72,13 @@ int main(int argc, char** argv) {
   try {
     if (argc < 4) {
       std::cerr << "usage: volfeat_forward D H W [--reps N] [--warmup N] [--threads T] [--taps a,b,c] [--serve] "
-                   "[--stop MODULE] [--arch ARCH] [--precision float32|bf16] [--stream-weights DIR]\n";
+                   "[--stop MODULE] [--arch ARCH] [--precision float32|bf16] [--stream-weights DIR] [--weights 2D.npz]\n";
       return 2;
     }
     const Index d = std::stoll(argv[1]), h = std::stoll(argv[2]), w = std::stoll(argv[3]);
     int reps = 5, warmup = 1, threads = 0;
     bool serve = false, profile = false;
-    std::string taps, stop_name, arch = "densenet121", stream_weights;
+    std::string taps, stop_name, arch = "densenet121", stream_weights, weights;
     Precision precision = Precision::kFloat32;
     for (int i = 4; i < argc; ++i) {
       const std::string a = argv[i];
@@ -95,6 +96,7 @@ int main(int argc, char** argv) {
       else if (a == "--arch") arch = next();
       else if (a == "--precision") precision = parse_precision(next());
       else if (a == "--stream-weights") stream_weights = next();
+      else if (a == "--weights") weights = next();  // a torchvision 2D export, inflated as extract's default (i3d-mean along D)
       else throw std::runtime_error("unknown option " + a);
     }
     if (threads > 0) omp_set_num_threads(threads);
@@ -102,7 +104,9 @@ int main(int argc, char** argv) {
     if (precision == Precision::kBf16 && !cpu::gemm::bf16_available())
       throw std::runtime_error("--precision bf16: " + cpu::gemm::bf16_unavailable_reason());
     // Deferred kernels, as the CLI builds its networks (load_network_weights): each computed and packed in turn.
-    const Network<Cpu, float> net(random_state_dict(arch, 0, 1, TensorValues::kOnUse), Cpu(precision, stream_weights));
+    const Network<Cpu, float> net(weights.empty() ? random_state_dict(arch, 0, 1, TensorValues::kOnUse)
+                                                  : load_weights(weights, InflateOptions{}),
+                                  Cpu(precision, stream_weights));
     MeanTaps obs;
     obs.profile = profile;
     if (taps.empty()) {  // the family's shallow / mid / deep
