@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """--precision bf16 through the program (issue #17): its features within 1e-2 (relative to the layer's
 largest value) and its cosines within 1e-3 of float32, on the phantom (DenseNet-121, ResNet-50, VGG-19,
-every block of each) and on the pelvis CT; run.json says what ran. Where bf16 cannot run (no
+every block of each; DenseNet-121 also from inflated 2D weights, its stem depth-factored) and on the pelvis
+CT; run.json says what ran. Where bf16 cannot run (no
 AVX512-BF16, or VOLFEAT_CPU_ISA=avx2) the run goes on in float32 with one note, and gives float32's
 features bit for bit. An unknown precision is one error line.
 
@@ -97,6 +98,24 @@ def test_phantom_densenet_every_block():
 
 
 test_phantom_densenet_every_block.normal_suite_only = WHY_NORMAL_ONLY
+
+
+def test_phantom_densenet_inflated_weights():
+    """torchvision's seeded 2D DenseNet-121 (weights/export_torchvision.py) inflated by extract's default,
+    i3d-mean along D, as users run their weights: the stem is then depth-factored (README.md, "Depth-factored
+    convs"), its rows summed along depth and rounded to bf16 once."""
+    if skip_without_bf16():
+        return
+    npz = os.path.join(WORK, "densenet121_2d_seed0.npz")
+    if not os.path.exists(npz):
+        export = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "weights", "export_torchvision.py")
+        subprocess.run([sys.executable, export, "--arch", "densenet121", "--seed", "0", "--out", npz], check=True,
+                       capture_output=True)
+    compare("densenet121_inflated", "--weights", npz, "--layers",
+            "features.conv0,denseblock1,transition1,denseblock2,transition2,denseblock3,transition3,denseblock4")
+
+
+test_phantom_densenet_inflated_weights.normal_suite_only = WHY_NORMAL_ONLY
 
 
 def test_phantom_resnet50_and_vgg19():
