@@ -91,14 +91,18 @@ void check_factored(const ConvProblem& p, Rule rule) {
     conv.forward(wide.view().channels(2, p.in.c), out2.view().channels(3, p.out_channels), {&pre, true}, {&post, true});
     const ref::Array5 want2 = ref::relu(ref::batchnorm(
         ref::conv3d(ref::relu(ref::batchnorm(x, bn_in)), wd, b, p.out_channels, p.geometry), bn_out));
-    Tensor<Cpu, float> got2(conv.output_dims(p.in));
-    const Dims od = got2.dims();
+    const Dims od = conv.output_dims(p.in);
     // The output slice, copied out voxel by voxel (channels 3 .. 3+O of the wide output).
     const auto wide_host = host<Cpu, float>(out2.view());
     std::vector<float> slice(size_t(od.voxels() * od.c));
     for (Index v = 0; v < od.voxels(); ++v)
       for (Index c = 0; c < od.c; ++c) slice[size_t(v * od.c + c)] = wide_host[size_t(v * wide_out.c + 3 + c)];
     BOOST_TEST(relative_error(slice, ref::to_channels_last<double>(want2)) <= 1e-5);
+
+    // Fused on a contiguous input: the pre-activation applied voxel by voxel (its scale is per channel).
+    Tensor<Cpu, float> out3(od);
+    conv.forward(in.view(), out3.view(), {&pre, true}, {&post, true});
+    BOOST_TEST(relative_error(host<Cpu, float>(out3.view()), ref::to_channels_last<double>(want2)) <= 1e-5);
 
     // One output plane at a time, as ConvActMaxPool computes the stem.
     Tensor<Cpu, float> planes(od);

@@ -398,6 +398,25 @@ class Conv3d<Cpu, T> {
       std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
       std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
       std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
+      // Input row src (id.w voxels, channel stride ld) activated into dst (C_in values per voxel, float or
+      // bf16 rounded as it is written); whole-row only when contiguous and not activated (the activation's
+      // scale and shift are per channel).
+      auto put_row = [&](const float* src, Index ld, const Act& a, auto* dst) {
+        if (ld == ci && !a.active()) put_values(src, dst, id.w * ci, a);
+        else
+          for (Index x = 0; x < id.w; ++x) put_values(src + x * ld, dst + x * ci, ci, a);
+      };
+      // The same into buffer row `r`, zero-padded along W.
+      auto write_row = [&](const float* src, Index ld, const Act& a, int r) {
+        auto fill = [&](auto* buf) {
+          using E = std::remove_pointer_t<decltype(buf)>;
+          std::fill(buf, buf + pad * ci, E(0));
+          put_row(src, ld, a, buf + pad * ci);
+          std::fill(buf + (pad + id.w) * ci, buf + wp * ci, E(0));
+        };
+        if (bf16_) fill(rowbuf16 + r * row_floats);
+        else fill(rowbuf + r * row_floats);
+      };
 #pragma omp for schedule(dynamic, 1)
       for (Index row = row0; row < row1; ++row) {
         const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
@@ -414,24 +433,12 @@ class Conv3d<Cpu, T> {
             for (Index kd = 0; kd < kd_n; ++kd) {
               const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
               if (!depth_.mask[size_t(kd)] || iz < 0 || iz >= id.d) continue;
-              const float* src = in.row(n, iz, iy);
-              float* dst = nsum == 0 ? sum_row.data() : term_row.data();
-              if (in.ld == ci) put_values(src, dst, id.w * ci, act);
-              else
-                for (Index x = 0; x < id.w; ++x) put_values(src + x * in.ld, dst + x * ci, ci, act);
+              put_row(in.row(n, iz, iy), in.ld, act, nsum == 0 ? sum_row.data() : term_row.data());
               if (nsum++ > 0)
                 for (Index i = 0; i < id.w * ci; ++i) sum_row[size_t(i)] += term_row[size_t(i)];
             }
             if (nsum == 0) continue;  // every kept kd in the padding
-            auto copy_sum = [&](auto* buf) {
-              using E = std::remove_pointer_t<decltype(buf)>;
-              std::fill(buf, buf + pad * ci, E(0));
-              put_values(sum_row.data(), buf + pad * ci, id.w * ci, Act{});
-              std::fill(buf + (pad + id.w) * ci, buf + wp * ci, E(0));
-            };
-            if (bf16_) copy_sum(rowbuf16 + nrows * row_floats);
-            else copy_sum(rowbuf + nrows * row_floats);
-            ++nrows;
+            write_row(sum_row.data(), ci, Act{}, nrows++);
             valid.push_back(kh);
           }
         }
@@ -441,20 +448,7 @@ class Conv3d<Cpu, T> {
           for (Index kh = 0; kh < kh_n; ++kh) {
             const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
             if (iy < 0 || iy >= id.h) continue;
-            const float* src = in.row(n, iz, iy);
-            auto copy_row = [&](auto* buf) {  // float, or bf16 (rounded as it is written)
-              using E = std::remove_pointer_t<decltype(buf)>;
-              std::fill(buf, buf + pad * ci, E(0));
-              if (in.ld == ci && !act.active()) {
-                put_values(src, buf + pad * ci, id.w * ci, act);
-              } else {
-                for (Index x = 0; x < id.w; ++x) put_values(src + x * in.ld, buf + (pad + x) * ci, ci, act);
-              }
-              std::fill(buf + (pad + id.w) * ci, buf + wp * ci, E(0));
-            };
-            if (bf16_) copy_row(rowbuf16 + nrows * row_floats);
-            else copy_row(rowbuf + nrows * row_floats);
-            ++nrows;
+            write_row(in.row(n, iz, iy), in.ld, act, nrows++);
             valid.push_back(kd * kh_n + kh);
           }
         }
