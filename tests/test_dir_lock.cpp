@@ -108,6 +108,19 @@ BOOST_AUTO_TEST_CASE(stale_locks_are_taken_over_and_live_ones_kept) {
   { LockFile l = LockFile::acquire(path, o); }
   BOOST_TEST(notes.back().find("now belongs to another process") != std::string::npos, notes.back());
 
+  {  // killed but not yet reaped (a zombie): its pid still answers kill(pid, 0), yet it has exited
+    const pid_t zombie = ::fork();
+    if (zombie == 0) ::_exit(0);
+    for (int i = 0; i < 500 && lock_detail::process_state(zombie) != 'Z'; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    BOOST_REQUIRE_EQUAL(lock_detail::process_state(zombie), 'Z');
+    plant(path, zombie, here);
+    { LockFile l = LockFile::acquire(path, o); }
+    ::waitpid(zombie, nullptr, 0);
+    BOOST_TEST(notes.back().find("pid " + std::to_string(zombie) + " has exited on this host") != std::string::npos,
+               notes.back());
+  }
+
   plant(path, ::getpid(), here, "boot_id=not-this-boot\n");
   { LockFile l = LockFile::acquire(path, o); }
   BOOST_TEST(notes.back().find("rebooted") != std::string::npos, notes.back());
@@ -116,7 +129,7 @@ BOOST_AUTO_TEST_CASE(stale_locks_are_taken_over_and_live_ones_kept) {
   age(path, 3600);
   { LockFile l = LockFile::acquire(path, o); }
   BOOST_TEST(notes.back().find("no heartbeat for") != std::string::npos, notes.back());
-  BOOST_TEST(notes.size() == 4u);
+  BOOST_TEST(notes.size() == 5u);
 
   plant(path, 4242, "another-host.example");  // another host, fresh: respected
   BOOST_TEST(acquire_error(path, o).find("pid 4242 on another-host.example") != std::string::npos);
@@ -125,7 +138,7 @@ BOOST_AUTO_TEST_CASE(stale_locks_are_taken_over_and_live_ones_kept) {
   plant(path, ::getpid(), here);  // alive on this host: never stale by age
   age(path, 3600);
   BOOST_TEST(acquire_error(path, o).find("in use") != std::string::npos);
-  BOOST_TEST(notes.size() == 4u);
+  BOOST_TEST(notes.size() == 5u);
   fs::remove(path);
 }
 
