@@ -72,18 +72,26 @@ std::vector<double> flat_slice(const ref::Array5& a, Index c0, Index count) {
   return v;
 }
 
-// check_conv of primitive_checks.hpp with the Winograd conv attached to the Conv3d.
+// check_conv of primitive_checks.hpp with the Winograd conv attached to the Conv3d. `given`: weights
+// to use instead of random ones; in float they are handed over as float (as a network's StateDict
+// holds them), so depth-factored ones run the depth-summed 2D tiles.
 template <class T>
-double check_winograd(const ConvProblem& p) {
+double check_winograd(const ConvProblem& p, const std::vector<double>* given = nullptr) {
   double worst = 0;
   BOOST_TEST_CONTEXT("winograd problem " << p.name) {
     const ref::Array5 x = random_array(p.in, 1);
-    const auto w = random_values(static_cast<size_t>(p.out_channels * p.in.c * 27), 2);
+    const auto w = given ? *given : random_values(static_cast<size_t>(p.out_channels * p.in.c * 27), 2);
     const auto b = p.bias ? random_values(static_cast<size_t>(p.out_channels), 3) : std::vector<double>{};
     const ConvSpec spec{p.in.c, p.out_channels, p.geometry};
     Conv3d<Cpu, T> conv(spec, w, b);
-    conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(spec, w, b));
+    if constexpr (std::is_same_v<T, float>) {
+      conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(spec, std::vector<float>(w.begin(), w.end()), b));
+    } else {
+      conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(spec, w, b));
+    }
     BOOST_TEST_REQUIRE(conv.winograd() != nullptr);
+    // random weights stay 3D; given (inflated) ones are depth-factored in float
+    BOOST_TEST(conv.winograd()->depth_factored() == (given != nullptr && std::is_same_v<T, float>));
 
     auto in = device<Cpu, T>(x);
     Tensor<Cpu, T> out(conv.output_dims(p.in));
@@ -152,6 +160,21 @@ double check_winograd(const ConvProblem& p) {
 
 using Scalars = boost::mpl::list<float, double>;
 
+enum class Rule { kMean, kCentre };
+
+// 3x3x3 weights inflated from random 3x3 ones along D, rounded to float as a StateDict holds them:
+// i3d-mean (every slice w2 / 3) or centre (the middle slice w2, the others zero).
+std::vector<double> inflated(const ConvProblem& p, Rule rule, uint64_t seed = 2) {
+  const auto w2 = random_values(size_t(p.out_channels * p.in.c * 9), seed);
+  std::vector<double> w(size_t(p.out_channels * p.in.c * 27));
+  for (Index u = 0; u < p.out_channels * p.in.c; ++u)
+    for (Index kd = 0; kd < 3; ++kd)
+      for (Index j = 0; j < 9; ++j)
+        w[size_t((u * 3 + kd) * 9 + j)] = rule == Rule::kMean ? double(float(w2[size_t(u * 9 + j)] / 3.0))
+                                                              : (kd == 1 ? double(float(w2[size_t(u * 9 + j)])) : 0.0);
+  return w;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(kernel_transform_of_a_delta_is_separable) {
@@ -178,6 +201,69 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(winograd_matches_reference, T, Scalars) {
   for (const auto& p : all_problems()) worst = std::max(worst, check_winograd<T>(p)), ++n;
   BOOST_TEST(n >= 15u);  // the shared list's 3x3x3 stride-1 shapes are still there
   BOOST_TEST_MESSAGE(n << " problems, worst relative error " << worst);
+}
+
+BOOST_AUTO_TEST_CASE(depth_factored_weights_run_2d_tiles) {
+  // Weights inflated along D (i3d-mean, centre: depth_factor.hpp) run F(4x4, 3x3) on depth-summed input:
+  // every shape above, plain, fused, sliced, plane by plane and in pairs, against the naive reference
+  // on the 3D kernel, at the same bound as the 3D tiles (3e-5).
+  double worst = 0;
+  size_t n = 0;
+  for (const auto& p : all_problems())
+    for (Rule rule : {Rule::kMean, Rule::kCentre}) {
+      BOOST_TEST_CONTEXT((rule == Rule::kMean ? "i3d-mean" : "centre")) {
+        const auto w = inflated(p, rule);
+        worst = std::max(worst, check_winograd<float>(p, &w)), ++n;
+      }
+    }
+  BOOST_TEST(n >= 30u);
+  BOOST_TEST_MESSAGE(n << " depth-factored problems, worst relative error " << worst);
+
+  // Factoring is exact or not at all; VOLFEAT_DEPTH_FACTOR=0's kOff keeps the 3D tiles, with the same values.
+  const ConvProblem p{"c24_to_40", {1, 6, 7, 9, 24}, 40, WindowGeometry::cube(3, 1, 1), true};
+  const ConvSpec spec{p.in.c, p.out_channels, p.geometry};
+  const auto wd = inflated(p, Rule::kMean);
+  std::vector<float> w(wd.begin(), wd.end());
+  const std::vector<float> b(size_t(p.out_channels), 0.25f);
+  BOOST_TEST(cpu::Winograd3d<float>(spec, w, b).depth_factored());
+  BOOST_TEST(cpu::Winograd3d<float>(spec, w, b).points() == 36);
+  const cpu::Winograd3d<float> off(spec, w, b, Precision::kFloat32, DepthFactoring::kOff);
+  BOOST_TEST(!off.depth_factored());
+  BOOST_TEST(off.points() == 144);
+  BOOST_TEST(!cpu::Winograd3d<double>(spec, wd, std::vector<double>(b.begin(), b.end())).depth_factored());
+  auto nudged = w;
+  nudged[5 * 27 + 9 + 4] = std::nextafter(nudged[5 * 27 + 9 + 4], 1.f);  // one weight of one middle slice, one ulp
+  BOOST_TEST(!cpu::Winograd3d<float>(spec, nudged, b).depth_factored());
+  const ref::Array5 x = random_array(p.in, 41);
+  auto in = device<Cpu, float>(x);
+  const Dims od = spec.output_dims(p.in);
+  auto run = [&](const cpu::Winograd3d<float>& c) {
+    Tensor<Cpu, float> y(od);
+    c.forward(in.view(), y.view());
+    return host<Cpu, float>(y.view());
+  };
+  BOOST_TEST(relative_error(run(cpu::Winograd3d<float>(spec, w, b)), run(off)) <= winograd_tolerance<float>());
+  // ConvAlgorithm::make (the network's path) factors them too
+  BOOST_TEST((ConvAlgorithm<Cpu, float>::make(spec, w, b, Cpu{}, WinogradMode::kAll)->depth_factored()));
+
+  // bf16: F(2x2, 3x3) on the depth sum, within test_bf16's 1e-2 of the float reference.
+  if (cpu::gemm::bf16_available()) {
+    for (Rule rule : {Rule::kMean, Rule::kCentre}) {
+      const auto wr = inflated(p, rule, 7);
+      const std::vector<float> wf(wr.begin(), wr.end());
+      const cpu::Winograd3d<float> c16(spec, wf, b, Precision::kBf16);
+      BOOST_TEST(c16.depth_factored());
+      BOOST_TEST(c16.points() == 16);
+      BOOST_TEST((c16.precision() == Precision::kBf16));
+      const ref::Array5 want = ref::conv3d(x, wr, std::vector<double>(b.begin(), b.end()), p.out_channels, p.geometry);
+      const double e = relative_error(run(c16), ref::to_channels_last<double>(want));
+      BOOST_TEST(e <= 1e-2);
+      BOOST_TEST(e > 0.0);  // it did round
+      BOOST_TEST_MESSAGE("bf16 depth-factored F(2x2): relative error " << e);
+    }
+  } else {
+    BOOST_TEST_MESSAGE("bf16 part skipped: " << cpu::gemm::bf16_unavailable_reason());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(conv_maxpool_uses_plane_pairs) {

@@ -107,8 +107,9 @@ class Conv3d<Cpu, T> {
     if (winograd_) return winograd_->precision();
     return bf16_ ? Precision::kBf16 : Precision::kFloat32;
   }
-  // Whether the direct conv runs depth-factored (a 2D kernel over input rows summed along depth).
-  bool depth_factored() const { return !winograd_ && depth_.factored(); }
+  // Whether the conv runs depth-factored: a 2D kernel over input rows summed along depth (direct), or
+  // 2D Winograd tiles on depth-summed input (Winograd3d::depth_factored).
+  bool depth_factored() const { return winograd_ ? winograd_->depth_factored() : depth_.factored(); }
   // Whether a direct conv asked for `precision` runs in bf16: float, and the bf16 kernels available
   // (bf16_unavailable_reason).
   static bool runs_bf16(Precision precision) {

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
+#include "volfeat/backend/cpu/depth_factor.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/backend/cpu/packed_store.hpp"
@@ -53,6 +54,8 @@ template <class T>
 class Winograd3d {
   using TileF32 = winograd::TileF32;
   using TileBf16 = winograd::TileBf16;
+  using TileF32Depth = winograd::TileF32Depth;
+  using TileBf16Depth = winograd::TileBf16Depth;
   static constexpr bool kPanels = std::is_same_v<T, float>;  // float: the micro-kernels' panels
   static constexpr Index kPad = 64 / Index(sizeof(T));         // one cache line
 
@@ -65,10 +68,12 @@ class Winograd3d {
   }
 
   // weight: torch order (O, I, 3, 3, 3); bias: empty or O values; float (a network's StateDict, read
-  // in place) or double, transformed in double either way.
+  // in place) or double, transformed in double either way. Float weights whose depth slices are each
+  // zero or one 3x3 S (depth_factor.hpp; inflated along D by i3d-mean or centre) run the depth-summed
+  // 2D tiles unless `factoring` is kOff; double weights (the reference networks') never do.
   template <class W, class B = W>
   Winograd3d(const ConvSpec& spec, const std::vector<W>& weight, const std::vector<B>& bias = {},
-             Precision precision = Precision::kFloat32)
+             Precision precision = Precision::kFloat32, DepthFactoring factoring = DepthFactoring::kAuto)
       : spec_(spec),
         bf16_(kPanels && precision == Precision::kBf16 && gemm::bf16_available()) {
     if (!applicable(spec)) fail("winograd3d: only 3x3x3 convs with stride 1 and dilation 1");
@@ -76,6 +81,15 @@ class Winograd3d {
       fail("winograd3d: ", weight.size(), " weights given, the layer needs ", spec.weight_count());
     if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
       fail("winograd3d: ", bias.size(), " biases given, the layer needs ", spec.out_channels);
+    if constexpr (std::is_same_v<W, float>) {
+      if (factoring == DepthFactoring::kAuto) {
+        const DepthFactor f = depth_factor(spec, weight.data());
+        if (f.factored()) {
+          depth_slice_ = f.slice;
+          for (size_t a = 0; a < keep_.size(); ++a) keep_[a] = f.mask[a];
+        }
+      }
+    }
     const Index ci = spec.in_channels, co = spec.out_channels;
     const Index points = this->points();
     // U[xi][c_in][c_out]; float: per point, panels of 16*nv output channels, each c_in x 16*nv.
@@ -90,8 +104,13 @@ class Winograd3d {
       u_.resize(size_t(points * ci * co));
       u = u_.data();
     }
-    if (bf16_) transform_weights<TileBf16>(weight, u);
-    else transform_weights<TileF32>(weight, u);
+    if (depth_factored()) {
+      if (bf16_) transform_weights<TileBf16Depth>(weight, u);
+      else transform_weights<TileF32Depth>(weight, u);
+    } else {
+      if (bf16_) transform_weights<TileBf16>(weight, u);
+      else transform_weights<TileF32>(weight, u);
+    }
     bias_.assign(bias.begin(), bias.end());
     if constexpr (kPanels) {
       if (bf16_) {
@@ -113,8 +132,14 @@ class Winograd3d {
   }
 
   const ConvSpec& spec() const { return spec_; }
-  // Transformed points per tile: 144 (F(2x4x4), float32) or 64 (F(2x2x2), bf16).
-  int points() const { return bf16_ ? TileBf16::kPoints : TileF32::kPoints; }
+  // Transformed points per tile: 144 (F(2x4x4), float32) or 64 (F(2x2x2), bf16); depth-factored,
+  // 36 (F(4x4)) or 16 (F(2x2)).
+  int points() const {
+    if (depth_factored()) return bf16_ ? TileBf16Depth::kPoints : TileF32Depth::kPoints;
+    return bf16_ ? TileBf16::kPoints : TileF32::kPoints;
+  }
+  // Whether the weights are depth-factored: the tiles are then 2D ones on depth-summed input.
+  bool depth_factored() const { return depth_slice_ >= 0; }
   Precision precision() const { return bf16_ ? Precision::kBf16 : Precision::kFloat32; }
   // Streamed weights (core/weight_file.hpp): U goes to the network's file. The double path's U (the
   // reference networks') stays in memory.
@@ -179,7 +204,9 @@ class Winograd3d {
       for (Index o0 = 0; o0 < co; o0 += kB) {
         const int nb = int(std::min<Index>(kB, co - o0));
         const W* g[kB];
-        for (int b = 0; b < nb; ++b) g[b] = weight.data() + ((o0 + b) * ci + i) * 27;
+        // a depth-summed tile transforms the slice S only
+        const Index offset = Tl::kDepthSum ? depth_slice_ * 9 : 0;
+        for (int b = 0; b < nb; ++b) g[b] = weight.data() + ((o0 + b) * ci + i) * 27 + offset;
         double t[kPoints][kB];
         winograd::kernel_transform_batch<Tl>(g, nb, t);
         for (int xi = 0; xi < kPoints; ++xi) {
@@ -227,13 +254,13 @@ class Winograd3d {
     }
   }
 
-  // The 144 GEMMs of one block: M[p] = V[p] * U[p], V's points vps apart, M's mps apart. bf16: each V[p]
-  // rounded to bf16 first.
+  // The points() GEMMs of one block: M[p] = V[p] * U[p], V's points vps apart, M's mps apart. bf16: each
+  // V[p] rounded to bf16 first.
   void gemm_points(const T* v, Index vps, T* m, Index mps, Index rows) const {
     if constexpr (kPanels) {
       if (bf16_) {
-        Bf16* v16 = thread_scratch_bf16(2, size_t(TileBf16::kPoints * vps));
-        for (int p = 0; p < TileBf16::kPoints; ++p) {
+        Bf16* v16 = thread_scratch_bf16(2, size_t(points() * vps));
+        for (int p = 0; p < points(); ++p) {
           gemm::convert_row_bf16(v + p * vps, v16 + p * vps, rows * spec_.in_channels);
           gemm_point_bf16(p, v16 + p * vps, m + p * mps, rows);
         }
@@ -295,17 +322,19 @@ class Winograd3d {
     // so that a tile finds in L1 the part of its patch it shares with the tile before it along x (tile
     // by tile over all channels, each tile's 64 x C_in patch of F(2x2x2), 32 KB at 128 channels, evicted
     // its predecessor's).
+    constexpr int kPatch = Tl::kPatchZ * Tl::kInY * Tl::kInX;  // input voxels a tile reads
     thread_local std::vector<const T*> src_store;
-    if (src_store.size() < size_t(rows * kPoints)) src_store.resize(size_t(rows * kPoints));
+    if (src_store.size() < size_t(rows * kPatch)) src_store.resize(size_t(rows * kPatch));
     const T** const srcs = src_store.data();
     for (Index r = 0; r < rows; ++r) {
       Index n, z, y, x;
       tile_origin(t0 + r, n, z, y, x);
-      const T** src = srcs + r * kPoints;  // first channel of each input voxel of the patch (null: padding)
-      for (int a = 0; a < Tl::kInZ; ++a)
+      const T** src = srcs + r * kPatch;  // first channel of each input voxel of the patch (null: padding)
+      for (int a = 0; a < Tl::kPatchZ; ++a)
         for (int bb = 0; bb < Tl::kInY; ++bb) {
           const Index iz = z - g.padding[0] + a, iy = y - g.padding[1] + bb;
-          const bool row_in = iz >= 0 && iz < id.d && iy >= 0 && iy < id.h;
+          // a depth-summed tile reads only the planes its kernel keeps
+          const bool row_in = iz >= 0 && iz < id.d && iy >= 0 && iy < id.h && (!Tl::kDepthSum || self.keep_[size_t(a)]);
           const T* row = row_in ? j.rows->row(n, iz, iy) : nullptr;
           for (int e = 0; e < Tl::kInX; ++e) {
             const Index ix = x - g.padding[2] + e;
@@ -315,7 +344,7 @@ class Winograd3d {
     }
     for (Index c0 = 0; c0 < ci; c0 += nv)
       for (Index r = 0; r < rows; ++r)
-        winograd::input_tile<Tl, T, VB>(srcs + r * kPoints, c0, int(std::min<Index>(nv, ci - c0)), j.pre,
+        winograd::input_tile<Tl, T, VB>(srcs + r * kPatch, c0, int(std::min<Index>(nv, ci - c0)), j.pre,
                                         vbuf + r * ci + c0, vps);
     // 2. the 144 GEMMs
     self.gemm_points(vbuf, vps, mbuf, mps, rows);
@@ -367,8 +396,13 @@ class Winograd3d {
   template <class Rows>
   void run(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
            Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
-    if (bf16_) run_tiles<TileBf16>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
-    else run_tiles<TileF32>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+    if (depth_factored()) {
+      if (bf16_) run_tiles<TileBf16Depth>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+      else run_tiles<TileF32Depth>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+    } else {
+      if (bf16_) run_tiles<TileBf16>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+      else run_tiles<TileF32>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+    }
   }
   template <class Tl, class Rows>
   void run_tiles(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
@@ -416,6 +450,10 @@ class Winograd3d {
   PackedStore<float> panel_store_;
   // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel16_values_ per panel
   bool bf16_ = false;  // also the tile: F(2x2x2) in bf16, F(2x4x4) in float32
+  // Depth-factored weights (depth_factor.hpp): the kd slice transformed (-1: not factored) and the
+  // input planes a depth-summed tile reads, m[kd]
+  Index depth_slice_ = -1;
+  std::array<uint8_t, 3> keep_{};
   Index panel16_values_ = 0;
   PackedStore<Bf16> panel16_store_;
 };

@@ -5,8 +5,9 @@
 // Rule (fp32 only; double keeps the direct conv as the exact path): a 3x3x3 conv with stride 1 and
 // dilation 1 whose channels pass winograd_wins(). VOLFEAT_WINOGRAD overrides it for the whole
 // process: 0 (or off) never, all every applicable conv, 1/auto/unset the rule, wide the rule without
-// its cap on the transformed weights (faster, more memory: bench/README.md). Every other conv is direct,
-// depth-factored where its weights are (backend/cpu/depth_factor.hpp; VOLFEAT_DEPTH_FACTOR=0: never).
+// its cap on the transformed weights (faster, more memory: bench/README.md). Every other conv is direct.
+// Either kind runs depth-factored where its weights are (backend/cpu/depth_factor.hpp; Winograd then
+// takes 2D tiles on depth-summed input; VOLFEAT_DEPTH_FACTOR=0: never).
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -62,8 +63,8 @@ bool uses_winograd(const ConvSpec& s, WinogradMode mode) {
   }
 }
 
-// VOLFEAT_DEPTH_FACTOR, parsed once here at the edge: 0 (or off) keeps every direct conv 3D (for A/B
-// runs); unset, 1 or auto: depth-factored kernels run as 2D ones (backend/cpu/depth_factor.hpp).
+// VOLFEAT_DEPTH_FACTOR, parsed once here at the edge: 0 (or off) keeps every conv 3D (for A/B runs);
+// unset, 1 or auto: depth-factored kernels run as 2D ones (backend/cpu/depth_factor.hpp).
 inline DepthFactoring depth_factoring_from_env() {
   const char* v = std::getenv("VOLFEAT_DEPTH_FACTOR");
   if (!v || !*v) return DepthFactoring::kAuto;
@@ -84,14 +85,14 @@ struct ConvAlgorithm<Cpu, T> {
   static std::unique_ptr<Conv3d<Cpu, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
                                               const std::vector<float>& bias, const Cpu& device = {},
                                               WinogradMode mode = winograd_mode_from_env()) {
+    static const DepthFactoring factoring = depth_factoring_from_env();
     if constexpr (std::is_same_v<T, float>) {
       if (uses_winograd<T>(spec, mode)) {
-        auto w = std::make_shared<cpu::Winograd3d<T>>(spec, weight, bias, device.precision);
+        auto w = std::make_shared<cpu::Winograd3d<T>>(spec, weight, bias, device.precision, factoring);
         w->move_weights_to(device.weight_file);
         return std::make_unique<Conv3d<Cpu, T>>(spec, std::shared_ptr<const cpu::Winograd3d<T>>(std::move(w)));
       }
     }
-    static const DepthFactoring factoring = depth_factoring_from_env();
     auto conv = std::make_unique<Conv3d<Cpu, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size(),
                                                  device.precision, factoring);
     conv->move_weights_to(device.weight_file);

@@ -10,20 +10,32 @@ namespace volfeat::cpu::winograd {
 
 // A tile shape: F(MZ x MY x MX, 3x3x3), each extent 2 (F(2,3)) or 4 (F(4,3)). Transformed points are
 // indexed xi = (a*kInY + b)*kInX + e over (z, y, x), outputs o = (zo*kOutY + yo)*kOutX + xo.
+//
+// MZ = 1 is the depth-summed tile of a depth-factored kernel (depth_factor.hpp: every kd slice zero or
+// the same 3x3 S, as inflating a 2D network along D makes): the tile reads kPatchZ = 3 input planes,
+// sums the kept ones (after the pre-activation), and runs the 2D F(MY x MX, 3x3) of S on that sum, so
+// it has one transformed plane (kInZ = 1) and one output plane. F(4x4, 3x3): 36 points per 16 outputs,
+// 2.25 multiplies per output where F(2x4x4, 3x3x3) takes 4.5.
 template <int MZ, int MY, int MX>
 struct Tile {
-  static_assert((MZ == 2 || MZ == 4) && (MY == 2 || MY == 4) && (MX == 2 || MX == 4), "F(2,3) or F(4,3) per axis");
-  static constexpr int kOutZ = MZ, kOutY = MY, kOutX = MX;          // output tile extents
-  static constexpr int kInZ = MZ + 2, kInY = MY + 2, kInX = MX + 2;  // input tile extents
-  static constexpr int kPoints = kInZ * kInY * kInX;                 // transformed points per tile
+  static_assert((MZ == 1 || MZ == 2 || MZ == 4) && (MY == 2 || MY == 4) && (MX == 2 || MX == 4),
+                "F(2,3) or F(4,3) per axis, or depth-summed along z");
+  static constexpr bool kDepthSum = MZ == 1;
+  static constexpr int kOutZ = MZ, kOutY = MY, kOutX = MX;                   // output tile extents
+  static constexpr int kInZ = kDepthSum ? 1 : MZ + 2, kInY = MY + 2, kInX = MX + 2;  // transformed extents
+  static constexpr int kPatchZ = MZ + 2;                                     // input planes a tile reads
+  static constexpr int kPoints = kInZ * kInY * kInX;                         // transformed points per tile
   static constexpr int kOutputs = MZ * MY * MX;
 };
 // float32: F(2x4x4), 144 points per 32 outputs. bf16 (Precision::kBf16): F(2x2x2), 64 points per 8
 // outputs, because V is rounded to bf16 after the input transform: F(4,3)'s transforms, which scale by
 // up to 5 and 8, took DenseNet-121's features 2.4e-2 away from float32 (issue #17 allows 1e-2), and at
-// bf16's GEMM rate F(2x2x2) ran no slower than a direct conv (session 11).
+// bf16's GEMM rate F(2x2x2) ran no slower than a direct conv (session 11). Depth-factored kernels: the
+// 2D tiles with the same per-axis choice, F(4x4) (36 points per 16 outputs) and F(2x2) (16 per 4).
 using TileF32 = Tile<2, 4, 4>;
 using TileBf16 = Tile<2, 2, 2>;
+using TileF32Depth = Tile<1, 4, 4>;
+using TileBf16Depth = Tile<1, 2, 2>;
 
 // Tiles per block of Winograd3d::run (per thread, at a time) before it is cut to a whole number of the
 // micro-kernel's row blocks and to the work at hand: V and M of a block hold points * block * (C_in +
@@ -47,9 +59,14 @@ template <class Tl>
 Index tiles_of(Index d, Index h, Index w) {
   return ((d + Tl::kOutZ - 1) / Tl::kOutZ) * ((h + Tl::kOutY - 1) / Tl::kOutY) * ((w + Tl::kOutX - 1) / Tl::kOutX);
 }
-// The same for the tile with `points` transformed points (TileF32's or TileBf16's).
+// The same for the tile with `points` transformed points.
 inline Index tiles_of(int points, Index d, Index h, Index w) {
-  return points == TileBf16::kPoints ? tiles_of<TileBf16>(d, h, w) : tiles_of<TileF32>(d, h, w);
+  switch (points) {
+    case TileBf16::kPoints: return tiles_of<TileBf16>(d, h, w);
+    case TileF32Depth::kPoints: return tiles_of<TileF32Depth>(d, h, w);
+    case TileBf16Depth::kPoints: return tiles_of<TileBf16Depth>(d, h, w);
+    default: return tiles_of<TileF32>(d, h, w);
+  }
 }
 
 }  // namespace volfeat::cpu::winograd

@@ -154,21 +154,25 @@ VOLFEAT_WINOGRAD_INLINE void at4(const V* m, V* o) {
   o[3] = q + s * 8.f + m[5];
 }
 
-// B^T and A^T of the axis with N = 4 (F(2,3)) or 6 (F(4,3)) input points.
+// B^T and A^T of the axis with N = 4 (F(2,3)) or 6 (F(4,3)) input points, or 1: the depth-summed
+// tile's z, where the sum over the kept planes happened while loading.
 template <int N, class V>
 VOLFEAT_WINOGRAD_INLINE void bt(const V* d, V* r) {
-  if constexpr (N == 4) bt2(d, r);
+  if constexpr (N == 1) r[0] = d[0];
+  else if constexpr (N == 4) bt2(d, r);
   else bt4(d, r);
 }
 template <int N, class V>
 VOLFEAT_WINOGRAD_INLINE void at(const V* m, V* o) {
-  if constexpr (N == 4) at2(m, o);
+  if constexpr (N == 1) o[0] = m[0];
+  else if constexpr (N == 4) at2(m, o);
   else at4(m, o);
 }
 
 // One tile of shape Tl, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x)
-// of the kInZ x kInY x kInX patch; null: padding, zero). V point p gets B^T d B, stored at
-// dst + p * pstride.
+// of the kPatchZ x kInY x kInX patch; null: padding, zero, or a plane the depth-factored kernel skips).
+// V point p gets B^T d B, stored at dst + p * pstride; for a depth-summed tile d is the sum of the
+// patch's activated planes (one transformed plane).
 template <class Tl, class T, int B>
 VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride) {
   using V = Vec<T, B>;
@@ -178,12 +182,24 @@ VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, c
   for (int ab = 0; ab < kZ * kY; ++ab) {  // along x, while loading
     V d[kX];
     for (int e = 0; e < kX; ++e) {
-      const T* s = src[ab * kX + e];
-      if (s) {
-        load<T, B>(d[e], s + c0, nl);
-        pre.template apply<B>(d[e], c0, nl);
-      } else {
+      if constexpr (Tl::kDepthSum) {  // kZ = 1: ab is the row; the sum of the patch's planes
         d[e] = zero;
+        for (int a = 0; a < Tl::kPatchZ; ++a) {
+          const T* s = src[(a * kY + ab) * kX + e];
+          if (!s) continue;
+          V t;
+          load<T, B>(t, s + c0, nl);
+          pre.template apply<B>(t, c0, nl);
+          d[e] += t;
+        }
+      } else {
+        const T* s = src[ab * kX + e];
+        if (s) {
+          load<T, B>(d[e], s + c0, nl);
+          pre.template apply<B>(d[e], c0, nl);
+        } else {
+          d[e] = zero;
+        }
       }
     }
     bt<kX>(d, buf + ab * kX);
@@ -233,8 +249,8 @@ VOLFEAT_WINOGRAD_INLINE void output_tile(const T* m, Index pstride, int nl, Vec<
 }
 
 // G g G^T along each axis of up to kKernelBatch 3x3x3 kernels at once, in double: g[b] is kernel b
-// ((kd, kh, kw) order, float or double), b < nb; u[xi][b] its Tl::kPoints points (lanes b >= nb are
-// zero). The batch index is innermost so the compiler vectorises across kernels: a network's build
+// ((kd, kh, kw) order, float or double; for a depth-summed tile the 3x3 slice S, (kh, kw)), b < nb;
+// u[xi][b] its Tl::kPoints points (lanes b >= nb are zero). The batch index is innermost so the compiler vectorises across kernels: a network's build
 // transforms every (c_out, c_in) pair of its 3x3x3 convs, DenseNet-121's 237 K kernels, and one kernel at
 // a time it was a quarter of a fresh process's fixed cost (bench/README.md, "The fixed cost of a fresh
 // process").
@@ -260,30 +276,37 @@ void kernel_transform_batch(const W* const* g, int nb, double (&u)[Tl::kPoints][
       }
     }
   };
-  double in[27][B];  // (kd, kh, kw) x kernel
+  constexpr int kKD = Tl::kDepthSum ? 1 : 3;  // kernel planes transformed
+  double in[kKD * 9][B];                       // (kd, kh, kw) x kernel
   for (int b = 0; b < B; ++b)
-    for (int k = 0; k < 27; ++k) in[k][b] = b < nb ? double(g[b][k]) : 0.0;
-  double a[3][3][kX][B];  // (kd, kh, e) x kernel: along kw
-  for (int i = 0; i < 3; ++i)
+    for (int k = 0; k < kKD * 9; ++k) in[k][b] = b < nb ? double(g[b][k]) : 0.0;
+  double a[kKD][3][kX][B];  // (kd, kh, e) x kernel: along kw
+  for (int i = 0; i < kKD; ++i)
     for (int j = 0; j < 3; ++j) {
       const int k = (i * 3 + j) * 3;
       double* o[kX];
       for (int e = 0; e < kX; ++e) o[e] = a[i][j][e];
       axis(std::integral_constant<int, kX>{}, in[k], in[k + 1], in[k + 2], o);
     }
-  double c[3][kY][kX][B];  // (kd, b, e) x kernel: along kh
-  for (int i = 0; i < 3; ++i)
+  double c[kKD][kY][kX][B];  // (kd, b, e) x kernel: along kh
+  for (int i = 0; i < kKD; ++i)
     for (int e = 0; e < kX; ++e) {
       double* o[kY];
       for (int bb = 0; bb < kY; ++bb) o[bb] = c[i][bb][e];
       axis(std::integral_constant<int, kY>{}, a[i][0][e], a[i][1][e], a[i][2][e], o);
     }
-  for (int bb = 0; bb < kY; ++bb)  // (a, b, e) x kernel: along kd, into xi = (a*kInY + b)*kInX + e
-    for (int e = 0; e < kX; ++e) {
-      double* o[kZ];
-      for (int aa = 0; aa < kZ; ++aa) o[aa] = u[(aa * kY + bb) * kX + e];
-      axis(std::integral_constant<int, kZ>{}, c[0][bb][e], c[1][bb][e], c[2][bb][e], o);
-    }
+  if constexpr (Tl::kDepthSum) {  // one plane: xi = b*kInX + e
+    for (int bb = 0; bb < kY; ++bb)
+      for (int e = 0; e < kX; ++e)
+        for (int b = 0; b < B; ++b) u[bb * kX + e][b] = c[0][bb][e][b];
+  } else {
+    for (int bb = 0; bb < kY; ++bb)  // (a, b, e) x kernel: along kd, into xi = (a*kInY + b)*kInX + e
+      for (int e = 0; e < kX; ++e) {
+        double* o[kZ];
+        for (int aa = 0; aa < kZ; ++aa) o[aa] = u[(aa * kY + bb) * kX + e];
+        axis(std::integral_constant<int, kZ>{}, c[0][bb][e], c[1][bb][e], c[2][bb][e], o);
+      }
+  }
 }
 
 // One kernel's G g G^T (kernel_transform_batch with one lane).
