@@ -246,24 +246,15 @@ BOOST_AUTO_TEST_CASE(depth_factored_weights_run_2d_tiles) {
   // ConvAlgorithm::make (the network's path) factors them too
   BOOST_TEST((ConvAlgorithm<Cpu, float>::make(spec, w, b, Cpu{}, WinogradMode::kAll)->depth_factored()));
 
-  // bf16: F(2x2, 3x3) on the depth sum, within test_bf16's 1e-2 of the float reference.
-  if (cpu::gemm::bf16_available()) {
-    for (Rule rule : {Rule::kMean, Rule::kCentre}) {
-      const auto wr = inflated(p, rule, 7);
-      const std::vector<float> wf(wr.begin(), wr.end());
-      const cpu::Winograd3d<float> c16(spec, wf, b, Precision::kBf16);
-      BOOST_TEST(c16.depth_factored());
-      BOOST_TEST(c16.points() == 16);
-      BOOST_TEST((c16.precision() == Precision::kBf16));
-      const ref::Array5 want = ref::conv3d(x, wr, std::vector<double>(b.begin(), b.end()), p.out_channels, p.geometry);
-      const double e = relative_error(run(c16), ref::to_channels_last<double>(want));
-      BOOST_TEST(e <= 1e-2);
-      BOOST_TEST(e > 0.0);  // it did round
-      BOOST_TEST_MESSAGE("bf16 depth-factored F(2x2): relative error " << e);
-    }
-  } else {
-    BOOST_TEST_MESSAGE("bf16 part skipped: " << cpu::gemm::bf16_unavailable_reason());
-  }
+  // bf16 asked for: the depth-factored conv runs F(4x4) in float32 all the same (faster than bf16's
+  // F(2x2), and F(2x4) in bf16 was 1.7e-2 off: winograd3d.hpp), so bit for bit the float32 conv.
+  const cpu::Winograd3d<float> c16(spec, w, b, Precision::kBf16);
+  BOOST_TEST(c16.depth_factored());
+  BOOST_TEST((c16.precision() == Precision::kFloat32));
+  BOOST_TEST((run(c16) == run(cpu::Winograd3d<float>(spec, w, b))));
+  // not factored, bf16 stays bf16 where the CPU has it
+  BOOST_TEST((cpu::Winograd3d<float>(spec, nudged, b, Precision::kBf16).precision() ==
+              (cpu::gemm::bf16_available() ? Precision::kBf16 : Precision::kFloat32)));
 }
 
 BOOST_AUTO_TEST_CASE(conv_maxpool_uses_plane_pairs) {

@@ -31,11 +31,10 @@ struct Tile {
 // outputs, because V is rounded to bf16 after the input transform: F(4,3)'s transforms, which scale by
 // up to 5 and 8, took DenseNet-121's features 2.4e-2 away from float32 (issue #17 allows 1e-2), and at
 // bf16's GEMM rate F(2x2x2) ran no slower than a direct conv (session 11). Depth-factored kernels: the
-// 2D tiles with the same per-axis choice, F(4x4) (36 points per 16 outputs) and F(2x2) (16 per 4).
+// 2D F(4x4) (36 points per 16 outputs) in either precision (why: Winograd3d's constructor).
 using TileF32 = Tile<2, 4, 4>;
 using TileBf16 = Tile<2, 2, 2>;
 using TileF32Depth = Tile<1, 4, 4>;
-using TileBf16Depth = Tile<1, 2, 2>;
 
 // Tiles per block of Winograd3d::run (per thread, at a time) before it is cut to a whole number of the
 // micro-kernel's row blocks and to the work at hand: V and M of a block hold points * block * (C_in +
@@ -64,7 +63,6 @@ inline Index tiles_of(int points, Index d, Index h, Index w) {
   switch (points) {
     case TileBf16::kPoints: return tiles_of<TileBf16>(d, h, w);
     case TileF32Depth::kPoints: return tiles_of<TileF32Depth>(d, h, w);
-    case TileBf16Depth::kPoints: return tiles_of<TileBf16Depth>(d, h, w);
     default: return tiles_of<TileF32>(d, h, w);
   }
 }
