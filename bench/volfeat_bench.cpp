@@ -132,20 +132,33 @@ bool check_conv(const TensorView<const float>& in, const ConvSpec& s, const std:
 
 // A conv at DenseNet's shapes: grid (the 128^3 input's grid for that block), channels, kernel.
 // winograd: the conv runs as 3D Winograd F(2x4x4, 3x3x3) (backend/cpu/winograd3d.hpp); GFLOP/s stays counted
-// in the direct conv's FLOPs (the "effective" rate), and GEMM_GFLOP/s counts what its 144 GEMMs compute.
-void bm_conv(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post,
-             bool winograd) {
+// in the direct conv's FLOPs (the "effective" rate), and GEMM_GFLOP/s counts what its GEMMs compute.
+// inflated: the weights are a random 2D kernel inflated along D by i3d-mean (each kd slice w2 / kD, in
+// float), so the conv runs depth-factored (backend/cpu/depth_factor.hpp: 2D rows, or Winograd F(4x4, 3x3)).
+void bm_conv_weights(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post,
+                     bool winograd, bool inflated) {
   const ConvSpec spec{in_dims.c, co, g};
-  const auto w = normals(size_t(spec.weight_count()), 2, std::sqrt(2.0 / double(in_dims.c * g.taps())));
-  Conv3d<Cpu, float> conv(spec, w);
+  auto w = normals(size_t(spec.weight_count()), 2, std::sqrt(2.0 / double(in_dims.c * g.taps())));
+  if (inflated) {
+    const Index kd_n = g.kernel[0], plane = g.kernel[1] * g.kernel[2];
+    for (Index u = 0; u < in_dims.c * co; ++u)  // slice 0 of each kernel, divided by kD, kD times
+      for (Index j = 0; j < plane; ++j) {
+        const double v = double(float(w[size_t(u * kd_n * plane + j)] / double(kd_n)));
+        for (Index kd = 0; kd < kd_n; ++kd) w[size_t((u * kd_n + kd) * plane + j)] = v;
+      }
+  }
+  const std::vector<float> wf(w.begin(), w.end());
+  Conv3d<Cpu, float> conv(spec, wf.data(), wf.size());
   if (winograd) {
-    conv.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(spec, w));
+    auto wino = std::make_shared<const cpu::Winograd3d<float>>(spec, wf);
+    const int points = wino->points();
+    conv.set_winograd(std::move(wino));
     const Dims od = conv.output_dims(in_dims);
-    namespace wg = cpu::winograd;  // float32's tile
-    const double tiles = double(od.n * wg::tiles_of<wg::TileF32>(od.d, od.h, od.w));
-    st.counters["GEMM_GFLOP/s"] = benchmark::Counter(2.0 * tiles * wg::TileF32::kPoints * double(in_dims.c * co),
+    const double tiles = double(od.n * cpu::winograd::tiles_of(points, od.d, od.h, od.w));
+    st.counters["GEMM_GFLOP/s"] = benchmark::Counter(2.0 * tiles * points * double(in_dims.c * co),
                                                       benchmark::Counter::kIsIterationInvariantRate);
   }
+  if (inflated && !conv.depth_factored()) st.SkipWithError("inflated weights not depth-factored");
   const auto bn_in = random_bn(in_dims.c, 3);
   const auto bn_out = random_bn(co, 4);
   auto x = random_tensor(in_dims, 1);
@@ -165,6 +178,14 @@ void bm_conv(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, boo
   std::string why;
   if (!check_conv(x.view(), spec, w, fused_pre ? &bn_in : nullptr, y.view(), why)) st.SkipWithError(why.c_str());
   st.counters["GFLOP/s"] = benchmark::Counter(spec.flops(in_dims), benchmark::Counter::kIsIterationInvariantRate);
+}
+void bm_conv(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post,
+             bool winograd) {
+  bm_conv_weights(st, in_dims, co, g, fused_pre, fused_post, winograd, false);
+}
+void bm_conv_inflated(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre,
+                      bool fused_post, bool winograd) {
+  bm_conv_weights(st, in_dims, co, g, fused_pre, fused_post, winograd, true);
 }
 
 void bm_maxpool0(benchmark::State& st) {
@@ -332,6 +353,12 @@ void register_all(bool full) {
   RegisterBenchmark("winograd/128_to32_16^3", bm_conv, Dims{1, 16, 16, 16, 128}, 32, k3, false, false, true)->UseRealTime();
   RegisterBenchmark("winograd/128_to32_8^3", bm_conv, Dims{1, 8, 8, 8, 128}, 32, k3, false, false, true)->UseRealTime();
   RegisterBenchmark("winograd/128_to32_prebnrelu_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, true)->UseRealTime();
+  // The same with weights inflated by i3d-mean: Winograd F(4x4, 3x3) on the depth sum, and the
+  // depth-factored direct conv.
+  RegisterBenchmark("winograd_inflated/128_to32_32^3", bm_conv_inflated, Dims{1, 32, 32, 32, 128}, 32, k3, false, false, true)->UseRealTime();
+  RegisterBenchmark("winograd_inflated/128_to32_16^3", bm_conv_inflated, Dims{1, 16, 16, 16, 128}, 32, k3, false, false, true)->UseRealTime();
+  RegisterBenchmark("winograd_inflated/128_to32_prebnrelu_32^3", bm_conv_inflated, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, true)->UseRealTime();
+  RegisterBenchmark("conv3x3x3_inflated/128_to32_prebnrelu_32^3", bm_conv_inflated, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, false)->UseRealTime();
   for (auto [c_in, c_out, d, hw] : std::vector<std::array<Index, 4>>{
            {3, 64, 16, 64}, {64, 64, 16, 64}, {128, 128, 16, 32}, {256, 256, 8, 16}, {512, 512, 4, 8}}) {
     const std::string name = std::to_string(c_in) + "_to" + std::to_string(c_out) + "_" + std::to_string(d) + "x" +

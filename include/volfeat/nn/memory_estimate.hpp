@@ -46,7 +46,7 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //     (conv3d.hpp, forward_pointwise);
 //   * the direct conv's activated, zero-padded input rows: kD x kH rows of the padded width
 //     (conv3d.hpp, rows_fast);
-//   * Winograd's V and M blocks: its points (144, bf16 64) x a block of tiles x C_in, and x C_out
+//   * Winograd's V and M blocks: its points (144, bf16 64, depth-factored 36) x a block of tiles x C_in, and x C_out
 //     (winograd3d.hpp: winograd::block_tiles of the whole output's tiles, at most block_budget).
 inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const PlanTraits& traits, int threads) {
   const auto& nodes = g.nodes();

@@ -89,7 +89,7 @@ struct PlanTraits {
   // all held (network_weight_bytes counts them apart).
   double streamed_weight_bytes = 0;
   // Per node: 0, or the conv runs Winograd (Cpu; its rings hold planes in pairs) with this many
-  // transformed points per tile (backend/cpu/winograd3d_tile.hpp: 144 float32, 64 bf16).
+  // transformed points per tile (backend/cpu/winograd3d_tile.hpp: 144 float32, 64 bf16, 36 depth-factored).
   std::vector<int> winograd_points;
   int winograd_points_of(int node) const {
     return node >= 0 && size_t(node) < winograd_points.size() ? winograd_points[size_t(node)] : 0;
