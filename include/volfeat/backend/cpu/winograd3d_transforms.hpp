@@ -250,10 +250,10 @@ VOLFEAT_WINOGRAD_INLINE void output_tile(const T* m, Index pstride, int nl, Vec<
 
 // G g G^T along each axis of up to kKernelBatch 3x3x3 kernels at once, in double: g[b] is kernel b
 // ((kd, kh, kw) order, float or double; for a depth-summed tile the 3x3 slice S, (kh, kw)), b < nb;
-// u[xi][b] its Tl::kPoints points (lanes b >= nb are zero). The batch index is innermost so the compiler vectorises across kernels: a network's build
-// transforms every (c_out, c_in) pair of its 3x3x3 convs, DenseNet-121's 237 K kernels, and one kernel at
-// a time it was a quarter of a fresh process's fixed cost (bench/README.md, "The fixed cost of a fresh
-// process").
+// u[xi][b] its Tl::kPoints points (lanes b >= nb are zero). The batch index is innermost so the
+// compiler vectorises across kernels: a network's build transforms every (c_out, c_in) pair of its
+// 3x3x3 convs, DenseNet-121's 237 K kernels, and one kernel at a time it was a quarter of a fresh
+// process's fixed cost (bench/README.md, "The fixed cost of a fresh process").
 constexpr int kKernelBatch = 8;
 template <class Tl, class W>
 void kernel_transform_batch(const W* const* g, int nb, double (&u)[Tl::kPoints][kKernelBatch]) {
