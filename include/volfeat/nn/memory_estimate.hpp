@@ -47,10 +47,12 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //   * the direct conv's activated, zero-padded input rows: kD x kH rows of the padded width
 //     (conv3d.hpp, rows_fast);
 //   * Winograd's V and M blocks: its points (144, bf16 64, depth-factored 36) x a block of tiles x C_in, and x C_out
-//     (winograd3d.hpp: winograd::block_tiles of the whole output's tiles, at most block_budget).
+//     (winograd3d.hpp: winograd::block_tiles of the whole output's tiles, at most block_budget);
+//   * a depth-factored Winograd conv's depth sums: 6 input rows x (4 * block + 2) columns x C_in
+//     (winograd3d.hpp, depth_summed_input: at most one row of tiles of the block at a time).
 inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const PlanTraits& traits, int threads) {
   const auto& nodes = g.nodes();
-  double a_tile = 0, rows = 0, v = 0, m = 0;
+  double a_tile = 0, rows = 0, v = 0, m = 0, sums = 0;
   auto conv = [&](int c, const Dims& in) {
     const Node& nd = nodes[size_t(c)];
     const WindowGeometry& w = nd.window;
@@ -62,6 +64,9 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
                                                      ci, co, points);
       v = std::max(v, double(points) * double(block * ci));
       m = std::max(m, double(points) * double(block * co));
+      using Depth = cpu::winograd::TileF32Depth;
+      if (points == Depth::kPoints)
+        sums = std::max(sums, double(Depth::kInY) * double(Depth::kOutX * block + Depth::kInX - Depth::kOutX) * double(ci));
     } else if (detail::pointwise(w)) {
       const Index chunks = (ci + 127) / 128;
       const Index tile = std::clamp<Index>(Index(65536) / (chunks * 128), 32, 512);
@@ -79,13 +84,14 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
     conv(s.conv, in);
     if (s.conv2 >= 0) conv(s.conv2, plan.dims[size_t(nodes[size_t(s.conv2)].inputs[0])]);
   }
-  return 4.0 * (a_tile + rows + v + m);
+  return 4.0 * (a_tile + rows + v + m + sums);
 }
 
 // Bytes of a built network's parameters: every conv's packed weights and folded batchnorms (as many
 // values as torch's), except that a conv that runs Winograd holds its transformed weights U instead
-// (144 C_in C_out values against 27 in float32, 64 in bf16: 224 MB for ResNet-50's 3D convs of
-// layer1-3 in float32; conv3d.hpp frees the direct ones). `elem_bytes`: the network's value type.
+// (144 C_in C_out values against 27 in float32, 64 in bf16, 36 depth-factored: 224 MB for ResNet-50's
+// 3D convs of layer1-3 in float32; conv3d.hpp frees the direct ones). `elem_bytes`: the network's value
+// type.
 inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, size_t elem_bytes) {
   double values = double(g.param_values());
   const auto& nodes = g.nodes();

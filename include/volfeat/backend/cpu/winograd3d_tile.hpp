@@ -12,9 +12,10 @@ namespace volfeat::cpu::winograd {
 // indexed xi = (a*kInY + b)*kInX + e over (z, y, x), outputs o = (zo*kOutY + yo)*kOutX + xo.
 //
 // MZ = 1 is the depth-summed tile of a depth-factored kernel (depth_factor.hpp: every kd slice zero or
-// the same 3x3 S, as inflating a 2D network along D makes): the tile reads kPatchZ = 3 input planes,
-// sums the kept ones (after the pre-activation), and runs the 2D F(MY x MX, 3x3) of S on that sum, so
-// it has one transformed plane (kInZ = 1) and one output plane. F(4x4, 3x3): 36 points per 16 outputs,
+// the same 3x3 S, as inflating a 2D network along D makes): the tile spans kPatchZ = 3 input planes,
+// runs the 2D F(MY x MX, 3x3) of S on the sum of the kept ones (after the pre-activation; summed per run
+// of tiles, Winograd3d::depth_summed_input), so it has one transformed plane (kInZ = 1) and one output
+// plane. F(4x4, 3x3): 36 points per 16 outputs,
 // 2.25 multiplies per output where F(2x4x4, 3x3x3) takes 4.5.
 template <int MZ, int MY, int MX>
 struct Tile {
@@ -23,7 +24,7 @@ struct Tile {
   static constexpr bool kDepthSum = MZ == 1;
   static constexpr int kOutZ = MZ, kOutY = MY, kOutX = MX;                   // output tile extents
   static constexpr int kInZ = kDepthSum ? 1 : MZ + 2, kInY = MY + 2, kInX = MX + 2;  // transformed extents
-  static constexpr int kPatchZ = MZ + 2;                                     // input planes a tile reads
+  static constexpr int kPatchZ = MZ + 2;                                     // input planes a tile spans
   static constexpr int kPoints = kInZ * kInY * kInX;                         // transformed points per tile
   static constexpr int kOutputs = MZ * MY * MX;
 };

@@ -170,9 +170,9 @@ VOLFEAT_WINOGRAD_INLINE void at(const V* m, V* o) {
 }
 
 // One tile of shape Tl, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x)
-// of the kPatchZ x kInY x kInX patch; null: padding, zero, or a plane the depth-factored kernel skips).
-// V point p gets B^T d B, stored at dst + p * pstride; for a depth-summed tile d is the sum of the
-// patch's activated planes (one transformed plane).
+// of the kInZ x kInY x kInX patch; null: padding, zero). V point p gets B^T d B, stored at
+// dst + p * pstride. A depth-summed tile's patch is one plane: the depth sums (Winograd3d's
+// depth_summed_input), activated already.
 template <class Tl, class T, int B>
 VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride) {
   using V = Vec<T, B>;
@@ -182,24 +182,12 @@ VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, c
   for (int ab = 0; ab < kZ * kY; ++ab) {  // along x, while loading
     V d[kX];
     for (int e = 0; e < kX; ++e) {
-      if constexpr (Tl::kDepthSum) {  // kZ = 1: ab is the row; the sum of the patch's planes
-        d[e] = zero;
-        for (int a = 0; a < Tl::kPatchZ; ++a) {
-          const T* s = src[(a * kY + ab) * kX + e];
-          if (!s) continue;
-          V t;
-          load<T, B>(t, s + c0, nl);
-          pre.template apply<B>(t, c0, nl);
-          d[e] += t;
-        }
+      const T* s = src[ab * kX + e];
+      if (s) {
+        load<T, B>(d[e], s + c0, nl);
+        pre.template apply<B>(d[e], c0, nl);
       } else {
-        const T* s = src[ab * kX + e];
-        if (s) {
-          load<T, B>(d[e], s + c0, nl);
-          pre.template apply<B>(d[e], c0, nl);
-        } else {
-          d[e] = zero;
-        }
+        d[e] = zero;
       }
     }
     bt<kX>(d, buf + ab * kX);
