@@ -66,7 +66,7 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
       m = std::max(m, double(points) * double(block * co));
       using Depth = cpu::winograd::TileF32Depth;
       if (points == Depth::kPoints)
-        sums = std::max(sums, double(Depth::kInY) * double(Depth::kOutX * block + Depth::kInX - Depth::kOutX) * double(ci));
+        sums = std::max(sums, double(Depth::kInY) * double(cpu::winograd::depth_sum_columns<Depth>(block)) * double(ci));
     } else if (detail::pointwise(w)) {
       const Index chunks = (ci + 127) / 128;
       const Index tile = std::clamp<Index>(Index(65536) / (chunks * 128), 32, 512);

@@ -25,9 +25,10 @@
 // ring of bottleneck planes. Tiles are 2 planes deep, so output planes come in pairs as before.
 //
 // Depth-factored weights (depth_factor.hpp: each kd slice zero or the same 3x3 S, as inflating a 2D
-// network along D makes them): the tiles are 2D, Tile<1, 4, 4> (winograd3d_tile.hpp). Phase 1 gathers a
-// 3x6x6 patch and sums the activated planes the kernel keeps before the 2D transform; U is the 2D
-// transform of S; 36 GEMMs per block; each tile gives 16 outputs of one plane. DenseNet-121 at 128^3 with
+// network along D makes them): the tiles are 2D, Tile<1, 4, 4> (winograd3d_tile.hpp), one plane deep.
+// Phase 1 sums the activated planes the kernel keeps once per run of tiles (depth_summed_input), then
+// transforms each tile's 6x6 patch of sums; U is the 2D transform of S; 36 GEMMs per block; each tile
+// gives 16 outputs of one plane. DenseNet-121 at 128^3 with
 // inflated weights (Zen 4): 0.250 -> 0.170 s per forward (README.md, "Depth-factored convs").
 //
 // bf16 (Precision::kBf16, float only, where bf16_available()): U is rounded to bf16 once and packed as
@@ -87,13 +88,7 @@ class Winograd3d {
     if (!bias.empty() && static_cast<Index>(bias.size()) != spec.out_channels)
       fail("winograd3d: ", bias.size(), " biases given, the layer needs ", spec.out_channels);
     if constexpr (std::is_same_v<W, float>) {
-      if (factoring == DepthFactoring::kAuto) {
-        const DepthFactor f = depth_factor(spec, weight.data());
-        if (f.factored()) {
-          depth_slice_ = f.slice;
-          for (size_t a = 0; a < keep_.size(); ++a) keep_[a] = f.mask[a];
-        }
-      }
+      if (factoring == DepthFactoring::kAuto) depth_ = depth_factor(spec, weight.data());
     }
     // Depth-factored, bf16 was asked for: F(4x4) in float32 all the same. bf16 would need F(2x2) (F(2x4)
     // put a conv 1.7e-2 from float32, past issue #17's 1e-2): 4 multiplies per output at twice the
@@ -146,7 +141,7 @@ class Winograd3d {
     return bf16_ ? TileBf16::kPoints : TileF32::kPoints;
   }
   // Whether the weights are depth-factored: the tiles are then 2D ones on depth-summed input.
-  bool depth_factored() const { return depth_slice_ >= 0; }
+  bool depth_factored() const { return depth_.factored(); }
   Precision precision() const { return bf16_ ? Precision::kBf16 : Precision::kFloat32; }
   // Streamed weights (core/weight_file.hpp): U goes to the network's file. The double path's U (the
   // reference networks') stays in memory.
@@ -212,7 +207,7 @@ class Winograd3d {
         const int nb = int(std::min<Index>(kB, co - o0));
         const W* g[kB];
         // a depth-summed tile transforms the slice S only
-        const Index offset = Tl::kDepthSum ? depth_slice_ * 9 : 0;
+        const Index offset = Tl::kDepthSum ? depth_.slice * 9 : 0;
         for (int b = 0; b < nb; ++b) g[b] = weight.data() + ((o0 + b) * ci + i) * 27 + offset;
         double t[kPoints][kB];
         winograd::kernel_transform_batch<Tl>(g, nb, t);
@@ -300,6 +295,17 @@ class Winograd3d {
     }
   }
 
+  // The output origin (n, z, y, x) of tile t of a run: tiles in order of n, plane of tiles, row, column.
+  template <class Tl, class Rows>
+  static VOLFEAT_WINOGRAD_INLINE void tile_origin(const Job<Rows>& j, Index t, Index& n, Index& z, Index& y, Index& x) {
+    n = j.n0 + t / j.per_n;
+    Index r = t % j.per_n;
+    x = Tl::kOutX * (r % j.tx);
+    r /= j.tx;
+    y = Tl::kOutY * (r % j.ty);
+    z = Tl::kOutZ * (j.tz0 + r / j.ty);
+  }
+
   // Phase 1 of a depth-summed block (Tl::kDepthSum): its tiles come in runs along x (one n, z and row of
   // tiles each). For each run, the activated input planes the kernel keeps are summed once over the run's
   // kInY input rows and kOutX * k + 2 columns, C_in values each, into the thread's scratch (slot 4), in
@@ -317,12 +323,11 @@ class Winograd3d {
     const Dims& id = j.rows->dims;
     const Index ld = j.rows->ld;
     for (Index r = 0; r < rows;) {
-      const Index t = t0 + r;  // the run's first tile: (n, plane z, tile row y, tile column x)
-      const Index n = j.n0 + t / j.per_n, q = (t % j.per_n) / j.tx;
-      const Index x = Tl::kOutX * (t % j.tx), y = Tl::kOutY * (q % j.ty), z = j.tz0 + q / j.ty;
+      Index n, z, y, x;  // the run's first tile
+      tile_origin<Tl>(j, t0 + r, n, z, y, x);
       Index r1 = r + 1;  // tiles r .. r1 - 1: the run along x
       while (r1 < rows && (t0 + r1) % j.tx != 0) ++r1;
-      const Index cols = Tl::kOutX * (r1 - r) + (kX - Tl::kOutX);
+      const Index cols = winograd::depth_sum_columns<Tl>(r1 - r);
       // sum[row b][column][c_in]: the depth sum at input (y - pad + b, x - pad + column); zero outside
       T* const sum = scratch(4, size_t(kY * cols * ci));
       for (int bb = 0; bb < kY; ++bb) {
@@ -331,7 +336,7 @@ class Winograd3d {
         int np = 0;
         for (int a = 0; a < Tl::kPatchZ && iy >= 0 && iy < id.h; ++a) {
           const Index iz = z - g.padding[0] + a;
-          if (self.keep_[size_t(a)] && iz >= 0 && iz < id.d) planes[np++] = j.rows->row(n, iz, iy);
+          if (self.depth_.mask[size_t(a)] && iz >= 0 && iz < id.d) planes[np++] = j.rows->row(n, iz, iy);
         }
         for (Index col = 0; col < cols; ++col) {
           const Index ix = x - g.padding[2] + col;
@@ -379,14 +384,6 @@ class Winograd3d {
     T* const vbuf = scratch(2, size_t(kPoints * vps));
     T* const mbuf = scratch(3, size_t(kPoints * mps));
     const Index t0 = b * j.block, rows = std::min(j.block, j.tiles - t0);
-    auto tile_origin = [&](Index t, Index& n, Index& z, Index& y, Index& x) {  // output origin of tile t
-      n = j.n0 + t / j.per_n;
-      Index r = t % j.per_n;
-      x = Tl::kOutX * (r % j.tx);
-      r /= j.tx;
-      y = Tl::kOutY * (r % j.ty);
-      z = Tl::kOutZ * (j.tz0 + r / j.ty);
-    };
     if constexpr (Tl::kDepthSum) {
       depth_summed_input<VB, Tl>(j, t0, rows, vbuf, vps);
     } else {
@@ -400,7 +397,7 @@ class Winograd3d {
       const T** const srcs = src_store.data();
       for (Index r = 0; r < rows; ++r) {
         Index n, z, y, x;
-        tile_origin(t0 + r, n, z, y, x);
+        tile_origin<Tl>(j, t0 + r, n, z, y, x);
         const T** src = srcs + r * kPatch;  // first channel of each input voxel of the patch (null: padding)
         for (int a = 0; a < Tl::kPatchZ; ++a)
           for (int bb = 0; bb < Tl::kInY; ++bb) {
@@ -424,7 +421,7 @@ class Winograd3d {
     const T* bias = self.bias_.empty() ? nullptr : self.bias_.data();
     for (Index r = 0; r < rows; ++r) {
       Index n, z, y, x;
-      tile_origin(t0 + r, n, z, y, x);
+      tile_origin<Tl>(j, t0 + r, n, z, y, x);
       constexpr int kOut = Tl::kOutputs;
       T* dst[kOut];
       for (int o = 0; o < kOut; ++o) {
@@ -517,11 +514,10 @@ class Winograd3d {
   Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
   PackedStore<float> panel_store_;
   // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel16_values_ per panel
-  bool bf16_ = false;  // also the tile: F(2x2x2) in bf16, F(2x4x4) in float32 (never with depth_slice_)
-  // Depth-factored weights (depth_factor.hpp): the kd slice transformed (-1: not factored) and the
-  // input planes a depth-summed tile reads, m[kd]
-  Index depth_slice_ = -1;
-  std::array<uint8_t, 3> keep_{};
+  bool bf16_ = false;  // also the tile: F(2x2x2) in bf16, F(2x4x4) in float32 (never when depth-factored)
+  // Depth-factored weights (depth_factor.hpp, as Conv3d's direct path holds them): the slice transformed
+  // and the planes m[kd] a depth-summed tile adds; empty: 3D tiles
+  DepthFactor depth_;
   Index panel16_values_ = 0;
   PackedStore<Bf16> panel16_store_;
 };

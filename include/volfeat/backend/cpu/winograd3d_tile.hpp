@@ -15,8 +15,7 @@ namespace volfeat::cpu::winograd {
 // the same 3x3 S, as inflating a 2D network along D makes): the tile spans kPatchZ = 3 input planes,
 // runs the 2D F(MY x MX, 3x3) of S on the sum of the kept ones (after the pre-activation; summed per run
 // of tiles, Winograd3d::depth_summed_input), so it has one transformed plane (kInZ = 1) and one output
-// plane. F(4x4, 3x3): 36 points per 16 outputs,
-// 2.25 multiplies per output where F(2x4x4, 3x3x3) takes 4.5.
+// plane. F(4x4, 3x3): 36 points per 16 outputs, 2.25 multiplies per output where F(2x4x4, 3x3x3) takes 4.5.
 template <int MZ, int MY, int MX>
 struct Tile {
   static_assert((MZ == 1 || MZ == 2 || MZ == 4) && (MY == 2 || MY == 4) && (MX == 2 || MX == 4),
@@ -59,6 +58,14 @@ template <class Tl>
 Index tiles_of(Index d, Index h, Index w) {
   return ((d + Tl::kOutZ - 1) / Tl::kOutZ) * ((h + Tl::kOutY - 1) / Tl::kOutY) * ((w + Tl::kOutX - 1) / Tl::kOutX);
 }
+// Input columns of the depth sums of a run of `tiles` depth-summed tiles along x (Winograd3d's
+// depth_summed_input holds kInY rows of them, C_in values each; nn/memory_estimate.hpp counts the same).
+template <class Tl>
+constexpr Index depth_sum_columns(Index tiles) {
+  static_assert(Tl::kDepthSum, "depth sums belong to depth-summed tiles");
+  return Tl::kOutX * tiles + (Tl::kInX - Tl::kOutX);
+}
+
 // The same for the tile with `points` transformed points.
 inline Index tiles_of(int points, Index d, Index h, Index w) {
   switch (points) {

@@ -155,7 +155,7 @@ VOLFEAT_WINOGRAD_INLINE void at4(const V* m, V* o) {
 }
 
 // B^T and A^T of the axis with N = 4 (F(2,3)) or 6 (F(4,3)) input points, or 1: the depth-summed
-// tile's z, where the sum over the kept planes happened while loading.
+// tile's z, whose one plane holds the sums over the kept planes (Winograd3d::depth_summed_input).
 template <int N, class V>
 VOLFEAT_WINOGRAD_INLINE void bt(const V* d, V* r) {
   if constexpr (N == 1) r[0] = d[0];
