@@ -71,6 +71,8 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   if (!precision_note.empty()) progress.warn(precision_note);
   r.precision = precision_name(DeviceFor<Backend>::precision(device));
   r.precision_note = precision_note;
+  r.precision_kernels = DeviceFor<Backend>::kernels(device);
+  if (!r.precision_kernels.empty()) progress.note(r.precision_kernels);
   r.stream_weights = DeviceFor<Backend>::stream_weights(device);
   const Network<Backend, float> net(r.weights.state, kReleaseWeights, device);
   r.timings["load_weights"] = load_seconds;  // overlapped with "prepare"

@@ -179,6 +179,7 @@ struct LandmarksResult {
   std::vector<std::string> layers;  // as asked (presets unexpanded)
   std::string weights_description, weights_sha;
   std::string precision = "float32", precision_note;  // what the convs ran (DeviceFor), and why not as asked
+  std::string precision_kernels;                      // which kernels ran bf16 (DeviceFor::kernels), or empty
   struct Scheme {
     std::string key;  // arch/scheme
     std::vector<std::string> members;
@@ -234,6 +235,7 @@ std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const
   std::vector<std::vector<SchemeNetworks<Backend, float>>> per_arch;
   const Backend device = DeviceFor<Backend>::make(o.device, r.precision_note);
   r.precision = precision_name(DeviceFor<Backend>::precision(device));
+  r.precision_kernels = DeviceFor<Backend>::kernels(device);
   if (o.weights.empty()) {
     for (const auto& arch : o.archs) {
       const StateDict sd2 = seeded_2d_init(arch, o.inflate.seed);
@@ -294,6 +296,7 @@ LandmarksResult run_landmarks(const LandmarksOptions& o, Progress& progress) {
   const auto per_arch = landmark_networks<Backend>(o, m, r);
   progress.end();
   if (!r.precision_note.empty()) progress.warn(r.precision_note);
+  if (!r.precision_kernels.empty()) progress.note(r.precision_kernels);
   for (const auto& nets : per_arch)
     for (const auto& s : nets)
       if (s.nets.front()->input_channels() != channels)
@@ -339,6 +342,7 @@ inline void write_landmarks(const LandmarksOptions& o, const LandmarksResult& r,
   run["weights_sha256"] = r.weights_sha;
   run["precision"] = r.precision;
   run["precision_note"] = r.precision_note;
+  run["precision_kernels"] = r.precision_kernels.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.precision_kernels);
   run["stream_weights"] = o.device.stream_weights.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.device.stream_weights);
   for (const auto& s : r.schemes) run["schemes"][s.key] = {{"members", s.members}, {"weights", s.description}};
   run["archs"] = o.archs;

@@ -43,8 +43,9 @@ int run_sweep_single(const SweepOptions& o) {
                   " bytes) from an interrupted run");
   write_sweep_json(o);
   std::string precision_note;  // bf16 asked for where it cannot run: said once here, not per unit
-  (void)DeviceFor<Backend>::make(o.base.device, precision_note);
+  const Backend device = DeviceFor<Backend>::make(o.base.device, precision_note);
   if (!precision_note.empty()) progress.warn(precision_note);
+  if (const std::string k = DeviceFor<Backend>::kernels(device); !k.empty()) progress.note(k);
 
   const std::vector<SweepUnit> units = sweep_units(o);
   NullValues nulls;

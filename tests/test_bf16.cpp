@@ -29,6 +29,13 @@ struct Bf16Guard {
       std::cout << "skipped: the bf16 kernels cannot run here: " << why << "\n";
       std::exit(77);
     }
+    try {
+      const std::string kernels = cpu::gemm::bf16_kernels_description();
+      std::cout << "bf16 kernels: " << kernels << "\n";
+    } catch (const Error& e) {  // VOLFEAT_BF16_KERNELS asks for what cannot run
+      std::cout << "error: " << e.what() << "\n";
+      std::exit(1);
+    }
   }
 };
 

@@ -311,6 +311,125 @@ BOOST_AUTO_TEST_CASE(micro_kernels_of_every_isa_match_naive_gemm) {
   }
 }
 
+namespace {
+
+// The bf16 GEMM on AMX tiles (gemm_amx.hpp), through the kernel set's function `rows_fn` (the real
+// tiles or their software model), against sums in double of the same bf16-rounded operands: only the
+// float accumulation differs, held to float's 1e-5. Row counts around the 16-row tiles and 32-row
+// blocks, odd row strides, panels of 1, 2 and 4 vectors with valid columns ending inside either vector
+// of a pair, a later K group accumulating into C, NaN through the ReLU.
+void check_amx_gemm(cpu::gemm::Bf16RowsFn rows_fn, const char* name) {
+  namespace gemm = cpu::gemm;
+  struct Case {
+    const char* name;
+    Index rs;
+    std::vector<Index> lens;
+  };
+  const std::vector<Case> cases{{"pointwise chunk: row stride 128", 128, {128}},
+                                {"Winograd: one segment, odd stride", 97, {96}},
+                                {"direct conv: three taps", 301, {64, 32, 160}}};
+  for (const int nv : {1, 2, 4})
+    for (const Case& gc : cases)
+      for (const Index rows : {Index(1), Index(7), Index(16), Index(17), Index(32), Index(45), Index(67)})
+        for (const int cols : {16 * nv, 16 * nv - 5, 3, 20})
+          for (const bool accumulate : {false, true}) {
+            if (cols > 16 * nv) continue;
+            BOOST_TEST_CONTEXT(name << ", nv " << nv << ", " << gc.name << ", rows " << rows << ", cols " << cols
+                                    << (accumulate ? ", accumulating" : "")) {
+              const Index pw = 16 * nv;
+              const int nseg = int(gc.lens.size());
+              std::vector<Index> a_off, k_off;
+              Index span = 0, klen = 0;
+              for (const Index len : gc.lens) a_off.push_back(span), k_off.push_back(klen), span += len + 2, klen += len;
+              span -= 2;  // segments read disjoint parts of a row, 2 apart
+              BOOST_TEST_REQUIRE(span <= gc.rs);
+              // A as bf16 rows; B as the packed panel (k-pair p, channel o: b[(p*pw + o)*2 + k%2]).
+              const auto av = random_values(size_t((rows - 1) * gc.rs + span), 171);
+              const auto bv = random_values(size_t(klen * pw), 172);
+              std::vector<cpu::Bf16> a(av.size());
+              for (size_t i = 0; i < av.size(); ++i) a[i] = cpu::round_to_bf16(float(av[i]));
+              a[size_t(a_off[0])] = cpu::round_to_bf16(NAN);  // row 0, k 0
+              cpu::AlignedArray<cpu::Bf16> b_store;
+              cpu::Bf16* b = b_store.reserve(bv.size());
+              for (Index k = 0; k < klen; ++k)
+                for (Index o = 0; o < pw; ++o) b[((k / 2) * pw + o) * 2 + k % 2] = cpu::round_to_bf16(float(bv[size_t(k * pw + o)]));
+              auto a_at = [&](Index r, int s, Index k) { return double(cpu::bf16_to_float(a[size_t(a_off[size_t(s)] + r * gc.rs + k)])); };
+              auto b_at = [&](Index k, Index o) { return double(cpu::bf16_to_float(b[((k / 2) * pw + o) * 2 + k % 2])); };
+              const auto ep_v = random_values(size_t(3 * pw), 173);
+              std::vector<float> bias(ep_v.begin(), ep_v.begin() + pw), scale(ep_v.begin() + pw, ep_v.begin() + 2 * pw),
+                  shift(ep_v.begin() + 2 * pw, ep_v.end());
+              for (float& x : scale) x += 1.5f;
+              std::vector<gemm::Bf16Segment> segs;
+              for (int s = 0; s < nseg; ++s)
+                segs.push_back({a.data() + a_off[size_t(s)], b + k_off[size_t(s)] * pw, gc.lens[size_t(s)]});
+              const Index ldc = pw + 7;
+              const auto cv = random_values(size_t(rows * ldc), 174);
+              std::vector<float> c(size_t(rows * ldc), 42.f);
+              if (accumulate) std::copy(cv.begin(), cv.end(), c.begin());
+              gemm::Epilogue ep;
+              ep.bias = bias.data(), ep.scale = scale.data(), ep.shift = shift.data(), ep.relu = true, ep.cols = cols;
+              ep.accumulate = accumulate;
+              std::vector<double> want(c.begin(), c.end());
+              rows_fn(segs.data(), nseg, gc.rs, nv, rows, c.data(), ldc, ep);
+              for (Index r = 0; r < rows; ++r)
+                for (Index o = 0; o < cols; ++o) {
+                  double sum = accumulate ? double(float(cv[size_t(r * ldc + o)])) : 0.0;
+                  for (int s = 0; s < nseg; ++s)
+                    for (Index k = 0; k < gc.lens[size_t(s)]; ++k) sum += a_at(r, s, k) * b_at(k_off[size_t(s)] + k, o);
+                  const double v = (sum + bias[size_t(o)]) * scale[size_t(o)] + shift[size_t(o)];
+                  want[size_t(r * ldc + o)] = std::isnan(v) ? v : std::max(0.0, v);
+                }
+              // Columns past `cols` and past the panel keep what they held.
+              BOOST_TEST(relative_error(c, want) <= 1e-5);
+              BOOST_TEST(std::isnan(c[0]));
+            }
+          }
+}
+
+}  // namespace
+
+// The tile GEMM's code on the software model wherever the bf16 kernels run (its epilogue is AVX-512),
+// and on the real tiles where the CPU has AMX; a part that cannot run says why.
+BOOST_AUTO_TEST_CASE(amx_tile_gemm_matches_naive_gemm) {
+  namespace gemm = cpu::gemm;
+  const std::string why = gemm::bf16_unavailable_reason();
+  if (!why.empty()) {
+    BOOST_TEST_MESSAGE("skipped the AMX tile GEMM, real and emulated: " << why);
+    return;
+  }
+  BOOST_TEST_MESSAGE("checking the AMX tile GEMM on the software model");
+  check_amx_gemm(gemm::bf16_kernel_set()->emulated_amx_rows, "emulated tiles");
+  const std::string no_amx = cpu::amx_unavailable_reason();
+  if (!no_amx.empty()) {
+    BOOST_TEST_MESSAGE("skipped the AMX tile GEMM on real tiles: " << no_amx);
+    return;
+  }
+  BOOST_TEST_MESSAGE("checking the AMX tile GEMM on this CPU's tiles");
+  check_amx_gemm(gemm::bf16_kernel_set()->amx_rows, "AMX tiles");
+}
+
+// Segments tiles cannot take (a length not a multiple of 32) go to the AVX512-BF16 kernels.
+BOOST_AUTO_TEST_CASE(amx_takes_only_multiples_of_32) {
+  const cpu::gemm::Bf16Segment ok[] = {{nullptr, nullptr, 32}, {nullptr, nullptr, 128}};
+  const cpu::gemm::Bf16Segment odd[] = {{nullptr, nullptr, 64}, {nullptr, nullptr, 8}};
+  BOOST_TEST(cpu::amx_takes(ok, 2));
+  BOOST_TEST(!cpu::amx_takes(odd, 2));
+  BOOST_TEST(cpu::amx_takes(odd, 1));
+}
+
+BOOST_AUTO_TEST_CASE(bf16_kernel_names_parse_and_unknown_ones_fail) {
+  namespace gemm = cpu::gemm;
+  for (const auto k : {gemm::Bf16Kernels::kAvx512Bf16, gemm::Bf16Kernels::kAmx, gemm::Bf16Kernels::kAmxEmulated})
+    BOOST_TEST((gemm::parse_bf16_kernels(gemm::bf16_kernels_name(k)) == k));
+  BOOST_CHECK_THROW(gemm::parse_bf16_kernels("tiles"), Error);
+  // Without AMX, "auto" picks AVX512-BF16 and names the reason; with it, AMX.
+  if (gemm::bf16_available() && !std::getenv("VOLFEAT_BF16_KERNELS")) {
+    const bool amx = cpu::amx_unavailable_reason().empty();
+    BOOST_TEST((gemm::bf16_kernels() == (amx ? gemm::Bf16Kernels::kAmx : gemm::Bf16Kernels::kAvx512Bf16)));
+    BOOST_TEST_MESSAGE("bf16 here: " << gemm::bf16_kernels_description());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(isa_names_parse_and_unknown_ones_fail) {
   for (const cpu::CpuIsa isa : {cpu::CpuIsa::kGeneric, cpu::CpuIsa::kAvx2, cpu::CpuIsa::kAvx512})
     BOOST_TEST((cpu::parse_isa(cpu::isa_name(isa)) == isa));

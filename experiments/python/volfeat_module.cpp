@@ -315,6 +315,7 @@ class PyNetwork {
     net_ = std::make_unique<Network<Cpu, float>>(weights_.state, kReleaseWeights, device);
   }
   const std::string& precision_note() const { return precision_note_; }
+  std::string precision_kernels() const { return DeviceFor<Cpu>::kernels(net().device()); }
 
   std::vector<std::string> modules() const {
     std::vector<std::string> names;
@@ -434,6 +435,7 @@ PYBIND11_MODULE(_volfeat, m) {
       .def_property_readonly("precision",
                              [](const PyNetwork& n) { return std::string(precision_name(n.net().device().precision)); })
       .def_property_readonly("precision_note", &PyNetwork::precision_note)
+      .def_property_readonly("precision_kernels", &PyNetwork::precision_kernels)
       .def_property_readonly("stream_weights",
                              [](const PyNetwork& n) -> std::optional<std::string> {
                                const auto& f = n.net().device().weight_file;

@@ -2,7 +2,9 @@
 """--precision bf16 through the program (issue #17): its features within 1e-2 (relative to the layer's
 largest value) and its cosines within 1e-3 of float32, on the phantom (DenseNet-121, ResNet-50, VGG-19,
 every block of each; DenseNet-121 also from inflated 2D weights, its stem depth-factored) and on the pelvis
-CT; run.json says what ran. Where bf16 cannot run (no
+CT; run.json says what ran and on which kernels (AMX tiles where the CPU has them, else AVX512-BF16; the
+tile GEMM's code also runs here on its software model, VOLFEAT_BF16_KERNELS=amx-emulated). Where bf16
+cannot run (no
 AVX512-BF16, or VOLFEAT_CPU_ISA=avx2) the run goes on in float32 with one note, and gives float32's
 features bit for bit. An unknown precision is one error line.
 
@@ -36,19 +38,34 @@ def has_bf16():
 BF16 = has_bf16()
 
 
-def run(*args, isa=None, expect=0):
+def has_amx():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return {"amx_tile", "amx_bf16"} <= set(line.split(":", 1)[1].split())
+    return False
+
+
+# What run.json's precision_kernels says for bf16 here (the kernel may still refuse AMX: then the test says so).
+KERNELS = "bf16 kernels: AMX tiles" if has_amx() else "bf16 kernels: AVX512-BF16"
+
+
+def run(*args, isa=None, kernels=None, expect=0):
     env = dict(os.environ)
     env.pop("VOLFEAT_CPU_ISA", None)
+    env.pop("VOLFEAT_BF16_KERNELS", None)
     if isa:
         env["VOLFEAT_CPU_ISA"] = isa
+    if kernels:
+        env["VOLFEAT_BF16_KERNELS"] = kernels
     p = subprocess.run([BIN, *args], capture_output=True, text=True, env=env)
     assert p.returncode == expect, f"exit {p.returncode} (expected {expect}) for {args}\nstderr: {p.stderr}"
     return p
 
 
-def extract(name, precision, *args, isa=None):
-    out = fresh_dir(WORK, f"{name}_{precision}" + (f"_{isa}" if isa else ""))
-    p = run("extract", "--out", out, "--precision", precision, "--quiet", *args, isa=isa)
+def extract(name, precision, *args, isa=None, kernels=None):
+    out = fresh_dir(WORK, f"{name}_{precision}" + (f"_{isa}" if isa else "") + (f"_{kernels}" if kernels else ""))
+    p = run("extract", "--out", out, "--precision", precision, "--quiet", *args, isa=isa, kernels=kernels)
     with open(os.path.join(out, "run.json")) as f:
         meta = json.load(f)
     feats = np.load(os.path.join(out, "features.npz"))
@@ -57,12 +74,14 @@ def extract(name, precision, *args, isa=None):
     return p, meta, {k: feats[k] for k in feats.files}, cos
 
 
-def compare(name, *args):
+def compare(name, *args, kernels=None, want_kernels=None):
     """bf16 against float32 on the same run: worst feature error per layer and worst cosine difference."""
     _, m32, f32, c32 = extract(name, "float32", *args)
-    _, m16, f16, c16 = extract(name, "bf16", *args)
+    _, m16, f16, c16 = extract(name, "bf16", *args, kernels=kernels)
     assert m32["precision"] == "float32" and m16["precision"] == "bf16", (m32["precision"], m16["precision"])
     assert m16["precision_note"] == "", m16["precision_note"]
+    assert m32["precision_kernels"] is None, m32["precision_kernels"]
+    assert m16["precision_kernels"].startswith(want_kernels or KERNELS), m16["precision_kernels"]
     assert sorted(f32) == sorted(f16)
     by_layer = {}
     for k in f32:
@@ -138,6 +157,36 @@ def test_pelvis_ct():
 test_pelvis_ct.normal_suite_only = WHY_NORMAL_ONLY
 
 
+def test_amx_tile_gemm_emulated_through_the_program():
+    """VOLFEAT_BF16_KERNELS=amx-emulated: the AMX tile GEMM's blocking on its software model (any CPU with
+    AVX512-BF16), DenseNet-121's first block and ResNet-50's first stage, within the same bounds."""
+    if skip_without_bf16():
+        return
+    want = "bf16 kernels: AMX tiles emulated in software"
+    compare("densenet121_amx_emulated", "--arch", "densenet121", "--layers", "features.conv0,denseblock1,transition1",
+            kernels="amx-emulated", want_kernels=want)
+    compare("resnet50_amx_emulated", "--arch", "resnet50", "--layers", "conv1,layer1", kernels="amx-emulated",
+            want_kernels=want)
+
+
+test_amx_tile_gemm_emulated_through_the_program.normal_suite_only = WHY_NORMAL_ONLY
+
+
+def test_bad_bf16_kernels_is_one_error_line():
+    """An unknown VOLFEAT_BF16_KERNELS, or amx on a CPU without it, is refused before any work."""
+    if skip_without_bf16():
+        return
+    out = fresh_dir(WORK, "bad_kernels")
+    p = run("extract", "--out", out, "--precision", "bf16", "--quiet", kernels="tiles", expect=1)
+    assert p.stderr == ("volfeat: error: VOLFEAT_BF16_KERNELS=tiles is not one of amx, avx512bf16, amx-emulated "
+                        "(or unset/auto for the best here)\n"), p.stderr
+    assert not os.path.exists(os.path.join(out, "run.json"))
+    if not has_amx():
+        p = run("extract", "--out", out, "--precision", "bf16", "--quiet", kernels="amx", expect=1)
+        assert p.stderr.startswith("volfeat: error: VOLFEAT_BF16_KERNELS=amx but this CPU lacks AMX tiles"), p.stderr
+        assert not os.path.exists(os.path.join(out, "run.json"))
+
+
 def test_without_bf16_float32_with_a_note():
     """VOLFEAT_CPU_ISA=avx2 has no bf16 kernels on any CPU: the run goes on in float32 and says so."""
     p, m, f, c = extract("fallback", "bf16", isa="avx2")
@@ -176,6 +225,7 @@ def test_sweep_and_landmarks_record_the_precision():
     with open(os.path.join(lm, "landmarks_run.json")) as f:
         meta = json.load(f)
     assert meta["precision"] == want and (meta["precision_note"] == "") == BF16, meta
+    assert (meta["precision_kernels"] or "").startswith(KERNELS if BF16 else ""), meta
     assert ("running float32" in p.stderr) != BF16, p.stderr
 
 

@@ -138,6 +138,8 @@ def test_precision_keyword_is_the_cli_option():
     assert r32.run["precision"] == "float32"
     assert r16.run["precision"] == ("bf16" if bf16 else "float32")
     assert (r16.run["precision_note"] == "") == bf16
+    assert r32.run["precision_kernels"] is None
+    assert (r16.run["precision_kernels"] or "").startswith("bf16 kernels: " if bf16 else ""), r16.run
     scale = max(np.abs(v).max() for v in r32.features.values())
     err = max(np.abs(r16.features[k] - r32.features[k]).max() for k in r32.features)
     assert (0 < err <= 1e-2 * scale) if bf16 else err == 0, err / scale

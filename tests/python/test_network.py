@@ -114,10 +114,12 @@ def test_precision_bf16_against_float32():
     got = net.forward(x, layers)
     if not _cpu_has_bf16():
         assert net.precision == "float32" and net.precision_note.endswith("running float32"), net.precision_note
+        assert net.precision_kernels == "", net.precision_kernels
         for n in layers:
             assert np.array_equal(got[n], want[n]), n
         return
     assert net.precision == "bf16" and net.precision_note == ""
+    assert net.precision_kernels.startswith("bf16 kernels: "), net.precision_kernels
     for n in layers:
         err = np.abs(got[n] - want[n]).max() / np.abs(want[n]).max()
         assert 0 < err <= 1e-2, (n, err)

@@ -350,6 +350,8 @@ class Network:
     precision = property(lambda self: self._net.precision,
                          doc="float32 | bf16: what the convs run (bf16 asked for on a CPU without it: float32)")
     precision_note = property(lambda self: self._net.precision_note, doc="why precision is not what was asked, or ''")
+    precision_kernels = property(lambda self: self._net.precision_kernels,
+                                 doc="which kernels run bf16 (AMX tiles or AVX512-BF16), or '' in float32")
     stream_weights = property(lambda self: self._net.stream_weights,
                               doc="the directory the packed weights are streamed from (stream_weights=), or None")
     input_channels = property(lambda self: self._net.input_channels)

@@ -29,6 +29,8 @@ struct DeviceFor {
   }
   static Precision precision(const Backend&) { return Precision::kFloat32; }
   static std::string stream_weights(const Backend&) { return {}; }
+  // One line on which kernels run a reduced precision (run.json's "precision_kernels"), or empty.
+  static std::string kernels(const Backend&) { return {}; }
 };
 
 }  // namespace volfeat

@@ -84,6 +84,7 @@ struct ExtractRun {
   int threads = 1;
   std::string backend = "cpu", precision = "float32";  // precision: what the convs ran (DeviceFor)
   std::string precision_note;                          // why it is not what --precision asked, or empty
+  std::string precision_kernels;                       // which kernels ran bf16 (DeviceFor::kernels), or empty
   std::string stream_weights;                          // --stream-weights: the directory, or empty (in memory)
   // The outputs that read the HU volume itself, made before the forward pass (summarize_ct).
   std::string region_report;  // region_report.csv
@@ -129,6 +130,7 @@ inline nlohmann::json run_json(const ExtractRun& r) {
       {"command", r.command_line},
       {"precision", r.precision},
       {"precision_note", r.precision_note},
+      {"precision_kernels", r.precision_kernels.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.precision_kernels)},
       {"stream_weights", r.stream_weights.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.stream_weights)},
       {"config",
        {{"mode", o.mode.name()}, {"pool", o.pool}, {"normalize", r.volume.normalization.text},

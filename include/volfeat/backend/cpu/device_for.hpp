@@ -1,7 +1,8 @@
 #pragma once
 // The Cpu device for a requested precision (backend/device_for.hpp): bf16 runs where the CPU has
-// AVX512-BF16 (the AMX machines have it too; AMX tiles themselves are not used), and otherwise the
-// run goes on in float32 with a note saying why, as the issue asked for "fp32 on other CPUs"; and
+// AVX512-BF16, on AMX tiles where it also has those (gemm_kernels.hpp's bf16_kernels(), which kernels()
+// names in one line), and otherwise the run goes on in float32 with a note saying why, as the issue
+// asked for "fp32 on other CPUs"; and
 // --stream-weights's directory checked before any work (core/weight_file.hpp).
 #include <string>
 
@@ -20,10 +21,14 @@ struct DeviceFor<Cpu> {
       note = "--precision bf16: " + cpu::gemm::bf16_unavailable_reason() + "; running float32";
       d.precision = Precision::kFloat32;
     }
+    if (d.precision == Precision::kBf16) cpu::gemm::bf16_kernels();  // VOLFEAT_BF16_KERNELS checked before any work
     return d;
   }
   static Precision precision(const Cpu& d) { return d.precision; }
   static std::string stream_weights(const Cpu& d) { return d.stream_weights; }
+  static std::string kernels(const Cpu& d) {
+    return d.precision == Precision::kBf16 ? "bf16 kernels: " + cpu::gemm::bf16_kernels_description() : "";
+  }
 };
 
 }  // namespace volfeat

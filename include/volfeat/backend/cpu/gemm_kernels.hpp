@@ -17,7 +17,9 @@
 // the same set, which cannot change within a process.
 //
 // Beside them, the bf16 kernels (gemm_bf16.hpp: AVX512-BF16, Precision::kBf16) take k-pairs of bf16
-// operands on the AVX-512 set's panels; bf16_available() says whether this process can run them.
+// operands on the AVX-512 set's panels; bf16_available() says whether this process can run them. On a
+// CPU with AMX, the bf16 GEMMs whose K segments tiles take run on tiles instead (gemm_amx.hpp, the same
+// panels); bf16_kernels() says which, chosen once per process as the fp32 set is.
 //
 // Compiled in every translation unit (the default: header-only) or once. Every kernel variant of every
 // set is instantiated through select_kernel's tables, about 16 s of -O3 compile per translation unit
@@ -27,9 +29,11 @@
 // volfeat's own tests and programs build that way (CMake: VOLFEAT_COMPILE_KERNELS_ONCE, the
 // volfeat_kernels library). Mixing the two modes within one program breaks the one-definition rule.
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <string>
 
+#include "volfeat/backend/cpu/amx_tiles.hpp"
 #include "volfeat/backend/cpu/gemm_types.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 
@@ -37,6 +41,7 @@
 #define VOLFEAT_KERNELS_DECLARED_ONLY 1
 #else
 #define VOLFEAT_KERNELS_DECLARED_ONLY 0
+#include "volfeat/backend/cpu/gemm_amx.hpp"
 #include "volfeat/backend/cpu/gemm_avx2.hpp"
 #include "volfeat/backend/cpu/gemm_avx512.hpp"
 #include "volfeat/backend/cpu/gemm_bf16.hpp"
@@ -62,12 +67,17 @@ struct KernelSet {
 // The kernels of `isa` (whether the CPU runs them is the caller's business: isa_unavailable_reason).
 VOLFEAT_KERNELS_LINKAGE const KernelSet& kernel_set(CpuIsa isa);
 
-// The bf16 kernels (gemm_bf16.hpp): the AVX512-BF16 set, the only one. Its panels are the AVX-512
-// set's (max_rows, panel_vectors).
+// The bf16 kernels (gemm_bf16.hpp): the AVX512-BF16 set, and the whole-GEMM functions on AMX tiles
+// (gemm_amx.hpp, real and emulated) that take its panels. The panels are the AVX-512 set's
+// (max_rows, panel_vectors).
+using Bf16RowsFn = void (*)(const Bf16Segment* segs, int nseg, Index rs, int nv, Index rows, float* c, Index ldc,
+                            const Epilogue& ep);
 struct Bf16KernelSet {
   Bf16KernelFn (*select)(int nv, Index rs, int rows);  // rows: 1 .. max_rows(nv)
   Bf16ConvertFn convert_row;
   Bf16ActivateFn activate_row;
+  Bf16RowsFn amx_rows;           // amx_unavailable_reason() == "" only
+  Bf16RowsFn emulated_amx_rows;  // the software model of the same (any CPU that runs the set)
 };
 // Null where this build has no x86 variants.
 VOLFEAT_KERNELS_LINKAGE const Bf16KernelSet* bf16_kernel_set();
@@ -99,7 +109,8 @@ VOLFEAT_KERNELS_LINKAGE const KernelSet& kernel_set(CpuIsa isa) {
 
 VOLFEAT_KERNELS_LINKAGE const Bf16KernelSet* bf16_kernel_set() {
 #if VOLFEAT_HAVE_ISA_VARIANTS
-  static constexpr Bf16KernelSet set{&avx512bf16::select_kernel, &avx512bf16::convert_row, &avx512bf16::activate_row};
+  static constexpr Bf16KernelSet set{&avx512bf16::select_kernel, &avx512bf16::convert_row, &avx512bf16::activate_row,
+                                     &amx::gemm_rows<AmxTiles>, &amx::gemm_rows<EmulatedTiles>};
   return &set;
 #else
   return nullptr;
@@ -186,11 +197,89 @@ inline bool bf16_available() {
   return ok;
 }
 
+// Which kernels run the bf16 GEMMs: AMX tiles where the CPU and the kernel allow them (for the GEMMs
+// whose segments tiles take, amx_takes; the AVX512-BF16 kernels do the rest), else AVX512-BF16 alone.
+// VOLFEAT_BF16_KERNELS=amx|avx512bf16|amx-emulated forces a choice (unset or "auto": the best here);
+// amx-emulated runs the tile GEMM's code on the software model of amx_tiles.hpp, slowly, so that its
+// blocking is tested on CPUs without AMX. Asking for amx where it cannot run is an error.
+enum class Bf16Kernels { kAvx512Bf16, kAmx, kAmxEmulated };
+
+inline const char* bf16_kernels_name(Bf16Kernels k) {
+  switch (k) {
+    case Bf16Kernels::kAmx: return "amx";
+    case Bf16Kernels::kAmxEmulated: return "amx-emulated";
+    case Bf16Kernels::kAvx512Bf16: break;
+  }
+  return "avx512bf16";
+}
+
+inline Bf16Kernels parse_bf16_kernels(const std::string& s) {
+  if (s == "amx") return Bf16Kernels::kAmx;
+  if (s == "avx512bf16") return Bf16Kernels::kAvx512Bf16;
+  if (s == "amx-emulated") return Bf16Kernels::kAmxEmulated;
+  fail("VOLFEAT_BF16_KERNELS=", s, " is not one of amx, avx512bf16, amx-emulated (or unset/auto for the best here)");
+}
+
+namespace detail {
+// The choice, or why VOLFEAT_BF16_KERNELS cannot be followed. Made once without throwing: the GEMMs ask
+// from inside parallel regions, where an exception would end the process (and a throwing static
+// initialiser would leave the other threads waiting on its guard).
+struct Bf16Choice {
+  Bf16Kernels kernels = Bf16Kernels::kAvx512Bf16;
+  std::string problem;
+};
+inline Bf16Choice choose_bf16_kernels() {
+  const char* env = std::getenv("VOLFEAT_BF16_KERNELS");
+  const std::string s = env ? env : "";
+  Bf16Choice c;
+  try {
+    if (s.empty() || s == "auto") {
+      c.kernels = amx_unavailable_reason().empty() ? Bf16Kernels::kAmx : Bf16Kernels::kAvx512Bf16;
+      return c;
+    }
+    c.kernels = parse_bf16_kernels(s);
+    if (c.kernels == Bf16Kernels::kAmx && !amx_unavailable_reason().empty())
+      fail("VOLFEAT_BF16_KERNELS=amx but ", amx_unavailable_reason());
+  } catch (const Error& e) {
+    c = Bf16Choice{Bf16Kernels::kAvx512Bf16, e.what()};
+  }
+  return c;
+}
+inline const Bf16Choice& bf16_choice() {
+  static const Bf16Choice c = choose_bf16_kernels();
+  return c;
+}
+}  // namespace detail
+
+// The process's choice (bf16_available() only), fixed on first use. An invalid VOLFEAT_BF16_KERNELS
+// throws here; the edges ask before any work (DeviceFor<Cpu>::make), the GEMMs never throw.
+inline Bf16Kernels bf16_kernels() {
+  const detail::Bf16Choice& c = detail::bf16_choice();
+  if (!c.problem.empty()) throw Error(c.problem);
+  return c.kernels;
+}
+
+// One line for a run's notes and run.json: what runs --precision bf16 here.
+inline std::string bf16_kernels_description() {
+  switch (bf16_kernels()) {
+    case Bf16Kernels::kAmx: return "AMX tiles (tdpbf16ps), AVX512-BF16 for K not a multiple of 32";
+    case Bf16Kernels::kAmxEmulated: return "AMX tiles emulated in software (VOLFEAT_BF16_KERNELS=amx-emulated, a test mode)";
+    case Bf16Kernels::kAvx512Bf16: break;
+  }
+  const std::string why = amx_unavailable_reason();
+  return std::string("AVX512-BF16 (vdpbf16ps)") + (why.empty() ? "" : "; no AMX: " + why);
+}
+
 // gemm_rows in bf16 (bf16_available() only): C (rows x 16*nv) = sum over the segments (each starting
 // at an even k of its panel, gemm_bf16.hpp), then the epilogue; all of K in one pass.
 inline void gemm_rows_bf16(const Bf16Segment* segs, int nseg, Index rs, int nv, Index rows, float* c, Index ldc,
                            const Epilogue& ep) {
   const Bf16KernelSet& ks = *bf16_kernel_set();
+  const Bf16Kernels which = detail::bf16_choice().kernels;
+  if (which != Bf16Kernels::kAvx512Bf16 && amx_takes(segs, nseg)) {
+    (which == Bf16Kernels::kAmx ? ks.amx_rows : ks.emulated_amx_rows)(segs, nseg, rs, nv, rows, c, ldc, ep);
+    return;
+  }
   const int blocks = row_blocks(rows, max_rows(nv));
   for (int b = 0; b < blocks; ++b) {
     const Index r0 = row_block_begin(rows, blocks, b), r1 = row_block_begin(rows, blocks, b + 1);
