@@ -330,6 +330,43 @@ void bm_sha256(benchmark::State& st, Sha256Kernel kernel) {
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(bytes.size()));
 }
 
+// One panel of the bf16 GEMM (rows x K x 16*nv, K in segments of 128 as the pointwise convs' chunks and
+// Winograd's 128-channel points), on `which` kernels: AVX512-BF16 against AMX tiles in one run. The AMX
+// result is checked against the AVX512-BF16 one (the same bf16 operands: 1e-5) outside the timed loop.
+void bm_bf16_gemm(benchmark::State& st, cpu::gemm::Bf16Kernels which, Index rows, Index k, int nv) {
+  namespace gemm = cpu::gemm;
+  if (const std::string why = gemm::bf16_unavailable_reason(); !why.empty()) return st.SkipWithError(why.c_str());
+  if (which == gemm::Bf16Kernels::kAmx)
+    if (const std::string why = cpu::amx_unavailable_reason(); !why.empty()) return st.SkipWithError(why.c_str());
+  const Index pw = 16 * nv;
+  Rng rng(5);
+  std::vector<cpu::Bf16> a(size_t(rows * k));
+  for (auto& v : a) v = cpu::round_to_bf16(float(rng.normal()));
+  cpu::AlignedArray<cpu::Bf16> b_store;
+  cpu::Bf16* b = b_store.reserve(size_t(k * pw));
+  for (Index i = 0; i < k * pw; ++i) b[i] = cpu::round_to_bf16(float(rng.normal()));
+  std::vector<gemm::Bf16Segment> segs;
+  for (Index k0 = 0; k0 < k; k0 += 128) segs.push_back({a.data() + k0, b + k0 * pw, std::min<Index>(128, k - k0)});
+  std::vector<float> c(size_t(rows * pw)), want(c.size());
+  gemm::Epilogue ep;
+  ep.cols = int(pw);
+  auto run = [&](gemm::Bf16Kernels w, float* out) { gemm::gemm_rows_bf16(w, segs.data(), int(segs.size()), k, nv, rows, out, pw, ep); };
+  run(gemm::Bf16Kernels::kAvx512Bf16, want.data());
+  run(which, c.data());
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < c.size(); ++i) err = std::max(err, double(std::abs(c[i] - want[i]))), scale = std::max(scale, double(std::abs(want[i])));
+  if (err > 1e-5 * scale) return st.SkipWithError("the result differs from the AVX512-BF16 kernels'");
+  CycleCounter cycles;
+  const double c0 = cycles.read();
+  for (auto _ : st) {
+    run(which, c.data());
+    benchmark::DoNotOptimize(c.data());
+  }
+  const double flop = 2.0 * double(rows) * double(k) * double(pw);
+  flop_per_cycle(st, flop, c0, cycles.read());
+  st.counters["GFLOP/s"] = benchmark::Counter(flop, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void register_all(bool full) {
   using benchmark::RegisterBenchmark;
   const auto k1 = WindowGeometry::cube(1);
@@ -377,6 +414,13 @@ void register_all(bool full) {
   for (Sha256Kernel k : {Sha256Kernel::kPortable, Sha256Kernel::kShaNi})
     RegisterBenchmark((std::string("sha256/") + sha256_kernel_name(k) + "_32MB").c_str(), bm_sha256, k)
         ->Unit(benchmark::kMillisecond);
+  // The bf16 GEMM's kernels side by side (one thread's work: OMP_NUM_THREADS does not matter here).
+  for (const auto which : {cpu::gemm::Bf16Kernels::kAvx512Bf16, cpu::gemm::Bf16Kernels::kAmx})
+    for (auto [rows, k, nv] : std::vector<std::array<Index, 3>>{{512, 128, 2}, {512, 512, 4}, {96, 128, 2}, {17, 256, 4}})
+      RegisterBenchmark((std::string("bf16_gemm/") + cpu::gemm::bf16_kernels_name(which) + "_" + std::to_string(rows) + "x" +
+                         std::to_string(k) + "x" + std::to_string(16 * nv))
+                            .c_str(),
+                        bm_bf16_gemm, which, rows, k, int(nv));
   RegisterBenchmark("pool/maxpool0_64^3x64", bm_maxpool0)->UseRealTime();
   RegisterBenchmark("pool/avgpool_32^3x128", bm_avgpool)->UseRealTime();
   RegisterBenchmark("bn_relu/32^3x256", bm_bn_relu)->UseRealTime();

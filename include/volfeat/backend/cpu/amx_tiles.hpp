@@ -102,17 +102,21 @@ inline std::string amx_unavailable_reason() {
 
 #if VOLFEAT_HAVE_ISA_VARIANTS
 // The instructions. Tile numbers must be literals in the instructions, hence the chains of if constexpr.
+// GCC's tile intrinsics are asm statements that tell the compiler nothing about the memory they read
+// and write (_tile_loadconfig names 8 of its 64 bytes, _tile_stored none), so configure() passes the whole
+// configuration as its operand and fence() orders memory around them: after tilestored, before the
+// stored values are read.
 #define VOLFEAT_AMX_INLINE VOLFEAT_TARGET_AMX inline __attribute__((always_inline))
 struct AmxTiles {
   static constexpr const char* kName = "amx";
 
-  // ldtilecfg, skipped when this thread's tiles already have this shape (it also zeroes every tile).
-  static VOLFEAT_AMX_INLINE void configure(const TileConfig& cfg) {
-    thread_local TileConfig loaded{0};
-    if (loaded == cfg) return;
-    _tile_loadconfig(&cfg);
-    loaded = cfg;
-  }
+  // ldtilecfg (it also zeroes every tile). Other code on the thread (oneDNN in the same process) may
+  // have configured other shapes, so every GEMM configures its own and releases them (release()).
+  static VOLFEAT_AMX_INLINE void configure(const TileConfig& cfg) { __asm__ volatile("ldtilecfg\t%X0" ::"m"(cfg) : "memory"); }
+  // tilerelease: the tiles back to their initial state, so that the thread's context switches stop
+  // saving 8 KB of tile data.
+  static VOLFEAT_AMX_INLINE void release() { _tile_release(); }
+  static VOLFEAT_AMX_INLINE void fence() { __asm__ volatile("" ::: "memory"); }
   template <int T>
   static VOLFEAT_AMX_INLINE void zero() {
     static_assert(T >= 0 && T < 4, "the GEMM's accumulators are tiles 0-3");
@@ -170,6 +174,8 @@ struct EmulatedTiles {
     if (c.palette != 1) fault("tiles used before a configuration", t);
     if (c.rows[t] == 0 || c.rows[t] > 16 || c.colsb[t] == 0 || c.colsb[t] > 64) fault("tile not configured", t);
   }
+  static void release() { state().cfg = TileConfig{0}; }
+  static void fence() {}
   static void configure(const TileConfig& cfg) {
     for (int t = 0; t < 8; ++t)
       if (cfg.rows[t] > 16 || cfg.colsb[t] > 64 || (cfg.rows[t] == 0) != (cfg.colsb[t] == 0)) fault("bad configuration", t);

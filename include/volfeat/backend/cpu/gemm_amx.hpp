@@ -13,8 +13,9 @@
 // and channel vector j of the k step at k starts at b + k*16*nv + 32*j.
 // The block's sums go through a 4 KB float scratch on the stack (tilestored), and the AVX-512 kernels'
 // epilogue (gemm_avx512.hpp: accumulate, bias, BN, ReLU, masked columns) writes them into C.
-// A last block of fewer than 32 rows configures its row tiles with fewer rows (ldtilecfg, skipped when
-// the shape is the thread's present one), so nothing is read or written past the rows.
+// Each call configures the tiles (ldtilecfg) and releases them at the end (tilerelease); a last block of
+// fewer than 32 rows configures its row tiles with fewer rows, so nothing is read or written past the
+// rows.
 #include <algorithm>
 
 #include "volfeat/backend/cpu/amx_tiles.hpp"
@@ -81,6 +82,7 @@ VOLFEAT_TARGET_AMX void block(const Bf16Segment* segs, int nseg, Index rs, Index
     Tiles::template store<2>(sums + 16 * 32, 128);
     if constexpr (NJ == 2) Tiles::template store<3>(sums + 16 * 32 + 16, 128);
   }
+  Tiles::fence();  // the stores above are asm the compiler cannot see into (amx_tiles.hpp)
   // The epilogue of vectors j0 .. j0+NJ-1: their bias/BN and the columns of them that are valid.
   Epilogue e = ep;
   e.cols = std::min(ep.cols - 16 * j0, 16 * NJ);
@@ -96,10 +98,12 @@ template <class Tiles>
 VOLFEAT_TARGET_AMX void gemm_rows(const Bf16Segment* segs, int nseg, Index rs, int nv, Index rows, float* c, Index ldc,
                                   const Epilogue& ep) {
   const Index pw = 16 * Index(nv);
+  TileConfig shape{0};  // the tiles' present shape (none yet: this GEMM configures its own)
+  Tiles::fence();       // A and B are in memory before the first tileloadd
   for (Index r0 = 0; r0 < rows; r0 += 32) {
     const int m = int(std::min<Index>(32, rows - r0));
     const int m0 = std::min(16, m), m1 = m - m0;
-    Tiles::configure(block_config(m0, m1));
+    if (const TileConfig want = block_config(m0, m1); !(want == shape)) Tiles::configure(shape = want);
     for (int j0 = 0; j0 < nv; j0 += 2) {
       if (ep.cols <= 16 * j0) break;  // nothing valid from here on in this panel
       if (j0 + 1 < nv && ep.cols > 16 * (j0 + 1))
@@ -108,6 +112,7 @@ VOLFEAT_TARGET_AMX void gemm_rows(const Bf16Segment* segs, int nseg, Index rs, i
         block<Tiles, 1>(segs, nseg, rs, pw, r0, m0, m1, j0, c, ldc, ep);
     }
   }
+  Tiles::release();
 }
 
 }  // namespace volfeat::cpu::gemm::amx

@@ -271,11 +271,11 @@ inline std::string bf16_kernels_description() {
 }
 
 // gemm_rows in bf16 (bf16_available() only): C (rows x 16*nv) = sum over the segments (each starting
-// at an even k of its panel, gemm_bf16.hpp), then the epilogue; all of K in one pass.
-inline void gemm_rows_bf16(const Bf16Segment* segs, int nseg, Index rs, int nv, Index rows, float* c, Index ldc,
-                           const Epilogue& ep) {
+// at an even k of its panel, gemm_bf16.hpp), then the epilogue; all of K in one pass. `which` kernels
+// (AMX: amx_unavailable_reason() == "" only); the process's choice below.
+inline void gemm_rows_bf16(Bf16Kernels which, const Bf16Segment* segs, int nseg, Index rs, int nv, Index rows, float* c,
+                           Index ldc, const Epilogue& ep) {
   const Bf16KernelSet& ks = *bf16_kernel_set();
-  const Bf16Kernels which = detail::bf16_choice().kernels;
   if (which != Bf16Kernels::kAvx512Bf16 && amx_takes(segs, nseg)) {
     (which == Bf16Kernels::kAmx ? ks.amx_rows : ks.emulated_amx_rows)(segs, nseg, rs, nv, rows, c, ldc, ep);
     return;
@@ -285,6 +285,10 @@ inline void gemm_rows_bf16(const Bf16Segment* segs, int nseg, Index rs, int nv, 
     const Index r0 = row_block_begin(rows, blocks, b), r1 = row_block_begin(rows, blocks, b + 1);
     ks.select(nv, rs, int(r1 - r0))(segs, nseg, rs, r0 * rs, c + r0 * ldc, ldc, ep);
   }
+}
+inline void gemm_rows_bf16(const Bf16Segment* segs, int nseg, Index rs, int nv, Index rows, float* c, Index ldc,
+                           const Epilogue& ep) {
+  gemm_rows_bf16(detail::bf16_choice().kernels, segs, nseg, rs, nv, rows, c, ldc, ep);
 }
 
 // y[i] = bf16(x[i]) for i < n (bf16_available() only).
