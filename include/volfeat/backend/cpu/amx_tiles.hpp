@@ -108,11 +108,11 @@ inline std::string amx_unavailable_reason() {
 // stored values are read.
 #define VOLFEAT_AMX_INLINE VOLFEAT_TARGET_AMX inline __attribute__((always_inline))
 struct AmxTiles {
-  static constexpr const char* kName = "amx";
-
   // ldtilecfg (it also zeroes every tile). Other code on the thread (oneDNN in the same process) may
   // have configured other shapes, so every GEMM configures its own and releases them (release()).
-  static VOLFEAT_AMX_INLINE void configure(const TileConfig& cfg) { __asm__ volatile("ldtilecfg\t%X0" ::"m"(cfg) : "memory"); }
+  static VOLFEAT_AMX_INLINE void configure(const TileConfig& cfg) {
+    __asm__ volatile("ldtilecfg\t%X0" ::"m"(cfg) : "memory");
+  }
   // tilerelease: the tiles back to their initial state, so that the thread's context switches stop
   // saving 8 KB of tile data.
   static VOLFEAT_AMX_INLINE void release() { _tile_release(); }
@@ -155,8 +155,6 @@ struct AmxTiles {
 
 // The software model: the same operations on this thread's 8 tiles in memory.
 struct EmulatedTiles {
-  static constexpr const char* kName = "amx-emulated";
-
   struct State {
     TileConfig cfg{0};
     alignas(64) unsigned char tile[8][16][64];
@@ -178,7 +176,8 @@ struct EmulatedTiles {
   static void fence() {}
   static void configure(const TileConfig& cfg) {
     for (int t = 0; t < 8; ++t)
-      if (cfg.rows[t] > 16 || cfg.colsb[t] > 64 || (cfg.rows[t] == 0) != (cfg.colsb[t] == 0)) fault("bad configuration", t);
+      if (cfg.rows[t] > 16 || cfg.colsb[t] > 64 || (cfg.rows[t] == 0) != (cfg.colsb[t] == 0))
+        fault("bad configuration", t);
     State& s = state();
     s.cfg = cfg;
     std::memset(s.tile, 0, sizeof s.tile);

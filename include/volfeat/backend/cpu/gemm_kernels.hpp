@@ -263,7 +263,8 @@ inline Bf16Kernels bf16_kernels() {
 inline std::string bf16_kernels_description() {
   switch (bf16_kernels()) {
     case Bf16Kernels::kAmx: return "AMX tiles (tdpbf16ps), AVX512-BF16 for K not a multiple of 32";
-    case Bf16Kernels::kAmxEmulated: return "AMX tiles emulated in software (VOLFEAT_BF16_KERNELS=amx-emulated, a test mode)";
+    case Bf16Kernels::kAmxEmulated:
+      return "AMX tiles emulated in software (VOLFEAT_BF16_KERNELS=amx-emulated, a test mode)";
     case Bf16Kernels::kAvx512Bf16: break;
   }
   const std::string why = amx_unavailable_reason();
