@@ -109,9 +109,11 @@ double direct_conv(const TensorView<const float>& in, const ConvSpec& s, const s
   return acc;
 }
 
-// Sampled voxels (and the corners) of out against direct_conv; true when all agree to 1e-4 relative.
+// Sampled voxels (and the corners) of out against direct_conv; true when all agree to `tolerance`
+// relative (1e-4; bf16 operands: 1e-2, issue #17's bound).
 bool check_conv(const TensorView<const float>& in, const ConvSpec& s, const std::vector<double>& w,
-                const BatchNorm3d<Cpu, float>* pre, const TensorView<const float>& out, std::string& why) {
+                const BatchNorm3d<Cpu, float>* pre, const TensorView<const float>& out, std::string& why,
+                double tolerance = 1e-4) {
   Rng rng(99);
   const Index vox = out.dims.voxels();
   double worst = 0, scale = 1e-30;
@@ -123,7 +125,7 @@ bool check_conv(const TensorView<const float>& in, const ConvSpec& s, const std:
       scale = std::max(scale, std::abs(want));
     }
   }
-  if (worst / scale > 1e-4) {
+  if (worst / scale > tolerance) {
     why = "conv output differs from the direct sum: relative error " + std::to_string(worst / scale);
     return false;
   }
@@ -135,8 +137,13 @@ bool check_conv(const TensorView<const float>& in, const ConvSpec& s, const std:
 // in the direct conv's FLOPs (the "effective" rate), and GEMM_GFLOP/s counts what its GEMMs compute.
 // inflated: the weights are a random 2D kernel inflated along D by i3d-mean (each kd slice w2 / kD, in
 // float), so the conv runs depth-factored (backend/cpu/depth_factor.hpp: 2D rows, or Winograd F(4x4, 3x3)).
+// precision kBf16: bf16 operands (the Winograd tile F(2x2x2)); skipped where bf16 cannot run.
 void bm_conv_weights(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post,
-                     bool winograd, bool inflated) {
+                     bool winograd, bool inflated, Precision precision = Precision::kFloat32) {
+  if (precision == Precision::kBf16 && !cpu::gemm::bf16_available()) {
+    st.SkipWithError(cpu::gemm::bf16_unavailable_reason().c_str());
+    return;
+  }
   const ConvSpec spec{in_dims.c, co, g};
   auto w = normals(size_t(spec.weight_count()), 2, std::sqrt(2.0 / double(in_dims.c * g.taps())));
   if (inflated) {
@@ -148,9 +155,9 @@ void bm_conv_weights(benchmark::State& st, Dims in_dims, Index co, WindowGeometr
       }
   }
   const std::vector<float> wf(w.begin(), w.end());
-  Conv3d<Cpu, float> conv(spec, wf.data(), wf.size());
+  Conv3d<Cpu, float> conv(spec, wf.data(), wf.size(), nullptr, 0, precision);
   if (winograd) {
-    auto wino = std::make_shared<const cpu::Winograd3d<float>>(spec, wf);
+    auto wino = std::make_shared<const cpu::Winograd3d<float>>(spec, wf, std::vector<float>{}, precision);
     const int points = wino->points();
     conv.set_winograd(std::move(wino));
     const Dims od = conv.output_dims(in_dims);
@@ -176,12 +183,18 @@ void bm_conv_weights(benchmark::State& st, Dims in_dims, Index co, WindowGeometr
   // Check (outside the timed loop): without the post-activation, whose BN+ReLU the spot check lacks.
   conv.forward(x.view(), y.view(), pre, {});
   std::string why;
-  if (!check_conv(x.view(), spec, w, fused_pre ? &bn_in : nullptr, y.view(), why)) st.SkipWithError(why.c_str());
+  if (!check_conv(x.view(), spec, w, fused_pre ? &bn_in : nullptr, y.view(), why,
+                  precision == Precision::kBf16 ? 1e-2 : 1e-4))
+    st.SkipWithError(why.c_str());
   st.counters["GFLOP/s"] = benchmark::Counter(spec.flops(in_dims), benchmark::Counter::kIsIterationInvariantRate);
 }
 void bm_conv(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post,
              bool winograd) {
   bm_conv_weights(st, in_dims, co, g, fused_pre, fused_post, winograd, false);
+}
+void bm_conv_bf16(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post,
+                  bool winograd) {
+  bm_conv_weights(st, in_dims, co, g, fused_pre, fused_post, winograd, false, Precision::kBf16);
 }
 void bm_conv_inflated(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre,
                       bool fused_post, bool winograd) {
@@ -390,6 +403,10 @@ void register_all(bool full) {
   RegisterBenchmark("winograd/128_to32_16^3", bm_conv, Dims{1, 16, 16, 16, 128}, 32, k3, false, false, true)->UseRealTime();
   RegisterBenchmark("winograd/128_to32_8^3", bm_conv, Dims{1, 8, 8, 8, 128}, 32, k3, false, false, true)->UseRealTime();
   RegisterBenchmark("winograd/128_to32_prebnrelu_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, true)->UseRealTime();
+  // The same in bf16 (F(2x2x2), bf16 GEMMs), with the direct bf16 conv beside it.
+  RegisterBenchmark("winograd_bf16/128_to32_prebnrelu_32^3", bm_conv_bf16, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, true)->UseRealTime();
+  RegisterBenchmark("winograd_bf16/128_to32_prebnrelu_16^3", bm_conv_bf16, Dims{1, 16, 16, 16, 128}, 32, k3, true, false, true)->UseRealTime();
+  RegisterBenchmark("conv3x3x3_bf16/128_to32_prebnrelu_32^3", bm_conv_bf16, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, false)->UseRealTime();
   // The same with weights inflated by i3d-mean: Winograd F(4x4, 3x3) on the depth sum, and the
   // depth-factored direct conv.
   RegisterBenchmark("winograd_inflated/128_to32_32^3", bm_conv_inflated, Dims{1, 32, 32, 32, 128}, 32, k3, false, false, true)->UseRealTime();
@@ -403,6 +420,11 @@ void register_all(bool full) {
     for (bool wino : {false, true})
       RegisterBenchmark(((wino ? "winograd/vgg_" : "conv3x3x3/vgg_") + name).c_str(), bm_conv, Dims{1, d, hw, hw, c_in},
                         c_out, k3, false, true, wino)
+          ->UseRealTime();
+    // bf16's F(2x2x2) against float32's F(2x4x4) above (winograd3d_select.hpp, winograd_precision)
+    if (c_in >= 16)
+      RegisterBenchmark(("winograd_bf16/vgg_" + name).c_str(), bm_conv_bf16, Dims{1, d, hw, hw, c_in}, c_out, k3, false,
+                        true, true)
           ->UseRealTime();
   }
   // Stem: 7^3 stride 2 pad 3, 1 -> 64, with norm0+relu0 fused.

@@ -1,7 +1,7 @@
 // The bf16 path (Precision::kBf16): the conversion against vcvtneps2bf16, the direct conv over the shared
 // problem list against the naive reference on bf16-rounded operands (so the only difference left is
 // float accumulation, held to float's tolerance), the bf16 Winograd conv against the float reference
-// within its stated bound, and the convs that stay float32. A CPU without AVX512-BF16 skips the
+// within its stated bound, the Winograd tile a network picks for bf16, and the convs that stay float32. A CPU without AVX512-BF16 skips the
 // whole program, saying why.
 #define BOOST_TEST_MODULE bf16
 #include <cmath>
@@ -167,6 +167,44 @@ BOOST_AUTO_TEST_CASE(winograd_bf16_is_within_its_bound) {
     }
   }
   BOOST_TEST(ran >= 6);
+}
+
+// A network's 3D Winograd conv asked for bf16 (ConvAlgorithm::make, winograd3d_select.hpp) takes the bf16
+// tile F(2x2x2) where the bf16 GEMMs run on AMX tiles (or their software model: ctest's
+// test_bf16_amx_emulated runs this program so) or both channel counts are at least 128, else float32's
+// F(2x4x4) (faster on AVX512-BF16 alone); either way within 1e-2 of float32, and a bf16 tile did round.
+// The direct conv beside it stays bf16.
+BOOST_AUTO_TEST_CASE(a_networks_winograd_tile_in_bf16_follows_the_kernels_and_channels) {
+  for (const auto [c_in, c_out] : std::vector<std::array<Index, 2>>{{40, 24}, {128, 24}, {40, 128}, {128, 128}})
+    BOOST_TEST_CONTEXT(c_in << " -> " << c_out) {
+      const Dims in_dims{1, 6, 7, 9, c_in};
+      const ConvSpec spec{in_dims.c, c_out, WindowGeometry::cube(3, 1, 1)};
+      const auto wd = random_values(size_t(spec.weight_count()), 31);
+      const std::vector<float> w(wd.begin(), wd.end());
+      const auto b = random_values(size_t(spec.out_channels), 32);
+      const std::vector<float> bf(b.begin(), b.end());
+      const auto conv = ConvAlgorithm<Cpu, float>::make(spec, w, bf, Cpu{Precision::kBf16}, WinogradMode::kAll);
+      BOOST_TEST_REQUIRE(conv->winograd() != nullptr);
+      const bool tiles = cpu::gemm::bf16_gemms_on_tiles() || (c_in >= 128 && c_out >= 128);
+      BOOST_TEST_MESSAGE(c_in << " -> " << c_out << ": bf16 GEMMs on AMX tiles " << cpu::gemm::bf16_gemms_on_tiles()
+                              << ", Winograd points " << conv->winograd()->points());
+      BOOST_TEST(!conv->winograd()->depth_factored());
+      BOOST_TEST(conv->winograd()->points() == (tiles ? 64 : 144));
+      BOOST_TEST((conv->winograd()->precision() == (tiles ? Precision::kBf16 : Precision::kFloat32)));
+      const auto direct = ConvAlgorithm<Cpu, float>::make(spec, w, bf, Cpu{Precision::kBf16}, WinogradMode::kOff);
+      BOOST_TEST(direct->winograd() == nullptr);
+      BOOST_TEST((direct->precision() == Precision::kBf16));
+
+      const ref::Array5 x = random_array(in_dims, 33);
+      auto in = device<Cpu, float>(x);
+      Tensor<Cpu, float> got(conv->output_dims(in_dims));
+      conv->forward(in.view(), got.view());
+      const auto want = ref::to_channels_last<double>(ref::conv3d(x, wd, b, spec.out_channels, spec.geometry));
+      const double e = relative_error(host<Cpu, float>(got.view()), want);
+      BOOST_TEST_MESSAGE("error against the float reference " << e);
+      BOOST_TEST(e <= (tiles ? 1e-2 : 3e-5));  // 3e-5: F(2x4x4)'s float bound (test_winograd)
+      if (tiles) BOOST_TEST(e > 1e-5);         // it did round to bf16
+    }
 }
 
 // Whole networks, each of their fused steps in bf16 (support/small_networks.hpp): every tap within 1e-2 of

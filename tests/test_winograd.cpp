@@ -18,7 +18,9 @@
 // tests' 1e-4 per tap.
 #define BOOST_TEST_MODULE winograd
 #include <boost/mpl/list.hpp>
+#include <algorithm>
 #include <cstdlib>
+#include <limits>
 
 #include "support/primitive_checks.hpp"
 #include "volfeat/backend/cpu.hpp"
@@ -176,6 +178,42 @@ std::vector<double> inflated(const ConvProblem& p, Rule rule, uint64_t seed = 2)
 }
 
 }  // namespace
+
+// The bf16 tile's V store (winograd3d_transforms.hpp, store_bf16: the input transform rounds as it
+// stores) rounds as round_to_bf16 (vcvtneps2bf16's rounding, tested against the instruction in
+// test_bf16) in every vector width of the block loop and every tail length, and writes nothing past it.
+template <int B>
+void check_store_bf16(const std::vector<float>& x) {
+  using V = cpu::winograd::Vec<float, B>;
+  constexpr int kLanes = cpu::winograd::kLanes<float, B>;
+  for (size_t i0 = 0; i0 + kLanes <= x.size(); i0 += kLanes)
+    for (int nl = 1; nl <= kLanes; ++nl) {
+      V v;
+      cpu::winograd::load<float, B>(v, x.data() + i0, kLanes);
+      cpu::Bf16 got[kLanes + 1];
+      std::fill(std::begin(got), std::end(got), cpu::Bf16(0xdead));
+      cpu::winograd::store_bf16<B>(got, v, nl);
+      for (int l = 0; l < nl; ++l)
+        BOOST_TEST(got[l] == cpu::round_to_bf16(x[i0 + size_t(l)]), "x = " << x[i0 + size_t(l)] << ", " << B << " bytes");
+      for (int l = nl; l <= kLanes; ++l) BOOST_TEST(got[l] == cpu::Bf16(0xdead), "written past " << nl << " lanes");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(the_bf16_tile_rounds_v_as_the_instruction) {
+  std::vector<float> x;
+  for (double v : random_values(256, 93)) x.push_back(float(v * 1e3));
+  const float specials[] = {0.f, -0.f, 1.00390625f /* a tie: to even */, 1.01171875f /* a tie: to even, up */,
+                            std::nextafter(1.00390625f, 2.f), 3.3895314e38f, std::numeric_limits<float>::max(),
+                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::signaling_NaN(),
+                            -std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min(),
+                            -1e-40f, std::numeric_limits<float>::min(), -std::numeric_limits<float>::min()};
+  x.insert(x.end(), std::begin(specials), std::end(specials));
+  while (x.size() % 16) x.push_back(float(x.size()) * 0.37f);
+  check_store_bf16<64>(x);
+  check_store_bf16<32>(x);
+  check_store_bf16<16>(x);
+}
 
 BOOST_AUTO_TEST_CASE(kernel_transform_of_a_delta_is_separable) {
   // g = delta at (1,1,1): G's column 1 is (0, 1/2, -1/2, 0) along z (F(2,3)) and

@@ -46,7 +46,8 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //     (conv3d.hpp, forward_pointwise);
 //   * the direct conv's activated, zero-padded input rows: kD x kH rows of the padded width
 //     (conv3d.hpp, rows_fast);
-//   * Winograd's V and M blocks: its points (144, bf16 64, depth-factored 36) x a block of tiles x C_in, and x C_out
+//   * Winograd's V and M blocks: its points (144, bf16 64, depth-factored 36) x a block of tiles x C_in (bf16 values
+//     for the bf16 tile), and x C_out
 //     (winograd3d.hpp: winograd::block_tiles of the whole output's tiles, at most block_budget);
 //   * a depth-factored Winograd conv's depth sums: 6 input rows x (4 * block + 2) columns x C_in
 //     (winograd3d.hpp, depth_summed_input: at most one row of tiles of the block at a time).
@@ -62,7 +63,9 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
       const auto o = w.out_spatial(in.spatial());
       const Index block = cpu::winograd::block_tiles(in.n * cpu::winograd::tiles_of(points, o[0], o[1], o[2]), threads,
                                                      ci, co, points);
-      v = std::max(v, double(points) * double(block * ci));
+      // V in floats; the bf16 tile's V is bf16 (rounded as the input transform stores it), half as many bytes
+      const double v_floats = points == cpu::winograd::TileBf16::kPoints ? 0.5 : 1.0;
+      v = std::max(v, v_floats * double(points) * double(block * ci));
       m = std::max(m, double(points) * double(block * co));
       using Depth = cpu::winograd::TileF32Depth;
       if (points == Depth::kPoints)
@@ -87,25 +90,36 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
   return 4.0 * (a_tile + rows + v + m + sums);
 }
 
+// Bytes per packed weight value of conv node i in a network of `elem_bytes` values: Winograd's U is bf16
+// in the bf16 tile (64 points) only; the float32 tiles (144, and 36 depth-factored) keep float U in a
+// bf16 network too (winograd3d_select.hpp, winograd_precision).
+inline double conv_value_bytes(const PlanTraits& traits, int i, double elem_bytes) {
+  if (!traits.uses_winograd(i)) return elem_bytes;
+  return traits.winograd_points_of(i) == cpu::winograd::TileBf16::kPoints ? 2.0 : double(sizeof(float));
+}
+
+// Packed bytes of conv node i: its kernel, or Winograd's transformed one (144 values per channel pair,
+// bf16 64), at `elem_bytes` per direct value.
+inline double conv_weight_bytes(const Graph& g, const PlanTraits& traits, int i, double elem_bytes) {
+  const Node& n = g.node(i);
+  const double io = double(g.node(n.inputs[0]).channels) * double(n.channels);
+  const double values = io * (traits.uses_winograd(i) ? double(traits.winograd_points_of(i)) : double(n.window.taps()));
+  return values * conv_value_bytes(traits, i, elem_bytes);
+}
+
 // Bytes of a built network's parameters: every conv's packed weights and folded batchnorms (as many
 // values as torch's), except that a conv that runs Winograd holds its transformed weights U instead
 // (144 C_in C_out values against 27 in float32, 64 in bf16, 36 depth-factored: 224 MB for ResNet-50's
 // 3D convs of layer1-3 in float32; conv3d.hpp frees the direct ones). `elem_bytes`: the network's value
 // type.
 inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, size_t elem_bytes) {
-  double values = double(g.param_values());
+  double bytes = double(g.param_values()) * double(elem_bytes);
   const auto& nodes = g.nodes();
   for (size_t i = 0; i < nodes.size(); ++i)
-    if (nodes[i].kind == OpKind::kConv && traits.uses_winograd(int(i)))
-      values += (double(traits.winograd_points_of(int(i))) - 27.0) * double(nodes[size_t(nodes[i].inputs[0])].channels) * double(nodes[i].channels);
-  return values * double(elem_bytes);
-}
-
-// Packed values of conv node i: its kernel, or Winograd's transformed one (144 per channel pair, bf16 64).
-inline double conv_weight_values(const Graph& g, const PlanTraits& traits, int i) {
-  const Node& n = g.node(i);
-  const double io = double(g.node(n.inputs[0]).channels) * double(n.channels);
-  return io * (traits.uses_winograd(i) ? double(traits.winograd_points_of(i)) : double(n.window.taps()));
+    if (nodes[i].kind == OpKind::kConv && traits.uses_winograd(int(i)))  // U instead of the kernel
+      bytes += conv_weight_bytes(g, traits, int(i), double(elem_bytes)) -
+               27.0 * double(elem_bytes) * double(nodes[size_t(nodes[i].inputs[0])].channels) * double(nodes[i].channels);
+  return bytes;
 }
 
 // What a network that streams its weights (core/weight_file.hpp) holds of them outside a pass: its
@@ -167,8 +181,8 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
     }
     // kConvAdd: none (the Cpu op adds the residual in the conv's loop; the default adds in place).
     if (traits.streamed_weight_bytes > 0 && s.conv >= 0) {  // streamed weights: this step's, mapped in while it runs
-      const double w = traits.streamed_weight_bytes * (conv_weight_values(g, traits, s.conv) +
-                                                       (s.conv2 >= 0 ? conv_weight_values(g, traits, s.conv2) : 0.0));
+      const double w = conv_weight_bytes(g, traits, s.conv, traits.streamed_weight_bytes) +
+                       (s.conv2 >= 0 ? conv_weight_bytes(g, traits, s.conv2, traits.streamed_weight_bytes) : 0.0);
       transient += w;
       out.step_weight_bytes = std::max(out.step_weight_bytes, w);
     }

@@ -259,16 +259,24 @@ inline Bf16Kernels bf16_kernels() {
   return c.kernels;
 }
 
+// Whether the process's bf16 GEMMs run on AMX tiles (or their software model): where they do not, a 3D
+// Winograd conv asked for bf16 with fewer than 128 channels on either side runs float32's F(2x4x4) tile
+// instead of bf16's F(2x2x2) (winograd3d_select.hpp says why).
+inline bool bf16_gemms_on_tiles() { return bf16_kernels() != Bf16Kernels::kAvx512Bf16; }
+
 // One line for a run's notes and run.json: what runs --precision bf16 here.
 inline std::string bf16_kernels_description() {
   switch (bf16_kernels()) {
-    case Bf16Kernels::kAmx: return "AMX tiles (tdpbf16ps), AVX512-BF16 for K not a multiple of 32";
+    case Bf16Kernels::kAmx:
+      return "AMX tiles (tdpbf16ps), AVX512-BF16 for K not a multiple of 32; 3D Winograd convs in bf16 F(2x2x2)";
     case Bf16Kernels::kAmxEmulated:
-      return "AMX tiles emulated in software (VOLFEAT_BF16_KERNELS=amx-emulated, a test mode)";
+      return "AMX tiles emulated in software (VOLFEAT_BF16_KERNELS=amx-emulated, a test mode); 3D Winograd convs in "
+             "bf16 F(2x2x2)";
     case Bf16Kernels::kAvx512Bf16: break;
   }
   const std::string why = amx_unavailable_reason();
-  return std::string("AVX512-BF16 (vdpbf16ps)") + (why.empty() ? "" : "; no AMX: " + why);
+  return std::string("AVX512-BF16 (vdpbf16ps)") + (why.empty() ? "" : "; no AMX: " + why) +
+         "; 3D Winograd convs under 128 channels in float32 F(2x4x4)";
 }
 
 // gemm_rows in bf16 (bf16_available() only): C (rows x 16*nv) = sum over the segments (each starting

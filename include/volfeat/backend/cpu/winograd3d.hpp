@@ -31,9 +31,13 @@
 // gives 16 outputs of one plane. DenseNet-121 at 128^3 with
 // inflated weights (Zen 4): 0.250 -> 0.170 s per forward (README.md, "Depth-factored convs").
 //
-// bf16 (Precision::kBf16, float only, where bf16_available()): U is rounded to bf16 once and packed as
-// k-pairs (gemm_bf16.hpp; an odd C_in padded with a zero row); each block's V is rounded to bf16 after
-// the input transform, and the 144 GEMMs run the bf16 kernels. The transforms stay float.
+// bf16 (Precision::kBf16, float only, where bf16_available(); a network asks for it per conv where the
+// bf16 tile wins, winograd3d_select.hpp): U is rounded to bf16 once and packed as
+// k-pairs (gemm_bf16.hpp; an odd C_in padded with a zero row); the input transform rounds V to bf16 as
+// it stores it, and the 64 GEMMs of F(2x2x2) run the bf16 kernels. The transforms stay float. (Until
+// session 17 V went through a float block and a separate rounding pass: DenseNet's 128 -> 32 held 1.4 MB
+// of V and M per block, past the 1 MB L2, instead of 0.6 MB; the conv at 32^3 with the BN+ReLU prologue,
+// one thread, Zen 4: 39.6 / 42.4 ms before, 32.3 / 38.0 ms after, two alternating runs.)
 //
 // Accuracy: the transforms add, subtract and scale (by up to 8 in F(4,3)'s A^T), so the rounding error
 // grows with them; README.md ("3D Winograd") has the measured error per layer, tests/test_winograd.cpp
@@ -256,23 +260,17 @@ class Winograd3d {
     }
   }
 
-  // The points() GEMMs of one block: M[p] = V[p] * U[p], V's points vps apart, M's mps apart. bf16: each
-  // V[p] rounded to bf16 first.
-  void gemm_points(const T* v, Index vps, T* m, Index mps, Index rows) const {
-    if constexpr (kPanels) {
-      if (bf16_) {
-        Bf16* v16 = thread_scratch_bf16(2, size_t(points() * vps));
-        for (int p = 0; p < points(); ++p) {
-          gemm::convert_row_bf16(v + p * vps, v16 + p * vps, rows * spec_.in_channels);
-          gemm_point_bf16(p, v16 + p * vps, m + p * mps, rows);
-        }
-        return;
-      }
+  // The points() GEMMs of one block: M[p] = V[p] * U[p], V's points vps apart, M's mps apart; V bf16
+  // (the bf16 tile) or T.
+  template <class VT>
+  void gemm_points(const VT* v, Index vps, T* m, Index mps, Index rows) const {
+    for (int p = 0; p < points(); ++p) {
+      if constexpr (std::is_same_v<VT, Bf16>) gemm_point_bf16(p, v + p * vps, m + p * mps, rows);
+      else gemm_point(p, v + p * vps, m + p * mps, rows);
     }
-    for (int p = 0; p < points(); ++p) gemm_point(p, v + p * vps, m + p * mps, rows);
   }
 
-  // gemm_point in bf16: v is the block's V[p] rounded to bf16.
+  // gemm_point in bf16: v is the block's V[p], bf16.
   void gemm_point_bf16(int p, const Bf16* v, T* m, Index rows) const {
     const Index ci = spec_.in_channels, co = spec_.out_channels;
     for (Index q = 0; q < panels_; ++q) {
@@ -285,9 +283,13 @@ class Winograd3d {
 
   // A thread's V (slot 2) and M (slot 3), reused across blocks, layers and passes, 64-byte aligned (the
   // std::vectors they were came 16-byte aligned from the heap, so a 64-byte vector store could straddle
-  // two cache lines; no difference in whole-network time was measurable on the Zen 4).
-  static T* scratch(int slot, size_t n) {
-    if constexpr (std::is_same_v<T, float>) {
+  // two cache lines; no difference in whole-network time was measurable on the Zen 4). The bf16 tile's
+  // V is bf16 (slot 2 of the bf16 scratch).
+  template <class VT = T>
+  static VT* scratch(int slot, size_t n) {
+    if constexpr (std::is_same_v<VT, Bf16>) {
+      return thread_scratch_bf16(slot, n);
+    } else if constexpr (std::is_same_v<T, float>) {
       return thread_scratch(slot, n);
     } else {
       thread_local std::array<AlignedArray<T>, 3> s;
@@ -378,13 +380,17 @@ class Winograd3d {
     const WindowGeometry& g = self.spec_.geometry;
     const Dims& id = j.rows->dims;
     const Index ld = j.rows->ld;
+    // V's values: bf16 for the bf16 tile (rounded by the input transform as it stores them), else T.
+    constexpr bool kBf16V = kPanels && std::is_same_v<Tl, TileBf16>;
+    using VT = std::conditional_t<kBf16V, Bf16, T>;
     // Point strides padded by one cache line: a power-of-two stride (32 tiles x 64 channels = 8 KB)
     // sends the 64 points of a tile to one L1 set.
-    const Index vps = j.block * ci + kPad, mps = j.block * co + kPad;
-    T* const vbuf = scratch(2, size_t(kPoints * vps));
+    const Index vps = j.block * ci + 64 / Index(sizeof(VT)), mps = j.block * co + kPad;
+    VT* const vbuf = scratch<VT>(2, size_t(kPoints * vps));
     T* const mbuf = scratch(3, size_t(kPoints * mps));
     const Index t0 = b * j.block, rows = std::min(j.block, j.tiles - t0);
     if constexpr (Tl::kDepthSum) {
+      static_assert(!kBf16V, "depth-summed tiles run float32");
       depth_summed_input<VB, Tl>(j, t0, rows, vbuf, vps);
     } else {
       // 1. input transform into V[p][r][c]: a vector of channels at a time over all tiles of the block,
@@ -412,8 +418,8 @@ class Winograd3d {
       }
       for (Index c0 = 0; c0 < ci; c0 += nv)
         for (Index r = 0; r < rows; ++r)
-          winograd::input_tile<Tl, T, VB>(srcs + r * kPatch, c0, int(std::min<Index>(nv, ci - c0)), j.pre,
-                                          vbuf + r * ci + c0, vps);
+          winograd::input_tile<Tl, T, VB, VT>(srcs + r * kPatch, c0, int(std::min<Index>(nv, ci - c0)), j.pre,
+                                              vbuf + r * ci + c0, vps);
     }
     // 2. the points() GEMMs
     self.gemm_points(vbuf, vps, mbuf, mps, rows);

@@ -8,6 +8,7 @@
 // its cap on the transformed weights (faster, more memory: bench/README.md). Every other conv is direct.
 // Either kind runs depth-factored where its weights are (backend/cpu/depth_factor.hpp; Winograd then
 // takes 2D tiles on depth-summed input; VOLFEAT_DEPTH_FACTOR=0: never).
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -74,13 +75,33 @@ inline DepthFactoring depth_factoring_from_env() {
   fail("VOLFEAT_DEPTH_FACTOR=", s, ": expected 0 (off) or 1 (auto, the default)");
 }
 
+// The precision a Winograd conv `s` is built with when the network asks for `asked`. bf16 has its own
+// tile, F(2x2x2): 64 points per 8 outputs at bf16's GEMM rate, against float32's F(2x4x4), 144 points
+// per 32 outputs at float32's. Where the bf16 GEMMs run on AMX tiles every 3D Winograd conv takes it.
+// With AVX512-BF16 alone (twice float32's rate), F(2x2x2)'s transforms, twice as many per output, cost
+// more than its GEMMs save unless both channel counts are large: per conv, 1 thread, medians of 3, two
+// runs (volfeat_bench winograd/ against winograd_bf16/, Zen 4, session 17):
+//   128 -> 32 with BN+ReLU on the input, 32^3 (DenseNet):  float32 27.7-33.2 ms, bf16 36.2-41.7 ms
+//   64 -> 64, 16x64x64 (VGG, ResNet's layer1):             float32 57.5-65.3 ms, bf16 68.7-76.8 ms
+//   128 -> 128, 16x32x32:                                  float32 67.8-73.2 ms, bf16 40.6-45.2 ms
+//   256 -> 256, 8x16x16:                                   float32 25.7 ms,      bf16 24.8 ms
+// so there the bf16 tile takes the convs with at least kMinBf16TileChannels on both sides (it also
+// holds 2 x 64 bytes of U per channel pair against 4 x 144), float32's the others. On AMX the bf16
+// tile's GEMMs (30 % of its time on AVX512-BF16) run several times faster: unmeasured, no AMX machine
+// yet. Depth-factored convs run float32 F(4x4) in either case (Winograd3d's constructor).
+inline constexpr Index kMinBf16TileChannels = 128;
+inline Precision winograd_precision(const ConvSpec& s, Precision asked) {
+  if (asked != Precision::kBf16 || !cpu::gemm::bf16_available() || cpu::gemm::bf16_gemms_on_tiles()) return asked;
+  return std::min(s.in_channels, s.out_channels) >= kMinBf16TileChannels ? Precision::kBf16 : Precision::kFloat32;
+}
+
 template <class T>
 struct ConvAlgorithm<Cpu, T> {
   // A Winograd conv never packs its direct weights: the network used to pack them and drop them again
   // (DenseNet-121: 58 of its 120 convs), part of the 6 % of a fresh process's samples in packing
   // (Zen 3, perf, bench/README.md "The fixed cost of a fresh process").
   // device.precision: bf16 where each conv can (Conv3d<Cpu, float>::runs_bf16), Winograd or direct by
-  // the same rule as float32. device.weight_file: streamed weights (core/weight_file.hpp), each conv's
+  // the same rule as float32, a Winograd conv's tile by winograd_precision. device.weight_file: streamed weights (core/weight_file.hpp), each conv's
   // moved there as soon as they are packed.
   static std::unique_ptr<Conv3d<Cpu, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
                                               const std::vector<float>& bias, const Cpu& device = {},
@@ -88,7 +109,8 @@ struct ConvAlgorithm<Cpu, T> {
     static const DepthFactoring factoring = depth_factoring_from_env();
     if constexpr (std::is_same_v<T, float>) {
       if (uses_winograd<T>(spec, mode)) {
-        auto w = std::make_shared<cpu::Winograd3d<T>>(spec, weight, bias, device.precision, factoring);
+        auto w = std::make_shared<cpu::Winograd3d<T>>(spec, weight, bias, winograd_precision(spec, device.precision),
+                                                      factoring);
         w->move_weights_to(device.weight_file);
         return std::make_unique<Conv3d<Cpu, T>>(spec, std::shared_ptr<const cpu::Winograd3d<T>>(std::move(w)));
       }

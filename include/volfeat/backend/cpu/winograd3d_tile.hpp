@@ -30,8 +30,10 @@ struct Tile {
 // float32: F(2x4x4), 144 points per 32 outputs. bf16 (Precision::kBf16): F(2x2x2), 64 points per 8
 // outputs, because V is rounded to bf16 after the input transform: F(4,3)'s transforms, which scale by
 // up to 5 and 8, took DenseNet-121's features 2.4e-2 away from float32 (issue #17 allows 1e-2), and at
-// bf16's GEMM rate F(2x2x2) ran no slower than a direct conv (session 11). Depth-factored kernels: the
-// 2D F(4x4) (36 points per 16 outputs) in either precision (why: Winograd3d's constructor).
+// bf16's GEMM rate F(2x2x2) ran no slower than a direct conv (session 11). A network takes the bf16 tile
+// only where it wins (winograd3d_select.hpp, winograd_precision: AMX tiles, or 128 channels on both
+// sides). Depth-factored kernels: the 2D F(4x4) (36 points per 16 outputs) in either precision (why:
+// Winograd3d's constructor).
 using TileF32 = Tile<2, 4, 4>;
 using TileBf16 = Tile<2, 2, 2>;
 using TileF32Depth = Tile<1, 4, 4>;

@@ -31,6 +31,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "volfeat/backend/cpu/gemm_types.hpp"
 #include "volfeat/backend/cpu/winograd3d_tile.hpp"
 #include "volfeat/core/shape.hpp"
 
@@ -94,6 +95,46 @@ VOLFEAT_WINOGRAD_INLINE void store(T* p, const Vec<T, B>& v, int nl) {
   } else {
     T t[kLanes<T, B>];
     std::memcpy(t, &v, sizeof(v));
+    for (int l = 0; l < nl; ++l) p[l] = t[l];
+  }
+}
+
+// v rounded to bf16 as round_to_bf16 rounds (vcvtneps2bf16's rounding: nearest, ties to even; zero and
+// denormals to signed zero; NaN made quiet), nl lanes stored at p. In plain vector code, so every variant
+// of the block loop compiles it; only the bf16 tile, on AVX512-BF16 CPUs, runs it.
+// (The narrowing goes through explicit specialisations: GCC 12 rejects __builtin_convertvector on a
+// vector type that depends on a template parameter.)
+template <int B>
+struct Bf16Lanes;
+#define VOLFEAT_WINOGRAD_BF16_LANES(BYTES)                                                           \
+  template <>                                                                                      \
+  struct Bf16Lanes<BYTES> {                                                                        \
+    typedef std::uint32_t U __attribute__((vector_size(BYTES)));                                   \
+    typedef std::uint16_t H __attribute__((vector_size(BYTES / 2)));                               \
+    static VOLFEAT_WINOGRAD_INLINE void narrow(const U& u, H& h) { h = __builtin_convertvector(u, H); } \
+  };
+VOLFEAT_WINOGRAD_BF16_LANES(64)
+VOLFEAT_WINOGRAD_BF16_LANES(32)
+VOLFEAT_WINOGRAD_BF16_LANES(16)
+#undef VOLFEAT_WINOGRAD_BF16_LANES
+
+template <int B>
+VOLFEAT_WINOGRAD_INLINE void store_bf16(Bf16* p, const Vec<float, B>& v, int nl) {
+  using U = typename Bf16Lanes<B>::U;
+  using H = typename Bf16Lanes<B>::H;
+  U u;
+  std::memcpy(&u, &v, sizeof u);
+  const U high = u >> 16;
+  U r = (u + 0x7fffu + (high & 1u)) >> 16;
+  r = (u & 0x7fffffffu) > 0x7f800000u ? (high | 0x0040u) : r;
+  r = (u & 0x7f800000u) == 0 ? (high & 0x8000u) : r;
+  H h;
+  Bf16Lanes<B>::narrow(r, h);
+  if (nl == kLanes<float, B>) {
+    std::memcpy(p, &h, sizeof h);
+  } else {
+    Bf16 t[kLanes<float, B>];
+    std::memcpy(t, &h, sizeof h);
     for (int l = 0; l < nl; ++l) p[l] = t[l];
   }
 }
@@ -171,10 +212,11 @@ VOLFEAT_WINOGRAD_INLINE void at(const V* m, V* o) {
 
 // One tile of shape Tl, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x)
 // of the kInZ x kInY x kInX patch; null: padding, zero). V point p gets B^T d B, stored at
-// dst + p * pstride. A depth-summed tile's patch is one plane: the depth sums (Winograd3d's
-// depth_summed_input), activated already.
-template <class Tl, class T, int B>
-VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, T* dst, Index pstride) {
+// dst + p * pstride, as T, or rounded to bf16 where D is Bf16 (the bf16 tile). A depth-summed tile's
+// patch is one plane: the depth sums (Winograd3d's depth_summed_input), activated already.
+template <class Tl, class T, int B, class D = T>
+VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, D* dst, Index pstride) {
+  static_assert(std::is_same_v<D, T> || (std::is_same_v<D, Bf16> && std::is_same_v<T, float>), "V is T, or bf16 of float");
   using V = Vec<T, B>;
   constexpr int kZ = Tl::kInZ, kY = Tl::kInY, kX = Tl::kInX, kPlane = kY * kX;
   V buf[Tl::kPoints];
@@ -204,7 +246,10 @@ VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, c
     V d[kZ], r[kZ];
     for (int a = 0; a < kZ; ++a) d[a] = buf[a * kPlane + be];
     bt<kZ>(d, r);
-    for (int a = 0; a < kZ; ++a) store<T, B>(dst + Index(a * kPlane + be) * pstride, r[a], nl);
+    for (int a = 0; a < kZ; ++a) {
+      if constexpr (std::is_same_v<D, Bf16>) store_bf16<B>(dst + Index(a * kPlane + be) * pstride, r[a], nl);
+      else store<T, B>(dst + Index(a * kPlane + be) * pstride, r[a], nl);
+    }
   }
 }
 
