@@ -7,7 +7,9 @@
 # UBSan report fails its test (halt_on_error, tests/CMakeLists.txt), also in the CLI runs of the
 # python tests. Left out because no test runs them: the benchmarks and volfeat-thrust-omp (off by default anyway). Extra
 # arguments after BUILD_DIR go to ctest (e.g. -R thrust). Exits with ctest's status; prints the
-# build and test times. .ci/run runs it after the normal suite.
+# build and test times. .ci/run runs it after the normal suite, with VOLFEAT_REFERENCE_DATA=build/tests/data:
+# the reference steps (PyTorch's outputs, fixture files: the same for any build of this checkout) then copy
+# that build's data instead of making it again (tests/CMakeLists.txt, volfeat_add_reference).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$root/build-san}
@@ -15,7 +17,8 @@ shift || true
 jobs=${VOLFEAT_JOBS:-2}
 
 t0=$(date +%s)
-cmake -S "$root" -B "$build" -DVOLFEAT_SANITIZE=ON -DVOLFEAT_BUILD_BENCH=OFF -DVOLFEAT_BUILD_THRUST_CLI=OFF -DVOLFEAT_BUILD_PYTHON=OFF
+cmake -S "$root" -B "$build" -DVOLFEAT_SANITIZE=ON -DVOLFEAT_BUILD_BENCH=OFF -DVOLFEAT_BUILD_THRUST_CLI=OFF -DVOLFEAT_BUILD_PYTHON=OFF \
+  -DVOLFEAT_REFERENCE_DATA="${VOLFEAT_REFERENCE_DATA:-}"
 cmake --build "$build" -j"$jobs"
 t1=$(date +%s)
 echo "sanitize: configure + build took $(( t1 - t0 )) s"
