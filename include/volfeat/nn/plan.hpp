@@ -85,8 +85,9 @@ struct PlanTraits {
   bool planewise_pair = false;  // DenseLayerConvs keeps a ring of planes (kPlanewiseDenseLayer)
   bool planewise_pool = false;  // ConvActMaxPool keeps a ring of planes
   // For the memory estimate only (the plan ignores it): bytes per packed weight value when the network
-  // streams its weights (4 float32, 2 bf16), so each step holds its convs' weights; 0 when they are
-  // all held (network_weight_bytes counts them apart).
+  // streams its weights (4 float32, 2 bf16; Winograd's float32 tiles hold 4 in either: memory_estimate.hpp,
+  // conv_value_bytes), so each step holds its convs' weights; 0 when they are all held
+  // (network_weight_bytes counts them apart).
   double streamed_weight_bytes = 0;
   // Per node: 0, or the conv runs Winograd (Cpu; its rings hold planes in pairs) with this many
   // transformed points per tile (backend/cpu/winograd3d_tile.hpp: 144 float32, 64 bf16, 36 depth-factored).

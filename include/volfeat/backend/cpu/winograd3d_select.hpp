@@ -101,8 +101,8 @@ struct ConvAlgorithm<Cpu, T> {
   // (DenseNet-121: 58 of its 120 convs), part of the 6 % of a fresh process's samples in packing
   // (Zen 3, perf, bench/README.md "The fixed cost of a fresh process").
   // device.precision: bf16 where each conv can (Conv3d<Cpu, float>::runs_bf16), Winograd or direct by
-  // the same rule as float32, a Winograd conv's tile by winograd_precision. device.weight_file: streamed weights (core/weight_file.hpp), each conv's
-  // moved there as soon as they are packed.
+  // the same rule as float32, a Winograd conv's tile by winograd_precision. device.weight_file: streamed
+  // weights (core/weight_file.hpp), each conv's moved there as soon as they are packed.
   static std::unique_ptr<Conv3d<Cpu, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
                                               const std::vector<float>& bias, const Cpu& device = {},
                                               WinogradMode mode = winograd_mode_from_env()) {
