@@ -9,6 +9,7 @@
 #include <iostream>
 #include <limits>
 
+#include "support/bf16_cases.hpp"
 #include "support/cpu_isa_guard.hpp"
 #include "support/primitive_checks.hpp"
 #include "support/small_networks.hpp"
@@ -57,25 +58,7 @@ ref::Array5 bf16_of(ref::Array5 a) {
 BOOST_TEST_GLOBAL_FIXTURE(Bf16Guard);
 
 BOOST_AUTO_TEST_CASE(round_to_bf16_is_the_instruction) {
-  std::vector<float> x;
-  for (double v : random_values(4096, 91)) x.push_back(float(v * 1e3));
-  const float specials[] = {0.f,
-                            -0.f,
-                            1.f,
-                            -1.f,
-                            1.00390625f,          // 1 + 2^-8: a tie between two bf16, to even (1)
-                            1.01171875f,          // 1 + 3*2^-8: a tie, to even (1 + 2^-6)
-                            std::nextafter(1.00390625f, 2.f),  // just above the tie: up
-                            3.3895314e38f,        // the largest finite bf16
-                            std::numeric_limits<float>::max(),
-                            std::numeric_limits<float>::infinity(),
-                            -std::numeric_limits<float>::infinity(),
-                            std::numeric_limits<float>::quiet_NaN(),
-                            std::numeric_limits<float>::signaling_NaN(),
-                            std::numeric_limits<float>::denorm_min(),
-                            -1e-40f,
-                            std::numeric_limits<float>::min()};
-  x.insert(x.end(), std::begin(specials), std::end(specials));
+  const std::vector<float> x = bf16_rounding_cases(4096, 91);
   for (int tail = 0; tail < 16; ++tail) {  // every length of the masked tail
     const Index n = Index(x.size()) - tail;
     std::vector<cpu::Bf16> got(x.size(), cpu::Bf16(0xdead));

@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <limits>
 
+#include "support/bf16_cases.hpp"
 #include "support/primitive_checks.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/architectures.hpp"
@@ -200,15 +201,7 @@ void check_store_bf16(const std::vector<float>& x) {
 }
 
 BOOST_AUTO_TEST_CASE(the_bf16_tile_rounds_v_as_the_instruction) {
-  std::vector<float> x;
-  for (double v : random_values(256, 93)) x.push_back(float(v * 1e3));
-  const float specials[] = {0.f, -0.f, 1.00390625f /* a tie: to even */, 1.01171875f /* a tie: to even, up */,
-                            std::nextafter(1.00390625f, 2.f), 3.3895314e38f, std::numeric_limits<float>::max(),
-                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                            std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::signaling_NaN(),
-                            -std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min(),
-                            -1e-40f, std::numeric_limits<float>::min(), -std::numeric_limits<float>::min()};
-  x.insert(x.end(), std::begin(specials), std::end(specials));
+  std::vector<float> x = bf16_rounding_cases(256, 93);
   while (x.size() % 16) x.push_back(float(x.size()) * 0.37f);
   check_store_bf16<64>(x);
   check_store_bf16<32>(x);
