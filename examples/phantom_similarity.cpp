@@ -34,13 +34,13 @@ int main() {
   const std::vector<Region> regions = parse_labels("femur=1,tibia=2", true);
   const std::vector<float> x = normalize_volume(phantom.ct.data, parse_normalization(kDefaultNormalize));
 
-  const Network<Cpu, float> net(seeded_random_weights("densenet121", 0));
+  // Built only up to the deepest tap (BuildUpTo); forward() then stops there too.
+  const Network<Cpu, float> net(seeded_random_weights("densenet121", 0), Cpu{}, BuildUpTo{{"denseblock2", "transition2"}});
   const std::vector<std::string> layers{resolve_layer(net.graph(), "denseblock2"),
                                         resolve_layer(net.graph(), "transition2")};
   RegionMeans taps{layers, phantom, regions, {}};
   const auto& g = phantom.ct.grid.dims;
-  net.forward(TensorView<const float>(x.data(), Dims{1, g[0], g[1], g[2], 1}), taps,
-              net.node_of(layers.back()));
+  net.forward(TensorView<const float>(x.data(), Dims{1, g[0], g[1], g[2], 1}), taps);
 
   for (const auto& layer : layers) {
     const auto& v = taps.by_layer.at(layer);

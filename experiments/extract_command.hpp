@@ -74,12 +74,13 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   r.precision_kernels = DeviceFor<Backend>::kernels(device);
   if (!r.precision_kernels.empty()) progress.note(r.precision_kernels);
   r.stream_weights = DeviceFor<Backend>::stream_weights(device);
-  const Network<Backend, float> net(r.weights.state, kReleaseWeights, device);
+  // Only the nodes up to the deepest tap are built (BuildUpTo).
+  const auto layers = resolve_layers(o, graph_of(r.weights.state));
+  const Network<Backend, float> net(r.weights.state, kReleaseWeights, device, BuildUpTo{layers});
   r.timings["load_weights"] = load_seconds;  // overlapped with "prepare"
   r.timings["build_network"] = Progress::since(t0);
   progress.note("weights: " + r.weights.description);
 
-  const auto layers = resolve_layers(o, net.graph());
   check_extract_memory(extract_sizes(o, r.volume, r.weights, net, layers, r.threads), o.max_memory, progress);
   r.features = extract_scheme_features(o, net, r.volume, layers, {o.pool}, progress);
   r.timings["forward"] = r.features.forward_seconds;

@@ -187,7 +187,8 @@ SweepUnitRows run_sweep_unit(const SweepOptions& so, const SweepUnit& unit, Volu
   const PreparedVolume& pv = *cache.prepared;
   NetworkWeights w = load_network_weights(o, int(pv.normalization.channels()));
   std::string precision_note;  // shown once by the sweep (sweep_command.hpp), not per unit
-  const Network<Backend, float> net(w.state, kReleaseWeights, DeviceFor<Backend>::make(o.device, precision_note));
+  const Network<Backend, float> net(w.state, kReleaseWeights, DeviceFor<Backend>::make(o.device, precision_note),
+                                   BuildUpTo{so.layers});
   const RegionFeatures f = extract_scheme_features(o, net, pv, so.layers, so.pools, progress, so.want_cka);
 
   SweepUnitRows rows;

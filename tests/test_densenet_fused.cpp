@@ -7,6 +7,7 @@
 #include "support/compare.hpp"
 #include "support/torch_refs.hpp"
 #include "volfeat/backend/cpu.hpp"
+#include "volfeat/nn/memory_estimate.hpp"
 #include "volfeat/nn/network.hpp"
 #include "volfeat/weights/load.hpp"
 
@@ -20,14 +21,23 @@ struct TorchRefs {
 };
 BOOST_TEST_GLOBAL_FIXTURE(TorchRefs);
 
-void check_sparse_taps(const std::string& file, const std::vector<std::string>& taps, const std::string& stop_at = "") {
-  const NpzMap z = read_npz(torch_ref_dir() + "/" + file);
+// How the network is built: whole, or only up to its deepest tap (BuildUpTo, as the CLI builds it).
+enum class Extent { kWhole, kUpToTaps };
+
+Network<Cpu, float> network_for(const NpzMap& z, const std::vector<std::string>& taps, Extent extent) {
   const auto args = ref_meta(z)["args"];
   InflateOptions opt;
   opt.scheme = args["scheme"].get<std::string>();
   opt.axis = args["axis"].get<std::string>()[0];
   opt.stem = parse_stem_rule(args["stem"].get<std::string>());
-  const Network<Cpu, float> net(inflate_state_dict(read_state_dict(torch_ref_dir() + "/dn121_2d.npz"), opt));
+  return Network<Cpu, float>(inflate_state_dict(read_state_dict(torch_ref_dir() + "/dn121_2d.npz"), opt), Cpu{},
+                             extent == Extent::kUpToTaps ? BuildUpTo{taps} : BuildUpTo{});
+}
+
+void check_sparse_taps(const std::string& file, const std::vector<std::string>& taps, const std::string& stop_at = "",
+                       Extent extent = Extent::kWhole) {
+  const NpzMap z = read_npz(torch_ref_dir() + "/" + file);
+  const Network<Cpu, float> net = network_for(z, taps, extent);
   const reference::Array5 input = ref_array(z.at("input"));
   const auto x = reference::to_channels_last<float>(input);
   Recorder<Cpu, float> rec(taps);
@@ -61,4 +71,37 @@ BOOST_AUTO_TEST_CASE(only_the_last_module) { check_sparse_taps("ref_centre_odd.n
 BOOST_AUTO_TEST_CASE(stop_right_after_a_fused_pool) {
   check_sparse_taps("ref_i3d_32.npz", {"features.transition2.pool"}, "features.transition2.pool");
   check_sparse_taps("ref_thin.npz", {"features.pool0"}, "features.pool0");
+}
+
+// Built only up to its deepest tap, the network gives PyTorch's outputs there (the default stop is then
+// that tap's node), packs none of the convs past it (its packed weights up to transition1: 4.2 MB of
+// the whole network's 53.8 MB), and running further, or naming an unknown module, is one clear error.
+BOOST_AUTO_TEST_CASE(a_network_built_up_to_its_taps_matches_torch_and_stops_there) {
+  const std::vector<std::string> taps{"features.pool0", "features.denseblock1.denselayer3", "features.transition1"};
+  check_sparse_taps("ref_i3d_32.npz", taps, "", Extent::kUpToTaps);
+  const NpzMap z = read_npz(torch_ref_dir() + "/ref_i3d_32.npz");
+  const Network<Cpu, float> part = network_for(z, {"transition1", "pool0"}, Extent::kUpToTaps);
+  const Network<Cpu, float> whole = network_for(z, {}, Extent::kWhole);
+  BOOST_TEST(part.built_last() == part.node_of("features.transition1"));
+  BOOST_TEST(whole.built_last() == whole.graph().last_node());
+  const double part_bytes = network_weight_bytes(part.graph(), part.plan_traits(), sizeof(float), part.built_last());
+  const double whole_bytes = network_weight_bytes(whole.graph(), whole.plan_traits(), sizeof(float));
+  BOOST_TEST_MESSAGE("packed weights up to transition1: " << part_bytes / 1e6 << " MB of " << whole_bytes / 1e6 << " MB");
+  BOOST_TEST(part_bytes < 0.1 * whole_bytes);
+  BOOST_TEST(part_bytes > 0.0);
+  const reference::Array5 input = ref_array(z.at("input"));
+  const auto x = reference::to_channels_last<float>(input);
+  const TensorView<const float> in(x.data(), input.dims());
+  auto error_of = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "";
+  };
+  BOOST_TEST(error_of([&] { part.forward(in, part.node_of("features.norm5")); }) ==
+             "network: built up to features.transition1 only (BuildUpTo); it cannot run to features.norm5");
+  const std::string unknown = error_of([&] { network_for(z, {"denseblok2"}, Extent::kUpToTaps); });
+  BOOST_TEST(unknown.find("denseblok2") != std::string::npos, unknown);
 }

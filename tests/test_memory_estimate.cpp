@@ -66,7 +66,8 @@ struct Measured {
 enum class Build { kMemory, kStreamed, kBf16 };
 
 // Runs in a fresh child process so that the peak belongs to this architecture alone.
-Measured measure(const std::string& arch, std::array<Index, 3> grid, Build how) {
+// `up_to`: build only up to this module (BuildUpTo, as the CLI does for its taps) and run to it.
+Measured measure(const std::string& arch, std::array<Index, 3> grid, Build how, const std::string& up_to) {
   int fd[2];
   BOOST_TEST_REQUIRE(::pipe(fd) == 0);
   const pid_t pid = ::fork();
@@ -87,7 +88,8 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid, Build how) 
       device.stream_weights = "memory_estimate_stream";  // in the test's directory, on the build's disk
       std::filesystem::create_directories(device.stream_weights);
     }
-    const Network<Cpu, float> net(sd, kReleaseWeights, device);  // as the CLI builds it: sd keeps no values
+    // as the CLI builds it: sd keeps no values
+    const Network<Cpu, float> net(sd, kReleaseWeights, device, up_to.empty() ? BuildUpTo{} : BuildUpTo{{up_to}});
     if (!(std::ofstream("/proc/self/clear_refs") << "5"))  // the peak from here on
       throw std::runtime_error("cannot reset the peak RSS through /proc/self/clear_refs");
     for (const auto& [key, p] : sd.params)
@@ -101,9 +103,10 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid, Build how) 
     // the StateDict holds none (checked above)
     const size_t packed = how == Build::kBf16 ? 2 : sizeof(float);
     if (how == Build::kStreamed) traits.streamed_weight_bytes = double(packed);  // each step's, in the pass
-    m.weights = how == Build::kStreamed ? resident_weight_bytes(net.graph(), sizeof(float))
-                                        : network_weight_bytes(net.graph(), traits, packed);
-    m.forward = simulate_forward(net.graph(), grid, -1, {}, sizeof(float), omp_get_max_threads(), traits).peak_bytes;
+    m.weights = how == Build::kStreamed ? resident_weight_bytes(net.graph(), sizeof(float), net.built_last())
+                                        : network_weight_bytes(net.graph(), traits, packed, net.built_last());
+    m.forward = simulate_forward(net.graph(), grid, net.built_last(), {}, sizeof(float), omp_get_max_threads(), traits)
+                    .peak_bytes;
     m.estimate = m.weights + m.forward + double(x.size()) * sizeof(float);
     const bool ok = ::write(fd[1], &m, sizeof m) == ssize_t(sizeof m);
     ::_exit(ok ? 0 : 1);
@@ -122,17 +125,18 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid, Build how) 
   return m;
 }
 
-void check(const std::string& arch, std::array<Index, 3> grid, Build how = Build::kMemory) {
+void check(const std::string& arch, std::array<Index, 3> grid, Build how = Build::kMemory, const std::string& up_to = "") {
   if (test::normal_suite_only("the RSS comparison", "the sanitizers' shadow memory inflates RSS several times"))
     return;
   if (how == Build::kBf16 && !cpu::gemm::bf16_available()) {
     std::cout << "skipped (" << arch << " in bf16): " << cpu::gemm::bf16_unavailable_reason() << "\n";
     return;
   }
-  const Measured m = measure(arch, grid, how);
+  const Measured m = measure(arch, grid, how, up_to);
   const double used = m.peak - m.baseline;
   const double ratio = m.estimate / used;
-  BOOST_TEST_MESSAGE(arch << (how == Build::kStreamed ? " streamed" : how == Build::kBf16 ? " bf16" : "") << " " << grid[0] << "x" << grid[1] << "x" << grid[2] << ": measured peak RSS "
+  BOOST_TEST_MESSAGE(arch << (how == Build::kStreamed ? " streamed" : how == Build::kBf16 ? " bf16" : "")
+                          << (up_to.empty() ? "" : " up to " + up_to) << " " << grid[0] << "x" << grid[1] << "x" << grid[2] << ": measured peak RSS "
                           << used / 1e6 << " MB above the baseline, estimate " << m.estimate / 1e6 << " MB (weights "
                           << m.weights / 1e6 << ", forward " << m.forward / 1e6 << "), ratio " << ratio);
   BOOST_TEST(std::abs(ratio - 1.0) <= kMargin, arch << ": estimate " << m.estimate / 1e6 << " MB against " << used / 1e6
@@ -152,3 +156,8 @@ BOOST_AUTO_TEST_CASE(densenet121_estimate_matches_peak_rss) { check("densenet121
 BOOST_AUTO_TEST_CASE(resnet50_streamed_estimate_matches_peak_rss) { check("resnet50", {32, 64, 64}, Build::kStreamed); }
 BOOST_AUTO_TEST_CASE(vgg19_streamed_estimate_matches_peak_rss) { check("vgg19", {32, 64, 64}, Build::kStreamed); }
 BOOST_AUTO_TEST_CASE(resnet50_bf16_estimate_matches_peak_rss) { check("resnet50", {32, 64, 64}, Build::kBf16); }
+// Built only up to layer3 (BuildUpTo): the estimate counts the packed weights up to there, not layer4's.
+// Zen 4, 2 threads: 250 MB of weights against 367 MB for the whole network; ratio 0.997 (whole: 0.998).
+BOOST_AUTO_TEST_CASE(resnet50_up_to_layer3_estimate_matches_peak_rss) {
+  check("resnet50", {32, 64, 64}, Build::kMemory, "layer3");
+}

@@ -190,18 +190,19 @@ def test_bad_bf16_kernels_is_one_error_line():
 
 
 def test_without_bf16_float32_with_a_note():
-    """VOLFEAT_CPU_ISA=avx2 has no bf16 kernels on any CPU: the run goes on in float32 and says so."""
+    """VOLFEAT_CPU_ISA=avx2 has no bf16 kernels on any CPU: the run goes on in float32 and says so (that the
+    CPU lacks AVX512-BF16, where it does: the first reason)."""
     p, m, f, c = extract("fallback", "bf16", isa="avx2")
     _, m32, f32, c32 = extract("fallback", "float32", isa="avx2")
     assert m["precision"] == "float32", m["precision"]
-    assert m["precision_note"].startswith("--precision bf16: VOLFEAT_CPU_ISA=avx2 chose kernels without bf16"), m
+    reason = "VOLFEAT_CPU_ISA=avx2 chose kernels without bf16" if BF16 else "this CPU lacks AVX512-BF16"
+    assert m["precision_note"] == f"--precision bf16: {reason}; running float32", m["precision_note"]
     assert m32["precision_note"] == ""
     for k in f32:
         assert np.array_equal(f[k], f32[k]), k
     assert np.array_equal(c, c32)
     # on stderr, with --quiet too: not progress, the run differs from what was asked
-    want = "volfeat: --precision bf16: VOLFEAT_CPU_ISA=avx2 chose kernels without bf16; running float32\n"
-    assert p.stderr == want, p.stderr
+    assert p.stderr == f"volfeat: --precision bf16: {reason}; running float32\n", p.stderr
 
 
 test_without_bf16_float32_with_a_note.normal_suite_only = WHY_NORMAL_ONLY
@@ -209,7 +210,8 @@ test_without_bf16_float32_with_a_note.normal_suite_only = WHY_NORMAL_ONLY
 
 def test_sweep_and_landmarks_record_the_precision():
     """The same option on the other commands: sweep.json's settings name what was asked (a resumed sweep
-    must match it), landmarks_run.json what ran; both sweep rows and landmarks differ from float32's."""
+    must match it), landmarks_run.json what ran; sweep's values differ from float32's where bf16 runs, and
+    are float32's bit for bit where it cannot."""
     want = "bf16" if BF16 else "float32"
     outs = {}
     for precision in ("float32", "bf16"):
@@ -218,9 +220,10 @@ def test_sweep_and_landmarks_record_the_precision():
             "--similarities", "cosine", "--quiet", "--precision", precision, "--out", out)
         with open(os.path.join(out, "sweep.json")) as f:
             assert json.load(f)["precision"] == precision
-        outs[precision] = csv_rows(os.path.join(out, "sweep.csv"))[1]
+        header, rows = csv_rows(os.path.join(out, "sweep.csv"))
+        outs[precision] = [row[header.index("value")] for row in rows]  # not the timings, not finished_at
     assert len(outs["float32"]) == len(outs["bf16"]) == 3
-    assert (outs["float32"] != outs["bf16"]) == BF16
+    assert (outs["float32"] != outs["bf16"]) == BF16, outs
     lm = fresh_dir(WORK, "landmarks_bf16")
     p = run("landmarks", "--schemes", "random", "--layers", "conv0", "--patch", "8", "--radius", "2", "--quiet",
             "--precision", "bf16", "--out", lm)

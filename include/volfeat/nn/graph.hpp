@@ -145,9 +145,17 @@ class Graph {
     }
     return p;
   }
-  double param_values() const {
+  // Parameter values of the nodes up to and including `last` (default: every node), 3D kernels.
+  double param_values(int last = -1) const {
+    if (last < 0 || last > last_node()) last = last_node();
     double v = 0;
-    for (const auto& p : params(3)) v += double(element_count(p.shape));
+    for (int i = 0; i <= last; ++i) {
+      const Node& n = nodes_[size_t(i)];
+      if (n.kind == OpKind::kConv)
+        v += double(n.channels) * (double(nodes_[size_t(n.inputs[0])].channels) * double(n.window.taps()) + (n.bias ? 1 : 0));
+      else if (n.kind == OpKind::kBatchNorm)
+        v += 4.0 * double(n.channels);
+    }
     return v;
   }
 

@@ -111,11 +111,12 @@ inline double conv_weight_bytes(const Graph& g, const PlanTraits& traits, int i,
 // values as torch's), except that a conv that runs Winograd holds its transformed weights U instead
 // (144 C_in C_out values against 27 in float32, 64 in bf16, 36 depth-factored: 224 MB for ResNet-50's
 // 3D convs of layer1-3 in float32; conv3d.hpp frees the direct ones). `elem_bytes`: the network's value
-// type.
-inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, size_t elem_bytes) {
-  double bytes = double(g.param_values()) * double(elem_bytes);
+// type. `last`: the last node the network built (Network::built_last; -1: all).
+inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, size_t elem_bytes, int last = -1) {
+  if (last < 0 || last > g.last_node()) last = g.last_node();
+  double bytes = double(g.param_values(last)) * double(elem_bytes);
   const auto& nodes = g.nodes();
-  for (size_t i = 0; i < nodes.size(); ++i)
+  for (size_t i = 0; i <= size_t(last); ++i)
     if (nodes[i].kind == OpKind::kConv && traits.uses_winograd(int(i)))  // U instead of the kernel
       bytes += conv_weight_bytes(g, traits, int(i), double(elem_bytes)) -
                27.0 * double(elem_bytes) * double(nodes[size_t(nodes[i].inputs[0])].channels) * double(nodes[i].channels);
@@ -126,10 +127,11 @@ inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, siz
 // batchnorms and biases. Each step's packed conv weights are counted in the pass, while the step runs
 // (simulate_forward with traits.streamed_weight_bytes): ResNet-50 28 MB at most (one layer4 3x3x3 conv
 // a step), VGG-19 57 MB (its pair steps run two 512-channel convs), of 242 and 278 MB.
-inline double resident_weight_bytes(const Graph& g, size_t elem_bytes) {
-  double resident = double(g.param_values());
+inline double resident_weight_bytes(const Graph& g, size_t elem_bytes, int last = -1) {
+  if (last < 0 || last > g.last_node()) last = g.last_node();
+  double resident = double(g.param_values(last));
   const auto& nodes = g.nodes();
-  for (size_t i = 0; i < nodes.size(); ++i)
+  for (size_t i = 0; i <= size_t(last); ++i)
     if (nodes[i].kind == OpKind::kConv)  // the kernels live in the file
       resident -= double(g.node(nodes[i].inputs[0]).channels) * double(nodes[i].channels) * double(nodes[i].window.taps());
   return resident * double(elem_bytes);

@@ -365,7 +365,8 @@ RegionFeatures extract_scheme_features(const ExtractOptions& o, const Network<Ba
   if (grams) fail("similarity cka is not defined for the ensemble scheme ", o.inflate.scheme);
   std::vector<RegionFeatures> parts{std::move(out)};
   for (size_t m = 1; m < members; ++m) {
-    const Network<Backend, T> net(load_network_weights(o, int(v.normalization.channels()), m).state, first.device());
+    const Network<Backend, T> net(load_network_weights(o, int(v.normalization.channels()), m).state, first.device(),
+                                  BuildUpTo{layers});
     parts.push_back(extract_features(net, v, layers, o.mode, pools, progress, false));
   }
   RegionFeatures combined = parts[0];

@@ -130,6 +130,7 @@ struct ExtractSizes {
   const Graph* graph = nullptr;  // the network's (stem channels included)
   double state_dict_values = 0;  // values the loaded StateDict holds (as double)
   int stop = -1;                 // module index the pass runs to
+  int built_last = -1;           // the last node the network packed (Network::built_last; -1: all)
   std::vector<std::string> taps;
   int threads = 1;
   bool gathers_samples = false;  // a non-streaming pooling (gem, topk, ...): taps copied to the host
@@ -160,8 +161,8 @@ inline MemoryEstimate estimate_extract_memory(const ExtractSizes& s) {
   const size_t packed_bytes = s.weights_bf16 ? 2 : sizeof(float);  // batchnorms stay float: a few KB
   PlanTraits traits = s.traits;
   if (s.weights_streamed) traits.streamed_weight_bytes = double(packed_bytes);
-  e.parts.push_back({"weights", s.state_dict_values * f + (s.weights_streamed ? resident_weight_bytes(*s.graph, sizeof(float))
-                                                                              : network_weight_bytes(*s.graph, s.traits, packed_bytes))});
+  e.parts.push_back({"weights", s.state_dict_values * f + (s.weights_streamed ? resident_weight_bytes(*s.graph, sizeof(float), s.built_last)
+                                                                              : network_weight_bytes(*s.graph, s.traits, packed_bytes, s.built_last))});
   // extract_features' pass: mask-input's masked copy; a device backend's T copy and device tensor.
   const double input_copies = (s.mode == ExtractMode::kMaskInput ? 1 : 0) + (s.host_resident ? 0 : 2);
   e.parts.push_back({"pass input", v * f * double(s.channels) * input_copies});
@@ -304,6 +305,7 @@ ExtractSizes extract_sizes(const ExtractOptions& o, const PreparedVolume& v, con
     for (const auto& [key, p] : w.state.source->params) s.state_dict_values += double(p.size());
   s.stop = 0;
   for (const auto& l : layers) s.stop = std::max(s.stop, net.node_of(l));
+  s.built_last = net.built_last();
   s.taps = layers;
   s.threads = threads;
   for (const std::string& p : pools.empty() ? std::vector<std::string>{o.pool} : pools)
