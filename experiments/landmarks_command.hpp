@@ -227,8 +227,29 @@ inline std::vector<LandmarkRegion> landmark_regions(const LandmarksOptions& o, c
   return regions;
 }
 
+// The layers asked for, in `arch`: a layer preset (paper-vgg, paper-resnet, shallow...) stands for its
+// layers there.
+inline std::vector<std::string> arch_layers(const std::string& arch, const std::vector<std::string>& asked) {
+  std::vector<std::string> out;
+  for (const auto& l : asked) {
+    bool preset = false;
+    for (const auto& [name, layers] : arch_family(arch).presets)
+      if (name == l) preset = true, out.insert(out.end(), layers.begin(), layers.end());
+    if (!preset) out.push_back(l);
+  }
+  return out;
+}
+
+// How far `arch`'s networks are built: up to the deepest layer asked for (depth aliases mapped).
+inline BuildUpTo landmark_extent(const std::string& arch, const std::vector<std::string>& asked) {
+  BuildUpTo e;
+  for (const auto& l : arch_layers(arch, asked)) e.modules.push_back(landmark_layer_selector(arch, l));
+  return e;
+}
+
 // One set of scheme networks per architecture (the paper's network x layer x patch grid): volfeat's
-// seeded 2D init per --arch, or the --weights file (2D: inflated per scheme; 3D: used as it is).
+// seeded 2D init per --arch, or the --weights file (2D: inflated per scheme; 3D: used as it is). Each is
+// built only up to the deepest layer asked for (BuildUpTo).
 template <class Backend>
 std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const LandmarksOptions& o,
                                                                           LandmarkOptions& m, LandmarksResult& r) {
@@ -240,7 +261,8 @@ std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const
     for (const auto& arch : o.archs) {
       const StateDict sd2 = seeded_2d_init(arch, o.inflate.seed);
       r.weights_description += (r.weights_description.empty() ? "" : "; ") + sd2.origin;
-      per_arch.push_back(inflate_scheme_networks<Backend, float>(sd2, m.schemes, o.inflate, "", device));
+      per_arch.push_back(
+          inflate_scheme_networks<Backend, float>(sd2, m.schemes, o.inflate, "", device, landmark_extent(arch, m.layers)));
     }
     r.weights_description += ", inflated per scheme; NOT pretrained";
     return per_arch;
@@ -257,7 +279,8 @@ std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const
     SchemeNetworks<Backend, float> s;
     s.scheme = "as-loaded";
     s.members = {"as-loaded"};
-    s.nets.push_back(std::make_shared<const Network<Backend, float>>(sd, kReleaseWeights, device));
+    s.nets.push_back(std::make_shared<const Network<Backend, float>>(sd, kReleaseWeights, device,
+                                                                     landmark_extent(found, m.layers)));
     s.description = "as-loaded: " + weights_kind(sd);
     per_arch.push_back({});
     per_arch.back().push_back(std::move(s));
@@ -265,7 +288,8 @@ std::vector<std::vector<SchemeNetworks<Backend, float>>> landmark_networks(const
     r.weights_description = o.weights + " (3D, " + weights_kind(sd) + ")";
   } else {
     r.weights_description = o.weights + " (2D, " + weights_kind(sd) + "), inflated per scheme";
-    per_arch.push_back(inflate_scheme_networks<Backend, float>(sd, m.schemes, o.inflate, r.weights_sha, device));
+    per_arch.push_back(inflate_scheme_networks<Backend, float>(sd, m.schemes, o.inflate, r.weights_sha, device,
+                                                               landmark_extent(found, m.layers)));
   }
   return per_arch;
 }
@@ -304,17 +328,10 @@ LandmarksResult run_landmarks(const LandmarksOptions& o, Progress& progress) {
              " channel(s) but --normalize ", o.normalize, " makes ", channels);
   progress.note("weights: " + r.weights_description);
 
-  // ---- matching, per architecture; a layer preset (paper-vgg, paper-resnet, ...) stands for its layers in it
+  // ---- matching, per architecture
   for (const auto& nets : per_arch) {
     LandmarkOptions oa = m;
-    oa.layers.clear();
-    const std::string& arch = nets.front().nets.front()->arch();
-    for (const auto& l : r.layers) {
-      bool preset = false;
-      for (const auto& [name, layers] : arch_family(arch).presets)
-        if (name == l) preset = true, oa.layers.insert(oa.layers.end(), layers.begin(), layers.end());
-      if (!preset) oa.layers.push_back(l);
-    }
+    oa.layers = arch_layers(nets.front().nets.front()->arch(), r.layers);
     append_experiment(r.experiment, run_landmark_matching(nets, in, r.landmarks, oa, progress));
   }
   for (const auto& nets : per_arch)

@@ -56,7 +56,7 @@ inline StateDict seeded_2d_init(const std::string& arch, uint64_t seed) {
 template <class Backend, class T>
 std::vector<SchemeNetworks<Backend, T>> inflate_scheme_networks(const StateDict& sd2d, const std::vector<std::string>& schemes,
                                                                 const InflateOptions& base, const std::string& source_sha256,
-                                                                const Backend& device = {}) {
+                                                                const Backend& device = {}, const BuildUpTo& extent = {}) {
   std::vector<SchemeNetworks<Backend, T>> out;
   for (const auto& name : schemes) {
     inflation_scheme(name);  // an unknown name is an error that lists the known ones
@@ -67,7 +67,7 @@ std::vector<SchemeNetworks<Backend, T>> inflate_scheme_networks(const StateDict&
     for (const InflateOptions& m : scheme_members(opt)) {
       StateDict sd3 = inflate_with_meta(sd2d, m, source_sha256);
       s.members.push_back(m.scheme);
-      s.nets.push_back(std::make_shared<const Network<Backend, T>>(sd3, kReleaseWeights, device));
+      s.nets.push_back(std::make_shared<const Network<Backend, T>>(sd3, kReleaseWeights, device, extent));
       if (s.description.empty()) s.description = weights_kind(sd3);
     }
     s.description = name + (s.members.size() > 1 ? " (" + std::to_string(s.members.size()) + " networks)" : "") +

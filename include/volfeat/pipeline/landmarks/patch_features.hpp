@@ -51,10 +51,13 @@ inline void extract_patch(const PatchSource& s, const Voxel& centre, int p, floa
 // DenseNet's dense blocks 1, 2 and 3 (their concatenated channels: 256, 512 and 1024 for DenseNet121),
 // the paper's VGG conv2_2, conv4_2 and conv5_4 (a shallower VGG's last conv of block 2, second of block
 // 4, last of block 5), ResNet's layer1, layer2 and layer3.
-inline std::string landmark_layer_module(const Graph& g, const std::string& selector) {
+// landmark_layer_selector: the selector a depth alias stands for in `arch` (any other selector as it is).
+inline std::string landmark_layer_selector(const std::string& arch, const std::string& selector) {
   const int k = selector == "shallow" ? 0 : selector == "mid" ? 1 : selector == "deep" ? 2 : -1;
-  if (k >= 0) return resolve_layer(g, arch_family(g.arch()).depth_layers[size_t(k)]);
-  return resolve_layer(g, selector);
+  return k >= 0 ? arch_family(arch).depth_layers[size_t(k)] : selector;
+}
+inline std::string landmark_layer_module(const Graph& g, const std::string& selector) {
+  return resolve_layer(g, landmark_layer_selector(g.arch(), selector));
 }
 
 namespace detail::lm {
