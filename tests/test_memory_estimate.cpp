@@ -157,7 +157,7 @@ BOOST_AUTO_TEST_CASE(resnet50_streamed_estimate_matches_peak_rss) { check("resne
 BOOST_AUTO_TEST_CASE(vgg19_streamed_estimate_matches_peak_rss) { check("vgg19", {32, 64, 64}, Build::kStreamed); }
 BOOST_AUTO_TEST_CASE(resnet50_bf16_estimate_matches_peak_rss) { check("resnet50", {32, 64, 64}, Build::kBf16); }
 // Built only up to layer3 (BuildUpTo): the estimate counts the packed weights up to there, not layer4's.
-// Zen 4, 2 threads: 250 MB of weights against 367 MB for the whole network; ratio 0.997 (whole: 0.998).
+// AMD EPYC Zen 3, 2 threads: 250 MB of weights against 367 MB for the whole network; ratio 0.997 (whole: 0.998).
 BOOST_AUTO_TEST_CASE(resnet50_up_to_layer3_estimate_matches_peak_rss) {
   check("resnet50", {32, 64, 64}, Build::kMemory, "layer3");
 }

@@ -136,7 +136,7 @@ class Network {
   }
 
   // Runs the input (N, D, H, W, input_channels()) through the nodes up to and including `stop`
-  // (default: all), showing each wanted module's output to `obs`.
+  // (default: the last node built, BuildUpTo), showing each wanted module's output to `obs`.
   template <class Observer>
   void forward(TensorView<const T> x, Observer& obs, int stop = -1) const {
     if (stop < 0) stop = built_last_;
