@@ -51,10 +51,12 @@
 #include <vector>
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
+#include "volfeat/backend/cpu/compiled_once.hpp"
 #include "volfeat/backend/cpu/depth_factor.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/backend/cpu/packed_store.hpp"
+#include "volfeat/backend/cpu/plane_ring.hpp"
 #include "volfeat/backend/cpu/winograd3d_transforms.hpp"
 #include "volfeat/core/precision.hpp"
 #include "volfeat/ops/conv3d.hpp"
@@ -468,13 +470,11 @@ class Winograd3d {
 
   // Output voxels (n, z, y, x) with n in [n0, n1), z in [z_lo, z_hi), stored at
   // out + (((n*D + z)*H + y)*W + x - v_base) * ldo.
+  // Defined below the class, not inline: a program built with VOLFEAT_SEPARATE_KERNELS compiles its
+  // float instances once (compiled_once.hpp).
   template <class Rows>
   void run(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
-           Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
-    if (depth_factored()) run_tiles<TileF32Depth>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
-    else if (bf16_) run_tiles<TileBf16>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
-    else run_tiles<TileF32>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
-  }
+           Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const;
   template <class Tl, class Rows>
   void run_tiles(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
                  Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
@@ -527,5 +527,25 @@ class Winograd3d {
   Index panel16_values_ = 0;
   PackedStore<Bf16> panel16_store_;
 };
+
+template <class T>
+template <class Rows>
+void Winograd3d<T>::run(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1,
+                        Index z_lo, Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
+  if (depth_factored()) run_tiles<TileF32Depth>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+  else if (bf16_) run_tiles<TileBf16>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+  else run_tiles<TileF32>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+}
+
+#ifdef VOLFEAT_INSTANCE_ONCE
+// The float convs' tiles of every instruction set, for the two row sources the network uses (a view,
+// and DenseLayerConvs' ring of bottleneck planes).
+VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const ViewRows&, const Dims&, float*, Index, Index, Index, Index,
+                                                  Index, Index, const Activation<Cpu, float>&,
+                                                  const Activation<Cpu, float>&) const;
+VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const PlaneRing<float>&, const Dims&, float*, Index, Index, Index,
+                                                  Index, Index, Index, const Activation<Cpu, float>&,
+                                                  const Activation<Cpu, float>&) const;
+#endif
 
 }  // namespace volfeat::cpu
