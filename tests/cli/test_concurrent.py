@@ -59,6 +59,44 @@ def finish(procs):
     return out
 
 
+def start_contended(argsets, out):
+    """Starts one run per argument list on the directory `out`, every run after the first sure to
+    find the first holding the lock: the first is paused (SIGSTOP: a stopped run still holds its
+    directory) once its lock names it, the others are started and each is read up to its 'waiting'
+    line, then the first goes on. Runs merely started a fraction of a second apart raced the
+    scheduler instead: on a loaded CI machine (stop 36, three extracts 0.05 s apart next to the
+    notebooks test) the third started its lock attempt after the first had released it and never
+    waited. Returns the Popen objects and the stderr lines read so far, one per run."""
+    path = os.path.join(out, LOCK)
+    first = start(*argsets[0])
+    deadline = time.time() + TIMEOUT_S
+    def holder():
+        try:
+            return open(path).read()
+        except FileNotFoundError:
+            return ""
+
+    while f"pid={first.pid}\n" not in holder():
+        assert first.poll() is None, f"the first run ended (exit {first.returncode}) before its lock was seen"
+        assert time.time() < deadline, "the first run never took the lock"
+        time.sleep(0.002)
+    os.kill(first.pid, signal.SIGSTOP)
+    procs, heads = [first], [""]
+    try:
+        for args in argsets[1:]:
+            p = start(*args)
+            procs.append(p)
+            heads.append(p.stderr.readline())  # the waiting note comes first: the first run cannot finish
+            assert f"for pid {first.pid} on {HOST}" in heads[-1], heads[-1]
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    return procs, heads
+
+
+def finish_contended(procs, heads):
+    return [(code, stdout, head + stderr) for (code, stdout, stderr), head in zip(finish(procs), heads)]
+
+
 rows = csv_rows
 
 
@@ -130,11 +168,8 @@ def test_two_and_three_concurrent_sweeps_write_every_row_once():
     reference_sweep()
     for n in (2, 3):
         out = fresh(f"sweep_x{n}")
-        procs = []
-        for _ in range(n):  # the issue's repro, with runs a fraction of a second apart
-            procs.append(start(*SWEEP, "--wait-lock", "300", "--out", out))
-            time.sleep(0.1)
-        results = finish(procs)
+        # the issue's repro (runs a fraction of a second apart), with the overlap made certain
+        results = finish_contended(*start_contended([[*SWEEP, "--wait-lock", "300", "--out", out]] * n, out))
         for code, stdout, stderr in results:
             assert code == 0, f"exit {code}: {stderr}"
         # one run computed every unit; the others waited for it, then found everything done
@@ -173,11 +208,9 @@ def test_two_and_three_concurrent_extracts_leave_one_complete_run():
         for s in seeds:
             reference_extract(s)
         out = fresh(f"extract_x{n}")
-        procs = []
-        for s in seeds:  # different seeds: a mix of two runs' files would show
-            procs.append(start(*EXTRACT, "--seed", str(s), "--wait-lock", "300", "--out", out))
-            time.sleep(0.05)
-        results = finish(procs)
+        # different seeds: a mix of two runs' files would show
+        argsets = [[*EXTRACT, "--seed", str(s), "--wait-lock", "300", "--out", out] for s in seeds]
+        results = finish_contended(*start_contended(argsets, out))
         for code, _, stderr in results:
             assert code == 0, f"exit {code}: {stderr}"
         assert sum("waiting up to 300 s for pid" in e for _, _, e in results) == n - 1, [e for *_, e in results]
