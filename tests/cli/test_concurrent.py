@@ -59,28 +59,36 @@ def finish(procs):
     return out
 
 
-def start_contended(argsets, out):
-    """Starts one run per argument list on the directory `out`, every run after the first sure to
-    find the first holding the lock: the first is paused (SIGSTOP: a stopped run still holds its
-    directory) once its lock names it, the others are started and each is read up to its 'waiting'
-    line, then the first goes on. Runs merely started a fraction of a second apart raced the
-    scheduler instead: on a loaded CI machine (stop 36, three extracts 0.05 s apart next to the
-    notebooks test) the third started its lock attempt after the first had released it and never
-    waited. Returns the Popen objects and the stderr lines read so far, one per run."""
+def start_paused_holder(args, out):
+    """Starts a run on `out` and pauses it (SIGSTOP) once the lock names it: a stopped run still
+    holds its directory, so any run started meanwhile finds it there, however loaded the machine.
+    The caller sends SIGCONT."""
     path = os.path.join(out, LOCK)
-    first = start(*argsets[0])
-    deadline = time.time() + TIMEOUT_S
+    first = start(*args)
+
     def holder():
         try:
             return open(path).read()
         except FileNotFoundError:
             return ""
 
+    deadline = time.time() + TIMEOUT_S
     while f"pid={first.pid}\n" not in holder():
         assert first.poll() is None, f"the first run ended (exit {first.returncode}) before its lock was seen"
         assert time.time() < deadline, "the first run never took the lock"
         time.sleep(0.002)
     os.kill(first.pid, signal.SIGSTOP)
+    return first
+
+
+def start_contended(argsets, out):
+    """Starts one run per argument list on `out`, every run after the first sure to find the first
+    holding the lock: the first is paused, the others are started and each is read up to its
+    'waiting' line, then the first goes on. Runs merely started a fraction of a second apart raced
+    the scheduler instead: on a loaded CI machine (stop 36, three extracts 0.05 s apart next to the
+    notebooks test) the third made its lock attempt after the first had released and never waited.
+    Returns the Popen objects and the stderr lines read so far, one per run."""
+    first = start_paused_holder(argsets[0], out)
     procs, heads = [first], [""]
     try:
         for args in argsets[1:]:
@@ -183,15 +191,16 @@ def test_two_and_three_concurrent_sweeps_write_every_row_once():
 def test_concurrent_sweeps_without_wait_refuse_with_one_line_naming_the_holder():
     reference_sweep()
     out = fresh("sweep_refused")
-    first = start(*SWEEP, "--out", out)
-    deadline = time.time() + 120
-    while not os.path.exists(os.path.join(out, LOCK)) and time.time() < deadline:
-        time.sleep(0.01)
-    results = finish([start(*SWEEP, "--out", out) for _ in range(2)])
-    still_running = first.poll() is None
+    # paused while it holds the lock, the first cannot end before the others on a loaded machine
+    first = start_paused_holder([*SWEEP, "--out", out], out)
+    try:
+        results = finish([start(*SWEEP, "--out", out) for _ in range(2)])
+        still_running = first.poll() is None
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     code, stdout, stderr = finish([first])[0]
     assert code == 0, stderr
-    assert still_running, "the first sweep ended before the others did: they were not refused, or it was too quick"
+    assert still_running, "the first sweep ended before the others did"
     for code, stdout, stderr in results:
         assert code == 1, f"exit {code}: {stdout}{stderr}"
         errors = error_lines(stderr)
