@@ -1,6 +1,6 @@
 #pragma once
-// Uninitialised, 64-byte aligned host arrays; large ones are 2 MiB aligned and advised as
-// transparent huge pages.
+// Uninitialised, 64-byte aligned host arrays; large ones (from 2 MiB) are 2 MiB aligned blocks of their
+// own, their whole 2 MiB pages advised as transparent huge pages (core/host_blocks.hpp).
 //
 // Why: activations at scanner resolution are hundreds of MB each and every forward pass touches
 // them fresh. Measured on this project's machines (a VM, THP in "madvise" mode): first-touching
@@ -26,12 +26,12 @@
 
 namespace volfeat {
 
-// Small arrays come from the heap, 64-byte aligned; large ones are blocks of their own (whole 2 MiB
-// pages, core/host_blocks.hpp). Returns the array and, for a large one, its block's bytes (else 0).
+// Small arrays come from the heap, 64-byte aligned; large ones are blocks of their own
+// (core/host_blocks.hpp). Returns the array and, for a large one, its block's bytes (else 0).
 inline std::pair<void*, size_t> allocate_host_bytes(size_t bytes) {
   if (bytes == 0) return {nullptr, 0};
   if (bytes >= kHugePageThresholdBytes) {
-    const size_t block = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+    const size_t block = host_block_bytes(bytes);
     return {take_host_block(block), block};
   }
   void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);  // aligned_alloc wants a multiple

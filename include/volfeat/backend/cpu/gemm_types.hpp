@@ -10,12 +10,15 @@
 #include <new>
 #include <utility>
 
+#include "volfeat/core/host_memory.hpp"
 #include "volfeat/core/shape.hpp"
 
 namespace volfeat::cpu {
 
 // 64-byte aligned, uninitialised storage of trivially copyable T that only grows (one per use per
-// thread: an arena reused across layers and passes instead of a malloc per layer).
+// thread: an arena reused across layers and passes instead of a malloc per layer; and a conv's packed
+// weights, PackedStore). From 2 MiB it is a block with huge pages (allocate_host_bytes,
+// core/host_memory.hpp): packing first-touches it, and in 4 KiB pages that was most of a build.
 template <class T>
 class AlignedArray {
  public:
@@ -27,20 +30,20 @@ class AlignedArray {
     AlignedArray t(o);
     return *this = std::move(t);
   }
-  AlignedArray(AlignedArray&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  AlignedArray(AlignedArray&& o) noexcept
+      : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)), block_(std::exchange(o.block_, 0)) {}
   AlignedArray& operator=(AlignedArray&& o) noexcept {
     std::swap(p_, o.p_);
     std::swap(n_, o.n_);
+    std::swap(block_, o.block_);
     return *this;
   }
-  ~AlignedArray() { std::free(p_); }
+  ~AlignedArray() { release(); }
   T* reserve(size_t n) {
     if (n > n_) {
-      std::free(p_);
-      const size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-      p_ = static_cast<T*>(std::aligned_alloc(64, bytes));
-      if (!p_) throw std::bad_alloc();
-      n_ = n;
+      release();
+      const auto [p, block] = allocate_host_bytes(n * sizeof(T));
+      p_ = static_cast<T*>(p), n_ = n, block_ = block;
     }
     return p_;
   }
@@ -48,8 +51,14 @@ class AlignedArray {
   size_t size() const { return n_; }
 
  private:
+  void release() {
+    if (p_) FreeHostBytes{block_}(p_);
+    p_ = nullptr, n_ = 0, block_ = 0;
+  }
+
   T* p_ = nullptr;
   size_t n_ = 0;
+  size_t block_ = 0;  // a large block's bytes (FreeHostBytes), or 0: from the heap
 };
 using AlignedFloats = AlignedArray<float>;
 
