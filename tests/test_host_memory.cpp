@@ -1,0 +1,125 @@
+// Host memory (include/volfeat/core/host_memory.hpp, host_blocks.hpp): arrays under 2 MiB come from
+// the heap, 64-byte aligned; from 2 MiB they are blocks of their own, 2 MiB aligned, whole pages,
+// with exactly their whole 2 MiB pages advised as huge (the kernel's VmFlags "hg" in
+// /proc/self/smaps) and the tail left in small pages; AlignedArray (packed weights, scratch) takes
+// the same route; a retained block is handed out again for the same size.
+#define BOOST_TEST_MODULE host_memory
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "volfeat/backend/cpu/gemm_types.hpp"
+#include "volfeat/core/host_memory.hpp"
+
+using namespace volfeat;
+
+namespace {
+
+constexpr size_t kMiB = size_t(1) << 20;
+
+uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+
+// The VmFlags of the mapping that holds `p` (empty when /proc/self/smaps has no such mapping).
+std::string vm_flags_at(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(smaps, line)) {
+    uintptr_t lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> lo >> dash >> hi && dash == '-') {
+      inside = address(p) >= lo && address(p) < hi;
+      continue;
+    }
+    if (inside && line.rfind("VmFlags:", 0) == 0) return line.substr(8);
+  }
+  return {};
+}
+
+bool advised_huge(const void* p) {
+  std::istringstream flags(vm_flags_at(p));
+  for (std::string f; flags >> f;)
+    if (f == "hg") return true;
+  return false;
+}
+
+// Writes a pattern over every byte and reads it back: the whole block is ours.
+void check_writable(void* p, size_t bytes) {
+  auto* b = static_cast<unsigned char*>(p);
+  b[bytes - 1] = 0xAB;  // the last byte, then one per 4 KiB page (the first of them may be the last byte)
+  for (size_t i = 0; i < bytes; i += 4096) b[i] = static_cast<unsigned char>(i / 4096 * 7 + 1);
+  for (size_t i = 0; i < bytes; i += 4096) BOOST_TEST(b[i] == static_cast<unsigned char>(i / 4096 * 7 + 1));
+  if ((bytes - 1) % 4096) BOOST_TEST(b[bytes - 1] == 0xAB);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(small_arrays_come_from_the_heap_64_byte_aligned) {
+  for (size_t bytes : {size_t(1), size_t(4096), size_t(100000), kHugePageThresholdBytes - 1}) {
+    const auto [p, block] = allocate_host_bytes(bytes);
+    BOOST_TEST(block == 0u);
+    BOOST_TEST(address(p) % 64 == 0u);
+    check_writable(p, bytes);
+    FreeHostBytes{block}(p);
+  }
+  BOOST_TEST(allocate_host_bytes(0).first == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(large_arrays_are_aligned_blocks_with_only_their_whole_2mib_pages_advised_huge) {
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  // exactly one huge page; a Winograd store's 2.4 MB (one huge page and a small-page tail); 5 huge pages
+  for (size_t bytes : {2 * kMiB, size_t(144) * 128 * 32 * 4 + 64, 10 * kMiB}) {
+    const auto [p, block] = allocate_host_bytes(bytes);
+    BOOST_TEST_CONTEXT("bytes " << bytes) {
+      BOOST_TEST(block == (bytes + page - 1) / page * page);
+      BOOST_TEST(address(p) % kHugePageBytes == 0u);
+      check_writable(p, bytes);
+      const size_t whole = bytes / kHugePageBytes * kHugePageBytes;
+      if (vm_flags_at(p).empty()) {
+        BOOST_TEST_MESSAGE("SKIP the huge-page advice checks: /proc/self/smaps shows no VmFlags here");
+      } else if (!advised_huge(p)) {
+        BOOST_TEST_MESSAGE("SKIP the huge-page advice checks: this kernel refused MADV_HUGEPAGE (no THP)");
+      } else {
+        BOOST_TEST(advised_huge(static_cast<char*>(p) + whole - 1));  // the last whole huge page
+        if (whole < bytes) BOOST_TEST(!advised_huge(static_cast<char*>(p) + whole));  // the tail
+      }
+    }
+    FreeHostBytes{block}(p);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(aligned_array_takes_blocks_from_2mib_and_keeps_them_when_moved) {
+  cpu::AlignedArray<float> small;
+  BOOST_TEST(address(small.reserve(1000)) % 64 == 0u);
+  cpu::AlignedArray<float> a;
+  float* p = a.reserve(kHugePageThresholdBytes / sizeof(float) + 5);
+  BOOST_TEST(address(p) % kHugePageBytes == 0u);
+  BOOST_TEST(a.reserve(16) == p);  // it only grows
+  check_writable(p, a.size() * sizeof(float));
+  cpu::AlignedArray<float> b(std::move(a));
+  BOOST_TEST(b.data() == p);
+  BOOST_TEST(a.data() == nullptr);
+  a = std::move(b);
+  BOOST_TEST(a.data() == p);
+  cpu::AlignedArray<float> c(a);  // a copy is a copy
+  BOOST_TEST(c.data() != p);
+  BOOST_TEST(address(c.data()) % kHugePageBytes == 0u);
+  BOOST_TEST(std::equal(p, p + a.size(), c.data()));
+}
+
+// Last: retaining is process-wide.
+BOOST_AUTO_TEST_CASE(a_retained_block_serves_the_next_request_of_its_size) {
+  retain_freed_host_memory();
+  const size_t bytes = 3 * kMiB + 12345;
+  auto [p, block] = allocate_host_bytes(bytes);
+  FreeHostBytes{block}(p);
+  auto [q, block2] = allocate_host_bytes(bytes);
+  BOOST_TEST(q == p);
+  BOOST_TEST(block2 == block);
+  FreeHostBytes{block2}(q);
+}
