@@ -2,7 +2,8 @@
 // the heap, 64-byte aligned; from 2 MiB they are blocks of their own, 2 MiB aligned, whole pages,
 // with exactly their whole 2 MiB pages advised as huge (the kernel's VmFlags "hg" in
 // /proc/self/smaps) and the tail left in small pages; AlignedArray (packed weights, scratch) takes
-// the same route; a retained block is handed out again for the same size.
+// the same route; small packed-weight stores are cut from shared huge-page chunks (PackArena); a
+// retained block is handed out again for the same size.
 #define BOOST_TEST_MODULE host_memory
 #include <unistd.h>
 
@@ -11,8 +12,10 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "volfeat/backend/cpu/gemm_types.hpp"
+#include "volfeat/backend/cpu/packed_store.hpp"
 #include "volfeat/core/host_memory.hpp"
 
 using namespace volfeat;
@@ -110,6 +113,36 @@ BOOST_AUTO_TEST_CASE(aligned_array_takes_blocks_from_2mib_and_keeps_them_when_mo
   BOOST_TEST(c.data() != p);
   BOOST_TEST(address(c.data()) % kHugePageBytes == 0u);
   BOOST_TEST(std::equal(p, p + a.size(), c.data()));
+}
+
+BOOST_AUTO_TEST_CASE(small_packed_stores_share_a_huge_page_chunk_large_ones_have_blocks) {
+  using cpu::PackArena;
+  using cpu::PackedStore;
+  // like DenseNet's depth-factored Winograd U (0.6 MB), a 1x1 panel, a tiny store, then a 2.4 MB U
+  const size_t counts[] = {36 * 128 * 32, 128 * 128, 100, 144 * 128 * 32};
+  std::vector<PackedStore<float>> stores(4);
+  std::vector<float*> at;
+  for (size_t k = 0; k < 4; ++k) {
+    float* p = stores[k].reserve(counts[k]);
+    BOOST_TEST(address(p) % 64 == 0u);
+    for (size_t i = 0; i < counts[k]; ++i) p[i] = float(k * 1000003 + i);  // each store's own values
+    at.push_back(p);
+  }
+  for (size_t k = 0; k < 4; ++k)
+    for (size_t i = 0; i < counts[k]; i += 997) BOOST_TEST(stores[k].data()[i] == float(k * 1000003 + i));
+  // the three small ones one after another in the arena's first chunk (this process packed nothing before)
+  BOOST_TEST(address(at[1]) >= address(at[0]) + counts[0] * sizeof(float));
+  BOOST_TEST(address(at[2]) >= address(at[1]) + counts[1] * sizeof(float));
+  BOOST_TEST(address(at[2]) - address(at[0]) < PackArena::kChunkBytes);
+  BOOST_TEST(address(at[3]) % kHugePageBytes == 0u);  // its own block
+  if (!vm_flags_at(at[0]).empty() && advised_huge(at[3])) BOOST_TEST(advised_huge(at[0]));
+  PackedStore<float> copy(stores[0]);  // reads the same chunk
+  BOOST_TEST(copy.data() == at[0]);
+  PackedStore<float> moved(std::move(stores[1]));
+  BOOST_TEST(moved.data() == at[1]);
+  stores.clear();  // the chunk lives on in `copy` and `moved`
+  BOOST_TEST(copy.data()[5] == 5.f);
+  BOOST_TEST(moved.data()[7] == float(1000003 + 7));
 }
 
 // Last: retaining is process-wide.

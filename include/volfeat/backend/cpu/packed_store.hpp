@@ -1,23 +1,78 @@
 #pragma once
-// A conv's packed weights (Conv3d<Cpu, float>'s panels, Winograd3d's U): packed into aligned heap
+// A conv's packed weights (Conv3d<Cpu, float>'s panels, Winograd3d's U): packed into aligned host
 // memory, then, when the network streams its weights (core/weight_file.hpp), moved to its file and
 // read from the mapping from then on.
+//
+// Where the memory comes from: a store of 2 MiB or more is a huge-page block of its own (AlignedArray,
+// core/host_blocks.hpp); a smaller one is cut from a shared chunk of huge pages (PackArena), which a
+// store keeps alive as long as it reads from it. Why: packing first-touches every store, and in 4 KiB
+// pages (the heap's) each page costs a fault, about 10 us on this project's Zen 5 VM. DenseNet-121's
+// depth-factored Winograd stores (0.6 MB each) and its 1x1 panels were the faults left in a 128^3
+// extract's build after the large stores had their blocks (bench/README.md, session 23).
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <utility>
 
 #include "volfeat/backend/cpu/gemm_types.hpp"
+#include "volfeat/core/host_memory.hpp"
 #include "volfeat/core/weight_file.hpp"
 
 namespace volfeat::cpu {
+
+// Chunks of kChunkBytes (whole huge pages) that small stores are cut from, 64-byte aligned, one after
+// another. A chunk is freed, its pages handed back to the kernel, once no store reads from it and the
+// arena has moved on to a newer one, or once its stores have all moved to a weight file; the space of a
+// store freed before then is not reused (packed weights live as long as their network). So an in-memory
+// network holds its stores plus at most the unused rest of the newest chunk's touched huge page, and a
+// streamed one (move_to) none of it.
+class PackArena {
+ public:
+  static constexpr size_t kChunkBytes = size_t(32) << 20;
+  struct Chunk {
+    HostArray<unsigned char> bytes{kChunkBytes};
+    // Under retain_freed_host_memory the block stays in the process for the next of its size: not its pages.
+    ~Chunk() { discard_host_pages(bytes.data(), bytes.size()); }
+  };
+
+  static PackArena& instance() {
+    static PackArena* a = new PackArena;  // never destroyed: stores may outlive static destruction
+    return *a;
+  }
+
+  // Room for `bytes` (under kChunkBytes) and the chunk that holds it.
+  std::pair<void*, std::shared_ptr<const Chunk>> take(size_t bytes) {
+    bytes = (bytes + 63) / 64 * 64;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!chunk_ || used_ + bytes > kChunkBytes) {
+      chunk_ = std::make_shared<Chunk>();
+      used_ = 0;
+    }
+    void* p = chunk_->bytes.data() + used_;
+    used_ += bytes;
+    return {p, chunk_};
+  }
+
+  // Frees the newest chunk if no store reads from it any more (its stores moved to a weight file).
+  void drop_if_unused() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (chunk_ && chunk_.use_count() == 1) chunk_.reset();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::shared_ptr<Chunk> chunk_;
+  size_t used_ = 0;
+};
 
 template <class T>
 class PackedStore {
  public:
   PackedStore() = default;
-  // A copy of heap values is a copy; a copy of mapped values reads the same mapping.
-  PackedStore(const PackedStore& o) : heap_(o.heap_), n_(o.n_), file_(o.file_) {
-    data_ = file_ ? o.data_ : heap_.data();
+  // A copy of heap values is a copy; a copy of values in a shared chunk or a mapping reads the same ones
+  // (they are not written after packing).
+  PackedStore(const PackedStore& o) : heap_(o.heap_), chunk_(o.chunk_), n_(o.n_), file_(o.file_) {
+    data_ = file_ || chunk_ ? o.data_ : heap_.data();
   }
   PackedStore& operator=(const PackedStore& o) {
     PackedStore t(o);
@@ -26,6 +81,7 @@ class PackedStore {
   PackedStore(PackedStore&& o) noexcept { *this = std::move(o); }
   PackedStore& operator=(PackedStore&& o) noexcept {
     std::swap(heap_, o.heap_);
+    std::swap(chunk_, o.chunk_);
     std::swap(data_, o.data_);
     std::swap(n_, o.n_);
     std::swap(file_, o.file_);
@@ -35,24 +91,38 @@ class PackedStore {
   // Uninitialised room for n values to pack into (the build's only writes).
   T* reserve(size_t n) {
     n_ = n;
-    T* p = heap_.reserve(n);
     file_.reset();
+    chunk_.reset();
+    T* p = nullptr;
+    if (n * sizeof(T) < kHugePageThresholdBytes) {
+      heap_ = AlignedArray<T>();
+      auto [q, chunk] = PackArena::instance().take(n * sizeof(T));
+      p = static_cast<T*>(q);
+      chunk_ = std::move(chunk);
+    } else {
+      p = heap_.reserve(n);
+    }
     data_ = p;
     return p;
   }
   const T* data() const { return data_; }
 
-  // The packed values go to `file` and the heap copy is freed; the file is kept alive as long as this
-  // store reads from it.
+  // The packed values go to `file` and the memory they were packed into is let go; the file is kept
+  // alive as long as this store reads from it.
   void move_to(const std::shared_ptr<WeightFile>& file) {
     if (!file || n_ == 0 || file_) return;
-    data_ = static_cast<const T*>(file->place(heap_.data(), n_ * sizeof(T)));
+    data_ = static_cast<const T*>(file->place(data_, n_ * sizeof(T)));
     heap_ = AlignedArray<T>();
+    if (chunk_) {
+      chunk_.reset();
+      PackArena::instance().drop_if_unused();
+    }
     file_ = file;
   }
 
  private:
   AlignedArray<T> heap_;
+  std::shared_ptr<const PackArena::Chunk> chunk_;
   const T* data_ = nullptr;
   size_t n_ = 0;
   std::shared_ptr<WeightFile> file_;

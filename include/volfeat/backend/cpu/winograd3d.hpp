@@ -106,12 +106,14 @@ class Winograd3d {
     const Index points = this->points();
     // U[xi][c_in][c_out]; float: per point, panels of 16*nv output channels, each c_in x 16*nv.
     T* u = nullptr;
+    AlignedArray<float> float_u;  // bf16: U in float until it is rounded into its bf16 store
     if constexpr (kPanels) {
       nv_ = gemm::panel_vectors(co);
       pw_ = 16 * nv_;
       panels_ = (co + pw_ - 1) / pw_;
       panel_floats_ = ci * pw_;
-      u = panel_store_.reserve(size_t(points * panels_ * panel_floats_));
+      const size_t n = size_t(points * panels_ * panel_floats_);
+      u = bf16_ ? float_u.reserve(n) : panel_store_.reserve(n);
     } else {
       u_.resize(size_t(points * ci * co));
       u = u_.data();
@@ -123,7 +125,7 @@ class Winograd3d {
     if constexpr (kPanels) {
       if (bf16_) {
         // Each panel's rows i as k-pairs (U[i][o], U[i+1][o]) of bf16 (gemm_bf16.hpp), an odd C_in's
-        // last pair (U[C_in-1][o], 0); the float U goes.
+        // last pair (U[C_in-1][o], 0).
         const Index n = points * panels_;
         panel16_values_ = (ci + ci % 2) * pw_;
         Bf16* h = panel16_store_.reserve(size_t(n * panel16_values_));
@@ -134,7 +136,6 @@ class Winograd3d {
           for (Index i = 0; i < ci; ++i)
             for (Index o = 0; o < pw_; ++o) hq[(i / 2) * 2 * pw_ + o * 2 + i % 2] = round_to_bf16(u[(q * ci + i) * pw_ + o]);
         }
-        panel_store_ = PackedStore<float>();
       }
     }
   }
