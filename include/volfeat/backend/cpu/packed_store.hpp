@@ -23,9 +23,10 @@ namespace volfeat::cpu {
 // Chunks of kChunkBytes (whole huge pages) that small stores are cut from, 64-byte aligned, one after
 // another. A chunk is freed, its pages handed back to the kernel, once no store reads from it and the
 // arena has moved on to a newer one, or once its stores have all moved to a weight file; the space of a
-// store freed before then is not reused (packed weights live as long as their network). So an in-memory
-// network holds its stores plus at most the unused rest of the newest chunk's touched huge page, and a
-// streamed one (move_to) none of it.
+// store freed before then is not reused (packed weights live as long as their network). So a process
+// holds its live stores plus at most one chunk's worth of space no store uses (the newest chunk's: the
+// untouched rest costs nothing, the stores of networks destroyed meanwhile their pages), and a streamed
+// network (move_to) none of it once its stores are all moved.
 class PackArena {
  public:
   static constexpr size_t kChunkBytes = size_t(32) << 20;
