@@ -10,10 +10,10 @@
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/smaps.hpp"
 #include "volfeat/backend/cpu/gemm_types.hpp"
 #include "volfeat/backend/cpu/packed_store.hpp"
 #include "volfeat/core/host_memory.hpp"
@@ -26,30 +26,17 @@ constexpr size_t kMiB = size_t(1) << 20;
 
 uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
 
-// The VmFlags of the mapping that holds `p` (empty when /proc/self/smaps has no such mapping).
-std::string vm_flags_at(const void* p) {
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  bool inside = false;
-  while (std::getline(smaps, line)) {
-    uintptr_t lo = 0, hi = 0;
-    char dash = 0;
-    std::istringstream head(line);
-    if (head >> std::hex >> lo >> dash >> hi && dash == '-') {
-      inside = address(p) >= lo && address(p) < hi;
-      continue;
-    }
-    if (inside && line.rfind("VmFlags:", 0) == 0) return line.substr(8);
-  }
+// The mapping that holds `p` (lo == hi == 0 when /proc/self/smaps has none).
+test::Mapping mapping_at(const void* p) {
+  for (const test::Mapping& m : test::read_smaps())
+    if (address(p) >= m.lo && address(p) < m.hi) return m;
   return {};
 }
 
-bool advised_huge(const void* p) {
-  std::istringstream flags(vm_flags_at(p));
-  for (std::string f; flags >> f;)
-    if (f == "hg") return true;
-  return false;
-}
+bool advised_huge(const void* p) { return mapping_at(p).has_flag("hg"); }
+
+// Whether this kernel has transparent huge pages (then MADV_HUGEPAGE is taken, whatever the mode).
+bool kernel_has_thp() { return std::ifstream("/sys/kernel/mm/transparent_hugepage/enabled").good(); }
 
 // Writes a pattern over every byte and reads it back: the whole block is ours.
 void check_writable(void* p, size_t bytes) {
@@ -83,11 +70,11 @@ BOOST_AUTO_TEST_CASE(large_arrays_are_aligned_blocks_with_only_their_whole_2mib_
       BOOST_TEST(address(p) % kHugePageBytes == 0u);
       check_writable(p, bytes);
       const size_t whole = bytes / kHugePageBytes * kHugePageBytes;
-      if (vm_flags_at(p).empty()) {
-        BOOST_TEST_MESSAGE("SKIP the huge-page advice checks: /proc/self/smaps shows no VmFlags here");
-      } else if (!advised_huge(p)) {
-        BOOST_TEST_MESSAGE("SKIP the huge-page advice checks: this kernel refused MADV_HUGEPAGE (no THP)");
+      if (!kernel_has_thp() || mapping_at(p).vm_flags.empty()) {
+        BOOST_TEST_MESSAGE("SKIP the huge-page advice checks: this kernel has no transparent huge pages or "
+                           "/proc/self/smaps lists no VmFlags");
       } else {
+        BOOST_TEST(advised_huge(p));
         BOOST_TEST(advised_huge(static_cast<char*>(p) + whole - 1));  // the last whole huge page
         if (whole < bytes) BOOST_TEST(!advised_huge(static_cast<char*>(p) + whole));  // the tail
       }
@@ -135,7 +122,7 @@ BOOST_AUTO_TEST_CASE(small_packed_stores_share_a_huge_page_chunk_large_ones_have
   BOOST_TEST(address(at[2]) >= address(at[1]) + counts[1] * sizeof(float));
   BOOST_TEST(address(at[2]) - address(at[0]) < PackArena::kChunkBytes);
   BOOST_TEST(address(at[3]) % kHugePageBytes == 0u);  // its own block
-  if (!vm_flags_at(at[0]).empty() && advised_huge(at[3])) BOOST_TEST(advised_huge(at[0]));
+  if (kernel_has_thp() && !mapping_at(at[0]).vm_flags.empty()) BOOST_TEST(advised_huge(at[0]));
   PackedStore<float> copy(stores[0]);  // reads the same chunk
   BOOST_TEST(copy.data() == at[0]);
   PackedStore<float> moved(std::move(stores[1]));

@@ -14,11 +14,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "support/error_of.hpp"
 #include "support/primitive_checks.hpp"
 #include "support/small_networks.hpp"
+#include "support/smaps.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/memory_estimate.hpp"
 #include "volfeat/nn/network.hpp"
@@ -39,21 +39,10 @@ std::string stream_dir() {
 
 // Bytes of [base, base + len) this process has mapped in (the Rss lines of /proc/self/smaps).
 double mapped_bytes(const void* base, size_t len) {
-  std::ifstream f("/proc/self/smaps");
   const auto lo = reinterpret_cast<std::uintptr_t>(base), hi = lo + len;
-  std::string line;
-  bool inside = false;
   double rss = 0;
-  while (std::getline(f, line)) {
-    std::uintptr_t a = 0, b = 0;
-    char dash = 0;
-    std::istringstream head(line);
-    if (head >> std::hex >> a >> dash >> b && dash == '-') {
-      inside = a >= lo && b <= hi;
-      continue;
-    }
-    if (inside && line.rfind("Rss:", 0) == 0) rss += std::stod(line.substr(4)) * 1024;
-  }
+  for (const test::Mapping& m : test::read_smaps())
+    if (m.lo >= lo && m.hi <= hi) rss += m.rss_bytes;
   return rss;
 }
 
