@@ -103,10 +103,11 @@ int main(int argc, char** argv) {
 
     if (precision == Precision::kBf16 && !cpu::gemm::bf16_available())
       throw std::runtime_error("--precision bf16: " + cpu::gemm::bf16_unavailable_reason());
-    // Deferred kernels, as the CLI builds its networks (load_network_weights): each computed and packed in turn.
+    // Deferred kernels, as the CLI builds its networks (load_network_weights): each computed and packed in
+    // turn, each conv built for its output at D x H x W as extract builds them (BuildUpTo::input).
     const Network<Cpu, float> net(weights.empty() ? random_state_dict(arch, 0, 1, TensorValues::kOnUse)
                                                   : load_weights(weights, InflateOptions{}),
-                                  Cpu(precision, stream_weights));
+                                  Cpu(precision, stream_weights), BuildUpTo{{}, Dims{1, d, h, w, 1}});
     MeanTaps obs;
     obs.profile = profile;
     if (taps.empty()) {  // the family's shallow / mid / deep

@@ -74,9 +74,9 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   r.precision_kernels = DeviceFor<Backend>::kernels(device);
   if (!r.precision_kernels.empty()) progress.note(r.precision_kernels);
   r.stream_weights = DeviceFor<Backend>::stream_weights(device);
-  // Only the nodes up to the deepest tap are built (BuildUpTo).
+  // Only the nodes up to the deepest tap are built, each conv for its output at this volume (BuildUpTo).
   const auto layers = resolve_layers(o, graph_of(r.weights.state));
-  const Network<Backend, float> net(r.weights.state, kReleaseWeights, device, BuildUpTo{layers});
+  const Network<Backend, float> net(r.weights.state, kReleaseWeights, device, BuildUpTo{layers, forward_dims(r.volume)});
   r.timings["load_weights"] = load_seconds;  // overlapped with "prepare"
   r.timings["build_network"] = Progress::since(t0);
   progress.note("weights: " + r.weights.description);

@@ -188,7 +188,7 @@ SweepUnitRows run_sweep_unit(const SweepOptions& so, const SweepUnit& unit, Volu
   NetworkWeights w = load_network_weights(o, int(pv.normalization.channels()));
   std::string precision_note;  // shown once by the sweep (sweep_command.hpp), not per unit
   const Network<Backend, float> net(w.state, kReleaseWeights, DeviceFor<Backend>::make(o.device, precision_note),
-                                   BuildUpTo{so.layers});
+                                   BuildUpTo{so.layers, forward_dims(pv)});
   const RegionFeatures f = extract_scheme_features(o, net, pv, so.layers, so.pools, progress, so.want_cka);
 
   SweepUnitRows rows;

@@ -166,7 +166,7 @@ BOOST_AUTO_TEST_CASE(a_networks_winograd_tile_in_bf16_follows_the_kernels_and_ch
       const std::vector<float> w(wd.begin(), wd.end());
       const auto b = random_values(size_t(spec.out_channels), 32);
       const std::vector<float> bf(b.begin(), b.end());
-      const auto conv = ConvAlgorithm<Cpu, float>::make(spec, w, bf, Cpu{Precision::kBf16}, WinogradMode::kAll);
+      const auto conv = ConvAlgorithm<Cpu, float>::make(spec, w, bf, Cpu{Precision::kBf16}, {}, WinogradMode::kAll);
       BOOST_TEST_REQUIRE(conv->winograd() != nullptr);
       const bool tiles = cpu::gemm::bf16_gemms_on_tiles() || (c_in >= 128 && c_out >= 128);
       BOOST_TEST_MESSAGE(c_in << " -> " << c_out << ": bf16 GEMMs on AMX tiles " << cpu::gemm::bf16_gemms_on_tiles()
@@ -174,7 +174,7 @@ BOOST_AUTO_TEST_CASE(a_networks_winograd_tile_in_bf16_follows_the_kernels_and_ch
       BOOST_TEST(!conv->winograd()->depth_factored());
       BOOST_TEST(conv->winograd()->points() == (tiles ? 64 : 144));
       BOOST_TEST((conv->winograd()->precision() == (tiles ? Precision::kBf16 : Precision::kFloat32)));
-      const auto direct = ConvAlgorithm<Cpu, float>::make(spec, w, bf, Cpu{Precision::kBf16}, WinogradMode::kOff);
+      const auto direct = ConvAlgorithm<Cpu, float>::make(spec, w, bf, Cpu{Precision::kBf16}, {}, WinogradMode::kOff);
       BOOST_TEST(direct->winograd() == nullptr);
       BOOST_TEST((direct->precision() == Precision::kBf16));
 

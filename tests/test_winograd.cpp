@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 
 #include "support/bf16_cases.hpp"
 #include "support/primitive_checks.hpp"
@@ -275,7 +276,7 @@ BOOST_AUTO_TEST_CASE(depth_factored_weights_run_2d_tiles) {
   };
   BOOST_TEST(relative_error(run(cpu::Winograd3d<float>(spec, w, b)), run(off)) <= winograd_tolerance<float>());
   // ConvAlgorithm::make (the network's path) factors them too
-  BOOST_TEST((ConvAlgorithm<Cpu, float>::make(spec, w, b, Cpu{}, WinogradMode::kAll)->depth_factored()));
+  BOOST_TEST((ConvAlgorithm<Cpu, float>::make(spec, w, b, Cpu{}, {}, WinogradMode::kAll)->depth_factored()));
 
   // bf16 asked for: the depth-factored conv runs F(4x4) in float32 all the same (faster than bf16's
   // F(2x2), and F(2x4) in bf16 was 1.7e-2 off: winograd3d.hpp), so bit for bit the float32 conv.
@@ -314,7 +315,7 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
     return std::vector<float>(size_t(ci * co * g.taps()), 0.01f);
   };
   auto chosen = [&](Index ci, Index co, WindowGeometry g, WinogradMode mode) {
-    return ConvAlgorithm<Cpu, float>::make({ci, co, g}, w(ci, co, g), {}, Cpu{}, mode)->winograd() != nullptr;
+    return ConvAlgorithm<Cpu, float>::make({ci, co, g}, w(ci, co, g), {}, Cpu{}, {}, mode)->winograd() != nullptr;
   };
   const auto k3 = WindowGeometry::cube(3, 1, 1);
   BOOST_TEST(chosen(128, 32, k3, WinogradMode::kAuto));   // DenseNet's conv2
@@ -328,8 +329,19 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
   BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(3, 2, 1), WinogradMode::kAll));   // stride 2
   BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(3, 1, 2, 2), WinogradMode::kAll)); // dilation 2
   BOOST_TEST(!chosen(64, 64, WindowGeometry::cube(1), WinogradMode::kAll));
+  // Where the network knows a conv's output size (BuildUpTo::input): Winograd from 16^3 outputs up;
+  // unknown (0) keeps the channel rule; "all" takes every applicable conv whatever its size.
+  auto chosen_for = [&](Index voxels, WinogradMode mode) {
+    return ConvAlgorithm<Cpu, float>::make({128, 32, k3}, w(128, 32, k3), {}, Cpu{}, ConvUse{voxels}, mode)->winograd() != nullptr;
+  };
+  BOOST_TEST(kMinWinogradOutputVoxels == 4096);
+  BOOST_TEST(chosen_for(4096, WinogradMode::kAuto));
+  BOOST_TEST(!chosen_for(4095, WinogradMode::kAuto));
+  BOOST_TEST(!chosen_for(512, WinogradMode::kWide));
+  BOOST_TEST(chosen_for(0, WinogradMode::kAuto));
+  BOOST_TEST(chosen_for(1, WinogradMode::kAll));
   // double keeps the direct conv.
-  const auto d = ConvAlgorithm<Cpu, double>::make({64, 64, k3}, w(64, 64, k3), {}, Cpu{}, WinogradMode::kAll);
+  const auto d = ConvAlgorithm<Cpu, double>::make({64, 64, k3}, w(64, 64, k3), {}, Cpu{}, {}, WinogradMode::kAll);
   BOOST_TEST(d->winograd() == nullptr);
 
   setenv("VOLFEAT_WINOGRAD", "0", 1);
@@ -363,7 +375,7 @@ BOOST_AUTO_TEST_CASE(make_builds_the_chosen_algorithm_from_the_start) {
   };
   for (WinogradMode mode : {WinogradMode::kAll, WinogradMode::kOff}) {
     const bool wino = mode == WinogradMode::kAll;
-    const auto made = ConvAlgorithm<Cpu, float>::make(spec, w, b, Cpu{}, mode);
+    const auto made = ConvAlgorithm<Cpu, float>::make(spec, w, b, Cpu{}, {}, mode);
     Conv3d<Cpu, float> direct(spec, w.data(), w.size(), b.data(), b.size());
     if (wino) direct.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(spec, w, b));
     BOOST_TEST((made->winograd() != nullptr) == wino);
@@ -377,8 +389,8 @@ BOOST_AUTO_TEST_CASE(make_builds_the_chosen_algorithm_from_the_start) {
 
 namespace {
 
-// A network with random weights, built with VOLFEAT_WINOGRAD=mode.
-Network<Cpu, float> network(const std::string& arch, const char* mode) {
+// A network with random weights, built with VOLFEAT_WINOGRAD=mode (for `input`, where given).
+Network<Cpu, float> network(const std::string& arch, const char* mode, std::optional<Dims> input = std::nullopt) {
   const Graph g = build_graph(arch, 1);
   StateDict sd;
   sd.origin = arch + " (random)";
@@ -403,7 +415,7 @@ Network<Cpu, float> network(const std::string& arch, const char* mode) {
     sd.params[p.key] = Param{p.shape, std::vector<float>(v.begin(), v.end())};  // the float network rounds them anyway
   }
   setenv("VOLFEAT_WINOGRAD", mode, 1);
-  Network<Cpu, float> net(g, sd);
+  Network<Cpu, float> net(sd, kReleaseWeights, Cpu{}, BuildUpTo{{}, input});
   unsetenv("VOLFEAT_WINOGRAD");
   return net;
 }
@@ -441,4 +453,35 @@ BOOST_AUTO_TEST_CASE(networks_with_winograd_match_the_direct_convs) {
     BOOST_TEST(ef <= 1e-4);
     BOOST_TEST_MESSAGE(arch << ": worst tap " << worst_name << " " << worst << ", fused " << last << " " << ef);
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_leaves_small_convs_direct) {
+  // DenseNet-121 built for 64^3 (BuildUpTo::input): its dense layers' 3x3x3 convs have 16^3 outputs in
+  // block 1 (Winograd), 8^3, 4^3 and 2^3 in blocks 2-4 (direct); built for no input, all 58 are
+  // Winograd. The mixed network matches the direct one at 64^3 within the tests' 1e-4.
+  const Dims xd{1, 64, 64, 64, 1};
+  const auto sized = network("densenet121", "1", xd), unsized = network("densenet121", "1"), off = network("densenet121", "0");
+  auto winograd_convs = [](const Network<Cpu, float>& net, const std::string& block) {
+    const PlanTraits t = net.plan_traits();
+    int n = 0;
+    for (size_t i = 0; i < t.winograd_points.size(); ++i)
+      if (t.winograd_points[i] > 0 && net.graph().node(int(i)).name.rfind("features." + block + ".", 0) == 0) ++n;
+    return n;
+  };
+  const int layers[] = {6, 12, 24, 16};
+  for (int b = 0; b < 4; ++b) {
+    const std::string block = "denseblock" + std::to_string(b + 1);
+    BOOST_TEST(winograd_convs(unsized, block) == layers[b], block);
+    BOOST_TEST(winograd_convs(sized, block) == (b == 0 ? layers[b] : 0), block);
+  }
+  const auto xv = random_values(size_t(xd.voxels()), 41);
+  const std::vector<float> x(xv.begin(), xv.end());
+  const TensorView<const float> in(x.data(), xd);
+  const std::string last = sized.modules().back().name;
+  Recorder<Cpu, float> r_sized({last}), r_off({last});
+  sized.forward(in, r_sized);
+  off.forward(in, r_off);
+  const double e = relative_error(r_sized.at(last).data, r_off.at(last).data);
+  BOOST_TEST(e > 0.0);  // block 1 did run Winograd
+  BOOST_TEST(e <= 1e-4);
 }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -72,8 +73,14 @@ inline constexpr ReleaseWeights kReleaseWeights{};
 // knows its taps. Why: a run that tapped conv0 and pool0 packed all 120 of DenseNet-121's convs, and
 // under ASan that build took 0.97 s of a 1.3 s `volfeat extract` (run.json, session 17). The convs past
 // the deepest tap are neither packed nor, for seeded weights, computed. forward() past them is an error.
+//
+// input: the input the caller will run the network on, where it knows it (extract: the prepared
+// volume), where it knows it. Each conv is then built for its output at that input (ConvUse): the Cpu
+// backend leaves a conv with few outputs direct, since building its Winograd weights costs more than a
+// forward there saves. Any other input still runs, exact to the same tolerances, only slower.
 struct BuildUpTo {
   std::vector<std::string> modules;
+  std::optional<Dims> input;
 };
 
 template <class Backend, class T>
@@ -308,6 +315,11 @@ class Network {
           for (const char* leaf : {".weight", ".bias", ".running_mean", ".running_var"}) free_values(*release, nodes[i].name + leaf);
         }
       }
+    std::vector<ConvUse> uses(nodes.size());
+    if (extent.input) {
+      const std::vector<Dims> out = graph_.infer_dims(*extent.input);
+      for (size_t i = 0; i <= size_t(built_last_); ++i) uses[i].output_voxels = std::max<Index>(1, out[i].voxels());
+    }
     std::vector<int> conv_nodes;
     for (size_t i = 0; i <= size_t(built_last_); ++i) {
       if (nodes[i].kind == OpKind::kConv) conv_nodes.push_back(int(i));
@@ -344,7 +356,8 @@ class Network {
       // Per layer, the backend's algorithm (Cpu: Winograd where it wins, transformed in double, else
       // the direct conv), built straight from the StateDict's floats (a double network widens each
       // value exactly).
-      convs_[size_t(i)] = ConvAlgorithm<Backend, T>::make(spec, w.deferred() ? scratch : w.values, bias, device_);
+      convs_[size_t(i)] = ConvAlgorithm<Backend, T>::make(spec, w.deferred() ? scratch : w.values, bias, device_,
+                                                          uses[size_t(i)]);
       if (release) {  // distinct tensors per conv: the map itself is only read meanwhile
         free_values(*release, n.name + ".weight");
         if (n.bias) free_values(*release, n.name + ".bias");

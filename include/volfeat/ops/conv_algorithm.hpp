@@ -10,14 +10,22 @@
 
 namespace volfeat {
 
+// What the network knows of a conv's use when it builds it. output_voxels: the conv's output voxels in
+// one forward at the input the caller declared (BuildUpTo::input), 0 where it declared none. A backend
+// may weigh a one-off cost (Cpu: Winograd's transformed weights) against what a forward saves.
+struct ConvUse {
+  Index output_voxels = 0;
+};
+
 template <class Backend, class T>
 struct ConvAlgorithm {
   // weight: torch order (O, I, kD, kH, kW), float (a network's StateDict, read in place); bias: empty or
   // O values.
   // device: the network's (its state may choose the arithmetic: Cpu's precision).
   static std::unique_ptr<Conv3d<Backend, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
-                                                 const std::vector<float>& bias, const Backend& device = {}) {
-    (void)device;
+                                                 const std::vector<float>& bias, const Backend& device = {},
+                                                 const ConvUse& use = {}) {
+    (void)device, (void)use;
     return std::make_unique<Conv3d<Backend, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size());
   }
 };

@@ -297,6 +297,14 @@ struct RegionPooler {
 };
 }  // namespace detail
 
+// The network input of a prepared volume: (N=1, D, H, W of its grid, C=the normalisation's channels).
+// Every pass of extract_features runs on it (mask-input passes too); the callers build their networks
+// for it (BuildUpTo::input).
+inline Dims forward_dims(const PreparedVolume& v) {
+  const auto& g = v.ct.grid.dims;
+  return Dims{1, g[0], g[1], g[2], v.normalization.channels()};
+}
+
 // One network: one forward pass (shared) or one per region (mask-input), every layer and pooling
 // from the same passes.
 template <class Backend, class T>
@@ -310,9 +318,8 @@ RegionFeatures extract_features(const Network<Backend, T>& net, const PreparedVo
   out.pools = pool_names;
   int stop = 0;
   for (const auto& l : layers) stop = std::max(stop, net.node_of(l));
-  const auto& g = v.ct.grid.dims;
   const Index c = v.normalization.channels();
-  const Dims dims{1, g[0], g[1], g[2], c};
+  const Dims dims = forward_dims(v);
 
   auto pass = [&](const std::vector<float>& input, std::vector<size_t> regions, bool weighted, const std::string& what) {
     detail::RegionPooler<Backend, T> pooler{net.device(), layers, v, std::move(regions), weighted, pools, grams, out, progress, {}};
@@ -366,7 +373,7 @@ RegionFeatures extract_scheme_features(const ExtractOptions& o, const Network<Ba
   std::vector<RegionFeatures> parts{std::move(out)};
   for (size_t m = 1; m < members; ++m) {
     const Network<Backend, T> net(load_network_weights(o, int(v.normalization.channels()), m).state, first.device(),
-                                  BuildUpTo{layers});
+                                  BuildUpTo{layers, forward_dims(v)});
     parts.push_back(extract_features(net, v, layers, o.mode, pools, progress, false));
   }
   RegionFeatures combined = parts[0];

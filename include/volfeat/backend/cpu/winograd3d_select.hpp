@@ -3,7 +3,7 @@
 // per-layer choice (ConvAlgorithm, called once per conv when the network is built).
 //
 // Rule (fp32 only; double keeps the direct conv as the exact path): a 3x3x3 conv with stride 1 and
-// dilation 1 whose channels pass winograd_wins(). VOLFEAT_WINOGRAD overrides it for the whole
+// dilation 1 whose channels (and, where the network knows its input, output size) pass winograd_wins(). VOLFEAT_WINOGRAD overrides it for the whole
 // process: 0 (or off) never, all every applicable conv, 1/auto/unset the rule, wide the rule without
 // its cap on the transformed weights (faster, more memory: bench/README.md). Every other conv is direct.
 // Either kind runs depth-factored where its weights are (backend/cpu/depth_factor.hpp; Winograd then
@@ -43,23 +43,37 @@ inline WinogradMode winograd_mode_from_env() {
 // false (WinogradMode::kWide) drops the cap: on Zen 3, 1 thread, VGG-19 at 64x128x128, its
 // 512-channel convs then took 0.63 instead of 1.95 CPU s per forward with F(2x2x2) (conv4_x 3.2x,
 // conv5_x 2.4x less) for +480 MB of peak RSS (with F(2x4x4) the transformed weights are 2.25x that).
-inline bool winograd_wins(const ConvSpec& s, bool capped = true) {
+//
+// use.output_voxels, where the network knows its input (BuildUpTo::input): Winograd only for a conv
+// with at least kMinWinogradOutputVoxels outputs per forward. Below that its transformed weights
+// (144 floats per channel pair for F(2x4x4) against 27 direct, each page first touched at the build)
+// cost more than its forward saves, and on small planes its padded tiles waste most of their points.
+// DenseNet-121 at 128^3 has 32^3, 16^3, 8^3 and 4^3 outputs in its four blocks; Zen 5, 2 threads, the
+// threshold at 0 (every conv) / 4096 / 8192, alternated:
+//   whole seeded `volfeat extract` (run.json total, 6 runs): 0.40-0.57 s / 0.36-0.39 s / 0.36-0.38 s,
+//     process CPU 0.79-1.12 / 0.72-0.75 / 0.72-0.74 s; inflated (5 runs) 0.32-0.39 / 0.31-0.42 / 0.32-0.41 s
+//   the forward alone (volfeat_forward --reps 7, two runs): seeded 0.205/0.198 against 0.202/0.185 s at 4096,
+//     inflated 0.140/0.131 against 0.130/0.126 s; peak RSS 214 -> 139 MB seeded, 125 -> 107 MB inflated.
+// So 16^3: DenseNet's blocks 3 and 4 run direct at 128^3 (40 of its 58 3x3x3 convs), block 2 Winograd.
+inline constexpr Index kMinWinogradOutputVoxels = 16 * 16 * 16;
+inline bool winograd_wins(const ConvSpec& s, bool capped = true, const ConvUse& use = {}) {
   constexpr Index kMinChannels = 16;
   constexpr Index kMaxChannelProduct = Index(256) * 256;
   return cpu::Winograd3d<float>::applicable(s) && s.in_channels >= kMinChannels && s.out_channels >= kMinChannels &&
-         (!capped || s.in_channels * s.out_channels <= kMaxChannelProduct);
+         (!capped || s.in_channels * s.out_channels <= kMaxChannelProduct) &&
+         (use.output_voxels == 0 || use.output_voxels >= kMinWinogradOutputVoxels);
 }
 
 // Whether `mode` runs the conv `s` as Winograd (fp32 only: double keeps the direct conv).
 template <class T>
-bool uses_winograd(const ConvSpec& s, WinogradMode mode) {
+bool uses_winograd(const ConvSpec& s, WinogradMode mode, const ConvUse& use = {}) {
   if constexpr (!std::is_same_v<T, float>) {
-    (void)s, (void)mode;
+    (void)s, (void)mode, (void)use;
     return false;
   } else {
     return mode == WinogradMode::kAll    ? cpu::Winograd3d<T>::applicable(s)
-           : mode == WinogradMode::kAuto ? winograd_wins(s)
-           : mode == WinogradMode::kWide ? winograd_wins(s, false)
+           : mode == WinogradMode::kAuto ? winograd_wins(s, true, use)
+           : mode == WinogradMode::kWide ? winograd_wins(s, false, use)
                                          : false;
   }
 }
@@ -105,10 +119,10 @@ struct ConvAlgorithm<Cpu, T> {
   // weights (core/weight_file.hpp), each conv's moved there as soon as they are packed.
   static std::unique_ptr<Conv3d<Cpu, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
                                               const std::vector<float>& bias, const Cpu& device = {},
-                                              WinogradMode mode = winograd_mode_from_env()) {
+                                              const ConvUse& use = {}, WinogradMode mode = winograd_mode_from_env()) {
     static const DepthFactoring factoring = depth_factoring_from_env();
     if constexpr (std::is_same_v<T, float>) {
-      if (uses_winograd<T>(spec, mode)) {
+      if (uses_winograd<T>(spec, mode, use)) {
         auto w = std::make_shared<cpu::Winograd3d<T>>(spec, weight, bias, winograd_precision(spec, device.precision),
                                                       factoring);
         w->move_weights_to(device.weight_file);
