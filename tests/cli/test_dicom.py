@@ -154,6 +154,36 @@ def test_info_on_directories():
     assert "pelvis oblique" in p.stdout and "112 slices" in p.stdout, p.stdout
 
 
+def loaded_libraries(*args, env=None):
+    """The shared objects the dynamic loader opened for `volfeat ARGS` (LD_DEBUG=files), and the run."""
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, env={**os.environ, "LD_DEBUG": "files", **(env or {})})
+    return [line.split("file=", 1)[1].split()[0] for line in p.stderr.splitlines() if "file=" in line], p
+
+
+def test_gdcm_is_loaded_only_for_a_directory():
+    # GDCM lives in libvolfeat_dicom.so, opened on the first DICOM read (io/dicom_module.hpp): a NIfTI run
+    # never loads it (its dictionaries cost every process 35 ms at start-up), a directory does.
+    libs, p = loaded_libraries("info", CT)
+    assert p.returncode == 0 and "grid" in p.stdout, p.stderr[-2000:]
+    assert not [l for l in libs if "gdcm" in l or "volfeat_dicom" in l], libs
+    libs, p = loaded_libraries("info", os.path.join(FX, "axial"))
+    assert p.returncode == 0 and "DICOM series" in p.stdout, p.stderr[-2000:]
+    assert [l for l in libs if "libvolfeat_dicom" in l] and [l for l in libs if "libgdcmMSFF" in l], libs
+
+
+def test_a_missing_dicom_module_is_one_clear_line():
+    d = os.path.join(FX, "axial")
+    out = fresh("missing_module")
+    p = subprocess.run([BIN, "extract", "--ct", d, "--mask", MASK, "--labels", LABELS, "--layers", LAYERS, "--out", out],
+                       capture_output=True, text=True, env={**os.environ, "VOLFEAT_DICOM_MODULE_PATH": "/nonexistent/libvolfeat_dicom.so"})
+    assert p.returncode != 0, p.stdout
+    errors = [l for l in p.stderr.splitlines() if "error" in l.lower()]
+    assert len(errors) == 1, p.stderr
+    for part in (d, "DICOM reader could not be loaded", "/nonexistent/libvolfeat_dicom.so"):
+        assert part in errors[0], f"'{part}' not in {errors[0]}"
+    assert not os.path.exists(os.path.join(out, "run.json")), os.listdir(out)
+
+
 @normal_suite_only("the same series reader as test_oblique_jpeg2000_series_equals_its_nifti")
 def test_sweep_manifest_ct_column_takes_a_directory():
     d, uids = two_series_dir()

@@ -28,6 +28,15 @@ grep -q "volfeat::io" "$root/usr/lib/cmake/volfeat/volfeatTargets.cmake"
   --layers conv0,denseblock1 --quiet --out "$work/cli" > /dev/null
 test -f "$work/cli/run.json"
 
+# the installed CLI opens its DICOM reader (libvolfeat_dicom.so, lib/volfeat) on a directory: an empty one
+# gets the reader's own refusal, not "could not be loaded"
+if [ -f "$build/experiments/libvolfeat_dicom.so" ]; then
+  mkdir -p "$work/empty_series"
+  msg=$("$root/usr/bin/volfeat" info "$work/empty_series" 2>&1 || true)
+  case "$msg" in *"no DICOM files"*) ;; *) echo "the installed CLI did not open its DICOM reader: $msg"; exit 1 ;; esac
+  echo "deb: the CLI opens its DICOM reader"
+fi
+
 # the Python module from the package, on the same files: the CLI's features exactly
 env -u PYTHONPATH PYTHONPATH="$root/usr/lib/python3/dist-packages" /usr/bin/python3 - "$root" "$work" <<'PY'
 import sys

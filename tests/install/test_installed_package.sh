@@ -38,6 +38,15 @@ want=$(tail -n +2 "$work/cli/similarities.csv" | awk -F, '{ printf "%s %.4f %.4f
 [ "$out" = "$want" ] || { echo "extract_regions differs from the CLI's similarities.csv:"; echo "$want"; exit 1; }
 echo "installed package: extract_regions (volfeat::io) matches the installed CLI"
 
+# the installed CLI opens its DICOM reader (libvolfeat_dicom.so, lib/volfeat) on a directory: an empty one
+# gets the reader's own refusal, not "could not be loaded"
+if [ -f "$build/experiments/libvolfeat_dicom.so" ]; then
+  mkdir -p "$work/empty_series"
+  msg=$("$work/prefix/bin/volfeat" info "$work/empty_series" 2>&1 || true)
+  case "$msg" in *"no DICOM files"*) ;; *) echo "the installed CLI did not open its DICOM reader: $msg"; exit 1 ;; esac
+  echo "installed package: the CLI opens its DICOM reader"
+fi
+
 # the Python module from the prefix (not from the build tree)
 site=$work/prefix/$(sed -n 's/^VOLFEAT_PYTHON_INSTALL_DIR:STRING=//p' "$build/CMakeCache.txt")
 if [ -f "$build/python/volfeat/__init__.py" ]; then

@@ -40,12 +40,6 @@
 
 namespace volfeat {
 
-struct DicomVolume {
-  Volume<float> volume;                 // HU (RescaleSlope/Intercept applied), (D,H,W) = (slice, row, column)
-  DicomSeries series;                   // slices in volume order, with their files
-  std::vector<std::string> transfer_syntaxes;  // distinct, in slice order
-};
-
 namespace detail::dicom {
 
 inline void quiet_gdcm() {

@@ -78,6 +78,13 @@ struct DicomSeries {
   Grid grid;
 };
 
+// A decoded series (io/dicom_gdcm.hpp's read_dicom_series).
+struct DicomVolume {
+  Volume<float> volume;                 // HU (RescaleSlope/Intercept applied), (D,H,W) = (slice, row, column)
+  DicomSeries series;                   // slices in volume order, with their files
+  std::vector<std::string> transfer_syntaxes;  // distinct, in slice order
+};
+
 namespace detail::dicom {
 
 // Anything bigger is a corrupt header long before it is a real CT (the NIfTI reader's limit too).
