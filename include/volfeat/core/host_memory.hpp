@@ -21,6 +21,7 @@
 #include <new>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "volfeat/core/host_blocks.hpp"
 
@@ -79,6 +80,35 @@ inline void release_free_host_memory() {
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif
+}
+
+// Advises transparent huge pages over the whole 2 MiB pages inside [p, p + bytes), for memory about to
+// be touched for the first time. Advice only: a range already resident keeps its pages, and the kernel
+// ignores it where THP is off.
+inline void advise_huge_pages(void* p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / kHugePageBytes * kHugePageBytes;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
+// n value-initialised T in a std::vector whose storage, when large, was advised huge before the zero
+// fill first touched it. For whole volumes kept in std::vector (Volume<T>::data): the programs'
+// heap (retain_freed_host_memory: no mmap of glibc's own) grows in 4 KiB pages, and a 216x512x512
+// volume's 226 MB then took 55 K faults per copy: read_nifti_float 0.98 s and normalize_volume
+// 0.61 s against 0.21 s to inflate the gzip stream (volfeat_fixed_cost, AMD EPYC Zen 5, 2026-12-04).
+template <class T>
+std::vector<T> huge_page_vector(size_t n) {
+  std::vector<T> v;
+  if (n * sizeof(T) >= kHugePageThresholdBytes) {
+    v.reserve(n);
+    advise_huge_pages(v.data(), n * sizeof(T));
+  }
+  v.resize(n);
+  return v;
 }
 
 struct FreeHostBytes {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "volfeat/core/error.hpp"
+#include "volfeat/core/host_memory.hpp"
 #include "volfeat/io/dicom_series.hpp"
 #include "volfeat/io/volume.hpp"
 
@@ -243,7 +244,7 @@ inline DicomVolume read_dicom_series(const std::string& dir, const std::string& 
   v.series = read_dicom_series_header(dir, series_uid);
   v.volume.grid = v.series.grid;
   const Grid& g = v.volume.grid;
-  v.volume.data.resize(size_t(g.voxels()));
+  v.volume.data = huge_page_vector<float>(size_t(g.voxels()));
   const size_t per_slice = size_t(g.dims[1] * g.dims[2]);
   for (size_t d = 0; d < v.series.slices.size(); ++d) {
     const DicomSlice& s = v.series.slices[d];

@@ -643,7 +643,7 @@ inline Volume<float> read_nifti_float(const std::string& path, const ReadOptions
   const OpenHeader oh = open_header(path);
   Volume<float> vol;
   vol.grid = oh.info.grid;
-  vol.data.resize(static_cast<size_t>(vol.grid.voxels()));
+  vol.data = huge_page_vector<float>(static_cast<size_t>(vol.grid.voxels()));
   const bool scaled = oh.info.scaled;
   const double slope = oh.info.scl_slope, inter = oh.info.scl_inter;
   int64_t bad = 0, first_bad = std::numeric_limits<int64_t>::max();
@@ -680,7 +680,7 @@ inline Volume<int32_t> read_nifti_labels(const std::string& path) {
   const OpenHeader oh = open_header(path);
   Volume<int32_t> vol;
   vol.grid = oh.info.grid;
-  vol.data.resize(static_cast<size_t>(vol.grid.voxels()));
+  vol.data = huge_page_vector<int32_t>(static_cast<size_t>(vol.grid.voxels()));
   const bool scaled = oh.info.scaled;
   const double slope = oh.info.scl_slope, inter = oh.info.scl_inter;
   int32_t* out = vol.data.data();

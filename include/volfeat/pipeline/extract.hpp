@@ -341,10 +341,10 @@ RegionFeatures extract_features(const Network<Backend, T>& net, const PreparedVo
     pass(v.input, all, true, "forward pass (shared by " + std::to_string(all.size()) + " regions)");
   } else {
     for (size_t r : all) {
-      std::vector<float> masked(v.input);
+      std::vector<float> masked = huge_page_vector<float>(v.input.size());
       const int32_t* m = v.mask.data.data();
       const int32_t label = v.regions[r].label;
-      for (size_t i = 0; i < masked.size(); ++i) masked[i] *= m[i / size_t(c)] == label ? 1.0f : 0.0f;
+      for (size_t i = 0; i < masked.size(); ++i) masked[i] = v.input[i] * (m[i / size_t(c)] == label ? 1.0f : 0.0f);
       pass(masked, {r}, false,
            "forward pass " + std::to_string(r + 1) + "/" + std::to_string(all.size()) + " (" + v.regions[r].name + ")");
     }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "volfeat/core/error.hpp"
+#include "volfeat/core/host_memory.hpp"
 
 namespace volfeat {
 
@@ -81,7 +82,7 @@ inline std::vector<float> normalize_volume(const std::vector<float>& hu, const N
     }
   }
   const int c = n.channels();
-  std::vector<float> out(count * size_t(c));
+  std::vector<float> out = huge_page_vector<float>(count * size_t(c));
 #pragma omp parallel for schedule(static) if (count > (size_t(1) << 20))
   for (size_t i = 0; i < count; ++i) {
     double x = (double(hu[i]) - lo) / div;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "volfeat/core/error.hpp"
+#include "volfeat/core/host_memory.hpp"
 #include "volfeat/core/random.hpp"
 #include "volfeat/io/volume.hpp"
 
@@ -118,8 +119,8 @@ inline Phantom make_knee_phantom(uint64_t seed, const std::array<int64_t, 3>& di
   Phantom p;
   p.ct.grid = make_grid({D, H, W}, spacing);
   p.labels.grid = p.ct.grid;
-  p.ct.data.resize(static_cast<size_t>(D * H * W));
-  p.labels.data.assign(static_cast<size_t>(D * H * W), 0);
+  p.ct.data = huge_page_vector<float>(static_cast<size_t>(D * H * W));
+  p.labels.data = huge_page_vector<int32_t>(static_cast<size_t>(D * H * W));
 
   Rng noise(seed);
   size_t i = 0;

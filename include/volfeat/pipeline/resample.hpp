@@ -7,6 +7,7 @@
 #include <set>
 
 #include "volfeat/core/error.hpp"
+#include "volfeat/core/host_memory.hpp"
 #include "volfeat/io/volume.hpp"
 #include "volfeat/pipeline/trilinear.hpp"
 
@@ -52,7 +53,7 @@ inline Grid resampled_grid(const Grid& g, double mm) {
 
 inline Volume<float> resample_linear(const Volume<float>& v, double mm) {
   Volume<float> out{resampled_grid(v.grid, mm), {}};
-  out.data.resize(size_t(out.grid.voxels()));
+  out.data = huge_page_vector<float>(size_t(out.grid.voxels()));
   const auto& in = v.grid.dims;
   auto taps = [&](size_t a) {
     std::vector<LinearTap> t(size_t(out.grid.dims[a]));
@@ -73,7 +74,7 @@ inline Volume<float> resample_linear(const Volume<float>& v, double mm) {
 // Nearest neighbour at the same sample positions as resample_linear.
 inline Volume<int32_t> resample_nearest(const Volume<int32_t>& v, double mm) {
   Volume<int32_t> out{resampled_grid(v.grid, mm), {}};
-  out.data.resize(size_t(out.grid.voxels()));
+  out.data = huge_page_vector<int32_t>(size_t(out.grid.voxels()));
   std::array<std::vector<int64_t>, 3> idx;
   for (size_t a = 0; a < 3; ++a) {
     const double f = out.grid.spacing[a] / v.grid.spacing[a];
