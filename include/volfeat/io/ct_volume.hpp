@@ -4,9 +4,10 @@
 // (i,j,k) affine, RAS), so nothing downstream knows which it was.
 //
 // DICOM support needs GDCM: the volfeat_dicom CMake target links it and defines
-// VOLFEAT_WITH_DICOM=1; the volfeat_dicom_module target instead defines VOLFEAT_DICOM_MODULE and
-// reads through GDCM loaded on first use (io/dicom_module.hpp: the programs, whose start-up GDCM's
-// dictionaries would otherwise cost 35 ms). Without either a directory is refused with a line that says so.
+// VOLFEAT_WITH_DICOM=1; the programs' volfeat_dicom_loader target (experiments/CMakeLists.txt) also
+// defines VOLFEAT_DICOM_MODULE and reads through GDCM loaded on first use (io/dicom_module.hpp: GDCM's
+// dictionaries would otherwise cost every process start 35 ms). Without either a directory is refused
+// with a line that says so.
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -17,7 +18,7 @@
 #include "volfeat/io/nifti.hpp"
 #include "volfeat/io/volume.hpp"
 #if defined(VOLFEAT_DICOM_MODULE)
-#include "volfeat/io/dicom_module.hpp"  // defined with VOLFEAT_WITH_DICOM=1 by that target
+#include "volfeat/io/dicom_module.hpp"
 #elif defined(VOLFEAT_WITH_DICOM) && VOLFEAT_WITH_DICOM
 #include "volfeat/io/dicom_gdcm.hpp"
 #endif

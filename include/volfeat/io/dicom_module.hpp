@@ -9,16 +9,17 @@
 // main() linked to GDCM took 36-38 ms of CPU against 1.2 ms without it (perf stat, AMD EPYC Zen 5,
 // 2026-12-04), paid by every `volfeat extract` on a NIfTI file (0.44 s in all at 128^3).
 //
-// Link: the volfeat_dicom_module CMake target (defines VOLFEAT_DICOM_MODULE, the module's file name,
-// and VOLFEAT_DICOM_MODULE_INSTALLED, its path relative to the installed program). The module is looked
+// Link: the volfeat_dicom_loader CMake target (experiments/CMakeLists.txt: defines VOLFEAT_DICOM_MODULE,
+// the module's file name, and VOLFEAT_DICOM_MODULE_INSTALLED, its path relative to the installed
+// program; links libdl). The module is looked
 // for beside the program (the build tree), then at the installed path; VOLFEAT_DICOM_MODULE_PATH in
 // the environment names it explicitly. Its three entry points have the signatures of dicom_gdcm.hpp's,
 // C++ types and exceptions included: the module is built by the same compiler from the same headers.
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
-#include <cstdlib>
 #include <string>
 #include <system_error>
 #include <vector>

@@ -3,9 +3,10 @@
 // per-layer choice (ConvAlgorithm, called once per conv when the network is built).
 //
 // Rule (fp32 only; double keeps the direct conv as the exact path): a 3x3x3 conv with stride 1 and
-// dilation 1 whose channels (and, where the network knows its input, output size) pass winograd_wins(). VOLFEAT_WINOGRAD overrides it for the whole
-// process: 0 (or off) never, all every applicable conv, 1/auto/unset the rule, wide the rule without
-// its cap on the transformed weights (faster, more memory: bench/README.md). Every other conv is direct.
+// dilation 1 whose channels (and, where the network knows its input, output size) pass
+// winograd_wins(). VOLFEAT_WINOGRAD overrides it for the whole process: 0 (or off) never, all every
+// applicable conv (whatever its size), 1/auto/unset the rule, wide the rule without its cap on the
+// transformed weights (faster, more memory: bench/README.md). Every other conv is direct.
 // Either kind runs depth-factored where its weights are (backend/cpu/depth_factor.hpp; Winograd then
 // takes 2D tiles on depth-summed input; VOLFEAT_DEPTH_FACTOR=0: never).
 #include <algorithm>
