@@ -31,7 +31,7 @@ Network<Cpu, float> network_for(const NpzMap& z, const std::vector<std::string>&
   opt.axis = args["axis"].get<std::string>()[0];
   opt.stem = parse_stem_rule(args["stem"].get<std::string>());
   return Network<Cpu, float>(inflate_state_dict(read_state_dict(torch_ref_dir() + "/dn121_2d.npz"), opt), Cpu{},
-                             extent == Extent::kUpToTaps ? BuildUpTo{taps} : BuildUpTo{});
+                             extent == Extent::kUpToTaps ? BuildUpTo{taps, std::nullopt} : BuildUpTo{});
 }
 
 void check_sparse_taps(const std::string& file, const std::vector<std::string>& taps, const std::string& stop_at = "",

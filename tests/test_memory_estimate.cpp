@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,7 +90,7 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid, Build how, 
       std::filesystem::create_directories(device.stream_weights);
     }
     // as the CLI builds it: sd keeps no values
-    const Network<Cpu, float> net(sd, kReleaseWeights, device, up_to.empty() ? BuildUpTo{} : BuildUpTo{{up_to}});
+    const Network<Cpu, float> net(sd, kReleaseWeights, device, up_to.empty() ? BuildUpTo{} : BuildUpTo{{up_to}, std::nullopt});
     if (!(std::ofstream("/proc/self/clear_refs") << "5"))  // the peak from here on
       throw std::runtime_error("cannot reset the peak RSS through /proc/self/clear_refs");
     for (const auto& [key, p] : sd.params)

@@ -30,7 +30,7 @@ inline std::vector<Mapping> read_smaps() {
     char dash = 0;
     std::istringstream head(line);
     if (head >> std::hex >> a >> dash >> b && dash == '-') {
-      out.push_back({a, b});
+      out.push_back({a, b, 0, ""});
       continue;
     }
     if (out.empty()) continue;
