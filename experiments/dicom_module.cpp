@@ -4,18 +4,8 @@
 #include "volfeat/io/dicom_gdcm.hpp"
 #include "volfeat/io/dicom_module_api.hpp"
 
-namespace {
-
-std::vector<volfeat::DicomSliceTags> scan_directory(const std::string& dir) { return volfeat::scan_dicom_directory(dir); }
-volfeat::DicomSeries read_series_header(const std::string& dir, const std::string& uid) {
-  return volfeat::read_dicom_series_header(dir, uid);
-}
-volfeat::DicomVolume read_series(const std::string& dir, const std::string& uid) { return volfeat::read_dicom_series(dir, uid); }
-
-}  // namespace
-
 extern "C" __attribute__((visibility("default"))) const volfeat::DicomModuleApi* volfeat_dicom_api() {
-  static const volfeat::DicomModuleApi api{volfeat::DicomModuleApi::kVersion, &scan_directory, &read_series_header,
-                                           &read_series};
+  static const volfeat::DicomModuleApi api{volfeat::DicomModuleApi::kVersion, &volfeat::scan_dicom_directory,
+                                           &volfeat::read_dicom_series_header, &volfeat::read_dicom_series};
   return &api;
 }

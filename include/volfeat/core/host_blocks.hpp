@@ -46,6 +46,19 @@ inline size_t host_block_bytes(size_t bytes) {
   return (bytes + page - 1) / page * page;
 }
 
+// Advises transparent huge pages over the whole 2 MiB pages inside [p, p + bytes), for memory about to
+// be touched for the first time; the partial pages at either end keep small pages. Advice only: a range
+// already resident keeps its pages, and the kernel ignores it where THP is off.
+inline void advise_huge_pages(void* p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / kHugePageBytes * kHugePageBytes;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
 // `bytes` (from host_block_bytes) of fresh, 2 MiB-aligned anonymous memory.
 inline void* map_host_block(size_t bytes) {
   const size_t span = bytes + kHugePageBytes;  // room to align the start
@@ -56,10 +69,7 @@ inline void* map_host_block(size_t bytes) {
   char* a = reinterpret_cast<char*>(at);
   if (a > p) ::munmap(p, size_t(a - p));
   if (p + span > a + bytes) ::munmap(a + bytes, size_t(p + span - (a + bytes)));
-#ifdef MADV_HUGEPAGE
-  const size_t whole = bytes / kHugePageBytes * kHugePageBytes;  // the tail keeps small pages
-  if (whole) ::madvise(a, whole, MADV_HUGEPAGE);                 // advice only: ignored where THP is off
-#endif
+  advise_huge_pages(a, bytes);  // a is 2 MiB aligned: every whole huge page, the tail in small pages
   return a;
 }
 

@@ -82,19 +82,6 @@ inline void release_free_host_memory() {
 #endif
 }
 
-// Advises transparent huge pages over the whole 2 MiB pages inside [p, p + bytes), for memory about to
-// be touched for the first time. Advice only: a range already resident keeps its pages, and the kernel
-// ignores it where THP is off.
-inline void advise_huge_pages(void* p, size_t bytes) {
-#ifdef MADV_HUGEPAGE
-  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / kHugePageBytes * kHugePageBytes;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#else
-  (void)p, (void)bytes;
-#endif
-}
-
 // n value-initialised T in a std::vector whose storage, when large, was advised huge before the zero
 // fill first touched it. For whole volumes kept in std::vector (Volume<T>::data): the programs'
 // heap (retain_freed_host_memory: no mmap of glibc's own) grows in 4 KiB pages, and a 216x512x512

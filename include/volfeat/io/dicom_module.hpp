@@ -6,7 +6,7 @@
 // Why: linking GDCM costs every process its dictionaries at start-up. gdcmGlobal.h gives each
 // translation unit a static gdcm::Global, so loading libgdcmDICT builds the public and private DICOM
 // dictionaries (tens of thousands of map nodes) before main() and frees them at exit: an empty
-// main() linked to GDCM took 36-38 ms of CPU against 1.2 ms without it (perf stat, AMD EPYC Zen 5,
+// main() linked to GDCM took 35.7-37.5 ms of CPU against 1.2 ms without it (perf stat, AMD EPYC Zen 5,
 // 2026-12-04), paid by every `volfeat extract` on a NIfTI file (0.44 s in all at 128^3).
 //
 // Link: the volfeat_dicom_loader CMake target (experiments/CMakeLists.txt: defines VOLFEAT_DICOM_MODULE,

@@ -75,7 +75,7 @@ inline constexpr ReleaseWeights kReleaseWeights{};
 // the deepest tap are neither packed nor, for seeded weights, computed. forward() past them is an error.
 //
 // input: the input the caller will run the network on, where it knows it (extract: the prepared
-// volume), where it knows it. Each conv is then built for its output at that input (ConvUse): the Cpu
+// volume). Each conv is then built for its output at that input (ConvUse): the Cpu
 // backend leaves a conv with few outputs direct, since building its Winograd weights costs more than a
 // forward there saves. Any other input still runs, exact to the same tolerances, only slower.
 struct BuildUpTo {
