@@ -1,0 +1,198 @@
+#pragma once
+// Conv3d<Cpu>'s two float fast paths, defined outside the class (backend/cpu/conv3d.hpp says what they
+// do): forward_pointwise, the 1x1x1 GEMM over tiles of voxels, and rows_fast, the implicit GEMM over output
+// rows. Included by conv3d.hpp; not meant to be included alone.
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "volfeat/backend/cpu/conv3d.hpp"
+
+namespace volfeat {
+
+// Defined outside the class, not inline: a program built with VOLFEAT_SEPARATE_KERNELS compiles the float
+// instances once (compiled_once.hpp).
+template <class T>
+void Conv3d<Cpu, T>::forward_pointwise(TensorView<const T> in, TensorView<T> out, const Activation<Cpu, T>& pre,
+                                       const Activation<Cpu, T>& post, const Residual* res) const {
+  const Index ci = spec_.in_channels, voxels = out.dims.voxels(), pw = 16 * nv_;
+  const Index chunks = (ci + kChunk - 1) / kChunk;
+  const Index tile_max = std::clamp<Index>(Index(65536) / (chunks * kChunk), 32, 512);
+  // Tiles of equal size, and with few tiles a multiple of the threads: at 8^3 (DenseNet's block 3 at
+  // 128^3) a 320-channel conv made 3 tiles of 170 voxels and one of 2, one thread doing twice the other's.
+  const Index threads = omp_get_max_threads();
+  Index tiles = (voxels + tile_max - 1) / tile_max;
+  if (tiles < 4 * threads) tiles = std::min(voxels, (tiles + threads - 1) / threads * threads);
+  const Index tile = (voxels + tiles - 1) / tiles;
+  tiles = (voxels + tile - 1) / tile;
+  const Act act = act_of(pre);
+#pragma omp parallel
+  {
+    float* a = bf16_ ? nullptr : cpu::thread_scratch(0, size_t(chunks * tile * kChunk));
+    cpu::Bf16* a16 = bf16_ ? cpu::thread_scratch_bf16(0, size_t(chunks * tile * kChunk)) : nullptr;
+    std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(chunks));
+    std::vector<cpu::gemm::Bf16Segment> segs16(static_cast<size_t>(bf16_ ? chunks : 0));
+#pragma omp for schedule(dynamic, 1)
+    for (Index t = 0; t < tiles; ++t) {
+      const Index v0 = t * tile, rows = std::min(tile, voxels - v0);
+      for (Index r = 0; r < rows; ++r) {
+        const float* x = in.voxel(v0 + r);
+        for (Index c = 0; c < chunks; ++c) {
+          const Index len = std::min(kChunk, ci - c * kChunk), at = (c * tile + r) * kChunk;
+          const Act chunk{act.scale ? act.scale + c * kChunk : nullptr, act.shift ? act.shift + c * kChunk : nullptr,
+                          act.relu};
+          if (bf16_) put_values(x + c * kChunk, a16 + at, len, chunk);
+          else put_values(x + c * kChunk, a + at, len, chunk);
+        }
+      }
+      for (Index p = 0; p < panels_; ++p) {
+        const cpu::gemm::Epilogue ep = epilogue(post, p);
+        auto fill = [&](auto* sg, auto* tile_a, auto* panel_b) {  // one segment per k chunk, float or bf16
+          for (Index c = 0; c < chunks; ++c)
+            sg[c] = {tile_a + c * tile * kChunk, panel_b + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
+        };
+        if (bf16_) {
+          fill(segs16.data(), a16, panel16(p));
+          cpu::gemm::gemm_rows_bf16(segs16.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld,
+                                    ep);
+        } else {
+          fill(segs.data(), a, panel(p));
+          cpu::gemm::gemm_rows(segs.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld, ep,
+                               kgroup());
+        }
+        if (res)  // the tile's panel (rows x 16*nv_ floats, <= 128 KiB) is still in L2
+          for (Index r = 0; r < rows; ++r)
+            add_residual(out.voxel(v0 + r) + p * pw, res->view.voxel(v0 + r) + p * pw, ep.cols, res->relu);
+      }
+    }
+  }
+}
+
+template <class T>
+template <class Rows>
+void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base,
+                               const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index row0, Index row1,
+                               const Residual* res) const {
+  const WindowGeometry& g = spec_.geometry;
+  const Dims& id = in.dims;
+  auto dst = [&](Index n, Index z, Index y, Index x) { return out + ((((n * od.d + z) * od.h + y) * od.w + x) - v_base) * ldo; };
+  const Index ci = spec_.in_channels, pw = 16 * nv_;
+  const Index kd_n = g.kernel[0], kh_n = g.kernel[1], kw_n = g.kernel[2];
+  // Padded row: input x in [-pad, W_in + pad) -> buffer x + pad; wide enough for every tap read.
+  const Index pad = g.padding[2];
+  const Index wp = std::max(id.w + 2 * pad, (od.w - 1) * g.stride[2] + (kw_n - 1) * g.dilation[2] + 1);
+  const Index row_floats = ((wp * ci + 15) / 16) * 16;
+  const Index rs = g.stride[2] * ci;
+  const bool merge_kw = g.dilation[2] == 1;
+  const Act act = act_of(pre);
+#pragma omp parallel
+  {
+    float* rowbuf = bf16_ ? nullptr : cpu::thread_scratch(1, size_t(kd_n * kh_n * row_floats));
+    cpu::Bf16* rowbuf16 = bf16_ ? cpu::thread_scratch_bf16(1, size_t(kd_n * kh_n * row_floats)) : nullptr;
+    std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
+    std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
+    std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
+    // Input row src (id.w voxels, channel stride ld) activated into dst (C_in values per voxel, float or
+    // bf16 rounded as it is written); whole-row only when contiguous and not activated (the activation's
+    // scale and shift are per channel).
+    auto put_row = [&](const float* src, Index ld, const Act& a, auto* dst) {
+      if (ld == ci && !a.active()) put_values(src, dst, id.w * ci, a);
+      else
+        for (Index x = 0; x < id.w; ++x) put_values(src + x * ld, dst + x * ci, ci, a);
+    };
+    // The same into buffer row `r`, zero-padded along W.
+    auto write_row = [&](const float* src, Index ld, const Act& a, int r) {
+      auto fill = [&](auto* buf) {
+        using E = std::remove_pointer_t<decltype(buf)>;
+        std::fill(buf, buf + pad * ci, E(0));
+        put_row(src, ld, a, buf + pad * ci);
+        std::fill(buf + (pad + id.w) * ci, buf + wp * ci, E(0));
+      };
+      if (bf16_) fill(rowbuf16 + r * row_floats);
+      else fill(rowbuf + r * row_floats);
+    };
+#pragma omp for schedule(dynamic, 1)
+    for (Index row = row0; row < row1; ++row) {
+      const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
+      // Copy (activated, zero-padded) every input row this output row reads.
+      std::vector<Index> valid;  // kd*kH + kh (depth-factored: kh) of each copied row, in buffer order
+      int nrows = 0;
+      if (depth_.factored()) {
+        // Per kh: the activated input rows of the kd the kernel keeps, summed (row (H,W) of
+        // sum_kd m[kd] act(x)[iz(kd)]), then written as one buffer row.
+        for (Index kh = 0; kh < kh_n; ++kh) {
+          const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+          if (iy < 0 || iy >= id.h) continue;
+          int nsum = 0;
+          for (Index kd = 0; kd < kd_n; ++kd) {
+            const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+            if (!depth_.mask[size_t(kd)] || iz < 0 || iz >= id.d) continue;
+            put_row(in.row(n, iz, iy), in.ld, act, nsum == 0 ? sum_row.data() : term_row.data());
+            if (nsum++ > 0)
+              for (Index i = 0; i < id.w * ci; ++i) sum_row[size_t(i)] += term_row[size_t(i)];
+          }
+          if (nsum == 0) continue;  // every kept kd in the padding
+          write_row(sum_row.data(), ci, Act{}, nrows++);
+          valid.push_back(kh);
+        }
+      }
+      for (Index kd = 0; kd < kd_n && !depth_.factored(); ++kd) {
+        const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+        if (iz < 0 || iz >= id.d) continue;
+        for (Index kh = 0; kh < kh_n; ++kh) {
+          const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
+          if (iy < 0 || iy >= id.h) continue;
+          write_row(in.row(n, iz, iy), in.ld, act, nrows++);
+          valid.push_back(kd * kh_n + kh);
+        }
+      }
+      // The segments of one panel: (A, B) of each tap row of every valid input row, A in float or
+      // bf16 (the same offsets into the bf16 copy of each row).
+      auto fill = [&](auto* sg, auto rows_of, auto panel_base) {
+        int ns = 0;
+        for (size_t v = 0; v < valid.size(); ++v) {
+          const auto a = rows_of + Index(v) * row_floats;  // valid[v]'s row, in float or bf16
+          const Index khd = valid[v];
+          if (merge_kw) {  // b_unit_: kw_n * ci, or that rounded up to even in bf16
+            sg[ns++] = {a, panel_base + khd * b_unit_ * pw, kw_n * ci};
+          } else {
+            for (Index kw = 0; kw < kw_n; ++kw)
+              sg[ns++] = {a + kw * g.dilation[2] * ci, panel_base + (khd * kw_n + kw) * b_unit_ * pw, ci};
+          }
+        }
+        return ns;
+      };
+      for (Index p = 0; p < panels_; ++p) {
+        const cpu::gemm::Epilogue ep = epilogue(post, p);
+        if (bf16_) {
+          const int ns = fill(segs16.data(), static_cast<const cpu::Bf16*>(rowbuf16), panel16(p));
+          cpu::gemm::gemm_rows_bf16(segs16.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, ep);
+        } else {
+          const int ns = fill(segs.data(), static_cast<const float*>(rowbuf), panel(p));
+          cpu::gemm::gemm_rows(segs.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, ep, kgroup());
+        }
+        if (res)  // the row's panel, still in L1/L2
+          for (Index x = 0; x < od.w; ++x)
+            add_residual(dst(n, z, y, x) + p * pw, res->view.voxel(n, z, y, x) + p * pw, ep.cols, res->relu);
+      }
+    }
+  }
+}
+
+#ifdef VOLFEAT_INSTANCE_ONCE
+// The float direct convs (compiled_once.hpp): the pointwise GEMM, and the implicit GEMM over a view's rows
+// and over DenseLayerConvs' ring of bottleneck planes.
+VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::forward_pointwise(TensorView<const float>, TensorView<float>,
+                                                                 const Activation<Cpu, float>&,
+                                                                 const Activation<Cpu, float>&, const Residual*) const;
+VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::rows_fast(const ViewRows&, const Dims&, float*, Index, Index,
+                                                         const Activation<Cpu, float>&, const Activation<Cpu, float>&,
+                                                         Index, Index, const Residual*) const;
+VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::rows_fast(const cpu::PlaneRing<float>&, const Dims&, float*, Index,
+                                                         Index, const Activation<Cpu, float>&,
+                                                         const Activation<Cpu, float>&, Index, Index,
+                                                         const Residual*) const;
+#endif
+
+}  // namespace volfeat
