@@ -95,6 +95,15 @@ inline RawFields read_raw_fields(const std::string& path, bool& gzipped) {
   if (got < sizeof_hdr)
     fail_file(path, "truncated header: ", got, " of ", sizeof_hdr, " bytes", gzipped ? " (after decompression)" : "");
 
+  // The fields we check, from either version's struct (same names, wider types in NIfTI-2).
+  auto take = [&r](const auto& h, int version) {
+    r.version = version;
+    for (int i = 0; i < 8; ++i) r.dim[i] = h.dim[i], r.pixdim[i] = h.pixdim[i];
+    r.datatype = h.datatype;
+    r.scl_slope = h.scl_slope, r.scl_inter = h.scl_inter;
+    r.vox_offset = static_cast<double>(h.vox_offset);  // a float in NIfTI-1, an int64 in NIfTI-2
+    r.qform_code = h.qform_code, r.sform_code = h.sform_code;
+  };
   if (sizeof_hdr == 348) {
     nifti_1_header h;
     std::memcpy(&h, buf, sizeof h);
@@ -103,12 +112,7 @@ inline RawFields read_raw_fields(const std::string& path, bool& gzipped) {
     if (std::memcmp(h.magic, "n+1", 4) != 0)
       fail_file(path, "not a NIfTI-1 file: bad magic (expected \"n+1\"; ANALYZE 7.5 is not supported)");
     if (r.swap) nifti_swap_as_nifti1(&h);
-    r.version = 1;
-    for (int i = 0; i < 8; ++i) r.dim[i] = h.dim[i], r.pixdim[i] = h.pixdim[i];
-    r.datatype = h.datatype;
-    r.scl_slope = h.scl_slope, r.scl_inter = h.scl_inter;
-    r.vox_offset = h.vox_offset;
-    r.qform_code = h.qform_code, r.sform_code = h.sform_code;
+    take(h, 1);
   } else {
     nifti_2_header h;
     std::memcpy(&h, buf, sizeof h);
@@ -120,12 +124,7 @@ inline RawFields read_raw_fields(const std::string& path, bool& gzipped) {
     if (std::memcmp(h.magic + 4, "\r\n\032\n", 4) != 0 && std::memcmp(h.magic + 4, "\0\0\0\0", 4) != 0)
       fail_file(path, "damaged NIfTI-2 magic (line endings converted by a text-mode transfer?)");
     if (r.swap) nifti_swap_as_nifti2(&h);
-    r.version = 2;
-    for (int i = 0; i < 8; ++i) r.dim[i] = h.dim[i], r.pixdim[i] = h.pixdim[i];
-    r.datatype = h.datatype;
-    r.scl_slope = h.scl_slope, r.scl_inter = h.scl_inter;
-    r.vox_offset = static_cast<double>(h.vox_offset);
-    r.qform_code = h.qform_code, r.sform_code = h.sform_code;
+    take(h, 2);
   }
   return r;
 }
