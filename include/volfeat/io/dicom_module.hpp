@@ -11,9 +11,8 @@
 //
 // Link: the volfeat_dicom_loader CMake target (experiments/CMakeLists.txt: defines VOLFEAT_DICOM_MODULE,
 // the module's file name, and VOLFEAT_DICOM_MODULE_INSTALLED, its path relative to the installed
-// program; links libdl). The module is looked
-// for beside the program (the build tree), then at the installed path; VOLFEAT_DICOM_MODULE_PATH in
-// the environment names it explicitly. Its three entry points have the signatures of dicom_gdcm.hpp's,
+// program; links libdl). The module is looked for beside the program (the build tree), then at the
+// installed path; VOLFEAT_DICOM_MODULE_PATH in the environment names it explicitly. Its three entry points have the signatures of dicom_gdcm.hpp's,
 // C++ types and exceptions included: the module is built by the same compiler from the same headers.
 #include <dlfcn.h>
 

@@ -233,8 +233,9 @@ VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, c
         // fell after this load (perf annotate, bf16 DenseNet-121 at 108x256x256, Zen 5), 24 % now. The
         // block's share of the forward 24.9 -> 18.9 %; float32 forward 0.59 -> 0.55 s, bf16 0.46 -> 0.41 s
         // (3 alternating pairs of 3; 128^3: -4 %); outputs unchanged. The last vector's prefetch reaches
-        // the next voxel, also read soon; a prefetch never faults.
-        __builtin_prefetch(s + c0 + kLanes<T, B>, 0, 2);
+        // the next voxel, also read soon; a prefetch never faults. A depth-summed tile reads its thread's
+        // contiguous scratch of sums instead, which needs none.
+        if constexpr (!Tl::kDepthSum) __builtin_prefetch(s + c0 + kLanes<T, B>, 0, 2);
         pre.template apply<B>(d[e], c0, nl);
       } else {
         d[e] = zero;
