@@ -49,8 +49,8 @@ inline std::vector<std::string> arch_names() {
 // `volfeat landmarks`.
 inline void add_device_options(CLI::App* cmd, std::string& precision, std::string& stream_weights) {
   cmd->add_option("--precision", precision,
-                  "float32 | bf16: the convs' arithmetic; bf16 (opt-in) needs AVX512-BF16, else float32 with a note "
-                  "(README: Precision)")
+                  "float32 | bf16 | tf32: the convs' arithmetic; bf16 (opt-in, CPU) needs AVX512-BF16, else float32 "
+                  "with a note; tf32 (opt-in) is volfeat-cuda's tensor cores (README: Precision)")
       ->capture_default_str();
   cmd->add_option("--stream-weights", stream_weights,
                   "DIR on a disk: keep the packed weights in an unlinked file there and hold one step's at a time "

@@ -240,7 +240,15 @@ test_sweep_and_landmarks_record_the_precision.normal_suite_only = WHY_NORMAL_ONL
 def test_unknown_precision_is_one_error_line():
     out = fresh_dir(WORK, "unknown")
     p = run("extract", "--out", out, "--precision", "fp16", expect=1)
-    assert p.stderr == "volfeat: error: --precision fp16: expected float32 (the default) or bf16\n", p.stderr
+    assert p.stderr == "volfeat: error: --precision fp16: expected float32 (the default), bf16 or tf32\n", p.stderr
+    assert not os.path.exists(os.path.join(out, "run.json"))
+
+
+def test_tf32_is_refused_on_the_cpu():
+    out = fresh_dir(WORK, "tf32")
+    p = run("extract", "--out", out, "--precision", "tf32", expect=1)
+    assert p.stderr == ("volfeat: error: --precision tf32: TF32 is the GPU's tensor-core format (volfeat-cuda); "
+                        "the cpu backend runs float32 or bf16\n"), p.stderr
     assert not os.path.exists(os.path.join(out, "run.json"))
 
 

@@ -15,6 +15,8 @@ namespace volfeat {
 template <>
 struct DeviceFor<Cpu> {
   static Cpu make(const DeviceOptions& asked, std::string& note) {
+    if (asked.precision == Precision::kTf32)
+      fail("--precision tf32: TF32 is the GPU's tensor-core format (volfeat-cuda); the cpu backend runs float32 or bf16");
     if (!asked.stream_weights.empty()) WeightFile::check_dir(asked.stream_weights);  // before any work
     Cpu d(asked.precision, asked.stream_weights);
     if (asked.precision == Precision::kBf16 && !cpu::gemm::bf16_available()) {
