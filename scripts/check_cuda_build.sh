@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Compiles the CUDA variant of volfeat (the Thrust backend under nvcc): the tests test_primitives_cuda
-# and test_densenet_cuda, and the CLI volfeat-cuda, in a separate build directory.
+# and test_densenet_cuda, the CLI volfeat-cuda and the benchmark driver volfeat_cuda_forward, in a
+# separate build directory, for the default architectures (VOLFEAT_CUDA_ARCHITECTURES: 75, the FMA
+# convs, and 80, the tensor-core convs).
 #   scripts/check_cuda_build.sh [BUILD_DIR]      (default: build-cuda beside this script's checkout)
 #   VOLFEAT_JOBS=N for parallel compile jobs (default 2).
 #   VOLFEAT_CUDA_BUILD_TYPE=T for the CMake build type (default Release). CI, which only compiles, sets None:
@@ -23,10 +25,11 @@ fi
 echo "check_cuda_build: $("$nvcc" --version | tail -n 2 | head -n 1)"
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${VOLFEAT_CUDA_BUILD_TYPE:-Release}" -DCMAKE_CUDA_COMPILER="$nvcc" \
-  -DVOLFEAT_WITH_CUDA=ON -DVOLFEAT_WITH_THRUST_OMP=OFF -DVOLFEAT_BUILD_BENCH=OFF
-cmake --build "$build" -j "$jobs" --target test_primitives_cuda test_densenet_cuda volfeat_cli_cuda
+  -DVOLFEAT_WITH_CUDA=ON -DVOLFEAT_WITH_THRUST_OMP=OFF -DVOLFEAT_BUILD_BENCH=ON
+cmake --build "$build" -j "$jobs" --target test_primitives_cuda test_densenet_cuda volfeat_cli_cuda volfeat_cuda_forward
 
-echo "compiled: $build/tests/test_primitives_cuda $build/tests/test_densenet_cuda $build/experiments/volfeat-cuda"
+echo "compiled: $build/tests/test_primitives_cuda $build/tests/test_densenet_cuda $build/experiments/volfeat-cuda" \
+  "$build/bench/volfeat_cuda_forward"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
   echo "check_cuda_build: a GPU is present: running the CUDA tests"
   ctest --test-dir "$build" -L cuda --output-on-failure

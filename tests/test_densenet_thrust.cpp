@@ -209,4 +209,32 @@ BOOST_AUTO_TEST_CASE(pelvis_pipeline_matches_cpu) {
                                   << worst_feature << ", worst |cosine difference| " << worst_cosine
                                   << "; forward Cpu " << cf.forward_seconds << " s, " << Thrust::kName << " "
                                   << tf.forward_seconds << " s");
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+  // --precision tf32 against the float32 Cpu run: features within 1e-2 relative, cosines within 1e-3
+  // (issue #12's bounds for the opt-in precisions).
+  std::string note;
+  const Network<Thrust, float> tf32_net(w.state, DeviceFor<Thrust>::make({Precision::kTf32, {}}, note));
+  if (!note.empty()) std::cout << "NOTE: " << note << std::endl;
+  const RegionFeatures t32 = extract_features(tf32_net, v, layers, "shared", pools, progress);
+  double worst_feature_tf32 = 0, worst_cosine_tf32 = 0;
+  for (const auto& pool : pools)
+    for (const auto& l : layers) {
+      for (const Region& r : v.regions) {
+        const double e = relative_error(t32.of(pool).at(r.name).at(l), cf.of(pool).at(r.name).at(l));
+        BOOST_TEST(e <= 1e-2, "tf32 " << pool << " " << r.name << " " << l);
+        worst_feature_tf32 = std::max(worst_feature_tf32, e);
+      }
+      for (size_t i = 0; i < v.regions.size(); ++i)
+        for (size_t j = i + 1; j < v.regions.size(); ++j) {
+          const std::string &a = v.regions[i].name, &b = v.regions[j].name;
+          const double d = std::abs(cosine_similarity(t32.of(pool).at(a).at(l), t32.of(pool).at(b).at(l)) -
+                                    cosine_similarity(cf.of(pool).at(a).at(l), cf.of(pool).at(b).at(l)));
+          BOOST_TEST(d <= 1e-3, "tf32 " << pool << " cosine " << a << "-" << b << " at " << l);
+          worst_cosine_tf32 = std::max(worst_cosine_tf32, d);
+        }
+    }
+  BOOST_TEST_MESSAGE("tf32 (" << (note.empty() ? "tensor cores" : "ran float32") << "): worst feature relative error "
+                              << worst_feature_tf32 << ", worst |cosine difference| " << worst_cosine_tf32
+                              << "; forward " << t32.forward_seconds << " s");
+#endif
 }

@@ -1,11 +1,17 @@
 # Tests of the Thrust backend (volfeat/backend/thrust.hpp), included from tests/CMakeLists.txt.
-#   Thrust-OMP (VOLFEAT_WITH_THRUST_OMP): test_primitives_thrust, test_densenet_thrust, run by ctest.
+#   Thrust-OMP (VOLFEAT_WITH_THRUST_OMP): test_primitives_thrust, test_densenet_thrust and
+#   test_tensor_core_emulated (the CUDA tensor-core kernel on the host), run by ctest.
 #   CUDA (VOLFEAT_WITH_CUDA): the same two sources compiled by nvcc as test_primitives_cuda and
 #   test_densenet_cuda (label "cuda"); without a GPU they exit 77 (skipped) and say why.
 #   Always: static_assert_* tests that compile a file that must fail with volfeat's message.
 
 if(VOLFEAT_WITH_THRUST_OMP)
   volfeat_add_test(test_primitives_thrust SOURCES test_primitives_thrust.cpp LIBS volfeat::thrust_omp LABELS thrust)
+  # The CUDA tensor-core conv kernel's own source on the host (tests/support/wmma_emulation.hpp): its
+  # indexing and arithmetic proven where no GPU exists. #pragma unroll is nvcc's; g++ ignores it.
+  volfeat_add_test(test_tensor_core_emulated SOURCES test_tensor_core_emulated.cpp LIBS volfeat::thrust_omp
+                   LABELS thrust)
+  target_compile_options(test_tensor_core_emulated PRIVATE -Wno-unknown-pragmas)
   volfeat_add_test(test_densenet_thrust SOURCES test_densenet_thrust.cpp FIXTURES torch_fx
                    LIBS volfeat::thrust_omp volfeat_nifti volfeat_png LABELS thrust)
 endif()

@@ -9,6 +9,7 @@
 #include "volfeat/backend/thrust/batchnorm3d.hpp"
 #include "volfeat/backend/thrust/concat.hpp"
 #include "volfeat/backend/thrust/conv3d.hpp"
+#include "volfeat/backend/thrust/device_for.hpp"
 #include "volfeat/backend/thrust/fused.hpp"
 #include "volfeat/backend/thrust/pool3d.hpp"
 #include "volfeat/backend/thrust/region_pool.hpp"

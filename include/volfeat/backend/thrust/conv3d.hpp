@@ -9,13 +9,20 @@
 // Speed, honestly: there is no shared-memory tiling and no tensor cores. On the OpenMP device
 // system it is a register-blocked loop nest, several times slower than the Cpu backend's Eigen
 // GEMM; on a GPU each thread owns one voxel x 32 channels, which is correct and parallel but far
-// from cuDNN. It is the portable baseline the tests prove correct.
+// from cuDNN. It is the portable baseline the tests prove correct. On a GPU with TF32 tensor cores
+// (sm_80+, in a build for it) float convs with 32-channel output tiles run the implicit GEMM of
+// conv3d_tensor_core.hpp instead: 3xTF32 for float32, or TF32 when the device asks for it.
 #include <algorithm>
 #include <limits>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "volfeat/backend/thrust/batchnorm3d.hpp"
+#include "volfeat/backend/thrust/conv3d_tensor_core.hpp"
+#include "volfeat/core/precision.hpp"
 #include "volfeat/ops/conv3d.hpp"
+#include "volfeat/ops/conv_algorithm.hpp"
 
 namespace volfeat {
 
@@ -24,10 +31,6 @@ namespace thrust_detail {
 // Voxels per work item: several on the CPU (each weight load feeds P FMAs), one on a GPU (threads
 // are cheap, registers are not).
 inline constexpr int kConvVoxelTile = Thrust::kIsCuda ? 1 : 4;
-
-// How the input is activated while it is read: none, BN, BN+ReLU, ReLU (a compile-time choice so
-// that the inner loop carries no branch).
-enum class PreAct { kNone, kBn, kBnRelu, kRelu };
 
 template <class T, int B, int P, PreAct Pre>
 struct ConvKernel {
@@ -123,6 +126,7 @@ class Conv3d<Thrust, T> {
   Conv3d& operator=(Conv3d&& o) noexcept {
     if (this != &o) {
       spec_ = o.spec_;
+      precision_ = o.precision_;
       block_ = o.block_;
       co_padded_ = o.co_padded_;
       thrust_detail::steal(packed_, o.packed_);
@@ -135,10 +139,11 @@ class Conv3d<Thrust, T> {
       : spec_(spec) {
     pack(weight.data(), weight.size(), bias.data(), bias.size());
   }
-  // The same from float data (the StateDict's): identical packing.
+  // The same from float data (the StateDict's): identical packing. precision: kTf32 rounds the
+  // tensor-core path's operands to TF32 (Cuda only); float32 keeps float32 accuracy everywhere.
   Conv3d(const ConvSpec& spec, const float* weight, size_t weight_count, const float* bias = nullptr,
-         size_t bias_count = 0)
-      : spec_(spec) {
+         size_t bias_count = 0, Precision precision = Precision::kFloat32)
+      : spec_(spec), precision_(precision) {
     pack(weight, weight_count, bias, bias_count);
   }
 
@@ -165,6 +170,15 @@ class Conv3d<Thrust, T> {
 
  public:
   const ConvSpec& spec() const { return spec_; }
+  Precision precision() const { return precision_; }
+  // Whether forward runs the tensor-core implicit GEMM (conv3d_tensor_core.hpp) on this GPU.
+  bool tensor_cores() const {
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+    if constexpr (std::is_same_v<T, float>)
+      return thrust_detail::tensor_core::fits(int(co_padded_)) && thrust_detail::tensor_core::available();
+#endif
+    return false;
+  }
   Dims output_dims(const Dims& in) const { return spec_.output_dims(in); }
 
   void forward(TensorView<const T> in, TensorView<T> out, Activation<Thrust, T> pre = {},
@@ -180,6 +194,10 @@ class Conv3d<Thrust, T> {
            spec_.out_channels);
     using thrust_detail::PreAct;
     const PreAct mode = pre.bn ? (pre.relu ? PreAct::kBnRelu : PreAct::kBn) : (pre.relu ? PreAct::kRelu : PreAct::kNone);
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+    if constexpr (std::is_same_v<T, float>)
+      if (tensor_cores()) return run_tensor_core(mode, in, out, pre, post);
+#endif
     switch (block_) {
       case 8: return dispatch_pre<8>(mode, in, out, pre, post);
       case 16: return dispatch_pre<16>(mode, in, out, pre, post);
@@ -223,11 +241,50 @@ class Conv3d<Thrust, T> {
     thrust_detail::for_each_index(tiles * k.chunks, k);
   }
 
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+  void run_tensor_core(thrust_detail::PreAct mode, TensorView<const T> in, TensorView<T> out,
+                       const Activation<Thrust, T>& pre, const Activation<Thrust, T>& post) const {
+    namespace tc = thrust_detail::tensor_core;
+    tc::Problem p;
+    p.in = thrust_detail::DeviceView<const float>(in);
+    p.out = thrust_detail::DeviceView<float>(out);
+    p.g = thrust_detail::DeviceWindow(spec_.geometry);
+    p.ci = int(spec_.in_channels);
+    p.co = int(spec_.out_channels);
+    p.co_padded = int(co_padded_);
+    p.k_total = int(spec_.geometry.taps() * spec_.in_channels);
+    p.n_tiles = int(co_padded_ / tc::kBN);
+    p.weight = thrust_detail::raw(packed_);
+    p.bias = bias_.empty() ? nullptr : thrust_detail::raw(bias_);
+    if (pre.bn) {
+      p.pre_scale = pre.bn->scale();
+      p.pre_shift = pre.bn->shift();
+    }
+    p.post = thrust_detail::device_activation(post);
+    const bool vec = tc::vector_loads(p.in, p.ci);
+    if (precision_ == Precision::kTf32) tc::launch<tc::Math::kTf32>(p, mode, vec);
+    else tc::launch<tc::Math::kTf32x3>(p, mode, vec);
+  }
+#endif
+
   ConvSpec spec_;
+  Precision precision_ = Precision::kFloat32;
   int block_ = 32;
   Index co_padded_ = 0;
   thrust::device_vector<T> packed_;  // (taps * C_in) x co_padded_, rows ordered (tap, c_in)
   thrust::device_vector<T> bias_;
+};
+
+// The network's convs take the device's precision (Thrust::precision: float32, or tf32 on CUDA).
+template <class T>
+struct ConvAlgorithm<Thrust, T> {
+  static std::unique_ptr<Conv3d<Thrust, T>> make(const ConvSpec& spec, const std::vector<float>& weight,
+                                                 const std::vector<float>& bias, const Thrust& device = {},
+                                                 const ConvUse& use = {}) {
+    (void)use;
+    return std::make_unique<Conv3d<Thrust, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size(),
+                                               device.precision);
+  }
 };
 
 }  // namespace volfeat

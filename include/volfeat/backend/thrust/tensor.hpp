@@ -32,6 +32,7 @@
 
 #include "volfeat/backend/backend.hpp"
 #include "volfeat/core/error.hpp"
+#include "volfeat/core/precision.hpp"
 #include "volfeat/core/tensor_view.hpp"
 
 #if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
@@ -51,8 +52,11 @@
 
 namespace volfeat {
 
-// The Thrust device tag. kName says which device system this executable was built for.
+// The Thrust device. kName says which device system this executable was built for. Its state is the
+// arithmetic of its networks' convs (DeviceFor<Thrust>, device_for.hpp): float32, or tf32 on CUDA's
+// tensor cores. Thrust{} is the float32 device.
 struct Thrust {
+  Precision precision = Precision::kFloat32;
 #if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
   static constexpr const char* kName = "cuda";
 #elif THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_OMP

@@ -1,0 +1,89 @@
+#pragma once
+// Conv3d<Thrust, float> on the GPU's tensor cores (sm_80 and newer; CUDA device system only): an
+// implicit GEMM over channels-last views, with the conv's fused pre-activation (BN and/or ReLU of the
+// input, applied as the input tile is read) and post-activation (bias, BN and/or ReLU, applied as
+// the output is stored into a possibly strided channel slice: the dense block's buffer, in place).
+//
+// The GEMM, and what each dimension means:
+//   M = output voxels (n, z, y, x), flattened in the output view's order;
+//   N = output channels, padded to a multiple of 32 (the packed weights' columns, zeros past C_out);
+//   K = taps x C_in, ordered (tap, c_in): the packed weights' rows (Conv3d<Thrust>'s packing).
+//   A[m][k] = activate(in[voxel m shifted by tap(k)][c_in(k)]), zero outside the input (torch pads
+//   the activated tensor); B[k][n] = packed weight; C[m][n] = out[m][n] before the epilogue.
+// One block of 128 threads (4 warps) computes a 128 x 32 tile of C: thread t loads row t of each
+// 128 x 32 A tile (one output voxel), warp w multiplies rows 32w..32w+31 with 2 x 2 WMMA fragments
+// of 16 x 16 x 8 (TF32 in, float accumulators). The next K tile is read into registers while the
+// current one is multiplied. Blocks are numbered N-tile fastest, so the blocks that read the same
+// input rows run together and share them through L2.
+//
+// Math:
+//   kTf32x3  float32 (the default, --precision float32): each operand x split as big = tf32(x),
+//            small = tf32(x - big); acc += a_small*b_big + a_big*b_small + a_big*b_big. The dropped
+//            a_small*b_small term is below float32 rounding (3xTF32, as CUTLASS's), so the tests hold
+//            this path to the same 1e-5 as the float FMA kernel.
+//   kTf32    --precision tf32 (opt-in): operands rounded to TF32 (10-bit mantissa) once.
+// The kernels are conv3d_tensor_core_kernel.hpp (the implicit GEMM, any conv) and
+// conv3d_tensor_core_halo.hpp (stride-1 convs over 32-channel chunks: DenseNet's 3x3x3 growth convs);
+// this header decides where they run and launches them.
+#include <cstdint>
+
+#include "volfeat/backend/thrust/conv3d_tensor_core_halo.hpp"
+#include "volfeat/backend/thrust/conv3d_tensor_core_kernel.hpp"
+
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+
+namespace volfeat::thrust_detail::tensor_core {
+
+// True where the tensor-core kernels were compiled for this GPU (sm_80+ machine code or PTX) and
+// the GPU has TF32 tensor cores. A build for older targets (CI's compile check: sm_75) runs the FMA
+// kernel instead.
+inline bool available() {
+  static const bool ok = [] {
+    int dev = 0;
+    cudaDeviceProp prop{};
+    cudaFuncAttributes attr{};
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return false;
+    if (cudaFuncGetAttributes(&attr, conv_kernel<Math::kTf32, PreAct::kNone, true>) != cudaSuccess) return false;
+    return prop.major >= 8 && attr.ptxVersion >= 80 && attr.binaryVersion >= 80;
+  }();
+  return ok;
+}
+
+// Whether a conv with these views can run here: 32-channel output tiles of the packed weights.
+inline bool fits(int co_padded) { return co_padded % kBN == 0; }
+
+// The halo kernel where it fits (stride-1 convs over 32-channel chunks), else the implicit GEMM.
+template <Math M, PreAct Pre>
+void launch(const Problem& p, bool vec) {
+  if (halo_fits(p)) {
+    const HaloShape h = halo_shape(p);
+    const Index blocks = p.out.n * p.out.d * h.tiles_y * h.tiles_x * p.n_tiles;
+    if (blocks > Index(INT32_MAX)) fail("conv3d: ", p.out.voxels(), " output voxels are too many for one launch");
+    // Above 48 KB of dynamic shared memory a kernel must ask for it, once.
+    static const cudaError_t asked = cudaFuncSetAttribute(conv_halo_kernel<M, Pre>,
+                                                          cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024);
+    if (asked != cudaSuccess) fail("conv3d (tensor cores): 100 KB of shared memory refused: ", cudaGetErrorString(asked));
+    conv_halo_kernel<M, Pre><<<unsigned(blocks), kThreads, h.bytes()>>>(p, h);
+  } else {
+    const Index blocks = (p.out.voxels() + kBM - 1) / kBM * p.n_tiles;
+    if (blocks > Index(INT32_MAX)) fail("conv3d: ", p.out.voxels(), " output voxels are too many for one launch");
+    if (vec) conv_kernel<M, Pre, true><<<unsigned(blocks), kThreads>>>(p);
+    else conv_kernel<M, Pre, false><<<unsigned(blocks), kThreads>>>(p);
+  }
+  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess)
+    fail("conv3d (tensor cores): launch failed: ", cudaGetErrorString(e));
+}
+
+template <Math M>
+void launch(const Problem& p, PreAct pre, bool vec) {
+  switch (pre) {
+    case PreAct::kNone: return launch<M, PreAct::kNone>(p, vec);
+    case PreAct::kBn: return launch<M, PreAct::kBn>(p, vec);
+    case PreAct::kBnRelu: return launch<M, PreAct::kBnRelu>(p, vec);
+    case PreAct::kRelu: return launch<M, PreAct::kRelu>(p, vec);
+  }
+}
+
+}  // namespace volfeat::thrust_detail::tensor_core
+
+#endif  // THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
