@@ -2,7 +2,7 @@
 """Wall time of the whole `volfeat extract` job on a scanner-sized CT, IO included.
 
 usage: time_extract.py [--build build-perf] [--dims 216,512,512] [--reps 5] [--work DIR] [--threads 2]
-                       [--precision float32|bf16] [--against-torch] [--weights 2D.npz]
+                       [--precision float32|bf16|tf32] [--against-torch] [--weights 2D.npz] [--program volfeat-cuda]
 
 Writes the built-in knee phantom at --dims as an int16 CT (as scanners store it) plus its uint8 label
 map (`volfeat phantom --dims ... --ct-dtype int16`, once, into --work), then runs
@@ -23,6 +23,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -34,14 +35,16 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="/tmp/volfeat_time_extract")
-    ap.add_argument("--precision", default="float32", help="extract's --precision (bf16 needs AVX512-BF16)")
+    ap.add_argument("--precision", default="float32", help="extract's --precision (bf16 needs AVX512-BF16, tf32 a GPU)")
+    ap.add_argument("--program", default="volfeat", help="the CLI in BUILD/experiments: volfeat, or volfeat-cuda on a "
+                    "GPU machine (where /usr/bin/time may be missing: then the wall time is Python's, no peak RSS)")
     ap.add_argument("--weights", default=None, help="extract's --weights (a torchvision 2D export, inflated by "
                     "extract's default, i3d-mean along D); default: volfeat's seeded random network")
     ap.add_argument("--against-torch", action="store_true",
                     help="alternate each extract with one warm PyTorch forward at the same dims and print the ratio")
     a = ap.parse_args()
 
-    volfeat = os.path.join(a.build, "experiments", "volfeat")
+    volfeat = os.path.join(a.build, "experiments", a.program)
     if not os.access(volfeat, os.X_OK):
         sys.exit(f"time_extract.py: {volfeat} not found: build it (cmake --build {a.build} --target volfeat_cli)")
     data = os.path.join(a.work, "knee_" + a.dims.replace(",", "x"))
@@ -73,12 +76,16 @@ def main():
     for rep in range(a.reps):
         if rep % 2 == 1:
             torch_forward()
-        p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+        timed = os.access("/usr/bin/time", os.X_OK)
+        t0 = time.perf_counter()
+        p = subprocess.run((["/usr/bin/time", "-v"] if timed else []) + cmd, capture_output=True, text=True)
+        wall, rss = time.perf_counter() - t0, float("nan")
         if p.returncode != 0:
             sys.exit(f"time_extract.py: extract failed (exit {p.returncode}):\n{p.stderr}")
-        m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", p.stderr)
-        wall = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
-        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1)) / 2**20
+        if timed:
+            m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", p.stderr)
+            wall = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+            rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1)) / 2**20
         run = json.load(open(os.path.join(out, "run.json")))
         if run["precision"] != a.precision:
             sys.exit(f"time_extract.py: asked for {a.precision}, ran {run['precision']}: {run['precision_note']}")

@@ -3,8 +3,7 @@
 // the shared conv problems that have 32-channel output tiles: plain, and with the fused
 // pre-activation (BN, BN+ReLU, ReLU) and post-activation on strided channel slices of wider tensors
 // (the dense block's buffer), both arithmetics (3xTF32 = float32 within 1e-5, TF32 within 1e-2 and
-// visibly rounded), and the three ways in: the halo kernel (stride-1 convs over 32-channel chunks,
-// conv3d_tensor_core_halo.hpp), and the implicit GEMM's 32-channel vector loads and k-by-k gathers.
+// visibly rounded), and both input paths (32-channel vector loads, and k-by-k gathers).
 // It runs in CI, where no GPU exists; on a GPU, test_primitives_cuda runs the same kernel for real.
 #define BOOST_TEST_MODULE tensor_core_emulated
 #include <boost/test/unit_test.hpp>
@@ -13,7 +12,7 @@
 #include "volfeat/backend/thrust/batchnorm3d.hpp"
 // After Thrust's headers, before the kernel's.
 #include "support/wmma_emulation.hpp"
-#include "volfeat/backend/thrust/conv3d_tensor_core_halo.hpp"
+#include "volfeat/backend/thrust/conv3d_tensor_core_kernel.hpp"
 
 using namespace volfeat;
 using namespace volfeat::test;
@@ -31,15 +30,9 @@ std::vector<float> pack(const std::vector<double>& w, Index ci, Index co, Index 
   return packed;
 }
 
-// The launcher's choice (conv3d_tensor_core.hpp): the halo kernel where it fits, else the implicit GEMM.
+// As the launcher (conv3d_tensor_core.hpp) runs it.
 template <tc::Math M, PreAct Pre>
 void run(const tc::Problem& p, bool vec) {
-  if (tc::halo_fits(p)) {
-    const tc::HaloShape h = tc::halo_shape(p);
-    const unsigned blocks = unsigned(p.out.n * p.out.d * h.tiles_y * h.tiles_x * p.n_tiles);
-    wmma_emulation::launch(blocks, tc::kThreads, [&] { tc::conv_halo_kernel<M, Pre>(p, h); }, h.bytes());
-    return;
-  }
   const unsigned blocks = unsigned((p.out.voxels() + tc::kBM - 1) / tc::kBM * p.n_tiles);
   wmma_emulation::launch(blocks, tc::kThreads, [&] {
     if (vec) tc::conv_kernel<M, Pre, true>(p);
@@ -64,11 +57,10 @@ std::vector<ConvProblem> tensor_core_problems() {
   // DenseNet's own: a bottleneck 1x1 over a wide buffer, a growth 3x3x3 conv across several voxel tiles.
   out.push_back({"bottleneck_1x1_c256_128_out", {1, 3, 5, 20, 256}, 128, WindowGeometry::cube(1), false});
   out.push_back({"growth_3x3x3_c128_300_voxels", {1, 5, 6, 10, 128}, 32, WindowGeometry::cube(3, 1, 1), false});
-  // The halo kernel's tiling: several 8 x 16 tiles with ragged edges, two channel chunks, two output
-  // tiles of 32, a batch of 2, an anisotropic kernel.
-  out.push_back({"halo_tiles_c64_40_out", {1, 3, 10, 20, 64}, 40, WindowGeometry::cube(3, 1, 1), true});
-  out.push_back({"halo_batch2", {2, 2, 9, 17, 32}, 32, WindowGeometry::cube(3, 1, 1), false});
-  out.push_back({"halo_anisotropic_1x3x5", {1, 4, 11, 18, 32}, 24, geom({1, 3, 5}, {1, 1, 1}, {0, 1, 2}), true});
+  // Two input chunks of 32 and two output tiles of 32, a batch of 2, an anisotropic kernel.
+  out.push_back({"c64_40_out", {1, 3, 10, 20, 64}, 40, WindowGeometry::cube(3, 1, 1), true});
+  out.push_back({"batch2_c32", {2, 2, 9, 17, 32}, 32, WindowGeometry::cube(3, 1, 1), false});
+  out.push_back({"anisotropic_1x3x5_c32", {1, 4, 11, 18, 32}, 24, geom({1, 3, 5}, {1, 1, 1}, {0, 1, 2}), true});
   return out;
 }
 
@@ -76,7 +68,7 @@ std::vector<ConvProblem> tensor_core_problems() {
 
 BOOST_AUTO_TEST_CASE(tensor_core_kernel_matches_reference) {
   double worst[2] = {0, 0};
-  int runs = 0, vector_runs = 0, halo_runs = 0;
+  int runs = 0, vector_runs = 0;
   for (const ConvProblem& p : tensor_core_problems()) {
     const ref::Array5 x = random_array(p.in, 21);
     const auto w = random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 22);
@@ -133,7 +125,6 @@ BOOST_AUTO_TEST_CASE(tensor_core_kernel_matches_reference) {
         if (fused) prob.post = thrust_detail::DeviceActivation<float>{post_bn.scale(), post_bn.shift(), true};
         const bool vec = tc::vector_loads(prob.in, prob.ci);
         vector_runs += vec;
-        halo_runs += tc::halo_fits(prob);
         if (m == 0) run<tc::Math::kTf32x3>(prob, pre, vec);
         else run<tc::Math::kTf32>(prob, pre, vec);
 
@@ -156,11 +147,9 @@ BOOST_AUTO_TEST_CASE(tensor_core_kernel_matches_reference) {
       BOOST_TEST(err[1] > err[0], p.name << " variant " << variant << ": TF32's rounding must show");
     }
   }
-  BOOST_TEST(vector_runs > halo_runs);
-  BOOST_TEST(halo_runs > 0);
+  BOOST_TEST(vector_runs > 0);
   BOOST_TEST(vector_runs < runs);
-  BOOST_TEST_MESSAGE("tensor-core kernels (emulated), " << runs << " runs (" << halo_runs << " halo, "
-                                                        << vector_runs - halo_runs << " implicit GEMM with vector loads, "
-                                                        << runs - vector_runs << " with gathers): worst relative error "
-                                                        << "3xTF32 " << worst[0] << ", TF32 " << worst[1]);
+  BOOST_TEST_MESSAGE("tensor-core kernel (emulated), " << runs << " runs (" << vector_runs << " with vector loads, "
+                                                       << runs - vector_runs << " with gathers): worst relative error "
+                                                       << "3xTF32 " << worst[0] << ", TF32 " << worst[1]);
 }

@@ -58,15 +58,9 @@ class Barrier {
 };
 inline Barrier* block_barrier = nullptr;
 
-// A launch's dynamic shared memory (extern __shared__ on the GPU).
-inline std::vector<float> dynamic_shared_memory;
-inline float* dynamic_shared() { return dynamic_shared_memory.data(); }
-
 // Runs kernel() as a grid of `blocks` blocks of `threads` threads: one std::thread per CUDA thread,
-// the blocks in turn, a barrier between blocks (their __shared__ statics are reused), with
-// `dynamic_bytes` of dynamic shared memory.
-inline void launch(unsigned blocks, unsigned threads, const std::function<void()>& kernel, size_t dynamic_bytes = 0) {
-  dynamic_shared_memory.assign((dynamic_bytes + sizeof(float) - 1) / sizeof(float), -1e30f);  // poison
+// the blocks in turn, a barrier between blocks (their __shared__ statics are reused).
+inline void launch(unsigned blocks, unsigned threads, const std::function<void()>& kernel) {
   Barrier bar(threads);
   block_barrier = &bar;
   std::vector<std::thread> pool;

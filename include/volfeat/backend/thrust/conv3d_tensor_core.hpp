@@ -22,12 +22,9 @@
 //            a_small*b_small term is below float32 rounding (3xTF32, as CUTLASS's), so the tests hold
 //            this path to the same 1e-5 as the float FMA kernel.
 //   kTf32    --precision tf32 (opt-in): operands rounded to TF32 (10-bit mantissa) once.
-// The kernels are conv3d_tensor_core_kernel.hpp (the implicit GEMM, any conv) and
-// conv3d_tensor_core_halo.hpp (stride-1 convs over 32-channel chunks: DenseNet's 3x3x3 growth convs);
-// this header decides where they run and launches them.
+// The kernel is conv3d_tensor_core_kernel.hpp; this header decides where it runs and launches it.
 #include <cstdint>
 
-#include "volfeat/backend/thrust/conv3d_tensor_core_halo.hpp"
 #include "volfeat/backend/thrust/conv3d_tensor_core_kernel.hpp"
 
 #if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
@@ -52,24 +49,12 @@ inline bool available() {
 // Whether a conv with these views can run here: 32-channel output tiles of the packed weights.
 inline bool fits(int co_padded) { return co_padded % kBN == 0; }
 
-// The halo kernel where it fits (stride-1 convs over 32-channel chunks), else the implicit GEMM.
 template <Math M, PreAct Pre>
 void launch(const Problem& p, bool vec) {
-  if (halo_fits(p)) {
-    const HaloShape h = halo_shape(p);
-    const Index blocks = p.out.n * p.out.d * h.tiles_y * h.tiles_x * p.n_tiles;
-    if (blocks > Index(INT32_MAX)) fail("conv3d: ", p.out.voxels(), " output voxels are too many for one launch");
-    // Above 48 KB of dynamic shared memory a kernel must ask for it, once.
-    static const cudaError_t asked = cudaFuncSetAttribute(conv_halo_kernel<M, Pre>,
-                                                          cudaFuncAttributeMaxDynamicSharedMemorySize, 100 * 1024);
-    if (asked != cudaSuccess) fail("conv3d (tensor cores): 100 KB of shared memory refused: ", cudaGetErrorString(asked));
-    conv_halo_kernel<M, Pre><<<unsigned(blocks), kThreads, h.bytes()>>>(p, h);
-  } else {
-    const Index blocks = (p.out.voxels() + kBM - 1) / kBM * p.n_tiles;
-    if (blocks > Index(INT32_MAX)) fail("conv3d: ", p.out.voxels(), " output voxels are too many for one launch");
-    if (vec) conv_kernel<M, Pre, true><<<unsigned(blocks), kThreads>>>(p);
-    else conv_kernel<M, Pre, false><<<unsigned(blocks), kThreads>>>(p);
-  }
+  const Index blocks = (p.out.voxels() + kBM - 1) / kBM * p.n_tiles;
+  if (blocks > Index(INT32_MAX)) fail("conv3d: ", p.out.voxels(), " output voxels are too many for one launch");
+  if (vec) conv_kernel<M, Pre, true><<<unsigned(blocks), kThreads>>>(p);
+  else conv_kernel<M, Pre, false><<<unsigned(blocks), kThreads>>>(p);
   if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess)
     fail("conv3d (tensor cores): launch failed: ", cudaGetErrorString(e));
 }
