@@ -10,9 +10,9 @@
 //   K = taps x C_in, ordered (tap, c_in): the packed weights' rows (Conv3d<Thrust>'s packing).
 //   A[m][k] = activate(in[voxel m shifted by tap(k)][c_in(k)]), zero outside the input (torch pads
 //   the activated tensor); B[k][n] = packed weight; C[m][n] = out[m][n] before the epilogue.
-// One block of 128 threads (4 warps) computes a 128 x 32 tile of C: thread t loads row t of each
-// 128 x 32 A tile (one output voxel), warp w multiplies rows 32w..32w+31 with 2 x 2 WMMA fragments
-// of 16 x 16 x 8 (TF32 in, float accumulators). The next K tile is read into registers while the
+// One block of 256 threads (8 warps) computes a 128 x 32 tile of C: threads 2r and 2r+1 load the
+// two halves of row r of each 128 x 32 A tile (one output voxel), warp w multiplies rows
+// 16w..16w+15 with 1 x 2 WMMA fragments of 16 x 16 x 8 (TF32 in, float accumulators). The next K tile is read into registers while the
 // current one is multiplied. Blocks are numbered N-tile fastest, so the blocks that read the same
 // input rows run together and share them through L2.
 //
