@@ -12,15 +12,18 @@
 //   the activated tensor); B[k][n] = packed weight; C[m][n] = out[m][n] before the epilogue.
 // One block of 256 threads (8 warps) computes a 128 x 32 tile of C: threads 2r and 2r+1 load the
 // two halves of row r of each 128 x 32 A tile (one output voxel), warp w multiplies rows
-// 16w..16w+15 with 1 x 2 WMMA fragments of 16 x 16 x 8 (TF32 in, float accumulators). The next K tile is read into registers while the
-// current one is multiplied. Blocks are numbered N-tile fastest, so the blocks that read the same
-// input rows run together and share them through L2.
+// 16w..16w+15 with 1 x 2 WMMA fragments of 16 x 16 x 8 (TF32 in, float accumulators). The next K
+// tile is read into registers while the current one is multiplied. Blocks are numbered N-tile
+// fastest, so the blocks that read the same input rows run together and share them through L2.
+// (H200, 2026-12-04: 6-10 % faster than 4 warps of 32 rows, whose 180-188 registers allowed two
+// blocks per SM; bench/README.md has the measurements and Nsight Compute's view.)
 //
 // Math:
 //   kTf32x3  float32 (the default, --precision float32): each operand x split as big = tf32(x),
-//            small = tf32(x - big); acc += a_small*b_big + a_big*b_small + a_big*b_big. The dropped
-//            a_small*b_small term is below float32 rounding (3xTF32, as CUTLASS's), so the tests hold
-//            this path to the same 1e-5 as the float FMA kernel.
+//            small = tf32(x - big); a_small*b_big + a_big*b_small + a_big*b_big summed per K tile
+//            and the tile's sum added to the running one in float32 (the tensor cores' adder
+//            truncates). The dropped a_small*b_small term is below float32 rounding (3xTF32, as
+//            CUTLASS's), so the tests hold this path to the same 1e-5 as the float FMA kernel.
 //   kTf32    --precision tf32 (opt-in): operands rounded to TF32 (10-bit mantissa) once.
 // The kernel is conv3d_tensor_core_kernel.hpp; this header decides where it runs and launches it.
 #include <cstdint>
