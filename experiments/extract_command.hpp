@@ -42,6 +42,16 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   r.options = o;
   r.threads = omp_get_max_threads();
   r.backend = Backend::kName;
+  // The device first: a precision or --stream-weights directory it refuses fails before any work
+  // (and before region_report.csv and region_slices.png are written).
+  std::string precision_note;
+  const Backend device = DeviceFor<Backend>::make(o.device, precision_note);
+  if (!precision_note.empty()) progress.warn(precision_note);
+  r.precision = precision_name(DeviceFor<Backend>::precision(device));
+  r.precision_note = precision_note;
+  r.precision_kernels = DeviceFor<Backend>::kernels(device);
+  if (!r.precision_kernels.empty()) progress.note(r.precision_kernels);
+  r.stream_weights = DeviceFor<Backend>::stream_weights(device);
   Progress::Clock::time_point t0 = Progress::Clock::now();
   check_load_memory(o, o.max_memory, progress);
   // The weights (a file, or seeded random initialisation) load while the volumes are read; the
@@ -66,14 +76,6 @@ ExtractRun run_extract(const ExtractOptions& o, Progress& progress, const std::s
   t0 = Progress::Clock::now();
   double load_seconds = 0;
   std::tie(r.weights, load_seconds) = weights.get();
-  std::string precision_note;
-  const Backend device = DeviceFor<Backend>::make(o.device, precision_note);
-  if (!precision_note.empty()) progress.warn(precision_note);
-  r.precision = precision_name(DeviceFor<Backend>::precision(device));
-  r.precision_note = precision_note;
-  r.precision_kernels = DeviceFor<Backend>::kernels(device);
-  if (!r.precision_kernels.empty()) progress.note(r.precision_kernels);
-  r.stream_weights = DeviceFor<Backend>::stream_weights(device);
   // Only the nodes up to the deepest tap are built, each conv for its output at this volume (BuildUpTo).
   const auto layers = resolve_layers(o, graph_of(r.weights.state));
   const Network<Backend, float> net(r.weights.state, kReleaseWeights, device, BuildUpTo{layers, forward_dims(r.volume)});

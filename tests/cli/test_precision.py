@@ -245,11 +245,13 @@ def test_unknown_precision_is_one_error_line():
 
 
 def test_tf32_is_refused_on_the_cpu():
+    """Refused by the device, which extract makes before any work: one line, nothing written."""
     out = fresh_dir(WORK, "tf32")
     p = run("extract", "--out", out, "--precision", "tf32", expect=1)
     assert p.stderr == ("volfeat: error: --precision tf32: TF32 is the GPU's tensor-core format (volfeat-cuda); "
                         "the cpu backend runs float32 or bf16\n"), p.stderr
-    assert not os.path.exists(os.path.join(out, "run.json"))
+    for name in ("run.json", "region_report.csv", "region_slices.png"):
+        assert not os.path.exists(os.path.join(out, name)), name
 
 
 if __name__ == "__main__":
