@@ -24,6 +24,12 @@ using thrust_detail::PreAct;
 
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 // A Conv3d<Thrust>'s packing: (tap, c_in) rows x C_out padded to 32 columns.
 std::vector<float> pack(const std::vector<double>& w, Index ci, Index co, Index taps, Index co_padded) {
   std::vector<float> packed(size_t(ci * taps * co_padded), 0.f);
@@ -93,6 +99,10 @@ BOOST_AUTO_TEST_CASE(tensor_core_kernel_matches_reference) {
     const Index blocks = (ConvSpec{p.in.c, p.out_channels, p.geometry}.output_dims(p.in).voxels() + tc::kBM - 1) / tc::kBM *
                          ((p.out_channels + tc::kBN - 1) / tc::kBN);
     const bool heavy = blocks * ((p.geometry.taps() * p.in.c + tc::kBK - 1) / tc::kBK) > 48;
+    if (heavy && kSanitized) {  // 324 s under ASan in CI with them (2026-12-04); the light ones cover both paths
+      BOOST_TEST_MESSAGE("SKIP " << p.name << " under the sanitizers (" << blocks << " blocks, too slow emulated)");
+      continue;
+    }
     for (int variant = 0; variant < 5; ++variant) {
       if (heavy && variant != 0 && variant != 3) continue;
       const PreAct pre = variant == 0 ? PreAct::kNone : static_cast<PreAct>(variant - 1);
