@@ -73,10 +73,10 @@ def main():
             torch_s.append(torch.run()["seconds"])
             print(f"torch forward {torch_s[-1]:.3f} s", flush=True)
 
+    timed = os.access("/usr/bin/time", os.X_OK)  # absent on the GPU machine: Python's wall time, no RSS
     for rep in range(a.reps):
         if rep % 2 == 1:
             torch_forward()
-        timed = os.access("/usr/bin/time", os.X_OK)
         t0 = time.perf_counter()
         p = subprocess.run((["/usr/bin/time", "-v"] if timed else []) + cmd, capture_output=True, text=True)
         wall, rss = time.perf_counter() - t0, float("nan")
