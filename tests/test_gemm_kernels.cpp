@@ -82,7 +82,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(activated_avgpool_matches_composition, T, Scalars)
 BOOST_AUTO_TEST_CASE_TEMPLATE(dense_layer_convs_match_composition, T, Scalars) {
   // A dense layer's norm1-relu1-conv1(1x1x1)-norm2-relu2-conv2: the Cpu op keeps a ring of conv1
   // planes; the composition materialises the whole bottleneck. Input and output are channel slices
-  // of wider buffers, as in a dense block.
+  // of wider buffers, as in a dense block. In float, conv2 also as Winograd F(2x4x4) (plane pairs, a
+  // ring of 4) and F(4x4x4) (fours, a ring of 6).
   struct Case {
     Dims in;
     Index mid, out;
@@ -95,29 +96,43 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dense_layer_convs_match_composition, T, Scalars) {
       {{1, 1, 4, 4, 8}, 16, 16, WindowGeometry::cube(3, 1, 1)},             // one plane
   };
   for (const Case& c : cases) {
-    BOOST_TEST_CONTEXT("dense layer convs on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out) {
-      Dims wide = c.in;
-      wide.c += 5;
-      const ref::Array5 x = random_array(wide, 61);
-      const Conv3d<Cpu, T> conv1({c.in.c, c.mid, WindowGeometry::cube(1, 1, 0)}, random_values(size_t(c.mid * c.in.c), 62));
-      const Conv3d<Cpu, T> conv2({c.mid, c.out, c.conv2}, random_values(size_t(c.out * c.mid * c.conv2.taps()), 63));
-      const BatchNorm3d<Cpu, T> norm1(random_bn(c.in.c, 64)), norm2(random_bn(c.mid, 65));
-      auto in_wide = device<Cpu, T>(x);
-      const auto in = in_wide.view().channels(0, c.in.c);
-      const Dims md = conv1.output_dims(c.in);
-      Dims od = conv2.output_dims(md);
-      Tensor<Cpu, T> mid(md), want(od);
-      conv1.forward(in, mid.view(), {&norm1, true}, {&norm2, true});
-      conv2.forward(mid.view(), want.view());
-      od.c += 3;
-      Tensor<Cpu, T> got(od), scratch;
-      got.set_zero();
-      for (int call = 0; call < 2; ++call)  // the second call reuses the scratch ring
-        DenseLayerConvs<Cpu, T>::forward(conv1, {&norm1, true}, {&norm2, true}, conv2, in, got.view().channels(2, c.out),
-                                         scratch);
-      BOOST_TEST(relative_error(host<Cpu, T>(got.view().channels(2, c.out)), as_double(host<Cpu, T>(want.view()))) == 0.0);
-      BOOST_TEST((host<Cpu, T>(got.view().channels(0, 2)) == std::vector<T>(size_t(od.voxels() * 2), T(0))),
-                 "channels outside the slice were written");
+    for (const Index step : {1, 2, 4}) {
+      if (step > 1 && !(std::is_same_v<T, float> && cpu::Winograd3d<float>::applicable({c.mid, c.out, c.conv2}))) continue;
+      BOOST_TEST_CONTEXT("dense layer convs on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out << ", plane step " << step) {
+        Dims wide = c.in;
+        wide.c += 5;
+        const ref::Array5 x = random_array(wide, 61);
+        const Conv3d<Cpu, T> conv1({c.in.c, c.mid, WindowGeometry::cube(1, 1, 0)}, random_values(size_t(c.mid * c.in.c), 62));
+        const auto w2 = random_values(size_t(c.out * c.mid * c.conv2.taps()), 63);
+        Conv3d<Cpu, T> conv2({c.mid, c.out, c.conv2}, w2);
+        if constexpr (std::is_same_v<T, float>)
+          if (step > 1)
+            conv2.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(
+                conv2.spec(), w2, std::vector<double>{}, Precision::kFloat32, DepthFactoring::kAuto,
+                step == 4 ? cpu::winograd::FloatTile::kF4x4x4 : cpu::winograd::FloatTile::kF2x4x4));
+        BOOST_TEST(conv2.plane_step() == step);
+        const BatchNorm3d<Cpu, T> norm1(random_bn(c.in.c, 64)), norm2(random_bn(c.mid, 65));
+        auto in_wide = device<Cpu, T>(x);
+        const auto in = in_wide.view().channels(0, c.in.c);
+        const Dims md = conv1.output_dims(c.in);
+        Dims od = conv2.output_dims(md);
+        Tensor<Cpu, T> mid(md), want(od);
+        conv1.forward(in, mid.view(), {&norm1, true}, {&norm2, true});
+        conv2.forward(mid.view(), want.view());
+        od.c += 3;
+        Tensor<Cpu, T> got(od), scratch;
+        got.set_zero();
+        for (int call = 0; call < 2; ++call)  // the second call reuses the scratch ring
+          DenseLayerConvs<Cpu, T>::forward(conv1, {&norm1, true}, {&norm2, true}, conv2, in, got.view().channels(2, c.out),
+                                           scratch);
+        // Direct: the same kernels on the same rows, bit-identical. Winograd: its GEMM's blocking (and so
+        // its rounding) depends on the number of tiles per call.
+        const double e = relative_error(host<Cpu, T>(got.view().channels(2, c.out)), as_double(host<Cpu, T>(want.view())));
+        if (step == 1) BOOST_TEST(e == 0.0);
+        else BOOST_TEST(e <= tolerance<T>());
+        BOOST_TEST((host<Cpu, T>(got.view().channels(0, 2)) == std::vector<T>(size_t(od.voxels() * 2), T(0))),
+                   "channels outside the slice were written");
+      }
     }
   }
 }

@@ -1,7 +1,7 @@
 // VGG's blocks streamed through rings of planes (ConvPairMaxPool and SpatialConvPair,
 // backend/cpu/fused.hpp): each op against the composition of its single ops over a shape list (depth odd and even, batch 2, a pool
 // window that starts on odd planes, channel slices, BN or bare ReLU epilogues, Winograd plane pairs
-// in either conv); whole VGG networks fused against unfused; and what it buys, the memory estimate of
+// or F(4x4x4)'s groups of four in either conv); whole VGG networks fused against unfused; and what it buys, the memory estimate of
 // VGG-19 at a scanner's 216x512x512.
 #define BOOST_TEST_MODULE streamed_blocks
 #include <boost/mpl/list.hpp>
@@ -27,26 +27,36 @@ struct Case {
   Index mid, out;
   WindowGeometry pool;
   bool bn;              // BN+ReLU epilogues (VGG-bn), else a bare ReLU (VGG)
-  bool wino1, wino2;    // Winograd plane pairs in conv1 / conv2 (float only)
+  Index step1, step2;   // conv1 / conv2: 1 direct, 2 Winograd F(2x4x4) (plane pairs), 4 F(4x4x4) (float only)
   Index extra_channels; // the output is a channel slice of a buffer this much wider
 };
 
 const std::vector<Case>& cases() {
   static const std::vector<Case> c{
-      {{1, 7, 9, 8, 3}, 8, 12, WindowGeometry::cube(2, 2, 0), false, false, false, 0},   // VGG's, odd depth
-      {{2, 6, 5, 7, 16}, 16, 16, WindowGeometry::cube(3, 2, 1), true, false, false, 3},  // batch 2, odd starts
-      {{1, 9, 6, 6, 16}, 16, 24, WindowGeometry::cube(2, 2, 0), true, true, false, 0},   // pairs in conv1
-      {{1, 8, 6, 5, 16}, 24, 16, WindowGeometry::cube(2, 2, 0), false, false, true, 2},  // pairs in conv2
-      {{1, 11, 5, 6, 16}, 16, 16, WindowGeometry::cube(3, 2, 1), true, true, true, 0},   // both, odd starts
-      {{2, 5, 4, 4, 16}, 16, 16, WindowGeometry::cube(2, 2, 0), false, true, true, 0},   // both, batch 2
-      {{1, 2, 5, 5, 4}, 8, 8, WindowGeometry::cube(2, 2, 0), true, false, false, 0},     // two planes
+      {{1, 7, 9, 8, 3}, 8, 12, WindowGeometry::cube(2, 2, 0), false, 1, 1, 0},   // VGG's, odd depth
+      {{2, 6, 5, 7, 16}, 16, 16, WindowGeometry::cube(3, 2, 1), true, 1, 1, 3},  // batch 2, odd starts
+      {{1, 9, 6, 6, 16}, 16, 24, WindowGeometry::cube(2, 2, 0), true, 2, 1, 0},   // pairs in conv1
+      {{1, 8, 6, 5, 16}, 24, 16, WindowGeometry::cube(2, 2, 0), false, 1, 2, 2},  // pairs in conv2
+      {{1, 11, 5, 6, 16}, 16, 16, WindowGeometry::cube(3, 2, 1), true, 2, 2, 0},   // both, odd starts
+      {{2, 5, 4, 4, 16}, 16, 16, WindowGeometry::cube(2, 2, 0), false, 2, 2, 0},   // both, batch 2
+      {{1, 2, 5, 5, 4}, 8, 8, WindowGeometry::cube(2, 2, 0), true, 1, 1, 0},     // two planes
+      {{1, 11, 5, 6, 16}, 16, 16, WindowGeometry::cube(3, 2, 1), true, 4, 4, 0},         // fours in both, odd starts
+      {{1, 9, 6, 6, 16}, 16, 24, WindowGeometry::cube(2, 2, 0), true, 4, 2, 1},          // fours, then pairs
+      {{2, 7, 4, 5, 16}, 16, 16, WindowGeometry::cube(3, 2, 1), false, 2, 4, 0},         // pairs, then fours, batch 2
+      {{1, 3, 5, 4, 16}, 16, 16, WindowGeometry::cube(2, 2, 0), true, 1, 4, 2},          // one group, cut short
   };
   return c;
 }
 
+// Winograd with the tile whose plane step is `step` (1: none).
 template <class T>
-void attach_winograd(Conv3d<Cpu, T>& conv, const ConvSpec& spec, const std::vector<double>& w) {
-  if constexpr (std::is_same_v<T, float>) conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(spec, w, std::vector<double>{}));
+void attach_winograd(Conv3d<Cpu, T>& conv, const ConvSpec& spec, const std::vector<double>& w, Index step) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (step == 1) return;
+    const auto tile = step == 4 ? cpu::winograd::FloatTile::kF4x4x4 : cpu::winograd::FloatTile::kF2x4x4;
+    conv.set_winograd(std::make_shared<const cpu::Winograd3d<T>>(spec, w, std::vector<double>{}, Precision::kFloat32,
+                                                                 DepthFactoring::kAuto, tile));
+  }
 }
 
 // A case's two 3x3x3 convs (Winograd attached as the case says), their epilogues and input, from seeds.
@@ -58,8 +68,8 @@ struct ConvPairSetup {
         conv1(s1, w1), conv2(s2, w2), bn1(random_bn(c.mid, seed + 2)), bn2(random_bn(c.out, seed + 3)),
         post1{c.bn ? &bn1 : nullptr, true}, post2{c.bn ? &bn2 : nullptr, true},
         in(device<Cpu, T>(random_array(c.in, seed + 4))) {
-    if (c.wino1) attach_winograd(conv1, s1, w1);
-    if (c.wino2) attach_winograd(conv2, s2, w2);
+    attach_winograd(conv1, s1, w1, c.step1);
+    attach_winograd(conv2, s2, w2, c.step2);
   }
   ConvPairSetup(const ConvPairSetup&) = delete;  // post1/post2 point at bn1/bn2
   ConvSpec s1, s2;
@@ -78,10 +88,12 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conv_pairs_match_composition, T, Scalars) {
   // slice of a wider buffer.
   int ran = 0;
   for (const Case& c : cases()) {
-    if (!std::is_same_v<T, float> && (c.wino1 || c.wino2)) continue;  // double keeps the direct conv
+    if (!std::is_same_v<T, float> && (c.step1 > 1 || c.step2 > 1)) continue;  // double keeps the direct conv
     BOOST_TEST_CONTEXT("conv pair on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out << ", winograd "
-                                       << c.wino1 << "/" << c.wino2) {
+                                       << " plane steps " << c.step1 << "/" << c.step2) {
       const ConvPairSetup<T> p(c, 71);
+      BOOST_TEST(p.conv1.plane_step() == c.step1);
+      BOOST_TEST(p.conv2.plane_step() == c.step2);
       const MaxPool3d<Cpu, T> pool(c.pool);
       Tensor<Cpu, T> mid(p.conv1.output_dims(c.in));
       p.conv1.forward(p.in.view(), mid.view(), {}, p.post1);

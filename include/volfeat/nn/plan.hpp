@@ -41,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "volfeat/backend/cpu/winograd3d_tile.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/nn/graph.hpp"
 #include "volfeat/ops/fused.hpp"
@@ -89,13 +90,15 @@ struct PlanTraits {
   // conv_value_bytes), so each step holds its convs' weights; 0 when they are all held
   // (network_weight_bytes counts them apart).
   double streamed_weight_bytes = 0;
-  // Per node: 0, or the conv runs Winograd (Cpu; its rings hold planes in pairs) with this many
-  // transformed points per tile (backend/cpu/winograd3d_tile.hpp: 144 float32, 64 bf16, 36 depth-factored).
+  // Per node: 0, or the conv runs Winograd (Cpu; its rings hold planes in groups, plane_step) with this
+  // many transformed points per tile (backend/cpu/winograd3d_tile.hpp: 144 float32, 216 float32 F(4x4x4),
+  // 64 bf16, 36 depth-factored).
   std::vector<int> winograd_points;
   int winograd_points_of(int node) const {
     return node >= 0 && size_t(node) < winograd_points.size() ? winograd_points[size_t(node)] : 0;
   }
   bool uses_winograd(int node) const { return winograd_points_of(node) > 0; }
+  Index plane_step(int node) const { return cpu::winograd::plane_step(winograd_points_of(node)); }
 };
 
 struct Plan {
@@ -243,24 +246,24 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
           s.conv2 = conv2, s.post2_bn = post2_bn, s.post2_relu = post2_relu;
           s.out = end2;
           const Dims md = p.dims[size_t(end)];
-          const Index ring1 = conv_pair_ring_planes(nodes[size_t(conv2)].window, traits.uses_winograd(i),
-                                                    traits.uses_winograd(conv2));
+          const Index ring1 = conv_pair_ring_planes(nodes[size_t(conv2)].window, traits.plane_step(i),
+                                                    traits.plane_step(conv2));
           s.scratch = traits.planewise_pool ? Dims{1, ring1, md.h, md.w, md.c} : md;
         } else if (pool2 >= 0) {
           s.kind = StepKind::kConvPairMaxPool;
           s.conv2 = conv2, s.post2_bn = post2_bn, s.post2_relu = post2_relu;
           s.op = s.out = pool2;
           const Dims md = p.dims[size_t(end)], cd = p.dims[size_t(nodes[size_t(pool2)].inputs[0])];
-          const Index ring1 = conv_pair_ring_planes(nodes[size_t(conv2)].window, traits.uses_winograd(i),
-                                                    traits.uses_winograd(conv2));
-          const Index ring2 = conv_max_pool_ring_planes(nodes[size_t(pool2)].window, traits.uses_winograd(conv2));
+          const Index ring1 = conv_pair_ring_planes(nodes[size_t(conv2)].window, traits.plane_step(i),
+                                                    traits.plane_step(conv2));
+          const Index ring2 = conv_max_pool_ring_planes(nodes[size_t(pool2)].window, traits.plane_step(conv2));
           s.scratch = traits.planewise_pool ? Dims{1, ring1, md.h, md.w, md.c} : md;
           s.scratch2 = traits.planewise_pool ? Dims{1, ring2, cd.h, cd.w, cd.c} : cd;
         } else if (!add && !pre && hidden(end) && kind(only(end)) == OpKind::kMaxPool) {
           s.kind = StepKind::kConvMaxPool;
           s.op = s.out = only(end);
           const Dims cd = p.dims[size_t(end)];
-          const Index ring = conv_max_pool_ring_planes(nodes[size_t(s.op)].window, traits.uses_winograd(i));
+          const Index ring = conv_max_pool_ring_planes(nodes[size_t(s.op)].window, traits.plane_step(i));
           s.scratch = traits.planewise_pool ? Dims{1, ring, cd.h, cd.w, cd.c} : cd;
         } else if (!add && !post && detail::pointwise(nd.window) && hidden(end) && kind(only(end)) == OpKind::kAvgPool &&
                    nodes[size_t(only(end))].window.padding == std::array<Index, 3>{0, 0, 0}) {
@@ -274,7 +277,7 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
           s.conv2 = only(end);
           s.out = post_chain(s.conv2, s.post2_bn, s.post2_relu);
           const Dims md = p.dims[size_t(end)];
-          const Index ring = dense_layer_ring_planes(nodes[size_t(s.conv2)].window, traits.uses_winograd(s.conv2));
+          const Index ring = dense_layer_ring_planes(nodes[size_t(s.conv2)].window, traits.plane_step(s.conv2));
           s.scratch = traits.planewise_pair ? Dims{1, ring, md.h, md.w, md.c} : md;
         }
         break;

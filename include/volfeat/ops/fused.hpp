@@ -40,28 +40,32 @@
 
 namespace volfeat {
 
-// Planes of conv output ConvActMaxPool's ring holds (Cpu): as many as the pool window is deep; a
-// Winograd conv (`pairs`) computes its planes in pairs (2k, 2k+1) into adjacent slots, so the ring
-// holds span planes when every window starts on an even plane (VGG's 2/2 pools), else span + 2 (rounded
-// up to even). The memory estimate (nn/plan.hpp) reads the same count.
-inline Index conv_max_pool_ring_planes(const WindowGeometry& pool, bool pairs) {
+// `step`: the planes the conv computes per call (1 direct; a Winograd conv's groups of 2, or of 4 for
+// F(4x4x4): Conv3d<Cpu>::plane_step, winograd::plane_step), which land in adjacent slots of the ring.
+inline Index round_up_to(Index n, Index step) { return (n + step - 1) / step * step; }
+
+// Planes of conv output ConvActMaxPool's ring holds (Cpu): as many as the pool window is deep when every
+// window starts on a group's first plane and ends on a group's last (VGG's 2/2 pools with pairs), else
+// span + step rounded up to whole groups (pairs: span + 2, rounded up to even), so that a window's
+// groups never share slots. The memory estimate (nn/plan.hpp) reads the same count.
+inline Index conv_max_pool_ring_planes(const WindowGeometry& pool, Index step) {
   const Index span = pool.dilation[0] * (pool.kernel[0] - 1) + 1;
-  const bool aligned = pool.stride[0] % 2 == 0 && pool.padding[0] % 2 == 0 && span % 2 == 0;
-  return !pairs || aligned ? span : span + 2 + span % 2;
+  const bool aligned = pool.stride[0] % step == 0 && pool.padding[0] % step == 0 && span % step == 0;
+  return aligned ? span : round_up_to(span + step, step);
 }
 
-// Planes of conv1's output DenseLayerConvs' ring holds (Cpu): conv2's window depth, one more for a
-// Winograd conv2 (`pairs`: output planes in pairs, from span + 1 input planes).
-inline Index dense_layer_ring_planes(const WindowGeometry& conv2, bool pairs) {
-  return conv2.dilation[0] * (conv2.kernel[0] - 1) + 1 + (pairs ? 1 : 0);
+// Planes of conv1's output DenseLayerConvs' ring holds (Cpu): conv2's window depth, step2 - 1 more for
+// a Winograd conv2 (step2 output planes per call, from span + step2 - 1 input planes).
+inline Index dense_layer_ring_planes(const WindowGeometry& conv2, Index step2) {
+  return conv2.dilation[0] * (conv2.kernel[0] - 1) + step2;
 }
 
 // Planes of conv1's output ConvPairMaxPool's ring holds (Cpu): conv2's window (as the dense layer's);
-// when conv1 computes planes in pairs, the window's first plane may be the odd half of a pair and its
-// last the even half of another, so 2 more, rounded up to even.
-inline Index conv_pair_ring_planes(const WindowGeometry& conv2, bool pairs1, bool pairs2) {
-  const Index window = dense_layer_ring_planes(conv2, pairs2);
-  return pairs1 ? window + 2 + window % 2 : window;
+// when conv1 computes planes in groups, the window's first and last planes may fall inside groups, so
+// step1 more, rounded up to whole groups (pairs: 2 more, rounded up to even).
+inline Index conv_pair_ring_planes(const WindowGeometry& conv2, Index step1, Index step2) {
+  const Index window = dense_layer_ring_planes(conv2, step2);
+  return step1 > 1 ? round_up_to(window + step1, step1) : window;
 }
 
 template <class Backend, class T>

@@ -202,6 +202,9 @@ class Conv3d<Cpu, T> {
     packed_ = RowMatrix();
   }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
+  // Output planes per call when the fused ops run this conv plane by plane: 1, or its Winograd tile's
+  // group (Winograd3d::plane_step: 2, or 4 for F(4x4x4)).
+  Index plane_step() const { return winograd_ ? winograd_->plane_step() : 1; }
 
   // Streamed weights (core/weight_file.hpp): the packed panels go to the network's file (a Winograd
   // conv's U moves before set_winograd: ConvAlgorithm::make). The double path's matrix stays.

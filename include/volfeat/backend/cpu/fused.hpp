@@ -145,10 +145,10 @@ struct ConvActMaxPool<Cpu, T> {
     const Dims cd = conv.output_dims(in.dims);
     const WindowGeometry& g = pool.geometry();
     if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
-    const bool pairs = conv.winograd() != nullptr;  // a Winograd conv computes its output planes in pairs
-    cpu::PlaneRing<T> ring(cd, conv_max_pool_ring_planes(g, pairs), pairs);
+    const Index step = conv.plane_step();  // a Winograd conv computes its output planes in groups
+    cpu::PlaneRing<T> ring(cd, conv_max_pool_ring_planes(g, step), step);
     pool_ring(ring, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
-      if (pairs) conv.winograd()->forward_planes(in, n, z0, count, planes, {}, post);
+      if (conv.winograd()) conv.winograd()->forward_planes(in, n, z0, count, planes, {}, post);
       else conv.forward_plane(in, n, z0, planes, {}, post);
     });
   }
@@ -196,10 +196,10 @@ struct ActivatedAvgPool<Cpu, T> {
 };
 
 namespace cpu {
-// conv2's output planes z0 .. z0 + count - 1 of item n (count 2: a Winograd conv2's pair), reading
-// conv1's output through `mid`, whose planes produce1 (PlaneRing's producer) computes when first
-// needed. conv2's plane z reads conv1 planes z*s - p + kd*dil, kd < k (+1 for a pair: stride and
-// dilation 1 there). DenseLayerConvs, ConvPairMaxPool and SpatialConvPair all run conv2 this way.
+// conv2's output planes z0 .. z0 + count - 1 of item n (count up to conv2.plane_step(): a Winograd
+// conv2's group), reading conv1's output through `mid`, whose planes produce1 (PlaneRing's producer)
+// computes when first needed. conv2's plane z reads conv1 planes z*s - p + kd*dil, kd < k (+ count - 1
+// for a group: stride and dilation 1 there). DenseLayerConvs, ConvPairMaxPool and SpatialConvPair all run conv2 this way.
 template <class T, class Produce>
 void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<T>& mid, Produce&& produce1,
                         Index n, Index z0, Index count, TensorView<T> planes) {
@@ -212,21 +212,21 @@ void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, P
   else conv2.forward_plane_rows(mid, n, z0, planes, {}, post2);
 }
 
-// conv2's whole output `out`, plane by plane (in pairs for a Winograd conv2), as second_conv_planes.
+// conv2's whole output `out`, plane by plane (in groups for a Winograd conv2), as second_conv_planes.
 template <class T, class Produce>
 void second_conv_output(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<T>& mid, Produce&& produce1,
                         TensorView<T> out) {
-  const bool pairs = conv2.winograd() != nullptr;
+  const Index step = conv2.plane_step();
   const Dims od = out.dims;
   for (Index n = 0; n < od.n; ++n)
-    for (Index z = 0; z < od.d; z += pairs ? 2 : 1) {
-      const Index count = pairs ? std::min<Index>(2, od.d - z) : 1;
+    for (Index z = 0; z < od.d; z += step) {
+      const Index count = std::min<Index>(step, od.d - z);
       const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, count, od.h, od.w, od.c}, out.ld);
       second_conv_planes(conv2, post2, mid, produce1, n, z, count, planes);
     }
 }
 
-// A producer of conv's output planes for a PlaneRing: one plane, or a Winograd conv's pair.
+// A producer of conv's output planes for a PlaneRing: one plane, or a Winograd conv's group.
 template <class T>
 auto conv_plane_producer(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, TensorView<const T> in) {
   return [&conv, post, in](Index n, Index z0, Index count, TensorView<T> planes) {
@@ -259,12 +259,11 @@ struct DenseLayerConvs<Cpu, T> {
       if (!conv1.pointwise() || out.dims != conv2.output_dims(md))
         fail("dense layer convs: conv1 must be pointwise and the output view ", to_string(out.dims), " must be ",
              to_string(conv2.output_dims(md)));
-      // A Winograd conv2 computes output planes in pairs, from span + 1 input planes.
-      const bool pairs = conv2.winograd() != nullptr;
-      const Index span = dense_layer_ring_planes(g, pairs);  // planes of one output step's window
+      // A Winograd conv2 computes output planes in groups of step, from span + step - 1 input planes.
+      const Index span = dense_layer_ring_planes(g, conv2.plane_step());  // planes of one output step's window
       const Dims ring_dims{1, span, md.h, md.w, md.c};
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
-      cpu::PlaneRing<T> ring(md, span, false, scratch.data());
+      cpu::PlaneRing<T> ring(md, span, 1, scratch.data());
       // conv1 on input plane z alone: a view of its rows (same channels and ld).
       auto produce1 = [&](Index n, Index z, Index, TensorView<T> plane) {
         const TensorView<const T> in_plane(in.voxel(n, z, 0, 0), Dims{1, 1, in.dims.h, in.dims.w, in.dims.c}, in.ld);
@@ -276,7 +275,7 @@ struct DenseLayerConvs<Cpu, T> {
 };
 
 // conv1's output planes go into a ring as deep as conv2's window (3 planes for a 3x3x3 conv2, 4 when
-// conv2 computes plane pairs, + 2 when conv1 does), conv2's into a ring as deep as the pool's window,
+// conv2 computes plane pairs, 6 in fours, + whole groups when conv1 computes groups: ops/fused.hpp), conv2's into a ring as deep as the pool's window,
 // and each pool output plane is reduced as soon as its window is complete. Every value is computed
 // by the same kernels as the composition (forward_plane / forward_plane_rows and Winograd's
 // forward_planes / forward_planes_rows). VGG-19 at 216x512x512: block 1 holds 6 + 2 planes of
@@ -296,9 +295,9 @@ struct ConvPairMaxPool<Cpu, T> {
       const WindowGeometry& g2 = conv2.spec().geometry;
       if (out.dims != pool.output_dims(cd))
         fail("conv pair+maxpool: output view ", to_string(out.dims), " but the ops produce ", to_string(pool.output_dims(cd)));
-      const bool pairs1 = conv1.winograd() != nullptr, pairs2 = conv2.winograd() != nullptr;
-      cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(g2, pairs1, pairs2), pairs1);
-      cpu::PlaneRing<T> conv_out(cd, conv_max_pool_ring_planes(g, pairs2), pairs2);
+      const Index step1 = conv1.plane_step(), step2 = conv2.plane_step();
+      cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(g2, step1, step2), step1);
+      cpu::PlaneRing<T> conv_out(cd, conv_max_pool_ring_planes(g, step2), step2);
       auto produce1 = cpu::conv_plane_producer(conv1, post1, in);
       ConvActMaxPool<Cpu, T>::pool_ring(conv_out, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
         cpu::second_conv_planes(conv2, post2, mid, produce1, n, z0, count, planes);
@@ -322,8 +321,8 @@ struct SpatialConvPair<Cpu, T> {
       if (out.dims != conv2.output_dims(md))
         fail("spatial conv pair: output view ", to_string(out.dims), " but the convs produce ",
              to_string(conv2.output_dims(md)));
-      const bool pairs1 = conv1.winograd() != nullptr, pairs2 = conv2.winograd() != nullptr;
-      cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(conv2.spec().geometry, pairs1, pairs2), pairs1);
+      const Index step1 = conv1.plane_step(), step2 = conv2.plane_step();
+      cpu::PlaneRing<T> mid(md, conv_pair_ring_planes(conv2.spec().geometry, step1, step2), step1);
       auto produce1 = cpu::conv_plane_producer(conv1, post1, in);
       cpu::second_conv_output(conv2, post2, mid, produce1, out);
     }

@@ -6,9 +6,10 @@
 // DenseLayerConvs).
 //
 // A producer computes `count` planes from z0 into a view of dims (1, count, H, W, C). A Winograd conv
-// produces plane pairs (2k, 2k+1) (`pairs`): both land in adjacent slots, so `slots` must be even and
-// leave room for the partner of the window's first plane (ops/fused.hpp counts the slots each op needs,
-// for the op and the memory estimate alike).
+// produces groups of `step` planes (step k, ..., step k + step - 1: pairs, or fours for F(4x4x4);
+// Winograd3d::plane_step): a group lands in adjacent slots, so `slots` must be a multiple of step and
+// leave room for the rest of the groups the window's first and last planes belong to (ops/fused.hpp
+// counts the slots each op needs, for the op and the memory estimate alike). A direct conv: step 1.
 #include <algorithm>
 #include <vector>
 
@@ -22,14 +23,14 @@ template <class T>
 class PlaneRing {
  public:
   // dims: the whole conv output (N, D, H, W, C); the ring holds `slots` of its planes.
-  PlaneRing(const Dims& d, Index slots, bool pairs) : PlaneRing(d, slots, pairs, nullptr) {}
+  PlaneRing(const Dims& d, Index slots, Index step) : PlaneRing(d, slots, step, nullptr) {}
   // The same over the caller's storage of slots * H * W * C values (a dense block's DenseLayerConvs reuse
   // one scratch for all their layers' rings), which must outlive the ring.
-  PlaneRing(const Dims& d, Index slots, bool pairs, T* storage)
-      : dims(d), ld(d.c), slots_(slots), pairs_(pairs), plane_(d.h * d.w * d.c),
+  PlaneRing(const Dims& d, Index slots, Index step, T* storage)
+      : dims(d), ld(d.c), slots_(slots), step_(step), plane_(d.h * d.w * d.c),
         owned_(storage ? HostArray<T>() : HostArray<T>(size_t(slots * plane_))),
         data_(storage ? storage : owned_.data()), held_(size_t(slots), -1) {
-    if (slots < 1 || (pairs && slots % 2 != 0)) fail("plane ring: ", slots, " slots for ", pairs ? "pairs" : "planes");
+    if (step < 1 || slots < 1 || slots % step != 0) fail("plane ring: ", slots, " slots for groups of ", step, " planes");
   }
   PlaneRing(const PlaneRing&) = delete;
   PlaneRing& operator=(const PlaneRing&) = delete;
@@ -39,7 +40,7 @@ class PlaneRing {
   const T* ensure(Index n, Index z, Produce&& produce) {
     const Index slot = z % slots_;
     if (held_[size_t(slot)] != n * dims.d + z) {
-      const Index z0 = pairs_ ? z - z % 2 : z, count = pairs_ ? std::min<Index>(2, dims.d - z0) : 1;
+      const Index z0 = z - z % step_, count = std::min<Index>(step_, dims.d - z0);
       const Index s0 = z0 % slots_;
       produce(n, z0, count, TensorView<T>(data_ + s0 * plane_, Dims{1, count, dims.h, dims.w, dims.c}));
       for (Index k = 0; k < count; ++k) held_[size_t(s0 + k)] = n * dims.d + z0 + k;
@@ -60,7 +61,7 @@ class PlaneRing {
 
  private:
   Index slots_;
-  bool pairs_;
+  Index step_;  // planes per producer call
   Index plane_;
   HostArray<T> owned_;  // empty over the caller's storage
   T* data_;

@@ -24,6 +24,10 @@
 // forward_planes_rows reads its input through a row accessor, so DenseLayerConvs feeds it from its
 // ring of bottleneck planes. Tiles are 2 planes deep, so output planes come in pairs as before.
 //
+// A bf16 network's float32 convs take F(4x4x4) instead (winograd::FloatTile::kF4x4x4, chosen by
+// winograd3d_select.hpp): the same phases over 6x6x6 patches, 216 points, 64 outputs per tile, and
+// output planes in fours (plane_step; the fused ops' rings hold groups of four).
+//
 // Depth-factored weights (depth_factor.hpp: each kd slice zero or the same 3x3 S, as inflating a 2D
 // network along D makes them): the tiles are 2D, Tile<1, 4, 4> (winograd3d_tile.hpp), one plane deep.
 // Phase 1 sums the activated planes the kernel keeps once per run of tiles (depth_summed_input), then
@@ -66,6 +70,7 @@ namespace volfeat::cpu {
 template <class T>
 class Winograd3d {
   using TileF32 = winograd::TileF32;
+  using TileF32Deep = winograd::TileF32Deep;
   using TileBf16 = winograd::TileBf16;
   using TileF32Depth = winograd::TileF32Depth;
   static constexpr bool kPanels = std::is_same_v<T, float>;  // float: the micro-kernels' panels
@@ -82,10 +87,13 @@ class Winograd3d {
   // weight: torch order (O, I, 3, 3, 3); bias: empty or O values; float (a network's StateDict, read
   // in place) or double, transformed in double either way. Float weights whose depth slices are each
   // zero or one 3x3 S (depth_factor.hpp; inflated along D by i3d-mean or centre) run the depth-summed
-  // 2D tiles unless `factoring` is kOff; double weights (the reference networks') never do.
+  // 2D tiles unless `factoring` is kOff; double weights (the reference networks') never do. `float_tile`:
+  // the tile of a float conv that is neither bf16 nor depth-factored (winograd3d_tile.hpp: F(4x4x4) is a
+  // bf16 network's; double always takes F(2x4x4)).
   template <class W, class B = W>
   Winograd3d(const ConvSpec& spec, const std::vector<W>& weight, const std::vector<B>& bias = {},
-             Precision precision = Precision::kFloat32, DepthFactoring factoring = DepthFactoring::kAuto)
+             Precision precision = Precision::kFloat32, DepthFactoring factoring = DepthFactoring::kAuto,
+             winograd::FloatTile float_tile = winograd::FloatTile::kF2x4x4)
       : spec_(spec),
         bf16_(kPanels && precision == Precision::kBf16 && gemm::bf16_available()) {
     if (!applicable(spec)) fail("winograd3d: only 3x3x3 convs with stride 1 and dilation 1");
@@ -102,6 +110,7 @@ class Winograd3d {
     // 128^3 (inflated, Zen 4, 3 alternating runs of 5): 0.171 / 0.124 / 0.126 s against F(2x2)'s
     // 0.211 / 0.214 / 0.149 s.
     if (depth_factored()) bf16_ = false;
+    deep_ = kPanels && !bf16_ && !depth_factored() && float_tile == winograd::FloatTile::kF4x4x4;
     const Index ci = spec.in_channels, co = spec.out_channels;
     const Index points = this->points();
     // U[xi][c_in][c_out]; float: per point, panels of 16*nv output channels, each c_in x 16*nv.
@@ -120,6 +129,7 @@ class Winograd3d {
     }
     if (depth_factored()) transform_weights<TileF32Depth>(weight, u);
     else if (bf16_) transform_weights<TileBf16>(weight, u);
+    else if (deep_) transform_weights<TileF32Deep>(weight, u);
     else transform_weights<TileF32>(weight, u);
     bias_.assign(bias.begin(), bias.end());
     if constexpr (kPanels) {
@@ -141,12 +151,14 @@ class Winograd3d {
   }
 
   const ConvSpec& spec() const { return spec_; }
-  // Transformed points per tile: 144 (F(2x4x4), float32) or 64 (F(2x2x2), bf16); depth-factored, 36
-  // (F(4x4), in either precision).
+  // Transformed points per tile: 144 (F(2x4x4), float32), 216 (F(4x4x4), float32 in a bf16 network) or
+  // 64 (F(2x2x2), bf16); depth-factored, 36 (F(4x4), in either precision).
   int points() const {
     if (depth_factored()) return TileF32Depth::kPoints;
-    return bf16_ ? TileBf16::kPoints : TileF32::kPoints;
+    return bf16_ ? TileBf16::kPoints : deep_ ? TileF32Deep::kPoints : TileF32::kPoints;
   }
+  // Output planes per call when run plane by plane (winograd::plane_step): 4 for F(4x4x4), else 2.
+  Index plane_step() const { return winograd::plane_step(points()); }
   // Whether the weights are depth-factored: the tiles are then 2D ones on depth-summed input.
   bool depth_factored() const { return depth_.factored(); }
   Precision precision() const { return bf16_ ? Precision::kBf16 : Precision::kFloat32; }
@@ -171,7 +183,8 @@ class Winograd3d {
   }
 
   // Output planes [z0, z0 + nz) of batch item n into `planes` (dims (1, nz, H_out, W_out, C_out), any
-  // ld). A pair starting at an even z0 costs one plane of tiles; a single plane costs as much.
+  // ld). A group of plane_step() planes starting at a multiple of it costs one plane of tiles; fewer
+  // planes cost as much.
   void forward_planes(TensorView<const T> in, Index n, Index z0, Index nz, TensorView<T> planes,
                       const Activation<Cpu, T>& pre = {}, const Activation<Cpu, T>& post = {}) const {
     forward_planes_rows(ViewRows{in, in.dims, in.ld}, n, z0, nz, planes, pre, post);
@@ -179,7 +192,7 @@ class Winograd3d {
 
   // forward_planes reading the input through `rows` (as Conv3d::forward_plane_rows): rows.dims the
   // whole input's dims, rows.ld its channel stride, rows.row(n, iz, iy) the first channel of input row
-  // (n, iz, iy). Output planes z0, z0+1 read input planes z0 - pad .. z0 + 3 - pad.
+  // (n, iz, iy). Output planes z0 .. z0 + nz - 1 read input planes z0 - pad .. z0 + nz + 1 - pad.
   template <class Rows>
   void forward_planes_rows(const Rows& rows, Index n, Index z0, Index nz, TensorView<T> planes,
                            const Activation<Cpu, T>& pre = {}, const Activation<Cpu, T>& post = {}) const {
@@ -522,6 +535,7 @@ class Winograd3d {
   PackedStore<float> panel_store_;
   // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel16_values_ per panel
   bool bf16_ = false;  // also the tile: F(2x2x2) in bf16, F(2x4x4) in float32 (never when depth-factored)
+  bool deep_ = false;  // float32 F(4x4x4) instead of F(2x4x4) (FloatTile::kF4x4x4)
   // Depth-factored weights (depth_factor.hpp, as Conv3d's direct path holds them): the slice transformed
   // and the planes m[kd] a depth-summed tile adds; empty: 3D tiles
   DepthFactor depth_;
@@ -535,6 +549,7 @@ void Winograd3d<T>::run(const Rows& rows, const Dims& od, T* out, Index ldo, Ind
                         Index z_lo, Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
   if (depth_factored()) run_tiles<TileF32Depth>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
   else if (bf16_) run_tiles<TileBf16>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+  else if (deep_) run_tiles<TileF32Deep>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
   else run_tiles<TileF32>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
 }
 

@@ -110,6 +110,18 @@ inline Precision winograd_precision(const ConvSpec& s, Precision asked) {
   return std::min(s.in_channels, s.out_channels) >= kMinBf16TileChannels ? Precision::kBf16 : Precision::kFloat32;
 }
 
+// The float32 tile of a Winograd conv whose network asked for `asked`: in a bf16 network that runs bf16
+// (the CPU has the kernels), the convs left in float32 by winograd_precision take F(4x4x4), whose extra
+// rounding (winograd3d_tile.hpp: about 3x F(2x4x4)'s, 4e-5 per tile) is far inside bf16's 1e-2 and which
+// does 25 % fewer multiplies. DenseNet-121 (seeded; every 3x3x3 Winograd conv is 128 -> 32), Zen 5,
+// 2 threads, volfeat_forward medians of 3-5, old and new binaries alternating (bench/README.md):
+// bf16 128^3 0.134 -> 0.119 s, 108x256x256 0.514 -> 0.459 s; float32 with F(4x4x4) 0.173 -> 0.165 s and
+// 0.643 -> 0.607 s, but float32 keeps F(2x4x4): its tests hold each conv to 3e-5.
+inline cpu::winograd::FloatTile winograd_float_tile(Precision asked) {
+  return asked == Precision::kBf16 && cpu::gemm::bf16_available() ? cpu::winograd::FloatTile::kF4x4x4
+                                                                  : cpu::winograd::FloatTile::kF2x4x4;
+}
+
 template <class T>
 struct ConvAlgorithm<Cpu, T> {
   // A Winograd conv never packs its direct weights: the network used to pack them and drop them again
@@ -125,7 +137,7 @@ struct ConvAlgorithm<Cpu, T> {
     if constexpr (std::is_same_v<T, float>) {
       if (uses_winograd<T>(spec, mode, use)) {
         auto w = std::make_shared<cpu::Winograd3d<T>>(spec, weight, bias, winograd_precision(spec, device.precision),
-                                                      factoring);
+                                                      factoring, winograd_float_tile(device.precision));
         w->move_weights_to(device.weight_file);
         return std::make_unique<Conv3d<Cpu, T>>(spec, std::shared_ptr<const cpu::Winograd3d<T>>(std::move(w)));
       }

@@ -34,9 +34,29 @@ struct Tile {
 // only where it wins (winograd3d_select.hpp, winograd_precision: AMX tiles, or 128 channels on both
 // sides). Depth-factored kernels: the 2D F(4x4) (36 points per 16 outputs) in either precision (why:
 // Winograd3d's constructor).
+//
+// F(4x4x4) (216 points per 64 outputs: 3.4 multiplies per output instead of 4.5, and fewer transform
+// operations per output) is the float32 tile of a bf16 network's convs that keep float32 (FloatTile::
+// kF4x4x4, winograd3d_select.hpp): F(4,3) along z too costs about 3x F(2x4x4)'s rounding error (one
+// 128-channel tile, bench/winograd_tile_error.py: max 4.0e-5 against 1.2e-5), past the float32 tests'
+// 3e-5 per conv but far inside bf16's 1e-2, and saved 10 % of a bf16 DenseNet-121 forward on Zen 5
+// (bench/README.md). Its output planes come in fours (plane_step).
 using TileF32 = Tile<2, 4, 4>;
+using TileF32Deep = Tile<4, 4, 4>;
 using TileBf16 = Tile<2, 2, 2>;
 using TileF32Depth = Tile<1, 4, 4>;
+
+// The float32 tile of a conv that is neither bf16 nor depth-factored (Winograd3d's constructor).
+enum class FloatTile { kF2x4x4, kF4x4x4 };
+
+// Output planes a Winograd conv with `points` transformed points per tile computes per call when it runs
+// plane by plane (the fused ops' rings, backend/cpu/fused.hpp; ops/fused.hpp counts their slots): its
+// tile's depth, 4 for F(4x4x4), else 2 (the 2-deep tiles, and the depth-factored one, whose runs of two
+// planes share their depth sums' set-up); 1 for a direct conv (points 0).
+inline Index plane_step(int points) {
+  if (points == 0) return 1;
+  return points == TileF32Deep::kPoints ? TileF32Deep::kOutZ : 2;
+}
 
 // Tiles per block of Winograd3d::run (per thread, at a time) before it is cut to a whole number of the
 // micro-kernel's row blocks and to the work at hand: V and M of a block hold points * block * (C_in +
@@ -73,6 +93,7 @@ inline Index tiles_of(int points, Index d, Index h, Index w) {
   switch (points) {
     case TileBf16::kPoints: return tiles_of<TileBf16>(d, h, w);
     case TileF32Depth::kPoints: return tiles_of<TileF32Depth>(d, h, w);
+    case TileF32Deep::kPoints: return tiles_of<TileF32Deep>(d, h, w);
     default: return tiles_of<TileF32>(d, h, w);
   }
 }
