@@ -114,9 +114,9 @@ inline Precision winograd_precision(const ConvSpec& s, Precision asked) {
 // (the CPU has the kernels), the convs left in float32 by winograd_precision take F(4x4x4), whose extra
 // rounding (winograd3d_tile.hpp: about 3x F(2x4x4)'s, 4e-5 per tile) is far inside bf16's 1e-2 and which
 // does 25 % fewer multiplies. DenseNet-121 (seeded; every 3x3x3 Winograd conv is 128 -> 32), Zen 5,
-// 2 threads, volfeat_forward medians of 3-5, old and new binaries alternating (bench/README.md):
-// bf16 128^3 0.134 -> 0.119 s, 108x256x256 0.514 -> 0.459 s; float32 with F(4x4x4) 0.173 -> 0.165 s and
-// 0.643 -> 0.607 s, but float32 keeps F(2x4x4): its tests hold each conv to 3e-5.
+// 2 threads, volfeat_forward medians of 3-5, F(2x4x4) and F(4x4x4) binaries alternating (bench/README.md,
+// session 27): bf16 at 128^3 0.137 / 0.117, 0.136 / 0.122, 0.129 / 0.147 s; at 108x256x256 0.516 / 0.458,
+// 0.512 / 0.460 s. float32 would gain 5-7 % too, but keeps F(2x4x4): its tests hold each conv to 3e-5.
 inline cpu::winograd::FloatTile winograd_float_tile(Precision asked) {
   return asked == Precision::kBf16 && cpu::gemm::bf16_available() ? cpu::winograd::FloatTile::kF4x4x4
                                                                   : cpu::winograd::FloatTile::kF2x4x4;
