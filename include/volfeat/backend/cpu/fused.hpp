@@ -199,7 +199,8 @@ namespace cpu {
 // conv2's output planes z0 .. z0 + count - 1 of item n (count up to conv2.plane_step(): a Winograd
 // conv2's group), reading conv1's output through `mid`, whose planes produce1 (PlaneRing's producer)
 // computes when first needed. conv2's plane z reads conv1 planes z*s - p + kd*dil, kd < k (+ count - 1
-// for a group: stride and dilation 1 there). DenseLayerConvs, ConvPairMaxPool and SpatialConvPair all run conv2 this way.
+// for a group: stride and dilation 1 there). DenseLayerConvs, ConvPairMaxPool and SpatialConvPair all
+// run conv2 this way.
 template <class T, class Produce>
 void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<T>& mid, Produce&& produce1,
                         Index n, Index z0, Index count, TensorView<T> planes) {
@@ -275,11 +276,11 @@ struct DenseLayerConvs<Cpu, T> {
 };
 
 // conv1's output planes go into a ring as deep as conv2's window (3 planes for a 3x3x3 conv2, 4 when
-// conv2 computes plane pairs, 6 in fours, + whole groups when conv1 computes groups: ops/fused.hpp), conv2's into a ring as deep as the pool's window,
-// and each pool output plane is reduced as soon as its window is complete. Every value is computed
-// by the same kernels as the composition (forward_plane / forward_plane_rows and Winograd's
-// forward_planes / forward_planes_rows). VGG-19 at 216x512x512: block 1 holds 6 + 2 planes of
-// 512x512x64 (0.5 GB) instead of two 14.5 GB activations.
+// conv2 computes plane pairs, 6 in fours, + whole groups when conv1 computes groups: ops/fused.hpp),
+// conv2's into a ring as deep as the pool's window, and each pool output plane is reduced as soon as
+// its window is complete. Every value is computed by the same kernels as the composition
+// (forward_plane / forward_plane_rows and Winograd's forward_planes / forward_planes_rows). VGG-19 at
+// 216x512x512: block 1 holds 6 + 2 planes of 512x512x64 (0.5 GB) instead of two 14.5 GB activations.
 template <class T>
 struct ConvPairMaxPool<Cpu, T> {
   static void forward(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> post1, const Conv3d<Cpu, T>& conv2,
