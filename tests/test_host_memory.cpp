@@ -3,12 +3,16 @@
 // with exactly their whole 2 MiB pages advised as huge (the kernel's VmFlags "hg" in
 // /proc/self/smaps) and the tail left in small pages; AlignedArray (packed weights, scratch) takes
 // the same route; small packed-weight stores are cut from shared huge-page chunks (PackArena); a
-// retained block is handed out again for the same size; huge_page_vector advises a large std::vector.
+// retained block is handed out again for the same size, and past the peak resized for another size
+// with its pages kept; huge_page_vector advises a large std::vector.
 #define BOOST_TEST_MODULE host_memory
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -142,6 +146,57 @@ BOOST_AUTO_TEST_CASE(a_retained_block_serves_the_next_request_of_its_size) {
   BOOST_TEST(q == p);
   BOOST_TEST(block2 == block);
   FreeHostBytes{block2}(q);
+}
+
+// Whether every page of [p, p + bytes) is mapped (mincore fails with ENOMEM on an unmapped one).
+bool mapped(const void* p, size_t bytes) {
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((bytes + page - 1) / page);
+  return ::mincore(const_cast<void*>(p), bytes, resident.data()) == 0;
+}
+
+BOOST_AUTO_TEST_CASE(past_its_peak_a_retained_block_is_resized_with_its_pages_kept) {
+  // A cache of its own (not the process's): its peak is this test's. A forward pass asks for sizes in a
+  // cycle whose distinct sizes add up past the most it holds at once; a block kept for one size then
+  // serves another instead of being unmapped, and the pages it had keep their contents (a fresh block
+  // would read zero).
+  detail::HostBlockCache cache;
+  cache.retain();
+  const size_t big = 8 * kMiB, small = 4 * kMiB;
+  char* a = static_cast<char*>(cache.take(big));
+  char* b = static_cast<char*>(cache.take(small));
+  std::memset(a, 'a', big);
+  std::memset(b, 'b', small);
+  cache.give(a, big);
+  cache.give(b, small);
+  BOOST_TEST(cache.peak_bytes() == big + small);
+  BOOST_TEST(cache.held_bytes() == big + small);
+  // 10 MiB: no block of its size, and no room for a fresh one under the 12 MiB peak. The 8 MiB block
+  // (the largest under it) grows into a fresh 2 MiB-aligned mapping; the 4 MiB one is unmapped.
+  const size_t grown = 10 * kMiB;
+  char* g = static_cast<char*>(cache.take(grown));
+  BOOST_TEST(address(g) % kHugePageBytes == 0u);
+  BOOST_TEST(size_t(std::count(g, g + big, 'a')) == big);  // the old pages, moved
+  BOOST_TEST(size_t(std::count(g + big, g + grown, 0)) == grown - big);  // the new ones, fresh
+  BOOST_TEST(cache.held_bytes() == grown);
+  BOOST_TEST(cache.held_bytes() <= cache.peak_bytes());
+  // 5 MiB with the 10 MiB block kept (10 + 5 > 12): the smallest at least as large gives back its tail.
+  cache.give(g, grown);
+  const size_t trimmed = 5 * kMiB;
+  char* t = static_cast<char*>(cache.take(trimmed));
+  BOOST_TEST(address(t) == address(g));
+  BOOST_TEST(size_t(std::count(t, t + trimmed, 'a')) == trimmed);
+  BOOST_TEST(mapped(t, trimmed));
+  BOOST_TEST(!mapped(t + trimmed, grown - trimmed));
+  BOOST_TEST(cache.held_bytes() == trimmed);
+  // With room under the peak (5 kept + 6 <= 12) a new size gets a fresh block; the kept one stays.
+  cache.give(t, trimmed);
+  const size_t fresh = 6 * kMiB;
+  char* f = static_cast<char*>(cache.take(fresh));
+  BOOST_TEST(address(f) != address(t));
+  BOOST_TEST(size_t(std::count(f, f + fresh, 0)) == fresh);
+  BOOST_TEST(cache.held_bytes() == trimmed + fresh);
+  cache.give(f, fresh);
 }
 
 BOOST_AUTO_TEST_CASE(a_huge_page_vector_is_advised_before_its_first_touch) {
