@@ -41,6 +41,7 @@ inline std::vector<ConvProblem> conv_problems() {
       {"stride2_even", {1, 8, 10, 6, 3}, 5, WindowGeometry::cube(3, 2, 1), true},
       {"stride2_odd", {1, 9, 11, 7, 3}, 4, WindowGeometry::cube(3, 2, 1), false},
       {"stem_7_s2_p3_odd", {1, 13, 11, 9, 1}, 8, WindowGeometry::cube(7, 2, 3), false},
+      {"stem_batch2_5_s2_p2", {2, 9, 5, 8, 2}, 6, WindowGeometry::cube(5, 2, 2), true},
       {"dilation2_pad2", {1, 9, 8, 10, 4}, 6, WindowGeometry::cube(3, 1, 2, 2), true},
       {"anisotropic", {1, 7, 9, 12, 5}, 3, geom({1, 3, 5}, {1, 2, 3}, {0, 1, 2}, {1, 2, 1}), true},
       {"size1_dims", {1, 1, 6, 1, 4}, 5, geom({1, 3, 1}, {1, 1, 1}, {0, 1, 0}), false},
