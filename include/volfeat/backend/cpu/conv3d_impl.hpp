@@ -86,24 +86,10 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
   const Index rs = g.stride[2] * ci;
   const bool merge_kw = g.dilation[2] == 1;
   const Act act = act_of(pre);
-  // A stem (an input of at most kSharedRowsMaxChannels channels, read as it is: no pre-activation, not
-  // depth-factored, no dilation along z) copies the rows of its kd_n input planes once into a buffer the
-  // threads share, a ring over input planes that keeps the planes the next output plane reads again,
-  // instead of each of the kd_n x kh_n rows an output row reads once per output row (7 x 7 for a 7x7x7
-  // stride-2 stem: every input row copied about 12 times, from L3, as a voxel's one channel leaves a
-  // row of 1 KB). Those copies were 2.4 % of a bf16 DenseNet-121 forward at 108x256x256, 29 % of its
-  // stem (perf, AMD EPYC Zen 5).
-  constexpr Index kSharedRowsMaxChannels = 4;
-  const bool shared_rows = ci <= kSharedRowsMaxChannels && !act.active() && !depth_.factored() && g.dilation[0] == 1;
-  const Index ring_rows = shared_rows ? kd_n * id.h : 0;  // plane iz's row iy at (iz mod kd_n) * H + iy
-  float* ring = shared_rows && !bf16_ ? cpu::thread_scratch(1, size_t(ring_rows * row_floats)) : nullptr;
-  cpu::Bf16* ring16 = shared_rows && bf16_ ? cpu::thread_scratch_bf16(1, size_t(ring_rows * row_floats)) : nullptr;
-  auto ring_row = [&](Index iz, Index iy) { return (iz % kd_n) * id.h + iy; };
 #pragma omp parallel
   {
-    const bool own = !shared_rows;  // a row buffer of the thread's own
-    float* rowbuf = own && !bf16_ ? cpu::thread_scratch(1, size_t(kd_n * kh_n * row_floats)) : ring;
-    cpu::Bf16* rowbuf16 = own && bf16_ ? cpu::thread_scratch_bf16(1, size_t(kd_n * kh_n * row_floats)) : ring16;
+    float* rowbuf = bf16_ ? nullptr : cpu::thread_scratch(1, size_t(kd_n * kh_n * row_floats));
+    cpu::Bf16* rowbuf16 = bf16_ ? cpu::thread_scratch_bf16(1, size_t(kd_n * kh_n * row_floats)) : nullptr;
     std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
     std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
     std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
@@ -116,7 +102,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
         for (Index x = 0; x < id.w; ++x) put_values(src + x * ld, dst + x * ci, ci, a);
     };
     // The same into buffer row `r`, zero-padded along W.
-    auto write_row = [&](const float* src, Index ld, const Act& a, Index r) {
+    auto write_row = [&](const float* src, Index ld, const Act& a, int r) {
       auto fill = [&](auto* buf) {
         using E = std::remove_pointer_t<decltype(buf)>;
         std::fill(buf, buf + pad * ci, E(0));
@@ -126,13 +112,12 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
       if (bf16_) fill(rowbuf16 + r * row_floats);
       else fill(rowbuf + r * row_floats);
     };
-    std::vector<Index> valid;  // kd*kH + kh (depth-factored: kh) of each input row an output row reads
-    std::vector<Index> at;     // the buffer row that holds it
-    auto output_row = [&](Index row) {
+#pragma omp for schedule(dynamic, 1)
+    for (Index row = row0; row < row1; ++row) {
       const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
-      // Copy (activated, zero-padded) every input row this output row reads, unless the ring holds it.
-      valid.clear(), at.clear();
-      Index nrows = 0;
+      // Copy (activated, zero-padded) every input row this output row reads.
+      std::vector<Index> valid;  // kd*kH + kh (depth-factored: kh) of each copied row, in buffer order
+      int nrows = 0;
       if (depth_.factored()) {
         // Per kh: the activated input rows of the kd the kernel keeps, summed (row (H,W) of
         // sum_kd m[kd] act(x)[iz(kd)]), then written as one buffer row.
@@ -148,8 +133,8 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
               for (Index i = 0; i < id.w * ci; ++i) sum_row[size_t(i)] += term_row[size_t(i)];
           }
           if (nsum == 0) continue;  // every kept kd in the padding
-          write_row(sum_row.data(), ci, Act{}, nrows);
-          valid.push_back(kh), at.push_back(nrows++);
+          write_row(sum_row.data(), ci, Act{}, nrows++);
+          valid.push_back(kh);
         }
       }
       for (Index kd = 0; kd < kd_n && !depth_.factored(); ++kd) {
@@ -158,12 +143,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
         for (Index kh = 0; kh < kh_n; ++kh) {
           const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
           if (iy < 0 || iy >= id.h) continue;
-          if (shared_rows) {
-            at.push_back(ring_row(iz, iy));
-          } else {
-            write_row(in.row(n, iz, iy), in.ld, act, nrows);
-            at.push_back(nrows++);
-          }
+          write_row(in.row(n, iz, iy), in.ld, act, nrows++);
           valid.push_back(kd * kh_n + kh);
         }
       }
@@ -172,7 +152,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
       auto fill = [&](auto* sg, auto rows_of, auto panel_base) {
         int ns = 0;
         for (size_t v = 0; v < valid.size(); ++v) {
-          const auto a = rows_of + at[v] * row_floats;  // valid[v]'s row, in float or bf16
+          const auto a = rows_of + Index(v) * row_floats;  // valid[v]'s row, in float or bf16
           const Index khd = valid[v];
           if (merge_kw) {  // b_unit_: kw_n * ci, or that rounded up to even in bf16
             sg[ns++] = {a, panel_base + khd * b_unit_ * pw, kw_n * ci};
@@ -195,28 +175,6 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
         if (res)  // the row's panel, still in L1/L2
           for (Index x = 0; x < od.w; ++x)
             add_residual(dst(n, z, y, x) + p * pw, res->view.voxel(n, z, y, x) + p * pw, ep.cols, res->relu);
-      }
-    };
-    if (!shared_rows) {
-#pragma omp for schedule(dynamic, 1)
-      for (Index row = row0; row < row1; ++row) output_row(row);
-    } else {
-      // Output plane by output plane (every thread walks the same planes: the worksharing loops below
-      // meet in the same order). The ring holds image ring_n's input planes below ring_hi, at least
-      // those the previous output plane read.
-      Index ring_n = -1, ring_hi = 0;
-      for (Index plane = row0 / od.h; plane * od.h < row1; ++plane) {
-        const Index z = plane % od.d, n = plane / od.d;
-        const Index lo = std::max<Index>(0, z * g.stride[0] - g.padding[0]);
-        const Index hi = std::min<Index>(id.d, z * g.stride[0] - g.padding[0] + kd_n);
-        const Index from = n == ring_n ? std::max(lo, ring_hi) : lo;  // planes not yet in the ring
-#pragma omp for schedule(static)
-        for (Index r = from * id.h; r < hi * id.h; ++r)
-          write_row(in.row(n, r / id.h, r % id.h), in.ld, act, ring_row(r / id.h, r % id.h));
-        ring_n = n, ring_hi = std::max(hi, from);
-#pragma omp for schedule(dynamic, 1)
-        for (Index row = std::max(row0, plane * od.h); row < std::min(row1, (plane + 1) * od.h); ++row)
-          output_row(row);
       }
     }
   }
