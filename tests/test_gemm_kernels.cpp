@@ -95,45 +95,51 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dense_layer_convs_match_composition, T, Scalars) {
       {{1, 9, 5, 6, 16}, 32, 16, geom({3, 3, 3}, {2, 1, 2}, {1, 1, 1}, {2, 1, 1})},  // stride 2, dilation 2 in D
       {{1, 1, 4, 4, 8}, 16, 16, WindowGeometry::cube(3, 1, 1)},             // one plane
   };
+  // Through the ring (whole_values 0), and whole (every case's bottleneck is under kWholeBottleneckValues).
   for (const Case& c : cases) {
-    for (const Index step : {1, 2, 4}) {
-      if (step > 1 && !(std::is_same_v<T, float> && cpu::Winograd3d<float>::applicable({c.mid, c.out, c.conv2}))) continue;
-      BOOST_TEST_CONTEXT("dense layer convs on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out << ", plane step " << step) {
-        Dims wide = c.in;
-        wide.c += 5;
-        const ref::Array5 x = random_array(wide, 61);
-        const Conv3d<Cpu, T> conv1({c.in.c, c.mid, WindowGeometry::cube(1, 1, 0)}, random_values(size_t(c.mid * c.in.c), 62));
-        const auto w2 = random_values(size_t(c.out * c.mid * c.conv2.taps()), 63);
-        Conv3d<Cpu, T> conv2({c.mid, c.out, c.conv2}, w2);
-        if constexpr (std::is_same_v<T, float>)
-          if (step > 1)
-            conv2.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(
-                conv2.spec(), w2, std::vector<double>{}, Precision::kFloat32, DepthFactoring::kAuto,
-                step == 4 ? cpu::winograd::FloatTile::kF4x4x4 : cpu::winograd::FloatTile::kF2x4x4));
-        BOOST_TEST(conv2.plane_step() == step);
-        const BatchNorm3d<Cpu, T> norm1(random_bn(c.in.c, 64)), norm2(random_bn(c.mid, 65));
-        auto in_wide = device<Cpu, T>(x);
-        const auto in = in_wide.view().channels(0, c.in.c);
-        const Dims md = conv1.output_dims(c.in);
-        Dims od = conv2.output_dims(md);
-        Tensor<Cpu, T> mid(md), want(od);
-        conv1.forward(in, mid.view(), {&norm1, true}, {&norm2, true});
-        conv2.forward(mid.view(), want.view());
-        od.c += 3;
-        Tensor<Cpu, T> got(od), scratch;
-        got.set_zero();
-        for (int call = 0; call < 2; ++call)  // the second call reuses the scratch ring
-          DenseLayerConvs<Cpu, T>::forward(conv1, {&norm1, true}, {&norm2, true}, conv2, in, got.view().channels(2, c.out),
-                                           scratch);
-        // Direct: the same kernels on the same rows, bit-identical. Winograd: its GEMM's blocking (and so
-        // its rounding) depends on the number of tiles per call.
-        const double e = relative_error(host<Cpu, T>(got.view().channels(2, c.out)), as_double(host<Cpu, T>(want.view())));
-        if (step == 1) BOOST_TEST(e == 0.0);
-        else BOOST_TEST(e <= tolerance<T>());
-        BOOST_TEST((host<Cpu, T>(got.view().channels(0, 2)) == std::vector<T>(size_t(od.voxels() * 2), T(0))),
-                   "channels outside the slice were written");
+    for (const Index whole_values : {Index(0), kWholeBottleneckValues})
+      for (const Index step : {1, 2, 4}) {
+        if (step > 1 && !(std::is_same_v<T, float> && cpu::Winograd3d<float>::applicable({c.mid, c.out, c.conv2}))) continue;
+        BOOST_TEST_CONTEXT("dense layer convs on " << to_string(c.in) << " -> " << c.mid << " -> " << c.out << ", plane step "
+                                                   << step << (whole_values ? ", whole" : ", ring")) {
+          Dims wide = c.in;
+          wide.c += 5;
+          const ref::Array5 x = random_array(wide, 61);
+          const Conv3d<Cpu, T> conv1({c.in.c, c.mid, WindowGeometry::cube(1, 1, 0)}, random_values(size_t(c.mid * c.in.c), 62));
+          const auto w2 = random_values(size_t(c.out * c.mid * c.conv2.taps()), 63);
+          Conv3d<Cpu, T> conv2({c.mid, c.out, c.conv2}, w2);
+          if constexpr (std::is_same_v<T, float>)
+            if (step > 1)
+              conv2.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(
+                  conv2.spec(), w2, std::vector<double>{}, Precision::kFloat32, DepthFactoring::kAuto,
+                  step == 4 ? cpu::winograd::FloatTile::kF4x4x4 : cpu::winograd::FloatTile::kF2x4x4));
+          BOOST_TEST(conv2.plane_step() == step);
+          const BatchNorm3d<Cpu, T> norm1(random_bn(c.in.c, 64)), norm2(random_bn(c.mid, 65));
+          auto in_wide = device<Cpu, T>(x);
+          const auto in = in_wide.view().channels(0, c.in.c);
+          const Dims md = conv1.output_dims(c.in);
+          Dims od = conv2.output_dims(md);
+          Tensor<Cpu, T> mid(md), want(od);
+          conv1.forward(in, mid.view(), {&norm1, true}, {&norm2, true});
+          conv2.forward(mid.view(), want.view());
+          od.c += 3;
+          Tensor<Cpu, T> got(od), scratch;
+          got.set_zero();
+          for (int call = 0; call < 2; ++call)  // the second call reuses the scratch ring
+            DenseLayerConvs<Cpu, T>::forward(conv1, {&norm1, true}, {&norm2, true}, conv2, in, got.view().channels(2, c.out),
+                                             scratch, {}, whole_values);
+          const Dims sd = dense_layer_scratch(c.conv2, step, md, whole_values);
+          if constexpr (std::is_same_v<T, float>) BOOST_TEST((scratch.dims() == sd), "scratch " << to_string(scratch.dims()));
+          BOOST_TEST((sd == md) == (whole_values > 0));
+          // Direct: the same kernels on the same rows, bit-identical. Winograd: its GEMM's blocking (and so
+          // its rounding) depends on the number of tiles per call.
+          const double e = relative_error(host<Cpu, T>(got.view().channels(2, c.out)), as_double(host<Cpu, T>(want.view())));
+          if (step == 1) BOOST_TEST(e == 0.0);
+          else BOOST_TEST(e <= tolerance<T>());
+          BOOST_TEST((host<Cpu, T>(got.view().channels(0, 2)) == std::vector<T>(size_t(od.voxels() * 2), T(0))),
+                     "channels outside the slice were written");
+        }
       }
-    }
   }
 }
 

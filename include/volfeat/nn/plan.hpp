@@ -277,8 +277,9 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
           s.conv2 = only(end);
           s.out = post_chain(s.conv2, s.post2_bn, s.post2_relu);
           const Dims md = p.dims[size_t(end)];
-          const Index ring = dense_layer_ring_planes(nodes[size_t(s.conv2)].window, traits.plane_step(s.conv2));
-          s.scratch = traits.planewise_pair ? Dims{1, ring, md.h, md.w, md.c} : md;
+          s.scratch = traits.planewise_pair
+                          ? dense_layer_scratch(nodes[size_t(s.conv2)].window, traits.plane_step(s.conv2), md)
+                          : md;
         }
         break;
       }

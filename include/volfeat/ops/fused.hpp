@@ -60,6 +60,22 @@ inline Index dense_layer_ring_planes(const WindowGeometry& conv2, Index step2) {
   return conv2.dilation[0] * (conv2.kernel[0] - 1) + step2;
 }
 
+// A bottleneck of at most this many values (8 MiB of float32) DenseLayerConvs (Cpu) computes whole,
+// conv1 then conv2 in one call each, instead of through a ring. Why: the ring runs one parallel loop per
+// conv1 plane and per conv2 group, each ending in a barrier, and where planes are small the barriers
+// cost more than the work: DenseNet-121's blocks 2-4 at 128^3 (planes of 16x16 down to 4x4) made 560 of
+// a bf16 forward's ~800 loops, a conv1 plane of block 3 ~15 us of work for two threads, and 12 % of
+// the forward's samples were libgomp's barrier spin (perf, AMD EPYC Zen 5, 2 threads).
+inline constexpr Index kWholeBottleneckValues = Index(1) << 21;
+
+// DenseLayerConvs' scratch (Cpu; the memory estimate reads the same): the whole bottleneck md when it is
+// that small (whole_values: tests pass 0 to run the ring), else the ring's planes.
+inline Dims dense_layer_scratch(const WindowGeometry& conv2, Index step2, const Dims& md,
+                                Index whole_values = kWholeBottleneckValues) {
+  if (md.size() <= whole_values) return md;
+  return Dims{1, dense_layer_ring_planes(conv2, step2), md.h, md.w, md.c};
+}
+
 // Planes of conv1's output ConvPairMaxPool's ring holds (Cpu): conv2's window (as the dense layer's);
 // when conv1 computes planes in groups, the window's first and last planes may fall inside groups, so
 // step1 more, rounded up to whole groups (pairs: 2 more, rounded up to even).

@@ -241,7 +241,7 @@ auto conv_plane_producer(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, Te
 // 128-channel bottleneck for a 3x3x3 conv2, a PlaneRing over the caller's scratch), and conv2 computes
 // output plane z as soon as the ring holds every plane it reads, through Conv3d::forward_plane_rows.
 // Every output value is computed exactly as by the composition (same kernels, same k order), so the
-// results are identical.
+// results are identical. A small bottleneck (ops/fused.hpp, dense_layer_scratch) takes the composition.
 template <class T>
 inline constexpr bool kPlanewiseDenseLayer<Cpu, T> = Conv3d<Cpu, T>::kHasPlaneRows;
 
@@ -249,20 +249,26 @@ template <class T>
 struct DenseLayerConvs<Cpu, T> {
   static void forward(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> pre1, Activation<Cpu, T> post1,
                       const Conv3d<Cpu, T>& conv2, TensorView<const T> in, TensorView<T> out, Tensor<Cpu, T>& scratch,
-                      Activation<Cpu, T> post2 = {}) {
+                      Activation<Cpu, T> post2 = {}, Index whole_values = kWholeBottleneckValues) {
     const Dims md = conv1.output_dims(in.dims);  // the bottleneck's dims
     const WindowGeometry& g = conv2.spec().geometry;
-    if constexpr (!Conv3d<Cpu, T>::kHasPlaneRows) {
-      if (scratch.dims() != md) scratch.resize(md);  // the composition (double, or no AVX-512)
+    // The composition: double, no AVX-512, or a bottleneck small enough to hold whole (ops/fused.hpp,
+    // dense_layer_scratch).
+    auto whole = [&] {
+      if (scratch.dims() != md) scratch.resize(md);
       conv1.forward(in, scratch.view(), pre1, post1);
       conv2.forward(scratch.view(), out, {}, post2);
+    };
+    if constexpr (!Conv3d<Cpu, T>::kHasPlaneRows) {
+      whole();
     } else {
       if (!conv1.pointwise() || out.dims != conv2.output_dims(md))
         fail("dense layer convs: conv1 must be pointwise and the output view ", to_string(out.dims), " must be ",
              to_string(conv2.output_dims(md)));
       // A Winograd conv2 computes output planes in groups of step, from span + step - 1 input planes.
-      const Index span = dense_layer_ring_planes(g, conv2.plane_step());  // planes of one output step's window
-      const Dims ring_dims{1, span, md.h, md.w, md.c};
+      const Dims ring_dims = dense_layer_scratch(g, conv2.plane_step(), md, whole_values);
+      if (ring_dims == md) return whole();
+      const Index span = ring_dims.d;  // planes of one output step's window
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
       cpu::PlaneRing<T> ring(md, span, 1, scratch.data());
       // conv1 on input plane z alone: a view of its rows (same channels and ld).
