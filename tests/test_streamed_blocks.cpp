@@ -2,8 +2,9 @@
 // backend/cpu/fused.hpp): each op against the composition of its single ops over a shape list (depth odd and even, batch 2, a pool
 // window that starts on odd planes, channel slices, BN or bare ReLU epilogues, Winograd plane pairs
 // or F(4x4x4)'s groups of four in either conv); whole VGG networks fused against unfused; and what it buys, the memory estimate of
-// VGG-19 at a scanner's 216x512x512.
+// VGG-19 at a scanner's 216x512x512. Also the ring's groups from an offset (DenseLayerConvs' conv1).
 #define BOOST_TEST_MODULE streamed_blocks
+#include <array>
 #include <boost/mpl/list.hpp>
 
 #include "support/cpu_isa_guard.hpp"
@@ -130,6 +131,34 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conv_pairs_match_composition, T, Scalars) {
     }
   }
   BOOST_TEST(ran >= 3);
+}
+
+BOOST_AUTO_TEST_CASE(plane_ring_groups_start_at_their_offset) {
+  // DenseLayerConvs' ring for an F(4x4x4) conv2 with padding 1: conv1 fills it in fours from plane 3
+  // (offset 3 = -1 mod 4; the first group cut at plane 0), 8 slots. Each output group of four planes
+  // z0 reads planes z0 - 1 .. z0 + 4, and takes one producer call; every plane reads back what its
+  // call wrote.
+  const Dims d{2, 10, 2, 3, 2};
+  cpu::PlaneRing<float> ring(d, 8, 4, nullptr, 3);
+  std::vector<std::array<Index, 3>> calls;  // n, z0, count
+  auto produce = [&](Index n, Index z0, Index count, TensorView<float> planes) {
+    calls.push_back({n, z0, count});
+    for (Index k = 0; k < count; ++k)
+      for (Index i = 0; i < d.h * d.w * d.c; ++i) planes.data[k * d.h * d.w * d.c + i] = float(n * 1000 + (z0 + k) * 10) + float(i % 7);
+  };
+  for (Index n = 0; n < d.n; ++n)
+    for (Index z0 = 0; z0 < d.d; z0 += 4)
+      for (Index z = std::max<Index>(z0 - 1, 0); z <= std::min<Index>(z0 + 4, d.d - 1); ++z) {
+        const float* p = ring.ensure(n, z, produce);
+        BOOST_TEST(p == ring.row(n, z, 0));
+        for (Index y = 0; y < d.h; ++y)
+          for (Index i = 0; i < d.w * d.c; ++i)
+            BOOST_TEST(ring.row(n, z, y)[i] == float(n * 1000 + z * 10) + float((y * d.w * d.c + i) % 7));
+      }
+  const std::vector<std::array<Index, 3>> want{{0, 0, 3}, {0, 3, 4}, {0, 7, 3}, {1, 0, 3}, {1, 3, 4}, {1, 7, 3}};
+  BOOST_TEST((calls == want), calls.size() << " producer calls");
+  BOOST_CHECK_THROW(cpu::PlaneRing<float>(d, 8, 4, nullptr, 4), Error);  // an offset of a whole group
+  BOOST_CHECK_THROW(cpu::PlaneRing<float>(d, 6, 4, nullptr, 3), Error);  // slots not whole groups
 }
 
 BOOST_AUTO_TEST_CASE(vgg19_paper_taps_fused_equals_unfused) {

@@ -54,8 +54,9 @@ inline Index conv_max_pool_ring_planes(const WindowGeometry& pool, Index step) {
   return aligned ? span : round_up_to(span + step, step);
 }
 
-// Planes of conv1's output DenseLayerConvs' ring holds (Cpu): conv2's window depth, step2 - 1 more for
-// a Winograd conv2 (step2 output planes per call, from span + step2 - 1 input planes).
+// Planes of conv1's output one output step of DenseLayerConvs reads (Cpu): conv2's window depth, step2 - 1
+// more for a Winograd conv2 (step2 output planes per call, from span + step2 - 1 input planes). Its ring
+// holds that rounded up to whole groups of step2 (dense_layer_scratch).
 inline Index dense_layer_ring_planes(const WindowGeometry& conv2, Index step2) {
   return conv2.dilation[0] * (conv2.kernel[0] - 1) + step2;
 }
@@ -73,7 +74,8 @@ inline constexpr Index kWholeBottleneckValues = Index(1) << 21;
 inline Dims dense_layer_scratch(const WindowGeometry& conv2, Index step2, const Dims& md,
                                 Index whole_values = kWholeBottleneckValues) {
   if (md.size() <= whole_values) return md;
-  return Dims{1, dense_layer_ring_planes(conv2, step2), md.h, md.w, md.c};
+  // conv1 fills the ring in groups of step2 too, aligned to conv2's windows: whole groups per window.
+  return Dims{1, round_up_to(dense_layer_ring_planes(conv2, step2), step2), md.h, md.w, md.c};
 }
 
 // Planes of conv1's output ConvPairMaxPool's ring holds (Cpu): conv2's window (as the dense layer's);

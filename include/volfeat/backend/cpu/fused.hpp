@@ -265,16 +265,22 @@ struct DenseLayerConvs<Cpu, T> {
       if (!conv1.pointwise() || out.dims != conv2.output_dims(md))
         fail("dense layer convs: conv1 must be pointwise and the output view ", to_string(out.dims), " must be ",
              to_string(conv2.output_dims(md)));
-      // A Winograd conv2 computes output planes in groups of step, from span + step - 1 input planes.
-      const Dims ring_dims = dense_layer_scratch(g, conv2.plane_step(), md, whole_values);
+      // A Winograd conv2 computes output planes in groups of step (stride 1 along depth), from the
+      // step + k - 1 conv1 planes from z0 - padding. conv1 computes them in groups of step too, starting where
+      // those windows start, so that each output group takes one conv1 call (two parallel loops where
+      // single planes took step + 1). DenseNet-121 in bf16 (AMD EPYC Zen 5, 2 threads): block 1 at 128^3
+      // 0.159 -> 0.146 s and 0.166 -> 0.160 s CPU, libgomp's barrier spin 12.3 -> 10.3 % of the samples
+      // (a busy hour), 108x256x256 2-9 % faster (4 alternating pairs).
+      const Index step = conv2.plane_step();
+      const Dims ring_dims = dense_layer_scratch(g, step, md, whole_values);
       if (ring_dims == md) return whole();
-      const Index span = ring_dims.d;  // planes of one output step's window
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
-      cpu::PlaneRing<T> ring(md, span, 1, scratch.data());
-      // conv1 on input plane z alone: a view of its rows (same channels and ld).
-      auto produce1 = [&](Index n, Index z, Index, TensorView<T> plane) {
-        const TensorView<const T> in_plane(in.voxel(n, z, 0, 0), Dims{1, 1, in.dims.h, in.dims.w, in.dims.c}, in.ld);
-        conv1.forward(in_plane, plane, pre1, post1);
+      const Index offset = ((step - g.padding[0]) % step + step) % step;  // -padding mod step
+      cpu::PlaneRing<T> ring(md, ring_dims.d, step, scratch.data(), offset);
+      // conv1 on input planes z .. z + count - 1: a view of their rows (same channels and ld).
+      auto produce1 = [&](Index n, Index z, Index count, TensorView<T> planes) {
+        const TensorView<const T> in_planes(in.voxel(n, z, 0, 0), Dims{1, count, in.dims.h, in.dims.w, in.dims.c}, in.ld);
+        conv1.forward(in_planes, planes, pre1, post1);
       };
       cpu::second_conv_output(conv2, post2, ring, produce1, out);
     }
