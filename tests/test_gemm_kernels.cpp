@@ -83,7 +83,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dense_layer_convs_match_composition, T, Scalars) {
   // A dense layer's norm1-relu1-conv1(1x1x1)-norm2-relu2-conv2: the Cpu op keeps a ring of conv1
   // planes; the composition materialises the whole bottleneck. Input and output are channel slices
   // of wider buffers, as in a dense block. In float, conv2 also as Winograd F(2x4x4) (plane pairs, a
-  // ring of 4) and F(4x4x4) (fours, a ring of 6).
+  // ring of 4) and F(4x4x4) (fours, a ring of 8, filled in fours from plane 3).
   struct Case {
     Dims in;
     Index mid, out;

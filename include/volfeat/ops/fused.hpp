@@ -10,10 +10,11 @@
 //                    then runs on 1/8 of the voxels and the full-resolution conv output never exists.
 //   DenseLayerConvs  out = post2(conv2(post1(conv1(pre1(in)))))   a dense layer's norm1 -> relu1 -> conv1
 //                    -> norm2 -> relu2 -> conv2 (a ResNet bottleneck's conv1 -> bn1 -> relu -> conv2 ->
-//                    bn2 -> relu, with post2). The Cpu specialisation computes conv1 plane by plane into
-//                    a ring as deep as conv2's window and each conv2 output plane once its window is
-//                    complete, so the 128-channel bottleneck (453 MB in block 1 of a 216x512x512
-//                    input) never exists whole.
+//                    bn2 -> relu, with post2). The Cpu specialisation computes conv1 plane by plane (in
+//                    conv2's groups for a Winograd conv2) into a ring as deep as conv2's window and each
+//                    conv2 output plane once its window is complete, so the 128-channel bottleneck (453 MB
+//                    in block 1 of a 216x512x512 input) never exists whole; a bottleneck of at most
+//                    kWholeBottleneckValues is computed whole (dense_layer_scratch).
 //   ConvPairMaxPool  out = MaxPool(post2(conv2(post1(conv1(in)))))   two spatial convs and the max pool
 //                    that ends a VGG block (conv1_1 -> relu -> conv1_2 -> relu -> pool1, and the last two
 //                    convs of every deeper block). The Cpu specialisation streams both convs' outputs
