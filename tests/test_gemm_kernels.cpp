@@ -129,7 +129,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dense_layer_convs_match_composition, T, Scalars) {
             DenseLayerConvs<Cpu, T>::forward(conv1, {&norm1, true}, {&norm2, true}, conv2, in, got.view().channels(2, c.out),
                                              scratch, {}, whole_values);
           const Dims sd = dense_layer_scratch(c.conv2, step, md, whole_values);
-          if constexpr (std::is_same_v<T, float>) BOOST_TEST((scratch.dims() == sd), "scratch " << to_string(scratch.dims()));
+          if constexpr (std::is_same_v<T, float>)
+            BOOST_TEST((scratch.dims() == sd), "scratch " << to_string(scratch.dims()));
           BOOST_TEST((sd == md) == (whole_values > 0));
           // Direct: the same kernels on the same rows, bit-identical. Winograd: its GEMM's blocking (and so
           // its rounding) depends on the number of tiles per call.

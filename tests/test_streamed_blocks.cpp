@@ -143,8 +143,9 @@ BOOST_AUTO_TEST_CASE(plane_ring_groups_start_at_their_offset) {
   std::vector<std::array<Index, 3>> calls;  // n, z0, count
   auto produce = [&](Index n, Index z0, Index count, TensorView<float> planes) {
     calls.push_back({n, z0, count});
+    const Index plane = d.h * d.w * d.c;
     for (Index k = 0; k < count; ++k)
-      for (Index i = 0; i < d.h * d.w * d.c; ++i) planes.data[k * d.h * d.w * d.c + i] = float(n * 1000 + (z0 + k) * 10) + float(i % 7);
+      for (Index i = 0; i < plane; ++i) planes.data[k * plane + i] = float(n * 1000 + (z0 + k) * 10) + float(i % 7);
   };
   for (Index n = 0; n < d.n; ++n)
     for (Index z0 = 0; z0 < d.d; z0 += 4)

@@ -279,7 +279,8 @@ struct DenseLayerConvs<Cpu, T> {
       cpu::PlaneRing<T> ring(md, ring_dims.d, step, scratch.data(), offset);
       // conv1 on input planes z .. z + count - 1: a view of their rows (same channels and ld).
       auto produce1 = [&](Index n, Index z, Index count, TensorView<T> planes) {
-        const TensorView<const T> in_planes(in.voxel(n, z, 0, 0), Dims{1, count, in.dims.h, in.dims.w, in.dims.c}, in.ld);
+        const Dims planes_dims{1, count, in.dims.h, in.dims.w, in.dims.c};
+        const TensorView<const T> in_planes(in.voxel(n, z, 0, 0), planes_dims, in.ld);
         conv1.forward(in_planes, planes, pre1, post1);
       };
       cpu::second_conv_output(conv2, post2, ring, produce1, out);
