@@ -65,9 +65,10 @@ inline Index dense_layer_ring_planes(const WindowGeometry& conv2, Index step2) {
 // A bottleneck of at most this many values (8 MiB of float32) DenseLayerConvs (Cpu) computes whole,
 // conv1 then conv2 in one call each, instead of through a ring. Why: the ring runs one parallel loop per
 // conv1 plane and per conv2 group, each ending in a barrier, and where planes are small the barriers
-// cost more than the work: DenseNet-121's blocks 2-4 at 128^3 (planes of 16x16 down to 4x4) made 560 of
-// a bf16 forward's ~800 loops, a conv1 plane of block 3 ~15 us of work for two threads, and 12 % of
-// the forward's samples were libgomp's barrier spin (perf, AMD EPYC Zen 5, 2 threads).
+// cost more than the work: DenseNet-121's blocks 2-4 at 128^3 (planes of 16x16 down to 4x4) make 560 of
+// a forward's ~800 loops and a conv1 plane of block 3 about 15 us of work for two threads (both counted
+// from the shapes and FLOPs, not timed), and 12 % of a bf16 forward's samples were libgomp's barrier
+// spin (perf, AMD EPYC Zen 5, 2 threads).
 inline constexpr Index kWholeBottleneckValues = Index(1) << 21;
 
 // DenseLayerConvs' scratch (Cpu; the memory estimate reads the same): the whole bottleneck md when it is
