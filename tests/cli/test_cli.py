@@ -35,7 +35,8 @@ def read_csv(path):
 
 def test_extract_on_phantom_writes_every_output():
     out = fresh("phantom_extract")
-    p = run("extract", "--layers", "denseblock1,transition1", "--quiet", "--out", out)
+    p = run("extract", "--layers", "denseblock1,transition1", "--out", out)
+    check_progress_lines(p.stderr)
     for f in OUTPUTS:
         assert os.path.getsize(os.path.join(out, f)) > 0, f"{f} missing or empty"
     rows = read_csv(os.path.join(out, "similarities.csv"))
@@ -113,6 +114,25 @@ def test_extract_on_written_phantom_matches_built_in():
     run("extract", "--ct", os.path.join(files, "knee_ct.nii.gz"), "--mask", os.path.join(files, "knee_labels.nii.gz"),
         "--labels", "femur=1,tibia=2", "--layers", "pool0", "--quiet", "--out", b)
     assert open(os.path.join(a, "similarities.csv")).read() == open(os.path.join(b, "similarities.csv")).read()
+
+
+def check_progress_lines(stderr):
+    """Progress as plain lines (stderr is not a terminal here): per stage, rising percentages, each ETA a
+    non-negative figure (the first line, at 1 %, once said 'ETA -1.0s')."""
+    import re
+    line_re = re.compile(r"volfeat: (.+?) +(\d+)% after (\d+\.\d)s(?:, ETA (\S+)s)?(?: (\S+))?$")
+    seen = {}
+    for line in stderr.splitlines():
+        if "% after " not in line:
+            continue
+        m = line_re.match(line)
+        assert m, f"progress line not in the expected form: {line!r}"
+        stage, pct, eta = m.group(1), int(m.group(2)), m.group(4)
+        assert 0 < pct < 100, line
+        assert eta is None or float(eta) >= 0, line
+        assert pct > seen.get(stage, 0), f"percentages do not rise in {stage!r}: {line!r}"
+        seen[stage] = pct
+    assert any(s.startswith("forward pass") for s in seen), f"no forward-pass progress in:\n{stderr}"
 
 
 def test_region_report_matches_numpy():

@@ -45,8 +45,10 @@ class Progress {
       std::fflush(out_);
     } else if (fraction > 0 && fraction - last_line_fraction_ >= 0.25 && fraction < 1) {
       last_line_fraction_ = fraction;
-      std::fprintf(out_, "volfeat: %s %3.0f%% after %.1fs, ETA %.1fs %s\n", stage_.c_str(), fraction * 100, elapsed,
-                   eta, detail.c_str());
+      // No ETA until 1 % is done: one extrapolated from less is noise (and was once printed as -1.0 s).
+      std::fprintf(out_, "volfeat: %s %3.0f%% after %.1fs", stage_.c_str(), fraction * 100, elapsed);
+      if (eta >= 0) std::fprintf(out_, ", ETA %.1fs", eta);
+      std::fprintf(out_, "%s%s\n", detail.empty() ? "" : " ", detail.c_str());
     }
   }
 
