@@ -48,7 +48,10 @@ BOOST_AUTO_TEST_CASE(plain_lines_give_an_eta_only_once_one_percent_is_done) {
   });
   BOOST_REQUIRE_EQUAL(lines.size(), 5u);
   BOOST_TEST(lines[0] == "volfeat: forward pass ...");
-  BOOST_TEST(lines[1] == "volfeat: forward pass   1% after 0.0s pool0");
+  // "after 0.0s" on an idle machine; a loaded one may show 0.1 s, so the elapsed time is not pinned.
+  BOOST_TEST((lines[1].rfind("volfeat: forward pass   1% after ", 0) == 0 && lines[1].size() > 6 &&
+              lines[1].compare(lines[1].size() - 7, 7, "s pool0") == 0 && !has(lines[1], "ETA")),
+             lines[1]);
   BOOST_TEST((has(lines[2], "forward pass  30% after ") && has(lines[2], ", ETA ") && has(lines[2], "s denseblock2")),
              lines[2]);
   BOOST_TEST((has(lines[3], "forward pass  60% after ") && has(lines[3], ", ETA ") && lines[3].back() == 's'), lines[3]);
