@@ -117,8 +117,8 @@ def test_extract_on_written_phantom_matches_built_in():
 
 
 def check_progress_lines(stderr):
-    """Progress as plain lines (stderr is not a terminal here): per stage, rising percentages, each ETA a
-    non-negative figure (the first line, at 1 %, once said 'ETA -1.0s')."""
+    """Progress as plain lines (stderr is not a terminal here): their form, rising percentages per stage, each
+    ETA non-negative. The run here starts at 7 %, so the 1 % line that once said 'ETA -1.0s' is test_progress's."""
     import re
     line_re = re.compile(r"volfeat: (.+?) +(\d+)% after (\d+\.\d)s(?:, ETA (\S+)s)?(?: (\S+))?$")
     seen = {}
