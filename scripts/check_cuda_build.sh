@@ -8,7 +8,7 @@
 #   VOLFEAT_CUDA_BUILD_TYPE=T for the CMake build type (default Release). CI, which only compiles, sets None:
 #   host code at -O0 (the device code is optimised by ptxas all the same), the same errors in 285 s against
 #   426 s for Release (Zen 3, 2 jobs, 2026-12-02).
-#   VOLFEAT_CUDA_ARCHITECTURES=LIST to compile for other architectures than the default 75;80. CI sets 80:
+#   VOLFEAT_CUDA_ARCHITECTURES=LIST for other architectures than CMakeLists.txt's default, 75;80. CI sets 80:
 #   every kernel, the tensor-core convs included, compiles for sm_80, and sm_75 only compiles the FMA
 #   convs a second time (and the tensor-core kernel's empty #else body): 231 s against 304 s for the
 #   two (build type None, AMD Zen 5, 2 jobs, 2026-12-05).
@@ -28,9 +28,12 @@ if [[ -z "$nvcc" ]]; then
 fi
 echo "check_cuda_build: $("$nvcc" --version | tail -n 2 | head -n 1)"
 
+# The architectures only when asked for: the default (75;80) is CMakeLists.txt's, and an existing build
+# directory keeps the one it was configured with.
+arch_args=()
+if [[ -n "${VOLFEAT_CUDA_ARCHITECTURES:-}" ]]; then arch_args=(-DVOLFEAT_CUDA_ARCHITECTURES="$VOLFEAT_CUDA_ARCHITECTURES"); fi
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${VOLFEAT_CUDA_BUILD_TYPE:-Release}" -DCMAKE_CUDA_COMPILER="$nvcc" \
-  -DVOLFEAT_WITH_CUDA=ON -DVOLFEAT_WITH_THRUST_OMP=OFF -DVOLFEAT_BUILD_BENCH=ON \
-  -DVOLFEAT_CUDA_ARCHITECTURES="${VOLFEAT_CUDA_ARCHITECTURES:-75;80}"
+  -DVOLFEAT_WITH_CUDA=ON -DVOLFEAT_WITH_THRUST_OMP=OFF -DVOLFEAT_BUILD_BENCH=ON "${arch_args[@]}"
 cmake --build "$build" -j "$jobs" --target test_primitives_cuda test_densenet_cuda volfeat_cli_cuda volfeat_cuda_forward
 
 echo "compiled: $build/tests/test_primitives_cuda $build/tests/test_densenet_cuda $build/experiments/volfeat-cuda" \
