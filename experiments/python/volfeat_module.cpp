@@ -267,6 +267,35 @@ py::tuple read_nifti(const std::string& path, bool labels) {
   return py::make_tuple(array, py::make_tuple(g.spacing[0], g.spacing[1], g.spacing[2]), affine_array(g));
 }
 
+// The CT as every command reads --ct: a NIfTI file, or a DICOM series directory (`series`: its
+// SeriesInstanceUID, needed when the directory holds several), in HU as float32.
+py::tuple read_ct(const std::string& path, const std::string& series) {
+  CtVolume ct;
+  {
+    py::gil_scoped_release nogil;
+    ct = read_ct_volume(path, ReadOptions{}, series);
+  }
+  const Grid g = ct.volume.grid;
+  py::object array = to_numpy(std::move(ct.volume.data), {g.dims[0], g.dims[1], g.dims[2]});
+  return py::make_tuple(array, py::make_tuple(g.spacing[0], g.spacing[1], g.spacing[2]), affine_array(g));
+}
+
+// The series of a DICOM directory, as `volfeat info DIR` lists them (no pixel decoded).
+py::list list_series(const std::string& dir) {
+  std::vector<DicomSeriesSummary> all;
+  {
+    py::gil_scoped_release nogil;
+    all = list_ct_series(dir);
+  }
+  py::list out;
+  for (const DicomSeriesSummary& s : all) {
+    py::dict d;
+    d["uid"] = s.uid, d["description"] = s.description, d["modality"] = s.modality, d["files"] = s.files;
+    out.append(d);
+  }
+  return out;
+}
+
 // The forward pass's observer: records the wanted modules, shows progress, checks for Ctrl-C.
 struct ForwardObserver {
   Recorder<Cpu, float>& recorder;
@@ -395,6 +424,7 @@ PYBIND11_MODULE(_volfeat, m) {
   if (const std::string problem = cpu::cpu_isa_problem(); !problem.empty()) throw py::import_error("volfeat: " + problem);
   m.attr("cpu_isa") = cpu::isa_name(cpu::cpu_isa());  // the Cpu kernels' instruction set (run.json: cpu_isa)
   m.attr("__version__") = VOLFEAT_VERSION_STRING;
+  m.attr("dicom_support") = kDicomSupport;  // built with GDCM: ct=DIR, read_ct(DIR), list_series
   Progress::interrupt_check() = check_signals;
 
   // volfeat's errors as Python's: the message is the line the CLI prints after "volfeat: error: ".
@@ -421,6 +451,8 @@ PYBIND11_MODULE(_volfeat, m) {
   m.def("merge", &merge, py::arg("dir"));
   m.attr("EXIT_SOME_FAILED") = cli::kExitSomeFailed;
   m.def("read_nifti", &read_nifti, py::arg("path"), py::arg("labels") = false);
+  m.def("read_ct", &read_ct, py::arg("path"), py::arg("series") = "");
+  m.def("list_series", &list_series, py::arg("dir"));
 
   py::class_<PyNetwork>(m, "Network")
       .def(py::init<const std::optional<std::string>&, const std::optional<std::string>&, const std::string&,

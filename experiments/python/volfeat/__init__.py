@@ -22,12 +22,13 @@ import numpy as np
 from . import _volfeat
 
 __version__ = _volfeat.__version__
+dicom_support = _volfeat.dicom_support  # built with GDCM: DICOM directories as ct (read_ct, list_series, extract)
 cpu_isa = _volfeat.cpu_isa  # the Cpu kernels' instruction set: "avx512", "avx2" or "generic" (VOLFEAT_CPU_ISA)
-__all__ = ["extract", "sweep", "merge", "read_nifti", "Network", "ExtractResult", "CohortTables", "VolumesFailed"]
+__all__ = ["extract", "sweep", "merge", "read_nifti", "read_ct", "list_series", "Network", "ExtractResult", "CohortTables", "VolumesFailed"]
 
 # keyword -> kind: "value" (--name VALUE), "flag" (--name when true), "list" (--name a,b,c)
 _COMMON = {
-    "ct": "value", "mask": "value", "labels": "labels", "no_background": "flag", "normalize": "value",
+    "ct": "value", "series": "value", "mask": "value", "labels": "labels", "no_background": "flag", "normalize": "value",
     "resample": "value", "crop_to_labels": "value", "nan_to": "value", "weights": "value", "inflate": "value",
     "axis": "value", "stem": "value", "seed": "value", "arch": "value", "layers": "list", "preset": "value",
     "out": "value", "threads": "value", "quiet": "flag", "max_memory": "value", "precision": "value",
@@ -229,7 +230,8 @@ def _c_array(x, name):
 def extract(ct=None, mask=None, *, spacing=None, affine=None, **options):
     """`volfeat extract` from Python.
 
-    ct, mask: NIfTI paths, or (D, H, W) arrays of any int/float dtype (then spacing=(sd, sh, sw) in mm,
+    ct: a NIfTI path or a DICOM series directory (series="UID" picks one where it holds several, as
+    --series); mask: a NIfTI path. Or both (D, H, W) arrays of any int/float dtype (then spacing=(sd, sh, sw) in mm,
     default 1 mm, or a 4x4 NIfTI (i,j,k) affine). Keywords: every option of `volfeat extract`
     (labels={"femur": 1, "tibia": 2} or "femur=1,tibia=2", layers=[...], mode, pool, normalize, weights,
     inflate, axis, stem, seed, arch, preset, resample, crop_to_labels, nan_to, no_background, threads,
@@ -254,6 +256,8 @@ def extract(ct=None, mask=None, *, spacing=None, affine=None, **options):
                          "(neither: the built-in knee phantom)")
     ct_array = mask_array = None
     if _is_array(ct):
+        if options.get("series") is not None:
+            raise ValueError("series picks a DICOM series of a ct directory; arrays have none")
         ct_array, mask_array = _c_array(ct, "ct"), _c_array(mask, "mask")
     else:
         options = dict(ct=ct, mask=mask, **options)
@@ -285,7 +289,7 @@ def _read_sweep_csv(path):
 
 def sweep(ct=None, mask=None, **options):
     """`volfeat sweep` from Python: the same keywords (schemes, pools, modes, similarities, null_seeds,
-    manifest, shard, layers, ... as lists or comma strings). Returns sweep.csv as a pandas.DataFrame. With
+    manifest, shard, layers, ... as lists or comma strings; ct a NIfTI file or a DICOM directory, series=). Returns sweep.csv as a pandas.DataFrame. With
     out=DIR the sweep lives there (and resumes there); without, in a temporary directory.
 
     shard="i/N" (with out=DIR) computes this shard's share of a manifest's units and returns sweep.csv
@@ -294,7 +298,8 @@ def sweep(ct=None, mask=None, **options):
     options = dict(ct=ct, mask=mask, **options)
     for key in ("ct", "mask"):
         if _is_array(options[key]):
-            raise ValueError(f"sweep: {key} must be a NIfTI path (sweeps read files; use extract for arrays)")
+            raise ValueError(f"sweep: {key} must be a path, a NIfTI file{' or a DICOM directory' if key == 'ct' else ''} "
+                             "(sweeps read files; use extract for arrays)")
     if options.get("shard") is not None:
         _need_out(options, "sweep")
     tmp = None
@@ -313,6 +318,20 @@ def read_nifti(path, labels=False):
     """(array (D, H, W), spacing (sd, sh, sw) in mm, affine 4x4 in NIfTI (i,j,k) order), as volfeat
     reads the file: float32 with scl_slope/scl_inter applied, or int32 labels with labels=True."""
     return _volfeat.read_nifti(os.fspath(path), bool(labels))
+
+
+def read_ct(path, series=None):
+    """(array (D, H, W) float32 in HU, spacing (sd, sh, sw) in mm, affine 4x4 in NIfTI (i,j,k) order), the
+    CT as every command reads --ct: a NIfTI file, or a directory holding a DICOM series (slices ordered
+    along their normal, RescaleSlope/Intercept applied, LPS turned into volfeat's RAS; README "DICOM input").
+    series="UID" picks one series where the directory holds several (list_series names them)."""
+    return _volfeat.read_ct(os.fspath(path), "" if series is None else str(series))
+
+
+def list_series(path):
+    """The series of a DICOM directory, as `volfeat info DIR` lists them: a list of dicts with uid,
+    description, modality and files (the number of files). Reads the headers only."""
+    return _volfeat.list_series(os.fspath(path))
 
 
 class Network:
