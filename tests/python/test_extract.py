@@ -158,3 +158,46 @@ def test_stream_weights_keyword_is_the_cli_option(tmp_path):
     assert sorted(r0.features) == sorted(r1.features)
     for k in r0.features:
         assert np.array_equal(r0.features[k], r1.features[k]), k
+
+
+@pytest.mark.parametrize("command", ["extract", "sweep"])
+def test_every_cli_option_is_a_keyword(cli, command):
+    """The keywords are the CLI's options, all of them: each option `volfeat COMMAND --help` lists is a keyword of
+    volfeat.COMMAND() and each keyword an option (a sweep's --mode and --pool excepted: the CLI refuses them in a
+    sweep, which takes --modes and --pools)."""
+    import re
+    text = run_cli(cli, command, "--help").stdout
+    options = {m.group(1).replace("-", "_") for m in re.finditer(r"^\s+(?:-\w,\s*)?--([a-z][a-z0-9-]*)", text, re.M)}
+    options.discard("help")
+    assert {"ct", "mask", "layers", "threads"} <= options, text
+    table = dict(volfeat._EXTRACT if command == "extract" else volfeat._SWEEP)
+    if command == "sweep":
+        options -= {"mode", "pool"}
+    assert sorted(options - set(table)) == [], f"volfeat {command} options that volfeat.{command}() lacks"
+    assert sorted(set(table) - options) == [], f"volfeat.{command}() keywords that volfeat {command} lacks"
+
+
+def test_preprocessing_keywords_are_the_cli_options(cli, pelvis, tmp_path):
+    """denoise= and contrast= are --denoise and --contrast: from files and from arrays, the CLI's features bit for
+    bit, and not those of the same call without them; wait_lock= is --wait-lock (nothing holds the directory)."""
+    layers = ["conv0", "pool0"]
+    pre = dict(denoise="gaussian:2", contrast="clahe")
+    out = str(tmp_path / "cli")
+    run_cli(cli, "extract", "--ct", pelvis["ct"], "--mask", pelvis["mask"], "--labels", pelvis["labels"],
+            "--layers", ",".join(layers), "--denoise", pre["denoise"], "--contrast", pre["contrast"],
+            "--threads", str(THREADS), "--quiet", "--out", out)
+    ref = read_npz(os.path.join(out, "features.npz"))
+    common = dict(labels=pelvis["labels"], layers=layers, threads=THREADS, quiet=True)
+    files = volfeat.extract(ct=pelvis["ct"], mask=pelvis["mask"], out=str(tmp_path / "api"), wait_lock=5, **pre,
+                            **common)
+    ct, spacing, affine = volfeat.read_nifti(pelvis["ct"])
+    labels, _, _ = volfeat.read_nifti(pelvis["mask"], labels=True)
+    arrays = volfeat.extract(ct=ct, mask=labels, affine=affine, **pre, **common)
+    plain = volfeat.extract(ct=pelvis["ct"], mask=pelvis["mask"], **common)
+    assert files.run["config"]["denoise"] == "gaussian:2" and files.run["config"]["contrast"] == "clahe", files.run
+    assert len(ref) == 3 * len(layers)
+    for key, v in ref.items():
+        k = tuple(key.split("/", 1))
+        assert np.array_equal(files.features[k], v), key
+        assert np.array_equal(arrays.features[k], v), key
+        assert not np.array_equal(plain.features[k], v), key

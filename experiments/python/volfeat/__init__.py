@@ -32,7 +32,7 @@ _COMMON = {
     "resample": "value", "crop_to_labels": "value", "nan_to": "value", "weights": "value", "inflate": "value",
     "axis": "value", "stem": "value", "seed": "value", "arch": "value", "layers": "list", "preset": "value",
     "out": "value", "threads": "value", "quiet": "flag", "max_memory": "value", "precision": "value",
-    "stream_weights": "value",
+    "stream_weights": "value", "denoise": "value", "contrast": "value", "wait_lock": "value",
 }
 _EXTRACT = dict(_COMMON, mode="value", pool="value", manifest="value", shard="value")
 _SWEEP = dict(_COMMON, schemes="list", pools="list", modes="list", similarities="list", manifest="value",
@@ -234,8 +234,9 @@ def extract(ct=None, mask=None, *, spacing=None, affine=None, **options):
     --series); mask: a NIfTI path. Or both (D, H, W) arrays of any int/float dtype (then spacing=(sd, sh, sw) in mm,
     default 1 mm, or a 4x4 NIfTI (i,j,k) affine). Keywords: every option of `volfeat extract`
     (labels={"femur": 1, "tibia": 2} or "femur=1,tibia=2", layers=[...], mode, pool, normalize, weights,
-    inflate, axis, stem, seed, arch, preset, resample, crop_to_labels, nan_to, no_background, threads,
-    quiet, max_memory); out=DIR also writes the CLI's files there. Returns an ExtractResult.
+    inflate, axis, stem, seed, arch, preset, denoise, contrast, resample, crop_to_labels, nan_to, no_background,
+    threads, quiet, max_memory, precision, stream_weights, wait_lock); out=DIR also writes the CLI's files there.
+    Returns an ExtractResult.
 
     A cohort: extract(manifest="cohort.csv", out=DIR[, shard="2/4"], ...) as `volfeat extract --manifest`:
     DIR/ID/ per volume, and returns CohortTables once every volume is done (None when this shard finished
