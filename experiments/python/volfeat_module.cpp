@@ -18,6 +18,7 @@
 
 #include "../extract_command.hpp"
 #include "../cohort/merge_command.hpp"
+#include "../landmarks_command.hpp"
 #include "../sweep_command.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/version.hpp"
@@ -239,6 +240,11 @@ int extract_cohort(const std::vector<std::string>& args, const std::string& comm
   return run_subcommand("extract", [&](CLI::App& app) { cli::add_extract_command(app, command); }, args);
 }
 
+// volfeat landmarks (DIR/{landmarks.csv, landmarks_summary.csv, landmarks_run.json}; the table on stdout).
+int landmarks(const std::vector<std::string>& args, const std::string& command) {
+  return run_subcommand("landmarks", [&](CLI::App& app) { cli::add_landmarks_command(app, command); }, args);
+}
+
 // volfeat merge DIR.
 int merge(const std::string& dir) {
   return run_subcommand("merge", [](CLI::App& app) { cli::add_merge_command(app); }, {dir});
@@ -449,6 +455,7 @@ PYBIND11_MODULE(_volfeat, m) {
   m.def("sweep", &sweep, py::arg("args"), py::arg("command"));
   m.def("extract_cohort", &extract_cohort, py::arg("args"), py::arg("command"));
   m.def("merge", &merge, py::arg("dir"));
+  m.def("landmarks", &landmarks, py::arg("args"), py::arg("command"));
   m.attr("EXIT_SOME_FAILED") = cli::kExitSomeFailed;
   m.def("read_nifti", &read_nifti, py::arg("path"), py::arg("labels") = false);
   m.def("read_ct", &read_ct, py::arg("path"), py::arg("series") = "");

@@ -160,7 +160,7 @@ def test_stream_weights_keyword_is_the_cli_option(tmp_path):
         assert np.array_equal(r0.features[k], r1.features[k]), k
 
 
-@pytest.mark.parametrize("command", ["extract", "sweep"])
+@pytest.mark.parametrize("command", ["extract", "sweep", "landmarks"])
 def test_every_cli_option_is_a_keyword(cli, command):
     """The keywords are the CLI's options, all of them: each option `volfeat COMMAND --help` lists is a keyword of
     volfeat.COMMAND() and each keyword an option (a sweep's --mode and --pool excepted: the CLI refuses them in a
@@ -170,7 +170,7 @@ def test_every_cli_option_is_a_keyword(cli, command):
     options = {m.group(1).replace("-", "_") for m in re.finditer(r"^\s+(?:-\w,\s*)?--([a-z][a-z0-9-]*)", text, re.M)}
     options.discard("help")
     assert {"ct", "mask", "layers", "threads"} <= options, text
-    table = dict(volfeat._EXTRACT if command == "extract" else volfeat._SWEEP)
+    table = dict({"extract": volfeat._EXTRACT, "sweep": volfeat._SWEEP, "landmarks": volfeat._LANDMARKS}[command])
     if command == "sweep":
         options -= {"mode", "pool"}
     assert sorted(options - set(table)) == [], f"volfeat {command} options that volfeat.{command}() lacks"

@@ -24,7 +24,8 @@ from . import _volfeat
 __version__ = _volfeat.__version__
 dicom_support = _volfeat.dicom_support  # built with GDCM: DICOM directories as ct (read_ct, list_series, extract)
 cpu_isa = _volfeat.cpu_isa  # the Cpu kernels' instruction set: "avx512", "avx2" or "generic" (VOLFEAT_CPU_ISA)
-__all__ = ["extract", "sweep", "merge", "read_nifti", "read_ct", "list_series", "Network", "ExtractResult", "CohortTables", "VolumesFailed"]
+__all__ = ["extract", "sweep", "landmarks", "merge", "read_nifti", "read_ct", "list_series", "Network",
+           "LandmarksResult", "ExtractResult", "CohortTables", "VolumesFailed"]
 
 # keyword -> kind: "value" (--name VALUE), "flag" (--name when true), "list" (--name a,b,c)
 _COMMON = {
@@ -37,6 +38,14 @@ _COMMON = {
 _EXTRACT = dict(_COMMON, mode="value", pool="value", manifest="value", shard="value")
 _SWEEP = dict(_COMMON, schemes="list", pools="list", modes="list", similarities="list", manifest="value",
               shard="value", null_seeds="value")
+# `volfeat landmarks`: the paper's grid (archs x schemes x layers x patch sizes) on one template
+_LANDMARKS = {
+    "ct": "value", "series": "value", "mask": "value", "labels": "labels", "normalize": "value", "resample": "value",
+    "weights": "value", "axis": "value", "stem": "value", "seed": "value", "arch": "list", "schemes": "list",
+    "layers": "list", "patch": "list", "rotate": "list", "translate": "list", "radius": "value", "stride": "value",
+    "max_landmarks": "value", "dense": "flag", "fill_hu": "value", "out": "value", "wait_lock": "value",
+    "threads": "value", "precision": "value", "stream_weights": "value", "quiet": "flag",
+}
 
 
 def _text(value):
@@ -67,10 +76,10 @@ def _cli_args(options, table, function):
             if isinstance(value, dict):
                 value = ",".join(f"{name}={int(label)}" for name, label in value.items())
             args += [flag, _text(value)]
-        elif kind == "list":
-            if not isinstance(value, str):
+        elif kind == "list":  # a comma string, a sequence, or one value (patch=12, rotate=10)
+            if not isinstance(value, (str, bytes, os.PathLike)) and hasattr(value, "__iter__"):
                 value = ",".join(_text(v) for v in value)
-            args += [flag, value]
+            args += [flag, _text(value)]
         else:
             args += [flag, _text(value)]
     return args
@@ -310,6 +319,51 @@ def sweep(ct=None, mask=None, **options):
     try:
         status = _volfeat.sweep(_cli_args(options, _SWEEP, "sweep"), _call_text("sweep", options))
         return _cohort_result(status, options["out"], _merged_sweep)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class LandmarksResult:
+    """One landmarks run: what `volfeat landmarks --out DIR` writes, as Python objects. rows: landmarks.csv (one
+    row per arch x scheme x layer x patch x landmark: template, true and matched positions, errors in mm);
+    summary: landmarks_summary.csv (the paper's table: mean error before / after matching, paired t and p);
+    run: landmarks_run.json as a dict; out: DIR (None when the run used a temporary directory)."""
+
+    def __init__(self, out, keep):
+        import pandas as pd
+        text = ["arch", "scheme", "layer", "module", "landmark", "region", "kind", "note"]
+        read = lambda name: pd.read_csv(os.path.join(out, name), keep_default_na=False, na_values=[""],
+                                        float_precision="round_trip", dtype={c: str for c in text})
+        self.rows = read("landmarks.csv")
+        self.summary = read("landmarks_summary.csv")
+        self.run = json.load(open(os.path.join(out, "landmarks_run.json")))
+        self.out = out if keep else None
+
+    def __repr__(self):
+        cols = ["arch", "scheme", "layer", "patch", "n", "before_mean_mm", "after_mean_mm", "t", "p"]
+        return (f"<volfeat.LandmarksResult: {len(self.run['landmarks'])} landmarks, {len(self.summary)} "
+                f"configurations>\n{self.summary[cols].round(4).to_string(index=False)}")
+
+
+def landmarks(ct=None, mask=None, **options):
+    """`volfeat landmarks` from Python (Avants et al.'s landmark matching): the same keywords (arch, schemes,
+    layers, patch, rotate, translate, radius, stride, max_landmarks, dense, fill_hu, weights, normalize,
+    resample, series, ... lists as Python lists or comma strings). ct, mask: NIfTI paths (ct also a DICOM
+    directory), or neither: the built-in knee phantom. Returns a LandmarksResult. With out=DIR the three files
+    stay there; without, the run uses a temporary directory."""
+    options = dict(ct=ct, mask=mask, **options)
+    for key in ("ct", "mask"):
+        if _is_array(options[key]):
+            raise ValueError(f"landmarks: {key} must be a path (the template is read from files; read_ct and "
+                             "read_nifti give arrays)")
+    tmp = None
+    if options.get("out") is None:
+        tmp = tempfile.mkdtemp(prefix="volfeat_landmarks_")
+        options["out"] = tmp
+    try:
+        _volfeat.landmarks(_cli_args(options, _LANDMARKS, "landmarks"), _call_text("landmarks", options))
+        return LandmarksResult(os.fspath(options["out"]), keep=tmp is None)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
