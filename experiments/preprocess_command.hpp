@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "common_options.hpp"
+#include "volfeat/io/ct_volume.hpp"
 #include "volfeat/pipeline/extract_outputs.hpp"
 #include "volfeat/pipeline/intensity_report.hpp"
 #include "volfeat/pipeline/run_environment.hpp"
@@ -19,7 +20,7 @@
 namespace volfeat::cli {
 
 struct PreprocessArgs {
-  std::string ct, mask, labels, normalize = kDefaultNormalize, denoise = "none", contrast = "none";
+  std::string ct, series, mask, labels, normalize = kDefaultNormalize, denoise = "none", contrast = "none";
   std::string out = "volfeat_preprocess";
   bool no_background = false, quiet = false;
   double nan_to = NAN, wait_lock = 0;
@@ -51,9 +52,15 @@ inline void run_preprocess(const PreprocessArgs& a, const std::string& command) 
   progress.begin("loading volumes");
   ReadOptions ro;
   if (!std::isnan(a.nan_to)) ro.nan_to = float(a.nan_to);
-  auto ct_sha = std::async(std::launch::async, [&] { return sha256_file(a.ct); });
-  Volume<float> ct = read_nifti_float(a.ct, ro);
-  const std::string ct_sha256 = ct_sha.get();
+  // A file is hashed while it is read; a DICOM directory after, when its slice order is known (ct_sha256).
+  auto ct_sha = std::async(std::launch::async, [&] { return is_ct_directory(a.ct) ? "" : sha256_file(a.ct); });
+  CtVolume source = read_ct_volume(a.ct, ro, a.series);
+  Volume<float> ct = std::move(source.volume);
+  std::string ct_sha256 = ct_sha.get();
+  if (source.format == "dicom") {
+    ct_sha256 = volfeat::ct_sha256(a.ct, source);
+    progress.note(a.ct + ": " + describe_ct_source(source));
+  }
   Volume<int32_t> mask;
   std::string mask_sha256;
   std::optional<AxisReorientation> reorientation;
@@ -133,7 +140,8 @@ inline void add_preprocess_command(CLI::App& app, const std::string& command) {
   auto a = std::make_shared<PreprocessArgs>();
   CLI::App* cmd = app.add_subcommand(
       "preprocess", "CT -> denoise -> contrast -> normalise, written as NIfTI, with an intensity report before/after");
-  cmd->add_option("--ct", a->ct, "CT volume (.nii / .nii.gz)")->required();
+  cmd->add_option("--ct", a->ct, "CT volume: .nii / .nii.gz, or a directory holding a DICOM series")->required();
+  cmd->add_option("--series", a->series, "with --ct DIR: the SeriesInstanceUID to read when DIR holds several series");
   cmd->add_option("--mask", a->mask, "label mask on the CT's grid (regions of the report)");
   cmd->add_option("--labels", a->labels, "regions as name=value in order, e.g. femur=1,hip=2");
   cmd->add_flag("--no-background", a->no_background, "do not add label 0 as the region 'background'");

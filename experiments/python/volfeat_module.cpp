@@ -19,6 +19,7 @@
 #include "../extract_command.hpp"
 #include "../cohort/merge_command.hpp"
 #include "../landmarks_command.hpp"
+#include "../preprocess_command.hpp"
 #include "../sweep_command.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/version.hpp"
@@ -245,6 +246,11 @@ int landmarks(const std::vector<std::string>& args, const std::string& command) 
   return run_subcommand("landmarks", [&](CLI::App& app) { cli::add_landmarks_command(app, command); }, args);
 }
 
+// volfeat preprocess (DIR/{preprocessed.nii.gz, intensity_report.csv, intensity.png, run.json}).
+int preprocess(const std::vector<std::string>& args, const std::string& command) {
+  return run_subcommand("preprocess", [&](CLI::App& app) { cli::add_preprocess_command(app, command); }, args);
+}
+
 // volfeat merge DIR.
 int merge(const std::string& dir) {
   return run_subcommand("merge", [](CLI::App& app) { cli::add_merge_command(app); }, {dir});
@@ -456,6 +462,7 @@ PYBIND11_MODULE(_volfeat, m) {
   m.def("extract_cohort", &extract_cohort, py::arg("args"), py::arg("command"));
   m.def("merge", &merge, py::arg("dir"));
   m.def("landmarks", &landmarks, py::arg("args"), py::arg("command"));
+  m.def("preprocess", &preprocess, py::arg("args"), py::arg("command"));
   m.attr("EXIT_SOME_FAILED") = cli::kExitSomeFailed;
   m.def("read_nifti", &read_nifti, py::arg("path"), py::arg("labels") = false);
   m.def("read_ct", &read_ct, py::arg("path"), py::arg("series") = "");

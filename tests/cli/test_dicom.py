@@ -5,7 +5,7 @@ The series come from tests/fixtures/make_dicom_fixtures.py (the pelvis CT writte
 shuffled names, slope/intercept, an oblique one and its JPEG 2000 copy). Checks: extract on a DICOM directory
 writes the NIfTI pair's features.npz and similarities.csv byte for byte; a DICOM series against a mask that nibabel
 wrote in the flipped row order gives the NIfTI pair's features too (mask reorientation); a directory of two series
-needs --series, which picks one; info, report-style sweep manifests and landmarks read directories.
+needs --series, which picks one; info, report-style sweep manifests, landmarks and preprocess read directories.
 
 usage: test_dicom.py VOLFEAT_BINARY FIXTURE_DIR WORKDIR SHARED_DIR
 """
@@ -214,6 +214,31 @@ def test_landmarks_reads_a_directory():
             "--patch", "12", "--max-landmarks", "2", "--radius", "6", "--stride", "3", "--out", out)
         outs[name] = open(os.path.join(out, "landmarks.csv")).read()
     assert outs["nifti"] == outs["dicom"] and outs["nifti"], "landmarks.csv differs between the NIfTI and DICOM CT"
+
+
+def test_preprocess_reads_a_directory():
+    """preprocess --ct DIR: the NIfTI's report and preprocessed voxels; run.json hashes the series; --series picks."""
+    import nibabel as nib
+    import numpy as np
+    outs = {}
+    d, uids = two_series_dir()
+    for name, ct, extra in [("nifti", CT, []), ("dicom", os.path.join(FX, "axial"), []),
+                            ("picked", d, ["--series", uids["axial"]])]:
+        out = fresh("preprocess_" + name)
+        run("preprocess", "--ct", ct, *extra, "--mask", MASK, "--labels", LABELS, "--denoise", "gaussian:2",
+            "--contrast", "clahe", "--quiet", "--out", out)
+        outs[name] = out
+    report = {k: open(os.path.join(o, "intensity_report.csv")).read() for k, o in outs.items()}
+    assert report["nifti"] == report["dicom"] == report["picked"] and report["nifti"], "intensity_report.csv differs"
+    images = {k: nib.load(os.path.join(o, "preprocessed.nii.gz")) for k, o in outs.items()}
+    for k in ["dicom", "picked"]:
+        assert np.array_equal(np.asarray(images[k].dataobj), np.asarray(images["nifti"].dataobj)), k
+        assert np.allclose(images[k].affine, images["nifti"].affine, atol=1e-4), (k, images[k].affine)
+    ct_in = {k: json.load(open(os.path.join(o, "run.json")))["inputs"]["ct"] for k, o in outs.items()}
+    assert ct_in["dicom"]["path"] == os.path.join(FX, "axial") and ct_in["picked"]["path"] == d, ct_in
+    assert ct_in["dicom"]["sha256"] == ct_in["picked"]["sha256"] != ct_in["nifti"]["sha256"], ct_in
+    q = run("preprocess", "--ct", d, "--quiet", "--out", fresh("preprocess_refused"), expect=1)
+    assert "holds 2 series; pick one with --series UID" in q.stderr, q.stderr
 
 
 if __name__ == "__main__":

@@ -139,3 +139,14 @@ def test_bad_series_are_value_errors_naming_the_directory(dicom, pelvis, cli, tm
         ct, spacing, _ = volfeat.read_nifti(pelvis["ct"])
         labels, _, _ = volfeat.read_nifti(pelvis["mask"], labels=True)
         volfeat.extract(ct=ct, mask=labels, spacing=spacing, series=dicom["uids"]["axial"], quiet=True)
+
+
+def test_preprocess_on_a_directory_equals_the_nifti(dicom, two_series, pelvis):
+    stages = dict(denoise="median:1", contrast="equalize", threads=THREADS, quiet=True)
+    a = volfeat.preprocess(os.path.join(dicom["dir"], "axial"), mask=pelvis["mask"], labels=pelvis["labels"], **stages)
+    b = volfeat.preprocess(pelvis["ct"], mask=pelvis["mask"], labels=pelvis["labels"], **stages)
+    c = volfeat.preprocess(two_series, series=dicom["uids"]["axial"], mask=pelvis["mask"], labels=pelvis["labels"],
+                           **stages)
+    assert np.array_equal(a.volume, b.volume) and np.array_equal(c.volume, b.volume)
+    assert a.report.equals(b.report) and c.report.equals(b.report)
+    assert a.run["inputs"]["ct"]["sha256"] == c.run["inputs"]["ct"]["sha256"] != b.run["inputs"]["ct"]["sha256"]

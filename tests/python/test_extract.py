@@ -160,7 +160,7 @@ def test_stream_weights_keyword_is_the_cli_option(tmp_path):
         assert np.array_equal(r0.features[k], r1.features[k]), k
 
 
-@pytest.mark.parametrize("command", ["extract", "sweep", "landmarks"])
+@pytest.mark.parametrize("command", ["extract", "sweep", "landmarks", "preprocess"])
 def test_every_cli_option_is_a_keyword(cli, command):
     """The keywords are the CLI's options, all of them: each option `volfeat COMMAND --help` lists is a keyword of
     volfeat.COMMAND() and each keyword an option (a sweep's --mode and --pool excepted: the CLI refuses them in a
@@ -169,8 +169,9 @@ def test_every_cli_option_is_a_keyword(cli, command):
     text = run_cli(cli, command, "--help").stdout
     options = {m.group(1).replace("-", "_") for m in re.finditer(r"^\s+(?:-\w,\s*)?--([a-z][a-z0-9-]*)", text, re.M)}
     options.discard("help")
-    assert {"ct", "mask", "layers", "threads"} <= options, text
-    table = dict({"extract": volfeat._EXTRACT, "sweep": volfeat._SWEEP, "landmarks": volfeat._LANDMARKS}[command])
+    assert {"ct", "mask", "threads", "quiet"} <= options, text
+    table = dict({"extract": volfeat._EXTRACT, "sweep": volfeat._SWEEP, "landmarks": volfeat._LANDMARKS,
+                  "preprocess": volfeat._PREPROCESS}[command])
     if command == "sweep":
         options -= {"mode", "pool"}
     assert sorted(options - set(table)) == [], f"volfeat {command} options that volfeat.{command}() lacks"

@@ -24,8 +24,8 @@ from . import _volfeat
 __version__ = _volfeat.__version__
 dicom_support = _volfeat.dicom_support  # built with GDCM: DICOM directories as ct (read_ct, list_series, extract)
 cpu_isa = _volfeat.cpu_isa  # the Cpu kernels' instruction set: "avx512", "avx2" or "generic" (VOLFEAT_CPU_ISA)
-__all__ = ["extract", "sweep", "landmarks", "merge", "read_nifti", "read_ct", "list_series", "Network",
-           "LandmarksResult", "ExtractResult", "CohortTables", "VolumesFailed"]
+__all__ = ["extract", "sweep", "landmarks", "preprocess", "merge", "read_nifti", "read_ct", "list_series", "Network",
+           "LandmarksResult", "PreprocessResult", "ExtractResult", "CohortTables", "VolumesFailed"]
 
 # keyword -> kind: "value" (--name VALUE), "flag" (--name when true), "list" (--name a,b,c)
 _COMMON = {
@@ -45,6 +45,12 @@ _LANDMARKS = {
     "layers": "list", "patch": "list", "rotate": "list", "translate": "list", "radius": "value", "stride": "value",
     "max_landmarks": "value", "dense": "flag", "fill_hu": "value", "out": "value", "wait_lock": "value",
     "threads": "value", "precision": "value", "stream_weights": "value", "quiet": "flag",
+}
+# `volfeat preprocess`: the CT through extract's intensity stages, without a network
+_PREPROCESS = {
+    "ct": "value", "series": "value", "mask": "value", "labels": "labels", "no_background": "flag", "denoise": "value",
+    "contrast": "value", "normalize": "value", "nan_to": "value", "out": "value", "wait_lock": "value",
+    "threads": "value", "quiet": "flag",
 }
 
 
@@ -364,6 +370,49 @@ def landmarks(ct=None, mask=None, **options):
     try:
         _volfeat.landmarks(_cli_args(options, _LANDMARKS, "landmarks"), _call_text("landmarks", options))
         return LandmarksResult(os.fspath(options["out"]), keep=tmp is None)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class PreprocessResult:
+    """One preprocess run: what `volfeat preprocess --out DIR` writes, as Python objects. volume, spacing, affine:
+    preprocessed.nii.gz (float32 (D, H, W), the volume the network would see: denoise -> contrast -> normalize);
+    report: intensity_report.csv (per stage and region); run: run.json as a dict; out: DIR (None when the run used
+    a temporary directory; intensity.png is then gone with it)."""
+
+    def __init__(self, out, keep):
+        import pandas as pd
+        self.volume, self.spacing, self.affine = read_nifti(os.path.join(out, "preprocessed.nii.gz"))
+        self.report = pd.read_csv(os.path.join(out, "intensity_report.csv"), keep_default_na=False, na_values=[""],
+                                  float_precision="round_trip", dtype={"stage": str, "region": str, "label": str})
+        self.run = json.load(open(os.path.join(out, "run.json")))
+        self.out = out if keep else None
+
+    def __repr__(self):
+        c = self.run["config"]
+        return (f"<volfeat.PreprocessResult: {self.volume.shape} voxels, denoise {c['denoise']}, contrast "
+                f"{c['contrast']}, normalize {c['normalize']}>")
+
+
+def preprocess(ct, mask=None, **options):
+    """`volfeat preprocess` from Python: the CT (a NIfTI path or a DICOM directory, series= as --series) through
+    extract's intensity stages, denoise -> contrast -> normalize, and the intensity report before/after, per
+    region of mask (labels=...). Keywords: the CLI's options (denoise, contrast, normalize, nan_to, labels,
+    no_background, threads, quiet, wait_lock). Returns a PreprocessResult. With out=DIR the files stay there;
+    without, the run uses a temporary directory."""
+    options = dict(ct=ct, mask=mask, **options)
+    for key in ("ct", "mask"):
+        if _is_array(options[key]):
+            raise ValueError(f"preprocess: {key} must be a path (extract(ct=array, denoise=..., contrast=...) runs the "
+                             "same stages on arrays)")
+    tmp = None
+    if options.get("out") is None:
+        tmp = tempfile.mkdtemp(prefix="volfeat_preprocess_")
+        options["out"] = tmp
+    try:
+        _volfeat.preprocess(_cli_args(options, _PREPROCESS, "preprocess"), _call_text("preprocess", options))
+        return PreprocessResult(os.fspath(options["out"]), keep=tmp is None)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
