@@ -20,6 +20,7 @@
 #include "../cohort/merge_command.hpp"
 #include "../landmarks_command.hpp"
 #include "../preprocess_command.hpp"
+#include "../report_command.hpp"
 #include "../sweep_command.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/version.hpp"
@@ -251,6 +252,11 @@ int preprocess(const std::vector<std::string>& args, const std::string& command)
   return run_subcommand("preprocess", [&](CLI::App& app) { cli::add_preprocess_command(app, command); }, args);
 }
 
+// volfeat report --preset NAME (extract's files in DIR; the report's table on stdout).
+int report(const std::vector<std::string>& args, const std::string& command) {
+  return run_subcommand("report", [&](CLI::App& app) { cli::add_report_command(app, command); }, args);
+}
+
 // volfeat merge DIR.
 int merge(const std::string& dir) {
   return run_subcommand("merge", [](CLI::App& app) { cli::add_merge_command(app); }, {dir});
@@ -463,6 +469,9 @@ PYBIND11_MODULE(_volfeat, m) {
   m.def("merge", &merge, py::arg("dir"));
   m.def("landmarks", &landmarks, py::arg("args"), py::arg("command"));
   m.def("preprocess", &preprocess, py::arg("args"), py::arg("command"));
+  m.def("report", &report, py::arg("args"), py::arg("command"));
+  // A report preset's JSON (experiments/reports/NAME.json, compiled in): its settings and published table.
+  m.def("report_preset", [](const std::string& name) { return cli::report_preset(name).dump(); }, py::arg("name"));
   m.attr("EXIT_SOME_FAILED") = cli::kExitSomeFailed;
   m.def("read_nifti", &read_nifti, py::arg("path"), py::arg("labels") = false);
   m.def("read_ct", &read_ct, py::arg("path"), py::arg("series") = "");

@@ -160,7 +160,7 @@ def test_stream_weights_keyword_is_the_cli_option(tmp_path):
         assert np.array_equal(r0.features[k], r1.features[k]), k
 
 
-@pytest.mark.parametrize("command", ["extract", "sweep", "landmarks", "preprocess"])
+@pytest.mark.parametrize("command", ["extract", "sweep", "landmarks", "preprocess", "report"])
 def test_every_cli_option_is_a_keyword(cli, command):
     """The keywords are the CLI's options, all of them: each option `volfeat COMMAND --help` lists is a keyword of
     volfeat.COMMAND() and each keyword an option (a sweep's --mode and --pool excepted: the CLI refuses them in a
@@ -171,7 +171,7 @@ def test_every_cli_option_is_a_keyword(cli, command):
     options.discard("help")
     assert {"ct", "mask", "threads", "quiet"} <= options, text
     table = dict({"extract": volfeat._EXTRACT, "sweep": volfeat._SWEEP, "landmarks": volfeat._LANDMARKS,
-                  "preprocess": volfeat._PREPROCESS}[command])
+                  "preprocess": volfeat._PREPROCESS, "report": volfeat._REPORT}[command])
     if command == "sweep":
         options -= {"mode", "pool"}
     assert sorted(options - set(table)) == [], f"volfeat {command} options that volfeat.{command}() lacks"

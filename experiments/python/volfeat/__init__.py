@@ -7,8 +7,10 @@
     r.features              # {(region, layer): float64 vector} (features.npz)
     r.run                   # run.json as a dict
 
-Every keyword of extract() and sweep() is the CLI option of the same name (``--crop-to-labels`` is
-``crop_to_labels``), parsed and checked by the CLI's own code. Arrays are (D, H, W), the README's axis
+The commands: extract, sweep, landmarks, preprocess, report and merge, each the CLI's command of that name;
+read_ct / read_nifti / list_series read volumes (NIfTI files, DICOM series directories); Network runs a network.
+Every keyword of a command is the CLI option of the same name (``--crop-to-labels`` is ``crop_to_labels``),
+parsed and checked by the CLI's own code. Arrays are (D, H, W), the README's axis
 convention. Errors are ValueError (FileNotFoundError for a missing file, MemoryError when a run would
 not fit) with the message the CLI prints. Progress goes to stderr unless quiet=True; Ctrl-C stops a run.
 """
@@ -24,7 +26,7 @@ from . import _volfeat
 __version__ = _volfeat.__version__
 dicom_support = _volfeat.dicom_support  # built with GDCM: DICOM directories as ct (read_ct, list_series, extract)
 cpu_isa = _volfeat.cpu_isa  # the Cpu kernels' instruction set: "avx512", "avx2" or "generic" (VOLFEAT_CPU_ISA)
-__all__ = ["extract", "sweep", "landmarks", "preprocess", "merge", "read_nifti", "read_ct", "list_series", "Network",
+__all__ = ["extract", "sweep", "landmarks", "preprocess", "report", "merge", "read_nifti", "read_ct", "list_series", "Network",
            "LandmarksResult", "PreprocessResult", "ExtractResult", "CohortTables", "VolumesFailed"]
 
 # keyword -> kind: "value" (--name VALUE), "flag" (--name when true), "list" (--name a,b,c)
@@ -36,6 +38,7 @@ _COMMON = {
     "stream_weights": "value", "denoise": "value", "contrast": "value", "wait_lock": "value",
 }
 _EXTRACT = dict(_COMMON, mode="value", pool="value", manifest="value", shard="value")
+_REPORT = dict(_COMMON, mode="value", pool="value")  # `volfeat report --preset NAME`: extract's options, one volume
 _SWEEP = dict(_COMMON, schemes="list", pools="list", modes="list", similarities="list", manifest="value",
               shard="value", null_seeds="value")
 # `volfeat landmarks`: the paper's grid (archs x schemes x layers x patch sizes) on one template
@@ -133,6 +136,21 @@ class ExtractResult:
         self.region_report = pd.read_csv(io.StringIO(raw["region_report_csv"]), keep_default_na=False,
                                          na_values=[""], dtype={"region": str}, float_precision="round_trip")
         self.out = out
+
+    @classmethod
+    def _from_dir(cls, out, keep):
+        """An ExtractResult read back from the files a run wrote in out (report())."""
+        import pandas as pd
+        self = cls.__new__(cls)
+        self.similarities = pd.read_csv(os.path.join(out, "similarities.csv"), index_col="pair", dtype={"pair": str},
+                                        float_precision="round_trip")
+        with np.load(os.path.join(out, "features.npz")) as z:
+            self.features = FeatureDict({tuple(k.split("/", 1)): z[k] for k in z.files})
+        self.run = json.load(open(os.path.join(out, "run.json")))
+        self.region_report = pd.read_csv(os.path.join(out, "region_report.csv"), keep_default_na=False, na_values=[""],
+                                         dtype={"region": str}, float_precision="round_trip")
+        self.out = out if keep else None
+        return self
 
     @property
     def layers(self):
@@ -416,6 +434,35 @@ def preprocess(ct, mask=None, **options):
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(preset, ct=None, mask=None, **options):
+    """`volfeat report --preset NAME` from Python: one of the seed reports' tables (denseblock4-tail,
+    last-3rd-5th, block-outputs; README "Our tables") with that report's settings (labels, mode, pooling,
+    scheme, normalisation, layers) wherever a keyword does not set them; the keywords are extract's, for
+    NIfTI paths or a DICOM directory (no ct: the phantom). Returns the run's ExtractResult, with .title
+    and .published: the report's published table (pairs x its columns; other weights and another CT) where
+    it has one, else None. With out=DIR the files stay there; without, a temporary directory."""
+    import pandas as pd
+    p = json.loads(_volfeat.report_preset(str(preset)))
+    options = dict(preset=preset, ct=ct, mask=mask, **options)
+    for key in ("ct", "mask"):
+        if _is_array(options[key]):
+            raise ValueError(f"report: {key} must be a path (extract(ct=array, ...) takes arrays)")
+    tmp = None
+    if options.get("out") is None:
+        tmp = tempfile.mkdtemp(prefix="volfeat_report_")
+        options["out"] = tmp
+    try:
+        _volfeat.report(_cli_args(options, _REPORT, "report"), _call_text("report", options))
+        r = ExtractResult._from_dir(os.fspath(options["out"]), keep=tmp is None)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    r.title = p["title"]
+    pub = p.get("published")
+    r.published = None if not pub else pd.DataFrame(pub["rows"], index=p["columns"], dtype=float).T.rename_axis("pair")
+    return r
 
 
 def read_nifti(path, labels=False):
