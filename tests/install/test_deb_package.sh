@@ -56,14 +56,7 @@ print(f"deb: import volfeat from {volfeat.__file__}: features equal the packaged
 print(r.similarities.round(4))
 PY
 if [ -f "$build/experiments/libvolfeat_dicom.so" ]; then  # the package's copy of the DICOM reader, beside _volfeat
-  env -u PYTHONPATH PYTHONPATH="$root/usr/lib/python3/dist-packages" /usr/bin/python3 - "$work/empty_series" <<'PY'
-import sys, volfeat
-try:
-    volfeat.read_ct(sys.argv[1])
-    sys.exit("read_ct accepted an empty directory")
-except ValueError as e:
-    assert "no DICOM files" in str(e), f"the packaged Python module did not open its DICOM reader: {e}"
-print("deb: the Python module opens its DICOM reader")
-PY
+  env -u PYTHONPATH PYTHONPATH="$root/usr/lib/python3/dist-packages" \
+    /usr/bin/python3 "$(dirname "$0")/python_opens_dicom.py" "$work/empty_series" "deb"
 fi
 echo "deb package: OK"

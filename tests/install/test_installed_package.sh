@@ -61,14 +61,6 @@ PY
   # ... and its DICOM reader, the package's copy of libvolfeat_dicom.so (an empty directory gets the reader's
   # own refusal, not "could not be loaded")
   if [ -f "$build/experiments/libvolfeat_dicom.so" ]; then
-    PYTHONPATH=$site /usr/bin/python3 - "$work/empty_series" <<'PY'
-import sys, volfeat
-try:
-    volfeat.read_ct(sys.argv[1])
-    sys.exit("read_ct accepted an empty directory")
-except ValueError as e:
-    assert "no DICOM files" in str(e), f"the installed Python module did not open its DICOM reader: {e}"
-print("installed package: the Python module opens its DICOM reader")
-PY
+    PYTHONPATH=$site /usr/bin/python3 "$(dirname "$0")/python_opens_dicom.py" "$work/empty_series" "installed package"
   fi
 fi

@@ -20,9 +20,12 @@ def cli_args(grid):
     return args
 
 
+TEXT = ["arch", "scheme", "layer", "module", "landmark", "region", "kind", "note"]
+
+
 def read(out, name):
     return pd.read_csv(os.path.join(out, name), keep_default_na=False, na_values=[""], float_precision="round_trip",
-                       dtype={c: str for c in ["arch", "scheme", "layer", "module", "landmark", "region", "kind", "note"]})
+                       dtype={c: str for c in TEXT})
 
 
 @pytest.fixture(scope="module")

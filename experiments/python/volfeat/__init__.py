@@ -26,13 +26,14 @@ from . import _volfeat
 __version__ = _volfeat.__version__
 dicom_support = _volfeat.dicom_support  # built with GDCM: DICOM directories as ct (read_ct, list_series, extract)
 cpu_isa = _volfeat.cpu_isa  # the Cpu kernels' instruction set: "avx512", "avx2" or "generic" (VOLFEAT_CPU_ISA)
-__all__ = ["extract", "sweep", "landmarks", "preprocess", "report", "merge", "read_nifti", "read_ct", "list_series", "Network",
-           "LandmarksResult", "PreprocessResult", "ExtractResult", "CohortTables", "VolumesFailed"]
+__all__ = ["extract", "sweep", "landmarks", "preprocess", "report", "merge", "read_nifti", "read_ct", "list_series",
+           "Network", "ExtractResult", "LandmarksResult", "PreprocessResult", "CohortTables", "VolumesFailed"]
 
 # keyword -> kind: "value" (--name VALUE), "flag" (--name when true), "list" (--name a,b,c)
 _COMMON = {
-    "ct": "value", "series": "value", "mask": "value", "labels": "labels", "no_background": "flag", "normalize": "value",
-    "resample": "value", "crop_to_labels": "value", "nan_to": "value", "weights": "value", "inflate": "value",
+    "ct": "value", "series": "value", "mask": "value", "labels": "labels", "no_background": "flag",
+    "normalize": "value", "resample": "value", "crop_to_labels": "value", "nan_to": "value", "weights": "value",
+    "inflate": "value",
     "axis": "value", "stem": "value", "seed": "value", "arch": "value", "layers": "list", "preset": "value",
     "out": "value", "threads": "value", "quiet": "flag", "max_memory": "value", "precision": "value",
     "stream_weights": "value", "denoise": "value", "contrast": "value", "wait_lock": "value",
@@ -264,8 +265,8 @@ def extract(ct=None, mask=None, *, spacing=None, affine=None, **options):
     """`volfeat extract` from Python.
 
     ct: a NIfTI path or a DICOM series directory (series="UID" picks one where it holds several, as
-    --series); mask: a NIfTI path. Or both (D, H, W) arrays of any int/float dtype (then spacing=(sd, sh, sw) in mm,
-    default 1 mm, or a 4x4 NIfTI (i,j,k) affine). Keywords: every option of `volfeat extract`
+    --series); mask: a NIfTI path. Or both (D, H, W) arrays of any int/float dtype (then spacing=(sd, sh, sw)
+    in mm, default 1 mm, or a 4x4 NIfTI (i,j,k) affine). Keywords: every option of `volfeat extract`
     (labels={"femur": 1, "tibia": 2} or "femur=1,tibia=2", layers=[...], mode, pool, normalize, weights,
     inflate, axis, stem, seed, arch, preset, denoise, contrast, resample, crop_to_labels, nan_to, no_background,
     threads, quiet, max_memory, precision, stream_weights, wait_lock); out=DIR also writes the CLI's files there.
@@ -323,26 +324,34 @@ def _read_sweep_csv(path):
 
 def sweep(ct=None, mask=None, **options):
     """`volfeat sweep` from Python: the same keywords (schemes, pools, modes, similarities, null_seeds,
-    manifest, shard, layers, ... as lists or comma strings; ct a NIfTI file or a DICOM directory, series=). Returns sweep.csv as a pandas.DataFrame. With
-    out=DIR the sweep lives there (and resumes there); without, in a temporary directory.
+    manifest, shard, layers, ... as lists or comma strings; ct a NIfTI file or a DICOM directory, series=).
+    Returns sweep.csv as a pandas.DataFrame. With out=DIR the sweep lives there (and resumes there); without,
+    in a temporary directory.
 
     shard="i/N" (with out=DIR) computes this shard's share of a manifest's units and returns sweep.csv
     once the whole cohort is done, None while other shards still owe units. When some volumes failed it
     raises VolumesFailed (DIR/failures.csv; .result holds the other volumes' rows)."""
     options = dict(ct=ct, mask=mask, **options)
-    for key in ("ct", "mask"):
-        if _is_array(options[key]):
-            raise ValueError(f"sweep: {key} must be a path, a NIfTI file{' or a DICOM directory' if key == 'ct' else ''} "
-                             "(sweeps read files; use extract for arrays)")
     if options.get("shard") is not None:
         _need_out(options, "sweep")
+    return _files_run("sweep", options, _SWEEP, "sweeps read files; extract takes arrays",
+                      lambda out, status, keep: _cohort_result(status, out, _merged_sweep))
+
+
+def _files_run(function, options, table, hint, read):
+    """Runs `volfeat FUNCTION` on options, whose ct and mask are paths (hint: where arrays go instead). With
+    out=DIR its files stay there; without, in a temporary directory, removed once read(out, status, keep) has
+    read them (status: the command's exit status, 0 or EXIT_SOME_FAILED; keep: whether out stays)."""
+    for key in ("ct", "mask"):
+        if _is_array(options.get(key)):
+            raise ValueError(f"{function}: {key} must be a path ({hint})")
     tmp = None
     if options.get("out") is None:
-        tmp = tempfile.mkdtemp(prefix="volfeat_sweep_")
+        tmp = tempfile.mkdtemp(prefix=f"volfeat_{function}_")
         options["out"] = tmp
     try:
-        status = _volfeat.sweep(_cli_args(options, _SWEEP, "sweep"), _call_text("sweep", options))
-        return _cohort_result(status, options["out"], _merged_sweep)
+        status = getattr(_volfeat, function)(_cli_args(options, table, function), _call_text(function, options))
+        return read(os.fspath(options["out"]), status, tmp is None)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -377,20 +386,8 @@ def landmarks(ct=None, mask=None, **options):
     directory), or neither: the built-in knee phantom. Returns a LandmarksResult. With out=DIR the three files
     stay there; without, the run uses a temporary directory."""
     options = dict(ct=ct, mask=mask, **options)
-    for key in ("ct", "mask"):
-        if _is_array(options[key]):
-            raise ValueError(f"landmarks: {key} must be a path (the template is read from files; read_ct and "
-                             "read_nifti give arrays)")
-    tmp = None
-    if options.get("out") is None:
-        tmp = tempfile.mkdtemp(prefix="volfeat_landmarks_")
-        options["out"] = tmp
-    try:
-        _volfeat.landmarks(_cli_args(options, _LANDMARKS, "landmarks"), _call_text("landmarks", options))
-        return LandmarksResult(os.fspath(options["out"]), keep=tmp is None)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return _files_run("landmarks", options, _LANDMARKS, "the template is read from files; read_ct and read_nifti "
+                      "give arrays", lambda out, status, keep: LandmarksResult(out, keep))
 
 
 class PreprocessResult:
@@ -420,20 +417,8 @@ def preprocess(ct, mask=None, **options):
     no_background, threads, quiet, wait_lock). Returns a PreprocessResult. With out=DIR the files stay there;
     without, the run uses a temporary directory."""
     options = dict(ct=ct, mask=mask, **options)
-    for key in ("ct", "mask"):
-        if _is_array(options[key]):
-            raise ValueError(f"preprocess: {key} must be a path (extract(ct=array, denoise=..., contrast=...) runs the "
-                             "same stages on arrays)")
-    tmp = None
-    if options.get("out") is None:
-        tmp = tempfile.mkdtemp(prefix="volfeat_preprocess_")
-        options["out"] = tmp
-    try:
-        _volfeat.preprocess(_cli_args(options, _PREPROCESS, "preprocess"), _call_text("preprocess", options))
-        return PreprocessResult(os.fspath(options["out"]), keep=tmp is None)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return _files_run("preprocess", options, _PREPROCESS, "extract(ct=array, denoise=..., contrast=...) runs the "
+                      "same stages on arrays", lambda out, status, keep: PreprocessResult(out, keep))
 
 
 def report(preset, ct=None, mask=None, **options):
@@ -446,19 +431,8 @@ def report(preset, ct=None, mask=None, **options):
     import pandas as pd
     p = json.loads(_volfeat.report_preset(str(preset)))
     options = dict(preset=preset, ct=ct, mask=mask, **options)
-    for key in ("ct", "mask"):
-        if _is_array(options[key]):
-            raise ValueError(f"report: {key} must be a path (extract(ct=array, ...) takes arrays)")
-    tmp = None
-    if options.get("out") is None:
-        tmp = tempfile.mkdtemp(prefix="volfeat_report_")
-        options["out"] = tmp
-    try:
-        _volfeat.report(_cli_args(options, _REPORT, "report"), _call_text("report", options))
-        r = ExtractResult._from_dir(os.fspath(options["out"]), keep=tmp is None)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    r = _files_run("report", options, _REPORT, "extract(ct=array, ...) takes arrays",
+                   lambda out, status, keep: ExtractResult._from_dir(out, keep))
     r.title = p["title"]
     pub = p.get("published")
     r.published = None if not pub else pd.DataFrame(pub["rows"], index=p["columns"], dtype=float).T.rename_axis("pair")

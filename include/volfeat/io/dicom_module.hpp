@@ -11,10 +11,11 @@
 //
 // Link: the volfeat_dicom_loader CMake target (experiments/CMakeLists.txt: defines VOLFEAT_DICOM_MODULE,
 // the module's file name, and VOLFEAT_DICOM_MODULE_INSTALLED, its path relative to the installed
-// program; links libdl). The module is looked for beside the program (the build tree), then at the
-// installed path, then beside the shared object holding this code (the Python module's package);
-// VOLFEAT_DICOM_MODULE_PATH in the environment names it explicitly. Its three entry points have the signatures of dicom_gdcm.hpp's,
-// C++ types and exceptions included: the module is built by the same compiler from the same headers.
+// program; links libdl). The module is looked for beside the shared object holding this code where that is
+// not the program (the Python module's package), beside the program (the build tree), then at the installed
+// path; VOLFEAT_DICOM_MODULE_PATH in the environment names it explicitly. Its three entry points have the
+// signatures of dicom_gdcm.hpp's, C++ types and exceptions included: the module is built by the same compiler
+// from the same headers.
 #include <dlfcn.h>
 
 #include <cstdlib>
@@ -31,25 +32,26 @@ namespace volfeat {
 
 namespace detail::dicom_module {
 
-// Where to look, in order: $VOLFEAT_DICOM_MODULE_PATH alone if set; else beside this program, then the
-// installed location relative to it; then beside the shared object that holds this code, when that is not
-// the program: the Python module (_volfeat, loaded by python3), whose package carries a copy of the module
-// (experiments/python/CMakeLists.txt).
+// Where to look, in order: $VOLFEAT_DICOM_MODULE_PATH alone if set; else, when this code lives in a shared
+// object other than the program (the Python module _volfeat, loaded by python3), beside that object first: its
+// package carries a copy of the module (experiments/python/CMakeLists.txt), built with it; then beside the
+// program, then the installed location relative to the program.
 inline std::vector<std::string> candidates() {
   if (const char* p = std::getenv("VOLFEAT_DICOM_MODULE_PATH"); p && *p) return {p};
   std::vector<std::string> out;
   std::error_code ec;
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  Dl_info self{};
+  if (dladdr(reinterpret_cast<const void*>(&candidates), &self) && self.dli_fname && self.dli_fname[0] == '/') {
+    std::error_code ec2;
+    const std::filesystem::path object = std::filesystem::weakly_canonical(self.dli_fname, ec2);
+    if (!ec2 && object != exe)  // /proc/self/exe is canonical already
+      out.push_back((object.parent_path() / VOLFEAT_DICOM_MODULE).string());
+  }
   if (!ec) {
     const std::filesystem::path dir = exe.parent_path();
     out.push_back((dir / VOLFEAT_DICOM_MODULE).string());
     out.push_back((dir / VOLFEAT_DICOM_MODULE_INSTALLED).lexically_normal().string());
-  }
-  Dl_info self{};
-  if (dladdr(reinterpret_cast<const void*>(&candidates), &self) && self.dli_fname && self.dli_fname[0] == '/') {
-    const std::filesystem::path object = std::filesystem::weakly_canonical(self.dli_fname, ec);
-    if (!ec && object != exe)  // /proc/self/exe is canonical already
-      out.push_back((object.parent_path() / VOLFEAT_DICOM_MODULE).string());
   }
   if (out.empty()) out.push_back(VOLFEAT_DICOM_MODULE);  // the loader's own search path
   return out;
