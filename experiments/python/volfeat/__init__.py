@@ -134,8 +134,7 @@ class ExtractResult:
                                          columns=raw["layers"], dtype=float)
         self.features = FeatureDict(raw["features"])
         self.run = json.loads(raw["run_json"])
-        self.region_report = pd.read_csv(io.StringIO(raw["region_report_csv"]), keep_default_na=False,
-                                         na_values=[""], dtype={"region": str}, float_precision="round_trip")
+        self.region_report = _read_csv(io.StringIO(raw["region_report_csv"]), ["region"])
         self.out = out
 
     @classmethod
@@ -148,8 +147,7 @@ class ExtractResult:
         with np.load(os.path.join(out, "features.npz")) as z:
             self.features = FeatureDict({tuple(k.split("/", 1)): z[k] for k in z.files})
         self.run = json.load(open(os.path.join(out, "run.json")))
-        self.region_report = pd.read_csv(os.path.join(out, "region_report.csv"), keep_default_na=False, na_values=[""],
-                                         dtype={"region": str}, float_precision="round_trip")
+        self.region_report = _read_csv(os.path.join(out, "region_report.csv"), ["region"])
         self.out = out if keep else None
         return self
 
@@ -174,10 +172,8 @@ class CohortTables:
     similarities (similarities_across_volumes.csv: region, layer, volume_a, volume_b, cosine)."""
 
     def __init__(self, out):
-        import pandas as pd
         self.out = os.fspath(out)
-        read = lambda name, text: pd.read_csv(os.path.join(self.out, name), keep_default_na=False, na_values=[""],
-                                              float_precision="round_trip", dtype={c: str for c in text})
+        read = lambda name, text: _read_csv(os.path.join(self.out, name), text)
         self.features = read("features_long.csv", ["volume", "region", "layer"])
         self.similarities = read("similarities_across_volumes.csv", ["region", "layer", "volume_a", "volume_b"])
 
@@ -314,12 +310,17 @@ def extract(ct=None, mask=None, *, spacing=None, affine=None, **options):
     return ExtractResult(raw, None if out is None else os.fspath(out))
 
 
-def _read_sweep_csv(path):
+def _read_csv(source, text=()):
+    """A CSV volfeat wrote, as it wrote it: empty cells are NaN and nothing else is ("NA" stays a string), the
+    %.17g floats come back as the exact doubles (round_trip), and the `text` columns stay strings."""
     import pandas as pd
-    # round_trip: the %.17g values come back as the exact doubles volfeat wrote
-    return pd.read_csv(path, keep_default_na=False, na_values=[""], float_precision="round_trip",
-                       dtype={c: str for c in ["volume", "scheme", "mode", "layer", "pool", "similarity", "pair",
-                                               "region_a", "region_b", "weights_kind", "weights_sha256"]})
+    return pd.read_csv(source, keep_default_na=False, na_values=[""], float_precision="round_trip",
+                       dtype={c: str for c in text})
+
+
+def _read_sweep_csv(path):
+    return _read_csv(path, ["volume", "scheme", "mode", "layer", "pool", "similarity", "pair", "region_a", "region_b",
+                            "weights_kind", "weights_sha256"])
 
 
 def sweep(ct=None, mask=None, **options):
@@ -364,10 +365,8 @@ class LandmarksResult:
     run: landmarks_run.json as a dict; out: DIR (None when the run used a temporary directory)."""
 
     def __init__(self, out, keep):
-        import pandas as pd
         text = ["arch", "scheme", "layer", "module", "landmark", "region", "kind", "note"]
-        read = lambda name: pd.read_csv(os.path.join(out, name), keep_default_na=False, na_values=[""],
-                                        float_precision="round_trip", dtype={c: str for c in text})
+        read = lambda name: _read_csv(os.path.join(out, name), text)
         self.rows = read("landmarks.csv")
         self.summary = read("landmarks_summary.csv")
         self.run = json.load(open(os.path.join(out, "landmarks_run.json")))
@@ -397,10 +396,8 @@ class PreprocessResult:
     a temporary directory; intensity.png is then gone with it)."""
 
     def __init__(self, out, keep):
-        import pandas as pd
         self.volume, self.spacing, self.affine = read_nifti(os.path.join(out, "preprocessed.nii.gz"))
-        self.report = pd.read_csv(os.path.join(out, "intensity_report.csv"), keep_default_na=False, na_values=[""],
-                                  float_precision="round_trip", dtype={"stage": str, "region": str, "label": str})
+        self.report = _read_csv(os.path.join(out, "intensity_report.csv"), ["stage", "region", "label"])
         self.run = json.load(open(os.path.join(out, "run.json")))
         self.out = out if keep else None
 
