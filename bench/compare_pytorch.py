@@ -52,9 +52,12 @@ def densenet121_gflop(d, h, w):
 class Worker:
     def __init__(self, name, argv, env=None):
         self.name = name
-        self.timefile = tempfile.NamedTemporaryFile(prefix="vf_time_", suffix=".txt", delete=False).name
-        self.p = subprocess.Popen(["/usr/bin/time", "-v", "-o", self.timefile] + argv, stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env=env, bufsize=1)
+        # Peak RSS from GNU time where it is installed (the GPU machine's image has none: RSS is then nan).
+        self.timefile = None
+        if os.access("/usr/bin/time", os.X_OK):
+            self.timefile = tempfile.NamedTemporaryFile(prefix="vf_time_", suffix=".txt", delete=False).name
+            argv = ["/usr/bin/time", "-v", "-o", self.timefile] + argv
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, bufsize=1)
         self.hello = self._read()
 
     def _read(self):
@@ -77,8 +80,10 @@ class Worker:
         self.p.stdin.close()
         rest = self.p.stdout.read()
         self.p.wait()
-        text = open(self.timefile).read()
-        os.unlink(self.timefile)
+        text = ""
+        if self.timefile:
+            text = open(self.timefile).read()
+            os.unlink(self.timefile)
         m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
         self.peak_rss_gb = int(m.group(1)) / 1024 / 1024 if m else float("nan")
         return rest
@@ -112,6 +117,8 @@ def main():
                     help="volfeat runs these torchvision 2D weights (.npz), inflated as extract's default (i3d-mean "
                          "along D: depth-factored direct convs); PyTorch keeps random ones (its speed does not "
                          "depend on the values)")
+    ap.add_argument("--python", default="/usr/bin/python3",
+                    help="the interpreter with torch for the PyTorch worker (default: Debian's /usr/bin/python3)")
     a = ap.parse_args()
 
     exe = os.path.join(a.build, "bench", "volfeat_forward")
@@ -132,7 +139,7 @@ def main():
         wargs = ["--weights", a.weights] if a.weights else []
         vf = Worker("volfeat", [exe, str(d), str(h), str(w), "--serve", "--threads", str(a.threads), "--taps", vtaps,
                                 "--arch", a.arch] + wargs, venv)
-        th = Worker("torch", ["/usr/bin/python3", os.path.join(HERE, "torch_forward.py"), str(d), str(h), str(w),
+        th = Worker("torch", [a.python, os.path.join(HERE, "torch_forward.py"), str(d), str(h), str(w),
                               "--serve", "--threads", str(a.threads), "--taps", ttaps, "--arch", a.arch], tenv)
         vd = None
         if a.winograd_ab:

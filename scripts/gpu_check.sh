@@ -8,7 +8,13 @@
 #   2. bench/compare_pytorch_cuda.py: volfeat-cuda float32/tf32 vs PyTorch fp32-strict/TF32/bf16 at 128³,
 #      108×256×256 and 216×512×512 (quick: 128³ and 108×256×256 only);
 #   3. bench/cuda_forward.cu --profile: the forward's GPU time per kind of step at 216×512×512;
-#   4. bench/time_extract.py with volfeat-cuda: the whole extract at 216×512×512, float32 and tf32.
+#   4. bench/time_extract.py with volfeat-cuda: the whole extract at 216×512×512, float32 and tf32;
+#   5. issue #17's AMX tiles, on this machine's host CPU where it has them (no session's own machine has had
+#      AMX): test_gemm_kernels (the tile GEMM on real tiles against a naive GEMM), test_bf16 on the tiles, and
+#      bench/compare_pytorch.py --bf16-ab at 128³ on 2 threads, then the bf16 forward on AVX512-BF16 alone for
+#      the A/B. Without AMX it prints the CPU and skips. Needs those targets in the pack:
+#        VF_GPU_TARGETS="test_primitives_cuda test_densenet_cuda volfeat_cli_cuda volfeat_cuda_forward \
+#                        test_gemm_kernels test_bf16 volfeat_forward" bash ../shared/gpu/pack.sh
 # Logs go to $OUT (the device tool's folder) when set, else to /tmp/vfgpu_out.
 set -uo pipefail
 out=${OUT:-/tmp/vfgpu_out}
@@ -39,5 +45,23 @@ if [[ $quick != quick ]]; then
     step "extract_$p" 60 env PYTHONUNBUFFERED=1 python3 bench/time_extract.py --build "$build" --program volfeat-cuda \
       --dims 216,512,512 --reps 3 --threads 16 --precision "$p" --work /tmp/vfgpu_extract
   done
+fi
+cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+if grep -qw amx_tile /proc/cpuinfo && grep -qw amx_bf16 /proc/cpuinfo; then
+  echo "host CPU: $cpu, with AMX tiles"
+  if [[ -x $build/tests/test_gemm_kernels && -x $build/tests/test_bf16 && -x $build/bench/volfeat_forward ]]; then
+    step amx_tests 120 bash -c "'$build/tests/test_gemm_kernels' --log_level=message && \
+      VOLFEAT_BF16_KERNELS=amx '$build/tests/test_bf16' --log_level=message"
+    step amx_compare 150 env PYTHONUNBUFFERED=1 python3 bench/compare_pytorch.py --build "$build" \
+      --python "$(command -v python3)" --sizes 128x128x128 --threads 2 --reps 5 --bf16-ab --markdown
+    for k in avx512bf16 amx; do  # the same bf16 forward on each kernel set, 2 threads
+      step "bf16_$k" 60 env VOLFEAT_BF16_KERNELS=$k OMP_PROC_BIND=close "$build/bench/volfeat_forward" 128 128 128 \
+        --reps 7 --warmup 2 --threads 2 --precision bf16
+    done
+  else
+    echo "AMX step skipped: the pack lacks test_gemm_kernels, test_bf16 or volfeat_forward (VF_GPU_TARGETS above)"
+  fi
+else
+  echo "host CPU: $cpu; no AMX tiles (amx_tile, amx_bf16): AMX step skipped"
 fi
 printf '%s\n' "${summary[@]}"
