@@ -34,7 +34,8 @@ arch_args=()
 if [[ -n "${VOLFEAT_CUDA_ARCHITECTURES:-}" ]]; then arch_args=(-DVOLFEAT_CUDA_ARCHITECTURES="$VOLFEAT_CUDA_ARCHITECTURES"); fi
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${VOLFEAT_CUDA_BUILD_TYPE:-Release}" -DCMAKE_CUDA_COMPILER="$nvcc" \
   -DVOLFEAT_WITH_CUDA=ON -DVOLFEAT_WITH_THRUST_OMP=OFF -DVOLFEAT_BUILD_BENCH=ON "${arch_args[@]}"
-cmake --build "$build" -j "$jobs" --target test_primitives_cuda test_densenet_cuda volfeat_cli_cuda volfeat_cuda_forward
+# One target holding the four (CMakeLists.txt: several --target names build one after another)
+cmake --build "$build" -j "$jobs" --target volfeat_cuda_programs
 
 echo "compiled: $build/tests/test_primitives_cuda $build/tests/test_densenet_cuda $build/experiments/volfeat-cuda" \
   "$build/bench/volfeat_cuda_forward"
