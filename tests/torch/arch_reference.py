@@ -24,6 +24,7 @@ its 3D counterpart (same names), and torchvision's own forward code. A module ca
 If torch cannot be imported, the script prints a SKIP line and exits 77 (CTest's skip code).
 """
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -44,7 +45,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 import densenet_reference as dr  # noqa: E402  (inflation rules, 2D->3D conversion, export helpers)
 
-GENERATOR_VERSION = 1
+# 2: the heads built on the meta device (construct_model), so the exported features are drawn differently
+GENERATOR_VERSION = 2
 ARCHS = ["densenet121", "densenet161", "densenet169", "densenet201",
          "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
          "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2"]
@@ -105,9 +107,25 @@ def head_key(key):
     return key.split(".")[0] in HEADS
 
 
+def construct_model(arch):
+    """An untrained torchvision ``arch`` whose head (its only nn.Linear layers: classifier / fc) is built on the
+    meta device: never exported nor run, and drawing a VGG's 124 M classifier weights took about 5 s of each VGG's
+    reference. The features are torchvision's own seeded initialisation (the head no longer draws from the seed's
+    stream in between, so they are not those of a full construction; the C++ tests read them from the export)."""
+    init = nn.Linear.__init__
+
+    def on_meta(self, *args, **kwargs):
+        init(self, *args, **dict(kwargs, device="meta"))
+
+    with contextlib.ExitStack() as undo:
+        nn.Linear.__init__ = on_meta
+        undo.callback(setattr, nn.Linear, "__init__", init)
+        return dr.xt.construct_model(arch)
+
+
 def structure(arch):
     torch.manual_seed(0)
-    model = dr.xt.construct_model(arch).eval()
+    model = construct_model(arch).eval()
     feats = Features(model, arch).eval()
     names = list(record(feats, torch.zeros(1, 3, 64, 64)).keys())
     params = {k: list(v.shape) for k, v in model.state_dict().items()
@@ -122,7 +140,9 @@ def to_3d(feats, axis="D"):
     def convert(module):
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Conv2d):
-                new = nn.Conv3d(1 if stem[0] else child.in_channels, child.out_channels,
+                # skip_init: no random initialisation of weights that load_state_dict replaces anyway (it was
+                # most of build_3d's time for the deep ResNets: 3x their 2D weights drawn and thrown away)
+                new = torch.nn.utils.skip_init(nn.Conv3d, 1 if stem[0] else child.in_channels, child.out_channels,
                                 kernel_size=dr.inflate_tuple(child.kernel_size, axis),
                                 stride=dr.inflate_tuple(child.stride, axis),
                                 padding=dr.inflate_tuple(child.padding, axis),
@@ -170,7 +190,7 @@ def build_3d(sd2, arch, scheme="i3d-mean", axis="D", stem="sum", model=None):
 
     ``model``: an ``arch`` model already constructed, whose structure (not its weights) is copied; without it one is
     constructed, and its initialisation thrown away (a VGG's classifier alone: about 1 s)."""
-    feats = to_3d(Features(model if model is not None else dr.xt.construct_model(arch), arch), axis).eval()
+    feats = to_3d(Features(model if model is not None else construct_model(arch), arch), axis).eval()
     sd3 = inflate({k: v for k, v in sd2.items() if not head_key(k)}, arch, scheme, axis, stem)
     wanted = feats.state_dict().keys()  # once: per key it was 25 of the 92 s of `--deep` (Zen 3)
     feats.load_state_dict({k: v for k, v in sd3.items() if k in wanted}, strict=True)
@@ -180,7 +200,7 @@ def build_3d(sd2, arch, scheme="i3d-mean", axis="D", stem="sum", model=None):
 def numeric(case, outdir):
     arch = case["arch"]
     torch.manual_seed(0)
-    model = dr.xt.construct_model(arch)
+    model = construct_model(arch)
     dr.xt.randomize_batchnorm(model, 1)
     model.eval()
     sd2 = {k: v for k, v in model.state_dict().items() if not head_key(k)}
