@@ -11,7 +11,8 @@ PyTorch is only the oracle here, never volfeat's runtime.
   graph has exactly these modules, in this order, and exactly these parameters, and that it detects the
   architecture from the keys alone.
 * for each architecture of NUMERIC (one or two per family and block type):
-  ``<arch>_2d.npz``: a plain torchvision state_dict (torch.manual_seed(0) initialisation, BatchNorm statistics
+  ``<arch>_2d.npz``: a plain torchvision state_dict (torch.manual_seed(0) initialisation with the head built on the
+  meta device, so drawing nothing: construct_model; BatchNorm statistics
   randomised as weights/export_torchvision.py --randomize-bn does, no head, NO volfeat metadata: the C++ side
   must detect the architecture from torchvision's key names), and ``<arch>_ref.npz``: ``input`` (a seeded
   torch.randn volume), ``out/<module>`` (every module's output, NCDHW float32) of the 3D network inflated in
@@ -24,7 +25,6 @@ its 3D counterpart (same names), and torchvision's own forward code. A module ca
 If torch cannot be imported, the script prints a SKIP line and exits 77 (CTest's skip code).
 """
 import argparse
-import contextlib
 import copy
 import json
 import os
@@ -117,10 +117,11 @@ def construct_model(arch):
     def on_meta(self, *args, **kwargs):
         init(self, *args, **dict(kwargs, device="meta"))
 
-    with contextlib.ExitStack() as undo:
-        nn.Linear.__init__ = on_meta
-        undo.callback(setattr, nn.Linear, "__init__", init)
+    nn.Linear.__init__ = on_meta
+    try:
         return dr.xt.construct_model(arch)
+    finally:
+        nn.Linear.__init__ = init
 
 
 def structure(arch):
@@ -143,10 +144,11 @@ def to_3d(feats, axis="D"):
                 # skip_init: no random initialisation of weights that load_state_dict replaces anyway (it was
                 # most of build_3d's time for the deep ResNets: 3x their 2D weights drawn and thrown away)
                 new = torch.nn.utils.skip_init(nn.Conv3d, 1 if stem[0] else child.in_channels, child.out_channels,
-                                kernel_size=dr.inflate_tuple(child.kernel_size, axis),
-                                stride=dr.inflate_tuple(child.stride, axis),
-                                padding=dr.inflate_tuple(child.padding, axis),
-                                dilation=dr.inflate_tuple(child.dilation, axis), bias=child.bias is not None)
+                                               kernel_size=dr.inflate_tuple(child.kernel_size, axis),
+                                               stride=dr.inflate_tuple(child.stride, axis),
+                                               padding=dr.inflate_tuple(child.padding, axis),
+                                               dilation=dr.inflate_tuple(child.dilation, axis),
+                                               bias=child.bias is not None)
                 stem[0] = False
             elif isinstance(child, nn.BatchNorm2d):
                 new = nn.BatchNorm3d(child.num_features, eps=child.eps)
@@ -189,7 +191,7 @@ def build_3d(sd2, arch, scheme="i3d-mean", axis="D", stem="sum", model=None):
     """torchvision's ``arch`` feature extractor in 3D (torchvision's module names), loaded with ``sd2`` inflated.
 
     ``model``: an ``arch`` model already constructed, whose structure (not its weights) is copied; without it one is
-    constructed, and its initialisation thrown away (a VGG's classifier alone: about 1 s)."""
+    constructed (construct_model: its head drawn on the meta device), and its initialisation thrown away."""
     feats = to_3d(Features(model if model is not None else construct_model(arch), arch), axis).eval()
     sd3 = inflate({k: v for k, v in sd2.items() if not head_key(k)}, arch, scheme, axis, stem)
     wanted = feats.state_dict().keys()  # once: per key it was 25 of the 92 s of `--deep` (Zen 3)
