@@ -5,6 +5,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "volfeat/backend/cpu/activated_avg_pool.hpp"
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/conv3d.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
@@ -150,47 +151,6 @@ struct ConvActMaxPool<Cpu, T> {
     pool_ring(ring, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
       if (conv.winograd()) conv.winograd()->forward_planes(in, n, z0, count, planes, {}, post);
       else conv.forward_plane(in, n, z0, planes, {}, post);
-    });
-  }
-};
-
-template <class T>
-struct ActivatedAvgPool<Cpu, T> {
-  static void forward(Activation<Cpu, T> act, const AvgPool3d<Cpu, T>& pool, TensorView<const T> in, TensorView<T> out) {
-    if (out.dims != pool.output_dims(in.dims)) fail("activated avgpool: output view has the wrong shape");
-    const WindowGeometry& g = pool.geometry();
-    const Index c = in.dims.c;
-    const T* scale = act.bn ? act.bn->scale() : nullptr;
-    const T* shift = act.bn ? act.bn->shift() : nullptr;
-    const bool relu = act.relu;
-    cpu::for_each_output_voxel(out, [&](Index n, Index z, Index y, Index x, T* dst) {
-      std::fill(dst, dst + c, T(0));
-      Index inside = 0;
-      for (Index kd = 0; kd < g.kernel[0]; ++kd) {
-        const Index id = z * g.stride[0] - g.padding[0] + kd;
-        if (id < 0 || id >= in.dims.d) continue;
-        for (Index kh = 0; kh < g.kernel[1]; ++kh) {
-          const Index ih = y * g.stride[1] - g.padding[1] + kh;
-          if (ih < 0 || ih >= in.dims.h) continue;
-          for (Index kw = 0; kw < g.kernel[2]; ++kw) {
-            const Index iw = x * g.stride[2] - g.padding[2] + kw;
-            if (iw < 0 || iw >= in.dims.w) continue;
-            const T* s = in.voxel(n, id, ih, iw);
-            if (scale && relu) {
-              for (Index i = 0; i < c; ++i) dst[i] += relu_scalar(s[i] * scale[i] + shift[i]);
-            } else if (scale) {
-              for (Index i = 0; i < c; ++i) dst[i] += s[i] * scale[i] + shift[i];
-            } else if (relu) {
-              for (Index i = 0; i < c; ++i) dst[i] += relu_scalar(s[i]);
-            } else {
-              for (Index i = 0; i < c; ++i) dst[i] += s[i];
-            }
-            ++inside;
-          }
-        }
-      }
-      const T divisor = T(pool.count_include_pad() ? g.taps() : inside);
-      for (Index i = 0; i < c; ++i) dst[i] /= divisor;
     });
   }
 };
