@@ -15,8 +15,11 @@
 #include <cmath>
 #include <type_traits>
 
+#include "volfeat/backend/cpu/batchnorm3d.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
+#include "volfeat/backend/cpu/parallel.hpp"
 #include "volfeat/backend/cpu/pool3d.hpp"
+#include "volfeat/core/error.hpp"
 #include "volfeat/ops/fused.hpp"
 #include "volfeat/ops/relu.hpp"
 
