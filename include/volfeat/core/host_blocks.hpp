@@ -16,10 +16,11 @@
 // without a fault.
 //
 // The cache is bounded: freed blocks are kept only while the blocks in use plus those kept stay
-// within the most ever in use at once, so the process never holds more than its own peak. A request
+// within the most ever in use at once and a small slack (kHostBlockSlackBytes), so the process never
+// holds much more than its own peak. A request
 // of a size none is kept for gets a fresh block while that fits; past it, a kept block of another
 // size is resized to serve it, its pages kept (resize_host_block), and then the blocks kept longest
-// are unmapped. Why: a pass's sizes in a cycle can add up to more than its peak (bf16 DenseNet-121 at
+// are unmapped. Why: a pass's sizes in a cycle can add up to more than its peak (and past the slack) (bf16 DenseNet-121 at
 // 108x256x256: 108, 12, 12, 26, 13, 3 and 6 MiB over a 239 MiB peak), and unmapping a kept block to
 // map the next size afresh zeroed 30 huge pages a pass, forever. Resized: 516 -> 254 page faults a
 // pass (13 passes; AMD EPYC Zen 5, 2 threads); the time it saves, a few ms of a 0.4 s pass, is under
@@ -27,6 +28,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -45,6 +47,17 @@ namespace volfeat {
 // about 10 us). As blocks: 48 K -> 17 K minor faults, build_network 0.25 -> 0.09-0.17 s, the whole
 // extract 0.61-0.69 -> 0.45-0.61 s wall, peak RSS 246 -> 241 MB (6 alternating runs; bench/README.md).
 inline constexpr size_t kHugePageThresholdBytes = size_t(2) << 20;
+
+// Kept and live blocks may together pass the peak by an eighth of it, at most this much. Why: with no
+// slack, DenseNet-121 at 128^3 (bf16, 143 MB peak) resized or mapped four of its five blocks of 2 to 8
+// MiB every pass, past the peak at transition1 (its 32 MiB block 1 and 8 MiB block 2 in use). The 4 MiB
+// the transition pools into got a 3 MiB block resized, whose last MiB faulted in: 256 of the pass's
+// 260 faults, and the pool took 5-8 ms instead of 1-1.3 (AMD EPYC Zen 5, 2 threads). With the slack:
+// no fault a pass, peak RSS 143 -> 148 MB; at 108x256x256 (265 MB peak) 16 MiB still left 261 faults a
+// pass, 32 MiB about 7 (peak RSS 293 MB). Alternating forwards, this slack and the vector pool
+// (backend/cpu/activated_avg_pool.hpp) against neither: bf16 1.10-1.16x and float32 1.06x at 128^3,
+// 1.03x both at 108x256x256.
+inline constexpr size_t kHostBlockSlackBytes = size_t(32) << 20;
 inline constexpr size_t kHugePageBytes = size_t(2) << 20;
 
 // The size of a block for `bytes`: whole pages of the system's size.
@@ -130,7 +143,7 @@ class HostBlockCache {
       // its pages stay, and only what it lacks is faulted in. The smallest at least as large, else the
       // largest: the fewest new pages, the fewest resident ones given back. Then room is made under the
       // peak, oldest first (what the old sizes were for is over).
-      if (live_ + kept_bytes_ + bytes > peak_ && !kept_.empty()) {
+      if (live_ + kept_bytes_ + bytes > bound() && !kept_.empty()) {
         // whether a block of a bytes serves the request better than one of b
         const auto better = [bytes](size_t a, size_t b) { return b < bytes ? a > b : a >= bytes && a < b; };
         auto best = kept_.begin();
@@ -140,7 +153,7 @@ class HostBlockCache {
         kept_bytes_ -= best->second;
         kept_.erase(best);
       }
-      while (!kept_.empty() && live_ + kept_bytes_ + bytes > peak_) {
+      while (!kept_.empty() && live_ + kept_bytes_ + bytes > bound()) {
         unmap_host_block(kept_.front().first, kept_.front().second);
         kept_bytes_ -= kept_.front().second;
         kept_.pop_front();
@@ -181,6 +194,9 @@ class HostBlockCache {
   }
 
  private:
+  // What live and kept blocks may add up to: the peak, and a little slack for a cycle's sizes (below).
+  size_t bound() const { return peak_ + std::min(peak_ / 8, kHostBlockSlackBytes); }
+
   void note_live(size_t bytes) {
     live_ += bytes;
     if (live_ > peak_) peak_ = live_;
