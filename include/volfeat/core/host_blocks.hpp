@@ -17,12 +17,12 @@
 //
 // The cache is bounded: freed blocks are kept only while the blocks in use plus those kept stay
 // within the most ever in use at once and a small slack (kHostBlockSlackBytes), so the process never
-// holds much more than its own peak. A request
-// of a size none is kept for gets a fresh block while that fits; past it, a kept block of another
-// size is resized to serve it, its pages kept (resize_host_block), and then the blocks kept longest
-// are unmapped. Why: a pass's sizes in a cycle can add up to more than its peak (and past the slack) (bf16 DenseNet-121 at
-// 108x256x256: 108, 12, 12, 26, 13, 3 and 6 MiB over a 239 MiB peak), and unmapping a kept block to
-// map the next size afresh zeroed 30 huge pages a pass, forever. Resized: 516 -> 254 page faults a
+// holds much more than its own peak. A request of a size none is kept for gets a fresh block while
+// that fits; past it, a kept block of another size is resized to serve it, its pages kept
+// (resize_host_block), and then the blocks kept longest are unmapped. Why: a pass's sizes in a cycle
+// can add up to more than its peak, even with the slack (bf16 DenseNet-121 at 108x256x256: 108, 12,
+// 12, 26, 13, 3 and 6 MiB over a 239 MiB peak), and unmapping a kept block to map the next size
+// afresh zeroed 30 huge pages a pass, forever. Resized: 516 -> 254 page faults a
 // pass (13 passes; AMD EPYC Zen 5, 2 threads); the time it saves, a few ms of a 0.4 s pass, is under
 // this VM's noise.
 #include <sys/mman.h>

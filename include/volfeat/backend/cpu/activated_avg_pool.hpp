@@ -39,9 +39,9 @@ struct Taps {
 };
 
 #if VOLFEAT_HAVE_ISA_VARIANTS
-// dst[i] = sum over taps of act(tap[i]) / divisor, c channels, 16 at a time.
-VOLFEAT_TARGET_AVX512 inline void voxel_avx512(const Taps& t, const Taps& next, Index c, const float* scale, const float* shift, bool relu,
-                                               float divisor, float* dst) {
+// dst[i] = sum over taps of act(tap[i]) / divisor, c channels, 16 at a time; next's taps prefetched.
+VOLFEAT_TARGET_AVX512 inline void voxel_avx512(const Taps& t, const Taps& next, Index c, const float* scale,
+                                               const float* shift, bool relu, float divisor, float* dst) {
   const __m512 zero = _mm512_setzero_ps(), div = _mm512_set1_ps(divisor);
   for (Index i = 0; i < c; i += 16) {
     for (int k = 0; k < next.count; ++k) _mm_prefetch(reinterpret_cast<const char*>(next.at[k] + i), _MM_HINT_T0);
@@ -93,7 +93,8 @@ VOLFEAT_TARGET_AVX2 inline void voxel_avx2(const Taps& t, Index c, const float* 
 
 template <class T>
 struct ActivatedAvgPool<Cpu, T> {
-  static void forward(Activation<Cpu, T> act, const AvgPool3d<Cpu, T>& pool, TensorView<const T> in, TensorView<T> out) {
+  static void forward(Activation<Cpu, T> act, const AvgPool3d<Cpu, T>& pool, TensorView<const T> in,
+                      TensorView<T> out) {
     if (out.dims != pool.output_dims(in.dims)) fail("activated avgpool: output view has the wrong shape");
     const WindowGeometry& g = pool.geometry();
     const Index c = in.dims.c;
@@ -105,13 +106,15 @@ struct ActivatedAvgPool<Cpu, T> {
 #if VOLFEAT_HAVE_ISA_VARIANTS
       const cpu::CpuIsa isa = cpu::cpu_isa();
       if (isa >= cpu::CpuIsa::kAvx2 && g.taps() <= cpu::avg_pool::Taps::kMax) {
-        const Dims& o = out.dims;
+        const Dims& o = out.dims;  // one output row per iteration, the next voxel's taps prefetched
         cpu::parallel_for(o.n * o.d * o.h, [&](Index row) {
           const Index y = row % o.h, z = (row / o.h) % o.d, n = row / (o.h * o.d);
           cpu::avg_pool::Taps t[2];
           auto taps = [&](Index x, cpu::avg_pool::Taps& tp) {
             tp.count = 0;
-            if (x < o.w) for_window(g, in.dims, z, y, x, [&](Index id, Index ih, Index iw) { tp.at[tp.count++] = in.voxel(n, id, ih, iw); });
+            if (x < o.w)
+              for_window(g, in.dims, z, y, x,
+                         [&](Index id, Index ih, Index iw) { tp.at[tp.count++] = in.voxel(n, id, ih, iw); });
           };
           taps(0, t[0]);
           for (Index x = 0; x < o.w; ++x) {
@@ -119,8 +122,9 @@ struct ActivatedAvgPool<Cpu, T> {
             cpu::avg_pool::Taps& next = t[(x + 1) % 2];
             taps(x + 1, next);
             T* dst = out.voxel(n, z, y, x);
-            if (isa == cpu::CpuIsa::kAvx512) cpu::avg_pool::voxel_avx512(cur, next, c, scale, shift, relu, divisor(cur.count), dst);
-            else cpu::avg_pool::voxel_avx2(cur, c, scale, shift, relu, divisor(cur.count), dst);
+            const float div = divisor(cur.count);
+            if (isa == cpu::CpuIsa::kAvx512) cpu::avg_pool::voxel_avx512(cur, next, c, scale, shift, relu, div, dst);
+            else cpu::avg_pool::voxel_avx2(cur, c, scale, shift, relu, div, dst);
           }
         });
         return;
