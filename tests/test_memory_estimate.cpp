@@ -36,6 +36,10 @@ using namespace volfeat;
 
 namespace {
 
+// Where the streamed builds keep their weight file (a directory the measuring child makes; the parent
+// removes it after the child is done).
+const char* const kStreamDir = "memory_estimate_stream";
+
 // Allowed relative difference between the estimate and the measured peak (both above the process's
 // baseline). Measured on a Zen 3, 2 threads: ratios 0.99-1.01 (the messages give them). Without
 // Winograd's transformed weights ResNet-50's estimate was 11 % short, which this margin catches.
@@ -86,7 +90,7 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid, Build how, 
     StateDict sd = random_state_dict(arch, 0, 1);
     Cpu device(how == Build::kBf16 ? Precision::kBf16 : Precision::kFloat32);
     if (how == Build::kStreamed) {
-      device.stream_weights = "memory_estimate_stream";  // in the test's directory, on the build's disk
+      device.stream_weights = kStreamDir;  // in the test's directory, on the build's disk
       std::filesystem::create_directories(device.stream_weights);
     }
     // as the CLI builds it: sd keeps no values
@@ -122,6 +126,7 @@ Measured measure(const std::string& arch, std::array<Index, 3> grid, Build how, 
   ::close(fd[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
+  if (how == Build::kStreamed) std::filesystem::remove_all(kStreamDir);  // the child's, left in the working directory
   BOOST_TEST_REQUIRE((got && WIFEXITED(status) && WEXITSTATUS(status) == 0), arch << ": the measuring child failed");
   return m;
 }
