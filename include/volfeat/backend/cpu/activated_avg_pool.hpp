@@ -3,8 +3,8 @@
 // before its 1x1 conv (ops/fused.hpp says why that order). Each output voxel sums the activated
 // values of the input voxels its window covers, in window order, and divides by the window's count.
 //
-// float on AVX2 / AVX-512 takes the channels a vector at a time, BN's scale and shift loaded once per
-// vector, the window's taps summed in registers, and the next output voxel's taps prefetched. Why:
+// float on AVX2 / AVX-512 takes the channels a vector at a time (AVX-512: the GEMMs' activate16), the
+// window's taps summed in registers, and the next output voxel's taps prefetched. Why:
 // transition1 of a bf16 DenseNet-121 forward at 128^3 (32^3 x 256 channels in, 8.4 M values) took
 // 10.6 ms of 0.16 s in the scalar loop below (each tap added into dst in memory), 8.3-9.8 ms in
 // vectors, 6.4-7.0 ms with the prefetch, and 2.3 ms once its output stopped faulting in every pass
@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "volfeat/backend/cpu/batchnorm3d.hpp"
+#include "volfeat/backend/cpu/gemm_avx512.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/backend/cpu/parallel.hpp"
 #include "volfeat/backend/cpu/pool3d.hpp"
@@ -46,15 +47,10 @@ VOLFEAT_TARGET_AVX512 inline void voxel_avx512(const Taps& t, const Taps& next, 
   for (Index i = 0; i < c; i += 16) {
     for (int k = 0; k < next.count; ++k) _mm_prefetch(reinterpret_cast<const char*>(next.at[k] + i), _MM_HINT_T0);
     const __mmask16 m = c - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (c - i)) - 1);
-    const __m512 a = scale ? _mm512_maskz_loadu_ps(m, scale + i) : zero;
-    const __m512 b = scale ? _mm512_maskz_loadu_ps(m, shift + i) : zero;
     __m512 acc = zero;
-    for (int k = 0; k < t.count; ++k) {
-      __m512 v = _mm512_maskz_loadu_ps(m, t.at[k] + i);
-      if (scale) v = _mm512_fmadd_ps(v, a, b);
-      if (relu) v = _mm512_max_ps(zero, v);  // NaN stays NaN (max returns its second operand)
-      acc = _mm512_add_ps(acc, v);
-    }
+    for (int k = 0; k < t.count; ++k)  // the GEMMs' BN+ReLU (NaN stays NaN)
+      acc = _mm512_add_ps(acc,
+                           gemm::avx512::activate16(_mm512_maskz_loadu_ps(m, t.at[k] + i), scale, shift, i, m, relu));
     _mm512_mask_storeu_ps(dst + i, m, _mm512_div_ps(acc, div));
   }
 }
@@ -113,7 +109,7 @@ struct ActivatedAvgPool<Cpu, T> {
           auto taps = [&](Index x, cpu::avg_pool::Taps& tp) {
             tp.count = 0;
             if (x < o.w)
-              for_window(g, in.dims, z, y, x,
+              cpu::for_avg_window(g, in.dims, z, y, x,
                          [&](Index id, Index ih, Index iw) { tp.at[tp.count++] = in.voxel(n, id, ih, iw); });
           };
           taps(0, t[0]);
@@ -134,7 +130,7 @@ struct ActivatedAvgPool<Cpu, T> {
     cpu::for_each_output_voxel(out, [&](Index n, Index z, Index y, Index x, T* dst) {
       std::fill(dst, dst + c, T(0));
       Index inside = 0;
-      for_window(g, in.dims, z, y, x, [&](Index id, Index ih, Index iw) {
+      cpu::for_avg_window(g, in.dims, z, y, x, [&](Index id, Index ih, Index iw) {
         const T* s = in.voxel(n, id, ih, iw);
         if (scale && relu) {
           for (Index i = 0; i < c; ++i) dst[i] += relu_scalar(s[i] * scale[i] + shift[i]);
@@ -152,25 +148,6 @@ struct ActivatedAvgPool<Cpu, T> {
     });
   }
 
- private:
-  // f(id, ih, iw) for each input voxel inside the window of output (z, y, x), in window order (average
-  // pools have no dilation).
-  template <class F>
-  static void for_window(const WindowGeometry& g, const Dims& id_dims, Index z, Index y, Index x, F&& f) {
-    for (Index kd = 0; kd < g.kernel[0]; ++kd) {
-      const Index id = z * g.stride[0] - g.padding[0] + kd;
-      if (id < 0 || id >= id_dims.d) continue;
-      for (Index kh = 0; kh < g.kernel[1]; ++kh) {
-        const Index ih = y * g.stride[1] - g.padding[1] + kh;
-        if (ih < 0 || ih >= id_dims.h) continue;
-        for (Index kw = 0; kw < g.kernel[2]; ++kw) {
-          const Index iw = x * g.stride[2] - g.padding[2] + kw;
-          if (iw < 0 || iw >= id_dims.w) continue;
-          f(id, ih, iw);
-        }
-      }
-    }
-  }
 };
 
 }  // namespace volfeat

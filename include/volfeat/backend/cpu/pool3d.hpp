@@ -55,6 +55,27 @@ class MaxPool3d<Cpu, T> {
   WindowGeometry g_;
 };
 
+namespace cpu {
+// f(id, ih, iw) for each input voxel inside average-pool window g of output (z, y, x), in window order
+// (average pools have no dilation); AvgPool3d and ActivatedAvgPool walk their windows with it.
+template <class F>
+void for_avg_window(const WindowGeometry& g, const Dims& in, Index z, Index y, Index x, F&& f) {
+  for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+    const Index id = z * g.stride[0] - g.padding[0] + kd;
+    if (id < 0 || id >= in.d) continue;
+    for (Index kh = 0; kh < g.kernel[1]; ++kh) {
+      const Index ih = y * g.stride[1] - g.padding[1] + kh;
+      if (ih < 0 || ih >= in.h) continue;
+      for (Index kw = 0; kw < g.kernel[2]; ++kw) {
+        const Index iw = x * g.stride[2] - g.padding[2] + kw;
+        if (iw < 0 || iw >= in.w) continue;
+        f(id, ih, iw);
+      }
+    }
+  }
+}
+}  // namespace cpu
+
 template <class T>
 class AvgPool3d<Cpu, T> {
  public:
@@ -72,21 +93,11 @@ class AvgPool3d<Cpu, T> {
     cpu::for_each_output_voxel(out, [&](Index n, Index z, Index y, Index x, T* dst) {
       std::fill(dst, dst + c, T(0));
       Index inside = 0;
-      for (Index kd = 0; kd < g_.kernel[0]; ++kd) {
-        const Index id = z * g_.stride[0] - g_.padding[0] + kd;
-        if (id < 0 || id >= in.dims.d) continue;
-        for (Index kh = 0; kh < g_.kernel[1]; ++kh) {
-          const Index ih = y * g_.stride[1] - g_.padding[1] + kh;
-          if (ih < 0 || ih >= in.dims.h) continue;
-          for (Index kw = 0; kw < g_.kernel[2]; ++kw) {
-            const Index iw = x * g_.stride[2] - g_.padding[2] + kw;
-            if (iw < 0 || iw >= in.dims.w) continue;
-            const T* src = in.voxel(n, id, ih, iw);
-            for (Index i = 0; i < c; ++i) dst[i] += src[i];
-            ++inside;
-          }
-        }
-      }
+      cpu::for_avg_window(g_, in.dims, z, y, x, [&](Index id, Index ih, Index iw) {
+        const T* src = in.voxel(n, id, ih, iw);
+        for (Index i = 0; i < c; ++i) dst[i] += src[i];
+        ++inside;
+      });
       // With ceil_mode=False every window lies inside the padded input, so the
       // count_include_pad divisor is the full window.
       const T divisor = T(count_include_pad_ ? g_.taps() : inside);
