@@ -55,7 +55,7 @@ inline constexpr size_t kHugePageThresholdBytes = size_t(2) << 20;
 // 260 faults, and the pool took 5-8 ms instead of 1-1.3 (AMD EPYC Zen 5, 2 threads). With the slack:
 // no fault a pass, peak RSS 143 -> 148 MB; at 108x256x256 (265 MB peak) 16 MiB still left 261 faults a
 // pass, 32 MiB about 7 (peak RSS 293 MB). Alternating forwards, this slack and the vector pool
-// (backend/cpu/activated_avg_pool.hpp) against neither: bf16 1.10-1.16x and float32 1.06x at 128^3,
+// (backend/cpu/activated_avg_pool.hpp) against neither: bf16 1.10-1.16x and float32 1.02-1.07x at 128^3,
 // 1.03x both at 108x256x256.
 inline constexpr size_t kHostBlockSlackBytes = size_t(32) << 20;
 inline constexpr size_t kHugePageBytes = size_t(2) << 20;
