@@ -147,7 +147,6 @@ struct ActivatedAvgPool<Cpu, T> {
       for (Index i = 0; i < c; ++i) dst[i] /= d;
     });
   }
-
 };
 
 }  // namespace volfeat
