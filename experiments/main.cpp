@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
     std::cerr << "volfeat: error: " << problem << "\n";
     return 1;
   }
+  if (const std::string problem = volfeat::huge_pages_problem(); !problem.empty()) {  // VOLFEAT_HUGE_PAGES
+    std::cerr << "volfeat: error: " << problem << "\n";
+    return 1;
+  }
   CLI::App app{"volfeat " VOLFEAT_VERSION_STRING " - deep volumetric features from inflated 2D CNNs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(VOLFEAT_VERSION_STRING " (Cpu kernels: ") +

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -78,8 +79,8 @@ BOOST_AUTO_TEST_CASE(large_arrays_are_aligned_blocks_with_only_their_whole_2mib_
         BOOST_TEST_MESSAGE("SKIP the huge-page advice checks: this kernel has no transparent huge pages or "
                            "/proc/self/smaps lists no VmFlags");
       } else {
-        BOOST_TEST(advised_huge(p));
-        BOOST_TEST(advised_huge(static_cast<char*>(p) + whole - 1));  // the last whole huge page
+        BOOST_TEST(advised_huge(p) == huge_pages_wanted());
+        BOOST_TEST(advised_huge(static_cast<char*>(p) + whole - 1) == huge_pages_wanted());  // the last whole huge page
         if (whole < bytes) BOOST_TEST(!advised_huge(static_cast<char*>(p) + whole));  // the tail
       }
     }
@@ -126,7 +127,7 @@ BOOST_AUTO_TEST_CASE(small_packed_stores_share_a_huge_page_chunk_large_ones_have
   BOOST_TEST(address(at[2]) >= address(at[1]) + counts[1] * sizeof(float));
   BOOST_TEST(address(at[2]) - address(at[0]) < PackArena::kChunkBytes);
   BOOST_TEST(address(at[3]) % kHugePageBytes == 0u);  // its own block
-  if (kernel_has_thp() && !mapping_at(at[0]).vm_flags.empty()) BOOST_TEST(advised_huge(at[0]));
+  if (kernel_has_thp() && !mapping_at(at[0]).vm_flags.empty()) BOOST_TEST(advised_huge(at[0]) == huge_pages_wanted());
   PackedStore<float> copy(stores[0]);  // reads the same chunk
   BOOST_TEST(copy.data() == at[0]);
   PackedStore<float> moved(std::move(stores[1]));
@@ -249,9 +250,40 @@ BOOST_AUTO_TEST_CASE(a_huge_page_vector_is_advised_before_its_first_touch) {
   const uintptr_t first = (address(v.data()) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   const uintptr_t last = (address(v.data() + n) / kHugePageBytes - 1) * kHugePageBytes;
   for (uintptr_t a = first; a <= last; a += kHugePageBytes)
-    BOOST_TEST(advised_huge(reinterpret_cast<const void*>(a)), "2 MiB page at +" << (a - address(v.data())));
+    BOOST_TEST(advised_huge(reinterpret_cast<const void*>(a)) == huge_pages_wanted(),
+               "2 MiB page at +" << (a - address(v.data())));
   // the same allocation without the advice is not advised: the check can fail
   std::vector<float> plain(n);
   const uintptr_t plain_first = (address(plain.data()) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   BOOST_TEST(!advised_huge(reinterpret_cast<const void*>(plain_first)));
+}
+
+BOOST_AUTO_TEST_CASE(volfeat_huge_pages_parses_on_and_off_and_names_a_bad_value) {
+  BOOST_TEST(parse_huge_pages(nullptr));
+  BOOST_TEST(parse_huge_pages(""));
+  BOOST_TEST(parse_huge_pages("on"));
+  BOOST_TEST(parse_huge_pages("1"));
+  BOOST_TEST(!parse_huge_pages("off"));
+  BOOST_TEST(!parse_huge_pages("0"));
+  for (const char* bad : {"yes", "OFF", "2"}) {
+    BOOST_TEST_CONTEXT("VOLFEAT_HUGE_PAGES=" << bad) {
+      try {
+        parse_huge_pages(bad);
+        BOOST_ERROR("accepted");
+      } catch (const Error& e) {
+        BOOST_TEST(std::string(e.what()) == "VOLFEAT_HUGE_PAGES=" + std::string(bad) + ": expected on (the default) or off");
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_process_follows_volfeat_huge_pages) {
+  // ctest runs this binary twice: as it is, and with VOLFEAT_HUGE_PAGES=off (test_host_memory_no_huge_pages),
+  // where every advice check above expects none.
+  const char* env = std::getenv("VOLFEAT_HUGE_PAGES");
+  const bool off = env && (std::string(env) == "off" || std::string(env) == "0");
+  BOOST_TEST(huge_pages_wanted() == !off);
+  BOOST_TEST(huge_pages_problem().empty());
+  BOOST_TEST_MESSAGE("VOLFEAT_HUGE_PAGES=" << (env ? env : "(unset)") << ": blocks " << (off ? "not " : "")
+                                           << "advised as huge pages");
 }

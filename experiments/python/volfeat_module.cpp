@@ -23,6 +23,7 @@
 #include "../report_command.hpp"
 #include "../sweep_command.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
+#include "volfeat/core/host_blocks.hpp"
 #include "volfeat/version.hpp"
 
 namespace py = pybind11;
@@ -440,6 +441,7 @@ PYBIND11_MODULE(_volfeat, m) {
   // A CPU below this build's baseline, or a VOLFEAT_CPU_ISA it cannot honour: ImportError, not SIGILL.
   if (char buf[512]; cpu::build_baseline_message(buf, sizeof buf)) throw py::import_error(std::string("volfeat: ") + buf);
   if (const std::string problem = cpu::cpu_isa_problem(); !problem.empty()) throw py::import_error("volfeat: " + problem);
+  if (const std::string problem = huge_pages_problem(); !problem.empty()) throw py::import_error("volfeat: " + problem);
   m.attr("cpu_isa") = cpu::isa_name(cpu::cpu_isa());  // the Cpu kernels' instruction set (run.json: cpu_isa)
   m.attr("__version__") = VOLFEAT_VERSION_STRING;
   m.attr("dicom_support") = kDicomSupport;  // built with GDCM: ct=DIR, read_ct(DIR), list_series

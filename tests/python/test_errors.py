@@ -114,3 +114,15 @@ def test_memory_guard_is_memory_error(cli, pelvis, tmp_path):
     mask[80:120, 80:120, 80:120] = 1
     with pytest.raises(MemoryError, match=r"estimated peak memory .* exceeds --max-memory 300.0 MiB"):
         volfeat.extract(ct=ct, mask=mask, labels={"bone": 1}, max_memory="300M", quiet=True)
+
+
+def test_a_bad_volfeat_huge_pages_is_an_import_error():
+    import subprocess
+    import sys
+    env = dict(os.environ, VOLFEAT_HUGE_PAGES="maybe")
+    p = subprocess.run([sys.executable, "-c", "import volfeat"], env=env, capture_output=True, text=True)
+    assert p.returncode != 0
+    assert p.stderr.strip().splitlines()[-1] == "ImportError: volfeat: VOLFEAT_HUGE_PAGES=maybe: expected on (the default) or off", p.stderr
+    env["VOLFEAT_HUGE_PAGES"] = "off"
+    p = subprocess.run([sys.executable, "-c", "import volfeat; print(volfeat.cpu_isa)"], env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == volfeat.cpu_isa, p.stderr

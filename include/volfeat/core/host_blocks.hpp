@@ -31,11 +31,15 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <iterator>
 #include <list>
 #include <mutex>
 #include <new>
+#include <string>
 #include <utility>
+
+#include "volfeat/core/error.hpp"
 
 namespace volfeat {
 
@@ -66,10 +70,41 @@ inline size_t host_block_bytes(size_t bytes) {
   return (bytes + page - 1) / page * page;
 }
 
+// VOLFEAT_HUGE_PAGES, parsed here at the edge: whether large blocks and volumes are advised as huge
+// pages. Unset, empty, "on" or "1": advised (the default); "off" or "0": left in 4 KiB pages. Why a
+// switch: what a huge page costs to fault in is the machine's. On the Zen 3 VM of session 12 a first
+// touch took 0.05 s/GiB in huge pages and 0.33-0.94 in small ones; on session 34's Zen 4 VM (family 25
+// model 17) each huge-page fault took about 3.7 ms, and DenseNet-121's cold float32 pass at 216x512x512
+// 8.35-8.47 s against 6.97-7.05 s with THP off, warm passes alike (bench/README.md, "Zen 4 again").
+inline bool parse_huge_pages(const char* v) {
+  const std::string s = v ? v : "";
+  if (s.empty() || s == "on" || s == "1") return true;
+  if (s == "off" || s == "0") return false;
+  fail("VOLFEAT_HUGE_PAGES=", s, ": expected on (the default) or off");
+}
+
+// The process's choice, read once.
+inline bool huge_pages_wanted() {
+  static const bool on = parse_huge_pages(std::getenv("VOLFEAT_HUGE_PAGES"));
+  return on;
+}
+
+// For a program's entry: "" when VOLFEAT_HUGE_PAGES is valid, else the one line to print.
+inline std::string huge_pages_problem() {
+  try {
+    huge_pages_wanted();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // Advises transparent huge pages over the whole 2 MiB pages inside [p, p + bytes), for memory about to
 // be touched for the first time; the partial pages at either end keep small pages. Advice only: a range
-// already resident keeps its pages, and the kernel ignores it where THP is off.
+// already resident keeps its pages, and the kernel ignores it where THP is off. Nothing under
+// VOLFEAT_HUGE_PAGES=off.
 inline void advise_huge_pages(void* p, size_t bytes) {
+  if (!huge_pages_wanted()) return;
 #ifdef MADV_HUGEPAGE
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) / kHugePageBytes * kHugePageBytes;
