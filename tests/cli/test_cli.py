@@ -202,6 +202,7 @@ def test_huge_pages_off_changes_no_number_and_a_bad_value_is_one_line():
         run_env(value, "extract", "--layers", "denseblock1,transition1", "--quiet", "--out", out)
         with zipfile.ZipFile(os.path.join(out, "features.npz")) as z:
             features[value] = {n: z.read(n) for n in z.namelist()}
+        assert json.load(open(os.path.join(out, "run.json")))["huge_pages"] is (value == "on")
     assert len(features["on"]) == 6 and features["on"] == features["off"], "features differ with VOLFEAT_HUGE_PAGES=off"
     out = fresh("huge_pages_bad")
     p = run_env("maybe", "extract", "--quiet", "--out", out, expect=1)
