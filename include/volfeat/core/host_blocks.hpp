@@ -74,8 +74,9 @@ inline size_t host_block_bytes(size_t bytes) {
 // pages. Unset, empty, "on" or "1": advised (the default); "off" or "0": left in 4 KiB pages. Why a
 // switch: what a huge page costs to fault in is the machine's. On the Zen 3 VM of session 12 a first
 // touch took 0.05 s/GiB in huge pages and 0.33-0.94 in small ones; on session 34's Zen 4 VM (family 25
-// model 17) each huge-page fault took about 3.7 ms, and DenseNet-121's cold float32 pass at 216x512x512
-// 8.35-8.47 s against 6.97-7.05 s with THP off, warm passes alike (bench/README.md, "Zen 4 again").
+// model 17) a huge page cost about 2.5 ms more to fault in than its 512 small ones, and DenseNet-121's cold
+// float32 pass at 216x512x512 took 8.35-8.47 s against 6.97-7.05 s with THP off, warm passes alike
+// (bench/README.md, "Zen 4 again").
 inline bool parse_huge_pages(const char* v) {
   const std::string s = v ? v : "";
   if (s.empty() || s == "on" || s == "1") return true;
