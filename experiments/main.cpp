@@ -23,15 +23,13 @@ VOLFEAT_TARGET_BASELINE __attribute__((constructor(101))) static void volfeat_ch
 
 int main(int argc, char** argv) {
   volfeat::retain_freed_host_memory();  // freed activations stay for the next pass (core/host_memory.hpp)
-  // VOLFEAT_CPU_ISA naming a level this CPU lacks, or no level at all: one line.
-  if (const std::string problem = volfeat::cpu::cpu_isa_problem(); !problem.empty()) {
-    std::cerr << "volfeat: error: " << problem << "\n";
-    return 1;
-  }
-  if (const std::string problem = volfeat::huge_pages_problem(); !problem.empty()) {  // VOLFEAT_HUGE_PAGES
-    std::cerr << "volfeat: error: " << problem << "\n";
-    return 1;
-  }
+  // VOLFEAT_CPU_ISA naming a level this CPU lacks, or no level at all, and VOLFEAT_HUGE_PAGES neither on nor
+  // off: one line.
+  for (const std::string& problem : {volfeat::cpu::cpu_isa_problem(), volfeat::huge_pages_problem()})
+    if (!problem.empty()) {
+      std::cerr << "volfeat: error: " << problem << "\n";
+      return 1;
+    }
   CLI::App app{"volfeat " VOLFEAT_VERSION_STRING " - deep volumetric features from inflated 2D CNNs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(VOLFEAT_VERSION_STRING " (Cpu kernels: ") +

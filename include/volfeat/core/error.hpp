@@ -50,6 +50,18 @@ template <class E, class... Parts>
   throw E(os.str());
 }
 
+// The line check() fails with, or "" when it returns: for a program's entry, which prints it and stops
+// before any work (cpu_isa_problem, huge_pages_problem: the settings read from the environment).
+template <class F>
+std::string error_line_of(F&& check) {
+  try {
+    check();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // "PATH: WHAT: strerror(err)", a MissingFileError when the file does not exist.
 [[noreturn]] inline void fail_open(const std::string& path, const std::string& what, int err) {
   const std::string message = path + ": " + what + ": " + std::strerror(err);

@@ -72,7 +72,7 @@ inline size_t host_block_bytes(size_t bytes) {
 
 // VOLFEAT_HUGE_PAGES, parsed here at the edge: whether large blocks and volumes are advised as huge
 // pages. Unset, empty, "on" or "1": advised (the default); "off" or "0": left in 4 KiB pages. Why a
-// switch: what a huge page costs to fault in is the machine's. On the Zen 3 VM of session 12 a first
+// switch: what a huge page costs to fault in is the machine's. On the Zen 3 VM of session 9 a first
 // touch took 0.05 s/GiB in huge pages and 0.33-0.94 in small ones; on session 34's Zen 4 VM (family 25
 // model 17) a huge page cost about 2.5 ms more to fault in than its 512 small ones, and DenseNet-121's cold
 // float32 pass at 216x512x512 took 8.35-8.47 s against 6.97-7.05 s with THP off, warm passes alike
@@ -92,12 +92,7 @@ inline bool huge_pages_wanted() {
 
 // For a program's entry: "" when VOLFEAT_HUGE_PAGES is valid, else the one line to print.
 inline std::string huge_pages_problem() {
-  try {
-    huge_pages_wanted();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return error_line_of([] { huge_pages_wanted(); });
 }
 
 // Advises transparent huge pages over the whole 2 MiB pages inside [p, p + bytes), for memory about to

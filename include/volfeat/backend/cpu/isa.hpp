@@ -183,12 +183,7 @@ VOLFEAT_TARGET_BASELINE inline void exit_if_below_build_baseline(const char* pro
 // For a program's entry, after exit_if_below_build_baseline: "" when VOLFEAT_CPU_ISA is valid here
 // (the kernels' level is then fixed for the process), else the one line to print.
 inline std::string cpu_isa_problem() {
-  try {
-    cpu_isa();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return error_line_of([] { cpu_isa(); });
 }
 
 }  // namespace volfeat::cpu
