@@ -9,10 +9,11 @@ import traceback
 
 
 def cli_runner(binary):
-    """run(*args, expect=0): runs the program, asserts its exit status, returns the CompletedProcess."""
-    def run(*args, expect=0):
-        p = subprocess.run([binary, *args], capture_output=True, text=True)
-        assert p.returncode == expect, f"exit {p.returncode} (expected {expect}) for {args}\nstderr: {p.stderr}"
+    """run(*args, expect=0, env=None): runs the program (env: variables set on top of this process's), asserts its
+    exit status, returns the CompletedProcess."""
+    def run(*args, expect=0, env=None):
+        p = subprocess.run([binary, *args], capture_output=True, text=True, env=dict(os.environ, **env) if env else None)
+        assert p.returncode == expect, f"exit {p.returncode} (expected {expect}) for {args} env {env}\nstderr: {p.stderr}"
         return p
     return run
 

@@ -192,20 +192,16 @@ def test_unknown_layer_lists_close_matches_and_writes_nothing():
 
 def test_huge_pages_off_changes_no_number_and_a_bad_value_is_one_line():
     """VOLFEAT_HUGE_PAGES (core/host_blocks.hpp) decides which pages memory comes in, never a value."""
-    def run_env(value, *args, expect=0):
-        p = subprocess.run([BIN, *args], capture_output=True, text=True, env=dict(os.environ, VOLFEAT_HUGE_PAGES=value))
-        assert p.returncode == expect, f"exit {p.returncode} (expected {expect}), VOLFEAT_HUGE_PAGES={value}\nstderr: {p.stderr}"
-        return p
     features = {}
     for value in ("on", "off"):
         out = fresh("huge_pages_" + value)
-        run_env(value, "extract", "--layers", "denseblock1,transition1", "--quiet", "--out", out)
+        run("extract", "--layers", "denseblock1,transition1", "--quiet", "--out", out, env={"VOLFEAT_HUGE_PAGES": value})
         with zipfile.ZipFile(os.path.join(out, "features.npz")) as z:
             features[value] = {n: z.read(n) for n in z.namelist()}
         assert json.load(open(os.path.join(out, "run.json")))["huge_pages"] is (value == "on")
     assert len(features["on"]) == 6 and features["on"] == features["off"], "features differ with VOLFEAT_HUGE_PAGES=off"
     out = fresh("huge_pages_bad")
-    p = run_env("maybe", "extract", "--quiet", "--out", out, expect=1)
+    p = run("extract", "--quiet", "--out", out, expect=1, env={"VOLFEAT_HUGE_PAGES": "maybe"})
     assert p.stderr == "volfeat: error: VOLFEAT_HUGE_PAGES=maybe: expected on (the default) or off\n", p.stderr
     assert not os.path.exists(out), "a refused run left its output directory"
 

@@ -1,6 +1,8 @@
 """Bad inputs raise one Python exception of the right type carrying the CLI's message."""
 import gzip
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -117,8 +119,6 @@ def test_memory_guard_is_memory_error(cli, pelvis, tmp_path):
 
 
 def test_a_bad_volfeat_huge_pages_is_an_import_error():
-    import subprocess
-    import sys
     env = dict(os.environ, VOLFEAT_HUGE_PAGES="maybe")
     p = subprocess.run([sys.executable, "-c", "import volfeat"], env=env, capture_output=True, text=True)
     assert p.returncode != 0
