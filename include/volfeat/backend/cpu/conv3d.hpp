@@ -48,6 +48,7 @@
 #include "volfeat/backend/cpu/parallel.hpp"
 #include "volfeat/backend/cpu/plane_ring.hpp"
 #include "volfeat/backend/cpu/winograd3d.hpp"
+#include "volfeat/backend/cpu/winograd_along_w.hpp"
 #include "volfeat/core/precision.hpp"
 #include "volfeat/ops/conv3d.hpp"
 
@@ -102,6 +103,13 @@ class Conv3d<Cpu, T> {
   Conv3d(const ConvSpec& spec, std::shared_ptr<const cpu::Winograd3d<T>> winograd) : spec_(spec) {
     set_winograd(std::move(winograd));
   }
+  // A float conv that runs as 1D Winograd along W (the stem: winograd_along_w.hpp), which holds the
+  // weights and the bias; forward, forward_plane and forward_plane_rows run it.
+  Conv3d(const ConvSpec& spec, std::shared_ptr<const cpu::WinogradAlongW> along_w)
+      : spec_(spec), along_w_(std::move(along_w)) {
+    static_assert(kFast, "Winograd along W is the float path's");
+    if (!along_w_ || !(along_w_->spec() == spec_)) fail("conv3d: the Winograd along W given is not this layer's");
+  }
 
   const ConvSpec& spec() const { return spec_; }
   // What this conv computes in: bf16 only where it was asked for and the CPU runs it (runs_bf16).
@@ -127,7 +135,8 @@ class Conv3d<Cpu, T> {
     if (want.voxels() <= 0) fail("conv3d: input ", to_string(in.dims), " is smaller than the kernel");
     if (winograd_) return winograd_->forward(in, out, pre, post);
     if constexpr (kFast) {
-      if (pointwise()) forward_pointwise(in, out, pre, post);
+      if (along_w_) along_w_->run(ViewRows{in}, want, out.data, out.ld, 0, 0, want.n * want.d * want.h, pre, post);
+      else if (pointwise()) forward_pointwise(in, out, pre, post);
       else rows_fast(ViewRows{in}, want, out.data, out.ld, 0, pre, post, 0, want.n * want.d * want.h);
     } else {
       forward_eigen_range(in, want, out.data, out.ld, 0, pre, post, 0, want.voxels());
@@ -145,8 +154,8 @@ class Conv3d<Cpu, T> {
            to_string(want));
     if (want.voxels() <= 0) fail("conv3d: input ", to_string(in.dims), " is smaller than the kernel");
     const Residual res{residual, relu};
-    if (winograd_) {
-      winograd_->forward(in, out, pre, post);
+    if (winograd_ || along_w_) {
+      forward(in, out, pre, post);
       return AddAct<Cpu, T>::forward(TensorView<const T>(out), residual, out, relu);
     }
     if constexpr (kFast) {
@@ -158,15 +167,21 @@ class Conv3d<Cpu, T> {
   }
 
   // Output plane z of batch item n only, into `plane` (dims (1, 1, H_out, W_out, C_out), any ld): the
-  // stem computes its output plane by plane with it.
+  // stem computes its output plane by plane with it. along_w_planes: where the conv runs as Winograd along
+  // W, the ring of its transposed input planes that calls over the same input share (WinogradAlongW::Planes,
+  // ConvActMaxPool), or null.
   void forward_plane(TensorView<const T> in, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
-                     Activation<Cpu, T> post = {}) const {
+                     Activation<Cpu, T> post = {}, cpu::WinogradAlongW::Planes* along_w_planes = nullptr) const {
     const Dims od = output_dims(in.dims);
     if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
       fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
     if (winograd_) return winograd_->forward_planes(in, n, z, 1, plane, pre, post);
     const Index row0 = (n * od.d + z) * od.h, v_base = row0 * od.w;
-    if constexpr (kFast) rows_fast(ViewRows{in}, od, plane.data, plane.ld, v_base, pre, post, row0, row0 + od.h);
+    if constexpr (kFast) {
+      if (along_w_)
+        return along_w_->run(ViewRows{in}, od, plane.data, plane.ld, v_base, row0, row0 + od.h, pre, post, along_w_planes);
+      rows_fast(ViewRows{in}, od, plane.data, plane.ld, v_base, pre, post, row0, row0 + od.h);
+    }
     else forward_eigen_range(in, od, plane.data, plane.ld, v_base, pre, post, v_base, v_base + od.h * od.w);
   }
 
@@ -183,6 +198,7 @@ class Conv3d<Cpu, T> {
       fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
     if (winograd_) return winograd_->forward_planes_rows(rows, n, z, 1, plane, pre, post);
     const Index row0 = (n * od.d + z) * od.h;
+    if (along_w_) return along_w_->run(rows, od, plane.data, plane.ld, row0 * od.w, row0, row0 + od.h, pre, post);
     rows_fast(rows, od, plane.data, plane.ld, row0 * od.w, pre, post, row0, row0 + od.h);
   }
   static constexpr bool kHasPlaneRows = kFast;
@@ -202,6 +218,7 @@ class Conv3d<Cpu, T> {
     packed_ = RowMatrix();
   }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
+  const cpu::WinogradAlongW* winograd_along_w() const { return along_w_.get(); }
   // Output planes per call when the fused ops run this conv plane by plane: 1, or its Winograd tile's
   // group (Winograd3d::plane_step: 2, or 4 for F(4x4x4)).
   Index plane_step() const { return winograd_ ? winograd_->plane_step() : 1; }
@@ -430,6 +447,7 @@ class Conv3d<Cpu, T> {
   cpu::DepthFactor depth_;  // float: the kernel's depth factoring, if packed as its 2D slice
   cpu::PackedStore<cpu::Bf16> panel16_store_;
   std::shared_ptr<const cpu::Winograd3d<T>> winograd_;  // set: forward runs Winograd
+  std::shared_ptr<const cpu::WinogradAlongW> along_w_;  // set (float only): forward runs it
 };
 
 }  // namespace volfeat

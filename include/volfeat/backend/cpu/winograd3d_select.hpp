@@ -9,6 +9,8 @@
 // transformed weights (faster, more memory: bench/README.md). Every other conv is direct.
 // Either kind runs depth-factored where its weights are (backend/cpu/depth_factor.hpp; Winograd then
 // takes 2D tiles on depth-summed input; VOLFEAT_DEPTH_FACTOR=0: never).
+// A wide kernel on few input channels (the stem) runs as 1D Winograd along W (winograd_along_w.hpp)
+// under the same VOLFEAT_WINOGRAD: winograd_along_w_wins below.
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -79,6 +81,31 @@ bool uses_winograd(const ConvSpec& s, WinogradMode mode, const ConvUse& use = {}
   }
 }
 
+// 1D Winograd along W (winograd_along_w.hpp) where it wins: a float32 conv on at most
+// kMaxAlongWChannels input channels with a kernel at least 5 wide (DenseNet's and ResNet's 7x7x7 stride-2
+// stems, 1 or 3 channels), whose weights are not depth-factored (a depth-factored stem sums its 7 input
+// rows along D and runs 49 taps instead of 343: cheaper still, and it keeps that). In a bf16 network the
+// stem keeps the bf16 direct kernels (measured below, bench/README.md "The stem as Winograd along W").
+// VOLFEAT_WINOGRAD=all takes every stem-like conv, whatever its precision and weights; 0 none.
+inline constexpr Index kMaxAlongWChannels = 4;
+inline bool stem_like(const ConvSpec& s) {
+  return cpu::WinogradAlongW::applicable(s) && s.in_channels <= kMaxAlongWChannels && s.geometry.kernel[2] >= 5;
+}
+inline bool winograd_along_w_wins(const ConvSpec& s, Precision precision, bool depth_factored) {
+  return stem_like(s) && !(precision == Precision::kBf16 && cpu::gemm::bf16_available()) && !depth_factored;
+}
+template <class T>
+bool uses_winograd_along_w(const ConvSpec& s, WinogradMode mode, Precision precision, bool depth_factored) {
+  if constexpr (!std::is_same_v<T, float>) {
+    (void)s, (void)mode, (void)precision, (void)depth_factored;
+    return false;
+  } else {
+    return mode == WinogradMode::kAll   ? stem_like(s)
+           : mode == WinogradMode::kOff ? false
+                                        : winograd_along_w_wins(s, precision, depth_factored);
+  }
+}
+
 // VOLFEAT_DEPTH_FACTOR, parsed once here at the edge: 0 (or off) keeps every conv 3D (for A/B runs);
 // unset, 1 or auto: depth-factored kernels run as 2D ones (backend/cpu/depth_factor.hpp).
 inline DepthFactoring depth_factoring_from_env() {
@@ -140,6 +167,13 @@ struct ConvAlgorithm<Cpu, T> {
                                                       factoring, winograd_float_tile(device.precision));
         w->move_weights_to(device.weight_file);
         return std::make_unique<Conv3d<Cpu, T>>(spec, std::shared_ptr<const cpu::Winograd3d<T>>(std::move(w)));
+      }
+      if (stem_like(spec) && uses_winograd_along_w<T>(spec, mode, device.precision,
+                                                factoring == DepthFactoring::kAuto &&
+                                                    cpu::depth_factor(spec, weight.data()).factored())) {
+        auto w = std::make_shared<cpu::WinogradAlongW>(spec, weight.data(), weight.size(), bias.data(), bias.size());
+        w->move_weights_to(device.weight_file);
+        return std::make_unique<Conv3d<Cpu, T>>(spec, std::shared_ptr<const cpu::WinogradAlongW>(std::move(w)));
       }
     }
     auto conv = std::make_unique<Conv3d<Cpu, T>>(spec, weight.data(), weight.size(), bias.data(), bias.size(),

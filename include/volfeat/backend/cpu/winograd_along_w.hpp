@@ -1,0 +1,481 @@
+#pragma once
+// Cpu conv with 1D Winograd along W, direct along D and H: for wide kernels on few input channels,
+// DenseNet's 7x7x7 stride-2 stem on one CT channel (13.6 % of DenseNet121-3D's FLOPs, and a quarter of
+// a float32 pass, that no 3D Winograd tile covers: winograd3d.hpp takes 3x3x3 stride-1 convs only).
+//
+// Along W a stride-s conv is s stride-1 correlations, one per phase q < s: output x reads input
+// x*s - pad + kw, and the taps kw = q, q + s, q + 2s, ... read the samples s*j + q of the padded row
+// (j = x + t for tap t of the phase). The stem's phases have 4 taps (kw 0, 2, 4, 6) and 3 (1, 3, 5).
+// Each phase runs as Winograd F(4, r) (Toom-Cook, points 0, 1, -1, 2, -2, 1/2 and infinity, as many
+// as 4 + r - 1 needs): 4 outputs from 4 + r - 1 transformed points, so the stem pays 7 + 6 = 13
+// multiplies per 4 outputs and (kd, kh) row instead of 28, 2.15x fewer.
+//
+// Per output plane (n, z), the input planes it reads are first transposed, activated and zero-padded,
+// into a ring (Planes) that consecutive output planes share (the stem's plane z + 1 reads 5 of plane z's
+// 7): P[block][col][y' - S*block][c_in], col the padded input x (x + pad_w), y' the padded input y, and a
+// block the rows that R consecutive output rows read (S = R*stride_h rows on from block to block, each
+// block_rows_ = S - stride_h + the kernel's reach along H, overlapping; the stem: R = 5, 15 rows, one cache
+// line per column). Then per output row (n, z, y), in chunks of up to kChunkTiles tiles of 4 outputs along W:
+//   1. X[col][k], k = (kd*kH + kh)*C_in + c_in (kpad_ floats a column): for each kd, the kH*C_in values
+//      of column col from row y*stride_h on of plane kd's P (contiguous there: a few vector copies);
+//   2. input transform, a vector of k at a time: V[point][tile][k] = sum_i B^T[j][i] X[s*(4*tile + i) + q][k]
+//      for point j of phase q;
+//   3. for each point, M[point] (tiles x C_out) = V[point] (tiles x K) * U[point] (K x C_out), U the
+//      transformed weights, on the run-time dispatched GEMM micro-kernels (gemm_kernels.hpp);
+//   4. output transform, a vector of output channels at a time: y[4*tile + i] = sum over the phases' points
+//      of A^T[i][j] M[point][tile], then the bias and the post-activation (folded BN, ReLU), stored through
+//      the output's channel stride.
+// Why transposed planes: step 2 runs on vectors of k, so X must hold each column's K values together.
+// Gathering them straight from the input rows (49 scalar loads per column and output row) took longer
+// than the GEMMs (perf, 108x256x256, Zen 4: the row loop 33 % of the samples, the GEMMs 26 %); a plane
+// is transposed once for about 3.5 output planes, and X is then 7 vector copies per column. Why blocks:
+// with whole columns (P[col][y']) each copy read a cache line of its own, 1 KB from the last, and the
+// row loop spent 38 % of the stem's samples on those loads; in blocks a row's copies read consecutive lines.
+// The transforms are compiled for AVX-512, AVX2 and the baseline (winograd3d_transforms.hpp's vectors).
+//
+// Accuracy: F(4, 4) with these points scales by up to 8 (A^T's row (1, -1, 8, -8, 1/8 ...)). A model of the
+// stem (bench/stem_winograd_error.py, bench/README.md "Zen 4 again") gives 6e-8 to 1.3e-7 relative rms in
+// float32 against 3.5e-8 direct; tests/test_winograd_along_w.cpp holds it to the direct conv's bound.
+// float32 only: a bf16 network keeps its stem on the bf16 direct kernels (winograd3d_select.hpp says why).
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "volfeat/backend/cpu/batchnorm3d.hpp"
+#include "volfeat/backend/cpu/gemm_kernels.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
+#include "volfeat/backend/cpu/packed_store.hpp"
+#include "volfeat/backend/cpu/winograd3d_transforms.hpp"
+#include "volfeat/core/error.hpp"
+#include "volfeat/ops/conv3d.hpp"
+
+namespace volfeat::cpu {
+
+namespace winograd_w {
+
+// The matrices of the correlation F(m, r), y[i] = sum_t d[i + t] g[t] (i < m, t < r), over n = m + r - 1
+// points (the first n - 1 of 0, 1, -1, 2, -2, 1/2, -1/2, then infinity): y = A^T ((G g) . (B^T d)).
+// Built as bench/stem_winograd_error.py builds them: E_k (n x k) evaluates a polynomial of k coefficients
+// at each point (its leading coefficient at infinity); A^T = E_m^T, G = E_r, B^T = (E_n^-1)^T.
+struct Transform1d {
+  int m = 0, r = 0, n = 0;
+  std::vector<double> at;  // m x n
+  std::vector<double> g;   // n x r
+  std::vector<double> bt;  // n x n
+};
+
+inline Transform1d toom_cook(int m, int r) {
+  static constexpr double kPoints[] = {0, 1, -1, 2, -2, 0.5, -0.5};
+  Transform1d t;
+  t.m = m, t.r = r, t.n = m + r - 1;
+  const int n = t.n;
+  if (m < 1 || r < 1 || n - 1 > int(std::size(kPoints))) fail("winograd along W: no points for F(", m, ", ", r, ")");
+  auto evaluation = [&](int k) {  // n x k
+    std::vector<double> e(size_t(n * k), 0.0);
+    for (int p = 0; p < n - 1; ++p)
+      for (int i = 0; i < k; ++i) e[size_t(p * k + i)] = std::pow(kPoints[p], i);
+    e[size_t((n - 1) * k + k - 1)] = 1.0;
+    return e;
+  };
+  const std::vector<double> em = evaluation(m);
+  t.at.resize(size_t(m * n));
+  for (int i = 0; i < m; ++i)
+    for (int p = 0; p < n; ++p) t.at[size_t(i * n + p)] = em[size_t(p * m + i)];
+  t.g = evaluation(r);
+  // E_n^-1 by Gauss-Jordan with partial pivoting (n <= 8; E_n is a Vandermonde matrix plus infinity's row).
+  std::vector<double> a = evaluation(n), inv(size_t(n * n), 0.0);
+  for (int i = 0; i < n; ++i) inv[size_t(i * n + i)] = 1.0;
+  for (int c = 0; c < n; ++c) {
+    int piv = c;
+    for (int i = c + 1; i < n; ++i)
+      if (std::abs(a[size_t(i * n + c)]) > std::abs(a[size_t(piv * n + c)])) piv = i;
+    for (int j = 0; j < n; ++j) std::swap(a[size_t(c * n + j)], a[size_t(piv * n + j)]), std::swap(inv[size_t(c * n + j)], inv[size_t(piv * n + j)]);
+    const double d = a[size_t(c * n + c)];
+    for (int j = 0; j < n; ++j) a[size_t(c * n + j)] /= d, inv[size_t(c * n + j)] /= d;
+    for (int i = 0; i < n; ++i) {
+      if (i == c) continue;
+      const double f = a[size_t(i * n + c)];
+      if (f == 0) continue;
+      for (int j = 0; j < n; ++j) a[size_t(i * n + j)] -= f * a[size_t(c * n + j)], inv[size_t(i * n + j)] -= f * inv[size_t(c * n + j)];
+    }
+  }
+  t.bt.resize(size_t(n * n));
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) t.bt[size_t(i * n + j)] = inv[size_t(j * n + i)];
+  return t;
+}
+
+}  // namespace winograd_w
+
+class WinogradAlongW {
+ public:
+  static constexpr int kM = 4;               // outputs per tile along W
+  static constexpr int kMaxPhaseTaps = 4;    // F(4, 4): 7 points, the last of them 1/2
+  static constexpr Index kChunkTiles = 64;   // tiles per chunk of a row: X, V and M near 0.5 MB at the stem's 64 channels
+  static constexpr Index kLanesK = 16;       // X's and V's columns are padded to a multiple of this
+  static constexpr Index kMaxRows = 1024;    // input rows (kd, kh, c_in) per output row
+
+  // The transposed input planes of one input (the header's P), a ring of (kD - 1)*dilation_d + 1 planes.
+  // Made by the caller and passed to every run over the same input, in increasing output planes (as
+  // ConvActMaxPool computes the stem's), so that each input plane is transposed once; it resets itself
+  // when the input's address, shape or the output grid change. Not for two inputs at once, and not across
+  // a change of the input's values at the same address.
+  class Planes {
+    friend class WinogradAlongW;
+    AlignedFloats store_;
+    std::vector<Index> tag_;  // per slot: the plane n*D_in + iz it holds, or -1
+    Index plane_floats_ = 0, cols_ = 0;
+    Index blocks_ = 0, block_outputs_ = 0, block_stride_ = 0, block_rows_ = 0, block_floats_ = 0;  // R, S
+    const float* key_ = nullptr;
+    Dims key_in_, key_out_;
+    Index key_ld_ = 0;
+  };
+
+  // Dilation 1 along W, every phase 1 .. kMaxPhaseTaps taps (a stride-2 kernel of 2 .. 8, stride 1 of 1 .. 4),
+  // and at most kMaxRows input rows per output row.
+  static bool applicable(const ConvSpec& s) {
+    const WindowGeometry& g = s.geometry;
+    const Index sw = g.stride[2], kw = g.kernel[2];
+    return g.dilation[2] == 1 && sw >= 1 && kw >= sw && (kw + sw - 1) / sw <= kMaxPhaseTaps && s.in_channels >= 1 &&
+           s.out_channels >= 1 && g.kernel[0] * g.kernel[1] * s.in_channels <= kMaxRows;
+  }
+
+  // weight: torch order (O, I, kD, kH, kW); bias: null or O values.
+  WinogradAlongW(const ConvSpec& spec, const float* weight, size_t weight_count, const float* bias, size_t bias_count)
+      : spec_(spec) {
+    if (!applicable(spec)) fail("winograd along W: this conv's geometry has no 1D Winograd along W");
+    if (static_cast<Index>(weight_count) != spec.weight_count())
+      fail("winograd along W: ", weight_count, " weights given, the layer needs ", spec.weight_count());
+    if (bias_count != 0 && static_cast<Index>(bias_count) != spec.out_channels)
+      fail("winograd along W: ", bias_count, " biases given, the layer needs ", spec.out_channels);
+    bias_.assign(bias, bias + bias_count);
+    const WindowGeometry& g = spec.geometry;
+    const Index sw = g.stride[2], kw_n = g.kernel[2];
+    for (Index q = 0; q < sw; ++q) {
+      Phase ph;
+      ph.q = q;
+      ph.t = winograd_w::toom_cook(kM, int((kw_n - q + sw - 1) / sw));
+      ph.p0 = points_;
+      ph.at.assign(ph.t.at.begin(), ph.t.at.end());
+      ph.bt.assign(ph.t.bt.begin(), ph.t.bt.end());
+      points_ += ph.t.n;
+      max_n_ = std::max<Index>(max_n_, ph.t.n);
+      phases_.push_back(std::move(ph));
+    }
+    group_ = g.kernel[1] * spec.in_channels;
+    k_ = g.kernel[0] * group_;
+    // Step 1 copies each kd's group in whole vectors of up to kLanesK, each past the group's end (the next
+    // group's copy overwrites that): the last one ends at (kD - 1)*group + group rounded up.
+    const Index reach = (g.kernel[0] - 1) * group_ + (group_ + kLanesK - 1) / kLanesK * kLanesK;
+    kpad_ = (std::max(k_, reach) + kLanesK - 1) / kLanesK * kLanesK;
+    pack_weights(weight);
+  }
+
+  const ConvSpec& spec() const { return spec_; }
+  // Transformed points per (kd, kh, c_in) row and 4 outputs along W (the stem: 7 + 6 = 13).
+  Index points() const { return points_; }
+  void move_weights_to(const std::shared_ptr<WeightFile>& file) { u_store_.move_to(file); }
+
+  // Output rows [row0, row1) of grid od (row = (n*D + z)*H + y), voxel (n, z, y, x) stored at
+  // out + ((row*W + x) - v_base)*ldo. rows: the input (rows.dims, rows.ld, rows.row(n, z, y)).
+  // planes: the caller's ring of transposed input planes over this input (Planes), or null for one of this
+  // call's own.
+  template <class Rows>
+  void run(const Rows& rows, const Dims& od, float* out, Index ldo, Index v_base, Index row0, Index row1,
+           const Activation<Cpu, float>& pre, const Activation<Cpu, float>& post, Planes* planes = nullptr) const {
+    if (row0 >= row1) return;
+    Planes own;
+    Planes& pl = planes ? *planes : own;
+    const WindowGeometry& g = spec_.geometry;
+    const Dims& id = rows.dims;
+    Job<Rows> j{this, &rows, od, out, ldo, v_base, {}, {}, &pl, {}};
+    j.pre = {pre.bn ? pre.bn->scale() : nullptr, pre.bn ? pre.bn->shift() : nullptr, pre.relu};
+    j.post = {post.bn ? post.bn->scale() : nullptr, post.bn ? post.bn->shift() : nullptr, post.relu};
+    reset_if_new(pl, rows, od);
+    void (*row_fn)(const Job<Rows>&, Index) = &row_generic<Rows>;
+#if VOLFEAT_HAVE_ISA_VARIANTS
+    if (cpu_isa() >= CpuIsa::kAvx2) row_fn = &row_avx2<Rows>;
+    if (cpu_isa() >= CpuIsa::kAvx512) row_fn = &row_avx512<Rows>;
+#endif
+    const Index slots = Index(pl.tag_.size());
+    for (Index plane = row0 / od.h; plane * od.h < row1; ++plane) {
+      const Index n = plane / od.d, z = plane % od.d;
+      // The input planes output plane z reads, transposed where the ring does not hold them yet.
+      Index todo[64], ntodo = 0;
+      for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+        const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+        j.plane[size_t(kd)] = nullptr;
+        if (iz < 0 || iz >= id.d) continue;
+        const Index slot = iz % slots;
+        j.plane[size_t(kd)] = pl.store_.data() + slot * pl.plane_floats_;
+        if (pl.tag_[size_t(slot)] != n * id.d + iz) {
+          pl.tag_[size_t(slot)] = n * id.d + iz;
+          todo[ntodo++] = iz;
+        }
+      }
+#pragma omp parallel for schedule(dynamic, 1)
+      for (Index t = 0; t < ntodo; ++t)
+        transpose_plane(rows, j.pre, n, todo[t], pl.store_.data() + (todo[t] % slots) * pl.plane_floats_, pl);
+      const Index r0 = std::max(row0, plane * od.h), r1 = std::min(row1, (plane + 1) * od.h);
+#pragma omp parallel for schedule(dynamic, 1)
+      for (Index row = r0; row < r1; ++row) row_fn(j, row);
+    }
+  }
+
+ private:
+  struct Phase {
+    Index q = 0;   // the phase: taps kw = q + s*t read padded samples s*j + q
+    Index p0 = 0;  // its first point's index among all points
+    winograd_w::Transform1d t;
+    std::vector<float> at, bt;  // t's A^T and B^T in float
+  };
+  static constexpr size_t kMaxKernelD = 64;
+  template <class Rows>
+  struct Job {
+    const WinogradAlongW* self;
+    const Rows* rows;
+    Dims od;
+    float* out;
+    Index ldo, v_base;
+    winograd::LaneAct<float> pre, post;
+    const Planes* planes;
+    std::array<const float*, kMaxKernelD> plane;  // per kd: the transposed input plane, or null (padding)
+  };
+
+  // Sizes the ring for this input and output grid, and empties it, unless it already is.
+  template <class Rows>
+  void reset_if_new(Planes& pl, const Rows& rows, const Dims& od) const {
+    const WindowGeometry& g = spec_.geometry;
+    const Dims& id = rows.dims;
+    const float* key = rows.row(0, 0, 0);
+    if (pl.key_ == key && pl.key_in_ == id && pl.key_out_ == od && pl.key_ld_ == rows.ld && !pl.tag_.empty()) return;
+    if (g.kernel[0] > Index(kMaxKernelD)) fail("winograd along W: a kernel deeper than ", kMaxKernelD);
+    const Index tiles = (od.w + kM - 1) / kM, chunk = std::min(tiles, kChunkTiles);
+    const Index chunked = (tiles + chunk - 1) / chunk * chunk;
+    // Columns every chunk reads (the last chunk's tiles past the row read zeros), rows every output row
+    // reads, and room for step 1's vector copies past a group.
+    pl.cols_ = g.stride[2] * (kM * chunked + max_n_ - 1);
+    // Blocks of R output rows: as many as keep a block's rows in kLanesK floats a column, at least 1.
+    const Index ci_n = spec_.in_channels, sh = g.stride[1], reach = (g.kernel[1] - 1) * g.dilation[1] + 1;
+    pl.block_outputs_ = std::max<Index>(1, (kLanesK / ci_n - reach) / sh + 1);
+    pl.block_stride_ = pl.block_outputs_ * sh;
+    pl.block_rows_ = pl.block_stride_ - sh + reach;
+    pl.block_floats_ = (pl.block_rows_ * ci_n + kLanesK - 1) / kLanesK * kLanesK;
+    pl.blocks_ = (od.h + pl.block_outputs_ - 1) / pl.block_outputs_;
+    // + kLanesK: step 1's last vector copy reads past the last block's end
+    pl.plane_floats_ = pl.blocks_ * pl.cols_ * pl.block_floats_ + kLanesK;
+    const Index slots = (g.kernel[0] - 1) * g.dilation[0] + 1;
+    pl.store_.reserve(size_t(slots * pl.plane_floats_));
+    pl.tag_.assign(size_t(slots), -1);
+    pl.key_ = key, pl.key_in_ = id, pl.key_out_ = od, pl.key_ld_ = rows.ld;
+  }
+
+  // Input plane (n, iz), activated, into dst as P[block][col][y' - S*block][c_in] (the header), zeros in the
+  // padding: per block, each column's values are one run of block_floats_ (the stem: one cache line).
+  template <class Rows>
+  void transpose_plane(const Rows& in, const winograd::LaneAct<float>& pre, Index n, Index iz, float* dst,
+                       const Planes& pl) const {
+    const WindowGeometry& g = spec_.geometry;
+    const Dims& id = in.dims;
+    const Index ci_n = spec_.in_channels, pad_w = g.padding[2], pad_h = g.padding[1];
+    std::fill(dst, dst + pl.plane_floats_, 0.f);
+    const Index x_end = std::min(id.w, pl.cols_ - pad_w);
+    constexpr Index kMaxBlockRows = kLanesK;  // block_rows_ * ci_n <= kLanesK, or block_rows_ = reach when over
+    std::vector<const float*> src_rows(size_t(std::max(pl.block_rows_, kMaxBlockRows)));
+    for (Index b = 0; b < pl.blocks_; ++b) {
+      // the block's input rows iy = S*b + i - pad_h, i < block_rows_, those inside the input
+      Index i0 = -1, i1 = -1;
+      for (Index i = 0; i < pl.block_rows_; ++i) {
+        const Index iy = pl.block_stride_ * b + i - pad_h;
+        if (iy < 0 || iy >= id.h) continue;
+        if (i0 < 0) i0 = i;
+        i1 = i + 1;
+        src_rows[size_t(i)] = in.row(n, iz, iy);
+      }
+      if (i0 < 0) continue;
+      for (Index x = 0; x < x_end; ++x) {
+        float* d = dst + (b * pl.cols_ + x + pad_w) * pl.block_floats_;
+        for (Index i = i0; i < i1; ++i)
+          for (Index ci = 0; ci < ci_n; ++ci) {
+            float v = src_rows[size_t(i)][x * in.ld + ci];
+            if (pre.scale) v = v * pre.scale[ci] + pre.shift[ci];
+            if (pre.relu) v = v < 0.f ? 0.f : v;  // NaN stays NaN, as torch's relu keeps it
+            d[i * ci_n + ci] = v;
+          }
+      }
+    }
+  }
+
+  // U[panel][point][k][pw]: G g per phase for each (o, kd, kh, c_in), in the GEMM's B panels.
+  void pack_weights(const float* weight) {
+    const WindowGeometry& g = spec_.geometry;
+    const Index ci_n = spec_.in_channels, co = spec_.out_channels, sw = g.stride[2], kw_n = g.kernel[2];
+    nv_ = gemm::panel_vectors(co);
+    pw_ = 16 * nv_;
+    panels_ = (co + pw_ - 1) / pw_;
+    panel_floats_ = points_ * k_ * pw_;
+    float* u = u_store_.reserve(size_t(panels_ * panel_floats_));
+    std::fill(u, u + panels_ * panel_floats_, 0.f);
+    for (Index o = 0; o < co; ++o)
+      for (Index ci = 0; ci < ci_n; ++ci)
+        for (Index kd = 0; kd < g.kernel[0]; ++kd)
+          for (Index kh = 0; kh < g.kernel[1]; ++kh) {
+            const float* w = weight + (((o * ci_n + ci) * g.kernel[0] + kd) * g.kernel[1] + kh) * kw_n;
+            const Index k = (kd * g.kernel[1] + kh) * ci_n + ci;
+            for (const Phase& ph : phases_)
+              for (int j = 0; j < ph.t.n; ++j) {
+                double v = 0;
+                for (int t = 0; t < ph.t.r; ++t) v += ph.t.g[size_t(j * ph.t.r + t)] * double(w[ph.q + sw * t]);
+                u[(o / pw_) * panel_floats_ + ((ph.p0 + j) * k_ + k) * pw_ + o % pw_] = float(v);
+              }
+          }
+  }
+
+  template <class Rows>
+  static void row_generic(const Job<Rows>& j, Index row) {
+    j.self->template row_impl<16>(j, row);
+  }
+#if VOLFEAT_HAVE_ISA_VARIANTS
+  template <class Rows>
+  VOLFEAT_TARGET_AVX2 static void row_avx2(const Job<Rows>& j, Index row) {
+    j.self->template row_impl<32>(j, row);
+  }
+  template <class Rows>
+  VOLFEAT_TARGET_AVX512 static void row_avx512(const Job<Rows>& j, Index row) {
+    j.self->template row_impl<64>(j, row);
+  }
+#endif
+
+  // Step 2 for the tiles [0, nt) of one phase of n points: V[p0 + p][tile][k] from X.
+  template <int N, int B>
+  VOLFEAT_WINOGRAD_INLINE void input_transform(const Phase& ph, const float* x_buf, float* v_buf, Index nt) const {
+    using V = winograd::Vec<float, B>;
+    constexpr int kL = winograd::kLanes<float, B>;
+    const Index sw = spec_.geometry.stride[2];
+    float bt[N * N];
+    std::copy(ph.bt.begin(), ph.bt.end(), bt);
+    for (Index t = 0; t < nt; ++t)
+      for (Index l = 0; l < kpad_; l += kL) {
+        V d[N];
+#pragma GCC unroll 8
+        for (int i = 0; i < N; ++i) winograd::load<float, B>(d[i], x_buf + (sw * (kM * t + i) + ph.q) * kpad_ + l, kL);
+#pragma GCC unroll 8
+        for (int p = 0; p < N; ++p) {
+          V acc = bt[p * N] * d[0];
+#pragma GCC unroll 8
+          for (int i = 1; i < N; ++i) acc += bt[p * N + i] * d[i];
+          winograd::store<float, B>(v_buf + ((ph.p0 + p) * nt + t) * kpad_ + l, acc, kL);
+        }
+      }
+  }
+
+  // One output row, in chunks of tiles (steps 1 to 4 of the header).
+  template <int B, class Rows>
+  VOLFEAT_WINOGRAD_INLINE void row_impl(const Job<Rows>& j, Index row) const {
+    using V = winograd::Vec<float, B>;
+    constexpr int kL = winograd::kLanes<float, B>;
+    const WindowGeometry& g = spec_.geometry;
+    const Dims& od = j.od;
+    const Planes& pl = *j.planes;
+    const Index y = row % od.h;
+    const Index sw = g.stride[2], ci_n = spec_.in_channels;
+    const Index tiles = (od.w + kM - 1) / kM;
+    const Index chunk = std::min(tiles, kChunkTiles);
+    // Columns of X a chunk reads: phase q's last point of tile t reads s*(4*t + n_q - 1) + q < s*(4*chunk + max_n_ - 1).
+    const Index cols = sw * (kM * chunk + max_n_ - 1);
+    float* x_buf = thread_scratch(5, size_t(cols * kpad_));
+    float* v_buf = thread_scratch(6, size_t(points_ * chunk * kpad_));
+    float* m_buf = thread_scratch(7, size_t(points_ * chunk * pw_));
+    // Row y's block of a transposed plane, and y' of tap kh = 0 in it.
+    const Index block = y / pl.block_outputs_;
+    const Index row_off = (y * g.stride[1] - block * pl.block_stride_) * ci_n;
+    const Index block_off = block * pl.cols_ * pl.block_floats_;
+    const V zero = {};
+
+    for (Index t0 = 0; t0 < tiles; t0 += chunk) {
+      const Index nt = std::min(chunk, tiles - t0);
+      // 1. X's columns c = plane columns c0 + c.
+      const Index c0 = sw * kM * t0;
+      for (Index c = 0; c < cols; ++c) {
+        float* xc = x_buf + c * kpad_;
+        for (Index l = k_ / kL * kL; l < kpad_; l += kL) winograd::store<float, B>(xc + l, zero, kL);
+        for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+          float* dst = xc + kd * group_;
+          const float* p = j.plane[size_t(kd)];
+          if (!p) {
+            for (Index l = 0; l < group_; l += kL) winograd::store<float, B>(dst + l, zero, kL);
+          } else if (g.dilation[1] == 1) {
+            const float* src = p + block_off + (c0 + c) * pl.block_floats_ + row_off;
+            for (Index l = 0; l < group_; l += kL) {
+              V v;
+              winograd::load<float, B>(v, src + l, kL);
+              winograd::store<float, B>(dst + l, v, kL);
+            }
+          } else {
+            const float* src = p + block_off + (c0 + c) * pl.block_floats_ + row_off;
+            for (Index kh = 0; kh < g.kernel[1]; ++kh)
+              for (Index ci = 0; ci < ci_n; ++ci) dst[kh * ci_n + ci] = src[kh * g.dilation[1] * ci_n + ci];
+          }
+        }
+      }
+      // 2. V[point][tile][k].
+      for (const Phase& ph : phases_) {
+        switch (ph.t.n) {
+          case 4: input_transform<4, B>(ph, x_buf, v_buf, nt); break;
+          case 5: input_transform<5, B>(ph, x_buf, v_buf, nt); break;
+          case 6: input_transform<6, B>(ph, x_buf, v_buf, nt); break;
+          default: input_transform<7, B>(ph, x_buf, v_buf, nt); break;
+        }
+      }
+      for (Index panel = 0; panel < panels_; ++panel) {
+        // 3. M[point] = V[point] U[point] (all of K in one segment).
+        gemm::Epilogue ep;
+        ep.cols = int(pw_);
+        for (Index p = 0; p < points_; ++p) {
+          const gemm::Segment seg{v_buf + p * nt * kpad_, u_store_.data() + panel * panel_floats_ + p * k_ * pw_, k_};
+          gemm::gemm_rows(&seg, 1, kpad_, int(nv_), nt, m_buf + p * nt * pw_, pw_, ep, 0);
+        }
+        // 4. outputs 4*(t0 + t) + i, channels panel*pw + c.
+        const Index o0 = panel * pw_, cols_out = std::min(pw_, spec_.out_channels - o0);
+        for (Index t = 0; t < nt; ++t) {
+          const Index x0 = kM * (t0 + t), outs = std::min<Index>(kM, od.w - x0);
+          float* dst = j.out + ((row * od.w + x0) - j.v_base) * j.ldo + o0;
+          for (Index c = 0; c < cols_out; c += kL) {
+            const int nl = int(std::min<Index>(kL, cols_out - c));
+            V y_acc[kM] = {};
+            for (const Phase& ph : phases_) {
+              const int pn = ph.t.n;
+              for (int p = 0; p < pn; ++p) {
+                V mv;
+                winograd::load<float, B>(mv, m_buf + ((ph.p0 + p) * nt + t) * pw_ + c, kL);
+                for (int i = 0; i < kM; ++i) y_acc[i] += ph.at[size_t(i * pn + p)] * mv;
+              }
+            }
+            V bv = {};
+            if (!bias_.empty()) winograd::load<float, B>(bv, bias_.data() + o0 + c, nl);
+            for (Index i = 0; i < outs; ++i) {
+              V v = y_acc[i] + bv;
+              j.post.template apply<B>(v, o0 + c, nl);
+              winograd::store<float, B>(dst + i * j.ldo + c, v, nl);
+            }
+          }
+        }
+      }
+    }
+  }
+
+  ConvSpec spec_;
+  std::vector<float> bias_;
+  std::vector<Phase> phases_;
+  Index points_ = 0, max_n_ = 0;
+  Index group_ = 0;         // kH*C_in: the values of one kd in X's column
+  Index k_ = 0, kpad_ = 0;  // rows (kd, kh, c_in) per output row, and X's / V's column length
+  Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
+  PackedStore<float> u_store_;
+};
+
+}  // namespace volfeat::cpu
