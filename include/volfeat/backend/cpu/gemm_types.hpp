@@ -84,10 +84,10 @@ inline float bf16_to_float(Bf16 h) {
 }
 
 // Per-thread scratch slots (OpenMP threads persist, so these live across layers and forward passes):
-// 0 a pointwise tile, 1 a row path's rows, 2 and 3 Winograd's V and M, 4 its depth sums, 5 to 7 the
-// Winograd along W's input columns, V and M (winograd_along_w.hpp).
+// 0 a pointwise tile, 1 a row path's rows, 2 and 3 Winograd's V and M, 4 its depth sums, 5 and 6 the
+// Winograd along W's transposed plane and M (winograd_along_w.hpp).
 inline float* thread_scratch(int slot, size_t n) {
-  thread_local std::array<AlignedFloats, 8> slots;
+  thread_local std::array<AlignedFloats, 7> slots;
   return slots[size_t(slot)].reserve(n);
 }
 // The same for bf16 operands (gemm_bf16.hpp): slot 0 a pointwise tile, 1 a row path's rows, 2 Winograd's V

@@ -10,27 +10,29 @@
 // as 4 + r - 1 needs): 4 outputs from 4 + r - 1 transformed points, so the stem pays 7 + 6 = 13
 // multiplies per 4 outputs and (kd, kh) row instead of 28, 2.15x fewer.
 //
-// Per output plane (n, z), the input planes it reads are first transposed, activated and zero-padded,
-// into a ring (Planes) that consecutive output planes share (the stem's plane z + 1 reads 5 of plane z's
-// 7): P[block][col][y' - S*block][c_in], col the padded input x (x + pad_w), y' the padded input y, and a
-// block the rows that R consecutive output rows read (S = R*stride_h rows on from block to block, each
-// block_rows_ = S - stride_h + the kernel's reach along H, overlapping; the stem: R = 5, 15 rows, one cache
-// line per column). Then per output row (n, z, y), in chunks of up to kChunkTiles tiles of 4 outputs along W:
-//   1. X[col][k], k = (kd*kH + kh)*C_in + c_in (kpad_ floats a column): for each kd, the kH*C_in values
-//      of column col from row y*stride_h on of plane kd's P (contiguous there: a few vector copies);
-//   2. input transform, a vector of k at a time: V[point][tile][k] = sum_i B^T[j][i] X[s*(4*tile + i) + q][k]
-//      for point j of phase q;
-//   3. for each point, M[point] (tiles x C_out) = V[point] (tiles x K) * U[point] (K x C_out), U the
-//      transformed weights, on the run-time dispatched GEMM micro-kernels (gemm_kernels.hpp);
+// The transform along W acts on input columns only, so it runs once per input plane, not per output row:
+// per output plane (n, z), the input planes it reads that a ring (Planes) does not hold yet (the stem's plane
+// z + 1 reads 5 of plane z's 7) are
+//   1. transposed, activated and zero-padded: P[block][col][y' - S*block][c_in], col the padded input x
+//      (x + pad_w), y' the padded input y, a block the rows that R consecutive output rows read (S =
+//      R*stride_h rows on from block to block, block_rows_ = S - stride_h + the kernel's reach along H,
+//      overlapping; the stem: R = 5, 15 rows, one cache line per column);
+//   2. transformed along W, a block's column at a time: TP[point][block][tile][...] = sum_i B^T[j][i]
+//      P[block][s*(4*tile + i) + q][...] for point j of phase q, into the ring.
+// Then per output row (n, z, y), in chunks of up to kChunkTiles tiles of 4 outputs along W:
+//   3. for each point, M[point] (tiles x C_out) = sum over kd of TP_kd[point][block][tile][row y's kH*C_in
+//      values] (tiles x kH*C_in) * U[point][kd] (kH*C_in x C_out), U the transformed weights: one GEMM
+//      segment per kd whose plane is inside the input, read in place (row stride: a block's column), on the
+//      run-time dispatched micro-kernels (gemm_kernels.hpp), as rows_fast reads its row buffers;
 //   4. output transform, a vector of output channels at a time: y[4*tile + i] = sum over the phases' points
 //      of A^T[i][j] M[point][tile], then the bias and the post-activation (folded BN, ReLU), stored through
 //      the output's channel stride.
-// Why transposed planes: step 2 runs on vectors of k, so X must hold each column's K values together.
-// Gathering them straight from the input rows (49 scalar loads per column and output row) took longer
-// than the GEMMs (perf, 108x256x256, Zen 4: the row loop 33 % of the samples, the GEMMs 26 %); a plane
-// is transposed once for about 3.5 output planes, and X is then 7 vector copies per column. Why blocks:
-// with whole columns (P[col][y']) each copy read a cache line of its own, 1 KB from the last, and the
-// row loop spent 38 % of the stem's samples on those loads; in blocks a row's copies read consecutive lines.
+// How it got here (perf, 108x256x256, Zen 4, the stem's conv+pool): transforming per output row, from its
+// 49 input rows gathered into columns of K values, spent longer in the gathers than in the GEMMs (33 % of
+// the samples against 26 %); gathering from transposed planes, 38 % on loads a cache line each; from planes
+// in blocks, the row loop (gathers and transforms) still 29 % against the GEMMs' 36 %, the stem 0.162 s
+// where the direct conv took 0.224 s. Transformed once per plane, each input value is transformed once for
+// every 3.5 output planes instead of once per output row that reads it (12x fewer), and nothing is gathered.
 // The transforms are compiled for AVX-512, AVX2 and the baseline (winograd3d_transforms.hpp's vectors).
 //
 // Accuracy: F(4, 4) with these points scales by up to 8 (A^T's row (1, -1, 8, -8, 1/8 ...)). A model of the
@@ -115,20 +117,20 @@ class WinogradAlongW {
  public:
   static constexpr int kM = 4;               // outputs per tile along W
   static constexpr int kMaxPhaseTaps = 4;    // F(4, 4): 7 points, the last of them 1/2
-  static constexpr Index kChunkTiles = 64;   // tiles per chunk of a row: X, V and M near 0.5 MB at the stem's 64 channels
-  static constexpr Index kLanesK = 16;       // X's and V's columns are padded to a multiple of this
-  static constexpr Index kMaxRows = 1024;    // input rows (kd, kh, c_in) per output row
+  static constexpr Index kChunkTiles = 64;   // tiles per chunk of a row: M near 0.2 MB at the stem's 64 channels
+  static constexpr Index kLanes = 16;        // a block's column is padded to a multiple of this
+  static constexpr Index kMaxKernelD = 64;
 
-  // The transposed input planes of one input (the header's P), a ring of (kD - 1)*dilation_d + 1 planes.
+  // The transformed input planes of one input (the header's TP), a ring of (kD - 1)*dilation_d + 1 planes.
   // Made by the caller and passed to every run over the same input, in increasing output planes (as
-  // ConvActMaxPool computes the stem's), so that each input plane is transposed once; it resets itself
+  // ConvActMaxPool computes the stem's), so that each input plane is transformed once; it resets itself
   // when the input's address, shape or the output grid change. Not for two inputs at once, and not across
   // a change of the input's values at the same address.
   class Planes {
     friend class WinogradAlongW;
     AlignedFloats store_;
     std::vector<Index> tag_;  // per slot: the plane n*D_in + iz it holds, or -1
-    Index plane_floats_ = 0, cols_ = 0;
+    Index plane_floats_ = 0, tiles_ = 0, cols_ = 0;
     Index blocks_ = 0, block_outputs_ = 0, block_stride_ = 0, block_rows_ = 0, block_floats_ = 0;  // R, S
     const float* key_ = nullptr;
     Dims key_in_, key_out_;
@@ -136,12 +138,15 @@ class WinogradAlongW {
   };
 
   // Dilation 1 along W, every phase 1 .. kMaxPhaseTaps taps (a stride-2 kernel of 2 .. 8, stride 1 of 1 .. 4),
-  // and at most kMaxRows input rows per output row.
+  // a kernel at most kMaxKernelD deep, and at most kMaxSegments GEMM segments (one per kd, or per (kd, kh)
+  // where dilation_h > 1).
+  static constexpr Index kMaxSegments = 512;
   static bool applicable(const ConvSpec& s) {
     const WindowGeometry& g = s.geometry;
     const Index sw = g.stride[2], kw = g.kernel[2];
     return g.dilation[2] == 1 && sw >= 1 && kw >= sw && (kw + sw - 1) / sw <= kMaxPhaseTaps && s.in_channels >= 1 &&
-           s.out_channels >= 1 && g.kernel[0] * g.kernel[1] * s.in_channels <= kMaxRows;
+           s.out_channels >= 1 && g.kernel[0] <= kMaxKernelD &&
+           g.kernel[0] * (g.dilation[1] == 1 ? 1 : g.kernel[1]) <= kMaxSegments;
   }
 
   // weight: torch order (O, I, kD, kH, kW); bias: null or O values.
@@ -168,10 +173,6 @@ class WinogradAlongW {
     }
     group_ = g.kernel[1] * spec.in_channels;
     k_ = g.kernel[0] * group_;
-    // Step 1 copies each kd's group in whole vectors of up to kLanesK, each past the group's end (the next
-    // group's copy overwrites that): the last one ends at (kD - 1)*group + group rounded up.
-    const Index reach = (g.kernel[0] - 1) * group_ + (group_ + kLanesK - 1) / kLanesK * kLanesK;
-    kpad_ = (std::max(k_, reach) + kLanesK - 1) / kLanesK * kLanesK;
     pack_weights(weight);
   }
 
@@ -182,8 +183,8 @@ class WinogradAlongW {
 
   // Output rows [row0, row1) of grid od (row = (n*D + z)*H + y), voxel (n, z, y, x) stored at
   // out + ((row*W + x) - v_base)*ldo. rows: the input (rows.dims, rows.ld, rows.row(n, z, y)).
-  // planes: the caller's ring of transposed input planes over this input (Planes), or null for one of this
-  // call's own.
+  // planes: the caller's ring of transformed input planes over this input (Planes), or null for one of
+  // this call's own.
   template <class Rows>
   void run(const Rows& rows, const Dims& od, float* out, Index ldo, Index v_base, Index row0, Index row1,
            const Activation<Cpu, float>& pre, const Activation<Cpu, float>& post, Planes* planes = nullptr) const {
@@ -197,15 +198,16 @@ class WinogradAlongW {
     j.post = {post.bn ? post.bn->scale() : nullptr, post.bn ? post.bn->shift() : nullptr, post.relu};
     reset_if_new(pl, rows, od);
     void (*row_fn)(const Job<Rows>&, Index) = &row_generic<Rows>;
+    void (*plane_fn)(const Job<Rows>&, Index, Index, float*) = &plane_generic<Rows>;
 #if VOLFEAT_HAVE_ISA_VARIANTS
-    if (cpu_isa() >= CpuIsa::kAvx2) row_fn = &row_avx2<Rows>;
-    if (cpu_isa() >= CpuIsa::kAvx512) row_fn = &row_avx512<Rows>;
+    if (cpu_isa() >= CpuIsa::kAvx2) row_fn = &row_avx2<Rows>, plane_fn = &plane_avx2<Rows>;
+    if (cpu_isa() >= CpuIsa::kAvx512) row_fn = &row_avx512<Rows>, plane_fn = &plane_avx512<Rows>;
 #endif
     const Index slots = Index(pl.tag_.size());
     for (Index plane = row0 / od.h; plane * od.h < row1; ++plane) {
       const Index n = plane / od.d, z = plane % od.d;
-      // The input planes output plane z reads, transposed where the ring does not hold them yet.
-      Index todo[64], ntodo = 0;
+      // The input planes output plane z reads, transformed where the ring does not hold them yet.
+      Index todo[kMaxKernelD], ntodo = 0;
       for (Index kd = 0; kd < g.kernel[0]; ++kd) {
         const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
         j.plane[size_t(kd)] = nullptr;
@@ -218,8 +220,7 @@ class WinogradAlongW {
         }
       }
 #pragma omp parallel for schedule(dynamic, 1)
-      for (Index t = 0; t < ntodo; ++t)
-        transpose_plane(rows, j.pre, n, todo[t], pl.store_.data() + (todo[t] % slots) * pl.plane_floats_, pl);
+      for (Index t = 0; t < ntodo; ++t) plane_fn(j, n, todo[t], pl.store_.data() + (todo[t] % slots) * pl.plane_floats_);
       const Index r0 = std::max(row0, plane * od.h), r1 = std::min(row1, (plane + 1) * od.h);
 #pragma omp parallel for schedule(dynamic, 1)
       for (Index row = r0; row < r1; ++row) row_fn(j, row);
@@ -233,7 +234,6 @@ class WinogradAlongW {
     winograd_w::Transform1d t;
     std::vector<float> at, bt;  // t's A^T and B^T in float
   };
-  static constexpr size_t kMaxKernelD = 64;
   template <class Rows>
   struct Job {
     const WinogradAlongW* self;
@@ -243,7 +243,7 @@ class WinogradAlongW {
     Index ldo, v_base;
     winograd::LaneAct<float> pre, post;
     const Planes* planes;
-    std::array<const float*, kMaxKernelD> plane;  // per kd: the transposed input plane, or null (padding)
+    std::array<const float*, kMaxKernelD> plane;  // per kd: the transformed input plane, or null (padding)
   };
 
   // Sizes the ring for this input and output grid, and empties it, unless it already is.
@@ -253,61 +253,21 @@ class WinogradAlongW {
     const Dims& id = rows.dims;
     const float* key = rows.row(0, 0, 0);
     if (pl.key_ == key && pl.key_in_ == id && pl.key_out_ == od && pl.key_ld_ == rows.ld && !pl.tag_.empty()) return;
-    if (g.kernel[0] > Index(kMaxKernelD)) fail("winograd along W: a kernel deeper than ", kMaxKernelD);
-    const Index tiles = (od.w + kM - 1) / kM, chunk = std::min(tiles, kChunkTiles);
-    const Index chunked = (tiles + chunk - 1) / chunk * chunk;
-    // Columns every chunk reads (the last chunk's tiles past the row read zeros), rows every output row
-    // reads, and room for step 1's vector copies past a group.
-    pl.cols_ = g.stride[2] * (kM * chunked + max_n_ - 1);
-    // Blocks of R output rows: as many as keep a block's rows in kLanesK floats a column, at least 1.
+    pl.tiles_ = (od.w + kM - 1) / kM;
+    // The columns the tiles read: phase q's last point of tile t reads s*(4*t + n_q - 1) + q.
+    pl.cols_ = g.stride[2] * (kM * pl.tiles_ + max_n_ - 1);
+    // Blocks of R output rows: as many as keep a block's column in kLanes floats, at least 1.
     const Index ci_n = spec_.in_channels, sh = g.stride[1], reach = (g.kernel[1] - 1) * g.dilation[1] + 1;
-    pl.block_outputs_ = std::max<Index>(1, (kLanesK / ci_n - reach) / sh + 1);
+    pl.block_outputs_ = std::max<Index>(1, (kLanes / ci_n - reach) / sh + 1);
     pl.block_stride_ = pl.block_outputs_ * sh;
     pl.block_rows_ = pl.block_stride_ - sh + reach;
-    pl.block_floats_ = (pl.block_rows_ * ci_n + kLanesK - 1) / kLanesK * kLanesK;
+    pl.block_floats_ = (pl.block_rows_ * ci_n + kLanes - 1) / kLanes * kLanes;
     pl.blocks_ = (od.h + pl.block_outputs_ - 1) / pl.block_outputs_;
-    // + kLanesK: step 1's last vector copy reads past the last block's end
-    pl.plane_floats_ = pl.blocks_ * pl.cols_ * pl.block_floats_ + kLanesK;
+    pl.plane_floats_ = points_ * pl.blocks_ * pl.tiles_ * pl.block_floats_;
     const Index slots = (g.kernel[0] - 1) * g.dilation[0] + 1;
     pl.store_.reserve(size_t(slots * pl.plane_floats_));
     pl.tag_.assign(size_t(slots), -1);
     pl.key_ = key, pl.key_in_ = id, pl.key_out_ = od, pl.key_ld_ = rows.ld;
-  }
-
-  // Input plane (n, iz), activated, into dst as P[block][col][y' - S*block][c_in] (the header), zeros in the
-  // padding: per block, each column's values are one run of block_floats_ (the stem: one cache line).
-  template <class Rows>
-  void transpose_plane(const Rows& in, const winograd::LaneAct<float>& pre, Index n, Index iz, float* dst,
-                       const Planes& pl) const {
-    const WindowGeometry& g = spec_.geometry;
-    const Dims& id = in.dims;
-    const Index ci_n = spec_.in_channels, pad_w = g.padding[2], pad_h = g.padding[1];
-    std::fill(dst, dst + pl.plane_floats_, 0.f);
-    const Index x_end = std::min(id.w, pl.cols_ - pad_w);
-    constexpr Index kMaxBlockRows = kLanesK;  // block_rows_ * ci_n <= kLanesK, or block_rows_ = reach when over
-    std::vector<const float*> src_rows(size_t(std::max(pl.block_rows_, kMaxBlockRows)));
-    for (Index b = 0; b < pl.blocks_; ++b) {
-      // the block's input rows iy = S*b + i - pad_h, i < block_rows_, those inside the input
-      Index i0 = -1, i1 = -1;
-      for (Index i = 0; i < pl.block_rows_; ++i) {
-        const Index iy = pl.block_stride_ * b + i - pad_h;
-        if (iy < 0 || iy >= id.h) continue;
-        if (i0 < 0) i0 = i;
-        i1 = i + 1;
-        src_rows[size_t(i)] = in.row(n, iz, iy);
-      }
-      if (i0 < 0) continue;
-      for (Index x = 0; x < x_end; ++x) {
-        float* d = dst + (b * pl.cols_ + x + pad_w) * pl.block_floats_;
-        for (Index i = i0; i < i1; ++i)
-          for (Index ci = 0; ci < ci_n; ++ci) {
-            float v = src_rows[size_t(i)][x * in.ld + ci];
-            if (pre.scale) v = v * pre.scale[ci] + pre.shift[ci];
-            if (pre.relu) v = v < 0.f ? 0.f : v;  // NaN stays NaN, as torch's relu keeps it
-            d[i * ci_n + ci] = v;
-          }
-      }
-    }
   }
 
   // U[panel][point][k][pw]: G g per phase for each (o, kd, kh, c_in), in the GEMM's B panels.
@@ -339,6 +299,10 @@ class WinogradAlongW {
   static void row_generic(const Job<Rows>& j, Index row) {
     j.self->template row_impl<16>(j, row);
   }
+  template <class Rows>
+  static void plane_generic(const Job<Rows>& j, Index n, Index iz, float* dst) {
+    j.self->template plane_impl<16>(j, n, iz, dst);
+  }
 #if VOLFEAT_HAVE_ISA_VARIANTS
   template <class Rows>
   VOLFEAT_TARGET_AVX2 static void row_avx2(const Job<Rows>& j, Index row) {
@@ -348,32 +312,88 @@ class WinogradAlongW {
   VOLFEAT_TARGET_AVX512 static void row_avx512(const Job<Rows>& j, Index row) {
     j.self->template row_impl<64>(j, row);
   }
+  template <class Rows>
+  VOLFEAT_TARGET_AVX2 static void plane_avx2(const Job<Rows>& j, Index n, Index iz, float* dst) {
+    j.self->template plane_impl<32>(j, n, iz, dst);
+  }
+  template <class Rows>
+  VOLFEAT_TARGET_AVX512 static void plane_avx512(const Job<Rows>& j, Index n, Index iz, float* dst) {
+    j.self->template plane_impl<64>(j, n, iz, dst);
+  }
 #endif
 
-  // Step 2 for the tiles [0, nt) of one phase of n points: V[p0 + p][tile][k] from X.
+  // Steps 1 and 2 of the header for input plane (n, iz): P in this thread's scratch, then TP into dst.
+  template <int B, class Rows>
+  VOLFEAT_WINOGRAD_INLINE void plane_impl(const Job<Rows>& j, Index n, Index iz, float* dst) const {
+    const WindowGeometry& g = spec_.geometry;
+    const Rows& in = *j.rows;
+    const Dims& id = in.dims;
+    const Planes& pl = *j.planes;
+    const Index ci_n = spec_.in_channels, pad_w = g.padding[2], pad_h = g.padding[1];
+    // 1. P[block][col][...], zeros in the padding.
+    const Index p_floats = pl.blocks_ * pl.cols_ * pl.block_floats_;
+    float* p = thread_scratch(5, size_t(p_floats));
+    std::fill(p, p + p_floats, 0.f);
+    const Index x_end = std::min(id.w, pl.cols_ - pad_w);
+    std::vector<const float*> src(size_t(pl.block_rows_));
+    for (Index b = 0; b < pl.blocks_; ++b) {
+      Index i0 = -1, i1 = -1;  // the block's rows iy = S*b + i - pad_h inside the input: i in [i0, i1)
+      for (Index i = 0; i < pl.block_rows_; ++i) {
+        const Index iy = pl.block_stride_ * b + i - pad_h;
+        if (iy < 0 || iy >= id.h) continue;
+        if (i0 < 0) i0 = i;
+        i1 = i + 1;
+        src[size_t(i)] = in.row(n, iz, iy);
+      }
+      if (i0 < 0) continue;
+      for (Index x = 0; x < x_end; ++x) {
+        float* d = p + (b * pl.cols_ + x + pad_w) * pl.block_floats_;
+        for (Index i = i0; i < i1; ++i)
+          for (Index ci = 0; ci < ci_n; ++ci) {
+            float v = src[size_t(i)][x * in.ld + ci];
+            if (j.pre.scale) v = v * j.pre.scale[ci] + j.pre.shift[ci];
+            if (j.pre.relu) v = v < 0.f ? 0.f : v;  // NaN stays NaN, as torch's relu keeps it
+            d[i * ci_n + ci] = v;
+          }
+      }
+    }
+    // 2. TP[point][block][tile][...].
+    for (const Phase& ph : phases_) {
+      switch (ph.t.n) {
+        case 4: transform_plane<4, B>(ph, p, dst, pl); break;
+        case 5: transform_plane<5, B>(ph, p, dst, pl); break;
+        case 6: transform_plane<6, B>(ph, p, dst, pl); break;
+        default: transform_plane<7, B>(ph, p, dst, pl); break;
+      }
+    }
+  }
+
   template <int N, int B>
-  VOLFEAT_WINOGRAD_INLINE void input_transform(const Phase& ph, const float* x_buf, float* v_buf, Index nt) const {
+  VOLFEAT_WINOGRAD_INLINE void transform_plane(const Phase& ph, const float* p, float* tp, const Planes& pl) const {
     using V = winograd::Vec<float, B>;
     constexpr int kL = winograd::kLanes<float, B>;
-    const Index sw = spec_.geometry.stride[2];
+    const Index sw = spec_.geometry.stride[2], bf = pl.block_floats_;
     float bt[N * N];
     std::copy(ph.bt.begin(), ph.bt.end(), bt);
-    for (Index t = 0; t < nt; ++t)
-      for (Index l = 0; l < kpad_; l += kL) {
-        V d[N];
+    for (Index b = 0; b < pl.blocks_; ++b)
+      for (Index t = 0; t < pl.tiles_; ++t) {
+        const float* col = p + (b * pl.cols_ + sw * kM * t + ph.q) * bf;  // the tile's first point's column
+        for (Index l = 0; l < bf; l += kL) {
+          V d[N];
 #pragma GCC unroll 8
-        for (int i = 0; i < N; ++i) winograd::load<float, B>(d[i], x_buf + (sw * (kM * t + i) + ph.q) * kpad_ + l, kL);
+          for (int i = 0; i < N; ++i) winograd::load<float, B>(d[i], col + sw * i * bf + l, kL);
 #pragma GCC unroll 8
-        for (int p = 0; p < N; ++p) {
-          V acc = bt[p * N] * d[0];
+          for (int q = 0; q < N; ++q) {
+            V acc = bt[q * N] * d[0];
 #pragma GCC unroll 8
-          for (int i = 1; i < N; ++i) acc += bt[p * N + i] * d[i];
-          winograd::store<float, B>(v_buf + ((ph.p0 + p) * nt + t) * kpad_ + l, acc, kL);
+            for (int i = 1; i < N; ++i) acc += bt[q * N + i] * d[i];
+            winograd::store<float, B>(tp + (((ph.p0 + q) * pl.blocks_ + b) * pl.tiles_ + t) * bf + l, acc, kL);
+          }
         }
       }
   }
 
-  // One output row, in chunks of tiles (steps 1 to 4 of the header).
+  // Steps 3 and 4 of the header for one output row, in chunks of tiles.
   template <int B, class Rows>
   VOLFEAT_WINOGRAD_INLINE void row_impl(const Job<Rows>& j, Index row) const {
     using V = winograd::Vec<float, B>;
@@ -381,63 +401,40 @@ class WinogradAlongW {
     const WindowGeometry& g = spec_.geometry;
     const Dims& od = j.od;
     const Planes& pl = *j.planes;
-    const Index y = row % od.h;
-    const Index sw = g.stride[2], ci_n = spec_.in_channels;
-    const Index tiles = (od.w + kM - 1) / kM;
-    const Index chunk = std::min(tiles, kChunkTiles);
-    // Columns of X a chunk reads: phase q's last point of tile t reads s*(4*t + n_q - 1) + q < s*(4*chunk + max_n_ - 1).
-    const Index cols = sw * (kM * chunk + max_n_ - 1);
-    float* x_buf = thread_scratch(5, size_t(cols * kpad_));
-    float* v_buf = thread_scratch(6, size_t(points_ * chunk * kpad_));
-    float* m_buf = thread_scratch(7, size_t(points_ * chunk * pw_));
-    // Row y's block of a transposed plane, and y' of tap kh = 0 in it.
+    const Index y = row % od.h, ci_n = spec_.in_channels;
+    const Index tiles = pl.tiles_, chunk = std::min(tiles, kChunkTiles), bf = pl.block_floats_;
+    float* m_buf = thread_scratch(6, size_t(points_ * chunk * pw_));
+    // Row y's block, and the offset of its tap kh = 0 in a block's column.
     const Index block = y / pl.block_outputs_;
     const Index row_off = (y * g.stride[1] - block * pl.block_stride_) * ci_n;
-    const Index block_off = block * pl.cols_ * pl.block_floats_;
-    const V zero = {};
+    // The GEMM's segments: per kd inside the input, its kH*C_in values (dilation 1 along H), or one per
+    // (kd, kh) of C_in values.
+    const bool merged = g.dilation[1] == 1;
+    gemm::Segment segs[kMaxSegments];
 
     for (Index t0 = 0; t0 < tiles; t0 += chunk) {
       const Index nt = std::min(chunk, tiles - t0);
-      // 1. X's columns c = plane columns c0 + c.
-      const Index c0 = sw * kM * t0;
-      for (Index c = 0; c < cols; ++c) {
-        float* xc = x_buf + c * kpad_;
-        for (Index l = k_ / kL * kL; l < kpad_; l += kL) winograd::store<float, B>(xc + l, zero, kL);
-        for (Index kd = 0; kd < g.kernel[0]; ++kd) {
-          float* dst = xc + kd * group_;
-          const float* p = j.plane[size_t(kd)];
-          if (!p) {
-            for (Index l = 0; l < group_; l += kL) winograd::store<float, B>(dst + l, zero, kL);
-          } else if (g.dilation[1] == 1) {
-            const float* src = p + block_off + (c0 + c) * pl.block_floats_ + row_off;
-            for (Index l = 0; l < group_; l += kL) {
-              V v;
-              winograd::load<float, B>(v, src + l, kL);
-              winograd::store<float, B>(dst + l, v, kL);
-            }
-          } else {
-            const float* src = p + block_off + (c0 + c) * pl.block_floats_ + row_off;
-            for (Index kh = 0; kh < g.kernel[1]; ++kh)
-              for (Index ci = 0; ci < ci_n; ++ci) dst[kh * ci_n + ci] = src[kh * g.dilation[1] * ci_n + ci];
-          }
-        }
-      }
-      // 2. V[point][tile][k].
-      for (const Phase& ph : phases_) {
-        switch (ph.t.n) {
-          case 4: input_transform<4, B>(ph, x_buf, v_buf, nt); break;
-          case 5: input_transform<5, B>(ph, x_buf, v_buf, nt); break;
-          case 6: input_transform<6, B>(ph, x_buf, v_buf, nt); break;
-          default: input_transform<7, B>(ph, x_buf, v_buf, nt); break;
-        }
-      }
       for (Index panel = 0; panel < panels_; ++panel) {
-        // 3. M[point] = V[point] U[point] (all of K in one segment).
+        // 3. M[point] = sum over the segments of TP rows * U rows.
         gemm::Epilogue ep;
         ep.cols = int(pw_);
         for (Index p = 0; p < points_; ++p) {
-          const gemm::Segment seg{v_buf + p * nt * kpad_, u_store_.data() + panel * panel_floats_ + p * k_ * pw_, k_};
-          gemm::gemm_rows(&seg, 1, kpad_, int(nv_), nt, m_buf + p * nt * pw_, pw_, ep, 0);
+          const float* u = u_store_.data() + panel * panel_floats_ + p * k_ * pw_;
+          int ns = 0;
+          for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+            const float* tp = j.plane[size_t(kd)];
+            if (!tp) continue;
+            const float* a = tp + ((p * pl.blocks_ + block) * tiles + t0) * bf + row_off;
+            if (merged) {
+              segs[ns++] = {a, u + kd * group_ * pw_, group_};
+            } else {
+              for (Index kh = 0; kh < g.kernel[1]; ++kh)
+                segs[ns++] = {a + kh * g.dilation[1] * ci_n, u + (kd * g.kernel[1] + kh) * ci_n * pw_, ci_n};
+            }
+          }
+          float* m = m_buf + p * nt * pw_;
+          if (ns == 0) std::fill(m, m + nt * pw_, 0.f);  // every plane in the padding
+          else gemm::gemm_rows(segs, ns, bf, int(nv_), nt, m, pw_, ep, 0);
         }
         // 4. outputs 4*(t0 + t) + i, channels panel*pw + c.
         const Index o0 = panel * pw_, cols_out = std::min(pw_, spec_.out_channels - o0);
@@ -446,19 +443,24 @@ class WinogradAlongW {
           float* dst = j.out + ((row * od.w + x0) - j.v_base) * j.ldo + o0;
           for (Index c = 0; c < cols_out; c += kL) {
             const int nl = int(std::min<Index>(kL, cols_out - c));
-            V y_acc[kM] = {};
+            V y0 = {}, y1 = {}, y2 = {}, y3 = {};
             for (const Phase& ph : phases_) {
               const int pn = ph.t.n;
-              for (int p = 0; p < pn; ++p) {
+              const float* at = ph.at.data();
+              for (int q = 0; q < pn; ++q) {
                 V mv;
-                winograd::load<float, B>(mv, m_buf + ((ph.p0 + p) * nt + t) * pw_ + c, kL);
-                for (int i = 0; i < kM; ++i) y_acc[i] += ph.at[size_t(i * pn + p)] * mv;
+                winograd::load<float, B>(mv, m_buf + ((ph.p0 + q) * nt + t) * pw_ + c, kL);
+                y0 += at[q] * mv;
+                y1 += at[pn + q] * mv;
+                y2 += at[2 * pn + q] * mv;
+                y3 += at[3 * pn + q] * mv;
               }
             }
             V bv = {};
             if (!bias_.empty()) winograd::load<float, B>(bv, bias_.data() + o0 + c, nl);
+            const V* ys[kM] = {&y0, &y1, &y2, &y3};
             for (Index i = 0; i < outs; ++i) {
-              V v = y_acc[i] + bv;
+              V v = *ys[i] + bv;
               j.post.template apply<B>(v, o0 + c, nl);
               winograd::store<float, B>(dst + i * j.ldo + c, v, nl);
             }
@@ -472,8 +474,8 @@ class WinogradAlongW {
   std::vector<float> bias_;
   std::vector<Phase> phases_;
   Index points_ = 0, max_n_ = 0;
-  Index group_ = 0;         // kH*C_in: the values of one kd in X's column
-  Index k_ = 0, kpad_ = 0;  // rows (kd, kh, c_in) per output row, and X's / V's column length
+  Index group_ = 0;  // kH*C_in: the values of one kd, one GEMM segment
+  Index k_ = 0;      // rows (kd, kh, c_in) of U per point
   Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
   PackedStore<float> u_store_;
 };
