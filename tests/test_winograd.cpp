@@ -272,16 +272,18 @@ BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
              (cpu::gemm::bf16_available() ? 64 : 216));
   BOOST_TEST(cpu::Winograd3d<double>(spec, w3, {}, Precision::kFloat32, DepthFactoring::kOff, FloatTile::kF4x4x4).points() == 144);
   // The network's choice: F(4x4x4) for the float convs of a bf16 network that runs bf16 (DenseNet's
-  // 128 -> 32), F(2x4x4) in a float32 one and where bf16 falls back to float32.
-  BOOST_TEST((winograd_float_tile(Precision::kFloat32) == FloatTile::kF2x4x4));
+  // 128 -> 32) and of a float32 one on AVX-512, F(2x4x4) on other CPUs.
+  const bool avx512 = cpu::cpu_isa() >= cpu::CpuIsa::kAvx512;
+  BOOST_TEST((winograd_float_tile(Precision::kFloat32) == (avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   BOOST_TEST((winograd_float_tile(Precision::kBf16) ==
-              (cpu::gemm::bf16_available() ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+              (cpu::gemm::bf16_available() || avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   const auto wn = random_values(size_t(128 * 32 * 27), 10);  // random: equal slices would be depth-factored
   const auto made = ConvAlgorithm<Cpu, float>::make({128, 32, WindowGeometry::cube(3, 1, 1)},
                                                     std::vector<float>(wn.begin(), wn.end()), {},
                                                     Cpu{Precision::kBf16}, {}, WinogradMode::kAuto);
   BOOST_TEST_REQUIRE(made->winograd() != nullptr);
-  BOOST_TEST(made->winograd()->points() == (cpu::gemm::bf16_gemms_on_tiles() ? 64 : cpu::gemm::bf16_available() ? 216 : 144));
+  BOOST_TEST(made->winograd()->points() ==
+             (cpu::gemm::bf16_gemms_on_tiles() ? 64 : cpu::gemm::bf16_available() || avx512 ? 216 : 144));
 }
 
 BOOST_AUTO_TEST_CASE(depth_factored_weights_run_2d_tiles) {
@@ -426,7 +428,9 @@ BOOST_AUTO_TEST_CASE(make_builds_the_chosen_algorithm_from_the_start) {
     const bool wino = mode == WinogradMode::kAll;
     const auto made = ConvAlgorithm<Cpu, float>::make(spec, w, b, Cpu{}, {}, mode);
     Conv3d<Cpu, float> direct(spec, w.data(), w.size(), b.data(), b.size());
-    if (wino) direct.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(spec, w, b));
+    if (wino)  // with the network's float32 tile (winograd_float_tile)
+      direct.set_winograd(std::make_shared<const cpu::Winograd3d<float>>(spec, w, b, Precision::kFloat32, DepthFactoring::kAuto,
+                                                                         winograd_float_tile(Precision::kFloat32)));
     BOOST_TEST((made->winograd() != nullptr) == wino);
     BOOST_TEST(relative_error(run(*made), run(direct)) == 0.0);
   }

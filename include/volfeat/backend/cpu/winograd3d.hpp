@@ -24,9 +24,10 @@
 // forward_planes_rows reads its input through a row accessor, so DenseLayerConvs feeds it from its
 // ring of bottleneck planes. Tiles are 2 planes deep, so output planes come in pairs as before.
 //
-// A bf16 network's float32 convs take F(4x4x4) instead (winograd::FloatTile::kF4x4x4, chosen by
-// winograd3d_select.hpp): the same phases over 6x6x6 patches, 216 points, 64 outputs per tile, and
-// output planes in fours (plane_step; the fused ops' rings hold groups of four).
+// A network's float32 convs on AVX-512 CPUs, and a bf16 network's, take F(4x4x4) instead
+// (winograd::FloatTile::kF4x4x4, chosen by winograd3d_select.hpp): the same phases over 6x6x6 patches,
+// 216 points, 64 outputs per tile, and output planes in fours (plane_step; the fused ops' rings hold
+// groups of four).
 //
 // Depth-factored weights (depth_factor.hpp: each kd slice zero or the same 3x3 S, as inflating a 2D
 // network along D makes them): the tiles are 2D, Tile<1, 4, 4> (winograd3d_tile.hpp), one plane deep.

@@ -85,7 +85,9 @@ bool uses_winograd(const ConvSpec& s, WinogradMode mode, const ConvUse& use = {}
 // kMaxAlongWChannels input channels with a kernel at least 5 wide (DenseNet's and ResNet's 7x7x7 stride-2
 // stems, 1 or 3 channels), whose weights are not depth-factored (a depth-factored stem sums its 7 input
 // rows along D and runs 49 taps instead of 343: cheaper still, and it keeps that). In a bf16 network the
-// stem keeps the bf16 direct kernels (measured below, bench/README.md "The stem as Winograd along W").
+// stem keeps the bf16 direct kernels: the float32 stem along W was no faster (conv+pool at 108x256x256,
+// Zen 4: 0.136 s against bf16's 0.132 s), and F(4, 4) on bf16 operands would raise the stem's error
+// 1.7-3.8x (bench/stem_winograd_error.py).
 // VOLFEAT_WINOGRAD=all takes every stem-like conv, whatever its precision and weights; 0 none.
 inline constexpr Index kMaxAlongWChannels = 4;
 inline bool stem_like(const ConvSpec& s) {
@@ -137,16 +139,19 @@ inline Precision winograd_precision(const ConvSpec& s, Precision asked) {
   return std::min(s.in_channels, s.out_channels) >= kMinBf16TileChannels ? Precision::kBf16 : Precision::kFloat32;
 }
 
-// The float32 tile of a Winograd conv whose network asked for `asked`: in a bf16 network that runs bf16
-// (the CPU has the kernels), the convs left in float32 by winograd_precision take F(4x4x4), whose extra
-// rounding (winograd3d_tile.hpp: about 3x F(2x4x4)'s, 4e-5 per tile) is far inside bf16's 1e-2 and which
-// does 25 % fewer multiplies. DenseNet-121 (seeded; every 3x3x3 Winograd conv is 128 -> 32), Zen 5,
-// 2 threads, volfeat_forward medians of 3-5, F(2x4x4) and F(4x4x4) binaries alternating (bench/README.md,
-// session 27): bf16 at 128^3 0.137 / 0.117, 0.136 / 0.122, 0.129 / 0.147 s; at 108x256x256 0.516 / 0.458,
-// 0.512 / 0.460 s. float32 would gain 5-7 % too, but keeps F(2x4x4): its tests hold each conv to 3e-5.
+// The float32 tile of a network's Winograd convs: F(4x4x4) (216 points per 64 outputs, 3.4 multiplies per
+// output against F(2x4x4)'s 4.5) on AVX-512 CPUs, F(2x4x4) elsewhere (unmeasured there). Its extra rounding
+// (winograd3d_tile.hpp: about 3x F(2x4x4)'s; a conv at most 3.0e-5 from the naive reference over the shared
+// shapes, held to 1e-4 by test_winograd) stays far inside the networks' 1e-4 against torch. A bf16 network's
+// float32 convs took it first (session 27): DenseNet-121 (seeded; every 3x3x3 Winograd conv is 128 -> 32),
+// Zen 5, 2 threads, bf16 at 128^3 0.137 / 0.117, 0.136 / 0.122, 0.129 / 0.147 s; at 108x256x256
+// 0.516 / 0.458, 0.512 / 0.460 s (F(2x4x4) / F(4x4x4) binaries alternating, bench/README.md). float32
+// followed in session 35: alternating volfeat_forward --serve workers, paired ratios F(2x4x4) / F(4x4x4)
+// (medians of 16-20 pairs, AMD EPYC Zen 4): 1.083 at 128^3, 1.059 at 108x256x256.
 inline cpu::winograd::FloatTile winograd_float_tile(Precision asked) {
-  return asked == Precision::kBf16 && cpu::gemm::bf16_available() ? cpu::winograd::FloatTile::kF4x4x4
-                                                                  : cpu::winograd::FloatTile::kF2x4x4;
+  const bool bf16 = asked == Precision::kBf16 && cpu::gemm::bf16_available();
+  return bf16 || cpu::cpu_isa() >= cpu::CpuIsa::kAvx512 ? cpu::winograd::FloatTile::kF4x4x4
+                                                        : cpu::winograd::FloatTile::kF2x4x4;
 }
 
 template <class T>
