@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -258,32 +259,71 @@ BOOST_AUTO_TEST_CASE(a_huge_page_vector_is_advised_before_its_first_touch) {
   BOOST_TEST(!advised_huge(reinterpret_cast<const void*>(plain_first)));
 }
 
-BOOST_AUTO_TEST_CASE(volfeat_huge_pages_parses_on_and_off_and_names_a_bad_value) {
-  BOOST_TEST(parse_huge_pages(nullptr));
-  BOOST_TEST(parse_huge_pages(""));
-  BOOST_TEST(parse_huge_pages("on"));
-  BOOST_TEST(parse_huge_pages("1"));
-  BOOST_TEST(!parse_huge_pages("off"));
-  BOOST_TEST(!parse_huge_pages("0"));
+BOOST_AUTO_TEST_CASE(volfeat_huge_pages_parses_auto_on_and_off_and_names_a_bad_value) {
+  BOOST_TEST((parse_huge_pages(nullptr) == HugePageMode::kAuto));
+  BOOST_TEST((parse_huge_pages("") == HugePageMode::kAuto));
+  BOOST_TEST((parse_huge_pages("auto") == HugePageMode::kAuto));
+  BOOST_TEST((parse_huge_pages("on") == HugePageMode::kOn));
+  BOOST_TEST((parse_huge_pages("1") == HugePageMode::kOn));
+  BOOST_TEST((parse_huge_pages("off") == HugePageMode::kOff));
+  BOOST_TEST((parse_huge_pages("0") == HugePageMode::kOff));
   for (const char* bad : {"yes", "OFF", "2"}) {
     BOOST_TEST_CONTEXT("VOLFEAT_HUGE_PAGES=" << bad) {
       try {
         parse_huge_pages(bad);
         BOOST_ERROR("accepted");
       } catch (const Error& e) {
-        BOOST_TEST(std::string(e.what()) == "VOLFEAT_HUGE_PAGES=" + std::string(bad) + ": expected on (the default) or off");
+        BOOST_TEST(std::string(e.what()) == "VOLFEAT_HUGE_PAGES=" + std::string(bad) + ": expected auto (the default), on or off");
       }
     }
   }
 }
 
 BOOST_AUTO_TEST_CASE(the_process_follows_volfeat_huge_pages) {
-  // ctest runs this binary twice: as it is, and with VOLFEAT_HUGE_PAGES=off (test_host_memory_no_huge_pages),
-  // where every advice check above expects none.
+  // ctest runs this binary three times: as it is, with VOLFEAT_HUGE_PAGES=off (test_host_memory_no_huge_pages),
+  // where every advice check above expects none, and with on (test_host_memory_huge_pages_on), where they expect it.
+  // Unset (auto), the machine decides: off exactly where it reports free pages to a hypervisor.
   const char* env = std::getenv("VOLFEAT_HUGE_PAGES");
-  const bool off = env && (std::string(env) == "off" || std::string(env) == "0");
-  BOOST_TEST(huge_pages_wanted() == !off);
+  const std::string value = env ? env : "";
+  const HugePageChoice& c = huge_page_choice();
   BOOST_TEST(huge_pages_problem().empty());
-  BOOST_TEST_MESSAGE("VOLFEAT_HUGE_PAGES=" << (env ? env : "(unset)") << ": blocks " << (off ? "not " : "")
-                                           << "advised as huge pages");
+  if (value == "off" || value == "0") {
+    BOOST_TEST((c.mode == HugePageMode::kOff));
+    BOOST_TEST(!huge_pages_wanted());
+  } else if (value == "on" || value == "1") {
+    BOOST_TEST((c.mode == HugePageMode::kOn));
+    BOOST_TEST(huge_pages_wanted());
+  } else {
+    BOOST_TEST((c.mode == HugePageMode::kAuto));
+    BOOST_TEST(huge_pages_wanted() == free_page_reporting().empty());
+  }
+  BOOST_TEST_MESSAGE("VOLFEAT_HUGE_PAGES=" << (env ? env : "(unset)") << ": " << (c.reason.empty() ? "-" : c.reason)
+                                           << "; blocks " << (huge_pages_wanted() ? "" : "not ") << "advised as huge pages");
+}
+
+BOOST_AUTO_TEST_CASE(auto_huge_pages_follow_free_page_reporting) {
+  // A sysfs tree of our own: page_reporting's count, a balloon's feature bits, neither.
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("volfeat_sysfs_" + std::to_string(::getpid()));
+  auto put = [&](const std::string& rel, const std::string& text) {
+    fs::create_directories((root / rel).parent_path());
+    std::ofstream(root / rel) << text << "\n";
+  };
+  BOOST_TEST(free_page_reporting(root.string()).empty());
+  put("bus/virtio/drivers/virtio_balloon/virtio3/features", "0110000000000000");  // no bit 5
+  BOOST_TEST(free_page_reporting(root.string()).empty());
+  put("module/page_reporting/parameters/reported_kib", "0");  // the module, nothing reported
+  BOOST_TEST(free_page_reporting(root.string()).empty());
+  put("bus/virtio/drivers/virtio_balloon/virtio3/features", "0110010100000000");  // this VM's: bits 1, 2, 5, 7
+  BOOST_TEST(free_page_reporting(root.string()) == "virtio balloon virtio3 reports free pages");
+  put("module/page_reporting/parameters/reported_kib", "237915396");
+  BOOST_TEST(free_page_reporting(root.string()) == "page_reporting has reported 237915396 KiB of free pages");
+  fs::remove_all(root);
+  // The choice: auto is off exactly with reporting; on and off are what they say.
+  BOOST_TEST(choose_huge_pages(HugePageMode::kAuto, "").on);
+  BOOST_TEST(!choose_huge_pages(HugePageMode::kAuto, "virtio balloon virtio0 reports free pages").on);
+  BOOST_TEST(choose_huge_pages(HugePageMode::kAuto, "x").reason == "x: fresh huge pages fault in on the host");
+  BOOST_TEST(choose_huge_pages(HugePageMode::kOn, "x").on);
+  BOOST_TEST(!choose_huge_pages(HugePageMode::kOff, "").on);
+  BOOST_TEST(choose_huge_pages(HugePageMode::kOn, "x").reason.empty());
 }

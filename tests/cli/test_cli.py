@@ -198,11 +198,19 @@ def test_huge_pages_off_changes_no_number_and_a_bad_value_is_one_line():
         run("extract", "--layers", "denseblock1,transition1", "--quiet", "--out", out, env={"VOLFEAT_HUGE_PAGES": value})
         with zipfile.ZipFile(os.path.join(out, "features.npz")) as z:
             features[value] = {n: z.read(n) for n in z.namelist()}
-        assert json.load(open(os.path.join(out, "run.json")))["huge_pages"] is (value == "on")
+        rj = json.load(open(os.path.join(out, "run.json")))
+        assert rj["huge_pages"] is (value == "on") and rj["huge_pages_mode"] == value
+        assert "huge_pages_reason" not in rj
     assert len(features["on"]) == 6 and features["on"] == features["off"], "features differ with VOLFEAT_HUGE_PAGES=off"
+    # auto (the default): off exactly where the machine reports free pages to a hypervisor, and run.json says why
+    out = fresh("huge_pages_auto")
+    run("extract", "--layers", "denseblock1", "--quiet", "--out", out, env={"VOLFEAT_HUGE_PAGES": "auto"})
+    rj = json.load(open(os.path.join(out, "run.json")))
+    assert rj["huge_pages_mode"] == "auto", rj
+    assert rj["huge_pages"] is ("fresh huge pages fault in on the host" not in rj["huge_pages_reason"]), rj
     out = fresh("huge_pages_bad")
     p = run("extract", "--quiet", "--out", out, expect=1, env={"VOLFEAT_HUGE_PAGES": "maybe"})
-    assert p.stderr == "volfeat: error: VOLFEAT_HUGE_PAGES=maybe: expected on (the default) or off\n", p.stderr
+    assert p.stderr == "volfeat: error: VOLFEAT_HUGE_PAGES=maybe: expected auto (the default), on or off\n", p.stderr
     assert not os.path.exists(out), "a refused run left its output directory"
 
 

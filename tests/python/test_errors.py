@@ -122,7 +122,7 @@ def test_a_bad_volfeat_huge_pages_is_an_import_error():
     env = dict(os.environ, VOLFEAT_HUGE_PAGES="maybe")
     p = subprocess.run([sys.executable, "-c", "import volfeat"], env=env, capture_output=True, text=True)
     assert p.returncode != 0
-    assert p.stderr.strip().splitlines()[-1] == "ImportError: volfeat: VOLFEAT_HUGE_PAGES=maybe: expected on (the default) or off", p.stderr
+    assert p.stderr.strip().splitlines()[-1] == "ImportError: volfeat: VOLFEAT_HUGE_PAGES=maybe: expected auto (the default), on or off", p.stderr
     env["VOLFEAT_HUGE_PAGES"] = "off"
     p = subprocess.run([sys.executable, "-c", "import volfeat; print(volfeat.cpu_isa)"], env=env, capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout.strip() == volfeat.cpu_isa, p.stderr

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -71,34 +72,81 @@ inline size_t host_block_bytes(size_t bytes) {
 }
 
 // VOLFEAT_HUGE_PAGES, parsed here at the edge: whether large blocks and volumes are advised as huge
-// pages. Unset, empty, "on" or "1": advised (the default); "off" or "0": left in 4 KiB pages. Why a
-// switch: what a huge page costs to fault in is the machine's. On the Zen 3 VM of session 9 a first
-// touch took 0.05 s/GiB in huge pages and 0.33-0.94 in small ones; on session 34's Zen 4 VM (family 25
-// model 17) a huge page cost about 2.5 ms more to fault in than its 512 small ones, and DenseNet-121's cold
-// float32 pass at 216x512x512 took 8.35-8.47 s against 6.97-7.05 s with THP off, warm passes alike
-// (bench/README.md, "Zen 4 again").
-inline bool parse_huge_pages(const char* v) {
+// pages. "on" or "1": advised; "off" or "0": left in 4 KiB pages; unset, empty or "auto" (the default):
+// advised unless the machine hands its free 2 MiB pages back to a hypervisor (free_page_reporting).
+// Why: what a huge page costs to fault in is the machine's, and it can be the main cost of a one-pass
+// process. On the Zen 3 VM of session 9 a first touch took 0.05 s/GiB in huge pages and 0.33-0.94 in small
+// ones. The Zen 4 VMs of sessions 34-35 (family 25 model 17) report free pages to their host (Linux's
+// page_reporting, order 9: every free 2 MiB block, which the host then discards), so a fresh huge page
+// faults in on the host as well: 1 GiB first touched in 4.6-5.6 s in huge pages against 0.39-0.43 s in
+// small ones (0.12 s when the process before had just freed its huge pages), and the whole 216x512x512
+// extract took 9.8-10.7 s with the advice against 7.3-7.4 s without (bench/README.md, session 35). A short
+// timed probe cannot tell: a few MiB come from blocks not yet reported (0.09 s/GiB in 7 of 8 probes there).
+enum class HugePageMode { kAuto, kOn, kOff };
+inline HugePageMode parse_huge_pages(const char* v) {
   const std::string s = v ? v : "";
-  if (s.empty() || s == "on" || s == "1") return true;
-  if (s == "off" || s == "0") return false;
-  fail("VOLFEAT_HUGE_PAGES=", s, ": expected on (the default) or off");
+  if (s.empty() || s == "auto") return HugePageMode::kAuto;
+  if (s == "on" || s == "1") return HugePageMode::kOn;
+  if (s == "off" || s == "0") return HugePageMode::kOff;
+  fail("VOLFEAT_HUGE_PAGES=", s, ": expected auto (the default), on or off");
+}
+inline const char* huge_page_mode_name(HugePageMode m) {
+  return m == HugePageMode::kOn ? "on" : m == HugePageMode::kOff ? "off" : "auto";
 }
 
-// The process's choice, read once.
-inline bool huge_pages_wanted() {
-  static const bool on = parse_huge_pages(std::getenv("VOLFEAT_HUGE_PAGES"));
-  return on;
+// The first line of a small sysfs file, or "" where it cannot be read.
+inline std::string sysfs_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  return line;
 }
+// Whether this machine reports its free pages to a hypervisor, and what says so ("" where it does not):
+// Linux's page_reporting with KiB reported so far (where the kernel exports the count), or a virtio
+// balloon bound with feature bit 5, VIRTIO_BALLOON_F_REPORTING. `sys`: the sysfs root (tests pass their own).
+inline std::string free_page_reporting(const std::string& sys = "/sys") {
+  const std::string kib = sysfs_line(sys + "/module/page_reporting/parameters/reported_kib");
+  if (!kib.empty() && kib.find_first_not_of('0') != std::string::npos && kib.find_first_not_of("0123456789") == std::string::npos)
+    return "page_reporting has reported " + kib + " KiB of free pages";
+  for (int i = 0; i < 64; ++i) {
+    const std::string bits = sysfs_line(sys + "/bus/virtio/drivers/virtio_balloon/virtio" + std::to_string(i) + "/features");
+    if (bits.size() > 5 && bits[5] == '1') return "virtio balloon virtio" + std::to_string(i) + " reports free pages";
+  }
+  return "";
+}
+
+// The process's choice, made once: VOLFEAT_HUGE_PAGES, and under auto what the machine says.
+struct HugePageChoice {
+  HugePageMode mode = HugePageMode::kAuto;
+  bool on = true;
+  std::string reason;  // auto: why on or off
+};
+inline HugePageChoice choose_huge_pages(HugePageMode mode, const std::string& reporting) {
+  HugePageChoice r;
+  r.mode = mode;
+  r.on = mode == HugePageMode::kOn || (mode == HugePageMode::kAuto && reporting.empty());
+  if (mode == HugePageMode::kAuto)
+    r.reason = reporting.empty() ? "no free page reporting to a hypervisor" : reporting + ": fresh huge pages fault in on the host";
+  return r;
+}
+inline const HugePageChoice& huge_page_choice() {
+  static const HugePageChoice c = [] {
+    const HugePageMode mode = parse_huge_pages(std::getenv("VOLFEAT_HUGE_PAGES"));
+    return choose_huge_pages(mode, mode == HugePageMode::kAuto ? free_page_reporting() : std::string());
+  }();
+  return c;
+}
+inline bool huge_pages_wanted() { return huge_page_choice().on; }
 
 // For a program's entry: "" when VOLFEAT_HUGE_PAGES is valid, else the one line to print.
 inline std::string huge_pages_problem() {
-  return error_line_of([] { huge_pages_wanted(); });
+  return error_line_of([] { huge_page_choice(); });
 }
 
 // Advises transparent huge pages over the whole 2 MiB pages inside [p, p + bytes), for memory about to
 // be touched for the first time; the partial pages at either end keep small pages. Advice only: a range
-// already resident keeps its pages, and the kernel ignores it where THP is off. Nothing under
-// VOLFEAT_HUGE_PAGES=off.
+// already resident keeps its pages, and the kernel ignores it where THP is off. Nothing where the
+// process's choice is off (huge_page_choice).
 inline void advise_huge_pages(void* p, size_t bytes) {
   if (!huge_pages_wanted()) return;
 #ifdef MADV_HUGEPAGE
