@@ -7,7 +7,7 @@
 // HU -> [0, 1]). Three forwards record every module: float with Winograd on every applicable conv
 // (VOLFEAT_WINOGRAD=all), float with direct convs only (=0), and double (the reference). Printed per
 // conv module: its relative error (max |got - want| / max |want|, the tests' measure) against double,
-// for Winograd and for the direct convs, and whether that conv ran as Winograd.
+// for Winograd and for the direct convs, and whether that conv ran as Winograd (3D tiles, or along W).
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -80,9 +80,10 @@ int main(int argc, char** argv) try {
     const double ew = relative_error(wino.at(n.name).data, r.data), ed = relative_error(direct.at(n.name).data, r.data);
     const ConvSpec spec{graph.node(n.inputs[0]).channels, n.channels, n.window};
     const bool applies = cpu::Winograd3d<float>::applicable(spec);
+    // 3D tiles (F(4x4x4) on AVX-512, else F(2x4x4)), or 1D along W for a stem (winograd_along_w.hpp)
+    const char* how = applies ? (winograd_wins(spec) ? "yes" : "all only") : stem_like(spec) ? "along W" : "no";
     std::printf("| %s | %ld -> %ld | %ldx%ldx%ld | %s | %.2e | %.2e |\n", n.name.c_str(), long(spec.in_channels),
-                long(spec.out_channels), long(r.dims.d), long(r.dims.h), long(r.dims.w),
-                applies ? (winograd_wins(spec) ? "yes" : "all only") : "no", ew, ed);
+                long(spec.out_channels), long(r.dims.d), long(r.dims.h), long(r.dims.w), how, ew, ed);
     worst_w = std::max(worst_w, ew), worst_d = std::max(worst_d, ed);
   }
   const std::string last = graph.modules().back().name;
