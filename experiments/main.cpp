@@ -23,8 +23,8 @@ VOLFEAT_TARGET_BASELINE __attribute__((constructor(101))) static void volfeat_ch
 
 int main(int argc, char** argv) {
   volfeat::retain_freed_host_memory();  // freed activations stay for the next pass (core/host_memory.hpp)
-  // VOLFEAT_CPU_ISA naming a level this CPU lacks, or no level at all, and VOLFEAT_HUGE_PAGES neither on nor
-  // off: one line.
+  // VOLFEAT_CPU_ISA naming a level this CPU lacks, or no level at all, and VOLFEAT_HUGE_PAGES neither auto, on
+  // nor off: one line.
   for (const std::string& problem : {volfeat::cpu::cpu_isa_problem(), volfeat::huge_pages_problem()})
     if (!problem.empty()) {
       std::cerr << "volfeat: error: " << problem << "\n";

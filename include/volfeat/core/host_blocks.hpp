@@ -29,10 +29,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <iterator>
 #include <list>
 #include <mutex>

@@ -168,7 +168,7 @@ class Conv3d<Cpu, T> {
 
   // Output plane z of batch item n only, into `plane` (dims (1, 1, H_out, W_out, C_out), any ld): the
   // stem computes its output plane by plane with it. along_w_planes: where the conv runs as Winograd along
-  // W, the ring of its transposed input planes that calls over the same input share (WinogradAlongW::Planes,
+  // W, the ring of its transformed input planes that calls over the same input share (WinogradAlongW::Planes,
   // ConvActMaxPool), or null.
   void forward_plane(TensorView<const T> in, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
                      Activation<Cpu, T> post = {}, cpu::WinogradAlongW::Planes* along_w_planes = nullptr) const {

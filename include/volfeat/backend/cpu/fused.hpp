@@ -148,10 +148,10 @@ struct ConvActMaxPool<Cpu, T> {
     if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
     const Index step = conv.plane_step();  // a Winograd conv computes its output planes in groups
     cpu::PlaneRing<T> ring(cd, conv_max_pool_ring_planes(g, step), step);
-    cpu::WinogradAlongW::Planes transposed;  // a stem as Winograd along W: its input planes, transposed once
+    cpu::WinogradAlongW::Planes transformed;  // a stem as Winograd along W: its input planes, transformed once
     pool_ring(ring, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
       if (conv.winograd()) conv.winograd()->forward_planes(in, n, z0, count, planes, {}, post);
-      else conv.forward_plane(in, n, z0, planes, {}, post, &transposed);
+      else conv.forward_plane(in, n, z0, planes, {}, post, &transformed);
     });
   }
 };
