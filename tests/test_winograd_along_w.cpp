@@ -18,6 +18,7 @@
 #include "support/primitive_checks.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/architectures.hpp"
+#include "volfeat/nn/memory_estimate.hpp"
 #include "volfeat/nn/network.hpp"
 #include "volfeat/nn/taps.hpp"
 #include "volfeat/weights/inflate.hpp"
@@ -113,7 +114,12 @@ double check_along_w(const ConvProblem& p) {
         }
       // The same arithmetic per output row whatever the order: bit-equal.
       BOOST_TEST(relative_error(host<Cpu, float>(by_plane.view()), whole) == 0.0, (backwards ? "backwards" : "in order"));
+      // The ring is what the memory estimate counts for it (winograd_along_w_layout.hpp).
+      const cpu::winograd_w::Layout l = cpu::winograd_w::layout(p.geometry, p.in.c, od.h, od.w);
+      BOOST_TEST(planes.bytes() == size_t(l.ring_floats()) * sizeof(float));
+      BOOST_TEST(l.slots == (p.geometry.kernel[0] - 1) * p.geometry.dilation[0] + 1);
     }
+    BOOST_TEST(conv.winograd_along_w()->points() == cpu::winograd_w::points(p.geometry));
     struct Rows {
       TensorView<const float> in;
       Dims dims;
@@ -190,6 +196,35 @@ BOOST_AUTO_TEST_CASE(the_rule_picks_float32_stems_with_3d_weights) {
                                                                  w.data(), w.size(), nullptr, 0);
   using Conv = Conv3d<Cpu, float>;
   BOOST_CHECK_THROW(Conv(stem, other), Error);
+}
+
+BOOST_AUTO_TEST_CASE(the_memory_estimate_counts_its_ring_and_weights) {
+  // DenseNet-121's stem along W at 216x512x512: its ring of transformed planes (7 of 13 points x 52 blocks x
+  // 64 tiles x 16 floats, 19.4 MB) is held while the stem's step runs, which is the peak of a pass stopped
+  // at pool0; its transformed weights are 13 x 7 x 7 values per channel pair instead of 343.
+  setenv("VOLFEAT_WINOGRAD", "1", 1);
+  StateDict sd = random_state_dict(build_graph("densenet121", 1), 3);
+  const Network<Cpu, float> net(sd, kReleaseWeights);
+  unsetenv("VOLFEAT_WINOGRAD");
+  const Graph& g = net.graph();
+  const int stop = g.node_of("features.pool0");
+  PlanTraits with = net.plan_traits();
+  const int conv0 = g.node_of("features.conv0");
+  BOOST_TEST_REQUIRE(with.runs_along_w(conv0));
+  PlanTraits without = with;
+  without.along_w.clear();
+  const std::array<Index, 3> grid{216, 512, 512};
+  const double a = simulate_forward(g, grid, stop, {}, 4, 2, with).peak_bytes;
+  const double b = simulate_forward(g, grid, stop, {}, 4, 2, without).peak_bytes;
+  const WindowGeometry& w = g.node(conv0).window;
+  const double ring = 4.0 * double(cpu::winograd_w::layout(w, 1, 256, 256).ring_floats());
+  BOOST_TEST(ring > 19e6);
+  BOOST_TEST(ring < 20e6);
+  BOOST_TEST(a - b >= ring, "estimate " << a / 1e6 << " MB with the ring, " << b / 1e6 << " MB without");
+  BOOST_TEST(a - b < ring + 8e6);  // plus the two threads' scratch (P, M) against the direct conv's rows
+  const double direct = 343.0 * 64 * 4;
+  BOOST_TEST(network_weight_bytes(g, with, 4, stop) - network_weight_bytes(g, without, 4, stop) ==
+             13.0 * 49 * 64 * 4 - direct);
 }
 
 BOOST_AUTO_TEST_CASE(densenet_with_it_matches_the_direct_stem) {

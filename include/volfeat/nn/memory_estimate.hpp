@@ -4,9 +4,10 @@
 //
 // It replays the same plan the executor runs (nn/plan.hpp): each step's buffer allocations, its
 // temporaries (a conv pair's scratch ring, a conv+pool's ring of conv planes, a pooled transition
-// input), what the observer holds per tap, and the frees after it; the per-thread conv scratch of the
-// convs it runs; and network_weight_bytes, the packed weights with Winograd's transformed ones. The executor and the estimate read
-// one list of steps, so a change of fusion or lifetime changes both. Check against a real run with
+// input, the stem's ring of transformed input planes where it runs along W), what the observer holds per
+// tap, and the frees after it; the per-thread conv scratch of the convs it runs; and network_weight_bytes,
+// the packed weights with Winograd's transformed ones. The executor and the estimate read one list of
+// steps, so a change of fusion or lifetime changes both. Check against a real run with
 //   /usr/bin/time -v volfeat extract ... (Maximum resident set size) against `volfeat: memory:`.
 #include <algorithm>
 #include <array>
@@ -50,10 +51,12 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //     for the bf16 tile), and x C_out
 //     (winograd3d.hpp: winograd::block_tiles of the whole output's tiles, at most block_budget);
 //   * a depth-factored Winograd conv's depth sums: 6 input rows x (4 * block + 2) columns x C_in
-//     (winograd3d.hpp, depth_summed_input: at most one row of tiles of the block at a time).
+//     (winograd3d.hpp, depth_summed_input: at most one row of tiles of the block at a time);
+//   * a conv along W's input plane in blocks (P) and a chunk's GEMM outputs (M) (winograd_along_w.hpp, by
+//     winograd_w::layout; M at AVX-512's panel width, the widest).
 inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const PlanTraits& traits, int threads) {
   const auto& nodes = g.nodes();
-  double a_tile = 0, rows = 0, v = 0, m = 0, sums = 0;
+  double a_tile = 0, rows = 0, v = 0, m = 0, sums = 0, along_w = 0;
   auto conv = [&](int c, const Dims& in) {
     const Node& nd = nodes[size_t(c)];
     const WindowGeometry& w = nd.window;
@@ -70,6 +73,11 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
       using Depth = cpu::winograd::TileF32Depth;
       if (points == Depth::kPoints)
         sums = std::max(sums, double(Depth::kInY) * double(cpu::winograd::depth_sum_columns<Depth>(block)) * double(ci));
+    } else if (traits.runs_along_w(c)) {
+      const auto o = w.out_spatial(in.spatial());
+      const cpu::winograd_w::Layout l = cpu::winograd_w::layout(w, ci, o[1], o[2]);
+      const Index pw = co <= 16 ? 16 : co <= 32 ? 32 : 64;
+      along_w = std::max(along_w, double(l.p_floats() + l.m_floats(pw)));
     } else if (detail::pointwise(w)) {
       const Index chunks = (ci + 127) / 128;
       const Index tile = std::clamp<Index>(Index(65536) / (chunks * 128), 32, 512);
@@ -87,28 +95,36 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
     conv(s.conv, in);
     if (s.conv2 >= 0) conv(s.conv2, plan.dims[size_t(nodes[size_t(s.conv2)].inputs[0])]);
   }
-  return 4.0 * (a_tile + rows + v + m + sums);
+  return 4.0 * (a_tile + rows + v + m + sums + along_w);
+}
+
+// Transformed weights of a conv along W per input-output channel pair: its points for each (kd, kh) row.
+inline double along_w_values_per_pair(const WindowGeometry& w) {
+  return double(cpu::winograd_w::points(w)) * double(w.kernel[0] * w.kernel[1]);
 }
 
 // Bytes per packed weight value of conv node i in a network of `elem_bytes` values: Winograd's U is bf16
 // in the bf16 tile (64 points) only; the float32 tiles (144, and 36 depth-factored) keep float U in a
 // bf16 network too (winograd3d_select.hpp, winograd_precision).
 inline double conv_value_bytes(const PlanTraits& traits, int i, double elem_bytes) {
+  if (traits.runs_along_w(i)) return double(sizeof(float));  // along W: float U in any network
   if (!traits.uses_winograd(i)) return elem_bytes;
   return traits.winograd_points_of(i) == cpu::winograd::TileBf16::kPoints ? 2.0 : double(sizeof(float));
 }
 
-// Packed bytes of conv node i: its kernel, or Winograd's transformed one (144 values per channel pair,
-// bf16 64), at `elem_bytes` per direct value.
+// Packed bytes of conv node i: its kernel, Winograd's transformed one (144 values per channel pair, bf16
+// 64), or along W's (13 x kD x kH for the stem, float), at `elem_bytes` per direct value.
 inline double conv_weight_bytes(const Graph& g, const PlanTraits& traits, int i, double elem_bytes) {
   const Node& n = g.node(i);
   const double io = double(g.node(n.inputs[0]).channels) * double(n.channels);
-  const double values = io * (traits.uses_winograd(i) ? double(traits.winograd_points_of(i)) : double(n.window.taps()));
-  return values * conv_value_bytes(traits, i, elem_bytes);
+  const double per_pair = traits.uses_winograd(i)   ? double(traits.winograd_points_of(i))
+                         : traits.runs_along_w(i) ? along_w_values_per_pair(n.window)
+                                                  : double(n.window.taps());
+  return io * per_pair * conv_value_bytes(traits, i, elem_bytes);
 }
 
 // Bytes of a built network's parameters: every conv's packed weights and folded batchnorms (as many
-// values as torch's), except that a conv that runs Winograd holds its transformed weights U instead
+// values as torch's), except that a conv that runs Winograd (3D, or along W) holds its transformed weights U instead
 // (144 C_in C_out values against 27 in float32, 64 in bf16, 36 depth-factored: 224 MB for ResNet-50's
 // 3D convs of layer1-3 in float32; conv3d.hpp frees the direct ones). `elem_bytes`: the network's value
 // type. `last`: the last node the network built (Network::built_last; -1: all).
@@ -117,9 +133,10 @@ inline double network_weight_bytes(const Graph& g, const PlanTraits& traits, siz
   double bytes = double(g.param_values(last)) * double(elem_bytes);
   const auto& nodes = g.nodes();
   for (size_t i = 0; i <= size_t(last); ++i)
-    if (nodes[i].kind == OpKind::kConv && traits.uses_winograd(int(i)))  // U instead of the kernel
+    if (nodes[i].kind == OpKind::kConv && (traits.uses_winograd(int(i)) || traits.runs_along_w(int(i))))  // U instead
       bytes += conv_weight_bytes(g, traits, int(i), double(elem_bytes)) -
-               27.0 * double(elem_bytes) * double(nodes[size_t(nodes[i].inputs[0])].channels) * double(nodes[i].channels);
+               double(nodes[i].window.taps()) * double(elem_bytes) * double(nodes[size_t(nodes[i].inputs[0])].channels) *
+                   double(nodes[i].channels);
   return bytes;
 }
 
@@ -189,6 +206,11 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
       out.step_weight_bytes = std::max(out.step_weight_bytes, w);
     }
 
+    if (s.conv >= 0 && traits.runs_along_w(s.conv)) {  // its ring of transformed input planes, while the step runs
+      const Node& c = g.node(s.conv);
+      const Dims& od = plan.dims[size_t(s.conv)];
+      transient += 4.0 * double(cpu::winograd_w::layout(c.window, g.node(c.inputs[0]).channels, od.h, od.w).ring_floats());
+    }
     touch(transient, s.out);
     live -= transient;
     if (plan.wanted[size_t(s.out)]) {

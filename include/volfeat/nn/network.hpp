@@ -59,6 +59,11 @@ template <class Conv, class = void>
 inline constexpr bool kConvHasWinograd = false;
 template <class Conv>
 inline constexpr bool kConvHasWinograd<Conv, std::void_t<decltype(std::declval<const Conv&>().winograd())>> = true;
+// True where Conv3d<Backend, T> may run as 1D Winograd along W (it has winograd_along_w(): Cpu).
+template <class Conv, class = void>
+inline constexpr bool kConvHasAlongW = false;
+template <class Conv>
+inline constexpr bool kConvHasAlongW<Conv, std::void_t<decltype(std::declval<const Conv&>().winograd_along_w())>> = true;
 
 // Asks Network's constructor to free each tensor's values of the StateDict as soon as its conv or
 // batchnorm is packed; the keys, shapes and meta_json stay (the outputs name and describe the weights,
@@ -113,6 +118,10 @@ class Network {
     if constexpr (kConvHasWinograd<Conv3d<Backend, T>>)
       for (size_t i = 0; i < convs_.size(); ++i)
         if (convs_[i] && convs_[i]->winograd()) t.winograd_points[i] = convs_[i]->winograd()->points();
+    if constexpr (kConvHasAlongW<Conv3d<Backend, T>>) {
+      t.along_w.assign(convs_.size(), false);
+      for (size_t i = 0; i < convs_.size(); ++i) t.along_w[i] = convs_[i] && convs_[i]->winograd_along_w();
+    }
     return t;
   }
   const std::string& arch() const { return graph_.arch(); }

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "volfeat/backend/cpu/winograd3d_tile.hpp"
+#include "volfeat/backend/cpu/winograd_along_w_layout.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/nn/graph.hpp"
 #include "volfeat/ops/fused.hpp"
@@ -98,6 +99,10 @@ struct PlanTraits {
     return node >= 0 && size_t(node) < winograd_points.size() ? winograd_points[size_t(node)] : 0;
   }
   bool uses_winograd(int node) const { return winograd_points_of(node) > 0; }
+  // Per node: the conv runs as 1D Winograd along W (Cpu: backend/cpu/winograd_along_w.hpp, the stem), which
+  // holds a ring of transformed input planes while it runs. Empty: none does.
+  std::vector<bool> along_w;
+  bool runs_along_w(int node) const { return node >= 0 && size_t(node) < along_w.size() && along_w[size_t(node)]; }
   Index plane_step(int node) const { return cpu::winograd::plane_step(winograd_points_of(node)); }
 };
 

@@ -52,6 +52,7 @@
 #include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/backend/cpu/packed_store.hpp"
 #include "volfeat/backend/cpu/toom_cook.hpp"
+#include "volfeat/backend/cpu/winograd_along_w_layout.hpp"
 #include "volfeat/backend/cpu/winograd3d_transforms.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/ops/conv3d.hpp"
@@ -60,10 +61,9 @@ namespace volfeat::cpu {
 
 class WinogradAlongW {
  public:
-  static constexpr int kM = 4;               // outputs per tile along W
+  static constexpr int kM = int(winograd_w::kM);  // outputs per tile along W
   static constexpr int kMaxPhaseTaps = 4;    // F(4, 4): 7 points, the last of them 1/2
-  static constexpr Index kChunkTiles = 64;   // tiles per chunk of a row: M near 0.2 MB at the stem's 64 channels
-  static constexpr Index kLanes = 16;        // a block's column is padded to a multiple of this
+  static constexpr Index kChunkTiles = winograd_w::kChunkTiles;  // tiles per chunk of a row (winograd_along_w_layout.hpp)
   static constexpr Index kMaxKernelD = 64;
 
   // The transformed input planes of one input (the header's TP), a ring of (kD - 1)*dilation_d + 1 planes.
@@ -75,11 +75,14 @@ class WinogradAlongW {
     friend class WinogradAlongW;
     AlignedFloats store_;
     std::vector<Index> tag_;  // per slot: the plane n*D_in + iz it holds, or -1
-    Index plane_floats_ = 0, tiles_ = 0, cols_ = 0;
-    Index blocks_ = 0, block_outputs_ = 0, block_stride_ = 0, block_rows_ = 0, block_floats_ = 0;  // R, S
+    winograd_w::Layout layout_;  // R = block_outputs, S = block_stride
     const float* key_ = nullptr;
     Dims key_in_, key_out_;
     Index key_ld_ = 0;
+
+   public:
+    // Bytes of the ring (its planes; nn/memory_estimate.hpp counts winograd_w::layout's ring_floats).
+    size_t bytes() const { return tag_.size() * size_t(layout_.plane_floats) * sizeof(float); }
   };
 
   // Dilation 1 along W, every phase 1 .. kMaxPhaseTaps taps (a stride-2 kernel of 2 .. 8, stride 1 of 1 .. 4),
@@ -108,12 +111,11 @@ class WinogradAlongW {
     for (Index q = 0; q < sw; ++q) {
       Phase ph;
       ph.q = q;
-      ph.t = winograd_w::toom_cook(kM, int((kw_n - q + sw - 1) / sw));
+      ph.t = winograd_w::toom_cook(kM, int(winograd_w::phase_taps(kw_n, sw, q)));
       ph.p0 = points_;
       ph.at.assign(ph.t.at.begin(), ph.t.at.end());
       ph.bt.assign(ph.t.bt.begin(), ph.t.bt.end());
       points_ += ph.t.n;
-      max_n_ = std::max<Index>(max_n_, ph.t.n);
       phases_.push_back(std::move(ph));
     }
     group_ = g.kernel[1] * spec.in_channels;
@@ -158,14 +160,14 @@ class WinogradAlongW {
         j.plane[size_t(kd)] = nullptr;
         if (iz < 0 || iz >= id.d) continue;
         const Index slot = iz % slots;
-        j.plane[size_t(kd)] = pl.store_.data() + slot * pl.plane_floats_;
+        j.plane[size_t(kd)] = pl.store_.data() + slot * pl.layout_.plane_floats;
         if (pl.tag_[size_t(slot)] != n * id.d + iz) {
           pl.tag_[size_t(slot)] = n * id.d + iz;
           todo[ntodo++] = iz;
         }
       }
 #pragma omp parallel for schedule(dynamic, 1)
-      for (Index t = 0; t < ntodo; ++t) plane_fn(j, n, todo[t], pl.store_.data() + (todo[t] % slots) * pl.plane_floats_);
+      for (Index t = 0; t < ntodo; ++t) plane_fn(j, n, todo[t], pl.store_.data() + (todo[t] % slots) * pl.layout_.plane_floats);
       const Index r0 = std::max(row0, plane * od.h), r1 = std::min(row1, (plane + 1) * od.h);
 #pragma omp parallel for schedule(dynamic, 1)
       for (Index row = r0; row < r1; ++row) row_fn(j, row);
@@ -198,19 +200,9 @@ class WinogradAlongW {
     const Dims& id = rows.dims;
     const float* key = rows.row(0, 0, 0);
     if (pl.key_ == key && pl.key_in_ == id && pl.key_out_ == od && pl.key_ld_ == rows.ld && !pl.tag_.empty()) return;
-    pl.tiles_ = (od.w + kM - 1) / kM;
-    // The columns the tiles read: phase q's last point of tile t reads s*(4*t + n_q - 1) + q.
-    pl.cols_ = g.stride[2] * (kM * pl.tiles_ + max_n_ - 1);
-    // Blocks of R output rows: as many as keep a block's column in kLanes floats, at least 1.
-    const Index ci_n = spec_.in_channels, sh = g.stride[1], reach = (g.kernel[1] - 1) * g.dilation[1] + 1;
-    pl.block_outputs_ = std::max<Index>(1, (kLanes / ci_n - reach) / sh + 1);
-    pl.block_stride_ = pl.block_outputs_ * sh;
-    pl.block_rows_ = pl.block_stride_ - sh + reach;
-    pl.block_floats_ = (pl.block_rows_ * ci_n + kLanes - 1) / kLanes * kLanes;
-    pl.blocks_ = (od.h + pl.block_outputs_ - 1) / pl.block_outputs_;
-    pl.plane_floats_ = points_ * pl.blocks_ * pl.tiles_ * pl.block_floats_;
-    const Index slots = (g.kernel[0] - 1) * g.dilation[0] + 1;
-    pl.store_.reserve(size_t(slots * pl.plane_floats_));
+    pl.layout_ = winograd_w::layout(g, spec_.in_channels, od.h, od.w);
+    const Index slots = pl.layout_.slots;
+    pl.store_.reserve(size_t(slots * pl.layout_.plane_floats));
     pl.tag_.assign(size_t(slots), -1);
     pl.key_ = key, pl.key_in_ = id, pl.key_out_ = od, pl.key_ld_ = rows.ld;
   }
@@ -276,15 +268,15 @@ class WinogradAlongW {
     const Planes& pl = *j.planes;
     const Index ci_n = spec_.in_channels, pad_w = g.padding[2], pad_h = g.padding[1];
     // 1. P[block][col][...], zeros in the padding.
-    const Index p_floats = pl.blocks_ * pl.cols_ * pl.block_floats_;
+    const Index p_floats = pl.layout_.p_floats();
     float* p = thread_scratch(5, size_t(p_floats));
     std::fill(p, p + p_floats, 0.f);
-    const Index x_end = std::min(id.w, pl.cols_ - pad_w);
-    std::vector<const float*> src(size_t(pl.block_rows_));
-    for (Index b = 0; b < pl.blocks_; ++b) {
+    const Index x_end = std::min(id.w, pl.layout_.cols - pad_w);
+    std::vector<const float*> src(size_t(pl.layout_.block_rows));
+    for (Index b = 0; b < pl.layout_.blocks; ++b) {
       Index i0 = -1, i1 = -1;  // the block's rows iy = S*b + i - pad_h inside the input: i in [i0, i1)
-      for (Index i = 0; i < pl.block_rows_; ++i) {
-        const Index iy = pl.block_stride_ * b + i - pad_h;
+      for (Index i = 0; i < pl.layout_.block_rows; ++i) {
+        const Index iy = pl.layout_.block_stride * b + i - pad_h;
         if (iy < 0 || iy >= id.h) continue;
         if (i0 < 0) i0 = i;
         i1 = i + 1;
@@ -292,7 +284,7 @@ class WinogradAlongW {
       }
       if (i0 < 0) continue;
       for (Index x = 0; x < x_end; ++x) {
-        float* d = p + (b * pl.cols_ + x + pad_w) * pl.block_floats_;
+        float* d = p + (b * pl.layout_.cols + x + pad_w) * pl.layout_.block_floats;
         for (Index i = i0; i < i1; ++i)
           for (Index ci = 0; ci < ci_n; ++ci) {
             float v = src[size_t(i)][x * in.ld + ci];
@@ -317,12 +309,12 @@ class WinogradAlongW {
   VOLFEAT_WINOGRAD_INLINE void transform_plane(const Phase& ph, const float* p, float* tp, const Planes& pl) const {
     using V = winograd::Vec<float, B>;
     constexpr int kL = winograd::kLanes<float, B>;
-    const Index sw = spec_.geometry.stride[2], bf = pl.block_floats_;
+    const Index sw = spec_.geometry.stride[2], bf = pl.layout_.block_floats;
     float bt[N * N];
     std::copy(ph.bt.begin(), ph.bt.end(), bt);
-    for (Index b = 0; b < pl.blocks_; ++b)
-      for (Index t = 0; t < pl.tiles_; ++t) {
-        const float* col = p + (b * pl.cols_ + sw * kM * t + ph.q) * bf;  // the tile's first point's column
+    for (Index b = 0; b < pl.layout_.blocks; ++b)
+      for (Index t = 0; t < pl.layout_.tiles; ++t) {
+        const float* col = p + (b * pl.layout_.cols + sw * kM * t + ph.q) * bf;  // the tile's first point's column
         for (Index l = 0; l < bf; l += kL) {
           V d[N];
 #pragma GCC unroll 8
@@ -332,7 +324,7 @@ class WinogradAlongW {
             V acc = bt[q * N] * d[0];
 #pragma GCC unroll 8
             for (int i = 1; i < N; ++i) acc += bt[q * N + i] * d[i];
-            winograd::store<float, B>(tp + (((ph.p0 + q) * pl.blocks_ + b) * pl.tiles_ + t) * bf + l, acc, kL);
+            winograd::store<float, B>(tp + (((ph.p0 + q) * pl.layout_.blocks + b) * pl.layout_.tiles + t) * bf + l, acc, kL);
           }
         }
       }
@@ -347,11 +339,11 @@ class WinogradAlongW {
     const Dims& od = j.od;
     const Planes& pl = *j.planes;
     const Index y = row % od.h, ci_n = spec_.in_channels;
-    const Index tiles = pl.tiles_, chunk = std::min(tiles, kChunkTiles), bf = pl.block_floats_;
-    float* m_buf = thread_scratch(6, size_t(points_ * chunk * pw_));
+    const Index tiles = pl.layout_.tiles, chunk = std::min(tiles, kChunkTiles), bf = pl.layout_.block_floats;
+    float* m_buf = thread_scratch(6, size_t(pl.layout_.m_floats(pw_)));
     // Row y's block, and the offset of its tap kh = 0 in a block's column.
-    const Index block = y / pl.block_outputs_;
-    const Index row_off = (y * g.stride[1] - block * pl.block_stride_) * ci_n;
+    const Index block = y / pl.layout_.block_outputs;
+    const Index row_off = (y * g.stride[1] - block * pl.layout_.block_stride) * ci_n;
     // The GEMM's segments: per kd inside the input, its kH*C_in values (dilation 1 along H), or one per
     // (kd, kh) of C_in values.
     const bool merged = g.dilation[1] == 1;
@@ -369,7 +361,7 @@ class WinogradAlongW {
           for (Index kd = 0; kd < g.kernel[0]; ++kd) {
             const float* tp = j.plane[size_t(kd)];
             if (!tp) continue;
-            const float* a = tp + ((p * pl.blocks_ + block) * tiles + t0) * bf + row_off;
+            const float* a = tp + ((p * pl.layout_.blocks + block) * tiles + t0) * bf + row_off;
             if (merged) {
               segs[ns++] = {a, u + kd * group_ * pw_, group_};
             } else {
@@ -418,7 +410,7 @@ class WinogradAlongW {
   ConvSpec spec_;
   std::vector<float> bias_;
   std::vector<Phase> phases_;
-  Index points_ = 0, max_n_ = 0;
+  Index points_ = 0;
   Index group_ = 0;  // kH*C_in: the values of one kd, one GEMM segment
   Index k_ = 0;      // rows (kd, kh, c_in) of U per point
   Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
