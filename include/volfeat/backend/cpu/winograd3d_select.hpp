@@ -86,8 +86,10 @@ bool uses_winograd(const ConvSpec& s, WinogradMode mode, const ConvUse& use = {}
 // stems, 1 or 3 channels), whose weights are not depth-factored (a depth-factored stem sums its 7 input
 // rows along D and runs 49 taps instead of 343: cheaper still, and it keeps that). In a bf16 network the
 // stem keeps the bf16 direct kernels: the float32 stem along W was no faster (conv+pool at 108x256x256,
-// Zen 4: 0.136 s against bf16's 0.132 s), and F(4, 4) on bf16 operands would raise the stem's error
-// 1.7-3.8x (bench/stem_winograd_error.py).
+// Zen 4: 0.136 s against bf16's 0.132 s). Along W on bf16 operands (transformed input and weights rounded,
+// bf16 GEMMs; built in session 36, bench/README.md) took conv+pool from 0.115 to 0.097 s, 3 % of a bf16
+// pass, and DenseNet-121's pool0 from 1.6e-3 to 8.4e-3 of float32 (test_bf16's small networks): most of
+// the features' 1e-2 bound for the stem alone, so it was dropped.
 // VOLFEAT_WINOGRAD=all takes every stem-like conv, whatever its precision and weights; 0 none.
 inline constexpr Index kMaxAlongWChannels = 4;
 inline bool stem_like(const ConvSpec& s) {
