@@ -104,7 +104,7 @@ double check_along_w(const ConvProblem& p) {
     // then backwards (every plane refilled), then through a row accessor (a dense layer's ring's interface).
     const auto whole = host<Cpu, float>(out.view());
     for (bool backwards : {false, true}) {
-      cpu::WinogradAlongW::Planes planes;
+      Conv3d<Cpu, float>::PlaneState planes;
       Tensor<Cpu, float> by_plane(od);
       for (Index n = 0; n < od.n; ++n)
         for (Index k = 0; k < od.d; ++k) {
@@ -120,6 +120,13 @@ double check_along_w(const ConvProblem& p) {
       BOOST_TEST(l.slots == (p.geometry.kernel[0] - 1) * p.geometry.dilation[0] + 1);
     }
     BOOST_TEST(conv.winograd_along_w()->points() == cpu::winograd_w::points(p.geometry));
+    // All of an item's planes in one call (forward_planes takes any count where the conv has no groups).
+    Tensor<Cpu, float> at_once(od);
+    for (Index n = 0; n < od.n; ++n)
+      conv.forward_planes(in.view(), n, 0, od.d, TensorView<float>(at_once.view().voxel(n, 0, 0, 0), Dims{1, od.d, od.h, od.w, od.c}));
+    BOOST_TEST(relative_error(host<Cpu, float>(at_once.view()), whole) == 0.0, "all planes at once");
+    BOOST_CHECK_THROW(conv.forward_planes(in.view(), 0, 1, od.d, TensorView<float>(at_once.view().data, Dims{1, od.d, od.h, od.w, od.c})),
+                      Error);  // past the last plane
     struct Rows {
       TensorView<const float> in;
       Dims dims;

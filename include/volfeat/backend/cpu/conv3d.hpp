@@ -104,7 +104,7 @@ class Conv3d<Cpu, T> {
     set_winograd(std::move(winograd));
   }
   // A float conv that runs as 1D Winograd along W (the stem: winograd_along_w.hpp), which holds the
-  // weights and the bias; forward, forward_plane and forward_plane_rows run it.
+  // weights and the bias; forward, forward_planes and forward_planes_rows run it.
   Conv3d(const ConvSpec& spec, std::shared_ptr<const cpu::WinogradAlongW> along_w)
       : spec_(spec), along_w_(std::move(along_w)) {
     static_assert(kFast, "Winograd along W is the float path's");
@@ -166,46 +166,73 @@ class Conv3d<Cpu, T> {
     }
   }
 
-  // Output plane z of batch item n only, into `plane` (dims (1, 1, H_out, W_out, C_out), any ld): the
-  // stem computes its output plane by plane with it. along_w_planes: where the conv runs as Winograd along
-  // W, the ring of its transformed input planes that calls over the same input share (WinogradAlongW::Planes,
-  // ConvActMaxPool), or null.
-  void forward_plane(TensorView<const T> in, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
-                     Activation<Cpu, T> post = {}, cpu::WinogradAlongW::Planes* along_w_planes = nullptr) const {
+  // What a pass over one input that computes the output plane by plane keeps from one call to the next:
+  // a conv along W's ring of its transformed input planes (WinogradAlongW::Planes: the stem's output plane
+  // z + 1 reads 5 of plane z's 7 input planes). The caller makes one per pass over an input
+  // (ConvActMaxPool) and hands it to every forward_planes of that pass; without one each call transforms
+  // the input planes it reads afresh. Other algorithms keep nothing in it.
+  class PlaneState {
+    friend class Conv3d;
+    cpu::WinogradAlongW::Planes along_w_;
+
+   public:
+    size_t bytes() const { return along_w_.bytes(); }
+  };
+
+  // Output planes z0 .. z0 + count - 1 of batch item n only, into `planes` (dims (1, count, H_out, W_out,
+  // C_out), any ld): the fused ops compute a conv plane by plane with it, `count` up to plane_step() at a
+  // multiple of it (a Winograd conv's group costs what one of its planes does), any count otherwise.
+  void forward_planes(TensorView<const T> in, Index n, Index z0, Index count, TensorView<T> planes,
+                      Activation<Cpu, T> pre = {}, Activation<Cpu, T> post = {}, PlaneState* state = nullptr) const {
     const Dims od = output_dims(in.dims);
-    if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
-      fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
-    if (winograd_) return winograd_->forward_planes(in, n, z, 1, plane, pre, post);
-    const Index row0 = (n * od.d + z) * od.h, v_base = row0 * od.w;
+    if (planes.dims != Dims{1, count, od.h, od.w, od.c} || n < 0 || n >= od.n || z0 < 0 || count < 1 || z0 + count > od.d)
+      fail("conv3d: planes view ", to_string(planes.dims), " / planes (", n, ", ", z0, "+", count, ") do not fit output ",
+           to_string(od));
+    if (winograd_) return winograd_->forward_planes(in, n, z0, count, planes, pre, post);
+    const Index row0 = (n * od.d + z0) * od.h, row1 = row0 + count * od.h, v_base = row0 * od.w;
     if constexpr (kFast) {
       if (along_w_)
-        return along_w_->run(ViewRows{in}, od, plane.data, plane.ld, v_base, row0, row0 + od.h, pre, post, along_w_planes);
-      rows_fast(ViewRows{in}, od, plane.data, plane.ld, v_base, pre, post, row0, row0 + od.h);
+        return along_w_->run(ViewRows{in}, od, planes.data, planes.ld, v_base, row0, row1, pre, post,
+                             state ? &state->along_w_ : nullptr);
+      rows_fast(ViewRows{in}, od, planes.data, planes.ld, v_base, pre, post, row0, row1);
+    } else {
+      (void)state;
+      forward_eigen_range(in, od, planes.data, planes.ld, v_base, pre, post, v_base, row1 * od.w);
     }
-    else forward_eigen_range(in, od, plane.data, plane.ld, v_base, pre, post, v_base, v_base + od.h * od.w);
+  }
+  // One output plane z (plane: dims (1, 1, H_out, W_out, C_out)).
+  void forward_plane(TensorView<const T> in, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
+                     Activation<Cpu, T> post = {}, PlaneState* state = nullptr) const {
+    forward_planes(in, n, z, 1, plane, pre, post, state);
   }
 
-  // forward_plane reading the input through `rows` instead of a view of all of it, so a caller can
-  // hold only the input planes output plane z reads (DenseLayerConvs keeps a ring of them).
-  // rows.dims: the whole input's dims; rows.ld: channel stride; rows.row(n, iz, iy): the first
+  // forward_planes reading the input through `rows` instead of a view of all of it, so a caller can
+  // hold only the input planes output planes z0 .. z0 + count - 1 read (DenseLayerConvs keeps a ring of
+  // them). rows.dims: the whole input's dims; rows.ld: channel stride; rows.row(n, iz, iy): the first
   // channel of input row (n, iz, iy). Fast path (float) only.
+  template <class Rows>
+  void forward_planes_rows(const Rows& rows, Index n, Index z0, Index count, TensorView<T> planes,
+                           Activation<Cpu, T> pre = {}, Activation<Cpu, T> post = {}) const {
+    static_assert(kFast, "forward_planes_rows is the float path's");
+    const Dims od = output_dims(rows.dims);
+    if (planes.dims != Dims{1, count, od.h, od.w, od.c} || n < 0 || n >= od.n || z0 < 0 || count < 1 || z0 + count > od.d)
+      fail("conv3d: planes view ", to_string(planes.dims), " / planes (", n, ", ", z0, "+", count, ") do not fit output ",
+           to_string(od));
+    if (winograd_) return winograd_->forward_planes_rows(rows, n, z0, count, planes, pre, post);
+    const Index row0 = (n * od.d + z0) * od.h, row1 = row0 + count * od.h;
+    if (along_w_) return along_w_->run(rows, od, planes.data, planes.ld, row0 * od.w, row0, row1, pre, post);
+    rows_fast(rows, od, planes.data, planes.ld, row0 * od.w, pre, post, row0, row1);
+  }
   template <class Rows>
   void forward_plane_rows(const Rows& rows, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
                           Activation<Cpu, T> post = {}) const {
-    static_assert(kFast, "forward_plane_rows is the float path's");
-    const Dims od = output_dims(rows.dims);
-    if (plane.dims != Dims{1, 1, od.h, od.w, od.c} || n < 0 || n >= od.n || z < 0 || z >= od.d)
-      fail("conv3d: plane view ", to_string(plane.dims), " / plane (", n, ", ", z, ") do not fit output ", to_string(od));
-    if (winograd_) return winograd_->forward_planes_rows(rows, n, z, 1, plane, pre, post);
-    const Index row0 = (n * od.d + z) * od.h;
-    if (along_w_) return along_w_->run(rows, od, plane.data, plane.ld, row0 * od.w, row0, row0 + od.h, pre, post);
-    rows_fast(rows, od, plane.data, plane.ld, row0 * od.w, pre, post, row0, row0 + od.h);
+    forward_planes_rows(rows, n, z, 1, plane, pre, post);
   }
   static constexpr bool kHasPlaneRows = kFast;
 
   // The hook of Winograd F(2x4x4, 3x3x3) (backend/cpu/winograd3d.hpp): the network builds its convs
-  // with it where it wins (ConvAlgorithm::make, winograd3d_select.hpp), then forward, forward_plane and
-  // forward_plane_rows run it.
+  // with it where it wins (ConvAlgorithm::make, winograd3d_select.hpp), then forward, forward_planes and
+  // forward_planes_rows run it.
   // One way: every path then runs Winograd, so direct weights packed before are freed (they were 51 MB
   // of ResNet-50's 3D convs beside Winograd's 120 MB).
   void set_winograd(std::shared_ptr<const cpu::Winograd3d<T>> w) {

@@ -148,10 +148,9 @@ struct ConvActMaxPool<Cpu, T> {
     if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
     const Index step = conv.plane_step();  // a Winograd conv computes its output planes in groups
     cpu::PlaneRing<T> ring(cd, conv_max_pool_ring_planes(g, step), step);
-    cpu::WinogradAlongW::Planes transformed;  // a stem as Winograd along W: its input planes, transformed once
+    typename Conv3d<Cpu, T>::PlaneState state;  // a stem along W: its input planes, transformed once a pass
     pool_ring(ring, g, out, [&](Index n, Index z0, Index count, TensorView<T> planes) {
-      if (conv.winograd()) conv.winograd()->forward_planes(in, n, z0, count, planes, {}, post);
-      else conv.forward_plane(in, n, z0, planes, {}, post, &transformed);
+      conv.forward_planes(in, n, z0, count, planes, {}, post, &state);
     });
   }
 };
@@ -170,8 +169,7 @@ void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, P
     const Index iz = z0 * g2.stride[0] - g2.padding[0] + kd * g2.dilation[0];
     if (iz >= 0 && iz < mid.dims.d) mid.ensure(n, iz, produce1);
   }
-  if (conv2.winograd()) conv2.winograd()->forward_planes_rows(mid, n, z0, count, planes, {}, post2);
-  else conv2.forward_plane_rows(mid, n, z0, planes, {}, post2);
+  conv2.forward_planes_rows(mid, n, z0, count, planes, {}, post2);
 }
 
 // conv2's whole output `out`, plane by plane (in groups for a Winograd conv2), as second_conv_planes.
@@ -192,15 +190,14 @@ void second_conv_output(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, P
 template <class T>
 auto conv_plane_producer(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, TensorView<const T> in) {
   return [&conv, post, in](Index n, Index z0, Index count, TensorView<T> planes) {
-    if (conv.winograd()) conv.winograd()->forward_planes(in, n, z0, count, planes, {}, post);
-    else conv.forward_plane(in, n, z0, planes, {}, post);
+    conv.forward_planes(in, n, z0, count, planes, {}, post);
   };
 }
 }  // namespace cpu
 
 // conv1 (pointwise) runs one plane at a time into a ring of conv2's window depth (3 planes of the
 // 128-channel bottleneck for a 3x3x3 conv2, a PlaneRing over the caller's scratch), and conv2 computes
-// output plane z as soon as the ring holds every plane it reads, through Conv3d::forward_plane_rows.
+// output plane z as soon as the ring holds every plane it reads, through Conv3d::forward_planes_rows.
 // Every output value is computed exactly as by the composition (same kernels, same k order), so the
 // results are identical. A small bottleneck (ops/fused.hpp, dense_layer_scratch) takes the composition.
 template <class T>
@@ -253,7 +250,7 @@ struct DenseLayerConvs<Cpu, T> {
 // conv2 computes plane pairs, 6 in fours, + whole groups when conv1 computes groups: ops/fused.hpp),
 // conv2's into a ring as deep as the pool's window, and each pool output plane is reduced as soon as
 // its window is complete. Every value is computed by the same kernels as the composition
-// (forward_plane / forward_plane_rows and Winograd's forward_planes / forward_planes_rows). VGG-19 at
+// (Conv3d::forward_planes / forward_planes_rows, each conv's own algorithm behind them). VGG-19 at
 // 216x512x512: block 1 holds 6 + 2 planes of 512x512x64 (0.5 GB) instead of two 14.5 GB activations.
 template <class T>
 struct ConvPairMaxPool<Cpu, T> {

@@ -53,7 +53,7 @@ class PlaneRing {
     return data_ + slot * plane_;
   }
 
-  // The Rows interface of Conv3d::forward_plane_rows / Winograd3d::forward_planes_rows: the first
+  // The Rows interface of Conv3d::forward_planes_rows (and the algorithms behind it): the first
   // channel of row y of plane z (the caller has ensured the plane; n selects nothing: the ring is
   // refilled per batch item).
   const T* row(Index n, Index z, Index y) const {

@@ -191,7 +191,7 @@ class Winograd3d {
     forward_planes_rows(ViewRows{in, in.dims, in.ld}, n, z0, nz, planes, pre, post);
   }
 
-  // forward_planes reading the input through `rows` (as Conv3d::forward_plane_rows): rows.dims the
+  // forward_planes reading the input through `rows` (as Conv3d::forward_planes_rows): rows.dims the
   // whole input's dims, rows.ld its channel stride, rows.row(n, iz, iy) the first channel of input row
   // (n, iz, iy). Output planes z0 .. z0 + nz - 1 read input planes z0 - pad .. z0 + nz + 1 - pad.
   template <class Rows>
