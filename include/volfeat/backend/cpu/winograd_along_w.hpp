@@ -81,8 +81,8 @@ class WinogradAlongW {
     Index key_ld_ = 0;
 
    public:
-    // Bytes of the ring (its planes; nn/memory_estimate.hpp counts winograd_w::layout's ring_floats).
-    size_t bytes() const { return tag_.size() * size_t(layout_.plane_floats) * sizeof(float); }
+    // Bytes the ring holds allocated (nn/memory_estimate.hpp counts winograd_w::layout's ring_floats).
+    size_t bytes() const { return store_.size() * sizeof(float); }
   };
 
   // Dilation 1 along W, every phase 1 .. kMaxPhaseTaps taps (a stride-2 kernel of 2 .. 8, stride 1 of 1 .. 4),
