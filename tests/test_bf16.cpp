@@ -16,6 +16,7 @@
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/network.hpp"
 #include "volfeat/nn/taps.hpp"
+#include "volfeat/ops/fused.hpp"
 #include "volfeat/weights/load.hpp"
 
 using namespace volfeat;
@@ -159,6 +160,116 @@ BOOST_AUTO_TEST_CASE(winograd_bf16_is_within_its_bound) {
 // AVX-512, F(2x4x4) where bf16 falls back to float32 without it; within 1e-2 of float32, and a bf16 tile
 // did round.
 // The direct conv beside it stays bf16.
+// A bf16 network's dense layer holds its bottleneck in bf16 where conv2 runs Winograd (DenseLayerConvs'
+// bf16 ring, ops/fused.hpp's RingValues): conv1's output is rounded as it is stored (forward_bf16_out: bit
+// for bit the float forward rounded), and conv2 reads the ring as the composition does that rounded
+// bottleneck (Winograd's GEMM blocks depend on the tiles per call, hence float's tolerance, not 0). Every
+// Winograd conv2: F(4x4x4), F(2x4x4), the bf16 tile, depth-factored 2D tiles; odd channels, batch 2.
+BOOST_AUTO_TEST_CASE(a_dense_layer_in_bf16_holds_its_bottleneck_in_bf16) {
+  using cpu::winograd::FloatTile;
+  struct Case {
+    Dims in;
+    Index mid, out;
+    FloatTile tile;
+    Precision conv2;
+    bool depth_factored;
+  };
+  const std::vector<Case> cases{
+      {{1, 9, 10, 11, 40}, 128, 32, FloatTile::kF4x4x4, Precision::kFloat32, false},  // DenseNet's, in fours
+      {{2, 6, 7, 5, 19}, 33, 12, FloatTile::kF2x4x4, Precision::kFloat32, false},     // batch 2, odd channels
+      {{1, 5, 6, 9, 16}, 32, 16, FloatTile::kF2x4x4, Precision::kBf16, false},        // the bf16 tile
+      {{1, 7, 9, 8, 24}, 48, 16, FloatTile::kF4x4x4, Precision::kFloat32, true},      // inflated: 2D tiles
+  };
+  const WindowGeometry g = WindowGeometry::cube(3, 1, 1);
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT("dense layer " << to_string(c.in) << " -> " << c.mid << " -> " << c.out << ", case "
+                                      << (&c - cases.data())) {
+      const ref::Array5 x = random_array(c.in, 71);
+      const Conv3d<Cpu, float> conv1({c.in.c, c.mid, WindowGeometry::cube(1, 1, 0)}, random_values(size_t(c.mid * c.in.c), 72),
+                                     {}, Precision::kBf16);
+      const std::vector<double> w = random_values(size_t(c.out * c.mid * 27), 73);
+      std::vector<float> w2(w.begin(), w.end());  // float: depth factoring reads float weights
+      if (c.depth_factored)  // each kd slice the same 3x3 kernel, as inflation makes them
+        for (size_t i = 0; i < w2.size(); ++i) w2[i] = w2[i / 27 * 27 + i % 9];
+      const ConvSpec spec2{c.mid, c.out, g};
+      const Conv3d<Cpu, float> conv2(
+          spec2, std::make_shared<const cpu::Winograd3d<float>>(spec2, w2, std::vector<float>{}, c.conv2,
+                                                                DepthFactoring::kAuto, c.tile));
+      BOOST_TEST(conv2.reads_bf16_rows());
+      BOOST_TEST(conv2.depth_factored() == c.depth_factored);
+      BOOST_TEST((conv2.precision() == c.conv2));
+      const BatchNorm3d<Cpu, float> norm1(random_bn(c.in.c, 74)), norm2(random_bn(c.mid, 75));
+      auto in = device<Cpu, float>(x);
+      const Dims md = conv1.output_dims(c.in), od = conv2.output_dims(md);
+
+      // conv1's bf16 output is its float output rounded
+      Tensor<Cpu, float> mid(md);
+      conv1.forward(in.view(), mid.view(), {&norm1, true}, {&norm2, true});
+      std::vector<float> rounded = host<Cpu, float>(mid.view());
+      std::vector<cpu::Bf16> want16(rounded.size()), got16(rounded.size());
+      for (size_t i = 0; i < rounded.size(); ++i) want16[i] = cpu::round_to_bf16(rounded[i]);
+      conv1.forward_bf16_out(in.view(), TensorView<cpu::Bf16>(got16.data(), md), {&norm1, true}, {&norm2, true});
+      BOOST_TEST((got16 == want16));
+
+      // the composition on the rounded bottleneck
+      for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = cpu::bf16_to_float(want16[i]);
+      Tensor<Cpu, float> mid16(md), want(od);
+      std::copy(rounded.begin(), rounded.end(), mid16.data());
+      conv2.forward(mid16.view(), want.view());
+
+      Dims wide = od;
+      wide.c += 3;
+      Tensor<Cpu, float> got(wide), scratch;
+      got.set_zero();
+      for (int call = 0; call < 2; ++call)  // the second call reuses the scratch ring
+        DenseLayerConvs<Cpu, float>::forward(conv1, {&norm1, true}, {&norm2, true}, conv2, in.view(),
+                                             got.view().channels(2, c.out), scratch, {}, 0);
+      const Dims sd = dense_layer_scratch(g, conv2.plane_step(), md, 0, RingValues::kBf16);
+      BOOST_TEST((scratch.dims() == sd), "scratch " << to_string(scratch.dims()));
+      BOOST_TEST(sd.c == (c.mid + 1) / 2);
+      const auto got_out = host<Cpu, float>(got.view().channels(2, c.out));
+      const auto want_out = host<Cpu, float>(want.view());
+      const double e = relative_error(got_out, std::vector<double>(want_out.begin(), want_out.end()));
+      BOOST_TEST(e <= tolerance<float>(), "relative error " << e);
+      // and it is bf16's rounding that it reads: the composition on the float bottleneck differs
+      Tensor<Cpu, float> want32(od);
+      conv2.forward(mid.view(), want32.view());
+      const auto w32 = host<Cpu, float>(want32.view());
+      BOOST_TEST(relative_error(got_out, std::vector<double>(w32.begin(), w32.end())) > 10 * tolerance<float>());
+      BOOST_TEST((host<Cpu, float>(got.view().channels(0, 2)) == std::vector<float>(size_t(od.voxels() * 2), 0.0f)),
+                 "channels outside the slice were written");
+    }
+  }
+}
+
+// The plan (and so the memory estimate) sizes each dense layer's scratch as the op does: in a bf16 network
+// whose conv2 runs Winograd, a ring of bf16 planes, half a float ring's values.
+BOOST_AUTO_TEST_CASE(a_bf16_networks_plan_sizes_its_dense_rings_in_bf16) {
+  const Network<Cpu, float> b16(seeded_random_weights("densenet121", 3), Cpu{Precision::kBf16});
+  const Graph& g = b16.graph();
+  const Dims input{1, 128, 128, 128, 1};
+  const int stop = g.node_of("features.denseblock1");
+  const std::vector<bool> wanted(g.nodes().size(), false);
+  // The same network's plan as if no conv ran bf16 (the same Winograd tiles, so the same ring depths).
+  PlanTraits float_rings = b16.plan_traits();
+  float_rings.bf16.clear();
+  const Plan a = make_plan(g, input, wanted, stop, float_rings);
+  const Plan b = make_plan(g, input, wanted, stop, b16.plan_traits());
+  BOOST_TEST_REQUIRE(a.steps.size() == b.steps.size());
+  int rings = 0;
+  for (size_t i = 0; i < a.steps.size(); ++i) {
+    if (a.steps[i].kind != StepKind::kConvPair) continue;
+    const Step& s = b.steps[i];
+    BOOST_TEST_REQUIRE(b16.plan_traits().uses_winograd(s.conv2));
+    Dims half = a.steps[i].scratch;
+    half.c = (half.c + 1) / 2;
+    BOOST_TEST((s.scratch == half), "step " << i << ": " << to_string(s.scratch) << " for " << to_string(a.steps[i].scratch));
+    BOOST_TEST(s.scratch.d < 32);  // a ring, not the 32^3 x 128 bottleneck
+    ++rings;
+  }
+  BOOST_TEST(rings == 6);  // denseblock1's layers
+}
+
 BOOST_AUTO_TEST_CASE(a_networks_winograd_tile_in_bf16_follows_the_kernels_and_channels) {
   for (const auto [c_in, c_out] : std::vector<std::array<Index, 2>>{{40, 24}, {128, 24}, {40, 128}, {128, 128}})
     BOOST_TEST_CONTEXT(c_in << " -> " << c_out) {

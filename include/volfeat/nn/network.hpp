@@ -115,9 +115,13 @@ class Network {
   PlanTraits plan_traits() const {
     PlanTraits t = volfeat::plan_traits<Backend, T>();
     t.winograd_points.assign(convs_.size(), 0);
-    if constexpr (kConvHasWinograd<Conv3d<Backend, T>>)
-      for (size_t i = 0; i < convs_.size(); ++i)
+    if constexpr (kConvHasWinograd<Conv3d<Backend, T>>) {
+      t.bf16.assign(convs_.size(), false);
+      for (size_t i = 0; i < convs_.size(); ++i) {
         if (convs_[i] && convs_[i]->winograd()) t.winograd_points[i] = convs_[i]->winograd()->points();
+        t.bf16[i] = convs_[i] && convs_[i]->precision() == Precision::kBf16;
+      }
+    }
     if constexpr (kConvHasAlongW<Conv3d<Backend, T>>) {
       t.along_w.assign(convs_.size(), false);
       for (size_t i = 0; i < convs_.size(); ++i) t.along_w[i] = convs_[i] && convs_[i]->winograd_along_w();

@@ -104,6 +104,13 @@ struct PlanTraits {
   std::vector<bool> along_w;
   bool runs_along_w(int node) const { return node >= 0 && size_t(node) < along_w.size() && along_w[size_t(node)]; }
   Index plane_step(int node) const { return cpu::winograd::plane_step(winograd_points_of(node)); }
+  // Per node: the conv computes in bf16 (Cpu; a dense layer's ring of bottleneck planes is then bf16
+  // where its conv2 runs Winograd: ops/fused.hpp, RingValues). Empty: none does.
+  std::vector<bool> bf16;
+  bool runs_bf16(int node) const { return node >= 0 && size_t(node) < bf16.size() && bf16[size_t(node)]; }
+  RingValues dense_ring_values(int conv1, int conv2) const {
+    return runs_bf16(conv1) && uses_winograd(conv2) ? RingValues::kBf16 : RingValues::kFloat32;
+  }
 };
 
 struct Plan {
@@ -283,7 +290,8 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
           s.out = post_chain(s.conv2, s.post2_bn, s.post2_relu);
           const Dims md = p.dims[size_t(end)];
           s.scratch = traits.planewise_pair
-                          ? dense_layer_scratch(nodes[size_t(s.conv2)].window, traits.plane_step(s.conv2), md)
+                          ? dense_layer_scratch(nodes[size_t(s.conv2)].window, traits.plane_step(s.conv2), md,
+                                                kWholeBottleneckValues, traits.dense_ring_values(i, s.conv2))
                           : md;
         }
         break;

@@ -71,13 +71,20 @@ inline Index dense_layer_ring_planes(const WindowGeometry& conv2, Index step2) {
 // spin (perf, AMD EPYC Zen 5, 2 threads).
 inline constexpr Index kWholeBottleneckValues = Index(1) << 21;
 
-// DenseLayerConvs' scratch (Cpu; the memory estimate reads the same): the whole bottleneck md when it is
-// that small (whole_values: tests pass 0 to run the ring), else the ring's planes.
+// What a ring of DenseLayerConvs (Cpu) holds: float32, or bf16, where a bf16 network's pointwise conv1
+// feeds a Winograd conv2 (Conv3d<Cpu>::forward_bf16_out, reads_bf16_rows): half the bytes conv1 writes
+// and conv2's input transform reads.
+enum class RingValues { kFloat32, kBf16 };
+
+// DenseLayerConvs' scratch in float32 values (Cpu; the memory estimate reads the same): the whole
+// bottleneck md when it is that small (whole_values: tests pass 0 to run the ring), else the ring's planes,
+// two bf16 values to a float for a bf16 ring (its channels halved, rounded up).
 inline Dims dense_layer_scratch(const WindowGeometry& conv2, Index step2, const Dims& md,
-                                Index whole_values = kWholeBottleneckValues) {
+                                Index whole_values = kWholeBottleneckValues, RingValues values = RingValues::kFloat32) {
   if (md.size() <= whole_values) return md;
   // conv1 fills the ring in groups of step2 too, aligned to conv2's windows: whole groups per window.
-  return Dims{1, round_up_to(dense_layer_ring_planes(conv2, step2), step2), md.h, md.w, md.c};
+  const Index c = values == RingValues::kBf16 ? (md.c + 1) / 2 : md.c;
+  return Dims{1, round_up_to(dense_layer_ring_planes(conv2, step2), step2), md.h, md.w, c};
 }
 
 // Planes of conv1's output ConvPairMaxPool's ring holds (Cpu): conv2's window (as the dense layer's);

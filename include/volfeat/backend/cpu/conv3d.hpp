@@ -209,7 +209,8 @@ class Conv3d<Cpu, T> {
   // forward_planes reading the input through `rows` instead of a view of all of it, so a caller can
   // hold only the input planes output planes z0 .. z0 + count - 1 read (DenseLayerConvs keeps a ring of
   // them). rows.dims: the whole input's dims; rows.ld: channel stride; rows.row(n, iz, iy): the first
-  // channel of input row (n, iz, iy). Fast path (float) only.
+  // channel of input row (n, iz, iy), a float, or a bf16 that a Winograd conv widens as it loads it
+  // (reads_bf16_rows). Fast path (float) only.
   template <class Rows>
   void forward_planes_rows(const Rows& rows, Index n, Index z0, Index count, TensorView<T> planes,
                            Activation<Cpu, T> pre = {}, Activation<Cpu, T> post = {}) const {
@@ -219,10 +220,16 @@ class Conv3d<Cpu, T> {
       fail("conv3d: planes view ", to_string(planes.dims), " / planes (", n, ", ", z0, "+", count, ") do not fit output ",
            to_string(od));
     if (winograd_) return winograd_->forward_planes_rows(rows, n, z0, count, planes, pre, post);
-    const Index row0 = (n * od.d + z0) * od.h, row1 = row0 + count * od.h;
-    if (along_w_) return along_w_->run(rows, od, planes.data, planes.ld, row0 * od.w, row0, row1, pre, post);
-    rows_fast(rows, od, planes.data, planes.ld, row0 * od.w, pre, post, row0, row1);
+    if constexpr (!std::is_same_v<cpu::RowElement<Rows>, T>) {
+      fail("conv3d: only a Winograd conv reads bf16 rows");
+    } else {
+      const Index row0 = (n * od.d + z0) * od.h, row1 = row0 + count * od.h;
+      if (along_w_) return along_w_->run(rows, od, planes.data, planes.ld, row0 * od.w, row0, row1, pre, post);
+      rows_fast(rows, od, planes.data, planes.ld, row0 * od.w, pre, post, row0, row1);
+    }
   }
+  // Whether forward_planes_rows takes rows of bf16: a Winograd conv.
+  bool reads_bf16_rows() const { return winograd_ != nullptr; }
   template <class Rows>
   void forward_plane_rows(const Rows& rows, Index n, Index z, TensorView<T> plane, Activation<Cpu, T> pre = {},
                           Activation<Cpu, T> post = {}) const {
@@ -249,6 +256,22 @@ class Conv3d<Cpu, T> {
   // Output planes per call when the fused ops run this conv plane by plane: 1, or its Winograd tile's
   // group (Winograd3d::plane_step: 2, or 4 for F(4x4x4)).
   Index plane_step() const { return winograd_ ? winograd_->plane_step() : 1; }
+
+  // forward of a pointwise bf16 conv (precision() kBf16) with its output rounded to bf16 as it is stored
+  // (round_to_bf16 of what forward would store): a bf16 network's ring of bottleneck planes
+  // (DenseLayerConvs), half the bytes of float, which its Winograd conv2 widens back as it loads them.
+  void forward_bf16_out(TensorView<const T> in, TensorView<cpu::Bf16> out, Activation<Cpu, T> pre = {},
+                        Activation<Cpu, T> post = {}) const {
+    const Dims want = output_dims(in.dims);
+    if (out.dims != want)
+      fail("conv3d: output view ", to_string(out.dims), " but the conv produces ", to_string(want));
+    if constexpr (kFast) {
+      if (!pointwise() || !bf16_ || winograd_ || along_w_) fail("conv3d: a bf16 output needs a pointwise bf16 conv");
+      forward_pointwise(in, out, pre, post);
+    } else {
+      fail("conv3d: a bf16 output needs a pointwise bf16 conv");
+    }
+  }
 
   // Streamed weights (core/weight_file.hpp): the packed panels go to the network's file (a Winograd
   // conv's U moves before set_winograd: ConvAlgorithm::make). The double path's matrix stays.
@@ -365,7 +388,9 @@ class Conv3d<Cpu, T> {
   const float* panel(Index p) const { return panel_store_.data() + p * panel_floats_; }
   const cpu::Bf16* panel16(Index p) const { return panel16_store_.data() + p * panel_floats_; }
 
-  void forward_pointwise(TensorView<const T> in, TensorView<T> out, const Activation<Cpu, T>& pre,
+  // out: T, or bf16 (forward_bf16_out; a bf16 conv, no residual).
+  template <class O>
+  void forward_pointwise(TensorView<const T> in, TensorView<O> out, const Activation<Cpu, T>& pre,
                          const Activation<Cpu, T>& post, const Residual* res = nullptr) const;
 
   // K steps per group of gemm_rows (0: all of K in one pass, C never reloaded). Cutting a 4-vector

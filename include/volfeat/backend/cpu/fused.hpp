@@ -161,8 +161,8 @@ namespace cpu {
 // computes when first needed. conv2's plane z reads conv1 planes z*s - p + kd*dil, kd < k (+ count - 1
 // for a group: stride and dilation 1 there). DenseLayerConvs, ConvPairMaxPool and SpatialConvPair all
 // run conv2 this way.
-template <class T, class Produce>
-void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<T>& mid, Produce&& produce1,
+template <class T, class E, class Produce>
+void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<E>& mid, Produce&& produce1,
                         Index n, Index z0, Index count, TensorView<T> planes) {
   const WindowGeometry& g2 = conv2.spec().geometry;
   for (Index kd = 0; kd < g2.kernel[0] + count - 1; ++kd) {
@@ -173,8 +173,8 @@ void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, P
 }
 
 // conv2's whole output `out`, plane by plane (in groups for a Winograd conv2), as second_conv_planes.
-template <class T, class Produce>
-void second_conv_output(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<T>& mid, Produce&& produce1,
+template <class T, class E, class Produce>
+void second_conv_output(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<E>& mid, Produce&& produce1,
                         TensorView<T> out) {
   const Index step = conv2.plane_step();
   const Dims od = out.dims;
@@ -200,6 +200,12 @@ auto conv_plane_producer(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, Te
 // output plane z as soon as the ring holds every plane it reads, through Conv3d::forward_planes_rows.
 // Every output value is computed exactly as by the composition (same kernels, same k order), so the
 // results are identical. A small bottleneck (ops/fused.hpp, dense_layer_scratch) takes the composition.
+// In a bf16 network whose conv2 runs Winograd the ring holds bf16 (RingValues::kBf16): conv1 rounds its
+// output as it stores it (Conv3d::forward_bf16_out) and conv2's input transform widens it back, so the
+// result is the composition's on the bottleneck rounded to bf16, which a bf16 conv2 rounds its input to
+// anyway. Half the bytes: 43 % of the F(4x4x4) block's samples had waited on its loads from the float
+// ring, 23 % now; DenseNet-121 in bf16 at 108x256x256 1.4-2.9 % faster (16 alternating pairs per order),
+// at 216x512x512 within the VM's noise (AMD EPYC Zen 4, bench/README.md).
 template <class T>
 inline constexpr bool kPlanewiseDenseLayer<Cpu, T> = Conv3d<Cpu, T>::kHasPlaneRows;
 
@@ -230,18 +236,33 @@ struct DenseLayerConvs<Cpu, T> {
       // 0.159 -> 0.146 s and 0.166 -> 0.160 s CPU, libgomp's barrier spin 12.3 -> 10.3 % of the samples
       // (a busy hour), 108x256x256 2-9 % faster (4 alternating pairs).
       const Index step = conv2.plane_step();
-      const Dims ring_dims = dense_layer_scratch(g, step, md, whole_values);
+      // A bf16 network's bottleneck feeding a Winograd conv2 is held in bf16 (ops/fused.hpp, RingValues):
+      // conv2 would round its input to bf16 if it ran in bf16, and its float32 Winograd reads it exactly
+      // as the composition's conv1 output rounded to bf16.
+      bool bf16_ring = false;
+      if constexpr (std::is_same_v<T, float>)
+        bf16_ring = conv1.precision() == Precision::kBf16 && conv2.reads_bf16_rows();
+      const Dims ring_dims =
+          dense_layer_scratch(g, step, md, whole_values, bf16_ring ? RingValues::kBf16 : RingValues::kFloat32);
       if (ring_dims == md) return whole();
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
       const Index offset = ((step - g.padding[0]) % step + step) % step;  // -padding mod step
-      cpu::PlaneRing<T> ring(md, ring_dims.d, step, scratch.data(), offset);
-      // conv1 on input planes z .. z + count - 1: a view of their rows (same channels and ld).
-      auto produce1 = [&](Index n, Index z, Index count, TensorView<T> planes) {
-        const Dims planes_dims{1, count, in.dims.h, in.dims.w, in.dims.c};
-        const TensorView<const T> in_planes(in.voxel(n, z, 0, 0), planes_dims, in.ld);
-        conv1.forward(in_planes, planes, pre1, post1);
+      // The ring over the scratch's storage, of values E (T, or bf16 two to a float).
+      auto run = [&](auto* storage) {
+        using E = std::remove_pointer_t<decltype(storage)>;
+        cpu::PlaneRing<E> ring(md, ring_dims.d, step, storage, offset);
+        // conv1 on input planes z .. z + count - 1: a view of their rows (same channels and ld).
+        auto produce1 = [&](Index n, Index z, Index count, TensorView<E> planes) {
+          const Dims planes_dims{1, count, in.dims.h, in.dims.w, in.dims.c};
+          const TensorView<const T> in_planes(in.voxel(n, z, 0, 0), planes_dims, in.ld);
+          if constexpr (std::is_same_v<E, T>) conv1.forward(in_planes, planes, pre1, post1);
+          else conv1.forward_bf16_out(in_planes, planes, pre1, post1);
+        };
+        cpu::second_conv_output(conv2, post2, ring, produce1, out);
       };
-      cpu::second_conv_output(conv2, post2, ring, produce1, out);
+      if constexpr (std::is_same_v<T, float>)
+        if (bf16_ring) return run(reinterpret_cast<cpu::Bf16*>(scratch.data()));
+      run(scratch.data());
     }
   }
 };

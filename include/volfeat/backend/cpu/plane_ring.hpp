@@ -14,6 +14,8 @@
 // pointwise conv1 whose consumer reads windows starting at z0 - padding (DenseLayerConvs) then fills a
 // window with whole groups. Plane z lives in slot (z - offset) mod slots.
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "volfeat/core/error.hpp"
@@ -21,6 +23,11 @@
 #include "volfeat/core/tensor_view.hpp"
 
 namespace volfeat::cpu {
+
+// The values of a row source's rows (PlaneRing's row(), Conv3d's ViewRows): float, or bf16 (a bf16
+// network's ring of bottleneck planes, backend/cpu/fused.hpp), which a Winograd conv widens as it loads.
+template <class Rows>
+using RowElement = std::remove_cv_t<std::remove_pointer_t<decltype(std::declval<const Rows&>().row(0, 0, 0))>>;
 
 template <class T>
 class PlaneRing {

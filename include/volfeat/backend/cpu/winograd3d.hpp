@@ -22,7 +22,8 @@
 // baseline (16-byte), and chosen by cpu_isa(). The AVX-512 variant took DenseNet-121's forward at 128^3
 // from 0.36 to 0.33 s (float32) and 0.25 to 0.23 s (bf16), means of 3 runs of 5 on a noisy Zen 4.
 // forward_planes_rows reads its input through a row accessor, so DenseLayerConvs feeds it from its
-// ring of bottleneck planes. Tiles are 2 planes deep, so output planes come in pairs as before.
+// ring of bottleneck planes (of bf16 values in a bf16 network, widened as the transform loads them:
+// winograd::load_from). Tiles are 2 planes deep, so output planes come in pairs as before.
 //
 // A network's float32 convs on AVX-512 CPUs, and a bf16 network's, take F(4x4x4) instead
 // (winograd::FloatTile::kF4x4x4, chosen by winograd3d_select.hpp): the same phases over 6x6x6 patches,
@@ -341,6 +342,7 @@ class Winograd3d {
     const WindowGeometry& g = self.spec_.geometry;
     const Dims& id = j.rows->dims;
     const Index ld = j.rows->ld;
+    using S = RowElement<Rows>;  // T, or bf16 widened as loaded
     for (Index r = 0; r < rows;) {
       Index n, z, y, x;  // the run's first tile
       tile_origin<Tl>(j, t0 + r, n, z, y, x);
@@ -351,7 +353,7 @@ class Winograd3d {
       T* const sum = scratch(4, size_t(kY * cols * ci));
       for (int bb = 0; bb < kY; ++bb) {
         const Index iy = y - g.padding[1] + bb;
-        const T* planes[Tl::kPatchZ];  // the kept planes' rows, ascending
+        const S* planes[Tl::kPatchZ];  // the kept planes' rows, ascending
         int np = 0;
         for (int a = 0; a < Tl::kPatchZ && iy >= 0 && iy < id.h; ++a) {
           const Index iz = z - g.padding[0] + a;
@@ -366,7 +368,7 @@ class Winograd3d {
             V acc = {};
             for (int p = 0; p < live; ++p) {
               V v;
-              winograd::load<T, VB>(v, planes[p] + ix * ld + c0, nl);
+              winograd::load_from<T, VB>(v, planes[p] + ix * ld + c0, nl);
               j.pre.template apply<VB>(v, c0, nl);
               acc += v;
             }
@@ -415,18 +417,19 @@ class Winograd3d {
       // by tile over all channels, each tile's 64 x C_in patch of F(2x2x2), 32 KB at 128 channels, evicted
       // its predecessor's).
       constexpr int kPatch = Tl::kPatchZ * Tl::kInY * Tl::kInX;  // input voxels a tile reads
-      thread_local std::vector<const T*> src_store;
+      using S = RowElement<Rows>;  // T, or bf16 widened as loaded
+      thread_local std::vector<const S*> src_store;
       if (src_store.size() < size_t(rows * kPatch)) src_store.resize(size_t(rows * kPatch));
-      const T** const srcs = src_store.data();
+      const S** const srcs = src_store.data();
       for (Index r = 0; r < rows; ++r) {
         Index n, z, y, x;
         tile_origin<Tl>(j, t0 + r, n, z, y, x);
-        const T** src = srcs + r * kPatch;  // first channel of each input voxel of the patch (null: padding)
+        const S** src = srcs + r * kPatch;  // first channel of each input voxel of the patch (null: padding)
         for (int a = 0; a < Tl::kPatchZ; ++a)
           for (int bb = 0; bb < Tl::kInY; ++bb) {
             const Index iz = z - g.padding[0] + a, iy = y - g.padding[1] + bb;
             const bool row_in = iz >= 0 && iz < id.d && iy >= 0 && iy < id.h;
-            const T* row = row_in ? j.rows->row(n, iz, iy) : nullptr;
+            const S* row = row_in ? j.rows->row(n, iz, iy) : nullptr;
             for (int e = 0; e < Tl::kInX; ++e) {
               const Index ix = x - g.padding[2] + e;
               src[(a * Tl::kInY + bb) * Tl::kInX + e] = row_in && ix >= 0 && ix < id.w ? row + ix * ld : nullptr;
@@ -435,7 +438,7 @@ class Winograd3d {
       }
       for (Index c0 = 0; c0 < ci; c0 += nv)
         for (Index r = 0; r < rows; ++r)
-          winograd::input_tile<Tl, T, VB, VT>(srcs + r * kPatch, c0, int(std::min<Index>(nv, ci - c0)), j.pre,
+          winograd::input_tile<Tl, T, VB, VT, S>(srcs + r * kPatch, c0, int(std::min<Index>(nv, ci - c0)), j.pre,
                                               vbuf + r * ci + c0, vps);
     }
     // 2. the points() GEMMs
@@ -555,12 +558,15 @@ void Winograd3d<T>::run(const Rows& rows, const Dims& od, T* out, Index ldo, Ind
 }
 
 #ifdef VOLFEAT_INSTANCE_ONCE
-// The float convs' tiles of every instruction set, for the two row sources the network uses (a view,
-// and DenseLayerConvs' ring of bottleneck planes).
+// The float convs' tiles of every instruction set, for the row sources the network uses (a view, and
+// DenseLayerConvs' ring of bottleneck planes, float or a bf16 network's bf16).
 VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const ViewRows&, const Dims&, float*, Index, Index, Index, Index,
                                                   Index, Index, const Activation<Cpu, float>&,
                                                   const Activation<Cpu, float>&) const;
 VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const PlaneRing<float>&, const Dims&, float*, Index, Index, Index,
+                                                  Index, Index, Index, const Activation<Cpu, float>&,
+                                                  const Activation<Cpu, float>&) const;
+VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const PlaneRing<Bf16>&, const Dims&, float*, Index, Index, Index,
                                                   Index, Index, Index, const Activation<Cpu, float>&,
                                                   const Activation<Cpu, float>&) const;
 #endif

@@ -112,6 +112,7 @@ struct Bf16Lanes;
     typedef std::uint32_t U __attribute__((vector_size(BYTES)));                                   \
     typedef std::uint16_t H __attribute__((vector_size(BYTES / 2)));                               \
     static VOLFEAT_WINOGRAD_INLINE void narrow(const U& u, H& h) { h = __builtin_convertvector(u, H); } \
+    static VOLFEAT_WINOGRAD_INLINE void widen(const H& h, U& u) { u = __builtin_convertvector(h, U); }  \
   };
 VOLFEAT_WINOGRAD_BF16_LANES(64)
 VOLFEAT_WINOGRAD_BF16_LANES(32)
@@ -136,6 +137,32 @@ VOLFEAT_WINOGRAD_INLINE void store_bf16(Bf16* p, const Vec<float, B>& v, int nl)
     Bf16 t[kLanes<float, B>];
     std::memcpy(t, &h, sizeof h);
     for (int l = 0; l < nl; ++l) p[l] = t[l];
+  }
+}
+
+// v = nl values from p, T's own or, for float, bf16 ones widened (exact: a bf16 is a float's upper half);
+// lanes past nl are zero. The input of a Winograd conv whose rows are bf16 (a bf16 network's ring of
+// bottleneck planes: backend/cpu/fused.hpp) goes through here.
+template <class T, int B, class S>
+VOLFEAT_WINOGRAD_INLINE void load_from(Vec<T, B>& v, const S* p, int nl) {
+  if constexpr (std::is_same_v<S, T>) {
+    load<T, B>(v, p, nl);
+  } else {
+    static_assert(std::is_same_v<S, Bf16> && std::is_same_v<T, float>, "a source is T, or bf16 of float");
+    using U = typename Bf16Lanes<B>::U;
+    using H = typename Bf16Lanes<B>::H;
+    H h;
+    if (nl == kLanes<float, B>) {
+      std::memcpy(&h, p, sizeof h);
+    } else {
+      Bf16 t[kLanes<float, B>] = {};
+      for (int l = 0; l < nl; ++l) t[l] = p[l];
+      std::memcpy(&h, t, sizeof h);
+    }
+    U u;
+    Bf16Lanes<B>::widen(h, u);
+    u <<= 16;
+    std::memcpy(&v, &u, sizeof v);
   }
 }
 
@@ -213,9 +240,10 @@ VOLFEAT_WINOGRAD_INLINE void at(const V* m, V* o) {
 // One tile of shape Tl, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x)
 // of the kInZ x kInY x kInX patch; null: padding, zero). V point p gets B^T d B, stored at
 // dst + p * pstride, as T, or rounded to bf16 where D is Bf16 (the bf16 tile). A depth-summed tile's
-// patch is one plane: the depth sums (Winograd3d's depth_summed_input), activated already.
-template <class Tl, class T, int B, class D = T>
-VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, const LaneAct<T>& pre, D* dst, Index pstride) {
+// patch is one plane: the depth sums (Winograd3d's depth_summed_input), activated already. The input
+// is S: T, or bf16 widened to float (load_from).
+template <class Tl, class T, int B, class D = T, class S = T>
+VOLFEAT_WINOGRAD_INLINE void input_tile(const S* const* src, Index c0, int nl, const LaneAct<T>& pre, D* dst, Index pstride) {
   static_assert(std::is_same_v<D, T> || (std::is_same_v<D, Bf16> && std::is_same_v<T, float>), "V is T, or bf16 of float");
   using V = Vec<T, B>;
   constexpr int kZ = Tl::kInZ, kY = Tl::kInY, kX = Tl::kInX, kPlane = kY * kX;
@@ -224,9 +252,9 @@ VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, c
   for (int ab = 0; ab < kZ * kY; ++ab) {  // along x, while loading
     V d[kX];
     for (int e = 0; e < kX; ++e) {
-      const T* s = src[ab * kX + e];
+      const S* s = src[ab * kX + e];
       if (s) {
-        load<T, B>(d[e], s + c0, nl);
+        load_from<T, B>(d[e], s + c0, nl);
         // The voxel's next vector of channels into L2 (prefetcht1): Winograd3d's block reads them a pass
         // over its tiles later, and this pass's lines are 512 bytes apart at 128 channels, scattered over
         // 4 planes, which the hardware prefetchers did not follow: 52 % of the F(2x4x4) block's samples
@@ -235,7 +263,7 @@ VOLFEAT_WINOGRAD_INLINE void input_tile(const T* const* src, Index c0, int nl, c
         // (3 alternating pairs of 3; 128^3: -4 %); outputs unchanged. The last vector's prefetch reaches
         // the next voxel, also read soon; a prefetch never faults. A depth-summed tile reads its thread's
         // contiguous scratch of sums instead, which needs none.
-        if constexpr (!Tl::kDepthSum) __builtin_prefetch(s + c0 + kLanes<T, B>, 0, 2);
+        if constexpr (!Tl::kDepthSum) __builtin_prefetch(reinterpret_cast<const char*>(s + c0) + B, 0, 2);
         pre.template apply<B>(d[e], c0, nl);
       } else {
         d[e] = zero;
