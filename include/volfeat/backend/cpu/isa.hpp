@@ -35,6 +35,15 @@
 #define VOLFEAT_HAVE_ISA_VARIANTS 0
 #endif
 
+// `#pragma GCC unroll n` before a loop, as a macro: nvcc's front end does not know the pragma and warned on
+// every one a CUDA program's host code includes (#1675-D, 78 lines of CI's CUDA build), so there it is nothing.
+#define VOLFEAT_PRAGMA(x) _Pragma(#x)
+#if defined(__CUDACC__)
+#define VOLFEAT_UNROLL(n)
+#else
+#define VOLFEAT_UNROLL(n) VOLFEAT_PRAGMA(GCC unroll n)
+#endif
+
 namespace volfeat::cpu {
 
 // Ordered: a higher value runs everything a lower one does.
