@@ -14,6 +14,7 @@
 #include "support/primitive_checks.hpp"
 #include "support/small_networks.hpp"
 #include "volfeat/backend/cpu.hpp"
+#include "volfeat/nn/memory_estimate.hpp"
 #include "volfeat/nn/network.hpp"
 #include "volfeat/nn/taps.hpp"
 #include "volfeat/ops/fused.hpp"
@@ -268,6 +269,11 @@ BOOST_AUTO_TEST_CASE(a_bf16_networks_plan_sizes_its_dense_rings_in_bf16) {
     ++rings;
   }
   BOOST_TEST(rings == 6);  // denseblock1's layers
+  // and the scratch estimate counts the float tile a bf16 conv1 computes its outputs into before rounding
+  // them into the ring: 512 voxels x 128 channels (conv3d_impl.hpp, forward_pointwise)
+  const double with = float_conv_scratch_bytes(g, b, b16.plan_traits(), 2);
+  const double without = float_conv_scratch_bytes(g, a, float_rings, 2);
+  BOOST_TEST(with - without == 4.0 * 512 * 128);
 }
 
 BOOST_AUTO_TEST_CASE(a_networks_winograd_tile_in_bf16_follows_the_kernels_and_channels) {

@@ -44,7 +44,7 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 // Per-thread working memory of the float convs a plan runs (backend/cpu): thread-local buffers that
 // only grow and live across layers and passes, so each is the largest any conv of the plan asks for:
 //   * the pointwise conv's packed A tile: chunks of 128 input channels x a tile of 32-512 voxels
-//     (conv3d.hpp, forward_pointwise);
+//     (conv3d.hpp, forward_pointwise), and a bf16 conv's float tile of outputs, the tile x C_out;
 //   * the direct conv's activated, zero-padded input rows: kD x kH rows of the padded width
 //     (conv3d.hpp, rows_fast);
 //   * Winograd's V and M blocks: its points (144, bf16 64, depth-factored 36) x a block of tiles x C_in (bf16 values
@@ -56,7 +56,7 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //     winograd_w::layout; M at AVX-512's panel width, the widest).
 inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const PlanTraits& traits, int threads) {
   const auto& nodes = g.nodes();
-  double a_tile = 0, rows = 0, v = 0, m = 0, sums = 0, along_w = 0;
+  double a_tile = 0, c_tile = 0, rows = 0, v = 0, m = 0, sums = 0, along_w = 0;
   auto conv = [&](int c, const Dims& in) {
     const Node& nd = nodes[size_t(c)];
     const WindowGeometry& w = nd.window;
@@ -82,6 +82,9 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
       const Index chunks = (ci + 127) / 128;
       const Index tile = std::clamp<Index>(Index(65536) / (chunks * 128), 32, 512);
       a_tile = std::max(a_tile, double(chunks * tile * 128));
+      // a bf16 conv1 writing a dense layer's bf16 ring computes each tile's outputs into a float tile first
+      // (conv3d_impl.hpp, forward_pointwise); its A tile is bf16, counted above as float
+      if (traits.runs_bf16(c)) c_tile = std::max(c_tile, double(tile * co));
     } else {
       const Index ow = (in.w + 2 * w.padding[2] - w.dilation[2] * (w.kernel[2] - 1) - 1) / w.stride[2] + 1;
       const Index wp = std::max(in.w + 2 * w.padding[2], (ow - 1) * w.stride[2] + (w.kernel[2] - 1) * w.dilation[2] + 1);
@@ -95,7 +98,7 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
     conv(s.conv, in);
     if (s.conv2 >= 0) conv(s.conv2, plan.dims[size_t(nodes[size_t(s.conv2)].inputs[0])]);
   }
-  return 4.0 * (a_tile + rows + v + m + sums + along_w);
+  return 4.0 * (a_tile + c_tile + rows + v + m + sums + along_w);
 }
 
 // Transformed weights of a conv along W per input-output channel pair: its points for each (kd, kh) row.
