@@ -42,7 +42,7 @@ VOLFEAT_TARGET_AMX void finish_rows(const float* sums, int m, float* c, Index ld
   for (int r = 0; r < m; ++r) {
     __m512 acc[1][NJ];
     avx512::start_block<1, NJ>(acc, mask, c + r * ldc, ldc, ep);
-VOLFEAT_UNROLL(2)
+    VOLFEAT_UNROLL(2)
     for (int j = 0; j < NJ; ++j) acc[0][j] = _mm512_add_ps(acc[0][j], _mm512_load_ps(sums + r * 32 + 16 * j));
     avx512::finish_block<1, NJ>(acc, mask, c + r * ldc, ldc, ep);
   }

@@ -40,12 +40,12 @@ VOLFEAT_TARGET_AVX2 void kernel(const Segment* segs, int nseg, Index rs, Index a
   const Index stride = RS > 0 ? Index(RS) : rs;
   const bool full = ep.cols == PW;
   __m256i mask[V];
-VOLFEAT_UNROLL(8)
+  VOLFEAT_UNROLL(8)
   for (int j = 0; j < V; ++j) mask[j] = lane_mask(ep.cols - 8 * j);
   __m256 acc[R][V];
-VOLFEAT_UNROLL(16)
+  VOLFEAT_UNROLL(16)
   for (int r = 0; r < R; ++r)
-VOLFEAT_UNROLL(8)
+    VOLFEAT_UNROLL(8)
     for (int j = 0; j < V; ++j)
       acc[r][j] = !ep.accumulate ? _mm256_setzero_ps()
                   : full         ? _mm256_loadu_ps(c + r * ldc + 8 * j)
@@ -54,26 +54,26 @@ VOLFEAT_UNROLL(8)
     const float* a = segs[s].a + a_shift;
     const float* b = segs[s].b;
     const Index len = L > 0 ? Index(L) : segs[s].len;
-VOLFEAT_UNROLL(4)
+    VOLFEAT_UNROLL(4)
     for (Index k = 0; k < len; ++k, b += PW) {
       if constexpr (kHoldB) {
         __m256 bv[V];
-VOLFEAT_UNROLL(8)
+        VOLFEAT_UNROLL(8)
         for (int j = 0; j < V; ++j) bv[j] = _mm256_load_ps(b + 8 * j);
-VOLFEAT_UNROLL(16)
+        VOLFEAT_UNROLL(16)
         for (int r = 0; r < R; ++r) {
           const __m256 av = _mm256_broadcast_ss(a + r * stride + k);
-VOLFEAT_UNROLL(8)
+          VOLFEAT_UNROLL(8)
           for (int j = 0; j < V; ++j) acc[r][j] = _mm256_fmadd_ps(av, bv[j], acc[r][j]);
         }
       } else {
         __m256 av[R];
-VOLFEAT_UNROLL(16)
+        VOLFEAT_UNROLL(16)
         for (int r = 0; r < R; ++r) av[r] = _mm256_broadcast_ss(a + r * stride + k);
-VOLFEAT_UNROLL(8)
+        VOLFEAT_UNROLL(8)
         for (int j = 0; j < V; ++j) {
           const __m256 bj = _mm256_load_ps(b + 8 * j);
-VOLFEAT_UNROLL(16)
+          VOLFEAT_UNROLL(16)
           for (int r = 0; r < R; ++r) acc[r][j] = _mm256_fmadd_ps(av[r], bj, acc[r][j]);
         }
       }
@@ -83,16 +83,16 @@ VOLFEAT_UNROLL(16)
   const __m256 zero = _mm256_setzero_ps();
   const bool use_bias = ep.finish && ep.bias, use_bn = ep.finish && ep.scale, use_relu = ep.finish && ep.relu;
   __m256 bias[V], scale[V], shift[V];
-VOLFEAT_UNROLL(8)
+  VOLFEAT_UNROLL(8)
   for (int j = 0; j < V; ++j) {
     bias[j] = use_bias ? _mm256_maskload_ps(ep.bias + 8 * j, mask[j]) : zero;
     scale[j] = use_bn ? _mm256_maskload_ps(ep.scale + 8 * j, mask[j]) : zero;
     shift[j] = use_bn ? _mm256_maskload_ps(ep.shift + 8 * j, mask[j]) : zero;
   }
-VOLFEAT_UNROLL(16)
+  VOLFEAT_UNROLL(16)
   for (int r = 0; r < R; ++r) {
     float* y = c + r * ldc;
-VOLFEAT_UNROLL(8)
+    VOLFEAT_UNROLL(8)
     for (int j = 0; j < V; ++j) {
       __m256 v = acc[r][j];
       if (use_bias) v = _mm256_add_ps(v, bias[j]);

@@ -28,7 +28,7 @@ constexpr int panel_vectors(Index out_channels) { return out_channels <= 16 ? 1 
 // or C for a later K group), and the epilogue.
 template <int NV>
 VOLFEAT_AVX512_BLOCK_INLINE void panel_masks(const Epilogue& ep, __mmask16 (&mask)[NV]) {
-VOLFEAT_UNROLL(8)
+  VOLFEAT_UNROLL(8)
   for (int j = 0; j < NV; ++j) {
     const int left = ep.cols - 16 * j;
     mask[j] = left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1);
@@ -38,9 +38,9 @@ VOLFEAT_UNROLL(8)
 template <int R, int NV>
 VOLFEAT_AVX512_BLOCK_INLINE void start_block(__m512 (&acc)[R][NV], const __mmask16 (&mask)[NV], const float* c,
                                              Index ldc, const Epilogue& ep) {
-VOLFEAT_UNROLL(16)
+  VOLFEAT_UNROLL(16)
   for (int r = 0; r < R; ++r)
-VOLFEAT_UNROLL(8)
+    VOLFEAT_UNROLL(8)
     for (int j = 0; j < NV; ++j)
       acc[r][j] = ep.accumulate ? _mm512_maskz_loadu_ps(mask[j], c + r * ldc + 16 * j) : _mm512_setzero_ps();
 }
@@ -53,17 +53,17 @@ VOLFEAT_AVX512_BLOCK_INLINE void finish_block(__m512 (&acc)[R][NV], const __mmas
   const __m512 zero = _mm512_setzero_ps();
   __m512 bias[NV], scale[NV], shift[NV];
   const bool use_bias = ep.finish && ep.bias, use_bn = ep.finish && ep.scale, use_relu = ep.finish && ep.relu;
-VOLFEAT_UNROLL(8)
+  VOLFEAT_UNROLL(8)
   for (int j = 0; j < NV; ++j) {
     bias[j] = ep.bias ? _mm512_maskz_loadu_ps(mask[j], ep.bias + 16 * j) : zero;
     scale[j] = ep.scale ? _mm512_maskz_loadu_ps(mask[j], ep.scale + 16 * j) : zero;
     shift[j] = ep.shift ? _mm512_maskz_loadu_ps(mask[j], ep.shift + 16 * j) : zero;
   }
   const bool full = ep.cols == PW;
-VOLFEAT_UNROLL(16)
+  VOLFEAT_UNROLL(16)
   for (int r = 0; r < R; ++r) {
     float* y = c + r * ldc;
-VOLFEAT_UNROLL(8)
+    VOLFEAT_UNROLL(8)
     for (int j = 0; j < NV; ++j) {
       __m512 v = acc[r][j];
       if (use_bias) v = _mm512_add_ps(v, bias[j]);
@@ -90,15 +90,15 @@ VOLFEAT_TARGET_AVX512 void kernel(const Segment* segs, int nseg, Index rs, Index
     const float* a = segs[s].a + a_shift;
     const float* b = segs[s].b;
     const Index len = L > 0 ? Index(L) : segs[s].len;
-VOLFEAT_UNROLL(8)
+    VOLFEAT_UNROLL(8)
     for (Index k = 0; k < len; ++k, b += PW) {
       __m512 bv[NV];
-VOLFEAT_UNROLL(8)
+      VOLFEAT_UNROLL(8)
       for (int j = 0; j < NV; ++j) bv[j] = _mm512_load_ps(b + 16 * j);
-VOLFEAT_UNROLL(16)
+      VOLFEAT_UNROLL(16)
       for (int r = 0; r < R; ++r) {
         const __m512 av = _mm512_set1_ps(a[r * stride + k]);
-VOLFEAT_UNROLL(8)
+        VOLFEAT_UNROLL(8)
         for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
       }
     }

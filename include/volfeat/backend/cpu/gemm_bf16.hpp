@@ -50,28 +50,28 @@ VOLFEAT_TARGET_AVX512BF16 void kernel(const Bf16Segment* segs, int nseg, Index r
     const Bf16* b = segs[s].b;
     const Index len = segs[s].len;
     Index k = 0;
-VOLFEAT_UNROLL(4)
+    VOLFEAT_UNROLL(4)
     for (; k + 1 < len; k += 2, b += 2 * PW) {
       __m512bh bv[NV];
-VOLFEAT_UNROLL(8)
+      VOLFEAT_UNROLL(8)
       for (int j = 0; j < NV; ++j) bv[j] = (__m512bh)_mm512_load_si512(b + 32 * j);
-VOLFEAT_UNROLL(16)
+      VOLFEAT_UNROLL(16)
       for (int r = 0; r < R; ++r) {
         std::int32_t pair;  // (A[r][k], A[r][k+1])
         std::memcpy(&pair, a + r * stride + k, sizeof pair);
         const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
-VOLFEAT_UNROLL(8)
+        VOLFEAT_UNROLL(8)
         for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], av, bv[j]);
       }
     }
     if (k < len) {  // the single last k of an odd-long segment: pairs (A[r][k], 0) . (B[k][o], 0)
       __m512bh bv[NV];
-VOLFEAT_UNROLL(8)
+      VOLFEAT_UNROLL(8)
       for (int j = 0; j < NV; ++j) bv[j] = (__m512bh)_mm512_load_si512(b + 32 * j);
-VOLFEAT_UNROLL(16)
+      VOLFEAT_UNROLL(16)
       for (int r = 0; r < R; ++r) {
         const __m512bh av = (__m512bh)_mm512_set1_epi32(std::int32_t(a[r * stride + k]));
-VOLFEAT_UNROLL(8)
+        VOLFEAT_UNROLL(8)
         for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], av, bv[j]);
       }
     }

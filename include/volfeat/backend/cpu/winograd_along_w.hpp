@@ -317,12 +317,12 @@ class WinogradAlongW {
         const float* col = p + (b * pl.layout_.cols + sw * kM * t + ph.q) * bf;  // the tile's first point's column
         for (Index l = 0; l < bf; l += kL) {
           V d[N];
-VOLFEAT_UNROLL(8)
+          VOLFEAT_UNROLL(8)
           for (int i = 0; i < N; ++i) winograd::load<float, B>(d[i], col + sw * i * bf + l, kL);
-VOLFEAT_UNROLL(8)
+          VOLFEAT_UNROLL(8)
           for (int q = 0; q < N; ++q) {
             V acc = bt[q * N] * d[0];
-VOLFEAT_UNROLL(8)
+            VOLFEAT_UNROLL(8)
             for (int i = 1; i < N; ++i) acc += bt[q * N + i] * d[i];
             winograd::store<float, B>(tp + (((ph.p0 + q) * pl.layout_.blocks + b) * pl.layout_.tiles + t) * bf + l, acc, kL);
           }
