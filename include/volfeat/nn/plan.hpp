@@ -109,7 +109,7 @@ struct PlanTraits {
   std::vector<bool> bf16;
   bool runs_bf16(int node) const { return node >= 0 && size_t(node) < bf16.size() && bf16[size_t(node)]; }
   RingValues dense_ring_values(int conv1, int conv2) const {
-    return runs_bf16(conv1) && uses_winograd(conv2) ? RingValues::kBf16 : RingValues::kFloat32;
+    return volfeat::dense_ring_values(runs_bf16(conv1), uses_winograd(conv2));
   }
 };
 

@@ -75,6 +75,10 @@ inline constexpr Index kWholeBottleneckValues = Index(1) << 21;
 // feeds a Winograd conv2 (Conv3d<Cpu>::forward_bf16_out, reads_bf16_rows): half the bytes conv1 writes
 // and conv2's input transform reads.
 enum class RingValues { kFloat32, kBf16 };
+// The one rule, for the op (from its convs) and the plan (from PlanTraits) alike.
+inline RingValues dense_ring_values(bool conv1_runs_bf16, bool conv2_runs_winograd) {
+  return conv1_runs_bf16 && conv2_runs_winograd ? RingValues::kBf16 : RingValues::kFloat32;
+}
 
 // DenseLayerConvs' scratch in float32 values (Cpu; the memory estimate reads the same): the whole
 // bottleneck md when it is that small (whole_values: tests pass 0 to run the ring), else the ring's planes,

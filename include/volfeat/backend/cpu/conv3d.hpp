@@ -266,7 +266,8 @@ class Conv3d<Cpu, T> {
     if (out.dims != want)
       fail("conv3d: output view ", to_string(out.dims), " but the conv produces ", to_string(want));
     if constexpr (kFast) {
-      if (!pointwise() || !bf16_ || winograd_ || along_w_) fail("conv3d: a bf16 output needs a pointwise bf16 conv");
+      // (a pointwise conv is never Winograd nor along W, and set_winograd clears bf16_)
+      if (!pointwise() || !bf16_) fail("conv3d: a bf16 output needs a pointwise bf16 conv");
       forward_pointwise(in, out, pre, post);
     } else {
       fail("conv3d: a bf16 output needs a pointwise bf16 conv");
