@@ -20,8 +20,9 @@ void Conv3d<Cpu, T>::forward_pointwise(TensorView<const T> in, TensorView<O> out
   // A bf16 output: the tile's panels go into a float tile of the thread's (rows x C_out floats, 256 KiB
   // for DenseNet's 512 x 128, in L2), rounded into out in one call once every panel is in (slot 0 holds a
   // float conv's A; a bf16 conv's is slot 0 of the bf16 scratch). Rounding each panel's rows as the GEMM
-  // finished them, a call per 64 values, took 4.5 % of a bf16 forward (perf, DenseNet-121 at
-  // 108x256x256, Zen 4).
+  // finished them, a call per 64 values, made the bf16 ring no faster than the float one; one call per tile
+  // 1.7-2.9 % faster at 108x256x256 (alternating pairs, DenseNet-121, Zen 4), though convert_row's share of
+  // the samples stayed 4-5 % (bench/README.md, session 37).
   constexpr bool kBf16Out = std::is_same_v<O, cpu::Bf16>;
   static_assert(kBf16Out || std::is_same_v<O, T>, "a pointwise conv writes T, or bf16");
   const Index ci = spec_.in_channels, voxels = out.dims.voxels(), pw = 16 * nv_;

@@ -204,8 +204,9 @@ auto conv_plane_producer(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, Te
 // output as it stores it (Conv3d::forward_bf16_out) and conv2's input transform widens it back, so the
 // result is the composition's on the bottleneck rounded to bf16, which a bf16 conv2 rounds its input to
 // anyway. Half the bytes: 43 % of the F(4x4x4) block's samples had waited on its loads from the float
-// ring, 23 % now; DenseNet-121 in bf16 at 108x256x256 1.4-2.9 % faster (16 alternating pairs per order),
-// at 216x512x512 within the VM's noise (AMD EPYC Zen 4, bench/README.md).
+// ring, 30-32 % now (perf annotate, both sizes below); DenseNet-121 in bf16 at 108x256x256 1.7-2.9 %
+// faster (medians of 16 alternating pairs per order), at 216x512x512 within the VM's noise (AMD EPYC
+// Zen 4, bench/README.md).
 template <class T>
 inline constexpr bool kPlanewiseDenseLayer<Cpu, T> = Conv3d<Cpu, T>::kHasPlaneRows;
 
@@ -239,11 +240,10 @@ struct DenseLayerConvs<Cpu, T> {
       // A bf16 network's bottleneck feeding a Winograd conv2 is held in bf16 (ops/fused.hpp, RingValues):
       // conv2 would round its input to bf16 if it ran in bf16, and its float32 Winograd reads it exactly
       // as the composition's conv1 output rounded to bf16.
-      bool bf16_ring = false;
+      RingValues values = RingValues::kFloat32;
       if constexpr (std::is_same_v<T, float>)
-        bf16_ring = conv1.precision() == Precision::kBf16 && conv2.reads_bf16_rows();
-      const Dims ring_dims =
-          dense_layer_scratch(g, step, md, whole_values, bf16_ring ? RingValues::kBf16 : RingValues::kFloat32);
+        values = dense_ring_values(conv1.precision() == Precision::kBf16, conv2.reads_bf16_rows());
+      const Dims ring_dims = dense_layer_scratch(g, step, md, whole_values, values);
       if (ring_dims == md) return whole();
       if (scratch.dims() != ring_dims) scratch.resize(ring_dims);
       const Index offset = ((step - g.padding[0]) % step + step) % step;  // -padding mod step
@@ -261,7 +261,7 @@ struct DenseLayerConvs<Cpu, T> {
         cpu::second_conv_output(conv2, post2, ring, produce1, out);
       };
       if constexpr (std::is_same_v<T, float>)
-        if (bf16_ring) return run(reinterpret_cast<cpu::Bf16*>(scratch.data()));
+        if (values == RingValues::kBf16) return run(reinterpret_cast<cpu::Bf16*>(scratch.data()));
       run(scratch.data());
     }
   }

@@ -256,7 +256,8 @@ VOLFEAT_WINOGRAD_INLINE void input_tile(const S* const* src, Index c0, int nl, c
       if (s) {
         load_from<T, B>(d[e], s + c0, nl);
         // The voxel's next 64 bytes into L2 (prefetcht1; the next vector of float channels, the next two
-        // of a bf16 row's, whose next vector shares this line): Winograd3d's block reads them a pass
+        // of a bf16 row's, whose next vector shares this line; for bf16 rows no different from one vector
+        // ahead within the VM's noise, session 37): Winograd3d's block reads them a pass
         // over its tiles later, and this pass's lines are 512 bytes apart at 128 channels, scattered over
         // 4 planes, which the hardware prefetchers did not follow: 52 % of the F(2x4x4) block's samples
         // fell after this load (perf annotate, bf16 DenseNet-121 at 108x256x256, Zen 5), 24 % now. The
