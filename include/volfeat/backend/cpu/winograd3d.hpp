@@ -9,7 +9,7 @@
 // three phases:
 //   1. input transform: each tile's 4x6x6 x C_in patch is gathered (the fused pre-activation, BN and
 //      ReLU, applied to in-bounds values only: torch pads the activated tensor with zeros) and
-//      transformed, a vector of channels at a time, into V[xi][tile][c_in];
+//      transformed, a cache line of channels at a time, into V[xi][tile][c_in];
 //   2. the batched GEMM: for each of the 144 points xi, M[xi] (tiles x C_out) = V[xi] * U[xi]
 //      (C_in x C_out), U the transformed weights. This is the one switchable stage (gemm_point):
 //      float runs the run-time dispatched micro-kernels of gemm_kernels.hpp (AVX-512 / AVX2+FMA /
@@ -412,10 +412,10 @@ class Winograd3d {
       static_assert(!kBf16V, "depth-summed tiles run float32");
       depth_summed_input<VB, Tl>(j, t0, rows, vbuf, vps);
     } else {
-      // 1. input transform into V[p][r][c]: a vector of channels at a time over all tiles of the block,
-      // so that a tile finds in L1 the part of its patch it shares with the tile before it along x (tile
-      // by tile over all channels, each tile's 64 x C_in patch of F(2x2x2), 32 KB at 128 channels, evicted
-      // its predecessor's).
+      // 1. input transform into V[p][r][c]: a cache line of channels at a time (below) over all tiles of
+      // the block, so that a tile finds in L1 the part of its patch it shares with the tile before it
+      // along x (tile by tile over all channels, each tile's 64 x C_in patch of F(2x2x2), 32 KB at 128
+      // channels, evicted its predecessor's).
       constexpr int kPatch = Tl::kPatchZ * Tl::kInY * Tl::kInX;  // input voxels a tile reads
       using S = RowElement<Rows>;  // T, or bf16 widened as loaded
       thread_local std::vector<const S*> src_store;
@@ -439,8 +439,8 @@ class Winograd3d {
       // A cache line of channels per tile and pass: an AVX-512 vector of float channels is one line, but
       // one of a bf16 ring's is half a line, so each tile transforms both halves while its patch's lines
       // are in L1, where a pass over the block's tiles per vector fetched every line twice. DenseNet-121
-      // in bf16 (AMD EPYC Zen 4, alternating pairs in both orders, equal checksums): 1.9-3.3 % faster at
-      // 108x256x256 (16 pairs), 0.8-6.5 % at 216x512x512 (4 pairs), no different at 128^3; two lines per
+      // in bf16 (AMD EPYC Zen 4, alternating pairs in both orders, equal checksums): 1.9-3.2 % faster at
+      // 108x256x256 (16 pairs), 0.8-6.1 % at 216x512x512 (4 pairs), no different at 128^3; two lines per
       // pass no better than one (bench/README.md, session 38). AVX2's half-line vectors take the same
       // order, untimed.
       constexpr Index kLine = 64 / Index(sizeof(S)) > nv ? 64 / Index(sizeof(S)) : nv;  // channels a line holds
