@@ -441,8 +441,8 @@ class Winograd3d {
       // are in L1, where a pass over the block's tiles per vector fetched every line twice. DenseNet-121
       // in bf16 (AMD EPYC Zen 4, alternating pairs in both orders, equal checksums): 1.9-3.2 % faster at
       // 108x256x256 (16 pairs), 0.8-6.1 % at 216x512x512 (4 pairs), no different at 128^3; two lines per
-      // pass no better than one (bench/README.md, session 38). AVX2's half-line vectors take the same
-      // order, untimed.
+      // pass no better than one (bench/README.md, session 38). AVX2's float vectors are half a line too:
+      // float32 under VOLFEAT_CPU_ISA=avx2 (its F(2x4x4) tile), 3.6-4.9 % faster at 108x256x256 (8 pairs).
       constexpr Index kLine = 64 / Index(sizeof(S)) > nv ? 64 / Index(sizeof(S)) : nv;  // channels a line holds
       for (Index c1 = 0; c1 < ci; c1 += kLine)
         for (Index r = 0; r < rows; ++r)
