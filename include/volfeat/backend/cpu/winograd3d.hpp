@@ -443,7 +443,7 @@ class Winograd3d {
       // 108x256x256 (16 pairs), 0.8-6.1 % at 216x512x512 (4 pairs), no different at 128^3; two lines per
       // pass no better than one (bench/README.md, session 38). AVX2's float vectors are half a line too:
       // float32 under VOLFEAT_CPU_ISA=avx2 (its F(2x4x4) tile), 3.6-4.9 % faster at 108x256x256 (8 pairs).
-      constexpr Index kLine = 64 / Index(sizeof(S)) > nv ? 64 / Index(sizeof(S)) : nv;  // channels a line holds
+      constexpr Index kLine = std::max<Index>(64 / Index(sizeof(S)), nv);  // channels a 64-byte line holds
       for (Index c1 = 0; c1 < ci; c1 += kLine)
         for (Index r = 0; r < rows; ++r)
           for (Index c0 = c1; c0 < std::min(ci, c1 + kLine); c0 += nv)

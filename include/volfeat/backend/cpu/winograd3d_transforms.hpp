@@ -255,11 +255,12 @@ VOLFEAT_WINOGRAD_INLINE void input_tile(const S* const* src, Index c0, int nl, c
       const S* s = src[ab * kX + e];
       if (s) {
         load_from<T, B>(d[e], s + c0, nl);
-        // The voxel's next 64 bytes into L2 (prefetcht1; the next vector of float channels, the next two
-        // of a bf16 row's, whose next vector shares this line; for bf16 rows no different from one vector
-        // ahead within the VM's noise, session 37): Winograd3d's block reads them a pass
-        // over its tiles later, and this pass's lines are 512 bytes apart at 128 channels, scattered over
-        // 4 planes, which the hardware prefetchers did not follow: 52 % of the F(2x4x4) block's samples
+        // The voxel's next B bytes into L2 (prefetcht1; on AVX-512 the next line of channels, float or
+        // bf16; for bf16 rows no different from one vector ahead within the VM's noise, session 37):
+        // Winograd3d's block reads a line per tile and pass (both halves of a bf16 line together, so the
+        // second half's prefetch repeats the first's) and the next line a pass over its tiles later, and
+        // this pass's lines are 512 bytes apart at 128 channels, scattered over 4 planes, which the
+        // hardware prefetchers did not follow: 52 % of the F(2x4x4) block's samples
         // fell after this load (perf annotate, bf16 DenseNet-121 at 108x256x256, Zen 5), 24 % now. The
         // block's share of the forward 24.9 -> 18.9 %; float32 forward 0.59 -> 0.55 s, bf16 0.46 -> 0.41 s
         // (3 alternating pairs of 3; 128^3: -4 %); outputs unchanged. The last vector's prefetch reaches
