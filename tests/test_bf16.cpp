@@ -243,6 +243,176 @@ BOOST_AUTO_TEST_CASE(a_dense_layer_in_bf16_holds_its_bottleneck_in_bf16) {
   }
 }
 
+// The ops on a bf16 network's dense-block features (Plan::bf16_buffer) are the float ops on the widened
+// values, rounded where they write bf16: bit for bit, since widening is exact and each op runs the same
+// kernels in the same order (the pre-activation widens as it loads, the epilogue rounds as it stores).
+namespace {
+// x rounded to bf16, and the same widened back to float.
+struct Features16 {
+  std::vector<cpu::Bf16> h;
+  std::vector<float> f;
+  Features16(const Dims& d, uint64_t seed) {
+    const auto v = random_values(size_t(d.voxels() * d.c), seed);
+    for (double x : v) h.push_back(cpu::round_to_bf16(float(x)));
+    for (cpu::Bf16 x : h) f.push_back(cpu::bf16_to_float(x));
+  }
+};
+std::vector<cpu::Bf16> rounded(const std::vector<float>& v) {
+  std::vector<cpu::Bf16> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = cpu::round_to_bf16(v[i]);
+  return r;
+}
+// The channels [c0, c0 + count) of every voxel of a buffer of ld values per voxel.
+template <class E>
+std::vector<E> slice(const std::vector<E>& buf, Index voxels, Index ld, Index c0, Index count) {
+  std::vector<E> r;
+  for (Index v = 0; v < voxels; ++v) r.insert(r.end(), buf.begin() + v * ld + c0, buf.begin() + v * ld + c0 + count);
+  return r;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_ops_on_bf16_features_are_the_float_ops_rounded) {
+  // the widened activation, every tail length, with and without BN and ReLU
+  for (const Index n : {1, 5, 15, 16, 17, 31, 40, 128, 131}) {
+    const Features16 x({1, 1, 1, 1, n}, 40 + uint64_t(n));
+    const BatchNormParams bp = random_bn(n, 41);
+    const BatchNorm3d<Cpu, float> norm(bp);
+    for (const bool bn : {false, true})
+      for (const bool relu : {false, true}) {
+        const float* scale = bn ? norm.scale() : nullptr;
+        const float* shift = bn ? norm.shift() : nullptr;
+        std::vector<cpu::Bf16> got(size_t(n) + 1, 0xABCD), want(size_t(n) + 1, 0xABCD);
+        cpu::gemm::activate_row_bf16(x.h.data(), got.data(), n, scale, shift, relu);
+        cpu::gemm::activate_row_bf16(x.f.data(), want.data(), n, scale, shift, relu);
+        BOOST_TEST((got == want), "n " << n << " bn " << bn << " relu " << relu);
+      }
+  }
+
+  // a dense layer (pointwise bf16 conv1, Winograd conv2) and a transition (activated avg pool, pointwise conv)
+  // on a block buffer of 5 + c_in + 3 channels, the layer reading [5, 5 + c_in) and writing after it
+  using cpu::winograd::FloatTile;
+  struct Case {
+    Dims in;  // the layer's input
+    Index mid, out;
+    FloatTile tile;
+    Precision conv2;
+    bool depth_factored;
+    Index whole_values;
+  };
+  const std::vector<Case> cases{
+      {{1, 9, 10, 11, 40}, 128, 32, FloatTile::kF4x4x4, Precision::kFloat32, false, 0},  // DenseNet's, a ring
+      {{1, 9, 10, 11, 40}, 128, 32, FloatTile::kF4x4x4, Precision::kFloat32, false, kWholeBottleneckValues},  // whole
+      {{2, 6, 7, 5, 19}, 33, 12, FloatTile::kF2x4x4, Precision::kFloat32, false, 0},     // batch 2, odd channels
+      {{1, 5, 6, 9, 16}, 32, 16, FloatTile::kF2x4x4, Precision::kBf16, false, 0},        // the bf16 tile
+      {{1, 7, 9, 8, 24}, 48, 16, FloatTile::kF4x4x4, Precision::kFloat32, true, 0},      // inflated: 2D tiles
+  };
+  const WindowGeometry g = WindowGeometry::cube(3, 1, 1);
+  for (const Case& c : cases) {
+    BOOST_TEST_CONTEXT("bf16 features " << to_string(c.in) << " -> " << c.mid << " -> " << c.out << ", case "
+                                        << (&c - cases.data())) {
+      const Index lead = 5, ld = lead + c.in.c + c.out + 3, voxels = c.in.voxels();
+      const Dims buf_dims{c.in.n, c.in.d, c.in.h, c.in.w, ld};
+      const Features16 buf(buf_dims, 81);
+      const Conv3d<Cpu, float> conv1({c.in.c, c.mid, WindowGeometry::cube(1, 1, 0)},
+                                     random_values(size_t(c.mid * c.in.c), 82), {}, Precision::kBf16);
+      const std::vector<double> w = random_values(size_t(c.out * c.mid * 27), 83);
+      std::vector<float> w2(w.begin(), w.end());
+      if (c.depth_factored)
+        for (size_t i = 0; i < w2.size(); ++i) w2[i] = w2[i / 27 * 27 + i % 9];
+      const ConvSpec spec2{c.mid, c.out, g};
+      const Conv3d<Cpu, float> conv2(
+          spec2, std::make_shared<const cpu::Winograd3d<float>>(spec2, w2, std::vector<float>{}, c.conv2,
+                                                                DepthFactoring::kAuto, c.tile));
+      BOOST_TEST(conv2.depth_factored() == c.depth_factored);
+      const BatchNorm3d<Cpu, float> norm1(random_bn(c.in.c, 84)), norm2(random_bn(c.mid, 85));
+      const Dims od = conv2.output_dims(conv1.output_dims(c.in));
+      BOOST_TEST_REQUIRE((od.spatial() == c.in.spatial()));
+
+      // the float op on the widened buffer, and the bf16 op on the bf16 buffer
+      std::vector<float> f = buf.f;
+      std::vector<cpu::Bf16> h = buf.h;
+      const TensorView<float> fv(f.data(), buf_dims);
+      const TensorView<cpu::Bf16> hv(h.data(), buf_dims);
+      Tensor<Cpu, float> scratch_f, scratch_h;
+      DenseLayerConvs<Cpu, float>::forward(conv1, {&norm1, true}, {&norm2, true}, conv2,
+                                           TensorView<const float>(fv.channels(lead, c.in.c)),
+                                           fv.channels(lead + c.in.c, c.out), scratch_f, {}, c.whole_values);
+      DenseLayerConvs<Cpu, float>::forward(conv1, {&norm1, true}, {&norm2, true}, conv2,
+                                           TensorView<const cpu::Bf16>(hv.channels(lead, c.in.c)),
+                                           hv.channels(lead + c.in.c, c.out), scratch_h, {}, c.whole_values);
+      BOOST_TEST((scratch_h.dims() == scratch_f.dims()));
+      const auto want = rounded(slice(f, voxels, ld, lead + c.in.c, c.out));
+      const auto got = slice(h, voxels, ld, lead + c.in.c, c.out);
+      BOOST_TEST((got == want), "the dense layer's bf16 output is not its float output rounded");
+      BOOST_TEST((slice(h, voxels, ld, 0, lead + c.in.c) == slice(buf.h, voxels, ld, 0, lead + c.in.c)),
+                 "channels before the layer's output were written");
+      BOOST_TEST((slice(h, voxels, ld, ld - 3, 3) == slice(buf.h, voxels, ld, ld - 3, 3)),
+                 "channels after the layer's output were written");
+
+      // conv1 alone from bf16, into float and into bf16
+      const Dims md = conv1.output_dims(c.in);
+      Tensor<Cpu, float> m_f(md), m_h(md);
+      std::vector<cpu::Bf16> m16(size_t(md.voxels() * md.c)), m16_want(m16.size());
+      conv1.forward(TensorView<const float>(fv.channels(lead, c.in.c)), m_f.view(), {&norm1, true}, {&norm2, true});
+      conv1.forward_from_bf16(TensorView<const cpu::Bf16>(hv.channels(lead, c.in.c)), m_h.view(), {&norm1, true},
+                              {&norm2, true});
+      BOOST_TEST((host<Cpu, float>(m_h.view()) == host<Cpu, float>(m_f.view())));
+      conv1.forward_from_bf16(TensorView<const cpu::Bf16>(hv.channels(lead, c.in.c)),
+                              TensorView<cpu::Bf16>(m16.data(), md), {&norm1, true}, {&norm2, true});
+      BOOST_TEST((m16 == rounded(host<Cpu, float>(m_f.view()))));
+      // conv2 alone into bf16 (a dense layer's whole path)
+      Tensor<Cpu, float> o_f(od);
+      std::vector<cpu::Bf16> o16(size_t(od.voxels() * od.c));
+      conv2.forward(m_f.view(), o_f.view(), {}, {&norm2, false});
+      conv2.forward_bf16_out(m_f.view(), TensorView<cpu::Bf16>(o16.data(), od), {}, {&norm2, false});
+      BOOST_TEST((o16 == rounded(host<Cpu, float>(o_f.view()))));
+
+      // a transition: BN + ReLU + 2x2x2 avg pool from bf16, then its pointwise conv into bf16
+      const AvgPool3d<Cpu, float> pool(WindowGeometry::cube(2, 2, 0));
+      const Dims pd = pool.output_dims(buf_dims);
+      if (pd.voxels() > 0) {
+        const BatchNorm3d<Cpu, float> norm_t(random_bn(ld, 86));
+        Tensor<Cpu, float> p_f(pd), p_h(pd);
+        // (the buffer as it was: the layer above wrote float and bf16 values that differ)
+        ActivatedAvgPool<Cpu, float>::forward({&norm_t, true}, pool, TensorView<const float>(buf.f.data(), buf_dims),
+                                              p_f.view());
+        ActivatedAvgPool<Cpu, float>::forward({&norm_t, true}, pool,
+                                              TensorView<const cpu::Bf16>(buf.h.data(), buf_dims), p_h.view());
+        BOOST_TEST((host<Cpu, float>(p_h.view()) == host<Cpu, float>(p_f.view())));
+        const Conv3d<Cpu, float> conv_t({ld, 16, WindowGeometry::cube(1, 1, 0)}, random_values(size_t(16 * ld), 87), {},
+                                        Precision::kBf16);
+        Tensor<Cpu, float> t_f(conv_t.output_dims(pd));
+        const Dims wide{pd.n, pd.d, pd.h, pd.w, 20};
+        std::vector<cpu::Bf16> t16(size_t(wide.voxels() * wide.c), 0x1234);
+        conv_t.forward(p_f.view(), t_f.view());
+        conv_t.forward_bf16_out(p_f.view(), TensorView<cpu::Bf16>(t16.data(), wide).channels(0, 16));
+        BOOST_TEST((slice(t16, pd.voxels(), 20, 0, 16) == rounded(host<Cpu, float>(t_f.view()))));
+        BOOST_TEST((slice(t16, pd.voxels(), 20, 16, 4) == std::vector<cpu::Bf16>(size_t(pd.voxels() * 4), 0x1234)));
+      }
+    }
+  }
+
+  // the stem's conv + max pool into bf16 (pool0 into block 1)
+  for (const Index c_out : {16, 64, 24}) {  // 24: no vector row (the scalar loop)
+    const Dims in{1, 12, 13, 14, 1};
+    const ConvSpec spec{1, c_out, WindowGeometry::cube(7, 2, 3)};
+    const Conv3d<Cpu, float> conv(spec, random_values(size_t(spec.weight_count()), 88), {}, Precision::kBf16);
+    const BatchNorm3d<Cpu, float> norm(random_bn(c_out, 89));
+    const MaxPool3d<Cpu, float> pool(WindowGeometry::cube(3, 2, 1));
+    auto x = device<Cpu, float>(random_array(in, 90));
+    const Dims pd = pool.output_dims(conv.output_dims(in));
+    Tensor<Cpu, float> want(pd);
+    std::vector<cpu::Bf16> got(size_t(pd.voxels() * (c_out + 8)), 0x4321);
+    const TensorView<cpu::Bf16> wide(got.data(), Dims{pd.n, pd.d, pd.h, pd.w, c_out + 8});
+    ConvActMaxPool<Cpu, float>::forward(conv, {&norm, true}, pool, TensorView<const float>(x.view()), want.view());
+    ConvActMaxPool<Cpu, float>::forward(conv, {&norm, true}, pool, TensorView<const float>(x.view()),
+                                        wide.channels(4, c_out));
+    BOOST_TEST((slice(got, pd.voxels(), c_out + 8, 4, c_out) == rounded(host<Cpu, float>(want.view()))),
+               "pool0 into bf16, " << c_out << " channels");
+    BOOST_TEST((slice(got, pd.voxels(), c_out + 8, 0, 4) == std::vector<cpu::Bf16>(size_t(pd.voxels() * 4), 0x4321)));
+  }
+}
+
 // The plan (and so the memory estimate) sizes each dense layer's scratch as the op does: in a bf16 network
 // whose conv2 runs Winograd, a ring of bf16 planes, half a float ring's values.
 BOOST_AUTO_TEST_CASE(a_bf16_networks_plan_sizes_its_dense_rings_in_bf16) {
@@ -274,6 +444,60 @@ BOOST_AUTO_TEST_CASE(a_bf16_networks_plan_sizes_its_dense_rings_in_bf16) {
   const double with = float_conv_scratch_bytes(g, b, b16.plan_traits(), 2);
   const double without = float_conv_scratch_bytes(g, a, float_rings, 2);
   BOOST_TEST(with - without == 4.0 * 512 * 128);
+}
+
+// A bf16 DenseNet holds the blocks no observer sees in bf16 (Plan::bf16_buffer): here blocks 1 and 2, not
+// block 3 (tapped and the stop), nor any buffer of the float network. The tap stays within 1e-2 of float32,
+// and the memory estimate counts the bf16 blocks at half a float block's bytes.
+BOOST_AUTO_TEST_CASE(a_bf16_densenet_holds_its_unseen_blocks_in_bf16) {
+  const Network<Cpu, float> f32(seeded_random_weights("densenet121", 5));
+  const Network<Cpu, float> b16(seeded_random_weights("densenet121", 5), Cpu{Precision::kBf16});
+  const Graph& g = b16.graph();
+  const Dims input{1, 17, 20, 19, 1};
+  const std::string tap = "features.denseblock3";
+  const int stop = g.node_of(tap);
+  std::vector<bool> wanted(g.nodes().size(), false);
+  wanted[size_t(stop)] = true;
+  const Plan p16 = make_plan(g, input, wanted, stop, b16.plan_traits());
+  const Plan p32 = make_plan(g, input, wanted, stop, f32.plan_traits());
+  std::vector<std::string> held16;
+  for (size_t b = 0; b < p16.buffers.size(); ++b)
+    if (p16.bf16_buffer[b])
+      for (int i = 1; i <= stop; ++i)
+        if (p16.place[size_t(i)].buffer == int(b) && g.node(i).kind == OpKind::kConcat && g.modules_of(i).size() &&
+            g.modules_of(i).front()->name.find("denseblock") != std::string::npos)
+          held16.push_back(g.modules_of(i).front()->name);
+  BOOST_TEST((held16 == std::vector<std::string>{"features.denseblock1", "features.denseblock2"}));
+  BOOST_TEST(std::count(p16.bf16_buffer.begin(), p16.bf16_buffer.end(), true) == 2);
+  BOOST_TEST(std::count(p32.bf16_buffer.begin(), p32.bf16_buffer.end(), true) == 0);
+  // seen by an observer: every block stays float
+  std::vector<bool> all(g.nodes().size(), false);
+  for (const char* m : {"features.denseblock1", "features.denseblock2", "features.denseblock3"}) all[size_t(g.node_of(m))] = true;
+  const Plan seen = make_plan(g, input, all, stop, b16.plan_traits());
+  BOOST_TEST(std::count(seen.bf16_buffer.begin(), seen.bf16_buffer.end(), true) == 0);
+
+  const auto xv = random_values(size_t(input.voxels()), 97);
+  const std::vector<float> x(xv.begin(), xv.end());
+  const TensorView<const float> in(x.data(), input);
+  Recorder<Cpu, float> want({tap}), got({tap});
+  f32.forward(in, want, stop);
+  b16.forward(in, got, stop);
+  const double e = relative_error(got.at(tap).data, want.at(tap).data);
+  BOOST_TEST_MESSAGE("densenet121 " << tap << " with bf16 blocks 1 and 2: bf16 against float32 " << e);
+  BOOST_TEST(e > 0.0);
+  BOOST_TEST(e <= 1e-2);
+
+  // the estimate at 128^3, where block 1 (32^3 x 256 channels: 32 MiB in float) makes the peak: half of it
+  // less with block 1 in bf16 (test_memory_estimate holds the estimate to the measured peak RSS)
+  const std::array<Index, 3> grid{128, 128, 128};
+  const ForwardMemory m16 = simulate_forward(g, grid, stop, {tap}, 4, 1, b16.plan_traits());
+  PlanTraits no_features = b16.plan_traits();
+  no_features.bf16_features = false;
+  const ForwardMemory m32 = simulate_forward(g, grid, stop, {tap}, 4, 1, no_features);
+  BOOST_TEST_MESSAGE("estimated peak at 128^3: " << m32.peak_bytes << " B with float blocks (at " << m32.peak_module
+                                                 << "), " << m16.peak_bytes << " with bf16 (at " << m16.peak_module << ")");
+  BOOST_TEST(m32.peak_module == "features.transition1.pool");  // block 1 and its pooled copy
+  BOOST_TEST(m32.peak_bytes - m16.peak_bytes >= 0.5 * 32.0 * 32 * 32 * 256 * 4);
 }
 
 BOOST_AUTO_TEST_CASE(a_networks_winograd_tile_in_bf16_follows_the_kernels_and_channels) {

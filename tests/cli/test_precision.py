@@ -121,6 +121,17 @@ def test_phantom_densenet_every_block():
 test_phantom_densenet_every_block.normal_suite_only = WHY_NORMAL_ONLY
 
 
+def test_phantom_densenet_untapped_blocks_in_bf16():
+    """Taps past denseblock2 only: the blocks no tap sees (1 and 2) are held in bf16 (README.md, "Precision:
+    bf16", Plan::bf16_buffer), so the taps carry their rounding as well."""
+    if skip_without_bf16():
+        return
+    compare("densenet121_deep_taps", "--arch", "densenet121", "--layers", "transition2,denseblock3,denseblock4")
+
+
+test_phantom_densenet_untapped_blocks_in_bf16.normal_suite_only = WHY_NORMAL_ONLY
+
+
 def test_phantom_densenet_inflated_weights():
     """torchvision's seeded 2D DenseNet-121 (weights/export_torchvision.py) inflated by extract's default,
     i3d-mean along D, as users run their weights: the stem is then depth-factored (README.md, "Depth-factored
@@ -154,6 +165,9 @@ def test_pelvis_ct():
         return
     compare("pelvis", "--ct", os.path.join(PELVIS, "ct.nii.gz"), "--mask", os.path.join(PELVIS, "femur1_hip2.nii.gz"),
             "--labels", "femur=1,hip=2", "--preset", "block-outputs")
+    # and with blocks 1-3 in bf16 (denseblock4 tapped alone)
+    compare("pelvis_deep_tap", "--ct", os.path.join(PELVIS, "ct.nii.gz"), "--mask",
+            os.path.join(PELVIS, "femur1_hip2.nii.gz"), "--labels", "femur=1,hip=2", "--layers", "denseblock4")
 
 
 test_pelvis_ct.normal_suite_only = WHY_NORMAL_ONLY

@@ -53,10 +53,12 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //   * a depth-factored Winograd conv's depth sums: 6 input rows x (4 * block + 2) columns x C_in
 //     (winograd3d.hpp, depth_summed_input: at most one row of tiles of the block at a time);
 //   * a conv along W's input plane in blocks (P) and a chunk's GEMM outputs (M) (winograd_along_w.hpp, by
-//     winograd_w::layout; M at AVX-512's panel width, the widest).
+//     winograd_w::layout; M at AVX-512's panel width, the widest);
+//   * a conv + max pool into a bf16 buffer (Plan::bf16_buffer): one output row of the pool in float before it
+//     is rounded (backend/cpu/fused.hpp, ConvActMaxPool::pool_ring).
 inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const PlanTraits& traits, int threads) {
   const auto& nodes = g.nodes();
-  double a_tile = 0, c_tile = 0, rows = 0, v = 0, m = 0, sums = 0, along_w = 0;
+  double a_tile = 0, c_tile = 0, rows = 0, v = 0, m = 0, sums = 0, along_w = 0, pool_row = 0;
   auto conv = [&](int c, const Dims& in) {
     const Node& nd = nodes[size_t(c)];
     const WindowGeometry& w = nd.window;
@@ -93,12 +95,15 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
   };
   for (const Step& s : plan.steps) {
     if (s.conv < 0) continue;
+    const int ob = plan.place[size_t(s.out)].buffer;
+    if (s.kind == StepKind::kConvMaxPool && ob >= 0 && plan.bf16_buffer[size_t(ob)])
+      pool_row = std::max(pool_row, double(plan.dims[size_t(s.out)].w * plan.dims[size_t(s.out)].c));
     Dims in = plan.dims[size_t(s.sources[0])];
     if (s.kind == StepKind::kPoolConv) in = s.scratch;  // the conv runs on the pooled input
     conv(s.conv, in);
     if (s.conv2 >= 0) conv(s.conv2, plan.dims[size_t(nodes[size_t(s.conv2)].inputs[0])]);
   }
-  return 4.0 * (a_tile + c_tile + rows + v + m + sums + along_w);
+  return 4.0 * (a_tile + c_tile + rows + v + m + sums + along_w + pool_row);
 }
 
 // Transformed weights of a conv along W per input-output channel pair: its points for each (kd, kh) row.
@@ -173,6 +178,11 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
   const Plan plan = make_plan(g, Dims{1, input[0], input[1], input[2], g.input_channels()}, want, stop, traits);
   const double e = double(elem_bytes);
   auto bytes = [&](const Dims& d) { return double(d.voxels()) * double(d.c) * e; };
+  auto buffer_bytes = [&](int b) {  // a bf16 buffer holds its channels two to a value (Network::run)
+    Dims d = plan.buffers[size_t(b)];
+    if (plan.bf16_buffer[size_t(b)]) d.c = (d.c + 1) / 2;
+    return bytes(d);
+  };
   auto module_name = [&](int node) {
     const auto m = g.modules_of(node);
     return m.empty() ? g.node(node).name : m.front()->name;
@@ -189,7 +199,7 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
   touch(out.scratch_bytes, plan.steps.empty() ? 0 : plan.steps.front().out);
   double held_scratch = 0;  // a conv pair's scratch kept for the next pair
   for (const Step& s : plan.steps) {
-    for (int b : s.alloc) touch(bytes(plan.buffers[size_t(b)]), s.out);
+    for (int b : s.alloc) touch(buffer_bytes(b), s.out);
     double transient = 0;
     if (s.kind == StepKind::kConvPair) {
       if (held_scratch != bytes(s.scratch)) {
@@ -223,7 +233,7 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
       live -= t.transient;
     }
     if (s.kind == StepKind::kConvPair && !s.keep_scratch) live -= held_scratch, held_scratch = 0;
-    for (int b : s.release) live -= bytes(plan.buffers[size_t(b)]);
+    for (int b : s.release) live -= buffer_bytes(b);
   }
   out.peak_bytes = peak;
   const Dims sd = plan.dims[size_t(stop)];

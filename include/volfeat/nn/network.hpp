@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "volfeat/backend/cpu/gemm_types.hpp"
 #include "volfeat/core/host_memory.hpp"
 #include "volfeat/nn/architectures.hpp"
 #include "volfeat/nn/graph.hpp"
@@ -51,6 +52,7 @@ PlanTraits plan_traits() {
   PlanTraits t;
   t.planewise_pair = kPlanewiseDenseLayer<Backend, T>;
   t.planewise_pool = kPlanewiseConvPool<Backend, T>;
+  t.bf16_features = kBf16Features<Backend, T>;
   return t;
 }
 
@@ -183,11 +185,31 @@ class Network {
   void run(const Plan& plan, TensorView<const T> x, Observer& obs) const {
     std::vector<Buffer> buffers(plan.buffers.size());
     Buffer scratch;
+    auto bf16 = [&](int node) {  // node's output is held in bf16 (Plan::bf16_buffer)
+      const int b = node > 0 ? plan.place[size_t(node)].buffer : -1;
+      return b >= 0 && plan.bf16_buffer[size_t(b)];
+    };
+    // A bf16 buffer of c channels holds them two to a T: dims with (c + 1) / 2 channels.
+    auto storage_dims = [&](int b) {
+      Dims d = plan.buffers[size_t(b)];
+      if (plan.bf16_buffer[size_t(b)]) d.c = (d.c + 1) / 2;
+      return d;
+    };
     auto view = [&](int node) -> TensorView<T> {
       const Placement& p = plan.place[size_t(node)];
       if (p.buffer < 0) fail("network: node ", node, " has no buffer (internal error)");
+      if (bf16(node)) fail("network: node ", node, " holds bf16 values (internal error)");
       Dims d = plan.dims[size_t(node)];
       return buffers[size_t(p.buffer)].view().channels(p.offset, d.c);
+    };
+    auto view16 = [&](int node) -> TensorView<cpu::Bf16> {
+      const Placement& p = plan.place[size_t(node)];
+      Buffer& b = buffers[size_t(p.buffer)];
+      Dims whole = plan.buffers[size_t(p.buffer)];
+      const Index ld = 2 * storage_dims(p.buffer).c;
+      whole.c = ld;
+      return TensorView<cpu::Bf16>(reinterpret_cast<cpu::Bf16*>(b.data()), whole, ld)
+          .channels(p.offset, plan.dims[size_t(node)].c);
     };
     auto in = [&](int node) -> TensorView<const T> { return node == 0 ? x : TensorView<const T>(view(node)); };
     auto bn = [&](int node) -> const BatchNorm3d<Backend, T>* { return node >= 0 ? bns_[size_t(node)].get() : nullptr; };
@@ -195,8 +217,12 @@ class Network {
     const int total = int(plan.steps.size());
     for (int k = 0; k < total; ++k) {
       const Step& s = plan.steps[size_t(k)];
-      for (int b : s.alloc) buffers[size_t(b)].resize(plan.buffers[size_t(b)]);
-      const TensorView<T> out = view(s.out);
+      for (int b : s.alloc) buffers[size_t(b)].resize(storage_dims(b));
+      // Held in bf16 (Plan::bf16_buffer; kBf16Features only): a dense block's features, which the stem's
+      // pool, the dense layers and the transitions write and read; no observer sees them (make_plan).
+      const bool out16 = bf16(s.out), in16 = !s.sources.empty() && bf16(s.sources[0]);
+      const TensorView<T> out = out16 ? TensorView<T>() : view(s.out);
+      auto src16 = [&] { return TensorView<const cpu::Bf16>(view16(s.sources[0])); };
       switch (s.kind) {
         case StepKind::kConv:
           convs_[size_t(s.conv)]->forward(in(s.sources[0]), out, Act{bn(s.pre_bn), s.pre_relu}, Act{bn(s.post_bn), s.post_relu});
@@ -205,10 +231,17 @@ class Network {
           ConvAddAct<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.pre_bn), s.pre_relu}, Act{bn(s.post_bn), s.post_relu},
                                           in(s.sources[0]), in(s.sources[1]), out, s.relu);
           break;
-        case StepKind::kConvMaxPool:
-          ConvActMaxPool<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.post_bn), s.post_relu},
-                                              MaxPool3d<Backend, T>(nodes[size_t(s.op)].window), in(s.sources[0]), out);
+        case StepKind::kConvMaxPool: {
+          const Act post{bn(s.post_bn), s.post_relu};
+          const MaxPool3d<Backend, T> pool(nodes[size_t(s.op)].window);
+          if constexpr (kBf16Features<Backend, T>)
+            if (out16) {  // the stem into block 1
+              ConvActMaxPool<Backend, T>::forward(*convs_[size_t(s.conv)], post, pool, in(s.sources[0]), view16(s.out));
+              break;
+            }
+          ConvActMaxPool<Backend, T>::forward(*convs_[size_t(s.conv)], post, pool, in(s.sources[0]), out);
           break;
+        }
         case StepKind::kConvPairMaxPool:
           ConvPairMaxPool<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.post_bn), s.post_relu},
                                                *convs_[size_t(s.conv2)], Act{bn(s.post2_bn), s.post2_relu},
@@ -224,17 +257,34 @@ class Network {
           // Pool the activated input first, then the 1x1 conv on 1/8 of the voxels.
           Buffer pooled(s.scratch);
           const AvgPool3d<Backend, T> pool(nodes[size_t(s.op)].window, nodes[size_t(s.op)].count_include_pad);
-          ActivatedAvgPool<Backend, T>::forward(Act{bn(s.pre_bn), s.pre_relu}, pool, in(s.sources[0]), pooled.view());
-          convs_[size_t(s.conv)]->forward(pooled.view(), out);
+          const Act pre{bn(s.pre_bn), s.pre_relu};
+          if constexpr (kBf16Features<Backend, T>) {  // from a block in bf16, or into one
+            if (in16) ActivatedAvgPool<Backend, T>::forward(pre, pool, src16(), pooled.view());
+            else ActivatedAvgPool<Backend, T>::forward(pre, pool, in(s.sources[0]), pooled.view());
+            if (out16) convs_[size_t(s.conv)]->forward_bf16_out(pooled.view(), view16(s.out));
+            else convs_[size_t(s.conv)]->forward(pooled.view(), out);
+          } else {
+            ActivatedAvgPool<Backend, T>::forward(pre, pool, in(s.sources[0]), pooled.view());
+            convs_[size_t(s.conv)]->forward(pooled.view(), out);
+          }
           break;
         }
-        case StepKind::kConvPair:
+        case StepKind::kConvPair: {
           if (scratch.dims() != s.scratch) scratch = Buffer();  // free the old one before the new one
-          DenseLayerConvs<Backend, T>::forward(*convs_[size_t(s.conv)], Act{bn(s.pre_bn), s.pre_relu},
-                                               Act{bn(s.post_bn), s.post_relu}, *convs_[size_t(s.conv2)],
-                                               in(s.sources[0]), out, scratch, Act{bn(s.post2_bn), s.post2_relu});
+          const Act pre{bn(s.pre_bn), s.pre_relu}, post{bn(s.post_bn), s.post_relu}, post2{bn(s.post2_bn), s.post2_relu};
+          const auto &conv1 = *convs_[size_t(s.conv)], &conv2 = *convs_[size_t(s.conv2)];
+          auto layer = [&](auto from, auto to) {
+            DenseLayerConvs<Backend, T>::forward(conv1, pre, post, conv2, from, to, scratch, post2);
+          };
+          if constexpr (kBf16Features<Backend, T>) {
+            if (in16) layer(src16(), view16(s.out));  // a bf16 block (in and out one block: make_plan)
+            else layer(in(s.sources[0]), out);
+          } else {
+            layer(in(s.sources[0]), out);
+          }
           if (!s.keep_scratch) scratch = Buffer();
           break;
+        }
         case StepKind::kBatchNorm:
           bns_[size_t(s.op)]->forward(in(s.sources[0]), out, s.relu);
           break;
@@ -265,7 +315,7 @@ class Network {
       }
       std::string shown;
       for (const ModuleInfo* m : graph_.modules_of(s.out)) {
-        if (plan.wanted[size_t(s.out)] && obs.wants(m->name)) obs(m->name, TensorView<const T>(out));
+        if (!out16 && plan.wanted[size_t(s.out)] && obs.wants(m->name)) obs(m->name, TensorView<const T>(out));
         if (shown.empty()) shown = m->name;
       }
       if constexpr (kReportsProgress<Observer>)

@@ -111,12 +111,16 @@ struct PlanTraits {
   RingValues dense_ring_values(int conv1, int conv2) const {
     return volfeat::dense_ring_values(runs_bf16(conv1), uses_winograd(conv2));
   }
+  // The backend's fused ops read and write bf16 features (Cpu, float): a bf16 network's dense blocks may
+  // then be held in bf16 (Plan::bf16_buffer).
+  bool bf16_features = false;
 };
 
 struct Plan {
   std::vector<Dims> dims;            // every node's output
   std::vector<Placement> place;      // every node's output storage
   std::vector<Dims> buffers;         // every buffer's dims (dense, channels-last)
+  std::vector<bool> bf16_buffer;     // per buffer: holds bf16 values, not T (a bf16 network's dense blocks)
   std::vector<Step> steps;
   std::vector<bool> wanted;          // per node: an observer sees it
   int stop = 0;
@@ -395,6 +399,52 @@ inline Plan make_plan(const Graph& g, const Dims& input, const std::vector<bool>
         s.release.push_back(t);
         freed[size_t(t)] = true;
       }
+  }
+  // ---- bf16 features: a concatenation's buffer holds bf16 where every step that writes or reads it is a
+  // fused op with a bf16 form (traits.bf16_features), its convs run bf16 (a dense layer's conv2 Winograd),
+  // and no node in it is seen or stopped at (observers and the caller get T). A bf16 network's dense
+  // layers round their inputs to bf16 for the 1x1 GEMMs anyway; holding the features so halves the bytes
+  // the layers read and write, and the buffer. Writers: the stem's conv + max pool (pool0), a dense layer
+  // (its 32 new channels), a transition (the next block's first channels); readers: the dense layers'
+  // and transitions' 1x1 convs. DenseNet-121's last block stays T (norm5 reads it).
+  p.bf16_buffer.assign(p.buffers.size(), false);
+  if (traits.bf16_features) {
+    std::vector<bool> ok(p.buffers.size(), false);
+    for (size_t b = 0; b < p.buffers.size(); ++b) ok[b] = hosts_concat[b];
+    for (size_t b = 0; b < p.buffers.size(); ++b)
+      for (int r : residents[b])
+        if (p.wanted[size_t(r)] || r == stop) ok[b] = false;
+    auto writes_bf16 = [&](const Step& s) {
+      switch (s.kind) {
+        case StepKind::kConvMaxPool: return true;
+        case StepKind::kConvPair: return traits.runs_bf16(s.conv) && traits.uses_winograd(s.conv2);
+        case StepKind::kPoolConv: return traits.runs_bf16(s.conv);
+        case StepKind::kConcat: return s.copy.empty();
+        default: return false;
+      }
+    };
+    auto reads_bf16 = [&](const Step& s) {
+      return (s.kind == StepKind::kConvPair && traits.runs_bf16(s.conv)) || s.kind == StepKind::kPoolConv;
+    };
+    for (const Step& s : p.steps) {
+      const int ob = p.place[size_t(s.out)].buffer;
+      if (ob >= 0 && !writes_bf16(s)) ok[size_t(ob)] = false;
+      for (int src : s.sources) {
+        const int sb = p.place[size_t(src)].buffer;
+        if (sb >= 0 && !reads_bf16(s)) ok[size_t(sb)] = false;
+      }
+    }
+    // A dense layer reads and writes one block's buffer; should it not, both stay T (DenseLayerConvs has
+    // no mixed form).
+    for (const Step& s : p.steps)
+      if (s.kind == StepKind::kConvPair) {
+        const int ib = p.place[size_t(s.sources[0])].buffer, ob = p.place[size_t(s.out)].buffer;
+        if (ib != ob) {
+          if (ib >= 0) ok[size_t(ib)] = false;
+          if (ob >= 0) ok[size_t(ob)] = false;
+        }
+      }
+    for (size_t b = 0; b < p.buffers.size(); ++b) p.bf16_buffer[b] = ok[b];
   }
   // A conv pair keeps its scratch for the next one when nothing but in-place concatenations lies
   // between them and it has the same dims (the dense layers of one block).

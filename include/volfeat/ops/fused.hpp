@@ -125,6 +125,13 @@ struct ActivatedAvgPool {
 template <class Backend, class T>
 inline constexpr bool kPlanewiseDenseLayer = false;
 
+// True where the fused ops have forms on bf16 features (Cpu, float): ConvActMaxPool writes them,
+// DenseLayerConvs reads and writes them, ActivatedAvgPool reads them, and Conv3d::forward_bf16_out
+// writes a transition's. A bf16 network's dense blocks are then held in bf16 (nn/plan.hpp,
+// Plan::bf16_buffer).
+template <class Backend, class T>
+inline constexpr bool kBf16Features = false;
+
 template <class Backend, class T>
 struct DenseLayerConvs {
   // `scratch`: storage the op keeps between calls (the caller holds one per dense block).

@@ -32,31 +32,46 @@ namespace volfeat {
 
 namespace cpu::avg_pool {
 
-// The window of one output voxel: its input voxels (first channel of each), in window order.
+// The window of one output voxel: its input voxels (first channel of each), in window order. E: the
+// input's values, float or (a bf16 network's dense-block features) bf16.
+template <class E = float>
 struct Taps {
   static constexpr int kMax = 64;  // 4x4x4; larger windows take the scalar loop
-  const float* at[kMax];
+  const E* at[kMax];
   int count = 0;
 };
 
+// An input value as float (a bf16 widened exactly).
+inline float value_of(float x) { return x; }
+inline float value_of(Bf16 x) { return bf16_to_float(x); }
+
 #if VOLFEAT_HAVE_ISA_VARIANTS
+// The lanes m of 16 values at p, as float.
+VOLFEAT_TARGET_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+VOLFEAT_TARGET_AVX512 inline __m512 load16(const Bf16* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
 // dst[i] = sum over taps of act(tap[i]) / divisor, c channels, 16 at a time; next's taps prefetched.
-VOLFEAT_TARGET_AVX512 inline void voxel_avx512(const Taps& t, const Taps& next, Index c, const float* scale,
+template <class E>
+VOLFEAT_TARGET_AVX512 inline void voxel_avx512(const Taps<E>& t, const Taps<E>& next, Index c, const float* scale,
                                                const float* shift, bool relu, float divisor, float* dst) {
   const __m512 zero = _mm512_setzero_ps(), div = _mm512_set1_ps(divisor);
+  // a prefetch per cache line: every vector of float channels, every other of bf16
+  constexpr Index kPrefetchStep = 64 / Index(sizeof(E));
   for (Index i = 0; i < c; i += 16) {
-    for (int k = 0; k < next.count; ++k) _mm_prefetch(reinterpret_cast<const char*>(next.at[k] + i), _MM_HINT_T0);
+    if (i % kPrefetchStep == 0)
+      for (int k = 0; k < next.count; ++k) _mm_prefetch(reinterpret_cast<const char*>(next.at[k] + i), _MM_HINT_T0);
     const __mmask16 m = c - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (c - i)) - 1);
     __m512 acc = zero;
     for (int k = 0; k < t.count; ++k)  // the GEMMs' BN+ReLU (NaN stays NaN)
-      acc = _mm512_add_ps(acc,
-                           gemm::avx512::activate16(_mm512_maskz_loadu_ps(m, t.at[k] + i), scale, shift, i, m, relu));
+      acc = _mm512_add_ps(acc, gemm::avx512::activate16(load16(t.at[k] + i, m), scale, shift, i, m, relu));
     _mm512_mask_storeu_ps(dst + i, m, _mm512_div_ps(acc, div));
   }
 }
 
 // The same, 8 channels at a time.
-VOLFEAT_TARGET_AVX2 inline void voxel_avx2(const Taps& t, Index c, const float* scale, const float* shift, bool relu,
+VOLFEAT_TARGET_AVX2 inline void voxel_avx2(const Taps<float>& t, Index c, const float* scale, const float* shift, bool relu,
                                            float divisor, float* dst) {
   const __m256 zero = _mm256_setzero_ps(), div = _mm256_set1_ps(divisor);
   Index i = 0;
@@ -91,6 +106,19 @@ template <class T>
 struct ActivatedAvgPool<Cpu, T> {
   static void forward(Activation<Cpu, T> act, const AvgPool3d<Cpu, T>& pool, TensorView<const T> in,
                       TensorView<T> out) {
+    run(act, pool, in, out);
+  }
+  // The same from bf16 input (a bf16 network's dense-block features: nn/plan.hpp, Plan::bf16_buffer),
+  // each value widened exactly: out is forward's on the widened input.
+  static void forward(Activation<Cpu, T> act, const AvgPool3d<Cpu, T>& pool, TensorView<const cpu::Bf16> in,
+                      TensorView<T> out) {
+    if constexpr (!std::is_same_v<T, float>) fail("activated avgpool: bf16 input needs a float network");
+    else run(act, pool, in, out);
+  }
+
+ private:
+  template <class E>
+  static void run(Activation<Cpu, T> act, const AvgPool3d<Cpu, T>& pool, TensorView<const E> in, TensorView<T> out) {
     if (out.dims != pool.output_dims(in.dims)) fail("activated avgpool: output view has the wrong shape");
     const WindowGeometry& g = pool.geometry();
     const Index c = in.dims.c;
@@ -101,12 +129,14 @@ struct ActivatedAvgPool<Cpu, T> {
     if constexpr (std::is_same_v<T, float>) {
 #if VOLFEAT_HAVE_ISA_VARIANTS
       const cpu::CpuIsa isa = cpu::cpu_isa();
-      if (isa >= cpu::CpuIsa::kAvx2 && g.taps() <= cpu::avg_pool::Taps::kMax) {
+      constexpr bool kBf16In = std::is_same_v<E, cpu::Bf16>;  // AVX-512 only (bf16 needs AVX512-BF16)
+      if ((kBf16In ? isa == cpu::CpuIsa::kAvx512 : isa >= cpu::CpuIsa::kAvx2) &&
+          g.taps() <= cpu::avg_pool::Taps<E>::kMax) {
         const Dims& o = out.dims;  // one output row per iteration, the next voxel's taps prefetched
         cpu::parallel_for(o.n * o.d * o.h, [&](Index row) {
           const Index y = row % o.h, z = (row / o.h) % o.d, n = row / (o.h * o.d);
-          cpu::avg_pool::Taps t[2];
-          auto taps = [&](Index x, cpu::avg_pool::Taps& tp) {
+          cpu::avg_pool::Taps<E> t[2];
+          auto taps = [&](Index x, cpu::avg_pool::Taps<E>& tp) {
             tp.count = 0;
             if (x < o.w)
               cpu::for_avg_window(g, in.dims, z, y, x,
@@ -114,13 +144,13 @@ struct ActivatedAvgPool<Cpu, T> {
           };
           taps(0, t[0]);
           for (Index x = 0; x < o.w; ++x) {
-            const cpu::avg_pool::Taps& cur = t[x % 2];
-            cpu::avg_pool::Taps& next = t[(x + 1) % 2];
+            const cpu::avg_pool::Taps<E>& cur = t[x % 2];
+            cpu::avg_pool::Taps<E>& next = t[(x + 1) % 2];
             taps(x + 1, next);
             T* dst = out.voxel(n, z, y, x);
             const float div = divisor(cur.count);
             if (isa == cpu::CpuIsa::kAvx512) cpu::avg_pool::voxel_avx512(cur, next, c, scale, shift, relu, div, dst);
-            else cpu::avg_pool::voxel_avx2(cur, c, scale, shift, relu, div, dst);
+            else if constexpr (!kBf16In) cpu::avg_pool::voxel_avx2(cur, c, scale, shift, relu, div, dst);
           }
         });
         return;
@@ -131,15 +161,19 @@ struct ActivatedAvgPool<Cpu, T> {
       std::fill(dst, dst + c, T(0));
       Index inside = 0;
       cpu::for_avg_window(g, in.dims, z, y, x, [&](Index id, Index ih, Index iw) {
-        const T* s = in.voxel(n, id, ih, iw);
+        const E* s = in.voxel(n, id, ih, iw);
+        auto x = [&](Index i) -> T {
+          if constexpr (std::is_same_v<E, T>) return s[i];
+          else return cpu::avg_pool::value_of(s[i]);
+        };
         if (scale && relu) {
-          for (Index i = 0; i < c; ++i) dst[i] += relu_scalar(s[i] * scale[i] + shift[i]);
+          for (Index i = 0; i < c; ++i) dst[i] += relu_scalar(x(i) * scale[i] + shift[i]);
         } else if (scale) {
-          for (Index i = 0; i < c; ++i) dst[i] += s[i] * scale[i] + shift[i];
+          for (Index i = 0; i < c; ++i) dst[i] += x(i) * scale[i] + shift[i];
         } else if (relu) {
-          for (Index i = 0; i < c; ++i) dst[i] += relu_scalar(s[i]);
+          for (Index i = 0; i < c; ++i) dst[i] += relu_scalar(x(i));
         } else {
-          for (Index i = 0; i < c; ++i) dst[i] += s[i];
+          for (Index i = 0; i < c; ++i) dst[i] += x(i);
         }
         ++inside;
       });

@@ -211,8 +211,9 @@ class Conv3d<Cpu, T> {
   // them). rows.dims: the whole input's dims; rows.ld: channel stride; rows.row(n, iz, iy): the first
   // channel of input row (n, iz, iy), a float, or a bf16 that a Winograd conv widens as it loads it
   // (reads_bf16_rows). Fast path (float) only.
-  template <class Rows>
-  void forward_planes_rows(const Rows& rows, Index n, Index z0, Index count, TensorView<T> planes,
+  // planes: T, or bf16 for a Winograd conv (forward_bf16_out's rounding).
+  template <class Rows, class O = T>
+  void forward_planes_rows(const Rows& rows, Index n, Index z0, Index count, TensorView<O> planes,
                            Activation<Cpu, T> pre = {}, Activation<Cpu, T> post = {}) const {
     static_assert(kFast, "forward_planes_rows is the float path's");
     const Dims od = output_dims(rows.dims);
@@ -220,8 +221,8 @@ class Conv3d<Cpu, T> {
       fail("conv3d: planes view ", to_string(planes.dims), " / planes (", n, ", ", z0, "+", count, ") do not fit output ",
            to_string(od));
     if (winograd_) return winograd_->forward_planes_rows(rows, n, z0, count, planes, pre, post);
-    if constexpr (!std::is_same_v<cpu::RowElement<Rows>, T>) {
-      fail("conv3d: only a Winograd conv reads bf16 rows");
+    if constexpr (!std::is_same_v<cpu::RowElement<Rows>, T> || !std::is_same_v<O, T>) {
+      fail("conv3d: only a Winograd conv reads or writes bf16 rows");
     } else {
       const Index row0 = (n * od.d + z0) * od.h, row1 = row0 + count * od.h;
       if (along_w_) return along_w_->run(rows, od, planes.data, planes.ld, row0 * od.w, row0, row1, pre, post);
@@ -257,20 +258,38 @@ class Conv3d<Cpu, T> {
   // group (Winograd3d::plane_step: 2, or 4 for F(4x4x4)).
   Index plane_step() const { return winograd_ ? winograd_->plane_step() : 1; }
 
-  // forward of a pointwise bf16 conv (precision() kBf16) with its output rounded to bf16 as it is stored
-  // (round_to_bf16 of what forward would store): a bf16 network's ring of bottleneck planes
-  // (DenseLayerConvs), half the bytes of float, which its Winograd conv2 widens back as it loads them.
+  // forward with its output rounded to bf16 as it is stored (round_to_bf16 of what forward would store),
+  // for a pointwise bf16 conv (precision() kBf16) or a Winograd conv: a bf16 network's ring of
+  // bottleneck planes (DenseLayerConvs), half the bytes of float, which its Winograd conv2 widens back as
+  // it loads them, and its dense-block features (nn/plan.hpp, Plan::bf16_buffer).
   void forward_bf16_out(TensorView<const T> in, TensorView<cpu::Bf16> out, Activation<Cpu, T> pre = {},
                         Activation<Cpu, T> post = {}) const {
     const Dims want = output_dims(in.dims);
     if (out.dims != want)
       fail("conv3d: output view ", to_string(out.dims), " but the conv produces ", to_string(want));
     if constexpr (kFast) {
+      if (winograd_) return winograd_->forward(in, out, pre, post);
       // (a pointwise conv is never Winograd nor along W, and set_winograd clears bf16_)
-      if (!pointwise() || !bf16_) fail("conv3d: a bf16 output needs a pointwise bf16 conv");
+      if (!pointwise() || !bf16_) fail("conv3d: a bf16 output needs a pointwise bf16 conv or a Winograd conv");
       forward_pointwise(in, out, pre, post);
     } else {
-      fail("conv3d: a bf16 output needs a pointwise bf16 conv");
+      fail("conv3d: a bf16 output needs a pointwise bf16 conv or a Winograd conv");
+    }
+  }
+  // forward of a pointwise bf16 conv on bf16 input (a bf16 network's dense-block features,
+  // Plan::bf16_buffer): each value is widened exactly as the pre-activation loads it, so `out` holds
+  // forward's (T) or forward_bf16_out's (bf16) result on the widened input.
+  template <class O>
+  void forward_from_bf16(TensorView<const cpu::Bf16> in, TensorView<O> out, Activation<Cpu, T> pre = {},
+                         Activation<Cpu, T> post = {}) const {
+    const Dims want = output_dims(in.dims);
+    if (out.dims != want)
+      fail("conv3d: output view ", to_string(out.dims), " but the conv produces ", to_string(want));
+    if constexpr (kFast) {
+      if (!pointwise() || !bf16_) fail("conv3d: a bf16 input needs a pointwise bf16 conv");
+      forward_pointwise(in, out, pre, post);
+    } else {
+      fail("conv3d: a bf16 input needs a pointwise bf16 conv");
     }
   }
 
@@ -366,6 +385,10 @@ class Conv3d<Cpu, T> {
     if (a.active()) cpu::gemm::activate_row_bf16(x, y, n, a.scale, a.shift, a.relu);
     else cpu::gemm::convert_row_bf16(x, y, n);
   }
+  static void put_values(const cpu::Bf16* x, cpu::Bf16* y, Index n, const Act& a) {
+    if (a.active()) cpu::gemm::activate_row_bf16(x, y, n, a.scale, a.shift, a.relu);
+    else std::copy(x, x + n, y);
+  }
   cpu::gemm::Epilogue epilogue(const Activation<Cpu, T>& post, Index panel) const {
     cpu::gemm::Epilogue ep;
     const Index pw = 16 * nv_, o0 = panel * pw;
@@ -389,9 +412,10 @@ class Conv3d<Cpu, T> {
   const float* panel(Index p) const { return panel_store_.data() + p * panel_floats_; }
   const cpu::Bf16* panel16(Index p) const { return panel16_store_.data() + p * panel_floats_; }
 
-  // out: T, or bf16 (forward_bf16_out; a bf16 conv, no residual).
-  template <class O>
-  void forward_pointwise(TensorView<const T> in, TensorView<O> out, const Activation<Cpu, T>& pre,
+  // in: T, or bf16 (forward_from_bf16; a bf16 conv); out: T, or bf16 (forward_bf16_out; a bf16 conv, no
+  // residual).
+  template <class I, class O>
+  void forward_pointwise(TensorView<const I> in, TensorView<O> out, const Activation<Cpu, T>& pre,
                          const Activation<Cpu, T>& post, const Residual* res = nullptr) const;
 
   // K steps per group of gemm_rows (0: all of K in one pass, C never reloaded). Cutting a 4-vector

@@ -14,8 +14,8 @@ namespace volfeat {
 // Defined outside the class, not inline: a program built with VOLFEAT_SEPARATE_KERNELS compiles the float
 // instances once (compiled_once.hpp).
 template <class T>
-template <class O>
-void Conv3d<Cpu, T>::forward_pointwise(TensorView<const T> in, TensorView<O> out, const Activation<Cpu, T>& pre,
+template <class I, class O>
+void Conv3d<Cpu, T>::forward_pointwise(TensorView<const I> in, TensorView<O> out, const Activation<Cpu, T>& pre,
                                        const Activation<Cpu, T>& post, const Residual* res) const {
   // A bf16 output: the tile's panels go into a float tile of the thread's (rows x C_out floats, 256 KiB
   // for DenseNet's 512 x 128, in L2), rounded into out in one call once every panel is in (slot 0 holds a
@@ -25,6 +25,8 @@ void Conv3d<Cpu, T>::forward_pointwise(TensorView<const T> in, TensorView<O> out
   // the samples stayed 4-5 % (bench/README.md, session 37).
   constexpr bool kBf16Out = std::is_same_v<O, cpu::Bf16>;
   static_assert(kBf16Out || std::is_same_v<O, T>, "a pointwise conv writes T, or bf16");
+  constexpr bool kBf16In = std::is_same_v<I, cpu::Bf16>;  // then bf16_ (forward_from_bf16)
+  static_assert(kBf16In || std::is_same_v<I, T>, "a pointwise conv reads T, or bf16");
   const Index ci = spec_.in_channels, voxels = out.dims.voxels(), pw = 16 * nv_;
   const Index chunks = (ci + kChunk - 1) / kChunk;
   const Index tile_max = std::clamp<Index>(Index(65536) / (chunks * kChunk), 32, 512);
@@ -48,13 +50,13 @@ void Conv3d<Cpu, T>::forward_pointwise(TensorView<const T> in, TensorView<O> out
     for (Index t = 0; t < tiles; ++t) {
       const Index v0 = t * tile, rows = std::min(tile, voxels - v0);
       for (Index r = 0; r < rows; ++r) {
-        const float* x = in.voxel(v0 + r);
+        const I* x = in.voxel(v0 + r);
         for (Index c = 0; c < chunks; ++c) {
           const Index len = std::min(kChunk, ci - c * kChunk), at = (c * tile + r) * kChunk;
           const Act chunk{act.scale ? act.scale + c * kChunk : nullptr, act.shift ? act.shift + c * kChunk : nullptr,
                           act.relu};
-          if (bf16_) put_values(x + c * kChunk, a16 + at, len, chunk);
-          else put_values(x + c * kChunk, a + at, len, chunk);
+          if (kBf16In || bf16_) put_values(x + c * kChunk, a16 + at, len, chunk);
+          else if constexpr (!kBf16In) put_values(x + c * kChunk, a + at, len, chunk);
         }
       }
       for (Index p = 0; p < panels_; ++p) {
@@ -208,6 +210,12 @@ VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::forward_pointwise(TensorView<cons
                                                                  const Activation<Cpu, float>&,
                                                                  const Activation<Cpu, float>&, const Residual*) const;
 VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::forward_pointwise(TensorView<const float>, TensorView<cpu::Bf16>,
+                                                                 const Activation<Cpu, float>&,
+                                                                 const Activation<Cpu, float>&, const Residual*) const;
+VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::forward_pointwise(TensorView<const cpu::Bf16>, TensorView<float>,
+                                                                 const Activation<Cpu, float>&,
+                                                                 const Activation<Cpu, float>&, const Residual*) const;
+VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::forward_pointwise(TensorView<const cpu::Bf16>, TensorView<cpu::Bf16>,
                                                                  const Activation<Cpu, float>&,
                                                                  const Activation<Cpu, float>&, const Residual*) const;
 VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::rows_fast(const ViewRows&, const Dims&, float*, Index, Index,

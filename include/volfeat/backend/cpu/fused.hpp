@@ -29,9 +29,9 @@ struct ConvActMaxPool<Cpu, T> {
   // One output row of the max pool, channels in vector registers (c = 16*nv <= 128); NaN propagates
   // as in torch: a value replaces the running max when it is greater or when it is NaN.
   VOLFEAT_TARGET_AVX512 static void pool_row_avx512(const WindowGeometry& g, const Dims& cd, const float* const* src,
-                                                    Index planes, TensorView<float> out, Index n, Index zo, Index yo) {
+                                                    Index planes, Index yo, Index wo, float* row, Index ldo) {
     const Index c = cd.c, nv = c / 16;
-    for (Index xo = 0; xo < out.dims.w; ++xo) {
+    for (Index xo = 0; xo < wo; ++xo) {
       __m512 m[8];
       for (Index j = 0; j < nv; ++j) m[j] = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
       for (Index k = 0; k < planes; ++k)
@@ -49,15 +49,15 @@ struct ConvActMaxPool<Cpu, T> {
             }
           }
         }
-      float* dst = out.voxel(n, zo, yo, xo);
+      float* dst = row + xo * ldo;
       for (Index j = 0; j < nv; ++j) _mm512_storeu_ps(dst + 16 * j, m[j]);
     }
   }
   // The same with 8-float ymm vectors (c = 8*nv <= 128).
   VOLFEAT_TARGET_AVX2 static void pool_row_avx2(const WindowGeometry& g, const Dims& cd, const float* const* src,
-                                                Index planes, TensorView<float> out, Index n, Index zo, Index yo) {
+                                                Index planes, Index yo, Index wo, float* row, Index ldo) {
     const Index c = cd.c, nv = c / 8;
-    for (Index xo = 0; xo < out.dims.w; ++xo) {
+    for (Index xo = 0; xo < wo; ++xo) {
       __m256 m[16];
       for (Index j = 0; j < nv; ++j) m[j] = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
       for (Index k = 0; k < planes; ++k)
@@ -75,36 +75,40 @@ struct ConvActMaxPool<Cpu, T> {
             }
           }
         }
-      float* dst = out.voxel(n, zo, yo, xo);
+      float* dst = row + xo * ldo;
       for (Index j = 0; j < nv; ++j) _mm256_storeu_ps(dst + 8 * j, m[j]);
     }
   }
-  // The vector row for this CPU's ISA and c channels, or false.
-  static bool pool_row_vector(const WindowGeometry& g, const Dims& cd, const float* const* src, Index planes,
-                              TensorView<float> out, Index n, Index zo, Index yo) {
+  // The vector row for this CPU's ISA and c channels (output row yo, wo voxels from `row`, ldo apart), or
+  // false.
+  static bool pool_row_vector(const WindowGeometry& g, const Dims& cd, const float* const* src, Index planes, Index yo,
+                              Index wo, float* row, Index ldo) {
     const cpu::CpuIsa isa = cpu::cpu_isa();
     if (isa == cpu::CpuIsa::kAvx512 && cd.c % 16 == 0 && cd.c <= 128) {
-      pool_row_avx512(g, cd, src, planes, out, n, zo, yo);
+      pool_row_avx512(g, cd, src, planes, yo, wo, row, ldo);
       return true;
     }
     if (isa >= cpu::CpuIsa::kAvx2 && cd.c % 8 == 0 && cd.c <= 128) {
-      pool_row_avx2(g, cd, src, planes, out, n, zo, yo);
+      pool_row_avx2(g, cd, src, planes, yo, wo, row, ldo);
       return true;
     }
     return false;
   }
 #else
-  static bool pool_row_vector(const WindowGeometry&, const Dims&, const float* const*, Index, TensorView<float>, Index,
-                              Index, Index) {
+  static bool pool_row_vector(const WindowGeometry&, const Dims&, const float* const*, Index, Index, Index, float*,
+                              Index) {
     return false;
   }
 #endif
 
   // The max pool of the planes `ring` holds (conv output dims ring.dims), each plane computed by
   // `produce` (PlaneRing's producer) when a pool window first needs it. Memory: the ring, not the
-  // conv output.
-  template <class Produce>
-  static void pool_ring(cpu::PlaneRing<T>& ring, const WindowGeometry& g, TensorView<T> out, Produce&& produce) {
+  // conv output. out: T, or (float) bf16: each row pooled into a float row of the thread's, then rounded
+  // into out (a bf16 network's dense-block features: nn/plan.hpp, Plan::bf16_buffer).
+  template <class Produce, class O = T>
+  static void pool_ring(cpu::PlaneRing<T>& ring, const WindowGeometry& g, TensorView<O> out, Produce&& produce) {
+    constexpr bool kBf16Out = std::is_same_v<O, cpu::Bf16>;
+    static_assert(std::is_same_v<O, T> || (kBf16Out && std::is_same_v<T, float>), "a max pool writes T, or bf16");
     const Dims cd = ring.dims;
     const Index c = cd.c;
     for (Index n = 0; n < out.dims.n; ++n)
@@ -118,11 +122,22 @@ struct ConvActMaxPool<Cpu, T> {
           if (planes < 64) src[planes++] = p;
         }
         cpu::parallel_for(out.dims.h, [&](Index yo) {
+          T* row = nullptr;  // the row's first output voxel; ldo apart
+          Index ldo = out.ld;
+          if constexpr (kBf16Out) {
+            row = cpu::thread_scratch(7, size_t(out.dims.w * c)), ldo = c;
+          } else {
+            row = out.voxel(n, zo, yo, 0);
+          }
+          auto round_row = [&] {
+            if constexpr (kBf16Out)
+              for (Index xo = 0; xo < out.dims.w; ++xo) cpu::gemm::convert_row_bf16(row + xo * c, out.voxel(n, zo, yo, xo), c);
+          };
           if constexpr (std::is_same_v<T, float>) {
-            if (pool_row_vector(g, cd, src, planes, out, n, zo, yo)) return;
+            if (pool_row_vector(g, cd, src, planes, yo, out.dims.w, row, ldo)) return round_row();
           }
           for (Index xo = 0; xo < out.dims.w; ++xo) {
-            T* dst = out.voxel(n, zo, yo, xo);
+            T* dst = row + xo * ldo;
             std::fill(dst, dst + c, -std::numeric_limits<T>::infinity());
             for (Index k = 0; k < planes; ++k)
               for (Index kh = 0; kh < g.kernel[1]; ++kh) {
@@ -137,12 +152,15 @@ struct ConvActMaxPool<Cpu, T> {
                 }
               }
           }
+          round_row();
         });
       }
   }
 
+  // out: T, or (float) bf16, each value rounded as round_to_bf16 rounds.
+  template <class O>
   static void forward(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, const MaxPool3d<Cpu, T>& pool,
-                      TensorView<const T> in, TensorView<T> out) {
+                      TensorView<const T> in, TensorView<O> out) {
     const Dims cd = conv.output_dims(in.dims);
     const WindowGeometry& g = pool.geometry();
     if (out.dims != pool.output_dims(cd)) fail("conv+maxpool: output view has the wrong shape");
@@ -161,9 +179,9 @@ namespace cpu {
 // computes when first needed. conv2's plane z reads conv1 planes z*s - p + kd*dil, kd < k (+ count - 1
 // for a group: stride and dilation 1 there). DenseLayerConvs, ConvPairMaxPool and SpatialConvPair all
 // run conv2 this way.
-template <class T, class E, class Produce>
+template <class T, class E, class Produce, class O>
 void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<E>& mid, Produce&& produce1,
-                        Index n, Index z0, Index count, TensorView<T> planes) {
+                        Index n, Index z0, Index count, TensorView<O> planes) {
   const WindowGeometry& g2 = conv2.spec().geometry;
   for (Index kd = 0; kd < g2.kernel[0] + count - 1; ++kd) {
     const Index iz = z0 * g2.stride[0] - g2.padding[0] + kd * g2.dilation[0];
@@ -172,16 +190,17 @@ void second_conv_planes(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, P
   conv2.forward_planes_rows(mid, n, z0, count, planes, {}, post2);
 }
 
-// conv2's whole output `out`, plane by plane (in groups for a Winograd conv2), as second_conv_planes.
-template <class T, class E, class Produce>
+// conv2's whole output `out` (T, or bf16 from a Winograd conv2), plane by plane (in groups for a Winograd
+// conv2), as second_conv_planes.
+template <class T, class E, class Produce, class O>
 void second_conv_output(const Conv3d<Cpu, T>& conv2, Activation<Cpu, T> post2, PlaneRing<E>& mid, Produce&& produce1,
-                        TensorView<T> out) {
+                        TensorView<O> out) {
   const Index step = conv2.plane_step();
   const Dims od = out.dims;
   for (Index n = 0; n < od.n; ++n)
     for (Index z = 0; z < od.d; z += step) {
       const Index count = std::min<Index>(step, od.d - z);
-      const TensorView<T> planes(out.voxel(n, z, 0, 0), Dims{1, count, od.h, od.w, od.c}, out.ld);
+      const TensorView<O> planes(out.voxel(n, z, 0, 0), Dims{1, count, od.h, od.w, od.c}, out.ld);
       second_conv_planes(conv2, post2, mid, produce1, n, z, count, planes);
     }
 }
@@ -209,20 +228,50 @@ auto conv_plane_producer(const Conv3d<Cpu, T>& conv, Activation<Cpu, T> post, Te
 // Zen 4, bench/README.md).
 template <class T>
 inline constexpr bool kPlanewiseDenseLayer<Cpu, T> = Conv3d<Cpu, T>::kHasPlaneRows;
+template <>
+inline constexpr bool kBf16Features<Cpu, float> = true;
 
 template <class T>
 struct DenseLayerConvs<Cpu, T> {
   static void forward(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> pre1, Activation<Cpu, T> post1,
                       const Conv3d<Cpu, T>& conv2, TensorView<const T> in, TensorView<T> out, Tensor<Cpu, T>& scratch,
                       Activation<Cpu, T> post2 = {}, Index whole_values = kWholeBottleneckValues) {
+    run_layer(conv1, pre1, post1, conv2, in, out, scratch, post2, whole_values);
+  }
+  // The same on a bf16 network's dense-block features (nn/plan.hpp, Plan::bf16_buffer): conv1 (pointwise,
+  // bf16) reads bf16 input (Conv3d::forward_from_bf16) and conv2 (Winograd) rounds its output to bf16
+  // as it stores it (forward_bf16_out). Each value is what the float op would compute on the widened
+  // input, rounded.
+  static void forward(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> pre1, Activation<Cpu, T> post1,
+                      const Conv3d<Cpu, T>& conv2, TensorView<const cpu::Bf16> in, TensorView<cpu::Bf16> out,
+                      Tensor<Cpu, T>& scratch, Activation<Cpu, T> post2 = {},
+                      Index whole_values = kWholeBottleneckValues) {
+    if constexpr (!std::is_same_v<T, float>) fail("dense layer convs: bf16 features need a float network");
+    else run_layer(conv1, pre1, post1, conv2, in, out, scratch, post2, whole_values);
+  }
+
+ private:
+  // in: I, out: O (T, or bf16).
+  template <class I, class O>
+  static void run_layer(const Conv3d<Cpu, T>& conv1, Activation<Cpu, T> pre1, Activation<Cpu, T> post1,
+                        const Conv3d<Cpu, T>& conv2, TensorView<const I> in, TensorView<O> out,
+                        Tensor<Cpu, T>& scratch, Activation<Cpu, T> post2, Index whole_values) {
     const Dims md = conv1.output_dims(in.dims);  // the bottleneck's dims
     const WindowGeometry& g = conv2.spec().geometry;
+    // conv1 from in (I) into planes of E (T, or a bf16 ring's), conv2 from a view into out (O)
+    auto conv1_into = [&](TensorView<const I> from, auto planes) {
+      using E = std::remove_const_t<std::remove_pointer_t<decltype(planes.data)>>;
+      if constexpr (std::is_same_v<I, cpu::Bf16>) conv1.forward_from_bf16(from, planes, pre1, post1);
+      else if constexpr (std::is_same_v<E, T>) conv1.forward(from, planes, pre1, post1);
+      else conv1.forward_bf16_out(from, planes, pre1, post1);
+    };
     // The composition: double, no AVX-512, or a bottleneck small enough to hold whole (ops/fused.hpp,
     // dense_layer_scratch).
     auto whole = [&] {
       if (scratch.dims() != md) scratch.resize(md);
-      conv1.forward(in, scratch.view(), pre1, post1);
-      conv2.forward(scratch.view(), out, {}, post2);
+      conv1_into(in, scratch.view());
+      if constexpr (std::is_same_v<O, T>) conv2.forward(scratch.view(), out, {}, post2);
+      else conv2.forward_bf16_out(scratch.view(), out, {}, post2);
     };
     if constexpr (!Conv3d<Cpu, T>::kHasPlaneRows) {
       whole();
@@ -254,9 +303,7 @@ struct DenseLayerConvs<Cpu, T> {
         // conv1 on input planes z .. z + count - 1: a view of their rows (same channels and ld).
         auto produce1 = [&](Index n, Index z, Index count, TensorView<E> planes) {
           const Dims planes_dims{1, count, in.dims.h, in.dims.w, in.dims.c};
-          const TensorView<const T> in_planes(in.voxel(n, z, 0, 0), planes_dims, in.ld);
-          if constexpr (std::is_same_v<E, T>) conv1.forward(in_planes, planes, pre1, post1);
-          else conv1.forward_bf16_out(in_planes, planes, pre1, post1);
+          conv1_into(TensorView<const I>(in.voxel(n, z, 0, 0), planes_dims, in.ld), planes);
         };
         cpu::second_conv_output(conv2, post2, ring, produce1, out);
       };

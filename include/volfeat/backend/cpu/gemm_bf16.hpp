@@ -124,5 +124,21 @@ VOLFEAT_TARGET_AVX512BF16 inline void activate_row(const float* x, Bf16* y, Inde
   }
 }
 
+// n bf16 values at x widened to float (exact: a bf16 is a float's upper half).
+VOLFEAT_TARGET_AVX512BF16 inline __m512 widen16(const Bf16* x, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, x)), 16));
+}
+
+// y[i] = bf16(act(x[i])) for bf16 x: activate_row on features a bf16 network stores as bf16 (its dense
+// blocks: nn/plan.hpp, Plan::bf16_buffer). Equal to activate_row on the widened values.
+VOLFEAT_TARGET_AVX512BF16 inline void widen_activate_row(const Bf16* x, Bf16* y, Index n, const float* scale,
+                                                         const float* shift, bool relu) {
+  for (Index i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - i)) - 1);
+    _mm256_mask_storeu_epi16(y + i, m,
+                             (__m256i)_mm512_cvtneps_pbh(avx512::activate16(widen16(x + i, m), scale, shift, i, m, relu)));
+  }
+}
+
 }  // namespace volfeat::cpu::gemm::avx512bf16
 #endif  // VOLFEAT_HAVE_ISA_VARIANTS

@@ -76,6 +76,7 @@ struct Bf16KernelSet {
   Bf16KernelFn (*select)(int nv, Index rs, int rows);  // rows: 1 .. max_rows(nv)
   Bf16ConvertFn convert_row;
   Bf16ActivateFn activate_row;
+  Bf16WidenActivateFn widen_activate_row;
   Bf16RowsFn amx_rows;           // amx_unavailable_reason() == "" only
   Bf16RowsFn emulated_amx_rows;  // the software model of the same (any CPU that runs the set)
 };
@@ -110,6 +111,7 @@ VOLFEAT_KERNELS_LINKAGE const KernelSet& kernel_set(CpuIsa isa) {
 VOLFEAT_KERNELS_LINKAGE const Bf16KernelSet* bf16_kernel_set() {
 #if VOLFEAT_HAVE_ISA_VARIANTS
   static constexpr Bf16KernelSet set{&avx512bf16::select_kernel, &avx512bf16::convert_row, &avx512bf16::activate_row,
+                                     &avx512bf16::widen_activate_row,
                                      &amx::gemm_rows<AmxTiles>, &amx::gemm_rows<EmulatedTiles>};
   return &set;
 #else
@@ -305,6 +307,11 @@ inline void convert_row_bf16(const float* x, Bf16* y, Index n) { bf16_kernel_set
 // y[i] = bf16(act(x[i])) (bf16_available() only): activate_row, rounded as convert_row_bf16 rounds.
 inline void activate_row_bf16(const float* x, Bf16* y, Index n, const float* scale, const float* shift, bool relu) {
   bf16_kernel_set()->activate_row(x, y, n, scale, shift, relu);
+}
+
+// y[i] = bf16(act(x[i])) for bf16 x (bf16_available() only): activate_row_bf16 on the widened values.
+inline void activate_row_bf16(const Bf16* x, Bf16* y, Index n, const float* scale, const float* shift, bool relu) {
+  bf16_kernel_set()->widen_activate_row(x, y, n, scale, shift, relu);
 }
 
 // y[i] = act(x[i]) for i < n with act = optional folded BN, optional ReLU (NaN kept), vectorised.

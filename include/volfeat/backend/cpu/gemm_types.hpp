@@ -85,9 +85,10 @@ inline float bf16_to_float(Bf16 h) {
 
 // Per-thread scratch slots (OpenMP threads persist, so these live across layers and forward passes):
 // 0 a pointwise tile, 1 a row path's rows, 2 and 3 Winograd's V and M, 4 its depth sums, 5 and 6 the
-// Winograd along W's transposed plane and M (winograd_along_w.hpp).
+// Winograd along W's transposed plane and M (winograd_along_w.hpp), 7 a max pool's row before it is
+// rounded to bf16 (fused.hpp, ConvActMaxPool).
 inline float* thread_scratch(int slot, size_t n) {
-  thread_local std::array<AlignedFloats, 7> slots;
+  thread_local std::array<AlignedFloats, 8> slots;
   return slots[size_t(slot)].reserve(n);
 }
 // The same for bf16 operands (gemm_bf16.hpp): slot 0 a pointwise tile, 1 a row path's rows, 2 Winograd's V
@@ -128,6 +129,9 @@ using Bf16KernelFn = void (*)(const Bf16Segment*, int, Index, Index, float*, Ind
 using Bf16ConvertFn = void (*)(const float* x, Bf16* y, Index n);
 // y[i] = bf16(act(x[i])), act as ActivateFn's.
 using Bf16ActivateFn = void (*)(const float* x, Bf16* y, Index n, const float* scale, const float* shift, bool relu);
+// The same from bf16 values (a bf16 network's dense-block features), widened exactly as loaded.
+using Bf16WidenActivateFn = void (*)(const Bf16* x, Bf16* y, Index n, const float* scale, const float* shift,
+                                     bool relu);
 // y[i] = act(x[i]) for i < n, act = optional folded BN (scale, shift), optional NaN-keeping ReLU.
 using ActivateFn = void (*)(const float* x, float* y, Index n, const float* scale, const float* shift, bool relu);
 

@@ -176,7 +176,10 @@ class Winograd3d {
     return kPanels ? size_t(points() * panels_ * panel_floats_) * sizeof(T) : u_.size() * sizeof(T);
   }
 
-  void forward(TensorView<const T> in, TensorView<T> out, const Activation<Cpu, T>& pre = {},
+  // out: T, or (float only) bf16, each value rounded as round_to_bf16 rounds what a T output would hold:
+  // a bf16 network's dense-block features (nn/plan.hpp, Plan::bf16_buffer).
+  template <class O>
+  void forward(TensorView<const T> in, TensorView<O> out, const Activation<Cpu, T>& pre = {},
                const Activation<Cpu, T>& post = {}) const {
     const Dims od = spec_.output_dims(in.dims);
     if (out.dims != od) fail("winograd3d: output view ", to_string(out.dims), " but the conv produces ", to_string(od));
@@ -195,8 +198,8 @@ class Winograd3d {
   // forward_planes reading the input through `rows` (as Conv3d::forward_planes_rows): rows.dims the
   // whole input's dims, rows.ld its channel stride, rows.row(n, iz, iy) the first channel of input row
   // (n, iz, iy). Output planes z0 .. z0 + nz - 1 read input planes z0 - pad .. z0 + nz + 1 - pad.
-  template <class Rows>
-  void forward_planes_rows(const Rows& rows, Index n, Index z0, Index nz, TensorView<T> planes,
+  template <class Rows, class O>
+  void forward_planes_rows(const Rows& rows, Index n, Index z0, Index nz, TensorView<O> planes,
                            const Activation<Cpu, T>& pre = {}, const Activation<Cpu, T>& post = {}) const {
     const Dims od = spec_.output_dims(rows.dims);
     if (planes.dims != Dims{1, nz, od.h, od.w, od.c} || n < 0 || n >= od.n || z0 < 0 || nz < 1 || z0 + nz > od.d)
@@ -248,13 +251,13 @@ class Winograd3d {
     const T* row(Index n, Index z, Index y) const { return in.voxel(n, z, y, 0); }
   };
 
-  // Everything one block of tiles needs.
-  template <class Rows>
+  // Everything one block of tiles needs. O: the output's values, T or bf16 (forward).
+  template <class Rows, class O = T>
   struct Job {
     const Winograd3d* self;
     const Rows* rows;
     Dims od;
-    T* out;
+    O* out;
     Index ldo, v_base, n0, z_lo, z_hi, tz0, ty, tx, per_n, tiles, block;
     winograd::LaneAct<T> pre;
     winograd::LaneAct<T> post;
@@ -316,8 +319,8 @@ class Winograd3d {
   }
 
   // The output origin (n, z, y, x) of tile t of a run: tiles in order of n, plane of tiles, row, column.
-  template <class Tl, class Rows>
-  static VOLFEAT_WINOGRAD_INLINE void tile_origin(const Job<Rows>& j, Index t, Index& n, Index& z, Index& y, Index& x) {
+  template <class Tl, class Rows, class O>
+  static VOLFEAT_WINOGRAD_INLINE void tile_origin(const Job<Rows, O>& j, Index t, Index& n, Index& z, Index& y, Index& x) {
     n = j.n0 + t / j.per_n;
     Index r = t % j.per_n;
     x = Tl::kOutX * (r % j.tx);
@@ -333,8 +336,8 @@ class Winograd3d {
   // tile's 3 x 6 x 6 patch from the three planes instead (108 scattered voxels per 16 outputs, every
   // voxel read by up to 4 tiles) waited on memory: 56 % of the block's samples fell on the instruction
   // after its loads (perf annotate, bf16 DenseNet-121 at 108x256x256, Zen 4).
-  template <int VB, class Tl, class Rows>
-  static VOLFEAT_WINOGRAD_INLINE void depth_summed_input(const Job<Rows>& j, Index t0, Index rows, T* vbuf, Index vps) {
+  template <int VB, class Tl, class Rows, class O>
+  static VOLFEAT_WINOGRAD_INLINE void depth_summed_input(const Job<Rows, O>& j, Index t0, Index rows, T* vbuf, Index vps) {
     using V = winograd::Vec<T, VB>;
     constexpr int nv = winograd::kLanes<T, VB>, kY = Tl::kInY, kX = Tl::kInX;
     const Winograd3d& self = *j.self;
@@ -389,8 +392,8 @@ class Winograd3d {
   }
 
   // VB: the bytes of the transforms' vectors.
-  template <int VB, class Tl, class Rows>
-  static VOLFEAT_WINOGRAD_INLINE void block_impl(const Job<Rows>& j, Index b) {
+  template <int VB, class Tl, class Rows, class O>
+  static VOLFEAT_WINOGRAD_INLINE void block_impl(const Job<Rows, O>& j, Index b) {
     constexpr int kPoints = Tl::kPoints;
     using V = winograd::Vec<T, VB>;
     constexpr int nv = winograd::kLanes<T, VB>;
@@ -458,7 +461,7 @@ class Winograd3d {
       Index n, z, y, x;
       tile_origin<Tl>(j, t0 + r, n, z, y, x);
       constexpr int kOut = Tl::kOutputs;
-      T* dst[kOut];
+      O* dst[kOut];
       for (int o = 0; o < kOut; ++o) {
         const Index oz = z + o / (Tl::kOutY * Tl::kOutX), oy = y + (o / Tl::kOutX) % Tl::kOutY,
                     ox = x + o % Tl::kOutX;
@@ -475,22 +478,23 @@ class Winograd3d {
           if (!dst[o]) continue;
           yv[o] += bv;
           j.post.template apply<VB>(yv[o], c0, nl);
-          winograd::store<T, VB>(dst[o] + c0, yv[o], nl);
+          if constexpr (std::is_same_v<O, T>) winograd::store<T, VB>(dst[o] + c0, yv[o], nl);
+          else winograd::store_bf16<VB>(dst[o] + c0, yv[o], nl);
         }
       }
     }
   }
-  template <class Tl, class Rows>
-  static void block_generic(const Job<Rows>& j, Index b) {
+  template <class Tl, class Rows, class O>
+  static void block_generic(const Job<Rows, O>& j, Index b) {
     block_impl<16, Tl>(j, b);
   }
 #if VOLFEAT_HAVE_ISA_VARIANTS
-  template <class Tl, class Rows>
-  VOLFEAT_TARGET_AVX2 static void block_avx2(const Job<Rows>& j, Index b) {
+  template <class Tl, class Rows, class O>
+  VOLFEAT_TARGET_AVX2 static void block_avx2(const Job<Rows, O>& j, Index b) {
     block_impl<32, Tl>(j, b);
   }
-  template <class Tl, class Rows>
-  VOLFEAT_TARGET_AVX512 static void block_avx512(const Job<Rows>& j, Index b) {
+  template <class Tl, class Rows, class O>
+  VOLFEAT_TARGET_AVX512 static void block_avx512(const Job<Rows, O>& j, Index b) {
     block_impl<64, Tl>(j, b);
   }
 #endif
@@ -499,14 +503,16 @@ class Winograd3d {
   // out + (((n*D + z)*H + y)*W + x - v_base) * ldo.
   // Defined below the class, not inline: a program built with VOLFEAT_SEPARATE_KERNELS compiles its
   // float instances once (compiled_once.hpp).
-  template <class Rows>
-  void run(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
+  template <class Rows, class O>
+  void run(const Rows& rows, const Dims& od, O* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
            Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const;
-  template <class Tl, class Rows>
-  void run_tiles(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
+  template <class Tl, class Rows, class O>
+  void run_tiles(const Rows& rows, const Dims& od, O* out, Index ldo, Index v_base, Index n0, Index n1, Index z_lo,
                  Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
+    static_assert(std::is_same_v<O, T> || (std::is_same_v<O, Bf16> && std::is_same_v<T, float>),
+                  "a Winograd conv writes T, or (float) bf16");
     const Index ci = spec_.in_channels, co = spec_.out_channels;
-    Job<Rows> j{};
+    Job<Rows, O> j{};
     j.self = this, j.rows = &rows, j.od = od, j.out = out, j.ldo = ldo, j.v_base = v_base, j.n0 = n0;
     j.z_lo = z_lo, j.z_hi = z_hi;
     j.tz0 = z_lo / Tl::kOutZ;
@@ -531,10 +537,10 @@ class Winograd3d {
     j.pre = {pre.bn ? pre.bn->scale() : nullptr, pre.bn ? pre.bn->shift() : nullptr, pre.relu};
     j.post = {post.bn ? post.bn->scale() : nullptr, post.bn ? post.bn->shift() : nullptr, post.relu};
     const Index nblocks = (j.tiles + j.block - 1) / j.block;
-    void (*block)(const Job<Rows>&, Index) = &block_generic<Tl, Rows>;
+    void (*block)(const Job<Rows, O>&, Index) = &block_generic<Tl, Rows, O>;
 #if VOLFEAT_HAVE_ISA_VARIANTS
-    if (cpu_isa() >= CpuIsa::kAvx2) block = &block_avx2<Tl, Rows>;
-    if (cpu_isa() >= CpuIsa::kAvx512) block = &block_avx512<Tl, Rows>;
+    if (cpu_isa() >= CpuIsa::kAvx2) block = &block_avx2<Tl, Rows, O>;
+    if (cpu_isa() >= CpuIsa::kAvx512) block = &block_avx512<Tl, Rows, O>;
 #endif
 #pragma omp parallel for schedule(dynamic, 1)
     for (Index b = 0; b < nblocks; ++b) block(j, b);
@@ -557,8 +563,8 @@ class Winograd3d {
 };
 
 template <class T>
-template <class Rows>
-void Winograd3d<T>::run(const Rows& rows, const Dims& od, T* out, Index ldo, Index v_base, Index n0, Index n1,
+template <class Rows, class O>
+void Winograd3d<T>::run(const Rows& rows, const Dims& od, O* out, Index ldo, Index v_base, Index n0, Index n1,
                         Index z_lo, Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
   if (depth_factored()) run_tiles<TileF32Depth>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
   else if (bf16_) run_tiles<TileBf16>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
@@ -576,6 +582,16 @@ VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const PlaneRing<float>&, const
                                                   Index, Index, Index, const Activation<Cpu, float>&,
                                                   const Activation<Cpu, float>&) const;
 VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const PlaneRing<Bf16>&, const Dims&, float*, Index, Index, Index,
+                                                  Index, Index, Index, const Activation<Cpu, float>&,
+                                                  const Activation<Cpu, float>&) const;
+// ... and writing bf16 (a bf16 network's dense-block features).
+VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const ViewRows&, const Dims&, Bf16*, Index, Index, Index, Index,
+                                                  Index, Index, const Activation<Cpu, float>&,
+                                                  const Activation<Cpu, float>&) const;
+VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const PlaneRing<float>&, const Dims&, Bf16*, Index, Index, Index,
+                                                  Index, Index, Index, const Activation<Cpu, float>&,
+                                                  const Activation<Cpu, float>&) const;
+VOLFEAT_INSTANCE_ONCE void Winograd3d<float>::run(const PlaneRing<Bf16>&, const Dims&, Bf16*, Index, Index, Index,
                                                   Index, Index, Index, const Activation<Cpu, float>&,
                                                   const Activation<Cpu, float>&) const;
 #endif
