@@ -6,6 +6,7 @@
 #define BOOST_TEST_MODULE bf16
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <limits>
 
@@ -243,6 +244,54 @@ BOOST_AUTO_TEST_CASE(a_dense_layer_in_bf16_holds_its_bottleneck_in_bf16) {
   }
 }
 
+// The AVX512-BF16 kernels' bf16 C (Epilogue::c16: a bf16 conv's bf16 output) rounds as round_to_bf16: zero
+// operands, so each value is its column's bias (then BN) exactly, chosen for the rounding's cases (ties both
+// ways, NaN, infinities, denormals, overflow to infinity); every row count, panel width and partial panel,
+// and nothing written past the panel's columns.
+BOOST_AUTO_TEST_CASE(the_bf16_epilogue_rounds_as_round_to_bf16) {
+  const std::vector<std::uint32_t> bits{0x3f808000u, 0x3f818000u, 0x3f80c000u, 0x7fc00001u, 0x7f800001u, 0xff800000u,
+                                        0x7f800000u, 0x00000001u, 0x807fffffu, 0x7f7fffffu, 0xff7fffffu, 0x80000000u,
+                                        0x3f7fffffu, 0x42280000u, 0xc2c4c000u, 0x0f0f8000u};
+  std::vector<float> special(64);
+  for (size_t i = 0; i < special.size(); ++i) {
+    const std::uint32_t u = bits[i % bits.size()] ^ std::uint32_t(i / bits.size() << 20);  // varied exponents too
+    std::memcpy(&special[i], &u, sizeof u);
+  }
+  const BatchNorm3d<Cpu, float> norm(random_bn(64, 7));
+  int checked = 0;
+  for (const int nv : {1, 2, 4})  // the panel widths (avx512::panel_vectors)
+    for (int rows = 1; rows <= 2 * cpu::gemm::max_rows(nv) + 1; ++rows)
+      for (const int cols : {16 * nv, 16 * nv - 5})
+        for (const bool bn : {false, true}) {
+          const Index len = 4, ldc = 16 * nv + 3;
+          std::vector<cpu::Bf16> a(size_t(rows * len), 0);
+          cpu::AlignedArray<cpu::Bf16> b_store;  // the kernels load B's vectors aligned
+          cpu::Bf16* b = b_store.reserve(size_t(len * 16 * nv));
+          std::fill(b, b + len * 16 * nv, cpu::Bf16(0));
+          const cpu::gemm::Bf16Segment seg{a.data(), b, len};
+          std::vector<cpu::Bf16> c(size_t(rows * ldc), 0x5555);
+          cpu::gemm::Epilogue ep;
+          ep.bias = special.data();
+          if (bn) ep.scale = norm.scale(), ep.shift = norm.shift();
+          ep.cols = cols;
+          ep.c16 = c.data();
+          cpu::gemm::gemm_rows_bf16(cpu::gemm::Bf16Kernels::kAvx512Bf16, &seg, 1, len, nv, rows, nullptr, ldc, ep);
+          for (Index r = 0; r < rows; ++r)
+            for (Index j = 0; j < ldc; ++j) {
+              const float sum = 0.0f + special[size_t(j)];  // the accumulator plus the bias (-0 becomes +0)
+              const float v = bn ? std::fma(sum, norm.scale()[j], norm.shift()[j]) : sum;
+              const cpu::Bf16 want = j < cols ? cpu::round_to_bf16(v) : cpu::Bf16(0x5555);
+              if (c[size_t(r * ldc + j)] != want) {
+                BOOST_TEST(c[size_t(r * ldc + j)] == want, "got " << c[size_t(r * ldc + j)] << " want " << want << " of " << v << ", nv " << nv << " rows " << rows << " cols " << cols << " bn "
+                                                                 << bn << ": row " << r << " column " << j);
+                return;
+              }
+              ++checked;
+            }
+        }
+  BOOST_TEST(checked > 10000);
+}
+
 // The ops on a bf16 network's dense-block features (Plan::bf16_buffer) are the float ops on the widened
 // values, rounded where they write bf16: bit for bit, since widening is exact and each op runs the same
 // kernels in the same order (the pre-activation widens as it loads, the epilogue rounds as it stores).
@@ -440,10 +489,12 @@ BOOST_AUTO_TEST_CASE(a_bf16_networks_plan_sizes_its_dense_rings_in_bf16) {
   }
   BOOST_TEST(rings == 6);  // denseblock1's layers
   // and the scratch estimate counts the float tile a bf16 conv1 computes its outputs into before rounding
-  // them into the ring: 512 voxels x 128 channels (conv3d_impl.hpp, forward_pointwise)
+  // them into the ring on AMX tiles: 512 voxels x 128 channels (conv3d_impl.hpp, forward_pointwise); the
+  // AVX512-BF16 kernels round in their epilogue and need none
   const double with = float_conv_scratch_bytes(g, b, b16.plan_traits(), 2);
   const double without = float_conv_scratch_bytes(g, a, float_rings, 2);
-  BOOST_TEST(with - without == 4.0 * 512 * 128);
+  BOOST_TEST(b16.plan_traits().bf16_staging == cpu::gemm::bf16_gemms_on_tiles());
+  BOOST_TEST(with - without == (cpu::gemm::bf16_gemms_on_tiles() ? 4.0 * 512 * 128 : 0.0));
 }
 
 // A bf16 DenseNet holds the blocks no observer sees in bf16 (Plan::bf16_buffer): here blocks 1 and 2, not

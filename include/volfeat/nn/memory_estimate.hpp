@@ -84,9 +84,9 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
       const Index chunks = (ci + 127) / 128;
       const Index tile = std::clamp<Index>(Index(65536) / (chunks * 128), 32, 512);
       a_tile = std::max(a_tile, double(chunks * tile * 128));
-      // a bf16 conv1 writing a dense layer's bf16 ring computes each tile's outputs into a float tile first
-      // (conv3d_impl.hpp, forward_pointwise); its A tile is bf16, counted above as float
-      if (traits.runs_bf16(c)) c_tile = std::max(c_tile, double(tile * co));
+      // a bf16 conv1 writing a dense layer's bf16 ring on AMX tiles computes each tile's outputs into a float
+      // tile first (conv3d_impl.hpp, forward_pointwise); its A tile is bf16, counted above as float
+      if (traits.runs_bf16(c) && traits.bf16_staging) c_tile = std::max(c_tile, double(tile * co));
     } else {
       const Index ow = (in.w + 2 * w.padding[2] - w.dilation[2] * (w.kernel[2] - 1) - 1) / w.stride[2] + 1;
       const Index wp = std::max(in.w + 2 * w.padding[2], (ow - 1) * w.stride[2] + (w.kernel[2] - 1) * w.dilation[2] + 1);

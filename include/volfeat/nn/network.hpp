@@ -123,6 +123,7 @@ class Network {
         if (convs_[i] && convs_[i]->winograd()) t.winograd_points[i] = convs_[i]->winograd()->points();
         t.bf16[i] = convs_[i] && convs_[i]->precision() == Precision::kBf16;
       }
+      t.bf16_staging = Conv3d<Backend, T>::bf16_output_staged();
     }
     if constexpr (kConvHasAlongW<Conv3d<Backend, T>>) {
       t.along_w.assign(convs_.size(), false);

@@ -111,6 +111,9 @@ struct PlanTraits {
   RingValues dense_ring_values(int conv1, int conv2) const {
     return volfeat::dense_ring_values(runs_bf16(conv1), uses_winograd(conv2));
   }
+  // A bf16 pointwise conv writing bf16 (a dense layer's ring, a transition into a bf16 block) computes each
+  // tile into a float tile first (Cpu on AMX tiles: Conv3d::bf16_output_staged). For the memory estimate.
+  bool bf16_staging = false;
   // The backend's fused ops read and write bf16 features (Cpu, float): a bf16 network's dense blocks may
   // then be held in bf16 (Plan::bf16_buffer).
   bool bf16_features = false;

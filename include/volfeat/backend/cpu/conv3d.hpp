@@ -276,6 +276,13 @@ class Conv3d<Cpu, T> {
       fail("conv3d: a bf16 output needs a pointwise bf16 conv or a Winograd conv");
     }
   }
+  // Whether a pointwise bf16 conv's bf16 output (forward_bf16_out) goes through a float tile of the thread's
+  // before it is rounded: on AMX tiles, whose epilogue writes float; the AVX512-BF16 kernels round as they
+  // store (Epilogue::c16). For the memory estimate (PlanTraits::bf16_staging).
+  static bool bf16_output_staged() {
+    if constexpr (kFast) return cpu::gemm::bf16_available() && cpu::gemm::bf16_gemms_on_tiles();
+    else return false;
+  }
   // forward of a pointwise bf16 conv on bf16 input (a bf16 network's dense-block features,
   // Plan::bf16_buffer): each value is widened exactly as the pre-activation loads it, so `out` holds
   // forward's (T) or forward_bf16_out's (bf16) result on the widened input.

@@ -17,13 +17,15 @@ template <class T>
 template <class I, class O>
 void Conv3d<Cpu, T>::forward_pointwise(TensorView<const I> in, TensorView<O> out, const Activation<Cpu, T>& pre,
                                        const Activation<Cpu, T>& post, const Residual* res) const {
-  // A bf16 output: the tile's panels go into a float tile of the thread's (rows x C_out floats, 256 KiB
-  // for DenseNet's 512 x 128, in L2), rounded into out in one call once every panel is in (slot 0 holds a
-  // float conv's A; a bf16 conv's is slot 0 of the bf16 scratch). Rounding each panel's rows as the GEMM
-  // finished them, a call per 64 values, made the bf16 ring no faster than the float one; one call per tile
-  // 1.7-2.9 % faster at 108x256x256 (alternating pairs, DenseNet-121, Zen 4), though convert_row's share of
-  // the samples stayed 4-5 % (bench/README.md, session 37).
+  // A bf16 output: the AVX512-BF16 kernels round each value in their epilogue as they store it
+  // (Epilogue::c16). On AMX tiles, whose epilogue writes float, the tile's panels go into a float tile of the
+  // thread's (rows x C_out floats, 256 KiB for DenseNet's 512 x 128, in L2), rounded into out in one call
+  // once every panel is in (slot 0 holds a float conv's A; a bf16 conv's is slot 0 of the bf16 scratch).
+  // Rounding each panel's rows as the GEMM finished them, a call per 64 values, made the bf16 ring no faster
+  // than the float one; one call per tile 1.7-2.9 % faster at 108x256x256 (alternating pairs, DenseNet-121,
+  // Zen 4), though convert_row's share of the samples stayed 4-5 % (bench/README.md, session 37).
   constexpr bool kBf16Out = std::is_same_v<O, cpu::Bf16>;
+  const bool round_in_epilogue = kBf16Out && !cpu::gemm::bf16_gemms_on_tiles();
   static_assert(kBf16Out || std::is_same_v<O, T>, "a pointwise conv writes T, or bf16");
   constexpr bool kBf16In = std::is_same_v<I, cpu::Bf16>;  // then bf16_ (forward_from_bf16)
   static_assert(kBf16In || std::is_same_v<I, T>, "a pointwise conv reads T, or bf16");
@@ -42,7 +44,7 @@ void Conv3d<Cpu, T>::forward_pointwise(TensorView<const I> in, TensorView<O> out
   {
     float* a = bf16_ ? nullptr : cpu::thread_scratch(0, size_t(chunks * tile * kChunk));
     const Index co = spec_.out_channels;
-    float* const c_tile = kBf16Out ? cpu::thread_scratch(0, size_t(tile * co)) : nullptr;
+    float* const c_tile = kBf16Out && !round_in_epilogue ? cpu::thread_scratch(0, size_t(tile * co)) : nullptr;
     cpu::Bf16* a16 = bf16_ ? cpu::thread_scratch_bf16(0, size_t(chunks * tile * kChunk)) : nullptr;
     std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(chunks));
     std::vector<cpu::gemm::Bf16Segment> segs16(static_cast<size_t>(bf16_ ? chunks : 0));
@@ -60,14 +62,19 @@ void Conv3d<Cpu, T>::forward_pointwise(TensorView<const I> in, TensorView<O> out
         }
       }
       for (Index p = 0; p < panels_; ++p) {
-        const cpu::gemm::Epilogue ep = epilogue(post, p);
+        cpu::gemm::Epilogue ep = epilogue(post, p);
         auto fill = [&](auto* sg, auto* tile_a, auto* panel_b) {  // one segment per k chunk, float or bf16
           for (Index c = 0; c < chunks; ++c)
             sg[c] = {tile_a + c * tile * kChunk, panel_b + c * kChunk * pw, std::min(kChunk, ci - c * kChunk)};
         };
         if constexpr (kBf16Out) {
           fill(segs16.data(), a16, panel16(p));
-          cpu::gemm::gemm_rows_bf16(segs16.data(), int(chunks), kChunk, int(nv_), rows, c_tile + p * pw, co, ep);
+          if (round_in_epilogue) {
+            ep.c16 = out.voxel(v0) + p * pw;
+            cpu::gemm::gemm_rows_bf16(segs16.data(), int(chunks), kChunk, int(nv_), rows, nullptr, out.ld, ep);
+          } else {
+            cpu::gemm::gemm_rows_bf16(segs16.data(), int(chunks), kChunk, int(nv_), rows, c_tile + p * pw, co, ep);
+          }
         } else if (bf16_) {
           fill(segs16.data(), a16, panel16(p));
           cpu::gemm::gemm_rows_bf16(segs16.data(), int(chunks), kChunk, int(nv_), rows, out.voxel(v0) + p * pw, out.ld,
@@ -84,6 +91,7 @@ void Conv3d<Cpu, T>::forward_pointwise(TensorView<const I> in, TensorView<O> out
         }
       }
       if constexpr (kBf16Out) {
+        if (round_in_epilogue) continue;
         if (out.ld == co) cpu::gemm::convert_row_bf16(c_tile, out.voxel(v0), rows * co);  // a dense ring's rows
         else
           for (Index r = 0; r < rows; ++r) cpu::gemm::convert_row_bf16(c_tile + r * co, out.voxel(v0 + r), co);

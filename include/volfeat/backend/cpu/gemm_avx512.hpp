@@ -45,8 +45,24 @@ VOLFEAT_AVX512_BLOCK_INLINE void start_block(__m512 (&acc)[R][NV], const __mmask
       acc[r][j] = ep.accumulate ? _mm512_maskz_loadu_ps(mask[j], c + r * ldc + 16 * j) : _mm512_setzero_ps();
 }
 
-// Bias, BN, ReLU (max(0, x) keeps NaN: vmaxps returns its second operand on NaN), store.
-template <int R, int NV>
+// v rounded to bf16 as round_to_bf16 rounds (vcvtneps2bf16's rounding: nearest, ties to even; NaN made quiet;
+// zero and denormals to signed zero), in AVX-512F/BW integer ops: the fp32 kernels' target has no AVX512-BF16.
+VOLFEAT_AVX512_BLOCK_INLINE __m256i round_bf16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v), high = _mm512_srli_epi32(u, 16);
+  const __m512i magnitude = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+  __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)),
+                               _mm512_and_si512(high, _mm512_set1_epi32(1)));
+  r = _mm512_srli_epi32(r, 16);
+  r = _mm512_mask_mov_epi32(r, _mm512_cmpgt_epu32_mask(magnitude, _mm512_set1_epi32(0x7f800000)),
+                            _mm512_or_si512(high, _mm512_set1_epi32(0x0040)));
+  r = _mm512_mask_mov_epi32(r, _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000)),
+                            _mm512_and_si512(high, _mm512_set1_epi32(0x8000)));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+// Bias, BN, ReLU (max(0, x) keeps NaN: vmaxps returns its second operand on NaN), store. kBf16C: the bf16
+// kernels', which store into ep.c16 instead where it is set (Epilogue).
+template <int R, int NV, bool kBf16C = false>
 VOLFEAT_AVX512_BLOCK_INLINE void finish_block(__m512 (&acc)[R][NV], const __mmask16 (&mask)[NV], float* c, Index ldc,
                                               const Epilogue& ep) {
   constexpr int PW = 16 * NV;
@@ -62,13 +78,19 @@ VOLFEAT_AVX512_BLOCK_INLINE void finish_block(__m512 (&acc)[R][NV], const __mmas
   const bool full = ep.cols == PW;
   VOLFEAT_UNROLL(16)
   for (int r = 0; r < R; ++r) {
-    float* y = c + r * ldc;
     VOLFEAT_UNROLL(8)
     for (int j = 0; j < NV; ++j) {
       __m512 v = acc[r][j];
       if (use_bias) v = _mm512_add_ps(v, bias[j]);
       if (use_bn) v = _mm512_fmadd_ps(v, scale[j], shift[j]);
       if (use_relu) v = _mm512_max_ps(zero, v);
+      if constexpr (kBf16C) {
+        if (ep.c16) {  // (c is null then)
+          _mm256_mask_storeu_epi16(ep.c16 + r * ldc + 16 * j, mask[j], round_bf16(v));
+          continue;
+        }
+      }
+      float* y = c + r * ldc;
       if (full) _mm512_storeu_ps(y + 16 * j, v);
       else if (mask[j]) _mm512_mask_storeu_ps(y + 16 * j, mask[j], v);
     }

@@ -76,7 +76,7 @@ VOLFEAT_TARGET_AVX512BF16 void kernel(const Bf16Segment* segs, int nseg, Index r
       }
     }
   }
-  avx512::finish_block<R, NV>(acc, mask, c, ldc, ep);
+  avx512::finish_block<R, NV, true>(acc, mask, c, ldc, ep);
 }
 
 template <int NV, int RS, size_t... I>

@@ -36,6 +36,7 @@
 #include "volfeat/backend/cpu/amx_tiles.hpp"
 #include "volfeat/backend/cpu/gemm_types.hpp"
 #include "volfeat/backend/cpu/isa.hpp"
+#include "volfeat/core/error.hpp"
 
 #if defined(VOLFEAT_SEPARATE_KERNELS) && !defined(VOLFEAT_KERNELS_IMPLEMENTATION)
 #define VOLFEAT_KERNELS_DECLARED_ONLY 1
@@ -288,13 +289,16 @@ inline void gemm_rows_bf16(Bf16Kernels which, const Bf16Segment* segs, int nseg,
                            Index ldc, const Epilogue& ep) {
   const Bf16KernelSet& ks = *bf16_kernel_set();
   if (which != Bf16Kernels::kAvx512Bf16 && amx_takes(segs, nseg)) {
+    if (ep.c16) fail("gemm: a bf16 C is the AVX512-BF16 kernels' only, not AMX tiles' (internal error)");
     (which == Bf16Kernels::kAmx ? ks.amx_rows : ks.emulated_amx_rows)(segs, nseg, rs, nv, rows, c, ldc, ep);
     return;
   }
   const int blocks = row_blocks(rows, max_rows(nv));
+  Epilogue e = ep;
   for (int b = 0; b < blocks; ++b) {
     const Index r0 = row_block_begin(rows, blocks, b), r1 = row_block_begin(rows, blocks, b + 1);
-    ks.select(nv, rs, int(r1 - r0))(segs, nseg, rs, r0 * rs, c + r0 * ldc, ldc, ep);
+    if (ep.c16) e.c16 = ep.c16 + r0 * ldc;
+    ks.select(nv, rs, int(r1 - r0))(segs, nseg, rs, r0 * rs, ep.c16 ? c : c + r0 * ldc, ldc, e);
   }
 }
 inline void gemm_rows_bf16(const Bf16Segment* segs, int nseg, Index rs, int nv, Index rows, float* c, Index ldc,

@@ -114,6 +114,9 @@ struct Epilogue {
   int cols = 0;                  // valid columns in this panel (1 .. 16*NV)
   bool accumulate = false;       // start from the values in C (a later K group) instead of zero
   bool finish = true;            // the last K group: apply bias/BN/ReLU before storing
+  // The bf16 kernels only (AVX512-BF16 rows, not AMX tiles: gemm_rows_bf16): C is this bf16 block instead (ldc
+  // in its values; never with accumulate), each value rounded as round_to_bf16 rounds as it is stored.
+  Bf16* c16 = nullptr;
 };
 
 using KernelFn = void (*)(const Segment*, int, Index, Index, float*, Index, const Epilogue&);
