@@ -61,9 +61,15 @@ inline Index plane_step(int points) {
 // Tiles per block of Winograd3d::run (per thread, at a time) before it is cut to a whole number of the
 // micro-kernel's row blocks and to the work at hand: V and M of a block hold points * block * (C_in +
 // C_out) values, about 256K (1 MB of floats, near L2), but at least 16 tiles, 32 from 128x128 channels
-// on, so that U (points * C_in * C_out) is reused enough. nn/memory_estimate.hpp counts the same.
+// on, so that U (points * C_in * C_out) is reused enough; F(4x4x4) under 128x128 channels at least 8
+// (one row block of the 8-row kernel). Why 8 there: DenseNet-121's 128 -> 32 convs in F(4x4x4) had
+// blocks of 16 tiles, 2.2 MB of V and M against a 1 MB L2; with 8 (1.1 MB) the bf16 forward was 4.4-5.1 %
+// faster at 108x256x256, 1.9-3.5 % at 128^3, 0.6-0.7 % at 216x512x512, and float32's 2.3-3.2 % at
+// 108x256x256 (alternating pairs in both orders, equal checksums: the tiles' sums do not depend on the
+// block; AMD EPYC Zen 4, bench/README.md, session 39). 4 (the budget's 7) was no faster than 8.
+// nn/memory_estimate.hpp counts the same.
 inline Index block_budget(Index ci, Index co, int points) {
-  const Index min_block = ci * co >= 128 * 128 ? 32 : 16;
+  const Index min_block = ci * co >= 128 * 128 ? 32 : points == TileF32Deep::kPoints ? 8 : 16;
   return std::max<Index>(min_block, Index(1 << 18) / (points * (ci + co)));
 }
 
