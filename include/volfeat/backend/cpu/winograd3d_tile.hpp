@@ -66,7 +66,8 @@ inline Index plane_step(int points) {
 // blocks of 16 tiles, 2.2 MB of V and M against a 1 MB L2; with 8 (1.1 MB) the bf16 forward was 4.4-5.1 %
 // faster at 108x256x256, 1.9-3.5 % at 128^3, 0.6-0.7 % at 216x512x512, and float32's 2.3-3.2 % at
 // 108x256x256 (alternating pairs in both orders, equal checksums: the tiles' sums do not depend on the
-// block; AMD EPYC Zen 4, bench/README.md, session 39). 4 (the budget's 7) was no faster than 8.
+// block; AMD EPYC Zen 4, bench/README.md, session 39). 4 (the budget's 7) was no faster than 8. On Zen 5
+// (session 27, unpaired rounds) 8 had looked slower at 216x512x512; a Zen 5 session should pair it again.
 // nn/memory_estimate.hpp counts the same.
 inline Index block_budget(Index ci, Index co, int points) {
   const Index min_block = ci * co >= 128 * 128 ? 32 : points == TileF32Deep::kPoints ? 8 : 16;
