@@ -127,6 +127,8 @@ def test_phantom_densenet_untapped_blocks_in_bf16():
     if skip_without_bf16():
         return
     compare("densenet121_deep_taps", "--arch", "densenet121", "--layers", "transition2,denseblock3,denseblock4")
+    # extract's default preset, denseblock4-tail: blocks 1-3 in bf16
+    compare("densenet121_default_preset", "--arch", "densenet121")
 
 
 test_phantom_densenet_untapped_blocks_in_bf16.normal_suite_only = WHY_NORMAL_ONLY
