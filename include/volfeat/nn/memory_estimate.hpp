@@ -178,11 +178,7 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
   const Plan plan = make_plan(g, Dims{1, input[0], input[1], input[2], g.input_channels()}, want, stop, traits);
   const double e = double(elem_bytes);
   auto bytes = [&](const Dims& d) { return double(d.voxels()) * double(d.c) * e; };
-  auto buffer_bytes = [&](int b) {  // a bf16 buffer holds its channels two to a value (Network::run)
-    Dims d = plan.buffers[size_t(b)];
-    if (plan.bf16_buffer[size_t(b)]) d.c = (d.c + 1) / 2;
-    return bytes(d);
-  };
+  auto buffer_bytes = [&](int b) { return bytes(plan.storage_dims(b)); };  // bf16: half the channels
   auto module_name = [&](int node) {
     const auto m = g.modules_of(node);
     return m.empty() ? g.node(node).name : m.front()->name;

@@ -190,12 +190,6 @@ class Network {
       const int b = node > 0 ? plan.place[size_t(node)].buffer : -1;
       return b >= 0 && plan.bf16_buffer[size_t(b)];
     };
-    // A bf16 buffer of c channels holds them two to a T: dims with (c + 1) / 2 channels.
-    auto storage_dims = [&](int b) {
-      Dims d = plan.buffers[size_t(b)];
-      if (plan.bf16_buffer[size_t(b)]) d.c = (d.c + 1) / 2;
-      return d;
-    };
     auto view = [&](int node) -> TensorView<T> {
       const Placement& p = plan.place[size_t(node)];
       if (p.buffer < 0) fail("network: node ", node, " has no buffer (internal error)");
@@ -207,7 +201,7 @@ class Network {
       const Placement& p = plan.place[size_t(node)];
       Buffer& b = buffers[size_t(p.buffer)];
       Dims whole = plan.buffers[size_t(p.buffer)];
-      const Index ld = 2 * storage_dims(p.buffer).c;
+      const Index ld = 2 * plan.storage_dims(p.buffer).c;
       whole.c = ld;
       return TensorView<cpu::Bf16>(reinterpret_cast<cpu::Bf16*>(b.data()), whole, ld)
           .channels(p.offset, plan.dims[size_t(node)].c);
@@ -218,7 +212,7 @@ class Network {
     const int total = int(plan.steps.size());
     for (int k = 0; k < total; ++k) {
       const Step& s = plan.steps[size_t(k)];
-      for (int b : s.alloc) buffers[size_t(b)].resize(storage_dims(b));
+      for (int b : s.alloc) buffers[size_t(b)].resize(plan.storage_dims(b));
       // Held in bf16 (Plan::bf16_buffer; kBf16Features only): a dense block's features, which the stem's
       // pool, the dense layers and the transitions write and read; no observer sees them (make_plan).
       const bool out16 = bf16(s.out), in16 = !s.sources.empty() && bf16(s.sources[0]);

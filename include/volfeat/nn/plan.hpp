@@ -127,6 +127,13 @@ struct Plan {
   std::vector<Step> steps;
   std::vector<bool> wanted;          // per node: an observer sees it
   int stop = 0;
+  // Buffer b as allocated (Network::run) and counted (memory_estimate.hpp): a bf16 buffer holds its
+  // channels two to a value, (c + 1) / 2 of them.
+  Dims storage_dims(int b) const {
+    Dims d = buffers[size_t(b)];
+    if (bf16_buffer[size_t(b)]) d.c = (d.c + 1) / 2;
+    return d;
+  }
 };
 
 namespace detail {
