@@ -6,7 +6,8 @@
 A model of one output tile of a 3x3x3 conv (the weights transformed in double and rounded, as
 backend/cpu/winograd3d.hpp does; the input transform, the per-point channel sums and the output
 transform in float32), against the direct sum in float64, for F(2x2x2), F(2x4x4) and F(4x4x4) with
-the classic points (0, 1, -1, 2, -2) and F(2x4x4) with other point sets. Input: ReLU'd standard
+the classic points (0, 1, -1, 2, -2), F(4x6x6) with F(6,3)'s (0, 1, -1, 2, -2, 1/2, -1/2) along y and
+x, and F(2x4x4) with other point sets. Input: ReLU'd standard
 normals (an activated feature map); weights: He-scaled normals. Printed: max and median over the
 tiles of max |error| / max |exact|, the tests' measure, and the direct float32 sum's for comparison.
 This is why volfeat runs F(2x4x4) with the classic points (README.md, "3D Winograd").
@@ -42,7 +43,7 @@ def toom_cook(points, m, r=3):
     return bt, g, at
 
 
-CLASSIC = {2: [0, 1, -1], 4: [0, 1, -1, 2, -2]}
+CLASSIC = {2: [0, 1, -1], 4: [0, 1, -1, 2, -2], 6: [0, 1, -1, 2, -2, 0.5, -0.5]}
 
 
 def tile(d, w, ms, points):
@@ -74,6 +75,7 @@ def main():
         ("F(2x2x2), classic", (2, 2, 2), {}),
         ("F(2x4x4), classic", (2, 4, 4), {}),
         ("F(4x4x4), classic", (4, 4, 4), {}),
+        ("F(4x6x6), classic", (4, 6, 6), {}),
         ("F(2x4x4), points 0 1 -1 1/2 -1/2", (2, 4, 4), {4: [0, 1, -1, 0.5, -0.5]}),
         ("F(2x4x4), points 0 1 -1 2 -1/2", (2, 4, 4), {4: [0, 1, -1, 2, -0.5]}),
     ]

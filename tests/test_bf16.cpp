@@ -166,7 +166,8 @@ BOOST_AUTO_TEST_CASE(winograd_bf16_is_within_its_bound) {
 // bf16 ring, ops/fused.hpp's RingValues): conv1's output is rounded as it is stored (forward_bf16_out: bit
 // for bit the float forward rounded), and conv2 reads the ring as the composition does that rounded
 // bottleneck (Winograd's GEMM blocks depend on the tiles per call, hence float's tolerance, not 0). Every
-// Winograd conv2: F(4x4x4), F(2x4x4), the bf16 tile, depth-factored 2D tiles; odd channels, batch 2.
+// Winograd conv2: F(4x4x4), F(4x6x6), F(2x4x4), the bf16 tile, depth-factored 2D tiles; odd channels,
+// batch 2.
 BOOST_AUTO_TEST_CASE(a_dense_layer_in_bf16_holds_its_bottleneck_in_bf16) {
   using cpu::winograd::FloatTile;
   struct Case {
@@ -178,6 +179,7 @@ BOOST_AUTO_TEST_CASE(a_dense_layer_in_bf16_holds_its_bottleneck_in_bf16) {
   };
   const std::vector<Case> cases{
       {{1, 9, 10, 11, 40}, 128, 32, FloatTile::kF4x4x4, Precision::kFloat32, false},  // DenseNet's, in fours
+      {{1, 6, 13, 14, 40}, 128, 32, FloatTile::kF4x6x6, Precision::kFloat32, false},  // F(4x6x6), partial tiles
       {{2, 6, 7, 5, 19}, 33, 12, FloatTile::kF2x4x4, Precision::kFloat32, false},     // batch 2, odd channels
       {{1, 5, 6, 9, 16}, 32, 16, FloatTile::kF2x4x4, Precision::kBf16, false},        // the bf16 tile
       {{1, 7, 9, 8, 24}, 48, 16, FloatTile::kF4x4x4, Precision::kFloat32, true},      // inflated: 2D tiles
@@ -354,6 +356,7 @@ BOOST_AUTO_TEST_CASE(the_ops_on_bf16_features_are_the_float_ops_rounded) {
   const std::vector<Case> cases{
       {{1, 9, 10, 11, 40}, 128, 32, FloatTile::kF4x4x4, Precision::kFloat32, false, 0},  // DenseNet's, a ring
       {{1, 9, 10, 11, 40}, 128, 32, FloatTile::kF4x4x4, Precision::kFloat32, false, kWholeBottleneckValues},  // whole
+      {{1, 6, 13, 14, 40}, 128, 32, FloatTile::kF4x6x6, Precision::kFloat32, false, 0},  // F(4x6x6), partial tiles
       {{2, 6, 7, 5, 19}, 33, 12, FloatTile::kF2x4x4, Precision::kFloat32, false, 0},     // batch 2, odd channels
       {{1, 5, 6, 9, 16}, 32, 16, FloatTile::kF2x4x4, Precision::kBf16, false, 0},        // the bf16 tile
       {{1, 7, 9, 8, 24}, 48, 16, FloatTile::kF4x4x4, Precision::kFloat32, true, 0},      // inflated: 2D tiles

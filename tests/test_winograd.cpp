@@ -43,7 +43,8 @@ constexpr double winograd_tolerance() {
 // F(4x4x4), the float32 tile of a bf16 network's float convs (winograd3d_tile.hpp): F(4,3) along z too
 // roughly triples the rounding error (one 128-channel tile, bench/winograd_tile_error.py: median 1.3e-5,
 // max 4.0e-5 over 30 random tiles; F(2x4x4) 3.8e-6 and 1.2e-5), so 1e-4, 3x that maximum as the 3e-5
-// above is for F(2x4x4). bf16 itself is held to 1e-2.
+// above is for F(2x4x4). bf16 itself is held to 1e-2. F(4x6x6) (F(6,3) along y and x) is held to the
+// same: one tile, median 2.4e-5, max 4.4e-5 (the same script and tiles).
 constexpr double kDeepTileTolerance = 1e-4;
 using cpu::winograd::FloatTile;
 
@@ -86,14 +87,15 @@ std::vector<double> flat_slice(const ref::Array5& a, Index c0, Index count) {
 // check_conv of primitive_checks.hpp with the Winograd conv attached to the Conv3d. `given`: weights
 // to use instead of random ones; in float they are handed over as float (as a network's StateDict
 // holds them), so depth-factored ones run the depth-summed 2D tiles. `tile`: the float tile of 3D
-// (not depth-factored) weights.
+// (not depth-factored) weights; F(4x4x4) and F(4x6x6) are held to kDeepTileTolerance.
 template <class T>
 double check_winograd(const ConvProblem& p, const std::vector<double>* given = nullptr,
                       FloatTile tile = FloatTile::kF2x4x4) {
   double worst = 0;
-  const bool deep = std::is_same_v<T, float> && given == nullptr && tile == FloatTile::kF4x4x4;
+  const bool deep = std::is_same_v<T, float> && given == nullptr && tile != FloatTile::kF2x4x4;
+  const bool wide = deep && tile == FloatTile::kF4x6x6;
   const double tol = deep ? kDeepTileTolerance : winograd_tolerance<T>();
-  BOOST_TEST_CONTEXT("winograd problem " << p.name << (deep ? " (F(4x4x4))" : "")) {
+  BOOST_TEST_CONTEXT("winograd problem " << p.name << (wide ? " (F(4x6x6))" : deep ? " (F(4x4x4))" : "")) {
     const ref::Array5 x = random_array(p.in, 1);
     const auto w = given ? *given : random_values(static_cast<size_t>(p.out_channels * p.in.c * 27), 2);
     const auto b = p.bias ? random_values(static_cast<size_t>(p.out_channels), 3) : std::vector<double>{};
@@ -108,7 +110,8 @@ double check_winograd(const ConvProblem& p, const std::vector<double>* given = n
     BOOST_TEST_REQUIRE(conv.winograd() != nullptr);
     // random weights stay 3D; given (inflated) ones are depth-factored in float
     BOOST_TEST(conv.winograd()->depth_factored() == (given != nullptr && std::is_same_v<T, float>));
-    BOOST_TEST(conv.winograd()->points() == (deep ? 216 : given != nullptr && std::is_same_v<T, float> ? 36 : 144));
+    BOOST_TEST(conv.winograd()->points() ==
+               (wide ? 384 : deep ? 216 : given != nullptr && std::is_same_v<T, float> ? 36 : 144));
     BOOST_TEST(conv.plane_step() == (deep ? 4 : 2));
 
     auto in = device<Cpu, T>(x);
@@ -252,13 +255,17 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(winograd_matches_reference, T, Scalars) {
 }
 
 BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
-  // F(4x4x4) (a bf16 network's float32 tile): every shape of the list, plain, fused, sliced, plane by
-  // plane and in groups of four from aligned and unaligned starts, at kDeepTileTolerance.
-  double worst = 0;
-  size_t n = 0;
-  for (const auto& p : all_problems()) worst = std::max(worst, check_winograd<float>(p, nullptr, FloatTile::kF4x4x4)), ++n;
-  BOOST_TEST(n >= 15u);
-  BOOST_TEST_MESSAGE(n << " problems in F(4x4x4), worst relative error " << worst);
+  // F(4x4x4) (a bf16 network's float32 tile, and an AVX-512 CPU's) and F(4x6x6) (theirs on planes that
+  // suit it): every shape of the list, plain, fused, sliced, plane by plane and in groups of four from
+  // aligned and unaligned starts, at kDeepTileTolerance.
+  for (FloatTile tile : {FloatTile::kF4x4x4, FloatTile::kF4x6x6}) {
+    double worst = 0;
+    size_t n = 0;
+    for (const auto& p : all_problems()) worst = std::max(worst, check_winograd<float>(p, nullptr, tile)), ++n;
+    BOOST_TEST(n >= 15u);
+    BOOST_TEST_MESSAGE(n << " problems in " << (tile == FloatTile::kF4x6x6 ? "F(4x6x6)" : "F(4x4x4)")
+                         << ", worst relative error " << worst);
+  }
   // Inflated weights keep their depth-summed 2D tile, bf16 its own; a double conv ignores the request.
   const ConvProblem p{"c24_to_40", {1, 6, 7, 9, 24}, 40, WindowGeometry::cube(3, 1, 1), true};
   const ConvSpec spec{p.in.c, p.out_channels, p.geometry};
@@ -268,6 +275,9 @@ BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
   const auto w3 = random_values(size_t(spec.weight_count()), 9);
   const std::vector<float> w3f(w3.begin(), w3.end());
   BOOST_TEST(cpu::Winograd3d<float>(spec, w3f, b, Precision::kFloat32, DepthFactoring::kOff, FloatTile::kF4x4x4).points() == 216);
+  BOOST_TEST(cpu::Winograd3d<float>(spec, w3f, b, Precision::kFloat32, DepthFactoring::kOff, FloatTile::kF4x6x6).points() == 384);
+  BOOST_TEST(cpu::Winograd3d<float>(spec, w, b, Precision::kFloat32, DepthFactoring::kAuto, FloatTile::kF4x6x6).points() == 36);
+  BOOST_TEST(cpu::Winograd3d<double>(spec, w3, {}, Precision::kFloat32, DepthFactoring::kOff, FloatTile::kF4x6x6).points() == 144);
   BOOST_TEST(cpu::Winograd3d<float>(spec, w3f, b, Precision::kBf16, DepthFactoring::kOff, FloatTile::kF4x4x4).points() ==
              (cpu::gemm::bf16_available() ? 64 : 216));
   BOOST_TEST(cpu::Winograd3d<double>(spec, w3, {}, Precision::kFloat32, DepthFactoring::kOff, FloatTile::kF4x4x4).points() == 144);
@@ -284,6 +294,26 @@ BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
   BOOST_TEST_REQUIRE(made->winograd() != nullptr);
   BOOST_TEST(made->winograd()->points() ==
              (cpu::gemm::bf16_gemms_on_tiles() ? 64 : cpu::gemm::bf16_available() || avx512 ? 216 : 144));
+  // Where the network knows the output planes (ConvUse), F(4x6x6) on those whose 6-wide tiles need at
+  // most 0.9 of F(4x4x4)'s transformed points: 64 x 64 (0.84), 24 x 24 and 48 x 36 (0.79); not 32 x 32
+  // or 16 x 16 (1), 8 x 8 (1.78), 64 x 8 (1.18), nor unknown planes.
+  BOOST_TEST(kWideTileMaxPoints == 0.9);
+  for (const auto& [h, w] : {std::pair<Index, Index>{64, 64}, {24, 24}, {48, 36}, {128, 128}, {12, 60}})
+    BOOST_TEST(wide_tile_wins(h, w), h << " x " << w);
+  for (const auto& [h, w] : {std::pair<Index, Index>{32, 32}, {16, 16}, {8, 8}, {64, 8}, {0, 64}, {64, 0}})
+    BOOST_TEST(!wide_tile_wins(h, w), h << " x " << w);
+  const ConvUse planes64{27 * 64 * 64, 64, 64}, planes32{32 * 32 * 32, 32, 32};
+  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64) == (avx512 ? FloatTile::kF4x6x6 : FloatTile::kF2x4x4)));
+  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes32) == (avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+  BOOST_TEST((winograd_float_tile(Precision::kBf16, planes64) ==
+              (cpu::gemm::bf16_available() || avx512 ? FloatTile::kF4x6x6 : FloatTile::kF2x4x4)));
+  const auto made64 = ConvAlgorithm<Cpu, float>::make({128, 32, WindowGeometry::cube(3, 1, 1)},
+                                                      std::vector<float>(wn.begin(), wn.end()), {},
+                                                      Cpu{Precision::kBf16}, planes64, WinogradMode::kAuto);
+  BOOST_TEST_REQUIRE(made64->winograd() != nullptr);
+  BOOST_TEST(made64->winograd()->points() ==
+             (cpu::gemm::bf16_gemms_on_tiles() ? 64 : cpu::gemm::bf16_available() || avx512 ? 384 : 144));
+  BOOST_TEST(made64->plane_step() == (cpu::gemm::bf16_gemms_on_tiles() ? 2 : cpu::gemm::bf16_available() || avx512 ? 4 : 2));
 }
 
 BOOST_AUTO_TEST_CASE(depth_factored_weights_run_2d_tiles) {
@@ -537,4 +567,36 @@ BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_leaves_small_convs_direct) {
   const double e = relative_error(r_sized.at(last).data, r_off.at(last).data);
   BOOST_TEST(e > 0.0);  // block 1 did run Winograd
   BOOST_TEST(e <= 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_fits_its_tiles_to_the_planes) {
+  // DenseNet-121 built for 32x96x96: block 1's 3x3x3 convs have 8x24x24 outputs, planes that 6-wide tiles
+  // cover exactly (wide_tile_wins), so on AVX-512 they run F(4x6x6) (384 points; F(2x4x4) elsewhere);
+  // blocks 2-4 run direct. Its taps match the direct network's within the tests' 1e-4.
+  const Dims xd{1, 32, 96, 96, 1};
+  const auto sized = network("densenet121", "1", xd), off = network("densenet121", "0", xd);
+  const bool avx512 = cpu::cpu_isa() >= cpu::CpuIsa::kAvx512;
+  const PlanTraits t = sized.plan_traits();
+  int wide = 0, winograd = 0;
+  for (size_t i = 0; i < t.winograd_points.size(); ++i)
+    if (t.winograd_points[i] > 0) {
+      ++winograd;
+      BOOST_TEST(sized.graph().node(int(i)).name.rfind("features.denseblock1.", 0) == 0u);
+      if (t.winograd_points[i] == 384) ++wide;
+    }
+  BOOST_TEST(winograd == 6);
+  BOOST_TEST(wide == (avx512 ? 6 : 0));
+  const auto xv = random_values(size_t(xd.voxels()), 42);
+  const std::vector<float> x(xv.begin(), xv.end());
+  const TensorView<const float> in(x.data(), xd);
+  const std::vector<std::string> taps{"features.denseblock1", "features.transition1.pool", sized.modules().back().name};
+  Recorder<Cpu, float> r_sized(taps), r_off(taps);
+  sized.forward(in, r_sized);
+  off.forward(in, r_off);
+  for (const std::string& tap : taps) {
+    const double e = relative_error(r_sized.at(tap).data, r_off.at(tap).data);
+    BOOST_TEST(e > 0.0, tap);  // block 1 did run Winograd
+    BOOST_TEST(e <= 1e-4, tap);
+    BOOST_TEST_MESSAGE("F(4x6x6) network, " << tap << ": " << e);
+  }
 }

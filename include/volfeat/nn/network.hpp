@@ -376,7 +376,8 @@ class Network {
     std::vector<ConvUse> uses(nodes.size());
     if (extent.input) {
       const std::vector<Dims> out = graph_.infer_dims(*extent.input);
-      for (size_t i = 0; i <= size_t(built_last_); ++i) uses[i].output_voxels = std::max<Index>(1, out[i].voxels());
+      for (size_t i = 0; i <= size_t(built_last_); ++i)
+        uses[i] = {std::max<Index>(1, out[i].voxels()), out[i].h, out[i].w};
     }
     std::vector<int> conv_nodes;
     for (size_t i = 0; i <= size_t(built_last_); ++i) {

@@ -11,10 +11,13 @@
 namespace volfeat {
 
 // What the network knows of a conv's use when it builds it. output_voxels: the conv's output voxels in
-// one forward at the input the caller declared (BuildUpTo::input), 0 where it declared none. A backend
-// may weigh a one-off cost (Cpu: Winograd's transformed weights) against what a forward saves.
+// one forward at the input the caller declared (BuildUpTo::input), 0 where it declared none; output_height
+// and output_width: its output planes' extents there (0: none declared). A backend may weigh a one-off
+// cost (Cpu: Winograd's transformed weights) against what a forward saves, or fit its tiles to the planes
+// (Cpu: F(4x6x6) where 6-wide tiles waste little).
 struct ConvUse {
   Index output_voxels = 0;
+  Index output_height = 0, output_width = 0;
 };
 
 template <class Backend, class T>

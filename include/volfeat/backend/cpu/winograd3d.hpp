@@ -28,7 +28,8 @@
 // A network's float32 convs on AVX-512 CPUs, and a bf16 network's, take F(4x4x4) instead
 // (winograd::FloatTile::kF4x4x4, chosen by winograd3d_select.hpp): the same phases over 6x6x6 patches,
 // 216 points, 64 outputs per tile, and output planes in fours (plane_step; the fused ops' rings hold
-// groups of four).
+// groups of four). Where the output planes suit 6-wide tiles, F(4x6x6) (kF4x6x6): 6x8x8 patches, 384
+// points, 144 outputs per tile, planes in fours as well.
 //
 // Depth-factored weights (depth_factor.hpp: each kd slice zero or the same 3x3 S, as inflating a 2D
 // network along D makes them): the tiles are 2D, Tile<1, 4, 4> (winograd3d_tile.hpp), one plane deep.
@@ -73,6 +74,7 @@ template <class T>
 class Winograd3d {
   using TileF32 = winograd::TileF32;
   using TileF32Deep = winograd::TileF32Deep;
+  using TileF32Wide = winograd::TileF32Wide;
   using TileBf16 = winograd::TileBf16;
   using TileF32Depth = winograd::TileF32Depth;
   static constexpr bool kPanels = std::is_same_v<T, float>;  // float: the micro-kernels' panels
@@ -91,7 +93,8 @@ class Winograd3d {
   // zero or one 3x3 S (depth_factor.hpp; inflated along D by i3d-mean or centre) run the depth-summed
   // 2D tiles unless `factoring` is kOff; double weights (the reference networks') never do. `float_tile`:
   // the tile of a float conv that is neither bf16 nor depth-factored (winograd3d_tile.hpp: F(4x4x4) is a
-  // bf16 network's; double always takes F(2x4x4)).
+  // bf16 network's and, on AVX-512 CPUs, a float32 one's, F(4x6x6) where it wins; double always takes
+  // F(2x4x4)).
   template <class W, class B = W>
   Winograd3d(const ConvSpec& spec, const std::vector<W>& weight, const std::vector<B>& bias = {},
              Precision precision = Precision::kFloat32, DepthFactoring factoring = DepthFactoring::kAuto,
@@ -112,7 +115,7 @@ class Winograd3d {
     // 128^3 (inflated, Zen 4, 3 alternating runs of 5): 0.171 / 0.124 / 0.126 s against F(2x2)'s
     // 0.211 / 0.214 / 0.149 s.
     if (depth_factored()) bf16_ = false;
-    deep_ = kPanels && !bf16_ && !depth_factored() && float_tile == winograd::FloatTile::kF4x4x4;
+    if (kPanels && !bf16_ && !depth_factored()) float_tile_ = float_tile;
     const Index ci = spec.in_channels, co = spec.out_channels;
     const Index points = this->points();
     // U[xi][c_in][c_out]; float: per point, panels of 16*nv output channels, each c_in x 16*nv.
@@ -129,10 +132,7 @@ class Winograd3d {
       u_.resize(size_t(points * ci * co));
       u = u_.data();
     }
-    if (depth_factored()) transform_weights<TileF32Depth>(weight, u);
-    else if (bf16_) transform_weights<TileBf16>(weight, u);
-    else if (deep_) transform_weights<TileF32Deep>(weight, u);
-    else transform_weights<TileF32>(weight, u);
+    with_tile([&](auto tile) { transform_weights<decltype(tile)>(weight, u); });
     bias_.assign(bias.begin(), bias.end());
     if constexpr (kPanels) {
       if (bf16_) {
@@ -153,13 +153,13 @@ class Winograd3d {
   }
 
   const ConvSpec& spec() const { return spec_; }
-  // Transformed points per tile: 144 (F(2x4x4), float32), 216 (F(4x4x4), float32 in a bf16 network) or
-  // 64 (F(2x2x2), bf16); depth-factored, 36 (F(4x4), in either precision).
+  // Transformed points per tile: 144 (F(2x4x4), float32), 216 (F(4x4x4)), 384 (F(4x6x6)) or 64 (F(2x2x2),
+  // bf16); depth-factored, 36 (F(4x4), in either precision).
   int points() const {
-    if (depth_factored()) return TileF32Depth::kPoints;
-    return bf16_ ? TileBf16::kPoints : deep_ ? TileF32Deep::kPoints : TileF32::kPoints;
+    return with_tile([](auto tile) { return decltype(tile)::kPoints; });
   }
-  // Output planes per call when run plane by plane (winograd::plane_step): 4 for F(4x4x4), else 2.
+  // Output planes per call when run plane by plane (winograd::plane_step): 4 for F(4x4x4) and F(4x6x6),
+  // else 2.
   Index plane_step() const { return winograd::plane_step(points()); }
   // Whether the weights are depth-factored: the tiles are then 2D ones on depth-summed input.
   bool depth_factored() const { return depth_.factored(); }
@@ -242,6 +242,20 @@ class Winograd3d {
         }
       }
     }
+  }
+
+  // f(Tile{}) with this conv's tile shape (winograd3d_tile.hpp): the one place that maps the conv's state
+  // to its tile.
+  template <class F>
+  decltype(auto) with_tile(F&& f) const {
+    if (depth_factored()) return f(TileF32Depth{});
+    if (bf16_) return f(TileBf16{});
+    switch (float_tile_) {
+      case winograd::FloatTile::kF4x4x4: return f(TileF32Deep{});
+      case winograd::FloatTile::kF4x6x6: return f(TileF32Wide{});
+      case winograd::FloatTile::kF2x4x4: break;
+    }
+    return f(TileF32{});
   }
 
   struct ViewRows {
@@ -553,8 +567,9 @@ class Winograd3d {
   Index nv_ = 1, pw_ = 16, panels_ = 0, panel_floats_ = 0;
   PackedStore<float> panel_store_;
   // bf16: U as k-pairs of bf16 instead (gemm_bf16.hpp), panel16_values_ per panel
-  bool bf16_ = false;  // also the tile: F(2x2x2) in bf16, F(2x4x4) in float32 (never when depth-factored)
-  bool deep_ = false;  // float32 F(4x4x4) instead of F(2x4x4) (FloatTile::kF4x4x4)
+  bool bf16_ = false;  // also the tile: F(2x2x2) in bf16 (never when depth-factored)
+  // the tile of a float32 conv that is not depth-factored (the constructor's float_tile; double: F(2x4x4))
+  winograd::FloatTile float_tile_ = winograd::FloatTile::kF2x4x4;
   // Depth-factored weights (depth_factor.hpp, as Conv3d's direct path holds them): the slice transformed
   // and the planes m[kd] a depth-summed tile adds; empty: 3D tiles
   DepthFactor depth_;
@@ -566,10 +581,7 @@ template <class T>
 template <class Rows, class O>
 void Winograd3d<T>::run(const Rows& rows, const Dims& od, O* out, Index ldo, Index v_base, Index n0, Index n1,
                         Index z_lo, Index z_hi, const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post) const {
-  if (depth_factored()) run_tiles<TileF32Depth>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
-  else if (bf16_) run_tiles<TileBf16>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
-  else if (deep_) run_tiles<TileF32Deep>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
-  else run_tiles<TileF32>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post);
+  with_tile([&](auto tile) { run_tiles<decltype(tile)>(rows, od, out, ldo, v_base, n0, n1, z_lo, z_hi, pre, post); });
 }
 
 #ifdef VOLFEAT_INSTANCE_ONCE

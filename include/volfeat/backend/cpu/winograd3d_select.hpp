@@ -141,6 +141,21 @@ inline Precision winograd_precision(const ConvSpec& s, Precision asked) {
   return std::min(s.in_channels, s.out_channels) >= kMinBf16TileChannels ? Precision::kBf16 : Precision::kFloat32;
 }
 
+// Whether F(4x6x6) beats F(4x4x4) on output planes of h x w: its transformed points over the planes
+// padded to whole tiles (384 per 144 outputs on a 6-multiple, 216 per 64 on a 4-multiple) at most
+// kWideTileMaxPoints of F(4x4x4)'s. Its transforms cost more per point (8-point axes), so equal points
+// lose: 64 x 64 planes give 0.84 (DenseNet-121's block 1 at 108x256x256, block 2 at 216x512x512), 32 x 32
+// and 16 x 16 exactly 1, 8 x 8 1.78. h or w 0 (planes unknown): no.
+inline constexpr double kWideTileMaxPoints = 0.9;
+inline bool wide_tile_wins(Index h, Index w) {
+  if (h <= 0 || w <= 0) return false;
+  using cpu::winograd::TileF32Deep, cpu::winograd::TileF32Wide;
+  const auto padded = [](Index n, Index m) { return double((n + m - 1) / m * m); };
+  const double deep = double(TileF32Deep::kPoints) / TileF32Deep::kOutputs * padded(h, 4) * padded(w, 4);
+  const double wide = double(TileF32Wide::kPoints) / TileF32Wide::kOutputs * padded(h, 6) * padded(w, 6);
+  return wide <= kWideTileMaxPoints * deep;
+}
+
 // The float32 tile of a network's Winograd convs: F(4x4x4) (216 points per 64 outputs, 3.4 multiplies per
 // output against F(2x4x4)'s 4.5) on AVX-512 CPUs, F(2x4x4) elsewhere (unmeasured there). Its extra rounding
 // (winograd3d_tile.hpp: about 3x F(2x4x4)'s; a conv at most 3.0e-5 from the naive reference over the shared
@@ -150,10 +165,15 @@ inline Precision winograd_precision(const ConvSpec& s, Precision asked) {
 // 0.516 / 0.458, 0.512 / 0.460 s (F(2x4x4) / F(4x4x4) binaries alternating, bench/README.md). float32
 // followed in session 35: alternating volfeat_forward --serve workers, paired ratios F(2x4x4) / F(4x4x4)
 // (medians of 16-20 pairs, AMD EPYC Zen 4): 1.083 at 128^3, 1.059 at 108x256x256.
-inline cpu::winograd::FloatTile winograd_float_tile(Precision asked) {
+//
+// F(4x6x6) (F(6,3) along y and x: 384 points per 144 outputs, 2.7 multiplies per output) replaces F(4x4x4)
+// where the output planes are known (ConvUse) and wide_tile_wins: its tiles cover y and x in sixes, so
+// a 32 x 32 plane takes 36 x 36 outputs of them and its points per output no longer win.
+inline cpu::winograd::FloatTile winograd_float_tile(Precision asked, const ConvUse& use = {}) {
   const bool bf16 = asked == Precision::kBf16 && cpu::gemm::bf16_available();
-  return bf16 || cpu::cpu_isa() >= cpu::CpuIsa::kAvx512 ? cpu::winograd::FloatTile::kF4x4x4
-                                                        : cpu::winograd::FloatTile::kF2x4x4;
+  if (!bf16 && cpu::cpu_isa() < cpu::CpuIsa::kAvx512) return cpu::winograd::FloatTile::kF2x4x4;
+  return wide_tile_wins(use.output_height, use.output_width) ? cpu::winograd::FloatTile::kF4x6x6
+                                                             : cpu::winograd::FloatTile::kF4x4x4;
 }
 
 template <class T>
@@ -171,7 +191,7 @@ struct ConvAlgorithm<Cpu, T> {
     if constexpr (std::is_same_v<T, float>) {
       if (uses_winograd<T>(spec, mode, use)) {
         auto w = std::make_shared<cpu::Winograd3d<T>>(spec, weight, bias, winograd_precision(spec, device.precision),
-                                                      factoring, winograd_float_tile(device.precision));
+                                                      factoring, winograd_float_tile(device.precision, use));
         w->move_weights_to(device.weight_file);
         return std::make_unique<Conv3d<Cpu, T>>(spec, std::shared_ptr<const cpu::Winograd3d<T>>(std::move(w)));
       }

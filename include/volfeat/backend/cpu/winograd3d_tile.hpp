@@ -8,7 +8,8 @@
 
 namespace volfeat::cpu::winograd {
 
-// A tile shape: F(MZ x MY x MX, 3x3x3), each extent 2 (F(2,3)) or 4 (F(4,3)). Transformed points are
+// A tile shape: F(MZ x MY x MX, 3x3x3), each extent 2 (F(2,3)) or 4 (F(4,3)), y and x also 6 (F(6,3)).
+// Transformed points are
 // indexed xi = (a*kInY + b)*kInX + e over (z, y, x), outputs o = (zo*kOutY + yo)*kOutX + xo.
 //
 // MZ = 1 is the depth-summed tile of a depth-factored kernel (depth_factor.hpp: every kd slice zero or
@@ -18,8 +19,8 @@ namespace volfeat::cpu::winograd {
 // plane. F(4x4, 3x3): 36 points per 16 outputs, 2.25 multiplies per output where F(2x4x4, 3x3x3) takes 4.5.
 template <int MZ, int MY, int MX>
 struct Tile {
-  static_assert((MZ == 1 || MZ == 2 || MZ == 4) && (MY == 2 || MY == 4) && (MX == 2 || MX == 4),
-                "F(2,3) or F(4,3) per axis, or depth-summed along z");
+  static_assert((MZ == 1 || MZ == 2 || MZ == 4) && (MY == 2 || MY == 4 || MY == 6) && (MX == 2 || MX == 4 || MX == 6),
+                "F(2,3), F(4,3) or (y, x) F(6,3) per axis, or depth-summed along z");
   static constexpr bool kDepthSum = MZ == 1;
   static constexpr int kOutZ = MZ, kOutY = MY, kOutX = MX;                   // output tile extents
   static constexpr int kInZ = kDepthSum ? 1 : MZ + 2, kInY = MY + 2, kInX = MX + 2;  // transformed extents
@@ -41,21 +42,29 @@ struct Tile {
 // 128-channel tile, bench/winograd_tile_error.py: max 4.0e-5 against 1.2e-5), past the float32 tests'
 // 3e-5 per conv but far inside bf16's 1e-2, and saved 10 % of a bf16 DenseNet-121 forward on Zen 5
 // (bench/README.md). Its output planes come in fours (plane_step).
+//
+// F(4x6x6) (F(6,3) along y and x: 384 points per 144 outputs, 2.7 multiplies per output) replaces it
+// where the output planes' extents waste few of its 6-wide tiles (FloatTile::kF4x6x6, wide_tile_wins in
+// winograd3d_select.hpp). Its rounding error is about F(4x4x4)'s (a conv at most 3.3e-5 from the naive
+// reference over the shared shapes, against 3.0e-5; bench/winograd_tile_error.py), because F(6,3)'s
+// points 1/2 and 2 scale by no more than F(4,3)'s.
 using TileF32 = Tile<2, 4, 4>;
 using TileF32Deep = Tile<4, 4, 4>;
+using TileF32Wide = Tile<4, 6, 6>;
 using TileBf16 = Tile<2, 2, 2>;
 using TileF32Depth = Tile<1, 4, 4>;
 
 // The float32 tile of a conv that is neither bf16 nor depth-factored (Winograd3d's constructor).
-enum class FloatTile { kF2x4x4, kF4x4x4 };
+enum class FloatTile { kF2x4x4, kF4x4x4, kF4x6x6 };
 
 // Output planes a Winograd conv with `points` transformed points per tile computes per call when it runs
 // plane by plane (the fused ops' rings, backend/cpu/fused.hpp; ops/fused.hpp counts their slots): its
-// tile's depth, 4 for F(4x4x4), else 2 (the 2-deep tiles, and the depth-factored one, whose runs of two
-// planes share their depth sums' set-up); 1 for a direct conv (points 0).
+// tile's depth, 4 for F(4x4x4) and F(4x6x6), else 2 (the 2-deep tiles, and the depth-factored one, whose
+// runs of two planes share their depth sums' set-up); 1 for a direct conv (points 0).
 inline Index plane_step(int points) {
   if (points == 0) return 1;
-  return points == TileF32Deep::kPoints ? TileF32Deep::kOutZ : 2;
+  if (points == TileF32Deep::kPoints) return TileF32Deep::kOutZ;
+  return points == TileF32Wide::kPoints ? TileF32Wide::kOutZ : 2;
 }
 
 // Tiles per block of Winograd3d::run (per thread, at a time) before it is cut to a whole number of the
@@ -68,17 +77,26 @@ inline Index plane_step(int points) {
 // 108x256x256 (alternating pairs in both orders, equal checksums: the tiles' sums do not depend on the
 // block; AMD EPYC Zen 4, bench/README.md, session 39). 4 (the budget's 7) was no faster than 8. On Zen 5
 // (session 27, unpaired rounds) 8 had looked slower at 216x512x512; a Zen 5 session should pair it again.
+// F(4x6x6) under 128x128 channels takes the budget itself, at least 4 tiles (4 at 128 -> 32, 0.98 MB).
+// DenseNet's 128 -> 32 conv with its BN+ReLU on the input, 2 threads, 28x64x64 in groups of four planes,
+// time of F(4x4x4) at 8 over F(4x6x6)'s (medians of 9-11 alternating pairs, AMD EPYC Zen 4, session 40):
+// F(4x6x6) at 4-6 tiles 1.06-1.12, at 12 0.97, at 16 0.83, at 8 0.92-0.98 (session 39's trial build had
+// 16, then 8, and gained 0-2 % of a forward).
 // nn/memory_estimate.hpp counts the same.
 inline Index block_budget(Index ci, Index co, int points) {
-  const Index min_block = ci * co >= 128 * 128 ? 32 : points == TileF32Deep::kPoints ? 8 : 16;
+  const Index min_block = ci * co >= 128 * 128         ? 32
+                          : points == TileF32Wide::kPoints ? 4
+                          : points == TileF32Deep::kPoints ? 8
+                                                           : 16;
   return std::max<Index>(min_block, Index(1 << 18) / (points * (ci + co)));
 }
 
 // The block of a run over `tiles` tiles with `threads` threads (before the cut to whole row blocks, which
-// only shrinks it): at least 2 blocks per thread when there are enough tiles, at most the budget.
+// only shrinks it): at least 2 blocks per thread when there are enough tiles, at least 8 tiles (or all
+// of them) unless the budget is smaller, at most the budget.
 inline Index block_tiles(Index tiles, int threads, Index ci, Index co, int points) {
-  return std::clamp<Index>((tiles + 2 * threads - 1) / (2 * threads), std::min<Index>(tiles, 8),
-                           block_budget(ci, co, points));
+  const Index budget = block_budget(ci, co, points);
+  return std::clamp<Index>((tiles + 2 * threads - 1) / (2 * threads), std::min({tiles, Index(8), budget}), budget);
 }
 
 // Output tiles of tile shape Tl over an output grid (D, H, W): an upper bound on one run's (a run over
@@ -101,6 +119,7 @@ inline Index tiles_of(int points, Index d, Index h, Index w) {
     case TileBf16::kPoints: return tiles_of<TileBf16>(d, h, w);
     case TileF32Depth::kPoints: return tiles_of<TileF32Depth>(d, h, w);
     case TileF32Deep::kPoints: return tiles_of<TileF32Deep>(d, h, w);
+    case TileF32Wide::kPoints: return tiles_of<TileF32Wide>(d, h, w);
     default: return tiles_of<TileF32>(d, h, w);
   }
 }

@@ -222,19 +222,75 @@ VOLFEAT_WINOGRAD_INLINE void at4(const V* m, V* o) {
   o[3] = q + s * 8.f + m[5];
 }
 
-// B^T and A^T of the axis with N = 4 (F(2,3)) or 6 (F(4,3)) input points, or 1: the depth-summed
-// tile's z, whose one plane holds the sums over the kept planes (Winograd3d::depth_summed_input).
+// F(6,3) (y and x of F(4x6x6)), points 0, 1, -1, 2, -2, 1/2, -1/2, inf (t = 2 at indices 3 and 4 of
+// A^T, 1/2 at 5 and 6; B^T's rows are scaled against A^T's columns, G's rows carry the inverse):
+//
+//   B^T = | 1  0    -21/4  0     21/4  0    -1  0 |    G = | 1      0      0    |
+//         | 0  1     1    -17/4 -17/4  1     1  0 |        | -2/9  -2/9   -2/9  |
+//         | 0 -1     1     17/4 -17/4 -1     1  0 |        | -2/9   2/9   -2/9  |
+//         | 0  1/2   1/4  -5/2  -5/4   2     1  0 |        | 1/90   1/45   2/45 |
+//         | 0 -1/2   1/4   5/2  -5/4  -2     1  0 |        | 1/90  -1/45   2/45 |
+//         | 0  2     4    -5/2  -5     1/2   1  0 |        | 32/45  16/45  8/45 |
+//         | 0 -2     4     5/2  -5    -1/2   1  0 |        | 32/45 -16/45  8/45 |
+//         | 0 -1     0     21/4  0    -21/4  0  1 |        | 0      0      1    |
+//
+//   A^T = | 1  1  1  1   1   1     1      0 |
+//         | 0  1 -1  2  -2   1/2  -1/2    0 |
+//         | 0  1  1  4   4   1/4   1/4    0 |
+//         | 0  1 -1  8  -8   1/8  -1/8    0 |
+//         | 0  1  1  16  16  1/16  1/16   0 |
+//         | 0  1 -1  32 -32  1/32 -1/32   1 |
+//
+// An 8x8 input patch gives 6x6 outputs: 64 points per 36 against F(4x4)'s 36 per 16.
+template <class V>
+VOLFEAT_WINOGRAD_INLINE void bt6(const V* d, V* r) {
+  r[0] = d[0] - d[6] + (d[4] - d[2]) * 5.25f;
+  r[7] = d[7] - d[1] + (d[3] - d[5]) * 5.25f;
+  {
+    const V a = d[2] + d[6] - d[4] * 4.25f, b = d[1] + d[5] - d[3] * 4.25f;
+    r[1] = a + b;
+    r[2] = a - b;
+  }
+  {
+    const V a = d[6] + d[2] * 0.25f - d[4] * 1.25f, b = d[1] * 0.5f - d[3] * 2.5f + d[5] * 2.f;
+    r[3] = a + b;
+    r[4] = a - b;
+  }
+  {
+    const V a = d[6] + (d[2] - d[4] * 1.25f) * 4.f, b = d[1] * 2.f - d[3] * 2.5f + d[5] * 0.5f;
+    r[5] = a + b;
+    r[6] = a - b;
+  }
+}
+template <class V>
+VOLFEAT_WINOGRAD_INLINE void at6(const V* m, V* o) {
+  const V p1 = m[1] + m[2], q1 = m[1] - m[2], p2 = m[3] + m[4], q2 = m[3] - m[4], p3 = m[5] + m[6], q3 = m[5] - m[6];
+  o[0] = m[0] + p1 + p2 + p3;
+  o[1] = q1 + q2 * 2.f + q3 * 0.5f;
+  o[2] = p1 + p2 * 4.f + p3 * 0.25f;
+  o[3] = q1 + q2 * 8.f + q3 * 0.125f;
+  o[4] = p1 + p2 * 16.f + p3 * 0.0625f;
+  o[5] = q1 + q2 * 32.f + q3 * 0.03125f + m[7];
+}
+
+// B^T and A^T of the axis with N = 4 (F(2,3)), 6 (F(4,3)) or 8 (F(6,3)) input points, or 1: the
+// depth-summed tile's z, whose one plane holds the sums over the kept planes
+// (Winograd3d::depth_summed_input).
 template <int N, class V>
 VOLFEAT_WINOGRAD_INLINE void bt(const V* d, V* r) {
+  static_assert(N == 1 || N == 4 || N == 6 || N == 8, "an axis of 1, 4, 6 or 8 transformed points");
   if constexpr (N == 1) r[0] = d[0];
   else if constexpr (N == 4) bt2(d, r);
-  else bt4(d, r);
+  else if constexpr (N == 6) bt4(d, r);
+  else bt6(d, r);
 }
 template <int N, class V>
 VOLFEAT_WINOGRAD_INLINE void at(const V* m, V* o) {
+  static_assert(N == 1 || N == 4 || N == 6 || N == 8, "an axis of 1, 4, 6 or 8 transformed points");
   if constexpr (N == 1) o[0] = m[0];
   else if constexpr (N == 4) at2(m, o);
-  else at4(m, o);
+  else if constexpr (N == 6) at4(m, o);
+  else at6(m, o);
 }
 
 // One tile of shape Tl, kLanes channels from c0: src[p] = the first channel of input voxel p ((z, y, x)
@@ -331,10 +387,19 @@ constexpr int kKernelBatch = 8;
 template <class Tl, class W>
 void kernel_transform_batch(const W* const* g, int nb, double (&u)[Tl::kPoints][kKernelBatch]) {
   constexpr int B = kKernelBatch, kZ = Tl::kInZ, kY = Tl::kInY, kX = Tl::kInX;
-  // One axis, lane by lane: F(2,3)'s G (3 -> 4) or F(4,3)'s (3 -> 6).
+  // One axis, lane by lane: F(2,3)'s G (3 -> 4), F(4,3)'s (3 -> 6) or F(6,3)'s (3 -> 8).
   auto axis = [](auto n, const double* g0, const double* g1, const double* g2, double* const* o) {
     for (int b = 0; b < B; ++b) {
-      if constexpr (decltype(n)::value == 4) {
+      if constexpr (decltype(n)::value == 8) {
+        o[0][b] = g0[b];
+        o[1][b] = -2.0 / 9 * (g0[b] + g1[b] + g2[b]);
+        o[2][b] = -2.0 / 9 * (g0[b] - g1[b] + g2[b]);
+        o[3][b] = g0[b] / 90 + g1[b] / 45 + 2 * g2[b] / 45;
+        o[4][b] = g0[b] / 90 - g1[b] / 45 + 2 * g2[b] / 45;
+        o[5][b] = 32 * g0[b] / 45 + 16 * g1[b] / 45 + 8 * g2[b] / 45;
+        o[6][b] = 32 * g0[b] / 45 - 16 * g1[b] / 45 + 8 * g2[b] / 45;
+        o[7][b] = g2[b];
+      } else if constexpr (decltype(n)::value == 4) {
         o[0][b] = g0[b];
         o[1][b] = 0.5 * (g0[b] + g1[b] + g2[b]);
         o[2][b] = 0.5 * (g0[b] - g1[b] + g2[b]);
