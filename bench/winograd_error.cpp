@@ -1,13 +1,16 @@
 // The error 3D Winograd adds, per layer of a whole network on a real CT crop (README.md, "Winograd").
 //
-//   winograd_error ARCH CT.nii.gz D H W [--seed S]
+//   winograd_error ARCH CT.nii.gz D H W [--seed S] [--sized]
 //
 // ARCH (vgg19, densenet121, ...) with volfeat's seeded torchvision-style random weights; the input is the
 // centre D x H x W crop of the CT, windowed as `--normalize window:400,2000` does (level 400, width 2000
 // HU -> [0, 1]). Three forwards record every module: float with Winograd on every applicable conv
 // (VOLFEAT_WINOGRAD=all), float with direct convs only (=0), and double (the reference). Printed per
 // conv module: its relative error (max |got - want| / max |want|, the tests' measure) against double,
-// for Winograd and for the direct convs, and whether that conv ran as Winograd (3D tiles, or along W).
+// for Winograd and for the direct convs, and whether that conv ran as Winograd (3D tiles, or along W) with
+// which tile. --sized builds the networks for the crop (BuildUpTo::input, as `volfeat extract` does), so
+// each Winograd conv takes the tile its output planes suit (F(4x6x6) or F(4x4x4) on AVX-512,
+// winograd3d_select.hpp); without it every 3D conv takes the tile of unknown planes.
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -33,10 +36,25 @@ double relative_error(const std::vector<float>& got, const std::vector<double>& 
   return scale > 0 ? err / scale : err;
 }
 
+// The tile of a Winograd conv with `points` transformed points per tile (winograd3d_tile.hpp).
+const char* tile_name(int points) {
+  switch (points) {
+    case cpu::winograd::TileF32::kPoints: return "F(2x4x4)";
+    case cpu::winograd::TileF32Deep::kPoints: return "F(4x4x4)";
+    case cpu::winograd::TileF32Wide::kPoints: return "F(4x6x6)";
+    case cpu::winograd::TileF32Depth::kPoints: return "F(4x4), depth-summed";
+    case cpu::winograd::TileBf16::kPoints: return "F(2x2x2)";
+    default: return "?";
+  }
+}
+
+// The forward's every module, and each node's Winograd points (0: not a 3D Winograd conv).
 template <class T>
-Recorder<Cpu, T> run(const StateDict& sd, const char* winograd, const std::vector<double>& x, const Dims& xd) {
+Recorder<Cpu, T> run(const StateDict& sd, const char* winograd, const std::vector<double>& x, const Dims& xd, bool sized,
+                     std::vector<int>* points = nullptr) {
   setenv("VOLFEAT_WINOGRAD", winograd, 1);
-  const Network<Cpu, T> net(sd);
+  const Network<Cpu, T> net(StateDict(sd), Cpu{}, sized ? BuildUpTo{{}, xd} : BuildUpTo{});
+  if (points) *points = net.plan_traits().winograd_points;
   const std::vector<T> xt(x.begin(), x.end());
   auto rec = Recorder<Cpu, T>::everything();
   net.forward(TensorView<const T>(xt.data(), xd), rec);
@@ -53,8 +71,13 @@ int main(int argc, char** argv) try {
   const std::string arch = argv[1], ct = argv[2];
   const Index d = std::stol(argv[3]), h = std::stol(argv[4]), w = std::stol(argv[5]);
   uint64_t seed = 0;
-  for (int i = 6; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--seed") seed = std::stoull(argv[i + 1]);
+  bool sized = false;
+  for (int i = 6; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--seed" && i + 1 < argc) seed = std::stoull(argv[++i]);
+    else if (a == "--sized") sized = true;
+    else fail("winograd_error: unknown argument ", a);
+  }
   const Volume<float> v = read_nifti_float(ct);
   const auto& g = v.grid.dims;
   if (g[0] < d || g[1] < h || g[2] < w) fail(ct, ": ", g[0], "x", g[1], "x", g[2], " is smaller than the crop");
@@ -69,9 +92,10 @@ int main(int argc, char** argv) try {
       }
   const StateDict sd = random_state_dict(arch, seed, 1);
   const Graph graph = build_graph(arch, 1);
-  auto wino = run<float>(sd, "all", x, xd);
-  auto direct = run<float>(sd, "0", x, xd);
-  auto ref = run<double>(sd, "0", x, xd);
+  std::vector<int> points;
+  auto wino = run<float>(sd, "all", x, xd, sized, &points);
+  auto direct = run<float>(sd, "0", x, xd, sized);
+  auto ref = run<double>(sd, "0", x, xd, sized);
   std::printf("| module | C_in -> C_out | grid | Winograd | error, Winograd | error, direct |\n|---|---|---|---|---:|---:|\n");
   double worst_w = 0, worst_d = 0;
   for (const Node& n : graph.nodes()) {
@@ -80,10 +104,14 @@ int main(int argc, char** argv) try {
     const double ew = relative_error(wino.at(n.name).data, r.data), ed = relative_error(direct.at(n.name).data, r.data);
     const ConvSpec spec{graph.node(n.inputs[0]).channels, n.channels, n.window};
     const bool applies = cpu::Winograd3d<float>::applicable(spec);
-    // 3D tiles (F(4x4x4) on AVX-512, else F(2x4x4)), or 1D along W for a stem (winograd_along_w.hpp)
-    const char* how = applies ? (winograd_wins(spec) ? "yes" : "all only") : stem_like(spec) ? "along W" : "no";
+    // 3D tiles (their shape; "all only": the rule would leave the conv direct), or 1D along W for a stem
+    // (winograd_along_w.hpp)
+    const int p = points[size_t(graph.node_of(n.name))];
+    const std::string how = applies ? std::string(tile_name(p)) + (winograd_wins(spec) ? "" : ", all only")
+                            : stem_like(spec) ? "along W"
+                                              : "no";
     std::printf("| %s | %ld -> %ld | %ldx%ldx%ld | %s | %.2e | %.2e |\n", n.name.c_str(), long(spec.in_channels),
-                long(spec.out_channels), long(r.dims.d), long(r.dims.h), long(r.dims.w), how, ew, ed);
+                long(spec.out_channels), long(r.dims.d), long(r.dims.h), long(r.dims.w), how.c_str(), ew, ed);
     worst_w = std::max(worst_w, ew), worst_d = std::max(worst_d, ed);
   }
   const std::string last = graph.modules().back().name;

@@ -93,7 +93,7 @@ struct PlanTraits {
   double streamed_weight_bytes = 0;
   // Per node: 0, or the conv runs Winograd (Cpu; its rings hold planes in groups, plane_step) with this
   // many transformed points per tile (backend/cpu/winograd3d_tile.hpp: 144 float32, 216 float32 F(4x4x4),
-  // 64 bf16, 36 depth-factored).
+  // 384 float32 F(4x6x6), 64 bf16, 36 depth-factored).
   std::vector<int> winograd_points;
   int winograd_points_of(int node) const {
     return node >= 0 && size_t(node) < winograd_points.size() ? winograd_points[size_t(node)] : 0;

@@ -42,7 +42,7 @@
 namespace volfeat {
 
 // `step`: the planes the conv computes per call (1 direct; a Winograd conv's groups of 2, or of 4 for
-// F(4x4x4): Conv3d<Cpu>::plane_step, winograd::plane_step), which land in adjacent slots of the ring.
+// F(4x4x4) and F(4x6x6): Conv3d<Cpu>::plane_step, winograd::plane_step), which land in adjacent slots of the ring.
 inline Index round_up_to(Index n, Index step) { return (n + step - 1) / step * step; }
 
 // Planes of conv output ConvActMaxPool's ring holds (Cpu): as many as the pool window is deep when every

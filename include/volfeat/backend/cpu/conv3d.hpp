@@ -255,7 +255,7 @@ class Conv3d<Cpu, T> {
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
   const cpu::WinogradAlongW* winograd_along_w() const { return along_w_.get(); }
   // Output planes per call when the fused ops run this conv plane by plane: 1, or its Winograd tile's
-  // group (Winograd3d::plane_step: 2, or 4 for F(4x4x4)).
+  // group (Winograd3d::plane_step: 2, or 4 for F(4x4x4) and F(4x6x6)).
   Index plane_step() const { return winograd_ ? winograd_->plane_step() : 1; }
 
   // forward with its output rounded to bf16 as it is stored (round_to_bf16 of what forward would store),

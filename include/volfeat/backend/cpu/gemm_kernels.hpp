@@ -263,8 +263,8 @@ inline Bf16Kernels bf16_kernels() {
 }
 
 // Whether the process's bf16 GEMMs run on AMX tiles (or their software model): where they do not, a 3D
-// Winograd conv asked for bf16 with fewer than 128 channels on either side runs a float32 tile, F(4x4x4),
-// instead of bf16's F(2x2x2) (winograd3d_select.hpp says why).
+// Winograd conv asked for bf16 with fewer than 128 channels on either side runs a float32 tile, F(4x4x4)
+// or F(4x6x6), instead of bf16's F(2x2x2) (winograd3d_select.hpp says why).
 inline bool bf16_gemms_on_tiles() { return bf16_kernels() != Bf16Kernels::kAvx512Bf16; }
 
 // One line for a run's notes and run.json: what runs --precision bf16 here.
@@ -279,7 +279,7 @@ inline std::string bf16_kernels_description() {
   }
   const std::string why = amx_unavailable_reason();
   return std::string("AVX512-BF16 (vdpbf16ps)") + (why.empty() ? "" : "; no AMX: " + why) +
-         "; 3D Winograd convs under 128 channels in float32 F(4x4x4)";
+         "; 3D Winograd convs under 128 channels in float32 F(4x4x4), F(4x6x6) on planes that suit it";
 }
 
 // gemm_rows in bf16 (bf16_available() only): C (rows x 16*nv) = sum over the segments (each starting

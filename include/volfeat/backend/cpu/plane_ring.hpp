@@ -6,7 +6,7 @@
 // DenseLayerConvs).
 //
 // A producer computes `count` planes from z0 into a view of dims (1, count, H, W, C). A Winograd conv
-// produces groups of `step` planes (step k, ..., step k + step - 1: pairs, or fours for F(4x4x4);
+// produces groups of `step` planes (step k, ..., step k + step - 1: pairs, or fours for F(4x4x4) and F(4x6x6);
 // Winograd3d::plane_step): a group lands in adjacent slots, so `slots` must be a multiple of step and
 // leave room for the rest of the groups the window's first and last planes belong to (ops/fused.hpp
 // counts the slots each op needs, for the op and the memory estimate alike). A direct conv: step 1.
