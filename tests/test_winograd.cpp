@@ -302,18 +302,20 @@ BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
     BOOST_TEST(wide_tile_wins(h, w), h << " x " << w);
   for (const auto& [h, w] : {std::pair<Index, Index>{32, 32}, {16, 16}, {8, 8}, {64, 8}, {0, 64}, {64, 0}})
     BOOST_TEST(!wide_tile_wins(h, w), h << " x " << w);
+  // Only a bf16 network takes it (a float32 one keeps F(4x4x4): memory, winograd3d_select.hpp).
   const ConvUse planes64{27 * 64 * 64, 64, 64}, planes32{32 * 32 * 32, 32, 32};
-  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64) == (avx512 ? FloatTile::kF4x6x6 : FloatTile::kF2x4x4)));
-  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes32) == (avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+  const bool bf16 = cpu::gemm::bf16_available();
+  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64) == (avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   BOOST_TEST((winograd_float_tile(Precision::kBf16, planes64) ==
-              (cpu::gemm::bf16_available() || avx512 ? FloatTile::kF4x6x6 : FloatTile::kF2x4x4)));
+              (bf16 ? FloatTile::kF4x6x6 : avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+  BOOST_TEST((winograd_float_tile(Precision::kBf16, planes32) ==
+              (bf16 || avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   const auto made64 = ConvAlgorithm<Cpu, float>::make({128, 32, WindowGeometry::cube(3, 1, 1)},
                                                       std::vector<float>(wn.begin(), wn.end()), {},
                                                       Cpu{Precision::kBf16}, planes64, WinogradMode::kAuto);
   BOOST_TEST_REQUIRE(made64->winograd() != nullptr);
-  BOOST_TEST(made64->winograd()->points() ==
-             (cpu::gemm::bf16_gemms_on_tiles() ? 64 : cpu::gemm::bf16_available() || avx512 ? 384 : 144));
-  BOOST_TEST(made64->plane_step() == (cpu::gemm::bf16_gemms_on_tiles() ? 2 : cpu::gemm::bf16_available() || avx512 ? 4 : 2));
+  BOOST_TEST(made64->winograd()->points() == (cpu::gemm::bf16_gemms_on_tiles() ? 64 : bf16 ? 384 : avx512 ? 216 : 144));
+  BOOST_TEST(made64->plane_step() == (cpu::gemm::bf16_gemms_on_tiles() ? 2 : bf16 || avx512 ? 4 : 2));
 }
 
 BOOST_AUTO_TEST_CASE(depth_factored_weights_run_2d_tiles) {
@@ -473,7 +475,8 @@ BOOST_AUTO_TEST_CASE(make_builds_the_chosen_algorithm_from_the_start) {
 namespace {
 
 // A network with random weights, built with VOLFEAT_WINOGRAD=mode (for `input`, where given).
-Network<Cpu, float> network(const std::string& arch, const char* mode, std::optional<Dims> input = std::nullopt) {
+Network<Cpu, float> network(const std::string& arch, const char* mode, std::optional<Dims> input = std::nullopt,
+                            Precision precision = Precision::kFloat32) {
   const Graph g = build_graph(arch, 1);
   StateDict sd;
   sd.origin = arch + " (random)";
@@ -498,7 +501,7 @@ Network<Cpu, float> network(const std::string& arch, const char* mode, std::opti
     sd.params[p.key] = Param{p.shape, std::vector<float>(v.begin(), v.end())};  // the float network rounds them anyway
   }
   setenv("VOLFEAT_WINOGRAD", mode, 1);
-  Network<Cpu, float> net(sd, kReleaseWeights, Cpu{}, BuildUpTo{{}, input});
+  Network<Cpu, float> net(sd, kReleaseWeights, Cpu{precision}, BuildUpTo{{}, input});
   unsetenv("VOLFEAT_WINOGRAD");
   return net;
 }
@@ -569,34 +572,42 @@ BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_leaves_small_convs_direct) {
   BOOST_TEST(e <= 1e-4);
 }
 
-BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_fits_its_tiles_to_the_planes) {
+BOOST_AUTO_TEST_CASE(a_bf16_network_built_for_its_input_fits_its_tiles_to_the_planes) {
   // DenseNet-121 built for 32x96x96: block 1's 3x3x3 convs have 8x24x24 outputs, planes that 6-wide tiles
-  // cover exactly (wide_tile_wins), so on AVX-512 they run F(4x6x6) (384 points; F(2x4x4) elsewhere);
-  // blocks 2-4 run direct. Its taps match the direct network's within the tests' 1e-4.
+  // cover exactly (wide_tile_wins); blocks 2-4 run direct. A float32 network runs them in F(4x4x4) on
+  // AVX-512 (216 points; F(2x4x4) elsewhere), a bf16 one with AVX512-BF16 in F(4x6x6) (384; on AMX tiles
+  // the bf16 tile, 64), its taps within bf16's 1e-2 of the float32 direct network.
   const Dims xd{1, 32, 96, 96, 1};
-  const auto sized = network("densenet121", "1", xd), off = network("densenet121", "0", xd);
   const bool avx512 = cpu::cpu_isa() >= cpu::CpuIsa::kAvx512;
-  const PlanTraits t = sized.plan_traits();
-  int wide = 0, winograd = 0;
-  for (size_t i = 0; i < t.winograd_points.size(); ++i)
-    if (t.winograd_points[i] > 0) {
-      ++winograd;
-      BOOST_TEST(sized.graph().node(int(i)).name.rfind("features.denseblock1.", 0) == 0u);
-      if (t.winograd_points[i] == 384) ++wide;
-    }
-  BOOST_TEST(winograd == 6);
-  BOOST_TEST(wide == (avx512 ? 6 : 0));
+  const bool bf16 = cpu::gemm::bf16_available();
+  auto block1_points = [](const Network<Cpu, float>& net) {
+    std::vector<int> points;
+    const PlanTraits t = net.plan_traits();
+    for (size_t i = 0; i < t.winograd_points.size(); ++i)
+      if (t.winograd_points[i] > 0) {
+        BOOST_TEST(net.graph().node(int(i)).name.rfind("features.denseblock1.", 0) == 0u);
+        points.push_back(t.winograd_points[i]);
+      }
+    return points;
+  };
+  const auto float32 = network("densenet121", "1", xd), off = network("densenet121", "0", xd);
+  BOOST_TEST((block1_points(float32) == std::vector<int>(6, avx512 ? 216 : 144)));
+  if (!bf16) {
+    BOOST_TEST_MESSAGE("bf16 half skipped: " << cpu::gemm::bf16_unavailable_reason());
+    return;
+  }
+  const auto net16 = network("densenet121", "1", xd, Precision::kBf16);
+  BOOST_TEST((block1_points(net16) == std::vector<int>(6, cpu::gemm::bf16_gemms_on_tiles() ? 64 : 384)));
   const auto xv = random_values(size_t(xd.voxels()), 42);
   const std::vector<float> x(xv.begin(), xv.end());
   const TensorView<const float> in(x.data(), xd);
-  const std::vector<std::string> taps{"features.denseblock1", "features.transition1.pool", sized.modules().back().name};
-  Recorder<Cpu, float> r_sized(taps), r_off(taps);
-  sized.forward(in, r_sized);
+  const std::vector<std::string> taps{"features.denseblock1", "features.transition1.pool", net16.modules().back().name};
+  Recorder<Cpu, float> r16(taps), r_off(taps);
+  net16.forward(in, r16);
   off.forward(in, r_off);
   for (const std::string& tap : taps) {
-    const double e = relative_error(r_sized.at(tap).data, r_off.at(tap).data);
-    BOOST_TEST(e > 0.0, tap);  // block 1 did run Winograd
-    BOOST_TEST(e <= 1e-4, tap);
-    BOOST_TEST_MESSAGE("F(4x6x6) network, " << tap << ": " << e);
+    const double e = relative_error(r16.at(tap).data, r_off.at(tap).data);
+    BOOST_TEST(e <= 1e-2, tap);
+    BOOST_TEST_MESSAGE("bf16 network with F(4x6x6), " << tap << ": " << e << " from float32");
   }
 }

@@ -166,14 +166,20 @@ inline bool wide_tile_wins(Index h, Index w) {
 // followed in session 35: alternating volfeat_forward --serve workers, paired ratios F(2x4x4) / F(4x4x4)
 // (medians of 16-20 pairs, AMD EPYC Zen 4): 1.083 at 128^3, 1.059 at 108x256x256.
 //
-// F(4x6x6) (F(6,3) along y and x: 384 points per 144 outputs, 2.7 multiplies per output) replaces F(4x4x4)
-// where the output planes are known (ConvUse) and wide_tile_wins: its tiles cover y and x in sixes, so
-// a 32 x 32 plane takes 36 x 36 outputs of them and its points per output no longer win.
+// In a bf16 network, F(4x6x6) (F(6,3) along y and x: 384 points per 144 outputs, 2.7 multiplies per
+// output) replaces F(4x4x4) where the output planes are known (ConvUse) and wide_tile_wins: its tiles
+// cover y and x in sixes, so a 32 x 32 plane takes 36 x 36 outputs of them and its points per output no
+// longer win. Seeded DenseNet-121 in bf16 (alternating volfeat_forward --serve workers, one median of
+// paired ratios per order, AMD EPYC Zen 4, session 40): 2.4-4.1 % faster at 108x256x256 (block 1), 2.8 and
+// 4.0 % at 216x512x512 (blocks 1-2), 128^3 unchanged. A float32 network keeps F(4x4x4): F(4x6x6) made its
+// forward 1.6-6.1 % faster too, but its transformed weights (384 floats per channel pair against 216,
+// +47 MiB at 216x512x512) took that whole extract's peak RSS from 1.83 to 1.87 GiB (2.01 GB), past issue
+// #17's 2 GB; a bf16 extract peaks at 1.39 GiB.
 inline cpu::winograd::FloatTile winograd_float_tile(Precision asked, const ConvUse& use = {}) {
+  using cpu::winograd::FloatTile;
   const bool bf16 = asked == Precision::kBf16 && cpu::gemm::bf16_available();
-  if (!bf16 && cpu::cpu_isa() < cpu::CpuIsa::kAvx512) return cpu::winograd::FloatTile::kF2x4x4;
-  return wide_tile_wins(use.output_height, use.output_width) ? cpu::winograd::FloatTile::kF4x6x6
-                                                             : cpu::winograd::FloatTile::kF4x4x4;
+  if (!bf16) return cpu::cpu_isa() >= cpu::CpuIsa::kAvx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4;
+  return wide_tile_wins(use.output_height, use.output_width) ? FloatTile::kF4x6x6 : FloatTile::kF4x4x4;
 }
 
 template <class T>
