@@ -1,16 +1,17 @@
 // The error 3D Winograd adds, per layer of a whole network on a real CT crop (README.md, "Winograd").
 //
-//   winograd_error ARCH CT.nii.gz D H W [--seed S] [--sized]
+//   winograd_error ARCH CT.nii.gz D H W [--seed S] [--sized] [--mode all|wide|1]
 //
 // ARCH (vgg19, densenet121, ...) with volfeat's seeded torchvision-style random weights; the input is the
 // centre D x H x W crop of the CT, windowed as `--normalize window:400,2000` does (level 400, width 2000
 // HU -> [0, 1]). Three forwards record every module: float with Winograd on every applicable conv
-// (VOLFEAT_WINOGRAD=all), float with direct convs only (=0), and double (the reference). Printed per
+// (VOLFEAT_WINOGRAD=all; --mode picks another), float with direct convs only (=0), and double (the reference). Printed per
 // conv module: its relative error (max |got - want| / max |want|, the tests' measure) against double,
 // for Winograd and for the direct convs, and whether that conv ran as Winograd (3D tiles, or along W) with
 // which tile. --sized builds the networks for the crop (BuildUpTo::input, as `volfeat extract` does), so
 // each Winograd conv takes the tile its output planes suit (F(4x6x6) or F(4x4x4) on AVX-512,
-// winograd3d_select.hpp); without it every 3D conv takes the tile of unknown planes.
+// winograd3d_select.hpp; a float32 network takes F(4x6x6) under --mode wide only); without it every 3D conv
+// takes the tile of unknown planes.
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -72,10 +73,12 @@ int main(int argc, char** argv) try {
   const Index d = std::stol(argv[3]), h = std::stol(argv[4]), w = std::stol(argv[5]);
   uint64_t seed = 0;
   bool sized = false;
+  std::string mode = "all";
   for (int i = 6; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--seed" && i + 1 < argc) seed = std::stoull(argv[++i]);
     else if (a == "--sized") sized = true;
+    else if (a == "--mode" && i + 1 < argc) mode = argv[++i];
     else fail("winograd_error: unknown argument ", a);
   }
   const Volume<float> v = read_nifti_float(ct);
@@ -93,7 +96,7 @@ int main(int argc, char** argv) try {
   const StateDict sd = random_state_dict(arch, seed, 1);
   const Graph graph = build_graph(arch, 1);
   std::vector<int> points;
-  auto wino = run<float>(sd, "all", x, xd, sized, &points);
+  auto wino = run<float>(sd, mode.c_str(), x, xd, sized, &points);
   auto direct = run<float>(sd, "0", x, xd, sized);
   auto ref = run<double>(sd, "0", x, xd, sized);
   std::printf("| module | C_in -> C_out | grid | Winograd | error, Winograd | error, direct |\n|---|---|---|---|---:|---:|\n");
@@ -104,12 +107,13 @@ int main(int argc, char** argv) try {
     const double ew = relative_error(wino.at(n.name).data, r.data), ed = relative_error(direct.at(n.name).data, r.data);
     const ConvSpec spec{graph.node(n.inputs[0]).channels, n.channels, n.window};
     const bool applies = cpu::Winograd3d<float>::applicable(spec);
-    // 3D tiles (their shape; "all only": the rule would leave the conv direct), or 1D along W for a stem
-    // (winograd_along_w.hpp)
+    // 3D tiles (their shape; "all only": the channel rule would leave the conv direct), direct where the
+    // mode or the network's output size leaves it so, or 1D along W for a stem (winograd_along_w.hpp)
     const int p = points[size_t(graph.node_of(n.name))];
-    const std::string how = applies ? std::string(tile_name(p)) + (winograd_wins(spec) ? "" : ", all only")
-                            : stem_like(spec) ? "along W"
-                                              : "no";
+    const std::string how = !applies           ? (stem_like(spec) ? "along W" : "no")
+                            : p == 0           ? "direct"
+                            : winograd_wins(spec) ? tile_name(p)
+                                                  : std::string(tile_name(p)) + ", all only";
     std::printf("| %s | %ld -> %ld | %ldx%ldx%ld | %s | %.2e | %.2e |\n", n.name.c_str(), long(spec.in_channels),
                 long(spec.out_channels), long(r.dims.d), long(r.dims.h), long(r.dims.w), how.c_str(), ew, ed);
     worst_w = std::max(worst_w, ew), worst_d = std::max(worst_d, ed);

@@ -306,6 +306,11 @@ BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
   const ConvUse planes64{27 * 64 * 64, 64, 64}, planes32{32 * 32 * 32, 32, 32};
   const bool bf16 = cpu::gemm::bf16_available();
   BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64) == (avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+  // ... unless VOLFEAT_WINOGRAD=wide trades the memory for the speed
+  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64, WinogradMode::kWide) ==
+              (avx512 ? FloatTile::kF4x6x6 : FloatTile::kF2x4x4)));
+  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes32, WinogradMode::kWide) ==
+              (avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   BOOST_TEST((winograd_float_tile(Precision::kBf16, planes64) ==
               (bf16 ? FloatTile::kF4x6x6 : avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   BOOST_TEST((winograd_float_tile(Precision::kBf16, planes32) ==
@@ -575,8 +580,9 @@ BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_leaves_small_convs_direct) {
 BOOST_AUTO_TEST_CASE(a_bf16_network_built_for_its_input_fits_its_tiles_to_the_planes) {
   // DenseNet-121 built for 32x96x96: block 1's 3x3x3 convs have 8x24x24 outputs, planes that 6-wide tiles
   // cover exactly (wide_tile_wins); blocks 2-4 run direct. A float32 network runs them in F(4x4x4) on
-  // AVX-512 (216 points; F(2x4x4) elsewhere), a bf16 one with AVX512-BF16 in F(4x6x6) (384; on AMX tiles
-  // the bf16 tile, 64), its taps within bf16's 1e-2 of the float32 direct network.
+  // AVX-512 (216 points; F(2x4x4) elsewhere), in F(4x6x6) under VOLFEAT_WINOGRAD=wide, its taps within the
+  // tests' 1e-4 of the direct network; a bf16 one with AVX512-BF16 in F(4x6x6) (384; on AMX tiles the bf16
+  // tile, 64), its taps within bf16's 1e-2 of the float32 direct network.
   const Dims xd{1, 32, 96, 96, 1};
   const bool avx512 = cpu::cpu_isa() >= cpu::CpuIsa::kAvx512;
   const bool bf16 = cpu::gemm::bf16_available();
@@ -590,21 +596,31 @@ BOOST_AUTO_TEST_CASE(a_bf16_network_built_for_its_input_fits_its_tiles_to_the_pl
       }
     return points;
   };
-  const auto float32 = network("densenet121", "1", xd), off = network("densenet121", "0", xd);
+  const auto float32 = network("densenet121", "1", xd), wide = network("densenet121", "wide", xd);
+  const auto off = network("densenet121", "0", xd);
   BOOST_TEST((block1_points(float32) == std::vector<int>(6, avx512 ? 216 : 144)));
+  BOOST_TEST((block1_points(wide) == std::vector<int>(6, avx512 ? 384 : 144)));
+  const auto xv = random_values(size_t(xd.voxels()), 42);
+  const std::vector<float> x(xv.begin(), xv.end());
+  const TensorView<const float> in(x.data(), xd);
+  const std::vector<std::string> taps{"features.denseblock1", "features.transition1.pool", off.modules().back().name};
+  Recorder<Cpu, float> r_wide(taps), r_off(taps);
+  wide.forward(in, r_wide);
+  off.forward(in, r_off);
+  for (const std::string& tap : taps) {
+    const double e = relative_error(r_wide.at(tap).data, r_off.at(tap).data);
+    BOOST_TEST(e > 0.0, tap);  // block 1 did run Winograd
+    BOOST_TEST(e <= 1e-4, tap);
+    BOOST_TEST_MESSAGE("float32 network with F(4x6x6), " << tap << ": " << e);
+  }
   if (!bf16) {
     BOOST_TEST_MESSAGE("bf16 half skipped: " << cpu::gemm::bf16_unavailable_reason());
     return;
   }
   const auto net16 = network("densenet121", "1", xd, Precision::kBf16);
   BOOST_TEST((block1_points(net16) == std::vector<int>(6, cpu::gemm::bf16_gemms_on_tiles() ? 64 : 384)));
-  const auto xv = random_values(size_t(xd.voxels()), 42);
-  const std::vector<float> x(xv.begin(), xv.end());
-  const TensorView<const float> in(x.data(), xd);
-  const std::vector<std::string> taps{"features.denseblock1", "features.transition1.pool", net16.modules().back().name};
-  Recorder<Cpu, float> r16(taps), r_off(taps);
+  Recorder<Cpu, float> r16(taps);
   net16.forward(in, r16);
-  off.forward(in, r_off);
   for (const std::string& tap : taps) {
     const double e = relative_error(r16.at(tap).data, r_off.at(tap).data);
     BOOST_TEST(e <= 1e-2, tap);

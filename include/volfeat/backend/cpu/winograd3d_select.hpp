@@ -6,7 +6,8 @@
 // dilation 1 whose channels (and, where the network knows its input, output size) pass
 // winograd_wins(). VOLFEAT_WINOGRAD overrides it for the whole process: 0 (or off) never, all every
 // applicable conv (whatever its size), 1/auto/unset the rule, wide the rule without its cap on the
-// transformed weights (faster, more memory: bench/README.md). Every other conv is direct.
+// transformed weights and with F(4x6x6) for float32 networks too (winograd_float_tile; faster, more memory:
+// bench/README.md). Every other conv is direct.
 // Either kind runs depth-factored where its weights are (backend/cpu/depth_factor.hpp; Winograd then
 // takes 2D tiles on depth-summed input; VOLFEAT_DEPTH_FACTOR=0: never).
 // A wide kernel on few input channels (the stem) runs as 1D Winograd along W (winograd_along_w.hpp)
@@ -174,12 +175,15 @@ inline bool wide_tile_wins(Index h, Index w) {
 // 4.0 % at 216x512x512 (blocks 1-2), 128^3 unchanged. A float32 network keeps F(4x4x4): F(4x6x6) made its
 // forward 1.6-6.1 % faster too, but its transformed weights (384 floats per channel pair against 216,
 // +47 MiB at 216x512x512) took that whole extract's peak RSS from 1.83 to 1.87 GiB (2.01 GB), past issue
-// #17's 2 GB; a bf16 extract peaks at 1.39 GiB.
-inline cpu::winograd::FloatTile winograd_float_tile(Precision asked, const ConvUse& use = {}) {
+// #17's 2 GB; a bf16 extract peaks at 1.39 GiB. VOLFEAT_WINOGRAD=wide (WinogradMode::kWide), which trades
+// memory for speed already, gives float32 networks F(4x6x6) too.
+inline cpu::winograd::FloatTile winograd_float_tile(Precision asked, const ConvUse& use = {},
+                                                    WinogradMode mode = WinogradMode::kAuto) {
   using cpu::winograd::FloatTile;
   const bool bf16 = asked == Precision::kBf16 && cpu::gemm::bf16_available();
-  if (!bf16) return cpu::cpu_isa() >= cpu::CpuIsa::kAvx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4;
-  return wide_tile_wins(use.output_height, use.output_width) ? FloatTile::kF4x6x6 : FloatTile::kF4x4x4;
+  if (!bf16 && cpu::cpu_isa() < cpu::CpuIsa::kAvx512) return FloatTile::kF2x4x4;
+  const bool wide = bf16 || mode == WinogradMode::kWide;
+  return wide && wide_tile_wins(use.output_height, use.output_width) ? FloatTile::kF4x6x6 : FloatTile::kF4x4x4;
 }
 
 template <class T>
@@ -197,7 +201,7 @@ struct ConvAlgorithm<Cpu, T> {
     if constexpr (std::is_same_v<T, float>) {
       if (uses_winograd<T>(spec, mode, use)) {
         auto w = std::make_shared<cpu::Winograd3d<T>>(spec, weight, bias, winograd_precision(spec, device.precision),
-                                                      factoring, winograd_float_tile(device.precision, use));
+                                                      factoring, winograd_float_tile(device.precision, use, mode));
         w->move_weights_to(device.weight_file);
         return std::make_unique<Conv3d<Cpu, T>>(spec, std::shared_ptr<const cpu::Winograd3d<T>>(std::move(w)));
       }
