@@ -47,9 +47,9 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //     (conv3d.hpp, forward_pointwise), and a bf16 conv's float tile of outputs, the tile x C_out;
 //   * the direct conv's activated, zero-padded input rows: kD x kH rows of the padded width
 //     (conv3d.hpp, rows_fast);
-//   * Winograd's V and M blocks: its points (144, bf16 64, depth-factored 36) x a block of tiles x C_in (bf16 values
-//     for the bf16 tile), and x C_out
-//     (winograd3d.hpp: winograd::block_tiles of the whole output's tiles, at most block_budget);
+//   * Winograd's V and M blocks: its points (144, 216 or 384 float32, bf16 64, depth-factored 36) x a block of
+//     tiles x C_in (bf16 values for the bf16 tile), and x C_out (winograd3d.hpp: winograd::block_tiles of the
+//     whole output's tiles, at most block_budget);
 //   * a depth-factored Winograd conv's depth sums: 6 input rows x (4 * block + 2) columns x C_in
 //     (winograd3d.hpp, depth_summed_input: at most one row of tiles of the block at a time);
 //   * a conv along W's input plane in blocks (P) and a chunk's GEMM outputs (M) (winograd_along_w.hpp, by
