@@ -255,9 +255,9 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(winograd_matches_reference, T, Scalars) {
 }
 
 BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
-  // F(4x4x4) (a bf16 network's float32 tile, and an AVX-512 CPU's) and F(4x6x6) (theirs on planes that
-  // suit it): every shape of the list, plain, fused, sliced, plane by plane and in groups of four from
-  // aligned and unaligned starts, at kDeepTileTolerance.
+  // F(4x4x4) (a bf16 network's float32 tile, and an AVX-512 CPU's) and F(4x6x6) (a bf16 network's on
+  // planes that suit it): every shape of the list, plain, fused, sliced, plane by plane and in groups of
+  // four from aligned and unaligned starts, at kDeepTileTolerance.
   for (FloatTile tile : {FloatTile::kF4x4x4, FloatTile::kF4x6x6}) {
     double worst = 0;
     size_t n = 0;
@@ -577,7 +577,7 @@ BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_leaves_small_convs_direct) {
   BOOST_TEST(e <= 1e-4);
 }
 
-BOOST_AUTO_TEST_CASE(a_bf16_network_built_for_its_input_fits_its_tiles_to_the_planes) {
+BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_fits_its_tiles_to_the_planes) {
   // DenseNet-121 built for 32x96x96: block 1's 3x3x3 convs have 8x24x24 outputs, planes that 6-wide tiles
   // cover exactly (wide_tile_wins); blocks 2-4 run direct. A float32 network runs them in F(4x4x4) on
   // AVX-512 (216 points; F(2x4x4) elsewhere), in F(4x6x6) under VOLFEAT_WINOGRAD=wide, its taps within the

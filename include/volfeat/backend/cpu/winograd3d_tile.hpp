@@ -9,8 +9,8 @@
 namespace volfeat::cpu::winograd {
 
 // A tile shape: F(MZ x MY x MX, 3x3x3), each extent 2 (F(2,3)) or 4 (F(4,3)), y and x also 6 (F(6,3)).
-// Transformed points are
-// indexed xi = (a*kInY + b)*kInX + e over (z, y, x), outputs o = (zo*kOutY + yo)*kOutX + xo.
+// Transformed points are indexed xi = (a*kInY + b)*kInX + e over (z, y, x), outputs o = (zo*kOutY + yo)*kOutX
+// + xo.
 //
 // MZ = 1 is the depth-summed tile of a depth-factored kernel (depth_factor.hpp: every kd slice zero or
 // the same 3x3 S, as inflating a 2D network along D makes): the tile spans kPatchZ = 3 input planes,
@@ -19,7 +19,8 @@ namespace volfeat::cpu::winograd {
 // plane. F(4x4, 3x3): 36 points per 16 outputs, 2.25 multiplies per output where F(2x4x4, 3x3x3) takes 4.5.
 template <int MZ, int MY, int MX>
 struct Tile {
-  static_assert((MZ == 1 || MZ == 2 || MZ == 4) && (MY == 2 || MY == 4 || MY == 6) && (MX == 2 || MX == 4 || MX == 6),
+  static_assert((MZ == 1 || MZ == 2 || MZ == 4) && (MY == 2 || MY == 4 || MY == 6) &&
+                    (MX == 2 || MX == 4 || MX == 6),
                 "F(2,3), F(4,3) or (y, x) F(6,3) per axis, or depth-summed along z");
   static constexpr bool kDepthSum = MZ == 1;
   static constexpr int kOutZ = MZ, kOutY = MY, kOutX = MX;                   // output tile extents
@@ -43,11 +44,12 @@ struct Tile {
 // 3e-5 per conv but far inside bf16's 1e-2, and saved 10 % of a bf16 DenseNet-121 forward on Zen 5
 // (bench/README.md). Its output planes come in fours (plane_step).
 //
-// F(4x6x6) (F(6,3) along y and x: 384 points per 144 outputs, 2.7 multiplies per output) replaces it
-// where the output planes' extents waste few of its 6-wide tiles (FloatTile::kF4x6x6, wide_tile_wins in
-// winograd3d_select.hpp). Its rounding error is about F(4x4x4)'s (a conv at most 3.3e-5 from the naive
-// reference over the shared shapes, against 3.0e-5; bench/winograd_tile_error.py), because F(6,3)'s
-// points 1/2 and 2 scale by no more than F(4,3)'s.
+// F(4x6x6) (F(6,3) along y and x: 384 points per 144 outputs, 2.7 multiplies per output) replaces it in
+// a bf16 network's float32 convs (and a float32 network's under VOLFEAT_WINOGRAD=wide) where the output
+// planes waste few of its 6-wide tiles (FloatTile::kF4x6x6, winograd3d_select.hpp: winograd_float_tile,
+// wide_tile_wins). Its rounding error is about F(4x4x4)'s: a conv at most 3.3e-5 from the naive reference
+// over the shared shapes, against 3.0e-5 (test_winograd); one 128-channel tile max 4.4e-5 against 4.0e-5
+// (bench/winograd_tile_error.py).
 using TileF32 = Tile<2, 4, 4>;
 using TileF32Deep = Tile<4, 4, 4>;
 using TileF32Wide = Tile<4, 6, 6>;

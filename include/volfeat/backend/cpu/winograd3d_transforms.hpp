@@ -1,7 +1,8 @@
 #pragma once
 // The transforms of 3D Winograd F(MZ x MY x MX, 3x3x3) (Lavin & Gray 2016, "Fast Algorithms for
 // Convolutional Neural Networks"), for the tile shapes of winograd3d_tile.hpp: float32 runs F(2x4x4),
-// F(2,3) along z and F(4,3) along y and x; bf16 runs F(2x2x2). Each 1D transform along its axis:
+// F(2,3) along z and F(4,3) along y and x, or where winograd3d_select.hpp chooses them F(4x4x4) and
+// F(4x6x6) (F(6,3) along y and x, below); bf16 runs F(2x2x2). Each 1D transform along its axis:
 //
 //   Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A    per axis, with, for F(2,3) (points 0, 1, -1, inf)
 //
@@ -222,8 +223,8 @@ VOLFEAT_WINOGRAD_INLINE void at4(const V* m, V* o) {
   o[3] = q + s * 8.f + m[5];
 }
 
-// F(6,3) (y and x of F(4x6x6)), points 0, 1, -1, 2, -2, 1/2, -1/2, inf (t = 2 at indices 3 and 4 of
-// A^T, 1/2 at 5 and 6; B^T's rows are scaled against A^T's columns, G's rows carry the inverse):
+// F(6,3) (y and x of F(4x6x6)), points in A^T's column order 0, 1, -1, 2, -2, 1/2, -1/2, inf; B^T and G
+// scaled as Lavin & Gray's:
 //
 //   B^T = | 1  0    -21/4  0     21/4  0    -1  0 |    G = | 1      0      0    |
 //         | 0  1     1    -17/4 -17/4  1     1  0 |        | -2/9  -2/9   -2/9  |
