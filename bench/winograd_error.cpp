@@ -5,10 +5,10 @@
 // ARCH (vgg19, densenet121, ...) with volfeat's seeded torchvision-style random weights; the input is the
 // centre D x H x W crop of the CT, windowed as `--normalize window:400,2000` does (level 400, width 2000
 // HU -> [0, 1]). Three forwards record every module: float with Winograd on every applicable conv
-// (VOLFEAT_WINOGRAD=all; --mode picks another), float with direct convs only (=0), and double (the reference). Printed per
-// conv module: its relative error (max |got - want| / max |want|, the tests' measure) against double,
-// for Winograd and for the direct convs, and whether that conv ran as Winograd (3D tiles, or along W) with
-// which tile. --sized builds the networks for the crop (BuildUpTo::input, as `volfeat extract` does), so
+// (VOLFEAT_WINOGRAD=all; --mode picks another), float with direct convs only (=0), and double (the
+// reference). Printed per conv module: its relative error (max |got - want| / max |want|, the tests'
+// measure) against double, for Winograd and for the direct convs, and whether that conv ran as Winograd
+// (3D tiles, or along W) with which tile. --sized builds the networks for the crop (BuildUpTo::input, as `volfeat extract` does), so
 // each Winograd conv takes the tile its output planes suit (F(4x6x6) or F(4x4x4) on AVX-512,
 // winograd3d_select.hpp; a float32 network takes F(4x6x6) under --mode wide only); without it every 3D conv
 // takes the tile of unknown planes.

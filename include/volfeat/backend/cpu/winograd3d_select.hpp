@@ -151,10 +151,13 @@ inline constexpr double kWideTileMaxPoints = 0.9;
 inline bool wide_tile_wins(Index h, Index w) {
   if (h <= 0 || w <= 0) return false;
   using cpu::winograd::TileF32Deep, cpu::winograd::TileF32Wide;
-  const auto padded = [](Index n, Index m) { return double((n + m - 1) / m * m); };
-  const double deep = double(TileF32Deep::kPoints) / TileF32Deep::kOutputs * padded(h, 4) * padded(w, 4);
-  const double wide = double(TileF32Wide::kPoints) / TileF32Wide::kOutputs * padded(h, 6) * padded(w, 6);
-  return wide <= kWideTileMaxPoints * deep;
+  // Tl's transformed points per output, times the h x w planes padded to whole tiles
+  auto points = [h, w](auto tile) {
+    using Tl = decltype(tile);
+    const auto padded = [](Index n, Index m) { return double((n + m - 1) / m * m); };
+    return double(Tl::kPoints) / Tl::kOutputs * padded(h, Tl::kOutY) * padded(w, Tl::kOutX);
+  };
+  return points(TileF32Wide{}) <= kWideTileMaxPoints * points(TileF32Deep{});
 }
 
 // The float32 tile of a network's Winograd convs: F(4x4x4) (216 points per 64 outputs, 3.4 multiplies per
