@@ -81,7 +81,10 @@ BOOST_AUTO_TEST_CASE(round_to_bf16_is_the_instruction) {
 
 // Every shape of the shared list, plain and with the fused pre/post BN+ReLU: bf16, equal to the reference
 // on bf16-rounded input (after the pre-activation) and weights. An odd C_in (the stems, 3 or 5 channels)
-// pads each unit of B to an even length (a single last k), so those shapes check that path.
+// makes odd-long tap rows (kW * C_in values): those convs interleave their tap rows in pairs (k-pairs across
+// two rows, a row in the padding as zeros: stem_7_s2_p3_odd's borders; pad_larger_than_needed's corner
+// outputs, whose only live tap row is the odd last one) and pad the odd last tap row's unit of B to an even
+// length (a single last k), so those shapes check both paths.
 BOOST_AUTO_TEST_CASE(direct_conv_is_the_reference_on_bf16_operands) {
   int odd = 0;
   for (const ConvProblem& p : conv_problems()) {

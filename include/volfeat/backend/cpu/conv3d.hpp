@@ -250,6 +250,7 @@ class Conv3d<Cpu, T> {
     panel_store_ = cpu::PackedStore<float>();
     panel16_store_ = cpu::PackedStore<cpu::Bf16>();
     bf16_ = false;
+    pair_unit_ = 0;
     packed_ = RowMatrix();
   }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
@@ -327,19 +328,30 @@ class Conv3d<Cpu, T> {
       panels_ = (co + pw - 1) / pw;
       panel_floats_ = k * pw;
       b_unit_ = b_unit(false);
+      pair_unit_ = 0;
       if (bf16_) {
         // k-pair rows: (B[k][o], B[k+1][o]) adjacent (gemm_bf16.hpp), each unit of the natural
         // b_unit(false) k steps padded to b_unit(true), an even count, with zeros.
         const Index unit = b_unit(false), kw_n = spec_.geometry.kernel[2];
         b_unit_ = b_unit(true);
-        panel_floats_ = (k / unit) * b_unit_ * pw;
+        // Tap rows in pairs where a merged tap row (kW * C_in values) is odd-long: a gray stem's row of 7
+        // kw taps takes 4 k-pairs, one of them half zeros. Pair j's unit holds, at k-pair q = kw * C_in + i,
+        // (B of tap row 2j, B of tap row 2j + 1): 7 k-pairs for both rows, against 8 (rows_fast
+        // interleaves the two input rows to match). An odd last tap row keeps its padded unit, after the pairs.
+        const Index rows_n = unit == kw_n * ci ? taps / kw_n : 0;  // tap rows (kd, kh), or kh depth-factored
+        if (unit % 2 == 1 && rows_n >= 2) pair_unit_ = 2 * unit;
+        const Index pairs = pair_unit_ ? rows_n / 2 : 0;
+        panel_floats_ = (pairs * pair_unit_ + (k / unit - 2 * pairs) * b_unit_) * pw;
         cpu::Bf16* b = panel16_store_.reserve(size_t(panels_ * panel_floats_));
         std::fill(b, b + panels_ * panel_floats_, cpu::Bf16(0));
         for (Index o = 0; o < co; ++o)
           for (Index i = 0; i < ci; ++i)
             for (Index t = 0; t < taps; ++t) {
               // (tap row kd*kH + kh, kw) when kw taps merge, else one unit per tap
-              const Index kk = unit == kw_n * ci ? (t / kw_n) * b_unit_ + (t % kw_n) * ci + i : t * b_unit_ + i;
+              const Index row = t / kw_n, q = (t % kw_n) * ci + i;  // (merged) tap row, its k step
+              const Index kk = row < 2 * pairs    ? (row / 2) * pair_unit_ + 2 * q + row % 2
+                               : unit == kw_n * ci ? pairs * pair_unit_ + (row - 2 * pairs) * b_unit_ + q
+                                                   : t * b_unit_ + i;
               b[(o / pw) * panel_floats_ + (kk / 2) * 2 * pw + (o % pw) * 2 + kk % 2] =
                   cpu::round_to_bf16(static_cast<float>(weight[(o * ci + i) * taps + t]));
             }
@@ -395,6 +407,16 @@ class Conv3d<Cpu, T> {
   static void put_values(const cpu::Bf16* x, cpu::Bf16* y, Index n, const Act& a) {
     if (a.active()) cpu::gemm::activate_row_bf16(x, y, n, a.scale, a.shift, a.relu);
     else std::copy(x, x + n, y);
+  }
+  // out[2e] = r0[e], out[2e + 1] = r1[e] for e < n, a null row read as zeros: two bf16 rows as one of
+  // k-pairs (rows_fast's pairs of tap rows).
+  static void interleave_rows(const cpu::Bf16* r0, const cpu::Bf16* r1, cpu::Bf16* out, Index n) {
+    if (r0 && r1)
+      for (Index e = 0; e < n; ++e) out[2 * e] = r0[e], out[2 * e + 1] = r1[e];
+    else if (r0)
+      for (Index e = 0; e < n; ++e) out[2 * e] = r0[e], out[2 * e + 1] = 0;
+    else
+      for (Index e = 0; e < n; ++e) out[2 * e] = 0, out[2 * e + 1] = r1[e];
   }
   cpu::gemm::Epilogue epilogue(const Activation<Cpu, T>& post, Index panel) const {
     cpu::gemm::Epilogue ep;
@@ -525,6 +547,7 @@ class Conv3d<Cpu, T> {
   // float: panels of 16*nv_ output channels, each K x 16*nv_
   Index nv_ = 1, panels_ = 0, panel_floats_ = 0;
   Index b_unit_ = 0;  // k steps of a kernel segment's unit of B (b_unit(bf16_))
+  Index pair_unit_ = 0;  // bf16: k steps of a pair of tap rows' unit of B (2 kW C_in), 0: rows unpaired
   cpu::PackedStore<float> panel_store_;
   // bf16: the same panels as k-pairs of bf16 (gemm_bf16.hpp), panel_floats_ values each, instead
   bool bf16_ = false;

@@ -117,10 +117,13 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
   const Index rs = g.stride[2] * ci;
   const bool merge_kw = g.dilation[2] == 1;
   const Act act = act_of(pre);
+  // Tap rows: (kd, kh) as kd * kH + kh, or kh when depth-factored; each is copied into the buffer row of
+  // its index (rows_n, rows_n + 1: a pair's two rows before they are interleaved, pair_unit_).
+  const Index rows_n = depth_.factored() ? kh_n : kd_n * kh_n;
 #pragma omp parallel
   {
     float* rowbuf = bf16_ ? nullptr : cpu::thread_scratch(1, size_t(kd_n * kh_n * row_floats));
-    cpu::Bf16* rowbuf16 = bf16_ ? cpu::thread_scratch_bf16(1, size_t(kd_n * kh_n * row_floats)) : nullptr;
+    cpu::Bf16* rowbuf16 = bf16_ ? cpu::thread_scratch_bf16(1, size_t((rows_n + (pair_unit_ ? 2 : 0)) * row_floats)) : nullptr;
     std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
     std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
     std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
@@ -133,7 +136,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
         for (Index x = 0; x < id.w; ++x) put_values(src + x * ld, dst + x * ci, ci, a);
     };
     // The same into buffer row `r`, zero-padded along W.
-    auto write_row = [&](const float* src, Index ld, const Act& a, int r) {
+    auto write_row = [&](const float* src, Index ld, const Act& a, Index r) {
       auto fill = [&](auto* buf) {
         using E = std::remove_pointer_t<decltype(buf)>;
         std::fill(buf, buf + pad * ci, E(0));
@@ -146,15 +149,13 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
 #pragma omp for schedule(dynamic, 1)
     for (Index row = row0; row < row1; ++row) {
       const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
-      // Copy (activated, zero-padded) every input row this output row reads.
-      std::vector<Index> valid;  // kd*kH + kh (depth-factored: kh) of each copied row, in buffer order
-      int nrows = 0;
-      if (depth_.factored()) {
-        // Per kh: the activated input rows of the kd the kernel keeps, summed (row (H,W) of
-        // sum_kd m[kd] act(x)[iz(kd)]), then written as one buffer row.
-        for (Index kh = 0; kh < kh_n; ++kh) {
-          const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
-          if (iy < 0 || iy >= id.h) continue;
+      // Tap row t of this output row into buffer row r (activated, zero-padded); false: all of it padding.
+      auto write_tap_row = [&](Index t, Index r) {
+        if (depth_.factored()) {
+          // The activated input rows of the kd the kernel keeps, summed (row (H,W) of
+          // sum_kd m[kd] act(x)[iz(kd)]), then written as one buffer row.
+          const Index iy = y * g.stride[1] - g.padding[1] + t * g.dilation[1];
+          if (iy < 0 || iy >= id.h) return false;
           int nsum = 0;
           for (Index kd = 0; kd < kd_n; ++kd) {
             const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
@@ -163,21 +164,58 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
             if (nsum++ > 0)
               for (Index i = 0; i < id.w * ci; ++i) sum_row[size_t(i)] += term_row[size_t(i)];
           }
-          if (nsum == 0) continue;  // every kept kd in the padding
-          write_row(sum_row.data(), ci, Act{}, nrows++);
-          valid.push_back(kh);
+          if (nsum == 0) return false;  // every kept kd in the padding
+          write_row(sum_row.data(), ci, Act{}, r);
+          return true;
         }
-      }
-      for (Index kd = 0; kd < kd_n && !depth_.factored(); ++kd) {
-        const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
-        if (iz < 0 || iz >= id.d) continue;
-        for (Index kh = 0; kh < kh_n; ++kh) {
-          const Index iy = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
-          if (iy < 0 || iy >= id.h) continue;
-          write_row(in.row(n, iz, iy), in.ld, act, nrows++);
-          valid.push_back(kd * kh_n + kh);
+        const Index iz = z * g.stride[0] - g.padding[0] + (t / kh_n) * g.dilation[0],
+                    iy = y * g.stride[1] - g.padding[1] + (t % kh_n) * g.dilation[1];
+        if (iz < 0 || iz >= id.d || iy < 0 || iy >= id.h) return false;
+        write_row(in.row(n, iz, iy), in.ld, act, r);
+        return true;
+      };
+      if (pair_unit_) {
+        // bf16, tap rows in pairs (pack_weights): pair j's rows 2j and 2j + 1 interleaved into buffer rows
+        // 2j and 2j + 1, (row 2j, row 2j + 1) of each voxel and channel as one k-pair; a row in the padding
+        // is zeros. One GEMM over the pairs, rows 2 * stride * C_in apart, then the odd last tap row's on
+        // the sums it left.
+        const Index pairs = rows_n / 2, ru = wp * ci;
+        int np = 0;
+        for (Index j = 0; j < pairs; ++j) {
+          const bool r0 = write_tap_row(2 * j, rows_n), r1 = write_tap_row(2 * j + 1, rows_n + 1);
+          if (!r0 && !r1) continue;
+          interleave_rows(r0 ? rowbuf16 + rows_n * row_floats : nullptr, r1 ? rowbuf16 + (rows_n + 1) * row_floats : nullptr,
+                          rowbuf16 + 2 * j * row_floats, ru);
+          segs16[size_t(np++)] = {rowbuf16 + 2 * j * row_floats, nullptr, pair_unit_};
         }
+        const bool last = rows_n % 2 == 1 && write_tap_row(rows_n - 1, rows_n - 1);
+        for (Index p = 0; p < panels_; ++p) {
+          const cpu::gemm::Epilogue ep = epilogue(post, p);
+          for (int s = 0; s < np; ++s)  // pair j's rows start at buffer row 2j
+            segs16[size_t(s)].b = panel16(p) + ((segs16[size_t(s)].a - rowbuf16) / (2 * row_floats)) * pair_unit_ * pw;
+          if (np > 0 || !last) {
+            cpu::gemm::Epilogue e = ep;
+            e.finish = !last;
+            cpu::gemm::gemm_rows_bf16(segs16.data(), np, 2 * rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, e);
+          }
+          if (last) {
+            cpu::gemm::Epilogue e = ep;
+            e.accumulate = np > 0;
+            const cpu::gemm::Bf16Segment one{rowbuf16 + (rows_n - 1) * row_floats, panel16(p) + pairs * pair_unit_ * pw,
+                                             kw_n * ci};
+            cpu::gemm::gemm_rows_bf16(&one, 1, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, e);
+          }
+          if (res)  // the row's panel, still in L1/L2
+            for (Index x = 0; x < od.w; ++x)
+              add_residual(dst(n, z, y, x) + p * pw, res->view.voxel(n, z, y, x) + p * pw, ep.cols, res->relu);
+        }
+        continue;
       }
+      // Copy (activated, zero-padded) every input row this output row reads.
+      std::vector<Index> valid;  // the tap row of each copied row, in buffer order
+      Index nrows = 0;
+      for (Index t = 0; t < rows_n; ++t)
+        if (write_tap_row(t, nrows)) ++nrows, valid.push_back(t);
       // The segments of one panel: (A, B) of each tap row of every valid input row, A in float or
       // bf16 (the same offsets into the bf16 copy of each row).
       auto fill = [&](auto* sg, auto rows_of, auto panel_base) {
