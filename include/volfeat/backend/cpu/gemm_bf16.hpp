@@ -13,8 +13,10 @@
 //  * every segment starts at an even k of its B panel. An odd-long segment ends with a single k: A's
 //    value goes in as the pair (A[r][k], 0), and B's pair row holds (B[k][o], 0), so nothing is read
 //    past the segment and the sum is exact. The convs pad each B unit (a tap row of kW*C_in, a tap of
-//    C_in) to an even length for this: the gray stem's 7 kw taps of one channel are 3 pairs and a
-//    single.
+//    C_in) to an even length for this. Where a tap row is odd-long (the gray stem's 7 kw taps of one
+//    channel: 3 pairs and a single), a direct conv pairs its tap rows instead: A interleaves two input
+//    rows, each k-pair (row 2j, row 2j + 1) of one voxel and channel, and B likewise (conv3d.hpp,
+//    pair_unit_): 7 k-pairs for two rows, where each took 4.
 // The accumulators are float and so is everything after: the epilogue (bias, BN, ReLU) is the fp32
 // kernels' (gemm_avx512.hpp). Rounding the operands to bf16 is the only difference from float32.
 //
