@@ -127,6 +127,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
     std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
     std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
     std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
+    std::vector<Index> live_pairs;  // pair_unit_: the pairs of tap rows an output row reads, not all padding
     // Input row src (id.w voxels, channel stride ld) activated into dst (C_in values per voxel, float or
     // bf16 rounded as it is written); whole-row only when contiguous and not activated (the activation's
     // scale and shift are per channel).
@@ -180,19 +181,22 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
         // is zeros. One GEMM over the pairs, rows 2 * stride * C_in apart, then the odd last tap row's on
         // the sums it left.
         const Index pairs = rows_n / 2, ru = wp * ci;
-        int np = 0;
+        live_pairs.clear();
         for (Index j = 0; j < pairs; ++j) {
           const bool r0 = write_tap_row(2 * j, rows_n), r1 = write_tap_row(2 * j + 1, rows_n + 1);
           if (!r0 && !r1) continue;
           interleave_rows(r0 ? rowbuf16 + rows_n * row_floats : nullptr, r1 ? rowbuf16 + (rows_n + 1) * row_floats : nullptr,
                           rowbuf16 + 2 * j * row_floats, ru);
-          segs16[size_t(np++)] = {rowbuf16 + 2 * j * row_floats, nullptr, pair_unit_};
+          live_pairs.push_back(j);
         }
+        const int np = int(live_pairs.size());
         const bool last = rows_n % 2 == 1 && write_tap_row(rows_n - 1, rows_n - 1);
         for (Index p = 0; p < panels_; ++p) {
           const cpu::gemm::Epilogue ep = epilogue(post, p);
-          for (int s = 0; s < np; ++s)  // pair j's rows start at buffer row 2j
-            segs16[size_t(s)].b = panel16(p) + ((segs16[size_t(s)].a - rowbuf16) / (2 * row_floats)) * pair_unit_ * pw;
+          for (int s = 0; s < np; ++s) {
+            const Index j = live_pairs[size_t(s)];
+            segs16[size_t(s)] = {rowbuf16 + 2 * j * row_floats, panel16(p) + j * pair_unit_ * pw, pair_unit_};
+          }
           if (np > 0 || !last) {
             cpu::gemm::Epilogue e = ep;
             e.finish = !last;
