@@ -8,10 +8,10 @@
 // (VOLFEAT_WINOGRAD=all; --mode picks another), float with direct convs only (=0), and double (the
 // reference). Printed per conv module: its relative error (max |got - want| / max |want|, the tests'
 // measure) against double, for Winograd and for the direct convs, and whether that conv ran as Winograd
-// (3D tiles, or along W) with which tile. --sized builds the networks for the crop (BuildUpTo::input, as `volfeat extract` does), so
-// each Winograd conv takes the tile its output planes suit (F(4x6x6) or F(4x4x4) on AVX-512,
-// winograd3d_select.hpp; a float32 network takes F(4x6x6) under --mode wide only); without it every 3D conv
-// takes the tile of unknown planes.
+// (3D tiles, or along W) with which tile. --sized builds the networks for the crop (BuildUpTo::input, as
+// `volfeat extract` does), so each Winograd conv takes the tile its output planes suit (F(4x6x6) or
+// F(4x4x4) on AVX-512, winograd3d_select.hpp; a float32 network takes F(4x6x6) under --mode wide only);
+// without it every 3D conv takes the tile of unknown planes.
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>

@@ -127,7 +127,8 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
     std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
     std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
     std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
-    std::vector<Index> live_pairs;  // pair_unit_: the pairs of tap rows an output row reads, not all padding
+    // The tap rows an output row reads (not all padding), in buffer order; pair_unit_: its live pairs of them.
+    std::vector<Index> live;
     // Input row src (id.w voxels, channel stride ld) activated into dst (C_in values per voxel, float or
     // bf16 rounded as it is written); whole-row only when contiguous and not activated (the activation's
     // scale and shift are per channel).
@@ -175,26 +176,50 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
         write_row(in.row(n, iz, iy), in.ld, act, r);
         return true;
       };
+      // Copy (activated, zero-padded) every input row this output row reads.
+      const Index pairs = pair_unit_ ? rows_n / 2 : 0;
+      bool last = false;  // pair_unit_: the odd last tap row is live
+      live.clear();
       if (pair_unit_) {
         // bf16, tap rows in pairs (pack_weights): pair j's rows 2j and 2j + 1 interleaved into buffer rows
         // 2j and 2j + 1, (row 2j, row 2j + 1) of each voxel and channel as one k-pair; a row in the padding
-        // is zeros. One GEMM over the pairs, rows 2 * stride * C_in apart, then the odd last tap row's on
-        // the sums it left.
-        const Index pairs = rows_n / 2, ru = wp * ci;
-        live_pairs.clear();
+        // is zeros. The odd last tap row goes to its own buffer row.
         for (Index j = 0; j < pairs; ++j) {
           const bool r0 = write_tap_row(2 * j, rows_n), r1 = write_tap_row(2 * j + 1, rows_n + 1);
           if (!r0 && !r1) continue;
           interleave_rows(r0 ? rowbuf16 + rows_n * row_floats : nullptr, r1 ? rowbuf16 + (rows_n + 1) * row_floats : nullptr,
-                          rowbuf16 + 2 * j * row_floats, ru);
-          live_pairs.push_back(j);
+                          rowbuf16 + 2 * j * row_floats, wp * ci);
+          live.push_back(j);
         }
-        const int np = int(live_pairs.size());
-        const bool last = rows_n % 2 == 1 && write_tap_row(rows_n - 1, rows_n - 1);
-        for (Index p = 0; p < panels_; ++p) {
-          const cpu::gemm::Epilogue ep = epilogue(post, p);
+        last = rows_n % 2 == 1 && write_tap_row(rows_n - 1, rows_n - 1);
+      } else {
+        for (Index t = 0; t < rows_n; ++t)
+          if (write_tap_row(t, Index(live.size()))) live.push_back(t);
+      }
+      // The segments of one panel: (A, B) of each tap row of every live input row, A in float or
+      // bf16 (the same offsets into the bf16 copy of each row).
+      auto fill = [&](auto* sg, auto rows_of, auto panel_base) {
+        int ns = 0;
+        for (size_t v = 0; v < live.size(); ++v) {
+          const auto a = rows_of + Index(v) * row_floats;  // live[v]'s row, in float or bf16
+          const Index khd = live[v];
+          if (merge_kw) {  // b_unit_: kw_n * ci, or that rounded up to even in bf16
+            sg[ns++] = {a, panel_base + khd * b_unit_ * pw, kw_n * ci};
+          } else {
+            for (Index kw = 0; kw < kw_n; ++kw)
+              sg[ns++] = {a + kw * g.dilation[2] * ci, panel_base + (khd * kw_n + kw) * b_unit_ * pw, ci};
+          }
+        }
+        return ns;
+      };
+      for (Index p = 0; p < panels_; ++p) {
+        const cpu::gemm::Epilogue ep = epilogue(post, p);
+        if (pair_unit_) {
+          // One GEMM over the live pairs, rows 2 * stride * C_in apart, then the odd last tap row's on the
+          // sums it left.
+          const int np = int(live.size());
           for (int s = 0; s < np; ++s) {
-            const Index j = live_pairs[size_t(s)];
+            const Index j = live[size_t(s)];
             segs16[size_t(s)] = {rowbuf16 + 2 * j * row_floats, panel16(p) + j * pair_unit_ * pw, pair_unit_};
           }
           if (np > 0 || !last) {
@@ -209,36 +234,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
                                              kw_n * ci};
             cpu::gemm::gemm_rows_bf16(&one, 1, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, e);
           }
-          if (res)  // the row's panel, still in L1/L2
-            for (Index x = 0; x < od.w; ++x)
-              add_residual(dst(n, z, y, x) + p * pw, res->view.voxel(n, z, y, x) + p * pw, ep.cols, res->relu);
-        }
-        continue;
-      }
-      // Copy (activated, zero-padded) every input row this output row reads.
-      std::vector<Index> valid;  // the tap row of each copied row, in buffer order
-      Index nrows = 0;
-      for (Index t = 0; t < rows_n; ++t)
-        if (write_tap_row(t, nrows)) ++nrows, valid.push_back(t);
-      // The segments of one panel: (A, B) of each tap row of every valid input row, A in float or
-      // bf16 (the same offsets into the bf16 copy of each row).
-      auto fill = [&](auto* sg, auto rows_of, auto panel_base) {
-        int ns = 0;
-        for (size_t v = 0; v < valid.size(); ++v) {
-          const auto a = rows_of + Index(v) * row_floats;  // valid[v]'s row, in float or bf16
-          const Index khd = valid[v];
-          if (merge_kw) {  // b_unit_: kw_n * ci, or that rounded up to even in bf16
-            sg[ns++] = {a, panel_base + khd * b_unit_ * pw, kw_n * ci};
-          } else {
-            for (Index kw = 0; kw < kw_n; ++kw)
-              sg[ns++] = {a + kw * g.dilation[2] * ci, panel_base + (khd * kw_n + kw) * b_unit_ * pw, ci};
-          }
-        }
-        return ns;
-      };
-      for (Index p = 0; p < panels_; ++p) {
-        const cpu::gemm::Epilogue ep = epilogue(post, p);
-        if (bf16_) {
+        } else if (bf16_) {
           const int ns = fill(segs16.data(), static_cast<const cpu::Bf16*>(rowbuf16), panel16(p));
           cpu::gemm::gemm_rows_bf16(segs16.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, ep);
         } else {
