@@ -575,7 +575,7 @@ BOOST_AUTO_TEST_CASE(a_networks_winograd_tile_in_bf16_follows_the_kernels_and_ch
       BOOST_TEST_MESSAGE(c_in << " -> " << c_out << ": bf16 GEMMs on AMX tiles " << cpu::gemm::bf16_gemms_on_tiles()
                               << ", Winograd points " << conv->winograd()->points());
       BOOST_TEST(!conv->winograd()->depth_factored());
-      const bool deep = !tiles && (cpu::gemm::bf16_available() || cpu::cpu_isa() >= cpu::CpuIsa::kAvx512);
+      const bool deep = !tiles && (cpu::gemm::bf16_available() || cpu::cpu_isa() >= cpu::CpuIsa::kAvx2);
       BOOST_TEST(conv->winograd()->points() == (tiles ? 64 : deep ? 216 : 144));
       BOOST_TEST(conv->plane_step() == (deep ? 4 : 2));
       BOOST_TEST((conv->winograd()->precision() == (tiles ? Precision::kBf16 : Precision::kFloat32)));

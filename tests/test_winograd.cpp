@@ -16,6 +16,9 @@
 // maximum of 1.2e-5 over 30 random tiles. So the bound is 3e-5. Whole networks on a CT crop
 // (bench/winograd_error.cpp, README.md) are in the README. The networks below are held to the torch
 // tests' 1e-4 per tap.
+//
+// ctest also runs it under VOLFEAT_CPU_ISA=generic, avx2 and avx512 (test_winograd_isa_*): each set has
+// its own compiled transforms (winograd3d.hpp), and since session 42 AVX2 takes F(4x4x4) as AVX-512 does.
 #define BOOST_TEST_MODULE winograd
 #include <boost/mpl/list.hpp>
 #include <algorithm>
@@ -24,6 +27,7 @@
 #include <optional>
 
 #include "support/bf16_cases.hpp"
+#include "support/cpu_isa_guard.hpp"
 #include "support/primitive_checks.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/architectures.hpp"
@@ -282,18 +286,18 @@ BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
              (cpu::gemm::bf16_available() ? 64 : 216));
   BOOST_TEST(cpu::Winograd3d<double>(spec, w3, {}, Precision::kFloat32, DepthFactoring::kOff, FloatTile::kF4x4x4).points() == 144);
   // The network's choice: F(4x4x4) for the float convs of a bf16 network that runs bf16 (DenseNet's
-  // 128 -> 32) and of a float32 one on AVX-512, F(2x4x4) on other CPUs.
-  const bool avx512 = cpu::cpu_isa() >= cpu::CpuIsa::kAvx512;
-  BOOST_TEST((winograd_float_tile(Precision::kFloat32) == (avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+  // 128 -> 32) and of a float32 one on AVX-512 or AVX2, F(2x4x4) on the generic kernels.
+  const bool vector = cpu::cpu_isa() >= cpu::CpuIsa::kAvx2;
+  BOOST_TEST((winograd_float_tile(Precision::kFloat32) == (vector ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   BOOST_TEST((winograd_float_tile(Precision::kBf16) ==
-              (cpu::gemm::bf16_available() || avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+              (cpu::gemm::bf16_available() || vector ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   const auto wn = random_values(size_t(128 * 32 * 27), 10);  // random: equal slices would be depth-factored
   const auto made = ConvAlgorithm<Cpu, float>::make({128, 32, WindowGeometry::cube(3, 1, 1)},
                                                     std::vector<float>(wn.begin(), wn.end()), {},
                                                     Cpu{Precision::kBf16}, {}, WinogradMode::kAuto);
   BOOST_TEST_REQUIRE(made->winograd() != nullptr);
   BOOST_TEST(made->winograd()->points() ==
-             (cpu::gemm::bf16_gemms_on_tiles() ? 64 : cpu::gemm::bf16_available() || avx512 ? 216 : 144));
+             (cpu::gemm::bf16_gemms_on_tiles() ? 64 : cpu::gemm::bf16_available() || vector ? 216 : 144));
   // Where the network knows the output planes (ConvUse), F(4x6x6) on those whose 6-wide tiles need at
   // most 0.9 of F(4x4x4)'s transformed points: 64 x 64 (0.84), 24 x 24 and 48 x 36 (0.79); not 32 x 32
   // or 16 x 16 (1), 8 x 8 (1.78), 64 x 8 (1.18), nor unknown planes.
@@ -305,22 +309,22 @@ BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
   // Only a bf16 network takes it (a float32 one keeps F(4x4x4): memory, winograd3d_select.hpp).
   const ConvUse planes64{27 * 64 * 64, 64, 64}, planes32{32 * 32 * 32, 32, 32};
   const bool bf16 = cpu::gemm::bf16_available();
-  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64) == (avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64) == (vector ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   // ... unless VOLFEAT_WINOGRAD=wide trades the memory for the speed
   BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64, WinogradMode::kWide) ==
-              (avx512 ? FloatTile::kF4x6x6 : FloatTile::kF2x4x4)));
+              (vector ? FloatTile::kF4x6x6 : FloatTile::kF2x4x4)));
   BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes32, WinogradMode::kWide) ==
-              (avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+              (vector ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   BOOST_TEST((winograd_float_tile(Precision::kBf16, planes64) ==
-              (bf16 ? FloatTile::kF4x6x6 : avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+              (bf16 ? FloatTile::kF4x6x6 : vector ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   BOOST_TEST((winograd_float_tile(Precision::kBf16, planes32) ==
-              (bf16 || avx512 ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+              (bf16 || vector ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   const auto made64 = ConvAlgorithm<Cpu, float>::make({128, 32, WindowGeometry::cube(3, 1, 1)},
                                                       std::vector<float>(wn.begin(), wn.end()), {},
                                                       Cpu{Precision::kBf16}, planes64, WinogradMode::kAuto);
   BOOST_TEST_REQUIRE(made64->winograd() != nullptr);
-  BOOST_TEST(made64->winograd()->points() == (cpu::gemm::bf16_gemms_on_tiles() ? 64 : bf16 ? 384 : avx512 ? 216 : 144));
-  BOOST_TEST(made64->plane_step() == (cpu::gemm::bf16_gemms_on_tiles() ? 2 : bf16 || avx512 ? 4 : 2));
+  BOOST_TEST(made64->winograd()->points() == (cpu::gemm::bf16_gemms_on_tiles() ? 64 : bf16 ? 384 : vector ? 216 : 144));
+  BOOST_TEST(made64->plane_step() == (cpu::gemm::bf16_gemms_on_tiles() ? 2 : bf16 || vector ? 4 : 2));
 }
 
 BOOST_AUTO_TEST_CASE(depth_factored_weights_run_2d_tiles) {
@@ -580,11 +584,11 @@ BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_leaves_small_convs_direct) {
 BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_fits_its_tiles_to_the_planes) {
   // DenseNet-121 built for 32x96x96: block 1's 3x3x3 convs have 8x24x24 outputs, planes that 6-wide tiles
   // cover exactly (wide_tile_wins); blocks 2-4 run direct. A float32 network runs them in F(4x4x4) on
-  // AVX-512 (216 points; F(2x4x4) elsewhere), in F(4x6x6) under VOLFEAT_WINOGRAD=wide, its taps within the
+  // AVX-512 and AVX2 (216 points; F(2x4x4) on the generic kernels), in F(4x6x6) under VOLFEAT_WINOGRAD=wide, its taps within the
   // tests' 1e-4 of the direct network; a bf16 one with AVX512-BF16 in F(4x6x6) (384; on AMX tiles the bf16
   // tile, 64), its taps within bf16's 1e-2 of the float32 direct network.
   const Dims xd{1, 32, 96, 96, 1};
-  const bool avx512 = cpu::cpu_isa() >= cpu::CpuIsa::kAvx512;
+  const bool vector = cpu::cpu_isa() >= cpu::CpuIsa::kAvx2;
   const bool bf16 = cpu::gemm::bf16_available();
   auto block1_points = [](const Network<Cpu, float>& net) {
     std::vector<int> points;
@@ -598,8 +602,8 @@ BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_fits_its_tiles_to_the_planes)
   };
   const auto float32 = network("densenet121", "1", xd), wide = network("densenet121", "wide", xd);
   const auto off = network("densenet121", "0", xd);
-  BOOST_TEST((block1_points(float32) == std::vector<int>(6, avx512 ? 216 : 144)));
-  BOOST_TEST((block1_points(wide) == std::vector<int>(6, avx512 ? 384 : 144)));
+  BOOST_TEST((block1_points(float32) == std::vector<int>(6, vector ? 216 : 144)));
+  BOOST_TEST((block1_points(wide) == std::vector<int>(6, vector ? 384 : 144)));
   const auto xv = random_values(size_t(xd.voxels()), 42);
   const std::vector<float> x(xv.begin(), xv.end());
   const TensorView<const float> in(x.data(), xd);

@@ -25,7 +25,7 @@
 // ring of bottleneck planes (of bf16 values in a bf16 network, widened as the transform loads them:
 // winograd::load_from). Tiles are 2 planes deep, so output planes come in pairs as before.
 //
-// A network's float32 convs on AVX-512 CPUs, and a bf16 network's, take F(4x4x4) instead
+// A network's float32 convs on AVX-512 and AVX2 CPUs, and a bf16 network's, take F(4x4x4) instead
 // (winograd::FloatTile::kF4x4x4, chosen by winograd3d_select.hpp): the same phases over 6x6x6 patches,
 // 216 points, 64 outputs per tile, and output planes in fours (plane_step; the fused ops' rings hold
 // groups of four). Where the output planes suit 6-wide tiles, F(4x6x6) (kF4x6x6): 6x8x8 patches, 384
@@ -93,7 +93,7 @@ class Winograd3d {
   // zero or one 3x3 S (depth_factor.hpp; inflated along D by i3d-mean or centre) run the depth-summed
   // 2D tiles unless `factoring` is kOff; double weights (the reference networks') never do. `float_tile`:
   // the tile of a float conv that is neither bf16 nor depth-factored (winograd3d_tile.hpp: F(4x4x4) is a
-  // bf16 network's and, on AVX-512 CPUs, a float32 one's, F(4x6x6) where it wins; double always takes
+  // bf16 network's and, on AVX-512 and AVX2 CPUs, a float32 one's, F(4x6x6) where it wins; double always takes
   // F(2x4x4)).
   template <class W, class B = W>
   Winograd3d(const ConvSpec& spec, const std::vector<W>& weight, const std::vector<B>& bias = {},
@@ -459,7 +459,7 @@ class Winograd3d {
       // in bf16 (AMD EPYC Zen 4, alternating pairs in both orders, equal checksums): 1.9-3.2 % faster at
       // 108x256x256 (16 pairs), 0.8-6.1 % at 216x512x512 (4 pairs), no different at 128^3; two lines per
       // pass no better than one (bench/README.md, session 38). AVX2's float vectors are half a line too:
-      // float32 under VOLFEAT_CPU_ISA=avx2 (its F(2x4x4) tile), 3.6-4.9 % faster at 108x256x256 (8 pairs).
+      // float32 under VOLFEAT_CPU_ISA=avx2 (then its F(2x4x4) tile), 3.6-4.9 % faster at 108x256x256 (8 pairs).
       constexpr Index kLine = std::max<Index>(64 / Index(sizeof(S)), nv);  // channels a 64-byte line holds
       for (Index c1 = 0; c1 < ci; c1 += kLine)
         for (Index r = 0; r < rows; ++r)

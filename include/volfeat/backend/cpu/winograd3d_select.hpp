@@ -161,14 +161,18 @@ inline bool wide_tile_wins(Index h, Index w) {
 }
 
 // The float32 tile of a network's Winograd convs: F(4x4x4) (216 points per 64 outputs, 3.4 multiplies per
-// output against F(2x4x4)'s 4.5) on AVX-512 CPUs, F(2x4x4) elsewhere (unmeasured there). Its extra rounding
+// output against F(2x4x4)'s 4.5) on AVX-512 and AVX2 CPUs, F(2x4x4) on the generic kernels (unmeasured
+// there: no CPU without AVX2 has been timed). Its extra rounding
 // (winograd3d_tile.hpp: about 3x F(2x4x4)'s; a conv at most 3.0e-5 from the naive reference over the shared
 // shapes, held to 1e-4 by test_winograd) stays far inside the networks' 1e-4 against torch. A bf16 network's
 // float32 convs took it first (session 27): DenseNet-121 (seeded; every 3x3x3 Winograd conv is 128 -> 32),
 // Zen 5, 2 threads, bf16 at 128^3 0.137 / 0.117, 0.136 / 0.122, 0.129 / 0.147 s; at 108x256x256
 // 0.516 / 0.458, 0.512 / 0.460 s (F(2x4x4) / F(4x4x4) binaries alternating, bench/README.md). float32
 // followed in session 35: alternating volfeat_forward --serve workers, paired ratios F(2x4x4) / F(4x4x4)
-// (medians of 16-20 pairs, AMD EPYC Zen 4): 1.083 at 128^3, 1.059 at 108x256x256.
+// (medians of 16-20 pairs, AMD EPYC Zen 4): 1.083 at 128^3, 1.059 at 108x256x256. AVX2 in session 42
+// (AVX2-only AMD EPYC Zen 3, the same paired ratios, one per order): 1.010 and 1.013 at 128^3, 1.091 and
+// 1.121 at 108x256x256, 1.098 and 1.028 at 216x512x512. F(4x6x6) under VOLFEAT_WINOGRAD=wide there was no
+// faster than F(4x4x4) at 108x256x256 (0.5 % faster, 1.6 % slower).
 //
 // In a bf16 network, F(4x6x6) (F(6,3) along y and x: 384 points per 144 outputs, 2.7 multiplies per
 // output) replaces F(4x4x4) where the output planes are known (ConvUse) and wide_tile_wins: its tiles
@@ -184,7 +188,7 @@ inline cpu::winograd::FloatTile winograd_float_tile(Precision asked, const ConvU
                                                     WinogradMode mode = WinogradMode::kAuto) {
   using cpu::winograd::FloatTile;
   const bool bf16 = asked == Precision::kBf16 && cpu::gemm::bf16_available();
-  if (!bf16 && cpu::cpu_isa() < cpu::CpuIsa::kAvx512) return FloatTile::kF2x4x4;
+  if (!bf16 && cpu::cpu_isa() < cpu::CpuIsa::kAvx2) return FloatTile::kF2x4x4;
   const bool wide = bf16 || mode == WinogradMode::kWide;
   return wide && wide_tile_wins(use.output_height, use.output_width) ? FloatTile::kF4x6x6 : FloatTile::kF4x4x4;
 }
