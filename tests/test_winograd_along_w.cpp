@@ -187,12 +187,14 @@ BOOST_AUTO_TEST_CASE(the_rule_picks_float32_stems_with_3d_weights) {
   auto made = [&](const std::vector<float>& weights, WinogradMode mode, Precision precision = Precision::kFloat32) {
     return ConvAlgorithm<Cpu, float>::make(stem, weights, {}, Cpu{precision}, {}, mode)->winograd_along_w() != nullptr;
   };
-  BOOST_TEST(made(w, WinogradMode::kAuto));
+  BOOST_TEST(made(w, WinogradMode::kAuto) == along_w_pays());  // AVX-512 only: AVX2's direct stem is faster
+  BOOST_TEST(along_w_pays() == (cpu::cpu_isa() >= cpu::CpuIsa::kAvx512));
+  BOOST_TEST(made(w, WinogradMode::kAll));
   BOOST_TEST(!made(w, WinogradMode::kOff));
   BOOST_TEST(!made(inflated, WinogradMode::kAuto));  // depth-factored: 49 taps direct are cheaper
   BOOST_TEST(made(inflated, WinogradMode::kAll));
   // bf16 keeps the bf16 direct stem where the CPU runs bf16, else it is a float32 network.
-  BOOST_TEST(made(w, WinogradMode::kAuto, Precision::kBf16) == !cpu::gemm::bf16_available());
+  BOOST_TEST(made(w, WinogradMode::kAuto, Precision::kBf16) == (!cpu::gemm::bf16_available() && along_w_pays()));
   // Wide input channels, narrow kernels and dilation along W stay direct.
   BOOST_TEST(!stem_like({16, 64, WindowGeometry::cube(7, 2, 3)}));
   BOOST_TEST(!stem_like({1, 64, WindowGeometry::cube(3, 2, 1)}));
@@ -208,8 +210,9 @@ BOOST_AUTO_TEST_CASE(the_rule_picks_float32_stems_with_3d_weights) {
 BOOST_AUTO_TEST_CASE(the_memory_estimate_counts_its_ring_and_weights) {
   // DenseNet-121's stem along W at 216x512x512: its ring of transformed planes (7 of 13 points x 52 blocks x
   // 64 tiles x 16 floats, 19.4 MB) is held while the stem's step runs, which is the peak of a pass stopped
-  // at pool0; its transformed weights are 13 x 7 x 7 values per channel pair instead of 343.
-  setenv("VOLFEAT_WINOGRAD", "1", 1);
+  // at pool0; its transformed weights are 13 x 7 x 7 values per channel pair instead of 343. (Where the
+  // rule keeps the stem direct, AVX2 and generic kernels, `all` puts it along W.)
+  setenv("VOLFEAT_WINOGRAD", along_w_pays() ? "1" : "all", 1);
   StateDict sd = random_state_dict(build_graph("densenet121", 1), 3);
   const Network<Cpu, float> net(sd, kReleaseWeights);
   unsetenv("VOLFEAT_WINOGRAD");
@@ -236,9 +239,9 @@ BOOST_AUTO_TEST_CASE(the_memory_estimate_counts_its_ring_and_weights) {
 
 BOOST_AUTO_TEST_CASE(densenet_with_it_matches_the_direct_stem) {
   // DenseNet-121 (random 3D weights, so the stem is not depth-factored) with VOLFEAT_WINOGRAD unset (the
-  // stem along W, fused with its BN, ReLU and max pool plane by plane) against VOLFEAT_WINOGRAD=0 (every
-  // conv direct), at the torch tests' 1e-4 per tap. pool0 is the stem's alone: it differs (the stem ran
-  // along W) and within that bound.
+  // stem along W, fused with its BN, ReLU and max pool plane by plane; `all` where the rule keeps the stem
+  // direct, AVX2 and generic kernels) against VOLFEAT_WINOGRAD=0 (every conv direct), at the torch tests'
+  // 1e-4 per tap. pool0 is the stem's alone: it differs (the stem ran along W) and within that bound.
   auto build = [](const char* mode) {
     StateDict sd = random_state_dict(build_graph("densenet121", 1), 7);
     if (mode) setenv("VOLFEAT_WINOGRAD", mode, 1);
@@ -247,7 +250,7 @@ BOOST_AUTO_TEST_CASE(densenet_with_it_matches_the_direct_stem) {
     unsetenv("VOLFEAT_WINOGRAD");
     return net;
   };
-  const Network<Cpu, float> along_w = build(nullptr), direct = build("0");
+  const Network<Cpu, float> along_w = build(along_w_pays() ? nullptr : "all"), direct = build("0");
   const Dims xd{1, 32, 33, 40, 1};
   const auto xv = random_values(size_t(xd.voxels()), 9);
   const std::vector<float> x(xv.begin(), xv.end());

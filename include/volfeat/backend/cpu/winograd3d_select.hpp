@@ -10,8 +10,8 @@
 // bench/README.md). Every other conv is direct.
 // Either kind runs depth-factored where its weights are (backend/cpu/depth_factor.hpp; Winograd then
 // takes 2D tiles on depth-summed input; VOLFEAT_DEPTH_FACTOR=0: never).
-// A wide kernel on few input channels (the stem) runs as 1D Winograd along W (winograd_along_w.hpp)
-// under the same VOLFEAT_WINOGRAD: winograd_along_w_wins below.
+// A wide kernel on few input channels (the stem) runs as 1D Winograd along W (winograd_along_w.hpp) on
+// AVX-512 CPUs, under the same VOLFEAT_WINOGRAD: winograd_along_w_wins below.
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "volfeat/backend/cpu/conv3d.hpp"
+#include "volfeat/backend/cpu/isa.hpp"
 #include "volfeat/backend/cpu/winograd3d.hpp"
 #include "volfeat/core/error.hpp"
 #include "volfeat/ops/conv_algorithm.hpp"
@@ -92,12 +93,22 @@ bool uses_winograd(const ConvSpec& s, WinogradMode mode, const ConvUse& use = {}
 // pass, and DenseNet-121's pool0 from 1.6e-3 to 8.4e-3 of float32 (test_bf16's small networks): most of
 // the features' 1e-2 bound for the stem alone, so it was dropped.
 // VOLFEAT_WINOGRAD=all takes every stem-like conv, whatever its precision and weights; 0 none.
+//
+// Only on AVX-512 CPUs (along_w_pays). With AVX2 kernels the direct stem is faster: DenseNet-121's
+// conv0+norm0+relu0+pool0 (volfeat_forward --stop pool0, alternating --serve workers, one median of paired
+// ratios per order, AVX2-only AMD EPYC Zen 3, session 42) took along W / direct 1.228 and 1.190 at 128^3,
+// 1.117 and 1.097 at 108x256x256, 1.070 and 1.031 at 216x512x512. There a 16-float panel of the 64
+// channels is the widest the 16 ymm registers hold, so each output row runs 4 panels x 13 points of short
+// GEMMs (K = 7 per kd), mostly in 5-row blocks (32 tiles: 5+5+6+5+5+6), against AVX-512's one 64-wide
+// panel; their segments' length compiled in (7) gained 5 %, not enough.
 inline constexpr Index kMaxAlongWChannels = 4;
 inline bool stem_like(const ConvSpec& s) {
   return cpu::WinogradAlongW::applicable(s) && s.in_channels <= kMaxAlongWChannels && s.geometry.kernel[2] >= 5;
 }
+inline bool along_w_pays() { return cpu::cpu_isa() >= cpu::CpuIsa::kAvx512; }
 inline bool winograd_along_w_wins(const ConvSpec& s, Precision precision, bool depth_factored) {
-  return stem_like(s) && !(precision == Precision::kBf16 && cpu::gemm::bf16_available()) && !depth_factored;
+  return stem_like(s) && along_w_pays() && !(precision == Precision::kBf16 && cpu::gemm::bf16_available()) &&
+         !depth_factored;
 }
 template <class T>
 bool uses_winograd_along_w(const ConvSpec& s, WinogradMode mode, Precision precision, bool depth_factored) {
