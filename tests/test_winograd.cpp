@@ -309,7 +309,8 @@ BOOST_AUTO_TEST_CASE(deep_float_tile_matches_reference) {
   // Only a bf16 network takes it (a float32 one keeps F(4x4x4): memory, winograd3d_select.hpp).
   const ConvUse planes64{27 * 64 * 64, 64, 64}, planes32{32 * 32 * 32, 32, 32};
   const bool bf16 = cpu::gemm::bf16_available();
-  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64) == (vector ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
+  BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64) ==
+              (vector ? FloatTile::kF4x4x4 : FloatTile::kF2x4x4)));
   // ... unless VOLFEAT_WINOGRAD=wide trades the memory for the speed
   BOOST_TEST((winograd_float_tile(Precision::kFloat32, planes64, WinogradMode::kWide) ==
               (vector ? FloatTile::kF4x6x6 : FloatTile::kF2x4x4)));
@@ -584,9 +585,10 @@ BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_leaves_small_convs_direct) {
 BOOST_AUTO_TEST_CASE(a_network_built_for_its_input_fits_its_tiles_to_the_planes) {
   // DenseNet-121 built for 32x96x96: block 1's 3x3x3 convs have 8x24x24 outputs, planes that 6-wide tiles
   // cover exactly (wide_tile_wins); blocks 2-4 run direct. A float32 network runs them in F(4x4x4) on
-  // AVX-512 and AVX2 (216 points; F(2x4x4) on the generic kernels), in F(4x6x6) under VOLFEAT_WINOGRAD=wide, its taps within the
-  // tests' 1e-4 of the direct network; a bf16 one with AVX512-BF16 in F(4x6x6) (384; on AMX tiles the bf16
-  // tile, 64), its taps within bf16's 1e-2 of the float32 direct network.
+  // AVX-512 and AVX2 (216 points; F(2x4x4) on the generic kernels), in F(4x6x6) under
+  // VOLFEAT_WINOGRAD=wide, its taps within the tests' 1e-4 of the direct network; a bf16 one with
+  // AVX512-BF16 in F(4x6x6) (384; on AMX tiles the bf16 tile, 64), its taps within bf16's 1e-2 of the
+  // float32 direct network.
   const Dims xd{1, 32, 96, 96, 1};
   const bool vector = cpu::cpu_isa() >= cpu::CpuIsa::kAvx2;
   const bool bf16 = cpu::gemm::bf16_available();

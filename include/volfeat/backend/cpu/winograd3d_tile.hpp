@@ -29,20 +29,20 @@ struct Tile {
   static constexpr int kPoints = kInZ * kInY * kInX;                         // transformed points per tile
   static constexpr int kOutputs = MZ * MY * MX;
 };
-// float32 on the generic kernels: F(2x4x4), 144 points per 32 outputs. bf16 (Precision::kBf16): F(2x2x2), 64 points per 8
-// outputs, because V is rounded to bf16 after the input transform: F(4,3)'s transforms, which scale by
-// up to 5 and 8, took DenseNet-121's features 2.4e-2 away from float32 (issue #17 allows 1e-2), and at
-// bf16's GEMM rate F(2x2x2) ran no slower than a direct conv (session 11). A network takes the bf16 tile
-// only where it wins (winograd3d_select.hpp, winograd_precision: AMX tiles, or 128 channels on both
-// sides). Depth-factored kernels: the 2D F(4x4) (36 points per 16 outputs) in either precision (why:
-// Winograd3d's constructor).
+// float32 on the generic kernels: F(2x4x4), 144 points per 32 outputs. bf16 (Precision::kBf16):
+// F(2x2x2), 64 points per 8 outputs, because V is rounded to bf16 after the input transform: F(4,3)'s
+// transforms, which scale by up to 5 and 8, took DenseNet-121's features 2.4e-2 away from float32 (issue
+// #17 allows 1e-2), and at bf16's GEMM rate F(2x2x2) ran no slower than a direct conv (session 11). A
+// network takes the bf16 tile only where it wins (winograd3d_select.hpp, winograd_precision: AMX tiles,
+// or 128 channels on both sides). Depth-factored kernels: the 2D F(4x4) (36 points per 16 outputs) in
+// either precision (why: Winograd3d's constructor).
 //
 // F(4x4x4) (216 points per 64 outputs: 3.4 multiplies per output instead of 4.5, and fewer transform
 // operations per output) is the float32 tile on AVX-512 and AVX2 CPUs, and that of a bf16 network's convs
 // that keep float32 (FloatTile::kF4x4x4, winograd3d_select.hpp). F(4,3) along z too costs about 3x
 // F(2x4x4)'s rounding error (one 128-channel tile, bench/winograd_tile_error.py: max 4.0e-5 against
-// 1.2e-5; a conv at most 3.0e-5 from the naive reference, held to 1e-4 by test_winograd). It saved 10 % of a
-// bf16 DenseNet-121 forward on Zen 5, 6-8 % of a float32 one on Zen 4 and 1-11 % on AVX2 Zen 3
+// 1.2e-5; a conv at most 3.0e-5 from the naive reference, held to 1e-4 by test_winograd). It saved 10 % of
+// a bf16 DenseNet-121 forward on Zen 5, 6-8 % of a float32 one on Zen 4 and 1-11 % on AVX2 Zen 3
 // (bench/README.md). Its output planes come in fours (plane_step).
 //
 // F(4x6x6) (F(6,3) along y and x: 384 points per 144 outputs, 2.7 multiplies per output) replaces it in
