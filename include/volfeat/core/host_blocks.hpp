@@ -29,8 +29,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -73,7 +75,8 @@ inline size_t host_block_bytes(size_t bytes) {
 
 // VOLFEAT_HUGE_PAGES, parsed here at the edge: whether large blocks and volumes are advised as huge
 // pages. "on" or "1": advised; "off" or "0": left in 4 KiB pages; unset, empty or "auto" (the default):
-// advised unless the machine hands its free 2 MiB pages back to a hypervisor (free_page_reporting).
+// advised unless the machine hands its free 2 MiB pages back to a hypervisor (free_page_reporting) and
+// its fresh 4 KiB pages are cheap (small_page_first_touch_seconds_per_gib).
 // Why: what a huge page costs to fault in is the machine's, and it can be the main cost of a one-pass
 // process. On the Zen 3 VM of session 9 a first touch took 0.05 s/GiB in huge pages and 0.33-0.94 in small
 // ones. The Zen 4 VMs of sessions 34-35 (family 25 model 17) report free pages to their host (Linux's
@@ -81,7 +84,14 @@ inline size_t host_block_bytes(size_t bytes) {
 // faults in on the host as well: 1 GiB first touched in 4.6-5.6 s in huge pages against 0.39-0.43 s in
 // small ones (0.12 s when the process before had just freed its huge pages), and the whole 216x512x512
 // extract took 9.8-10.7 s with the advice against 7.3-7.4 s without (bench/README.md, session 35). A short
-// timed probe cannot tell: a few MiB come from blocks not yet reported (0.09 s/GiB in 7 of 8 probes there).
+// timed probe of huge pages cannot tell: a few MiB come from blocks not yet reported (0.09 s/GiB in 7 of 8
+// probes there). A probe of small pages can, and it tells the other half: the Zen 5 VM of session 43
+// (family 26 model 2) reports free pages too, but there every fresh 4 KiB page costs about 12 us (2.8-3.9
+// s/GiB, in 4 MiB as in 1 GiB) and a cold huge page less (1.8-2.2 s/GiB, 5 s after the last process), so
+// the whole 216x512x512 extract took 8.9-10.1 s without the advice and 5.7-7.3 s with it (bench/README.md,
+// session 43). So where pages are reported, auto probes the first touch of kSmallPageProbeBytes of small
+// pages (small_page_first_touch_seconds_per_gib) and keeps the advice where it costs at least
+// kSlowSmallPageSecondsPerGiB: between the Zen 3's 0.33-0.94 and Zen 4's 0.39-0.43, and the Zen 5's 2.8.
 enum class HugePageMode { kAuto, kOn, kOff };
 inline HugePageMode parse_huge_pages(const char* v) {
   const std::string s = v ? v : "";
@@ -115,24 +125,63 @@ inline std::string free_page_reporting(const std::string& sys = "/sys") {
   return "";
 }
 
+// Seconds per GiB that the first write to fresh 4 KiB pages costs now: kSmallPageProbeBytes mapped,
+// advised not huge, one write per page, unmapped. 4 MiB takes about 1.6 ms at the Zen 4's 0.4 s/GiB and
+// 11-15 ms at the Zen 5's 2.8-3.9 s/GiB, which it measured in 4 MiB as in 1 GiB.
+inline constexpr size_t kSmallPageProbeBytes = size_t(4) << 20;
+inline constexpr double kSlowSmallPageSecondsPerGiB = 1.5;
+inline double small_page_first_touch_seconds_per_gib() {
+  void* m = ::mmap(nullptr, kSmallPageProbeBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return 0;
+#ifdef MADV_NOHUGEPAGE
+  ::madvise(m, kSmallPageProbeBytes, MADV_NOHUGEPAGE);
+#endif
+  volatile char* p = static_cast<volatile char*>(m);
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < kSmallPageProbeBytes; i += page) p[i] = 1;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ::munmap(m, kSmallPageProbeBytes);
+  return s * double(size_t(1) << 30) / double(kSmallPageProbeBytes);
+}
+
 // The process's choice, made once: VOLFEAT_HUGE_PAGES, and under auto what the machine says.
 struct HugePageChoice {
   HugePageMode mode = HugePageMode::kAuto;
   bool on = true;
-  std::string reason;  // auto: why on or off
+  std::string reason;                     // auto: why on or off
+  double small_page_seconds_per_gib = -1;  // auto where pages are reported: the probe's figure; else -1
 };
-inline HugePageChoice choose_huge_pages(HugePageMode mode, const std::string& reporting) {
+// reporting: free_page_reporting()'s line; small_page_seconds_per_gib: the probe's figure, read only
+// under auto with reporting.
+inline HugePageChoice choose_huge_pages(HugePageMode mode, const std::string& reporting,
+                                        double small_page_seconds_per_gib = -1) {
   HugePageChoice r;
   r.mode = mode;
-  r.on = mode == HugePageMode::kOn || (mode == HugePageMode::kAuto && reporting.empty());
-  if (mode == HugePageMode::kAuto)
-    r.reason = reporting.empty() ? "no free page reporting to a hypervisor" : reporting + ": fresh huge pages fault in on the host";
+  if (mode != HugePageMode::kAuto) {
+    r.on = mode == HugePageMode::kOn;
+    return r;
+  }
+  if (reporting.empty()) {
+    r.on = true;
+    r.reason = "no free page reporting to a hypervisor";
+    return r;
+  }
+  r.small_page_seconds_per_gib = small_page_seconds_per_gib;
+  r.on = small_page_seconds_per_gib >= kSlowSmallPageSecondsPerGiB;
+  char cost[112];
+  std::snprintf(cost, sizeof cost, "a fresh 4 KiB page costs %.2f s/GiB here (huge pages from %.1f)",
+                small_page_seconds_per_gib, kSlowSmallPageSecondsPerGiB);
+  r.reason = reporting + (r.on ? ", but " + std::string(cost) + ": huge pages all the same"
+                               : ": fresh huge pages fault in on the host, and " + std::string(cost));
   return r;
 }
 inline const HugePageChoice& huge_page_choice() {
   static const HugePageChoice c = [] {
     const HugePageMode mode = parse_huge_pages(std::getenv("VOLFEAT_HUGE_PAGES"));
-    return choose_huge_pages(mode, mode == HugePageMode::kAuto ? free_page_reporting() : std::string());
+    if (mode != HugePageMode::kAuto) return choose_huge_pages(mode, "");
+    const std::string reporting = free_page_reporting();
+    return choose_huge_pages(mode, reporting, reporting.empty() ? -1 : small_page_first_touch_seconds_per_gib());
   }();
   return c;
 }
