@@ -3,12 +3,16 @@
 // memory, then, when the network streams its weights (core/weight_file.hpp), moved to its file and
 // read from the mapping from then on.
 //
-// Where the memory comes from: a store of 2 MiB or more is a huge-page block of its own (AlignedArray,
-// core/host_blocks.hpp); a smaller one is cut from a shared chunk of huge pages (PackArena), which a
-// store keeps alive as long as it reads from it. Why: packing first-touches every store, and in 4 KiB
-// pages (the heap's) each page costs a fault, about 10 us on this project's Zen 5 VM. DenseNet-121's
+// Where the memory comes from: a store of up to PackArena::kMaxStoreBytes is cut from a shared chunk of huge
+// pages (PackArena), which a store keeps alive as long as it reads from it; a larger one is a huge-page
+// block of its own (AlignedArray, core/host_blocks.hpp). Why: packing first-touches every store, and in
+// 4 KiB pages (the heap's) each page costs a fault, about 10 us on this project's Zen 5 VMs. DenseNet-121's
 // depth-factored Winograd stores (0.6 MB each) and its 1x1 panels were the faults left in a 128^3
-// extract's build after the large stores had their blocks (bench/README.md, session 23).
+// extract's build after the large stores had their blocks (bench/README.md, session 23). A block of its
+// own keeps its tail under 2 MiB in small pages (a huge page there would hold memory nobody asked for):
+// F(4x4x4)'s U of a 128 -> 32 conv is 3.4 MiB, a huge page and 352 small ones, and those tails were
+// still 54 % of a 128^3 extract's page faults (session 43, perf: 6,300 of 11,600). In the arena they
+// pack end to end in whole huge pages.
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -30,6 +34,9 @@ namespace volfeat::cpu {
 class PackArena {
  public:
   static constexpr size_t kChunkBytes = size_t(32) << 20;
+  // The largest store cut from a chunk: a quarter of one, so a chunk's unused end stays under 8 MiB
+  // (untouched, it costs no memory).
+  static constexpr size_t kMaxStoreBytes = kChunkBytes / 4;
   struct Chunk {
     HostArray<unsigned char> bytes{kChunkBytes};
     // Under retain_freed_host_memory the block stays in the process for the next of its size: not its pages.
@@ -41,7 +48,7 @@ class PackArena {
     return *a;
   }
 
-  // Room for `bytes` (under kChunkBytes) and the chunk that holds it.
+  // Room for `bytes` (at most kMaxStoreBytes) and the chunk that holds it.
   std::pair<void*, std::shared_ptr<const Chunk>> take(size_t bytes) {
     bytes = (bytes + 63) / 64 * 64;
     std::lock_guard<std::mutex> lock(mutex_);
@@ -95,7 +102,7 @@ class PackedStore {
     file_.reset();
     chunk_.reset();
     T* p = nullptr;
-    if (n * sizeof(T) < kHugePageThresholdBytes) {
+    if (n * sizeof(T) <= PackArena::kMaxStoreBytes) {
       heap_ = AlignedArray<T>();
       auto [q, chunk] = PackArena::instance().take(n * sizeof(T));
       p = static_cast<T*>(q);
