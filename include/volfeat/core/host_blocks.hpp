@@ -88,10 +88,11 @@ inline size_t host_block_bytes(size_t bytes) {
 // probes there). A probe of small pages can, and it tells the other half: the Zen 5 VM of session 43
 // (family 26 model 2) reports free pages too, but there every fresh 4 KiB page costs about 12 us (2.8-3.9
 // s/GiB, in 4 MiB as in 1 GiB) and a cold huge page less (1.8-2.2 s/GiB, 5 s after the last process), so
-// the whole 216x512x512 extract took 8.9-10.1 s without the advice and 5.7-7.3 s with it (bench/README.md,
-// session 43). So where pages are reported, auto probes the first touch of kSmallPageProbeBytes of small
-// pages (small_page_first_touch_seconds_per_gib) and keeps the advice where it costs at least
-// kSlowSmallPageSecondsPerGiB: between the Zen 3's 0.33-0.94 and Zen 4's 0.39-0.43, and the Zen 5's 2.8.
+// the whole 216x512x512 extract took 8.4-11.5 s without the advice and 6.2-7.3 s with it (one process at a
+// time, 5 s apart; bench/README.md, session 43). So where pages are reported, auto probes the first touch
+// of kSmallPageProbeBytes of small pages (small_page_first_touch_seconds_per_gib) and keeps the advice
+// where it costs at least kSlowSmallPageSecondsPerGiB: above the Zen 3's 0.33-0.94 and the Zen 4's
+// 0.39-0.43, below the Zen 5's 2.8. A probe that cannot map its memory reads 0: no advice, as before.
 enum class HugePageMode { kAuto, kOn, kOff };
 inline HugePageMode parse_huge_pages(const char* v) {
   const std::string s = v ? v : "";
