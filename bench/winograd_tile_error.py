@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rounding error of one 3D Winograd tile in float32, by tile shape and interpolation points.
 
-    /usr/bin/python3 bench/winograd_tile_error.py [--channels 128] [--tiles 30] [--seed 0]
+    /usr/bin/python3 bench/winograd_tile_error.py [--channels 128] [--tiles 30] [--seed 0] [--operands bf16]
 
 A model of one output tile of a 3x3x3 conv (the weights transformed in double and rounded, as
 backend/cpu/winograd3d.hpp does; the input transform, the per-point channel sums and the output
@@ -11,10 +11,17 @@ x, and F(2x4x4) with other point sets. Input: ReLU'd standard
 normals (an activated feature map); weights: He-scaled normals. Printed: max and median over the
 tiles of max |error| / max |exact|, the tests' measure, and the direct float32 sum's for comparison.
 This is why volfeat runs F(2x4x4) with the classic points (README.md, "3D Winograd").
+
+--operands bf16: the per-point channel sums take V and U rounded to bf16 (round to nearest even, as
+store_bf16/round_to_bf16 do), as bf16 GEMMs would, and the direct column sums bf16-rounded inputs and
+weights (the bf16 1x1 and direct convs). Why bf16's Winograd tile is F(2x2x2) only: bench/README.md,
+session 43.
 """
 import argparse
 
 import numpy as np
+
+from stem_winograd_error import round_bf16
 
 
 def toom_cook(points, m, r=3):
@@ -46,11 +53,13 @@ def toom_cook(points, m, r=3):
 CLASSIC = {2: [0, 1, -1], 4: [0, 1, -1, 2, -2], 6: [0, 1, -1, 2, -2, 0.5, -0.5]}
 
 
-def tile(d, w, ms, points):
+def tile(d, w, ms, points, operands="float32"):
     mats = [toom_cook(points.get(m, CLASSIC[m]), m) for m in ms]
     f = np.float32
     u = np.einsum("az,by,cx,izyx->iabc", mats[0][1], mats[1][1], mats[2][1], w).astype(f)
     v = np.einsum("az,by,cx,izyx->iabc", *(mm[0].astype(f) for mm in mats), d.astype(f))
+    if operands == "bf16":
+        u, v = round_bf16(u).astype(f), round_bf16(v).astype(f)
     prod = np.einsum("iabc,iabc->abc", u, v)
     return np.einsum("za,yb,xc,abc->zyx", *(mm[2].astype(f) for mm in mats), prod)
 
@@ -70,6 +79,8 @@ def main():
     ap.add_argument("--channels", type=int, default=128)
     ap.add_argument("--tiles", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--operands", choices=["float32", "bf16"], default="float32",
+                    help="what the per-point sums multiply: float32, or V and U rounded to bf16")
     a = ap.parse_args()
     cases = [
         ("F(2x2x2), classic", (2, 2, 2), {}),
@@ -79,7 +90,7 @@ def main():
         ("F(2x4x4), points 0 1 -1 1/2 -1/2", (2, 4, 4), {4: [0, 1, -1, 0.5, -0.5]}),
         ("F(2x4x4), points 0 1 -1 2 -1/2", (2, 4, 4), {4: [0, 1, -1, 2, -0.5]}),
     ]
-    print(f"{a.channels} input channels, {a.tiles} random tiles each, float32 against float64")
+    print(f"{a.channels} input channels, {a.tiles} random tiles each, {a.operands} operands against float64")
     for name, ms, points in cases:
         rng = np.random.default_rng(a.seed)
         wino, dirs = [], []
@@ -88,7 +99,9 @@ def main():
             w = rng.standard_normal((a.channels, 3, 3, 3)) * np.sqrt(2 / (27 * a.channels))
             exact = direct(d, w, ms, np.float64)
             scale = np.abs(exact).max()
-            wino.append(np.abs(tile(d, w, ms, points) - exact).max() / scale)
+            wino.append(np.abs(tile(d, w, ms, points, a.operands) - exact).max() / scale)
+            if a.operands == "bf16":
+                d, w = round_bf16(d), round_bf16(w)
             dirs.append(np.abs(direct(d, w, ms, np.float32) - exact).max() / scale)
         print(f"  {name:36s} Winograd max {max(wino):.2e} median {np.median(wino):.2e}"
               f" | direct max {max(dirs):.2e}")
