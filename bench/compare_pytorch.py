@@ -15,6 +15,7 @@ peak RSS, and ratio = torch median / volfeat median.
 """
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -155,16 +156,25 @@ def main():
                                              vtaps, "--arch", a.arch, "--stream-weights", a.stream_ab] + wargs, venv)
         gflop = vf.hello.get("gflop", gflop)
         tv, tt, td, tb, ts = [], [], [], [], []
+        last = {}  # each worker's last checksum (the sum of its taps' channel means)
         for i in range(a.warmup + a.reps):
             order = [vf, th] + ([vd] if vd else []) + ([vb] if vb else []) + ([vs] if vs else [])
             if i % 2 == 1:
                 order.reverse()
             for wk in order:
                 r = wk.run()
+                last[wk.name] = r.get("checksum")
                 if i >= a.warmup:
                     (tv if wk is vf else tt if wk is th else td if wk is vd else tb if wk is vb else ts).append(r["seconds"])
             print(f"  {size} rep {i - a.warmup if i >= a.warmup else 'warm-up'}: volfeat "
                   f"{(tv or [float('nan')])[-1]:.3f} s, torch {(tt or [float('nan')])[-1]:.3f} s", file=sys.stderr, flush=True)
+        # Speed can depend on the values where they are not finite or denormal (Intel's microcode assists): a
+        # torchvision-initialised VGG-19 at 128^3 gives NaN features (its weights overflow; volfeat's seeded ones
+        # do not), so say so beside the row rather than let a ratio stand unexplained.
+        for name, c in last.items():
+            if c is not None and not math.isfinite(c):
+                print(f"  note: {name}'s tapped features at {size} are not finite (checksum {c}): its weights overflow "
+                      "at this size; compare its time with care", file=sys.stderr, flush=True)
         vf.close()
         th.close()
         vm, vlo, vhi = fmt_t(tv)
