@@ -168,13 +168,13 @@ def main():
                     (tv if wk is vf else tt if wk is th else td if wk is vd else tb if wk is vb else ts).append(r["seconds"])
             print(f"  {size} rep {i - a.warmup if i >= a.warmup else 'warm-up'}: volfeat "
                   f"{(tv or [float('nan')])[-1]:.3f} s, torch {(tt or [float('nan')])[-1]:.3f} s", file=sys.stderr, flush=True)
-        # Speed can depend on the values where they are not finite or denormal (Intel's microcode assists): a
-        # torchvision-initialised VGG-19 at 128^3 gives NaN features (its weights overflow; volfeat's seeded ones
-        # do not), so say so beside the row rather than let a ratio stand unexplained.
+        # Speed can depend on the values (denormals take microcode assists on Intel): until 2026-12-07
+        # torch_forward.py ran VGG and ResNet on uninitialised weights, with NaN features. A worker whose features
+        # are not finite is named beside its row rather than left behind a ratio.
         for name, c in last.items():
             if c is not None and not math.isfinite(c):
-                print(f"  note: {name}'s tapped features at {size} are not finite (checksum {c}): its weights overflow "
-                      "at this size; compare its time with care", file=sys.stderr, flush=True)
+                print(f"  note: {name}'s tapped features at {size} are not finite (checksum {c}): its weights or its "
+                      "arithmetic are broken, and its time is no fair comparison", file=sys.stderr, flush=True)
         vf.close()
         th.close()
         vm, vlo, vhi = fmt_t(tv)
