@@ -90,6 +90,15 @@ class Worker:
         return rest
 
 
+def default_taps(arch):
+    """(volfeat's taps, PyTorch's module names for the same outputs): the family's shallow/mid/deep."""
+    family = "densenet" if arch.startswith("densenet") else "vgg" if arch.startswith("vgg") else "resnet"
+    vgg_relus = {"vgg19": "features.8,features.22,features.35", "vgg19_bn": "features.12,features.32,features.51"}
+    return {"densenet": ("denseblock2,denseblock3,denseblock4",) * 2,
+            "vgg": ("conv2_2,conv4_2,conv5_4", vgg_relus.get(arch, "")),
+            "resnet": ("layer1,layer3,layer4",) * 2}[family]
+
+
 def fmt_t(ts):
     return statistics.median(ts), min(ts), max(ts)
 
@@ -125,12 +134,7 @@ def main():
     exe = os.path.join(a.build, "bench", "volfeat_forward")
     if not os.path.exists(exe):
         sys.exit(f"{exe} not found: cmake --build {a.build} --target volfeat_forward")
-    family = "densenet" if a.arch.startswith("densenet") else "vgg" if a.arch.startswith("vgg") else "resnet"
-    vgg_relus = {"vgg19": "features.8,features.22,features.35", "vgg19_bn": "features.12,features.32,features.51"}
-    default_taps = {"densenet": ("denseblock2,denseblock3,denseblock4",) * 2,
-                    "vgg": ("conv2_2,conv4_2,conv5_4", vgg_relus.get(a.arch, "")),
-                    "resnet": ("layer1,layer3,layer4",) * 2}[family]
-    vtaps, ttaps = (a.taps, a.taps) if a.taps else default_taps
+    vtaps, ttaps = (a.taps, a.taps) if a.taps else default_taps(a.arch)
     rows = []
     for size in a.sizes.split(","):
         d, h, w = (int(v) for v in size.lower().split("x"))

@@ -41,10 +41,10 @@ def build(plain, arch="densenet121"):
         net = ar.to_3d(ar.Features(dr.xt.construct_model(arch), arch)).eval()
         # to_3d builds its convs with skip_init (the tests load a state over them), so they hold whatever the
         # allocator left there. From 2026-12-05 (22a6695) to 2026-12-07 PyTorch was timed on that: VGG-19's
-        # features were NaN at 32x64x64 and 128^3 (its first conv's outputs at most 1e-13, its second's 6e23), and on an
-        # Intel Ice Lake one alternation ran VGG-19 at 128^3 in 155 s a pass against 13 s in the next (tiny
-        # values are likely denormals, which take microcode assists on Intel; not measured). torchvision's own
-        # init for VGG's and ResNet's convs, in 3D:
+        # features were NaN at 32x64x64 and 128^3 (its first conv's outputs at most 1e-13, its second's 6e23),
+        # and on an Intel Ice Lake one alternation ran VGG-19 at 128^3 in 155 s a pass against 13 s in the next
+        # (tiny values are likely denormals, which take microcode assists on Intel; not measured). torchvision's
+        # own init for VGG's and ResNet's convs, in 3D:
         for m in net.modules():
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

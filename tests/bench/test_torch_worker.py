@@ -24,10 +24,8 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 import torch_forward  # noqa: E402
+from compare_pytorch import default_taps  # noqa: E402
 
-# The taps compare_pytorch.py gives the PyTorch worker, per family.
-TAPS = {"densenet121": "denseblock2,denseblock3,denseblock4", "vgg19": "features.8,features.22,features.35",
-        "resnet50": "layer1,layer3,layer4"}
 failures = []
 
 
@@ -37,8 +35,8 @@ def check(ok, what):
         failures.append(what)
 
 
-# kaiming_normal_(fan_out, relu): std sqrt(2 / (C_out * k^3)); the smallest conv (VGG's and ResNet's 3x3x3 or
-# 7x7x7 stems on one channel) has 1728 weights, so the sample std is within a few percent of it.
+# kaiming_normal_(fan_out, relu): std sqrt(2 / (C_out * k^3)); the smallest conv (VGG's 3x3x3 stem on one
+# channel) has 1728 weights, so the sample std is within a few percent of it.
 for arch in ("vgg19", "resnet50"):
     net = torch_forward.build(plain=True, arch=arch)
     convs = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv3d)]
@@ -57,7 +55,8 @@ for arch in ("vgg19", "resnet50"):
           f"{math.exp(worst):.3f}, {worst_name})")
     check(not nonzero_bias, f"{arch}: every conv bias zero (not: {', '.join(nonzero_bias) or 'none'})")
 
-for arch, taps in TAPS.items():
+for arch in ("densenet121", "vgg19", "resnet50"):
+    taps = default_taps(arch)[1]  # what compare_pytorch.py gives the PyTorch worker
     out = subprocess.run([sys.executable, os.path.join(BENCH, "torch_forward.py"), "32", "32", "32", "--arch", arch,
                           "--threads", "2", "--reps", "1", "--warmup", "0", "--taps", taps],
                          capture_output=True, text=True, timeout=300)
