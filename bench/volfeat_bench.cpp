@@ -414,7 +414,7 @@ void register_all(bool full) {
   RegisterBenchmark("winograd_inflated/128_to32_prebnrelu_32^3", bm_conv_inflated, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, true)->UseRealTime();
   RegisterBenchmark("conv3x3x3_inflated/128_to32_prebnrelu_32^3", bm_conv_inflated, Dims{1, 32, 32, 32, 128}, 32, k3, true, false, false)->UseRealTime();
   for (auto [c_in, c_out, d, hw] : std::vector<std::array<Index, 4>>{
-           {3, 64, 16, 64}, {64, 64, 16, 64}, {128, 128, 16, 32}, {256, 256, 8, 16}, {512, 512, 4, 8}}) {
+           {3, 64, 16, 64}, {64, 64, 16, 64}, {128, 128, 16, 32}, {256, 256, 8, 16}, {512, 512, 8, 16}, {512, 512, 4, 8}}) {
     const std::string name = std::to_string(c_in) + "_to" + std::to_string(c_out) + "_" + std::to_string(d) + "x" +
                              std::to_string(hw) + "x" + std::to_string(hw);
     for (bool wino : {false, true})

@@ -170,6 +170,26 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dense_layer_convs_match_composition, T, Scalars) {
   }
 }
 
+// The shared list's bands_* problems are the ones whose float32 direct conv runs in bands of output rows
+// (backend/cpu/conv_bands.hpp), so that check_conv, the plane-by-plane and residual checks below and the
+// depth-factored ones cover that path; the widest panels below them (DenseNet's 128 -> 32) keep rows.
+BOOST_AUTO_TEST_CASE(bands_problems_run_in_bands) {
+  int bands = 0;
+  for (const auto& p : conv_problems()) {
+    const auto w = random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 2);
+    const Conv3d<Cpu, float> conv({p.in.c, p.out_channels, p.geometry}, w);
+    const bool named = p.name.rfind("bands_", 0) == 0;
+    BOOST_TEST(conv.runs_in_bands() == named, p.name << ": runs_in_bands() " << conv.runs_in_bands());
+    bands += conv.runs_in_bands();
+  }
+  BOOST_TEST(bands == 3);
+  // double keeps its Eigen path
+  const auto& p = conv_problems().back();
+  const Conv3d<Cpu, double> conv({p.in.c, p.out_channels, p.geometry},
+                                 random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 2));
+  BOOST_TEST(!conv.runs_in_bands());
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(conv_plane_by_plane_matches_whole_conv, T, Scalars) {
   for (const auto& p : conv_problems()) {
     BOOST_TEST_CONTEXT("conv problem " << p.name) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "volfeat/backend/cpu/conv_bands.hpp"
 #include "volfeat/backend/cpu/winograd3d_tile.hpp"
 #include "volfeat/core/shape.hpp"
 #include "volfeat/nn/graph.hpp"
@@ -46,7 +47,8 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //   * the pointwise conv's packed A tile: chunks of 128 input channels x a tile of 32-512 voxels
 //     (conv3d.hpp, forward_pointwise), and a bf16 conv's float tile of outputs, the tile x C_out;
 //   * the direct conv's activated, zero-padded input rows: kD x kH rows of the padded width
-//     (conv3d.hpp, rows_fast);
+//     (conv3d.hpp, rows_fast), or in bands a slab of kD x (a band's rows + the kernel's reach) such rows and
+//     the band's outputs for one panel (backend/cpu/conv_bands.hpp);
 //   * Winograd's V and M blocks: its points (144, 216 or 384 float32, bf16 64, depth-factored 36) x a block of
 //     tiles x C_in (bf16 values for the bf16 tile), and x C_out (winograd3d.hpp: winograd::block_tiles of the
 //     whole output's tiles, at most block_budget);
@@ -58,7 +60,7 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //     is rounded (backend/cpu/fused.hpp, ConvActMaxPool::pool_ring).
 inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const PlanTraits& traits, int threads) {
   const auto& nodes = g.nodes();
-  double a_tile = 0, c_tile = 0, rows = 0, v = 0, m = 0, sums = 0, along_w = 0, pool_row = 0;
+  double a_tile = 0, c_tile = 0, rows = 0, band_outputs = 0, v = 0, m = 0, sums = 0, along_w = 0, pool_row = 0;
   auto conv = [&](int c, const Dims& in) {
     const Node& nd = nodes[size_t(c)];
     const WindowGeometry& w = nd.window;
@@ -91,6 +93,15 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
       const Index ow = (in.w + 2 * w.padding[2] - w.dilation[2] * (w.kernel[2] - 1) - 1) / w.stride[2] + 1;
       const Index wp = std::max(in.w + 2 * w.padding[2], (ow - 1) * w.stride[2] + (w.kernel[2] - 1) * w.dilation[2] + 1);
       rows = std::max(rows, double(w.kernel[0] * w.kernel[1] * (((wp * ci + 15) / 16) * 16)));
+      // In bands where B's panel (AVX-512's width, the widest; all kD taps, as if not depth-factored) outgrows
+      // L2: the slab in the rows' slot, and a band's outputs for one panel.
+      const Index pw = co <= 16 ? 16 : co <= 32 ? 32 : 64;
+      if (!traits.runs_bf16(c) && cpu::conv_bands::pays(w, w.taps() * ci * pw * Index(sizeof(float)))) {
+        const auto o = w.out_spatial(in.spatial());
+        const cpu::conv_bands::Scratch b = cpu::conv_bands::scratch(w, ci, pw, w.kernel[0], o[1], o[2]);
+        rows = std::max(rows, double(b.slab));
+        band_outputs = std::max(band_outputs, double(b.outputs));
+      }
     }
   };
   for (const Step& s : plan.steps) {
@@ -103,7 +114,7 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
     conv(s.conv, in);
     if (s.conv2 >= 0) conv(s.conv2, plan.dims[size_t(nodes[size_t(s.conv2)].inputs[0])]);
   }
-  return 4.0 * (a_tile + c_tile + rows + v + m + sums + along_w + pool_row);
+  return 4.0 * (a_tile + c_tile + rows + band_outputs + v + m + sums + along_w + pool_row);
 }
 
 // Transformed weights of a conv along W per input-output channel pair: its points for each (kd, kh) row.

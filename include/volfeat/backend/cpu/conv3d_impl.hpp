@@ -105,6 +105,7 @@ template <class Rows>
 void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base,
                                const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index row0, Index row1,
                                const Residual* res) const {
+  if (bands_pay()) return bands_fast(in, od, out, ldo, v_base, pre, post, row0, row1, res);
   const WindowGeometry& g = spec_.geometry;
   const Dims& id = in.dims;
   auto dst = [&](Index n, Index z, Index y, Index x) { return out + ((((n * od.d + z) * od.h + y) * od.w + x) - v_base) * ldo; };
@@ -249,6 +250,133 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
   }
 }
 
+template <class T>
+template <class Rows>
+void Conv3d<Cpu, T>::bands_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base,
+                                 const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index row0,
+                                 Index row1, const Residual* res) const {
+  const WindowGeometry& g = spec_.geometry;
+  const Dims& id = in.dims;
+  const Index ci = spec_.in_channels, pw = 16 * nv_;
+  const Index kd_n = g.kernel[0], kh_n = g.kernel[1], kw_n = g.kernel[2];
+  const bool factored = depth_.factored();
+  const Index wp = cpu::conv_bands::padded_width(g, od.w);  // a padded input row's voxels (id.w + 2 pad_w)
+  const Index reach_h = (kh_n - 1) * g.dilation[1];      // input rows a band reads past its own
+  const Index band = cpu::conv_bands::band_rows(g, od.h, od.w);
+  const Act act = act_of(pre);
+  // The bands: runs of up to `band` output rows of one plane (n, z) within [row0, row1).
+  struct Band {
+    Index n, z, y0, y1;
+  };
+  std::vector<Band> bands;
+  for (Index row = row0; row < row1;) {
+    const Index y = row % od.h, plane = row / od.h;
+    const Index y1 = std::min(od.h, y + std::min(band, row1 - row));
+    bands.push_back({plane / od.d, plane % od.d, y, y1});
+    row += y1 - y;
+  }
+  // Each band's panels in chunks, a few tasks per thread; each task fills its band's slab (VGG-19's
+  // conv4_2 at 64x128x128: 3 x 18 x 18 x 512 floats, 2 MB, against 0.45 GFLOP per panel).
+  const Index threads = omp_get_max_threads(), np = Index(bands.size());
+  const Index chunks = std::clamp<Index>((4 * threads + np - 1) / np, 1, panels_);
+  const Index per_chunk = (panels_ + chunks - 1) / chunks;
+  const Index tasks = np * chunks;
+  const cpu::conv_bands::Scratch sizes = cpu::conv_bands::scratch(g, ci, pw, factored ? 1 : kd_n, od.h, od.w);
+  const Index slab_plane = sizes.slab_plane;
+#pragma omp parallel
+  {
+    float* const slab = cpu::thread_scratch(1, size_t(sizes.slab));
+    float* const c = cpu::thread_scratch(0, size_t(sizes.outputs));  // a band's long row, one panel
+    std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
+    std::vector<Index> live(static_cast<size_t>(factored ? 1 : kd_n));  // the slab planes a band fills
+    std::vector<float> term(factored ? size_t(id.w * ci) : 0);
+    // Input row (n, iz, iy), activated, into dst (C_in values per voxel).
+    auto put_row = [&](Index n, Index iz, Index iy, float* dst) {
+      const float* src = in.row(n, iz, iy);
+      if (in.ld == ci && !act.active()) put_values(src, dst, id.w * ci, act);
+      else
+        for (Index x = 0; x < id.w; ++x) put_values(src + x * in.ld, dst + x * ci, ci, act);
+    };
+#pragma omp for schedule(dynamic, 1)
+    for (Index t = 0; t < tasks; ++t) {
+      const Band& bd = bands[size_t(t / chunks)];
+      const Index p0 = (t % chunks) * per_chunk, p1 = std::min(panels_, p0 + per_chunk);
+      if (p0 >= p1) continue;
+      const Index rows_in = bd.y1 - bd.y0 + reach_h;
+      auto plane_z = [&](Index kd) { return bd.z * g.stride[0] - g.padding[0] + kd * g.dilation[0]; };
+      // Slab row r of plane s: input row iy = y0 - pad_h + r, zero-padded along W.
+      auto fill_plane = [&](Index s, auto&& put) {
+        for (Index r = 0; r < rows_in; ++r) {
+          float* row = slab + s * slab_plane + r * wp * ci;
+          const Index iy = bd.y0 - g.padding[1] + r;
+          if (iy < 0 || iy >= id.h) {
+            std::fill(row, row + wp * ci, 0.f);
+            continue;
+          }
+          std::fill(row, row + g.padding[2] * ci, 0.f);
+          put(iy, row + g.padding[2] * ci);
+          std::fill(row + (g.padding[2] + id.w) * ci, row + wp * ci, 0.f);
+        }
+      };
+      int nlive = 0;
+      if (factored) {
+        // One plane: per row the activated input rows of the kd the kernel keeps, summed in kd order as
+        // rows_fast sums them; none inside the input: the plane adds nothing.
+        Index first = -1;
+        for (Index kd = 0; kd < kd_n && first < 0; ++kd)
+          if (depth_.mask[size_t(kd)] && plane_z(kd) >= 0 && plane_z(kd) < id.d) first = kd;
+        if (first >= 0) {
+          live[size_t(nlive++)] = 0;
+          fill_plane(0, [&](Index iy, float* dst) {
+            put_row(bd.n, plane_z(first), iy, dst);
+            for (Index kd = first + 1; kd < kd_n; ++kd) {
+              if (!depth_.mask[size_t(kd)] || plane_z(kd) < 0 || plane_z(kd) >= id.d) continue;
+              put_row(bd.n, plane_z(kd), iy, term.data());
+              for (Index i = 0; i < id.w * ci; ++i) dst[i] += term[size_t(i)];
+            }
+          });
+        }
+      } else {
+        // A plane per kd inside the input (one in the depth padding adds nothing: left out).
+        for (Index kd = 0; kd < kd_n; ++kd) {
+          if (plane_z(kd) < 0 || plane_z(kd) >= id.d) continue;
+          live[size_t(nlive++)] = kd;
+          fill_plane(kd, [&](Index iy, float* dst) { put_row(bd.n, plane_z(kd), iy, dst); });
+        }
+      }
+      // The band as one long row of (y1 - y0 - 1) * wp + W_out voxels, C_in apart: output (y, x) is voxel
+      // (y - y0) * wp + x, and tap (kd, kh, kw) reads it at slab plane kd (0 factored), row kh * dil_h,
+      // kw * dil_w voxels on. The wp - W_out voxels after each row but the last are computed and dropped.
+      const Index len = (bd.y1 - bd.y0 - 1) * wp + od.w;
+      for (Index p = p0; p < p1; ++p) {
+        int ns = 0;
+        for (int v = 0; v < nlive; ++v) {
+          const Index s = live[size_t(v)];
+          for (Index kh = 0; kh < kh_n; ++kh) {
+            const float* a = slab + s * slab_plane + kh * g.dilation[1] * wp * ci;
+            const Index tap_row = factored ? kh : s * kh_n + kh;  // its unit in the packed B
+            if (g.dilation[2] == 1) {
+              segs[size_t(ns++)] = {a, panel(p) + tap_row * b_unit_ * pw, kw_n * ci};
+            } else {
+              for (Index kw = 0; kw < kw_n; ++kw)
+                segs[size_t(ns++)] = {a + kw * g.dilation[2] * ci, panel(p) + (tap_row * kw_n + kw) * b_unit_ * pw, ci};
+            }
+          }
+        }
+        const cpu::gemm::Epilogue ep = epilogue(post, p);
+        cpu::gemm::gemm_rows(segs.data(), ns, ci, int(nv_), len, c, pw, ep, cpu::conv_bands::kGroup);
+        for (Index y = bd.y0; y < bd.y1; ++y)
+          for (Index x = 0; x < od.w; ++x) {
+            T* d = out + ((((bd.n * od.d + bd.z) * od.h + y) * od.w + x) - v_base) * ldo + p * pw;
+            const float* cv = c + ((y - bd.y0) * wp + x) * pw;
+            if (res) cpu::add_act_row<T>(cv, res->view.voxel(bd.n, bd.z, y, x) + p * pw, d, ep.cols, res->relu);
+            else std::copy(cv, cv + ep.cols, d);
+          }
+      }
+    }
+  }
+}
+
 #ifdef VOLFEAT_INSTANCE_ONCE
 // The float direct convs (compiled_once.hpp): the pointwise GEMM, and the implicit GEMM over a view's rows
 // and over DenseLayerConvs' ring of bottleneck planes.
@@ -264,6 +392,14 @@ VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::forward_pointwise(TensorView<cons
 VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::forward_pointwise(TensorView<const cpu::Bf16>, TensorView<cpu::Bf16>,
                                                                  const Activation<Cpu, float>&,
                                                                  const Activation<Cpu, float>&, const Residual*) const;
+VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::bands_fast(const ViewRows&, const Dims&, float*, Index, Index,
+                                                           const Activation<Cpu, float>&,
+                                                           const Activation<Cpu, float>&, Index, Index,
+                                                           const Residual*) const;
+VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::bands_fast(const cpu::PlaneRing<float>&, const Dims&, float*, Index,
+                                                           Index, const Activation<Cpu, float>&,
+                                                           const Activation<Cpu, float>&, Index, Index,
+                                                           const Residual*) const;
 VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::rows_fast(const ViewRows&, const Dims&, float*, Index, Index,
                                                          const Activation<Cpu, float>&, const Activation<Cpu, float>&,
                                                          Index, Index, const Residual*) const;

@@ -84,9 +84,10 @@ inline float bf16_to_float(Bf16 h) {
 }
 
 // Per-thread scratch slots (OpenMP threads persist, so these live across layers and forward passes):
-// 0 a pointwise tile, 1 a row path's rows, 2 and 3 Winograd's V and M, 4 its depth sums, 5 and 6 the
-// Winograd along W's transposed plane and M (winograd_along_w.hpp), 7 a max pool's row before it is
-// rounded to bf16 (fused.hpp, ConvActMaxPool).
+// 0 a pointwise tile (or a band's outputs: Conv3d's bands_fast), 1 a row path's rows (or a band's
+// slab), 2 and 3 Winograd's V and M, 4 its depth sums, 5 and 6 the Winograd along W's transposed plane
+// and M (winograd_along_w.hpp), 7 a max pool's row before it is rounded to bf16 (fused.hpp,
+// ConvActMaxPool).
 inline float* thread_scratch(int slot, size_t n) {
   thread_local std::array<AlignedFloats, 8> slots;
   return slots[size_t(slot)].reserve(n);
