@@ -171,23 +171,31 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dense_layer_convs_match_composition, T, Scalars) {
 }
 
 // The shared list's bands_* problems are the ones whose float32 direct conv runs in bands of output rows
-// (backend/cpu/conv_bands.hpp), so that check_conv, the plane-by-plane and residual checks below and the
-// depth-factored ones cover that path; the widest panels below them (DenseNet's 128 -> 32) keep rows.
-BOOST_AUTO_TEST_CASE(bands_problems_run_in_bands) {
+// (backend/cpu/conv_bands.hpp) by default, so that check_conv, the plane-by-plane and residual checks below
+// and the depth-factored ones cover that path; the widest panels below them (DenseNet's 128 -> 32) keep
+// rows. Under VOLFEAT_CONV_BANDS=all (a second run of these tests) every direct conv wider than one tap
+// runs in bands, under 0 none. double keeps its Eigen path.
+BOOST_AUTO_TEST_CASE(bands_run_where_the_mode_says) {
+  const cpu::conv_bands::Mode mode = cpu::conv_bands::mode();
   int bands = 0;
   for (const auto& p : conv_problems()) {
     const auto w = random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 2);
     const Conv3d<Cpu, float> conv({p.in.c, p.out_channels, p.geometry}, w);
-    const bool named = p.name.rfind("bands_", 0) == 0;
-    BOOST_TEST(conv.runs_in_bands() == named, p.name << ": runs_in_bands() " << conv.runs_in_bands());
+    const bool want = mode == cpu::conv_bands::Mode::kAll   ? p.geometry.taps() > 1
+                      : mode == cpu::conv_bands::Mode::kAuto ? p.name.rfind("bands_", 0) == 0
+                                                             : false;
+    BOOST_TEST(conv.runs_in_bands() == want, p.name << ": runs_in_bands() " << conv.runs_in_bands());
     bands += conv.runs_in_bands();
+    const Conv3d<Cpu, double> exact({p.in.c, p.out_channels, p.geometry}, random_values(w.size(), 2));
+    BOOST_TEST(!exact.runs_in_bands());
   }
-  BOOST_TEST(bands == 3);
-  // double keeps its Eigen path
-  const auto& p = conv_problems().back();
-  const Conv3d<Cpu, double> conv({p.in.c, p.out_channels, p.geometry},
-                                 random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 2));
-  BOOST_TEST(!conv.runs_in_bands());
+  BOOST_TEST_MESSAGE(bands << " of " << conv_problems().size() << " shared conv problems run in bands under VOLFEAT_CONV_BANDS="
+                            << (mode == cpu::conv_bands::Mode::kAll ? "all" : mode == cpu::conv_bands::Mode::kOff ? "0" : "auto"));
+  if (mode == cpu::conv_bands::Mode::kAuto) BOOST_TEST(bands == 2);
+  BOOST_CHECK_THROW(cpu::conv_bands::parse_mode("bands"), std::runtime_error);
+  BOOST_TEST((cpu::conv_bands::parse_mode("") == cpu::conv_bands::Mode::kAuto));
+  BOOST_TEST((cpu::conv_bands::parse_mode("0") == cpu::conv_bands::Mode::kOff));
+  BOOST_TEST((cpu::conv_bands::parse_mode("all") == cpu::conv_bands::Mode::kAll));
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(conv_plane_by_plane_matches_whole_conv, T, Scalars) {

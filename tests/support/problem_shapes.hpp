@@ -56,13 +56,14 @@ inline std::vector<ConvProblem> conv_problems() {
       {"stem_like_c1_stride2_64_out", {1, 9, 10, 40, 1}, 64, WindowGeometry::cube(7, 2, 3), false},
       {"stride2_48_out", {1, 5, 6, 17, 3}, 48, WindowGeometry::cube(3, 2, 1), true},
       {"out_channels_17", {1, 4, 3, 15, 20}, 17, WindowGeometry::cube(3, 1, 1), true},
-      // Panels of B past 512 KiB (K = 27 x 320: 553 KB at 16 channels), which the Cpu direct conv runs in
-      // bands of output rows (backend/cpu/conv_bands.hpp): bands of several rows with the padded columns
-      // dropped, two panels (the second partial), a depth padding plane left out, dilation (kw taps
-      // unmerged) with batch 2, stride 2 along D only, several bands per plane (3 + 1 rows of 130 voxels).
-      {"bands_c320_two_panels", {1, 3, 4, 6, 320}, 72, WindowGeometry::cube(3, 1, 1), true},
-      {"bands_c320_dilation2_batch2", {2, 3, 5, 7, 320}, 20, WindowGeometry::cube(3, 1, 2, 2), false},
-      {"bands_c320_stride_d2_two_bands", {1, 2, 4, 128, 320}, 8, geom({3, 3, 3}, {2, 1, 1}, {1, 1, 1}), true},
+      // Panels of B past 1 MiB (K = 27 x 640: 1.1 MB at 16 channels), which the Cpu direct conv runs in
+      // bands of output rows (backend/cpu/conv_bands.hpp; VOLFEAT_CONV_BANDS=all runs every shape here in
+      // bands): two panels (the second partial) in bands of several rows with the padded columns dropped;
+      // stride 2 (two row phases) on an odd input with batch 2. Then several bands per plane (3 + 1 rows of
+      // 130 positions) with stride 2 along D only, which runs in bands under VOLFEAT_CONV_BANDS=all.
+      {"bands_c640_two_panels", {1, 2, 3, 5, 640}, 72, WindowGeometry::cube(3, 1, 1), true},
+      {"bands_c640_stride2_batch2", {2, 3, 5, 7, 640}, 20, WindowGeometry::cube(3, 2, 1), false},
+      {"stride_d2_two_bands_a_plane", {1, 2, 4, 128, 8}, 8, geom({3, 3, 3}, {2, 1, 1}, {1, 1, 1}), true},
   };
 }
 

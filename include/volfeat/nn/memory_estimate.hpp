@@ -47,8 +47,8 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //   * the pointwise conv's packed A tile: chunks of 128 input channels x a tile of 32-512 voxels
 //     (conv3d.hpp, forward_pointwise), and a bf16 conv's float tile of outputs, the tile x C_out;
 //   * the direct conv's activated, zero-padded input rows: kD x kH rows of the padded width
-//     (conv3d.hpp, rows_fast), or in bands a slab of kD x (a band's rows + the kernel's reach) such rows and
-//     the band's outputs for one panel (backend/cpu/conv_bands.hpp);
+//     (conv3d.hpp, rows_fast), or in bands a slab of kD planes of stride_h row phases of a band's rows and
+//     the kernel's reach, and the band's outputs for one panel (backend/cpu/conv_bands.hpp);
 //   * Winograd's V and M blocks: its points (144, 216 or 384 float32, bf16 64, depth-factored 36) x a block of
 //     tiles x C_in (bf16 values for the bf16 tile), and x C_out (winograd3d.hpp: winograd::block_tiles of the
 //     whole output's tiles, at most block_budget);
@@ -98,7 +98,7 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
       const Index pw = co <= 16 ? 16 : co <= 32 ? 32 : 64;
       if (!traits.runs_bf16(c) && cpu::conv_bands::pays(w, w.taps() * ci * pw * Index(sizeof(float)))) {
         const auto o = w.out_spatial(in.spatial());
-        const cpu::conv_bands::Scratch b = cpu::conv_bands::scratch(w, ci, pw, w.kernel[0], o[1], o[2]);
+        const cpu::conv_bands::Layout b = cpu::conv_bands::layout(w, ci, pw, w.kernel[0], in.w, o[1], o[2]);
         rows = std::max(rows, double(b.slab));
         band_outputs = std::max(band_outputs, double(b.outputs));
       }

@@ -17,11 +17,11 @@
 //    A depth-factored kernel (backend/cpu/depth_factor.hpp: what inflating along D with i3d-mean or
 //    centre makes) is packed as its 2D slice; per (kh) the input rows of the kd it keeps are summed,
 //    activated first, into one buffer row, and the GEMM runs over kH*kW taps instead of kD*kH*kW.
-//    Where B's panel outgrows L2 (VGG's and ResNet's 256- and 512-channel convs; stride 1 along H and
-//    W), a band of output rows runs as one row instead (bands_fast, backend/cpu/conv_bands.hpp): its
-//    input rows copied once into a slab of whole padded rows, output (y, x) at slab voxel
-//    (y - y0)*W_padded + x, so that one GEMM with B in K groups covers the band; the padded columns'
-//    outputs are computed and dropped.
+//    Where B's panel outgrows L2 (VGG's and ResNet's 256- and 512-channel convs), a band of output rows
+//    runs as one row instead (bands_fast, backend/cpu/conv_bands.hpp): its input rows copied once into a
+//    slab of whole padded rows (in stride_h row phases), output (y, x) at long-row position
+//    (y - y0)*W_padded/stride_w + x, so that one GEMM with B in K groups covers the band; the padded
+//    columns' outputs are computed and dropped.
 // Both parallelise with OpenMP over voxel tiles / output rows. The post-activation (bias, BN, ReLU)
 // runs in the kernel's epilogue on registers. forward_residual (ResNet's conv -> bn -> `+= identity`
 // -> relu, ConvAddAct) adds the residual and applies the relu to each panel of a tile / output row
@@ -127,11 +127,8 @@ class Conv3d<Cpu, T> {
   // 2D Winograd tiles on depth-summed input (Winograd3d::depth_factored).
   bool depth_factored() const { return winograd_ ? winograd_->depth_factored() : depth_.factored(); }
   // Whether the direct conv runs its output rows in bands (bands_fast; backend/cpu/conv_bands.hpp): float32,
-  // B's panel past L2, stride 1 along H and W.
-  bool runs_in_bands() const {
-    if constexpr (kFast) return !winograd_ && !along_w_ && bands_pay();
-    else return false;
-  }
+  // B's panel past L2.
+  bool runs_in_bands() const { return bands_; }
   // Whether a direct conv asked for `precision` runs in bf16: float, and the bf16 kernels available
   // (bf16_unavailable_reason).
   static bool runs_bf16(Precision precision) {
@@ -262,6 +259,7 @@ class Conv3d<Cpu, T> {
     panel_store_ = cpu::PackedStore<float>();
     panel16_store_ = cpu::PackedStore<cpu::Bf16>();
     bf16_ = false;
+    bands_ = false;
     pair_unit_ = 0;
     packed_ = RowMatrix();
   }
@@ -369,6 +367,8 @@ class Conv3d<Cpu, T> {
             }
         return;
       }
+      // rows_fast runs in bands of output rows where the panel outgrows L2 (backend/cpu/conv_bands.hpp)
+      bands_ = !pointwise() && cpu::conv_bands::pays(spec_.geometry, panel_floats_ * Index(sizeof(float)));
       float* b = panel_store_.reserve(size_t(panels_ * panel_floats_));
       std::fill(b, b + panels_ * panel_floats_, 0.f);
       for (Index o = 0; o < co; ++o)
@@ -475,10 +475,6 @@ class Conv3d<Cpu, T> {
   void rows_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base, const Activation<Cpu, T>& pre,
                  const Activation<Cpu, T>& post, Index row0, Index row1, const Residual* res = nullptr) const;
 
-  // Whether rows_fast runs in bands of output rows (bands_fast; backend/cpu/conv_bands.hpp says where and why).
-  bool bands_pay() const {
-    return !bf16_ && !pointwise() && cpu::conv_bands::pays(spec_.geometry, panel_floats_ * Index(sizeof(float)));
-  }
   // rows_fast's rows [row0, row1) in bands of output rows of one plane: a band's input rows are copied
   // once (activated, zero-padded along H and W; depth-factored: summed along D) into a slab of whole rows,
   // so that the band is one long row of constant stride C_in that gemm_rows takes whole, in K groups.
@@ -574,6 +570,7 @@ class Conv3d<Cpu, T> {
   cpu::PackedStore<float> panel_store_;
   // bf16: the same panels as k-pairs of bf16 (gemm_bf16.hpp), panel_floats_ values each, instead
   bool bf16_ = false;
+  bool bands_ = false;  // float32, not bf16: rows_fast runs in bands (bands_fast)
   cpu::DepthFactor depth_;  // float: the kernel's depth factoring, if packed as its 2D slice
   cpu::PackedStore<cpu::Bf16> panel16_store_;
   std::shared_ptr<const cpu::Winograd3d<T>> winograd_;  // set: forward runs Winograd

@@ -105,7 +105,7 @@ template <class Rows>
 void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base,
                                const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index row0, Index row1,
                                const Residual* res) const {
-  if (bands_pay()) return bands_fast(in, od, out, ldo, v_base, pre, post, row0, row1, res);
+  if (bands_) return bands_fast(in, od, out, ldo, v_base, pre, post, row0, row1, res);
   const WindowGeometry& g = spec_.geometry;
   const Dims& id = in.dims;
   auto dst = [&](Index n, Index z, Index y, Index x) { return out + ((((n * od.d + z) * od.h + y) * od.w + x) - v_base) * ldo; };
@@ -253,25 +253,26 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
 template <class T>
 template <class Rows>
 void Conv3d<Cpu, T>::bands_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base,
-                                 const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index row0,
-                                 Index row1, const Residual* res) const {
+                                const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index row0,
+                                Index row1, const Residual* res) const {
   const WindowGeometry& g = spec_.geometry;
   const Dims& id = in.dims;
   const Index ci = spec_.in_channels, pw = 16 * nv_;
-  const Index kd_n = g.kernel[0], kh_n = g.kernel[1], kw_n = g.kernel[2];
+  const Index kd_n = g.kernel[0], kh_n = g.kernel[1], kw_n = g.kernel[2], sh = g.stride[1], sw = g.stride[2];
   const bool factored = depth_.factored();
-  const Index wp = cpu::conv_bands::padded_width(g, od.w);  // a padded input row's voxels (id.w + 2 pad_w)
-  const Index reach_h = (kh_n - 1) * g.dilation[1];      // input rows a band reads past its own
-  const Index band = cpu::conv_bands::band_rows(g, od.h, od.w);
+  const Index slab_planes = factored ? 1 : kd_n;
+  // The slab's planes, row phases and padded rows (backend/cpu/conv_bands.hpp has the picture).
+  const cpu::conv_bands::Layout l = cpu::conv_bands::layout(g, ci, pw, slab_planes, id.w, od.h, od.w);
+  const Index row_floats = l.wpe * ci, phase_floats = l.phase_rows * row_floats;
   const Act act = act_of(pre);
-  // The bands: runs of up to `band` output rows of one plane (n, z) within [row0, row1).
+  // The bands: runs of up to l.band output rows of one plane (n, z) within [row0, row1).
   struct Band {
     Index n, z, y0, y1;
   };
   std::vector<Band> bands;
   for (Index row = row0; row < row1;) {
     const Index y = row % od.h, plane = row / od.h;
-    const Index y1 = std::min(od.h, y + std::min(band, row1 - row));
+    const Index y1 = std::min(od.h, y + std::min(l.band, row1 - row));
     bands.push_back({plane / od.d, plane % od.d, y, y1});
     row += y1 - y;
   }
@@ -281,14 +282,12 @@ void Conv3d<Cpu, T>::bands_fast(const Rows& in, const Dims& od, T* out, Index ld
   const Index chunks = std::clamp<Index>((4 * threads + np - 1) / np, 1, panels_);
   const Index per_chunk = (panels_ + chunks - 1) / chunks;
   const Index tasks = np * chunks;
-  const cpu::conv_bands::Scratch sizes = cpu::conv_bands::scratch(g, ci, pw, factored ? 1 : kd_n, od.h, od.w);
-  const Index slab_plane = sizes.slab_plane;
 #pragma omp parallel
   {
-    float* const slab = cpu::thread_scratch(1, size_t(sizes.slab));
-    float* const c = cpu::thread_scratch(0, size_t(sizes.outputs));  // a band's long row, one panel
+    float* const slab = cpu::thread_scratch(1, size_t(l.slab));
+    float* const c = cpu::thread_scratch(0, size_t(l.outputs));  // a band's long row, one panel
     std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
-    std::vector<Index> live(static_cast<size_t>(factored ? 1 : kd_n));  // the slab planes a band fills
+    std::vector<Index> live(static_cast<size_t>(slab_planes));  // the slab planes a band fills
     std::vector<float> term(factored ? size_t(id.w * ci) : 0);
     // Input row (n, iz, iy), activated, into dst (C_in values per voxel).
     auto put_row = [&](Index n, Index iz, Index iy, float* dst) {
@@ -302,21 +301,21 @@ void Conv3d<Cpu, T>::bands_fast(const Rows& in, const Dims& od, T* out, Index ld
       const Band& bd = bands[size_t(t / chunks)];
       const Index p0 = (t % chunks) * per_chunk, p1 = std::min(panels_, p0 + per_chunk);
       if (p0 >= p1) continue;
-      const Index rows_in = bd.y1 - bd.y0 + reach_h;
       auto plane_z = [&](Index kd) { return bd.z * g.stride[0] - g.padding[0] + kd * g.dilation[0]; };
-      // Slab row r of plane s: input row iy = y0 - pad_h + r, zero-padded along W.
+      // Slab plane s: row r of phase q is input row iy = stride_h*(y0 + r) + q - pad_h, zero-padded along W.
       auto fill_plane = [&](Index s, auto&& put) {
-        for (Index r = 0; r < rows_in; ++r) {
-          float* row = slab + s * slab_plane + r * wp * ci;
-          const Index iy = bd.y0 - g.padding[1] + r;
-          if (iy < 0 || iy >= id.h) {
-            std::fill(row, row + wp * ci, 0.f);
-            continue;
+        for (Index q = 0; q < sh; ++q)
+          for (Index r = 0; r < l.phase_rows; ++r) {
+            float* row = slab + s * l.slab_plane + q * phase_floats + r * row_floats;
+            const Index iy = sh * (bd.y0 + r) + q - g.padding[1];
+            if (iy < 0 || iy >= id.h) {
+              std::fill(row, row + row_floats, 0.f);
+              continue;
+            }
+            std::fill(row, row + g.padding[2] * ci, 0.f);
+            put(iy, row + g.padding[2] * ci);
+            std::fill(row + (g.padding[2] + id.w) * ci, row + row_floats, 0.f);
           }
-          std::fill(row, row + g.padding[2] * ci, 0.f);
-          put(iy, row + g.padding[2] * ci);
-          std::fill(row + (g.padding[2] + id.w) * ci, row + wp * ci, 0.f);
-        }
       };
       int nlive = 0;
       if (factored) {
@@ -344,16 +343,15 @@ void Conv3d<Cpu, T>::bands_fast(const Rows& in, const Dims& od, T* out, Index ld
           fill_plane(kd, [&](Index iy, float* dst) { put_row(bd.n, plane_z(kd), iy, dst); });
         }
       }
-      // The band as one long row of (y1 - y0 - 1) * wp + W_out voxels, C_in apart: output (y, x) is voxel
-      // (y - y0) * wp + x, and tap (kd, kh, kw) reads it at slab plane kd (0 factored), row kh * dil_h,
-      // kw * dil_w voxels on. The wp - W_out voxels after each row but the last are computed and dropped.
-      const Index len = (bd.y1 - bd.y0 - 1) * wp + od.w;
+      // The band as one long row: output (y, x) at position (y - y0)*row_voxels + x, stride_w*C_in apart.
+      const Index len = (bd.y1 - bd.y0 - 1) * l.row_voxels + od.w;
       for (Index p = p0; p < p1; ++p) {
         int ns = 0;
         for (int v = 0; v < nlive; ++v) {
           const Index s = live[size_t(v)];
           for (Index kh = 0; kh < kh_n; ++kh) {
-            const float* a = slab + s * slab_plane + kh * g.dilation[1] * wp * ci;
+            const Index reach = kh * g.dilation[1];
+            const float* a = slab + s * l.slab_plane + (reach % sh) * phase_floats + (reach / sh) * row_floats;
             const Index tap_row = factored ? kh : s * kh_n + kh;  // its unit in the packed B
             if (g.dilation[2] == 1) {
               segs[size_t(ns++)] = {a, panel(p) + tap_row * b_unit_ * pw, kw_n * ci};
@@ -364,11 +362,11 @@ void Conv3d<Cpu, T>::bands_fast(const Rows& in, const Dims& od, T* out, Index ld
           }
         }
         const cpu::gemm::Epilogue ep = epilogue(post, p);
-        cpu::gemm::gemm_rows(segs.data(), ns, ci, int(nv_), len, c, pw, ep, cpu::conv_bands::kGroup);
+        cpu::gemm::gemm_rows(segs.data(), ns, sw * ci, int(nv_), len, c, pw, ep, cpu::conv_bands::kGroup);
         for (Index y = bd.y0; y < bd.y1; ++y)
           for (Index x = 0; x < od.w; ++x) {
             T* d = out + ((((bd.n * od.d + bd.z) * od.h + y) * od.w + x) - v_base) * ldo + p * pw;
-            const float* cv = c + ((y - bd.y0) * wp + x) * pw;
+            const float* cv = c + ((y - bd.y0) * l.row_voxels + x) * pw;
             if (res) cpu::add_act_row<T>(cv, res->view.voxel(bd.n, bd.z, y, x) + p * pw, d, ep.cols, res->relu);
             else std::copy(cv, cv + ep.cols, d);
           }
