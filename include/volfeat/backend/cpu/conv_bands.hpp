@@ -36,7 +36,8 @@ namespace volfeat::cpu::conv_bands {
 
 // The smallest B panel that runs in bands: past Ice Lake's 1.25 MB L2 bands won (VGG-19's 256 -> 256,
 // 1.77 MB: 1.5x the GFLOP/s), below it they lost (DenseNet-121's 128 -> 32, 442 KB; ResNet-50's stride-2
-// 128 -> 128 of layer2.0, 884 KB: 10 % slower there).
+// 128 -> 128, 884 KB: its layer2.0 block about 10 % slower). Where a Zen 3 (512 KB L2) or a Zen 4 (1 MB) would
+// put it is unmeasured.
 inline constexpr Index kMinPanelBytes = Index(1) << 20;
 // K steps per group (a 64-wide panel's 64 KB; 128 to 1024 measured within the VM's noise of it, all of
 // K in one group 1.22-1.25x slower on VGG-19).
