@@ -127,7 +127,7 @@ class Conv3d<Cpu, T> {
   // 2D Winograd tiles on depth-summed input (Winograd3d::depth_factored).
   bool depth_factored() const { return winograd_ ? winograd_->depth_factored() : depth_.factored(); }
   // Whether the direct conv runs its output rows in bands (bands_fast; backend/cpu/conv_bands.hpp): float32,
-  // B's panel past L2.
+  // not bf16, and B's panel past conv_bands::kMinPanelBytes (or as VOLFEAT_CONV_BANDS says).
   bool runs_in_bands() const { return bands_; }
   // Whether a direct conv asked for `precision` runs in bf16: float, and the bf16 kernels available
   // (bf16_unavailable_reason).
@@ -476,8 +476,9 @@ class Conv3d<Cpu, T> {
                  const Activation<Cpu, T>& post, Index row0, Index row1, const Residual* res = nullptr) const;
 
   // rows_fast's rows [row0, row1) in bands of output rows of one plane: a band's input rows are copied
-  // once (activated, zero-padded along H and W; depth-factored: summed along D) into a slab of whole rows,
-  // so that the band is one long row of constant stride C_in that gemm_rows takes whole, in K groups.
+  // once (activated, zero-padded along H and W; depth-factored: summed along D) into a slab of whole rows
+  // in stride_h row phases, so that the band is one long row of constant stride stride_w*C_in that
+  // gemm_rows takes whole, in K groups.
   template <class Rows>
   void bands_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base, const Activation<Cpu, T>& pre,
                    const Activation<Cpu, T>& post, Index row0, Index row1, const Residual* res = nullptr) const;
