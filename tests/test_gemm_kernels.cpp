@@ -5,6 +5,8 @@
 #define BOOST_TEST_MODULE gemm_kernels
 #include <boost/mpl/list.hpp>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <limits>
 
 #include "support/cpu_isa_guard.hpp"
@@ -196,6 +198,49 @@ BOOST_AUTO_TEST_CASE(bands_run_where_the_mode_says) {
   BOOST_TEST((cpu::conv_bands::parse_mode("") == cpu::conv_bands::Mode::kAuto));
   BOOST_TEST((cpu::conv_bands::parse_mode("0") == cpu::conv_bands::Mode::kOff));
   BOOST_TEST((cpu::conv_bands::parse_mode("all") == cpu::conv_bands::Mode::kAll));
+}
+
+// Bands sum the same products in the same order as rows (zeros added where rows skip a padding row), so
+// over the shared shapes the same conv built both ways (VOLFEAT_CONV_BANDS=0 and all) gives equal outputs,
+// fused with BN+ReLU on both sides, in channel slices, and with the residual add.
+BOOST_AUTO_TEST_CASE(bands_equal_rows_bit_for_bit) {
+  const char* saved = std::getenv("VOLFEAT_CONV_BANDS");
+  const std::string restore = saved ? saved : "";
+  int compared = 0;
+  for (const auto& p : conv_problems()) {
+    if (p.geometry.taps() == 1) continue;
+    BOOST_TEST_CONTEXT("conv problem " << p.name) {
+      const auto w = random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 81);
+      const auto b = random_values(size_t(p.out_channels), 82);
+      setenv("VOLFEAT_CONV_BANDS", "0", 1);
+      const Conv3d<Cpu, float> rows({p.in.c, p.out_channels, p.geometry}, w, b);
+      setenv("VOLFEAT_CONV_BANDS", "all", 1);
+      const Conv3d<Cpu, float> bands({p.in.c, p.out_channels, p.geometry}, w, b);
+      BOOST_TEST((!rows.runs_in_bands() && bands.runs_in_bands()));
+      const BatchNorm3d<Cpu, float> pre(random_bn(p.in.c, 83)), post(random_bn(p.out_channels, 84));
+      Dims wide = p.in;
+      wide.c += 3;
+      auto in = device<Cpu, float>(random_array(wide, 85));
+      const auto x = in.view().channels(1, p.in.c);
+      Dims od = rows.output_dims(p.in);
+      auto residual = device<Cpu, float>(random_array(od, 86));
+      std::vector<float> got[2];
+      for (int k = 0; k < 2; ++k) {
+        const Conv3d<Cpu, float>& conv = k == 0 ? rows : bands;
+        Tensor<Cpu, float> out(od), res(od);
+        conv.forward(x, out.view(), {&pre, true}, {&post, true});
+        conv.forward_residual(x, residual.view(), res.view(), {&pre, true}, {}, true);
+        got[k] = host<Cpu, float>(out.view());
+        const auto r = host<Cpu, float>(res.view());
+        got[k].insert(got[k].end(), r.begin(), r.end());
+      }
+      BOOST_TEST((got[0] == got[1]));
+      ++compared;
+    }
+  }
+  if (restore.empty()) unsetenv("VOLFEAT_CONV_BANDS");
+  else setenv("VOLFEAT_CONV_BANDS", restore.c_str(), 1);
+  BOOST_TEST(compared >= 15);
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(conv_plane_by_plane_matches_whole_conv, T, Scalars) {

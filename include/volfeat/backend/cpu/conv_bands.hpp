@@ -55,14 +55,10 @@ inline Mode parse_mode(const std::string& s) {
   if (s == "all") return Mode::kAll;
   fail("VOLFEAT_CONV_BANDS=", s, ": expected 0 (off), 1 (auto, the default) or all");
 }
-inline Mode mode_from_env() {
+// Read as each conv is built (not cached, as VOLFEAT_WINOGRAD: a test builds the same conv both ways).
+inline Mode mode() {
   const char* v = std::getenv("VOLFEAT_CONV_BANDS");
   return parse_mode(v ? v : "");
-}
-// The process's mode, read once (a conv reads it as it is built).
-inline Mode mode() {
-  static const Mode m = mode_from_env();
-  return m;
 }
 
 // Whether a float32 direct conv with this geometry and a B panel of panel_bytes runs in bands: a kernel
