@@ -6,8 +6,8 @@
 #include <boost/mpl/list.hpp>
 #include <cmath>
 #include <cstdlib>
-#include <string>
 #include <limits>
+#include <string>
 
 #include "support/cpu_isa_guard.hpp"
 #include "support/primitive_checks.hpp"
@@ -222,7 +222,7 @@ BOOST_AUTO_TEST_CASE(bands_equal_rows_bit_for_bit) {
       wide.c += 3;
       auto in = device<Cpu, float>(random_array(wide, 85));
       const auto x = in.view().channels(1, p.in.c);
-      Dims od = rows.output_dims(p.in);
+      const Dims od = rows.output_dims(p.in);
       auto residual = device<Cpu, float>(random_array(od, 86));
       std::vector<float> got[2];
       for (int k = 0; k < 2; ++k) {
