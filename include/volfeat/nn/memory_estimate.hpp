@@ -65,6 +65,7 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
     const Node& nd = nodes[size_t(c)];
     const WindowGeometry& w = nd.window;
     const Index ci = in.c, co = nd.channels;
+    const Index pw = co <= 16 ? 16 : co <= 32 ? 32 : 64;  // GEMM panel: AVX-512's width, the widest
     if (traits.uses_winograd(c)) {
       const int points = traits.winograd_points_of(c);
       const auto o = w.out_spatial(in.spatial());
@@ -80,7 +81,6 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
     } else if (traits.runs_along_w(c)) {
       const auto o = w.out_spatial(in.spatial());
       const cpu::winograd_w::Layout l = cpu::winograd_w::layout(w, ci, o[1], o[2]);
-      const Index pw = co <= 16 ? 16 : co <= 32 ? 32 : 64;
       along_w = std::max(along_w, double(l.p_floats() + l.m_floats(pw)));
     } else if (detail::pointwise(w)) {
       const Index chunks = (ci + 127) / 128;
@@ -93,9 +93,8 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
       const Index ow = (in.w + 2 * w.padding[2] - w.dilation[2] * (w.kernel[2] - 1) - 1) / w.stride[2] + 1;
       const Index wp = std::max(in.w + 2 * w.padding[2], (ow - 1) * w.stride[2] + (w.kernel[2] - 1) * w.dilation[2] + 1);
       rows = std::max(rows, double(w.kernel[0] * w.kernel[1] * (((wp * ci + 15) / 16) * 16)));
-      // In bands where B's panel (AVX-512's width, the widest; all kD taps, as if not depth-factored) outgrows
-      // L2: the slab in the rows' slot, and a band's outputs for one panel.
-      const Index pw = co <= 16 ? 16 : co <= 32 ? 32 : 64;
+      // In bands where B's panel (all kD taps, as if not depth-factored) outgrows L2: the slab in the rows'
+      // slot, and a band's outputs for one panel.
       if (!traits.runs_bf16(c) && cpu::conv_bands::pays(w, w.taps() * ci * pw * Index(sizeof(float)))) {
         const auto o = w.out_spatial(in.spatial());
         const cpu::conv_bands::Layout b = cpu::conv_bands::layout(w, ci, pw, w.kernel[0], in.w, o[1], o[2]);

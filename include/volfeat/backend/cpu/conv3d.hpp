@@ -471,6 +471,34 @@ class Conv3d<Cpu, T> {
     const T* row(Index n, Index z, Index y) const { return in.voxel(n, z, y, 0); }
   };
 
+  // Input row src (w voxels, channel stride ld) activated into dst (C_in values per voxel, float or bf16
+  // rounded as it is written); whole-row only when contiguous and not activated (the activation's scale and
+  // shift are per channel). The row and band paths' copies.
+  template <class D>
+  void put_row(const float* src, Index ld, Index w, const Act& a, D* dst) const {
+    const Index ci = spec_.in_channels;
+    if (ld == ci && !a.active()) put_values(src, dst, w * ci, a);
+    else
+      for (Index x = 0; x < w; ++x) put_values(src + x * ld, dst + x * ci, ci, a);
+  }
+  // Input row iy of item n, summed over the kd a depth-factored kernel keeps for output plane z, each
+  // activated first, in kd order, into dst (W_in x C_in floats; term: as many of scratch). False, dst
+  // untouched, where every kept kd is in the depth padding.
+  template <class Rows>
+  bool depth_sum_row(const Rows& in, Index n, Index z, Index iy, const Act& act, float* dst, float* term) const {
+    const WindowGeometry& g = spec_.geometry;
+    const Index values = in.dims.w * spec_.in_channels;
+    int nsum = 0;
+    for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+      const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+      if (!depth_.mask[size_t(kd)] || iz < 0 || iz >= in.dims.d) continue;
+      put_row(in.row(n, iz, iy), in.ld, in.dims.w, act, nsum == 0 ? dst : term);
+      if (nsum++ > 0)
+        for (Index i = 0; i < values; ++i) dst[i] += term[i];
+    }
+    return nsum > 0;
+  }
+
   template <class Rows>
   void rows_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base, const Activation<Cpu, T>& pre,
                  const Activation<Cpu, T>& post, Index row0, Index row1, const Residual* res = nullptr) const;

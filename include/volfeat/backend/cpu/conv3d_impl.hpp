@@ -130,20 +130,12 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
     std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
     // The tap rows an output row reads (not all padding), in buffer order; pair_unit_: its live pairs of them.
     std::vector<Index> live;
-    // Input row src (id.w voxels, channel stride ld) activated into dst (C_in values per voxel, float or
-    // bf16 rounded as it is written); whole-row only when contiguous and not activated (the activation's
-    // scale and shift are per channel).
-    auto put_row = [&](const float* src, Index ld, const Act& a, auto* dst) {
-      if (ld == ci && !a.active()) put_values(src, dst, id.w * ci, a);
-      else
-        for (Index x = 0; x < id.w; ++x) put_values(src + x * ld, dst + x * ci, ci, a);
-    };
-    // The same into buffer row `r`, zero-padded along W.
+    // Input row src (id.w voxels, channel stride ld), activated, into buffer row `r`, zero-padded along W.
     auto write_row = [&](const float* src, Index ld, const Act& a, Index r) {
       auto fill = [&](auto* buf) {
         using E = std::remove_pointer_t<decltype(buf)>;
         std::fill(buf, buf + pad * ci, E(0));
-        put_row(src, ld, a, buf + pad * ci);
+        put_row(src, ld, id.w, a, buf + pad * ci);
         std::fill(buf + (pad + id.w) * ci, buf + wp * ci, E(0));
       };
       if (bf16_) fill(rowbuf16 + r * row_floats);
@@ -159,15 +151,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
           // sum_kd m[kd] act(x)[iz(kd)]), then written as one buffer row.
           const Index iy = y * g.stride[1] - g.padding[1] + t * g.dilation[1];
           if (iy < 0 || iy >= id.h) return false;
-          int nsum = 0;
-          for (Index kd = 0; kd < kd_n; ++kd) {
-            const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
-            if (!depth_.mask[size_t(kd)] || iz < 0 || iz >= id.d) continue;
-            put_row(in.row(n, iz, iy), in.ld, act, nsum == 0 ? sum_row.data() : term_row.data());
-            if (nsum++ > 0)
-              for (Index i = 0; i < id.w * ci; ++i) sum_row[size_t(i)] += term_row[size_t(i)];
-          }
-          if (nsum == 0) return false;  // every kept kd in the padding
+          if (!depth_sum_row(in, n, z, iy, act, sum_row.data(), term_row.data())) return false;
           write_row(sum_row.data(), ci, Act{}, r);
           return true;
         }
@@ -289,13 +273,6 @@ void Conv3d<Cpu, T>::bands_fast(const Rows& in, const Dims& od, T* out, Index ld
     std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
     std::vector<Index> live(static_cast<size_t>(slab_planes));  // the slab planes a band fills
     std::vector<float> term(factored ? size_t(id.w * ci) : 0);
-    // Input row (n, iz, iy), activated, into dst (C_in values per voxel).
-    auto put_row = [&](Index n, Index iz, Index iy, float* dst) {
-      const float* src = in.row(n, iz, iy);
-      if (in.ld == ci && !act.active()) put_values(src, dst, id.w * ci, act);
-      else
-        for (Index x = 0; x < id.w; ++x) put_values(src + x * in.ld, dst + x * ci, ci, act);
-    };
 #pragma omp for schedule(dynamic, 1)
     for (Index t = 0; t < tasks; ++t) {
       const Band& bd = bands[size_t(t / chunks)];
@@ -319,28 +296,17 @@ void Conv3d<Cpu, T>::bands_fast(const Rows& in, const Dims& od, T* out, Index ld
       };
       int nlive = 0;
       if (factored) {
-        // One plane: per row the activated input rows of the kd the kernel keeps, summed in kd order as
-        // rows_fast sums them; none inside the input: the plane adds nothing.
-        Index first = -1;
-        for (Index kd = 0; kd < kd_n && first < 0; ++kd)
-          if (depth_.mask[size_t(kd)] && plane_z(kd) >= 0 && plane_z(kd) < id.d) first = kd;
-        if (first >= 0) {
-          live[size_t(nlive++)] = 0;
-          fill_plane(0, [&](Index iy, float* dst) {
-            put_row(bd.n, plane_z(first), iy, dst);
-            for (Index kd = first + 1; kd < kd_n; ++kd) {
-              if (!depth_.mask[size_t(kd)] || plane_z(kd) < 0 || plane_z(kd) >= id.d) continue;
-              put_row(bd.n, plane_z(kd), iy, term.data());
-              for (Index i = 0; i < id.w * ci; ++i) dst[i] += term[size_t(i)];
-            }
-          });
-        }
+        // One plane of the depth sums rows_fast makes; where every kept kd is in the depth padding (then for
+        // every row) the plane adds nothing.
+        bool inside = false;
+        fill_plane(0, [&](Index iy, float* dst) { inside = depth_sum_row(in, bd.n, bd.z, iy, act, dst, term.data()); });
+        if (inside) live[size_t(nlive++)] = 0;
       } else {
         // A plane per kd inside the input (one in the depth padding adds nothing: left out).
         for (Index kd = 0; kd < kd_n; ++kd) {
           if (plane_z(kd) < 0 || plane_z(kd) >= id.d) continue;
           live[size_t(nlive++)] = kd;
-          fill_plane(kd, [&](Index iy, float* dst) { put_row(bd.n, plane_z(kd), iy, dst); });
+          fill_plane(kd, [&](Index iy, float* dst) { put_row(in.row(bd.n, plane_z(kd), iy), in.ld, id.w, act, dst); });
         }
       }
       // The band as one long row: output (y, x) at position (y - y0)*row_voxels + x, stride_w*C_in apart.
