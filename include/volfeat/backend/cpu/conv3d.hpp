@@ -329,59 +329,7 @@ class Conv3d<Cpu, T> {
   // C_out; double: the (K, C_out) matrix of the Eigen path.
   // taps: of the kernel packed, spec_'s or, depth-factored, its 2D slice's kH*kW.
   template <class W>
-  void pack_weights(const W* weight, Index taps = -1) {
-    const Index ci = spec_.in_channels, co = spec_.out_channels;
-    if (taps < 0) taps = spec_.geometry.taps();
-    if constexpr (kFast) {
-      nv_ = cpu::gemm::panel_vectors(co);
-      const Index pw = 16 * nv_, k = ci * taps;
-      panels_ = (co + pw - 1) / pw;
-      panel_floats_ = k * pw;
-      b_unit_ = b_unit(false);
-      pair_unit_ = 0;
-      if (bf16_) {
-        // k-pair rows: (B[k][o], B[k+1][o]) adjacent (gemm_bf16.hpp), each unit of the natural
-        // b_unit(false) k steps padded to b_unit(true), an even count, with zeros.
-        const Index unit = b_unit(false), kw_n = spec_.geometry.kernel[2];
-        b_unit_ = b_unit(true);
-        // Tap rows in pairs where a merged tap row (kW * C_in values) is odd-long: a gray stem's row of 7
-        // kw taps takes 4 k-pairs, one of them half zeros. Pair j's unit holds, at k-pair q = kw * C_in + i,
-        // (B of tap row 2j, B of tap row 2j + 1): 7 k-pairs for both rows, against 8 (rows_fast
-        // interleaves the two input rows to match). An odd last tap row keeps its padded unit, after the pairs.
-        const Index rows_n = unit == kw_n * ci ? taps / kw_n : 0;  // tap rows (kd, kh), or kh depth-factored
-        if (unit % 2 == 1 && rows_n >= 2) pair_unit_ = 2 * unit;
-        const Index pairs = pair_unit_ ? rows_n / 2 : 0;
-        panel_floats_ = (pairs * pair_unit_ + (k / unit - 2 * pairs) * b_unit_) * pw;
-        cpu::Bf16* b = panel16_store_.reserve(size_t(panels_ * panel_floats_));
-        std::fill(b, b + panels_ * panel_floats_, cpu::Bf16(0));
-        for (Index o = 0; o < co; ++o)
-          for (Index i = 0; i < ci; ++i)
-            for (Index t = 0; t < taps; ++t) {
-              // (tap row kd*kH + kh, kw) when kw taps merge, else one unit per tap
-              const Index row = t / kw_n, q = (t % kw_n) * ci + i;  // (merged) tap row, its k step
-              const Index kk = row < 2 * pairs    ? (row / 2) * pair_unit_ + 2 * q + row % 2
-                               : unit == kw_n * ci ? pairs * pair_unit_ + (row - 2 * pairs) * b_unit_ + q
-                                                   : t * b_unit_ + i;
-              b[(o / pw) * panel_floats_ + (kk / 2) * 2 * pw + (o % pw) * 2 + kk % 2] =
-                  cpu::round_to_bf16(static_cast<float>(weight[(o * ci + i) * taps + t]));
-            }
-        return;
-      }
-      // rows_fast runs in bands of output rows where the panel outgrows L2 (backend/cpu/conv_bands.hpp)
-      bands_ = !pointwise() && cpu::conv_bands::pays(spec_.geometry, panel_floats_ * Index(sizeof(float)));
-      float* b = panel_store_.reserve(size_t(panels_ * panel_floats_));
-      std::fill(b, b + panels_ * panel_floats_, 0.f);
-      for (Index o = 0; o < co; ++o)
-        for (Index i = 0; i < ci; ++i)
-          for (Index t = 0; t < taps; ++t)
-            b[(o / pw) * panel_floats_ + (t * ci + i) * pw + o % pw] = static_cast<float>(weight[(o * ci + i) * taps + t]);
-    } else {
-      packed_.resize(ci * taps, co);
-      for (Index o = 0; o < co; ++o)
-        for (Index i = 0; i < ci; ++i)
-          for (Index t = 0; t < taps; ++t) packed_(t * ci + i, o) = static_cast<T>(weight[(o * ci + i) * taps + t]);
-    }
-  }
+  void pack_weights(const W* weight, Index taps = -1);  // conv3d_weights_impl.hpp
 
   // The residual of forward_residual: the add's other input, on the output's grid.
   struct Residual {
@@ -511,83 +459,15 @@ class Conv3d<Cpu, T> {
   void bands_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base, const Activation<Cpu, T>& pre,
                    const Activation<Cpu, T>& post, Index row0, Index row1, const Residual* res = nullptr) const;
 
-  // ------------------------------------------------------------------ double (Eigen)
+  // ------------------------------------------------------------------ double (Eigen; conv3d_eigen_impl.hpp)
   // Output voxels [first, last) of the grid `want`; voxel v is stored at out + (v - v_base)*ldo.
   void forward_eigen_range(TensorView<const T> in, const Dims& want, T* out, Index ldo, Index v_base,
                            const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index first, Index last,
-                           const Residual* res = nullptr) const {
-    const Index ci = spec_.in_channels, co = spec_.out_channels;
-    const Index k = ci * spec_.geometry.taps();
-    const bool in_place_a = pointwise() && !pre.active();
-    const Index voxels = last - first;
-    // A tile of at least 128 rows, so that Eigen's packing of the weights is amortised.
-    const Index tile = std::clamp<Index>(Index(262144 / sizeof(T)) / k, 128, 512);
-    const Index tiles = (voxels + tile - 1) / tile;
-
-#pragma omp parallel
-    {
-      RowMatrix a_tile(in_place_a ? 0 : tile, in_place_a ? 0 : k);
-#pragma omp for schedule(static)
-      for (Index t = 0; t < tiles; ++t) {
-        const Index v0 = first + t * tile;
-        const Index rows = std::min(tile, last - v0);
-        const T* a = nullptr;
-        Index lda = k;
-        if (in_place_a) {
-          a = in.voxel(v0);
-          lda = in.ld;
-        } else {
-          pack(in, want, v0, rows, pre, a_tile.data());
-          a = a_tile.data();
-        }
-        ConstStridedMap am(a, rows, k, Eigen::OuterStride<>(lda));
-        StridedMap om(out + (v0 - v_base) * ldo, rows, co, Eigen::OuterStride<>(ldo));
-        om.noalias() = am * packed_;
-        if (!bias_.empty() || post.active()) {
-          for (Index r = 0; r < rows; ++r) {
-            T* y = out + (v0 + r - v_base) * ldo;
-            for (Index o = 0; o < Index(bias_.size()); ++o) y[o] += bias_[o];
-            apply_activation(post, y, y, co);
-          }
-        }
-        if (res)
-          for (Index r = 0; r < rows; ++r) add_residual(out + (v0 + r - v_base) * ldo, res->view.voxel(v0 + r), co, res->relu);
-      }
-    }
-  }
-
+                           const Residual* res = nullptr) const;
   // Rows [v0, v0+rows) of A: output voxel v's receptive field, padding as zeros. A fused
   // pre-activation applies only to in-bounds values: torch pads the activated tensor with zeros.
   void pack(const TensorView<const T>& in, const Dims& od, Index v0, Index rows, const Activation<Cpu, T>& pre,
-            T* a) const {
-    const WindowGeometry& g = spec_.geometry;
-    const Index ci = spec_.in_channels, k = ci * g.taps();
-    for (Index r = 0; r < rows; ++r) {
-      // v = ((n*Do + z)*Ho + y)*Wo + x over the output grid
-      Index v = v0 + r;
-      const Index x = v % od.w;
-      v /= od.w;
-      const Index y = v % od.h;
-      v /= od.h;
-      const Index z = v % od.d;
-      const Index n = v / od.d;
-      T* row = a + r * k;
-      for (Index kd = 0; kd < g.kernel[0]; ++kd) {
-        const Index id = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
-        for (Index kh = 0; kh < g.kernel[1]; ++kh) {
-          const Index ih = y * g.stride[1] - g.padding[1] + kh * g.dilation[1];
-          for (Index kw = 0; kw < g.kernel[2]; ++kw, row += ci) {
-            const Index iw = x * g.stride[2] - g.padding[2] + kw * g.dilation[2];
-            if (id < 0 || id >= in.dims.d || ih < 0 || ih >= in.dims.h || iw < 0 || iw >= in.dims.w) {
-              std::fill(row, row + ci, T(0));
-            } else {
-              apply_activation(pre, in.voxel(n, id, ih, iw), row, ci);
-            }
-          }
-        }
-      }
-    }
-  }
+            T* a) const;
 
   ConvSpec spec_;
   RowMatrix packed_;  // double: (K, C_out), rows ordered (tap, c_in)
@@ -608,5 +488,8 @@ class Conv3d<Cpu, T> {
 
 }  // namespace volfeat
 
-// The out-of-class definitions (forward_pointwise, rows_fast).
+// The out-of-class definitions: the float fast paths (forward_pointwise, rows_fast, bands_fast), the
+// packing of the weights, and the double path.
 #include "volfeat/backend/cpu/conv3d_impl.hpp"
+#include "volfeat/backend/cpu/conv3d_weights_impl.hpp"
+#include "volfeat/backend/cpu/conv3d_eigen_impl.hpp"

@@ -1,7 +1,8 @@
 #pragma once
-// Conv3d<Cpu>'s two float fast paths, defined outside the class (backend/cpu/conv3d.hpp says what they
-// do): forward_pointwise, the 1x1x1 GEMM over tiles of voxels, and rows_fast, the implicit GEMM over output
-// rows. Included by conv3d.hpp; not meant to be included alone.
+// Conv3d<Cpu>'s float fast paths, defined outside the class (backend/cpu/conv3d.hpp says what they do):
+// forward_pointwise, the 1x1x1 GEMM over tiles of voxels; rows_fast, the implicit GEMM over output rows; and
+// bands_fast, the same over bands of output rows (backend/cpu/conv_bands.hpp). Included by conv3d.hpp; not
+// meant to be included alone.
 #include <omp.h>
 
 #include <algorithm>
