@@ -392,6 +392,12 @@ void register_all(bool full) {
   RegisterBenchmark("conv1x1/block4_c768_to128_4^3", bm_conv, Dims{1, 4, 4, 4, 768}, 128, k1, true, false, false)->UseRealTime();
   RegisterBenchmark("conv1x1/transition1_c256_to128_32^3", bm_conv, Dims{1, 32, 32, 32, 256}, 128, k1, true, false, false)->UseRealTime();
   RegisterBenchmark("conv1x1/block1_c160_to128_post_32^3", bm_conv, Dims{1, 32, 32, 32, 160}, 128, k1, true, true, false)->UseRealTime();
+  // ResNet-50's bottleneck 1x1 convs at 128^3 (post-activation: BN+ReLU in the epilogue, none before)
+  for (auto [c_in, c_out, s] : std::vector<std::array<Index, 3>>{{256, 64, 32}, {64, 256, 32}, {512, 128, 16}, {1024, 256, 8}})
+    RegisterBenchmark(("conv1x1/resnet_c" + std::to_string(c_in) + "_to" + std::to_string(c_out) + "_" +
+                       std::to_string(s) + "^3").c_str(),
+                      bm_conv, Dims{1, s, s, s, c_in}, c_out, k1, false, true, false)
+        ->UseRealTime();
   // 3x3x3 conv2 (128 -> 32) at each block's grid.
   RegisterBenchmark("conv3x3x3/128_to32_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, false, false, false)->UseRealTime();
   RegisterBenchmark("conv3x3x3/128_to32_16^3", bm_conv, Dims{1, 16, 16, 16, 128}, 32, k3, false, false, false)->UseRealTime();
@@ -421,11 +427,13 @@ void register_all(bool full) {
       RegisterBenchmark(((wino ? "winograd/vgg_" : "conv3x3x3/vgg_") + name).c_str(), bm_conv, Dims{1, d, hw, hw, c_in},
                         c_out, k3, false, true, wino)
           ->UseRealTime();
-    // bf16's F(2x2x2) against float32's F(2x4x4) above (winograd3d_select.hpp, winograd_precision)
+    // bf16's F(2x2x2) against float32's F(2x4x4) above (winograd3d_select.hpp, winograd_precision), and
+    // the direct conv in bf16 (in bands where its panel passes 1 MiB: 512 -> 512)
     if (c_in >= 16)
-      RegisterBenchmark(("winograd_bf16/vgg_" + name).c_str(), bm_conv_bf16, Dims{1, d, hw, hw, c_in}, c_out, k3, false,
-                        true, true)
-          ->UseRealTime();
+      for (bool wino : {false, true})
+        RegisterBenchmark(((wino ? "winograd_bf16/vgg_" : "conv3x3x3_bf16/vgg_") + name).c_str(), bm_conv_bf16,
+                          Dims{1, d, hw, hw, c_in}, c_out, k3, false, true, wino)
+            ->UseRealTime();
   }
   // Stem: 7^3 stride 2 pad 3, 1 -> 64, with norm0+relu0 fused.
   RegisterBenchmark("stem/conv0_7^3_s2_128^3", bm_conv, Dims{1, 128, 128, 128, 1}, 64, WindowGeometry::cube(7, 2, 3), false, true, false)->UseRealTime();
