@@ -188,6 +188,31 @@ void bm_conv_weights(benchmark::State& st, Dims in_dims, Index co, WindowGeometr
     st.SkipWithError(why.c_str());
   st.counters["GFLOP/s"] = benchmark::Counter(spec.flops(in_dims), benchmark::Counter::kIsIterationInvariantRate);
 }
+// ResNet's conv3 -> bn3 -> += identity -> relu (Conv3d::forward_residual, what ConvAddAct runs), pointwise:
+// the residual added per panel of a tile while it is in L2. GFLOP/s of the conv's FLOPs.
+void bm_conv_residual(benchmark::State& st, Dims in_dims, Index co) {
+  const ConvSpec spec{in_dims.c, co, WindowGeometry::cube(1, 1, 0)};
+  const auto w = normals(size_t(spec.weight_count()), 2, std::sqrt(2.0 / double(in_dims.c)));
+  const std::vector<float> wf(w.begin(), w.end());
+  const Conv3d<Cpu, float> conv(spec, wf.data(), wf.size());
+  const auto bn_out = random_bn(co, 4);
+  const auto x = random_tensor(in_dims, 1);
+  const auto r = random_tensor(conv.output_dims(in_dims), 5);
+  Tensor<Cpu, float> y(conv.output_dims(in_dims));
+  for (auto _ : st) {
+    conv.forward_residual(x.view(), r.view(), y.view(), {}, {&bn_out, false}, true);
+    benchmark::ClobberMemory();
+  }
+  // spot check: one output value against the composition, in double
+  const Index v = conv.output_dims(in_dims).voxels() / 2, o = co / 3;
+  double acc = 0;
+  for (Index i = 0; i < in_dims.c; ++i) acc += double(x.view().voxel(v)[i]) * w[size_t(o * in_dims.c + i)];
+  const double want =
+      std::max(0.0, acc * double(bn_out.scale()[o]) + double(bn_out.shift()[o]) + double(r.view().voxel(v)[o]));
+  if (std::abs(double(y.view().voxel(v)[o]) - want) > 1e-4 * (1 + std::abs(want))) st.SkipWithError("residual conv wrong");
+  st.counters["GFLOP/s"] = benchmark::Counter(spec.flops(in_dims), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void bm_conv(benchmark::State& st, Dims in_dims, Index co, WindowGeometry g, bool fused_pre, bool fused_post,
              bool winograd) {
   bm_conv_weights(st, in_dims, co, g, fused_pre, fused_post, winograd, false);
@@ -397,6 +422,12 @@ void register_all(bool full) {
     RegisterBenchmark(("conv1x1/resnet_c" + std::to_string(c_in) + "_to" + std::to_string(c_out) + "_" +
                        std::to_string(s) + "^3").c_str(),
                       bm_conv, Dims{1, s, s, s, c_in}, c_out, k1, false, true, false)
+        ->UseRealTime();
+  // and their conv3 with the residual add (ConvAddAct)
+  for (auto [c_in, c_out, s] : std::vector<std::array<Index, 3>>{{64, 256, 32}, {128, 512, 16}, {256, 1024, 8}})
+    RegisterBenchmark(("conv1x1/resnet_c" + std::to_string(c_in) + "_to" + std::to_string(c_out) + "_residual_" +
+                       std::to_string(s) + "^3").c_str(),
+                      bm_conv_residual, Dims{1, s, s, s, c_in}, c_out)
         ->UseRealTime();
   // 3x3x3 conv2 (128 -> 32) at each block's grid.
   RegisterBenchmark("conv3x3x3/128_to32_32^3", bm_conv, Dims{1, 32, 32, 32, 128}, 32, k3, false, false, false)->UseRealTime();
