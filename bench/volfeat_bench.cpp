@@ -459,7 +459,7 @@ void register_all(bool full) {
                         c_out, k3, false, true, wino)
           ->UseRealTime();
     // bf16's F(2x2x2) against float32's F(2x4x4) above (winograd3d_select.hpp, winograd_precision), and
-    // the direct conv in bf16 (in bands where its panel passes 1 MiB: 512 -> 512)
+    // the direct conv in bf16 (row by row: bf16 convs take no bands, bench/README.md, session 46)
     if (c_in >= 16)
       for (bool wino : {false, true})
         RegisterBenchmark(((wino ? "winograd_bf16/vgg_" : "conv3x3x3_bf16/vgg_") + name).c_str(), bm_conv_bf16,
