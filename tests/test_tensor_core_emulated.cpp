@@ -1,6 +1,6 @@
 // The CUDA backend's tensor-core conv kernel (backend/thrust/conv3d_tensor_core_kernel.hpp), its own
-// source run on the host under tests/support/wmma_emulation.hpp, against the double reference over
-// the shared conv problems that have 32-channel output tiles: plain, and with the fused
+// source run on the host under tests/support/wmma_emulation.hpp (a fiber per CUDA thread), against the
+// double reference over the shared conv problems that have 32-channel output tiles: plain, and with the fused
 // pre-activation (BN, BN+ReLU, ReLU) and post-activation on strided channel slices of wider tensors
 // (the dense block's buffer), both arithmetics (3xTF32 = float32 within 1e-5, TF32 within 1e-2 and
 // visibly rounded), and both input paths (32-channel vector loads, and k-by-k gathers).
@@ -93,13 +93,14 @@ BOOST_AUTO_TEST_CASE(tensor_core_kernel_matches_reference) {
     // Plain (dense views), then each pre-activation with BN+ReLU after, on slices: input channels
     // [lead, lead + C) of a wider tensor (lead 0 keeps the vector path where C_in % 32 == 0; lead
     // alternates over such problems, so each pre-activation meets both paths), output channels [3, 3 + O)
-    // of a wider one whose other channels must stay untouched. Emulated blocks are slow (a thread per
-    // CUDA thread, about 1 ms per __syncthreads on 2 cores), so problems of over 48 block-tiles run
-    // the plain conv and the dense layer's BN+ReLU one only.
+    // of a wider one whose other channels must stay untouched. Emulated blocks are slow (each of a warp's
+    // 32 lanes computes the whole WMMA tile), so problems of over 48 block-tiles run the plain conv and
+    // the dense layer's BN+ReLU one only.
     const Index blocks = (ConvSpec{p.in.c, p.out_channels, p.geometry}.output_dims(p.in).voxels() + tc::kBM - 1) / tc::kBM *
                          ((p.out_channels + tc::kBN - 1) / tc::kBN);
     const bool heavy = blocks * ((p.geometry.taps() * p.in.c + tc::kBK - 1) / tc::kBK) > 48;
-    if (heavy && kSanitized) {  // 324 s under ASan in CI with them (2026-12-04); the light ones cover both paths
+    if (heavy && kSanitized) {  // with them 111 s alone under ASan against 7 s (fibers, Zen 5,
+                                // 2026-12-07); the light ones cover both paths
       BOOST_TEST_MESSAGE("SKIP " << p.name << " under the sanitizers (" << blocks << " blocks, too slow emulated)");
       continue;
     }

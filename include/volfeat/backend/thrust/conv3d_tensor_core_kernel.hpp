@@ -3,7 +3,7 @@
 // conv3d_tensor_core.hpp). Device code, written against CUDA's names (threadIdx, __syncthreads,
 // float4, __ldg, nvcuda::wmma). nvcc compiles it for the GPU (CUDA device system); the test
 // test_tensor_core_emulated compiles the same source on the host under tests/support/wmma_emulation.hpp
-// (VOLFEAT_WMMA_EMULATION: a thread per CUDA thread, a barrier per __syncthreads, exact fragments), so
+// (VOLFEAT_WMMA_EMULATION: a fiber per CUDA thread, a switch per __syncthreads, exact fragments), so
 // its indexing is proven in CI, where no GPU exists.
 #include <cstdint>
 
