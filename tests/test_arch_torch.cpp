@@ -18,6 +18,7 @@
 #include "support/paths.hpp"
 #include "support/compare.hpp"
 #include "support/torch_refs.hpp"
+#include "support/scoped_env.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/network.hpp"
 #include "volfeat/nn/plan.hpp"
@@ -132,9 +133,8 @@ BOOST_AUTO_TEST_CASE(vgg19_matches_torch) { check_against_torch("vgg19"); }
 BOOST_AUTO_TEST_CASE(vgg19_matches_torch_with_winograd_on_every_conv_and_on_none) {
   for (const char* mode : {"all", "0"}) {
     BOOST_TEST_CONTEXT("VOLFEAT_WINOGRAD=" << mode) {
-      setenv("VOLFEAT_WINOGRAD", mode, 1);
+      const volfeat::test::ScopedEnv winograd("VOLFEAT_WINOGRAD", mode);
       check_against_torch("vgg19");
-      unsetenv("VOLFEAT_WINOGRAD");
     }
   }
 }

@@ -11,6 +11,7 @@
 
 #include "support/cpu_isa_guard.hpp"
 #include "support/primitive_checks.hpp"
+#include "support/scoped_env.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/ops/fused.hpp"
 
@@ -204,17 +205,16 @@ BOOST_AUTO_TEST_CASE(bands_run_where_the_mode_says) {
 // over the shared shapes the same conv built both ways (VOLFEAT_CONV_BANDS=0 and all) gives equal outputs,
 // fused with BN+ReLU on both sides, in channel slices, and with the residual add.
 BOOST_AUTO_TEST_CASE(bands_equal_rows_bit_for_bit) {
-  const char* saved = std::getenv("VOLFEAT_CONV_BANDS");
-  const std::string restore = saved ? saved : "";
+  const ScopedEnv bands_env("VOLFEAT_CONV_BANDS", nullptr);
   int compared = 0;
   for (const auto& p : conv_problems()) {
     if (p.geometry.taps() == 1) continue;
     BOOST_TEST_CONTEXT("conv problem " << p.name) {
       const auto w = random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 81);
       const auto b = random_values(size_t(p.out_channels), 82);
-      setenv("VOLFEAT_CONV_BANDS", "0", 1);
+      bands_env.set("0");
       const Conv3d<Cpu, float> rows({p.in.c, p.out_channels, p.geometry}, w, b);
-      setenv("VOLFEAT_CONV_BANDS", "all", 1);
+      bands_env.set("all");
       const Conv3d<Cpu, float> bands({p.in.c, p.out_channels, p.geometry}, w, b);
       BOOST_TEST((!rows.runs_in_bands() && bands.runs_in_bands()));
       const BatchNorm3d<Cpu, float> pre(random_bn(p.in.c, 83)), post(random_bn(p.out_channels, 84));
@@ -238,8 +238,6 @@ BOOST_AUTO_TEST_CASE(bands_equal_rows_bit_for_bit) {
       ++compared;
     }
   }
-  if (restore.empty()) unsetenv("VOLFEAT_CONV_BANDS");
-  else setenv("VOLFEAT_CONV_BANDS", restore.c_str(), 1);
   BOOST_TEST(compared >= 15);
 }
 

@@ -29,6 +29,7 @@
 #include "support/bf16_cases.hpp"
 #include "support/cpu_isa_guard.hpp"
 #include "support/primitive_checks.hpp"
+#include "support/scoped_env.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/architectures.hpp"
 #include "volfeat/nn/network.hpp"
@@ -437,15 +438,15 @@ BOOST_AUTO_TEST_CASE(the_rule_and_the_environment_choose_per_layer) {
   const auto d = ConvAlgorithm<Cpu, double>::make({64, 64, k3}, w(64, 64, k3), {}, Cpu{}, {}, WinogradMode::kAll);
   BOOST_TEST(d->winograd() == nullptr);
 
-  setenv("VOLFEAT_WINOGRAD", "0", 1);
+  const ScopedEnv env("VOLFEAT_WINOGRAD", "0");
   BOOST_TEST((winograd_mode_from_env() == WinogradMode::kOff));
-  setenv("VOLFEAT_WINOGRAD", "all", 1);
+  env.set("all");
   BOOST_TEST((winograd_mode_from_env() == WinogradMode::kAll));
-  setenv("VOLFEAT_WINOGRAD", "wide", 1);
+  env.set("wide");
   BOOST_TEST((winograd_mode_from_env() == WinogradMode::kWide));
-  setenv("VOLFEAT_WINOGRAD", "yes please", 1);
+  env.set("yes please");
   BOOST_CHECK_THROW(winograd_mode_from_env(), Error);
-  unsetenv("VOLFEAT_WINOGRAD");
+  env.set(nullptr);
   BOOST_TEST((winograd_mode_from_env() == WinogradMode::kAuto));
 }
 
@@ -510,10 +511,8 @@ Network<Cpu, float> network(const std::string& arch, const char* mode, std::opti
     }
     sd.params[p.key] = Param{p.shape, std::vector<float>(v.begin(), v.end())};  // the float network rounds them anyway
   }
-  setenv("VOLFEAT_WINOGRAD", mode, 1);
-  Network<Cpu, float> net(sd, kReleaseWeights, Cpu{precision}, BuildUpTo{{}, input});
-  unsetenv("VOLFEAT_WINOGRAD");
-  return net;
+  const ScopedEnv env("VOLFEAT_WINOGRAD", mode);
+  return Network<Cpu, float>(sd, kReleaseWeights, Cpu{precision}, BuildUpTo{{}, input});
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <cstdlib>
 
 #include "support/primitive_checks.hpp"
+#include "support/scoped_env.hpp"
 #include "volfeat/backend/cpu.hpp"
 #include "volfeat/nn/architectures.hpp"
 #include "volfeat/nn/memory_estimate.hpp"
@@ -212,10 +213,11 @@ BOOST_AUTO_TEST_CASE(the_memory_estimate_counts_its_ring_and_weights) {
   // 64 tiles x 16 floats, 19.4 MB) is held while the stem's step runs, which is the peak of a pass stopped
   // at pool0; its transformed weights are 13 x 7 x 7 values per channel pair instead of 343. (Where the
   // rule keeps the stem direct, AVX2 and generic kernels, `all` puts it along W.)
-  setenv("VOLFEAT_WINOGRAD", along_w_pays() ? "1" : "all", 1);
   StateDict sd = random_state_dict(build_graph("densenet121", 1), 3);
-  const Network<Cpu, float> net(sd, kReleaseWeights);
-  unsetenv("VOLFEAT_WINOGRAD");
+  const Network<Cpu, float> net = [&] {
+    const ScopedEnv env("VOLFEAT_WINOGRAD", along_w_pays() ? "1" : "all");
+    return Network<Cpu, float>(sd, kReleaseWeights);
+  }();
   const Graph& g = net.graph();
   const int stop = g.node_of("features.pool0");
   PlanTraits with = net.plan_traits();
@@ -244,11 +246,8 @@ BOOST_AUTO_TEST_CASE(densenet_with_it_matches_the_direct_stem) {
   // 1e-4 per tap. pool0 is the stem's alone: it differs (the stem ran along W) and within that bound.
   auto build = [](const char* mode) {
     StateDict sd = random_state_dict(build_graph("densenet121", 1), 7);
-    if (mode) setenv("VOLFEAT_WINOGRAD", mode, 1);
-    else unsetenv("VOLFEAT_WINOGRAD");
-    Network<Cpu, float> net(sd, kReleaseWeights);
-    unsetenv("VOLFEAT_WINOGRAD");
-    return net;
+    const ScopedEnv env("VOLFEAT_WINOGRAD", mode);
+    return Network<Cpu, float>(sd, kReleaseWeights);
   };
   const Network<Cpu, float> along_w = build(along_w_pays() ? nullptr : "all"), direct = build("0");
   const Dims xd{1, 32, 33, 40, 1};
