@@ -5,7 +5,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 PACKAGES=(
   # build
-  cmake g++ make libeigen3-dev zlib1g-dev libdeflate-dev libnifti2-dev libpng-dev libcli11-dev nlohmann-json3-dev
+  cmake g++ make ninja-build libeigen3-dev zlib1g-dev libdeflate-dev libnifti2-dev libpng-dev libcli11-dev nlohmann-json3-dev
   # DICOM input (--ct DIR): GDCM; gdcmconv writes the compressed test series
   libgdcm-dev libgdcm-tools
   # cohorts over ranks: mpirun volfeat sweep|extract --manifest (MPICH works as well)

@@ -2,7 +2,7 @@
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (issue #7).
 #   scripts/sanitize.sh [BUILD_DIR]      (default: build-san in the project root)
 # Configures BUILD_DIR with -DVOLFEAT_SANITIZE=ON (g++, -fsanitize=address,undefined at -O1; see
-# CMakeLists.txt), builds the volfeat CLI, the tests and the fuzz replayers with -j${VOLFEAT_JOBS:-2},
+# CMakeLists.txt; Ninja where installed), builds the volfeat CLI, the tests and the fuzz replayers with -j${VOLFEAT_JOBS:-2},
 # then runs every ctest test, ${VOLFEAT_JOBS:-2} at a time, with --output-on-failure. Any ASan or
 # UBSan report fails its test (halt_on_error, tests/CMakeLists.txt), also in the CLI runs of the
 # python tests. Left out because no test runs them: the benchmarks and volfeat-thrust-omp (off by default anyway). Extra
@@ -16,8 +16,16 @@ build=${1:-$root/build-san}
 shift || true
 jobs=${VOLFEAT_JOBS:-2}
 
+# Ninja where it is installed (scripts/install_deps.sh installs it) and BUILD_DIR is new or already Ninja's:
+# Make's order left the CLI's main.cpp (160 s under the sanitizers) to compile alone at the end, while
+# Ninja compiles it among the first; the build took 724 s against 837 s (Zen 5, 2026-12-07).
+generator=()
+if command -v ninja > /dev/null && { [ ! -f "$build/CMakeCache.txt" ] || grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$build/CMakeCache.txt"; }; then
+  generator=(-G Ninja)
+fi
+
 t0=$(date +%s)
-cmake -S "$root" -B "$build" -DVOLFEAT_SANITIZE=ON -DVOLFEAT_BUILD_BENCH=OFF -DVOLFEAT_BUILD_THRUST_CLI=OFF -DVOLFEAT_BUILD_PYTHON=OFF \
+cmake "${generator[@]}" -S "$root" -B "$build" -DVOLFEAT_SANITIZE=ON -DVOLFEAT_BUILD_BENCH=OFF -DVOLFEAT_BUILD_THRUST_CLI=OFF -DVOLFEAT_BUILD_PYTHON=OFF \
   -DVOLFEAT_REFERENCE_DATA="${VOLFEAT_REFERENCE_DATA:-}"
 cmake --build "$build" -j"$jobs"
 t1=$(date +%s)
