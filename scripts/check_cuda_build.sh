@@ -12,7 +12,7 @@
 #   every kernel, the tensor-core convs included, compiles for sm_80, and sm_75 only compiles the FMA
 #   convs a second time (and the tensor-core kernel's empty #else body): 231 s against 304 s for the
 #   two (build type None, AMD Zen 5, 2 jobs, 2026-12-05).
-# Without nvcc it says so and exits 0. With a GPU (nvidia-smi lists one) it also runs the CUDA tests;
+# Ninja where installed (scripts/generator.sh). Without nvcc it says so and exits 0. With a GPU (nvidia-smi lists one) it also runs the CUDA tests;
 # without one it says plainly that they were compiled and not run.
 set -euo pipefail
 
@@ -32,7 +32,10 @@ echo "check_cuda_build: $("$nvcc" --version | tail -n 2 | head -n 1)"
 # directory keeps the one it was configured with.
 arch_args=()
 if [[ -n "${VOLFEAT_CUDA_ARCHITECTURES:-}" ]]; then arch_args=(-DVOLFEAT_CUDA_ARCHITECTURES="$VOLFEAT_CUDA_ARCHITECTURES"); fi
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${VOLFEAT_CUDA_BUILD_TYPE:-Release}" -DCMAKE_CUDA_COMPILER="$nvcc" \
+# shellcheck source=generator.sh
+source "$root/scripts/generator.sh"
+volfeat_generator "$build"
+cmake "${generator[@]}" -S "$root" -B "$build" -DCMAKE_BUILD_TYPE="${VOLFEAT_CUDA_BUILD_TYPE:-Release}" -DCMAKE_CUDA_COMPILER="$nvcc" \
   -DVOLFEAT_WITH_CUDA=ON -DVOLFEAT_WITH_THRUST_OMP=OFF -DVOLFEAT_BUILD_BENCH=ON "${arch_args[@]}"
 # One target holding the four (CMakeLists.txt: several --target names build one after another)
 cmake --build "$build" -j "$jobs" --target volfeat_cuda_programs

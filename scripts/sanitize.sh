@@ -16,13 +16,9 @@ build=${1:-$root/build-san}
 shift || true
 jobs=${VOLFEAT_JOBS:-2}
 
-# Ninja where it is installed (scripts/install_deps.sh installs it) and BUILD_DIR is new or already Ninja's:
-# Make's order left the CLI's main.cpp (160 s under the sanitizers) to compile alone at the end, while
-# Ninja compiles it among the first; the build took 724 s against 837 s (Zen 5, 2026-12-07).
-generator=()
-if command -v ninja > /dev/null && { [ ! -f "$build/CMakeCache.txt" ] || grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja$' "$build/CMakeCache.txt"; }; then
-  generator=(-G Ninja)
-fi
+# shellcheck source=generator.sh
+source "$root/scripts/generator.sh"
+volfeat_generator "$build"
 
 t0=$(date +%s)
 cmake "${generator[@]}" -S "$root" -B "$build" -DVOLFEAT_SANITIZE=ON -DVOLFEAT_BUILD_BENCH=OFF -DVOLFEAT_BUILD_THRUST_CLI=OFF -DVOLFEAT_BUILD_PYTHON=OFF \
