@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "support/primitive_checks.hpp"
+#include "support/sanitized.hpp"
 #include "volfeat/backend/thrust/batchnorm3d.hpp"
 // After Thrust's headers, before the kernel's.
 #include "support/wmma_emulation.hpp"
@@ -23,12 +24,6 @@ namespace tc = volfeat::thrust_detail::tensor_core;
 using thrust_detail::PreAct;
 
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 
 // A Conv3d<Thrust>'s packing: (tap, c_in) rows x C_out padded to 32 columns.
 std::vector<float> pack(const std::vector<double>& w, Index ci, Index co, Index taps, Index co_padded) {
