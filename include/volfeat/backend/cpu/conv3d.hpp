@@ -24,9 +24,10 @@
 //    columns' outputs are computed and dropped.
 // Both parallelise with OpenMP over voxel tiles / output rows. The post-activation (bias, BN, ReLU)
 // runs in the kernel's epilogue on registers. forward_residual (ResNet's conv -> bn -> `+= identity`
-// -> relu, ConvAddAct) adds the residual and applies the relu to each panel of a tile / output row
-// right after the kernel stored it, while it is still in L1/L2, instead of in a pass of its own
-// over memory; the values are those of the composition (same sums, same order).
+// -> relu, ConvAddAct) adds the residual and applies the relu to each voxel tile once all its panels
+// are stored (whole rows: the identity read as one stream) / to each panel of an output row right
+// after the kernel stored it, while they are still in L1/L2, instead of in a pass of its own over
+// memory; the values are those of the composition (same sums, same order).
 //
 // bf16 (Precision::kBf16, float only, where bf16_available()): the same two paths with the weights
 // packed as bf16 k-pairs (gemm_bf16.hpp) and each A tile / input row activated in float and rounded to
