@@ -12,8 +12,9 @@
 #   every kernel, the tensor-core convs included, compiles for sm_80, and sm_75 only compiles the FMA
 #   convs a second time (and the tensor-core kernel's empty #else body): 231 s against 304 s for the
 #   two (build type None, AMD Zen 5, 2 jobs, 2026-12-05).
-# Ninja where installed (scripts/generator.sh). Without nvcc it says so and exits 0. With a GPU (nvidia-smi lists one) it also runs the CUDA tests;
-# without one it says plainly that they were compiled and not run.
+# Ninja where installed (scripts/generator.sh). Without nvcc it says so and exits 0. With a GPU
+# (nvidia-smi lists one) it also runs the CUDA tests; without one it says plainly that they were
+# compiled and not run.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

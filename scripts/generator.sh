@@ -4,7 +4,8 @@
 #                                 Ninja's, else to () (CMake's default, Unix Makefiles).
 # Why: Make's order left each of those builds' longest compile (the CLI's main.cpp, 160 s under the
 # sanitizers; volfeat-cuda's, 120 s) alone at the end, while Ninja starts it among the first: the
-# sanitizer build took 724 s against 837 s (AMD Zen 5, 2 jobs, 2026-12-07).
+# sanitizer build took 724 s against 837 s, the CUDA check 185 s against 196 s (AMD Zen 5, 2 jobs,
+# 2026-12-07).
 volfeat_generator() {
   generator=()
   if command -v ninja > /dev/null &&

@@ -1,7 +1,7 @@
 // The CUDA backend's tensor-core conv kernel (backend/thrust/conv3d_tensor_core_kernel.hpp), its own
 // source run on the host under tests/support/wmma_emulation.hpp (a fiber per CUDA thread), against the
-// double reference over the shared conv problems that have 32-channel output tiles: plain, and with the fused
-// pre-activation (BN, BN+ReLU, ReLU) and post-activation on strided channel slices of wider tensors
+// double reference over the shared conv problems that have 32-channel output tiles: plain, and with
+// the fused pre-activation (BN, BN+ReLU, ReLU) and post-activation on strided channel slices of wider tensors
 // (the dense block's buffer), both arithmetics (3xTF32 = float32 within 1e-5, TF32 within 1e-2 and
 // visibly rounded), and both input paths (32-channel vector loads, and k-by-k gathers).
 // It runs in CI, where no GPU exists; on a GPU, test_primitives_cuda runs the same kernel for real.
@@ -94,7 +94,7 @@ BOOST_AUTO_TEST_CASE(tensor_core_kernel_matches_reference) {
     const Index blocks = (ConvSpec{p.in.c, p.out_channels, p.geometry}.output_dims(p.in).voxels() + tc::kBM - 1) / tc::kBM *
                          ((p.out_channels + tc::kBN - 1) / tc::kBN);
     const bool heavy = blocks * ((p.geometry.taps() * p.in.c + tc::kBK - 1) / tc::kBK) > 48;
-    if (heavy && kSanitized) {  // with them 111 s alone under ASan against 7 s (fibers, Zen 5,
+    if (heavy && kSanitized) {  // under ASan 111 s alone with them, 7 s without (fibers, Zen 5,
                                 // 2026-12-07); the light ones cover both paths
       BOOST_TEST_MESSAGE("SKIP " << p.name << " under the sanitizers (" << blocks << " blocks, too slow emulated)");
       continue;

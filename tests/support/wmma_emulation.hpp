@@ -8,11 +8,12 @@
 // __float_to_tf32 rounds as cvt.rna.tf32.f32 (nearest, ties away from zero; finite inputs).
 // What this proves: the kernel's indexing (tiles, taps, padding, strides, prefetch, epilogue) and
 // its arithmetic recipe (the 3xTF32 split). What it cannot: the hardware's fragment layouts, timing,
-// and races between warps that the barrier would hide.
+// and races between warps (the fibers run in a fixed order, one at a time).
 // Why fibers: with a std::thread per CUDA thread and a mutex/condition-variable barrier, a
 // __syncthreads of 128 threads cost about 1 ms on 2 cores, and test_tensor_core_emulated took 90 s
-// alone (83 s of it in the kernel, sys time) and 139 s under CI's ctest -j2 (2026-12-07, AMD EPYC
-// Zen 5). Fibers switch in user space, in a fixed order, so a run is also deterministic.
+// alone (of its 124 CPU s, 83 in the OS kernel) and 139 s under CI's ctest -j2; with fibers, 9.7 s
+// alone (AMD EPYC Zen 5, 2026-12-07). Fibers switch in user space, in a fixed order, so a run is also
+// deterministic.
 // Include it after the Thrust backend's headers (they include Thrust, which must not see these
 // macros) and before conv3d_tensor_core_kernel.hpp, in a translation unit built for Thrust's OpenMP
 // system.
