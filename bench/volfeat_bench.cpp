@@ -189,7 +189,7 @@ void bm_conv_weights(benchmark::State& st, Dims in_dims, Index co, WindowGeometr
   st.counters["GFLOP/s"] = benchmark::Counter(spec.flops(in_dims), benchmark::Counter::kIsIterationInvariantRate);
 }
 // ResNet's conv3 -> bn3 -> += identity -> relu (Conv3d::forward_residual, what ConvAddAct runs), pointwise:
-// the residual added per panel of a tile while it is in L2. GFLOP/s of the conv's FLOPs.
+// the residual added per voxel tile once its panels are in, while it is in L2. GFLOP/s of the conv's FLOPs.
 void bm_conv_residual(benchmark::State& st, Dims in_dims, Index co) {
   const ConvSpec spec{in_dims.c, co, WindowGeometry::cube(1, 1, 0)};
   const auto w = normals(size_t(spec.weight_count()), 2, std::sqrt(2.0 / double(in_dims.c)));

@@ -3,9 +3,8 @@
 #   scripts/sanitize.sh [BUILD_DIR]      (default: build-san in the project root)
 # Configures BUILD_DIR with -DVOLFEAT_SANITIZE=ON (g++, -fsanitize=address,undefined at -O1; see
 # CMakeLists.txt; Ninja where installed, scripts/generator.sh), builds the volfeat CLI, the tests and
-# the fuzz replayers with -j${VOLFEAT_JOBS:-2},
-# then runs every ctest test, ${VOLFEAT_JOBS:-2} at a time, with --output-on-failure. Any ASan or
-# UBSan report fails its test (halt_on_error, tests/CMakeLists.txt), also in the CLI runs of the
+# the fuzz replayers with -j${VOLFEAT_JOBS:-2}, then runs every ctest test, ${VOLFEAT_JOBS:-2} at a time,
+# with --output-on-failure. Any ASan or UBSan report fails its test (halt_on_error, tests/CMakeLists.txt), also in the CLI runs of the
 # python tests. Left out because no test runs them: the benchmarks and volfeat-thrust-omp (off by default anyway). Extra
 # arguments after BUILD_DIR go to ctest (e.g. -R thrust). Exits with ctest's status; prints the
 # build and test times. .ci/run runs it after the normal suite, with VOLFEAT_REFERENCE_DATA=build/tests/data:

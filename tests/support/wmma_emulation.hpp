@@ -77,13 +77,12 @@ class Block {
   // Runs kernel() once per thread of the block, to completion.
   void run(const std::function<void()>& kernel) {
     kernel_ = &kernel;
+    current_ = this;
     for (Fiber& f : fibers_) start(f);
     for (;;) {
       unsigned at_barrier = 0, done = 0;
       for (unsigned t = 0; t < fibers_.size(); ++t) {
-        current_ = this;
-        running_ = t;
-        thread_index.x = t;
+        thread_index.x = t;  // the running fiber
         switch_to(fibers_[t]);
         (fibers_[t].state == State::kAtBarrier ? at_barrier : done) += 1;
       }
@@ -97,7 +96,7 @@ class Block {
   // __syncthreads, called on a fiber: back to run(), which resumes this fiber once all have arrived.
   static void sync() {
     Block& b = *current_;
-    Fiber& f = b.fibers_[b.running_];
+    Fiber& f = b.fibers_[thread_index.x];
     f.state = State::kAtBarrier;
     b.switch_back(f, /*dying=*/false);
   }
@@ -131,7 +130,7 @@ class Block {
     __sanitizer_finish_switch_fiber(nullptr, &b.main_bottom_, &b.main_size_);
 #endif
     (*b.kernel_)();
-    Fiber& f = b.fibers_[b.running_];
+    Fiber& f = b.fibers_[thread_index.x];
     f.state = State::kDone;
     b.switch_back(f, /*dying=*/true);
   }
@@ -168,7 +167,6 @@ class Block {
   size_t bytes_ = 0, page_ = 0;
   ucontext_t main_;
   const std::function<void()>* kernel_ = nullptr;
-  unsigned running_ = 0;
   const void* main_bottom_ = nullptr;
   size_t main_size_ = 0;
   static inline Block* current_ = nullptr;
