@@ -53,7 +53,7 @@ inline constexpr double kConvScratchBytesPerThread = 4.0 * (1 << 20);
 //     tiles x C_in (bf16 values for the bf16 tile), and x C_out (winograd3d.hpp: winograd::block_tiles of the
 //     whole output's tiles, at most block_budget);
 //   * a depth-factored Winograd conv's depth sums: 6 input rows x (4 * block + 2) columns x C_in
-//     (winograd3d.hpp, depth_summed_input: at most one row of tiles of the block at a time);
+//     (winograd3d_run_impl.hpp, depth_summed_input: at most one row of tiles of the block at a time);
 //   * a conv along W's input plane in blocks (P) and a chunk's GEMM outputs (M) (winograd_along_w.hpp, by
 //     winograd_w::layout; M at AVX-512's panel width, the widest);
 //   * a conv + max pool into a bf16 buffer (Plan::bf16_buffer): one output row of the pool in float before it

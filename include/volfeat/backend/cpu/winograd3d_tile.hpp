@@ -79,8 +79,14 @@ inline Index plane_step(int points) {
 // faster at 108x256x256, 1.9-3.5 % at 128^3, 0.6-0.7 % at 216x512x512, and float32's 2.3-3.2 % at
 // 108x256x256 (alternating pairs in both orders, equal checksums: the tiles' sums do not depend on the
 // block; AMD EPYC Zen 4, bench/README.md, session 39). 4 (the budget's 7) was no faster than 8. On Zen 5
-// (session 27, unpaired rounds) 8 had looked slower at 216x512x512; a Zen 5 session should pair it again.
-// F(4x6x6) under 128x128 channels takes the budget itself, at least 4 tiles (4 at 128 -> 32, 0.98 MB).
+// (family 26 model 2, session 48), time with 8 over time with the other, alternating pairs, the median of
+// each order (under 1: 8 faster): a bf16 network at 128^3, 4 tiles 0.90 and 1.01, 6 0.95 and 1.05, 12 0.95
+// and 1.02, 16 0.88 and 0.96 (8 pairs per order); float32 with 16 tiles 0.97 and 1.05 at 216x512x512 (3),
+// 0.94 and 1.02 at 108x256x256 (5). So 8 there too (session 27's unpaired rounds had made 8 look slower at
+// 216x512x512).
+// F(4x6x6) under 128x128 channels takes the budget itself, at least 4 tiles (4 at 128 -> 32, 0.98 MB); on
+// that Zen 5, the same ratios with 4, bf16 at 108x256x256: 3 tiles 0.95 and 0.97, 6 0.99 and 1.03, 8 1.00
+// and 1.01 (6 pairs per order).
 // DenseNet's 128 -> 32 conv with its BN+ReLU on the input, 2 threads, 28x64x64 in groups of four planes,
 // time of F(4x4x4) at 8 over F(4x6x6)'s (medians of 9-11 alternating pairs, AMD EPYC Zen 4, session 40):
 // F(4x6x6) at 4-6 tiles 1.06-1.12, at 12 0.97, at 16 0.83, at 8 0.92-0.98 (session 39's trial build had
