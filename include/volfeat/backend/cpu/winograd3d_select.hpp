@@ -194,9 +194,9 @@ inline bool wide_tile_wins(Index h, Index w) {
 // F(4x6x6) over F(4x4x4) at 108x256x256: 0.97 and 1.01 (6 pairs per order), no worse. A float32 network
 // keeps F(4x4x4): F(4x6x6) made its forward 1.6-6.1 % faster too, but its transformed weights (384 floats
 // per channel pair against 216, +47 MiB at 216x512x512) took that whole extract's peak RSS from 1.83 to
-// 1.87 GiB (2.01 GB), past issue #17's 2 GB; a bf16 extract peaks at 1.39 GiB. VOLFEAT_WINOGRAD=wide (WinogradMode::kWide), which trades
-// memory for speed already, gives float32 networks F(4x6x6) too (on that Zen 5 no faster at 108x256x256:
-// default / wide 0.98 and 1.00, 6 pairs per order).
+// 1.87 GiB (2.01 GB), past issue #17's 2 GB; a bf16 extract peaks at 1.39 GiB. VOLFEAT_WINOGRAD=wide
+// (WinogradMode::kWide), which trades memory for speed already, gives float32 networks F(4x6x6) too (on that
+// Zen 5 no faster at 108x256x256: default / wide 0.98 and 1.00, 6 pairs per order).
 inline cpu::winograd::FloatTile winograd_float_tile(Precision asked, const ConvUse& use = {},
                                                     WinogradMode mode = WinogradMode::kAuto) {
   using cpu::winograd::FloatTile;
