@@ -120,6 +120,63 @@ BOOST_AUTO_TEST_CASE(direct_conv_is_the_reference_on_bf16_operands) {
   BOOST_TEST(odd >= 5);  // the list's odd C_in shapes: stems, stride 2, anisotropic
 }
 
+// The same convs plane by plane with a pass's PlaneState (what ConvActMaxPool hands the stem): where stride_h
+// is even, the tap-row pairs come from a ring of input planes made once a pass (paired_tap_rows.hpp) instead of
+// per output row, and every output is the per-row path's, bit for bit, with and without the fused
+// activations; the ring is the size the memory estimate counts.
+BOOST_AUTO_TEST_CASE(paired_planes_are_the_per_row_copies) {
+  int tabled = 0;
+  for (const ConvProblem& p : conv_problems()) {
+    const ConvSpec spec{p.in.c, p.out_channels, p.geometry};
+    if (p.in.c % 2 == 0 || !cpu::paired_rows::applies(p.geometry)) continue;
+    BOOST_TEST_CONTEXT("conv problem " << p.name) {
+      const ref::Array5 x = random_array(p.in, 11);
+      const auto w = random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 12);
+      const Conv3d<Cpu, float> conv(spec, w, {}, Precision::kBf16);
+      auto in = device<Cpu, float>(x);
+      const Dims od = conv.output_dims(p.in);
+      const BatchNormParams bn_in = random_bn(p.in.c, 13), bn_out = random_bn(p.out_channels, 14);
+      const BatchNorm3d<Cpu, float> pre(bn_in), post(bn_out);
+      for (bool fused : {false, true}) {
+        const Activation<Cpu, float> a = fused ? Activation<Cpu, float>{&pre, true} : Activation<Cpu, float>{};
+        const Activation<Cpu, float> b = fused ? Activation<Cpu, float>{&post, true} : Activation<Cpu, float>{};
+        Tensor<Cpu, float> whole(od), planes(od);
+        conv.forward(in.view(), whole.view(), a, b);
+        Conv3d<Cpu, float>::PlaneState state;
+        for (Index n = 0; n < od.n; ++n)
+          for (Index z = 0; z < od.d; ++z)
+            conv.forward_planes(in.view(), n, z, 1,
+                                TensorView<float>(planes.view().voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}), a, b,
+                                &state);
+        const std::vector<float> got = host<Cpu, float>(planes.view()), want = host<Cpu, float>(whole.view());
+        BOOST_TEST(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0, "fused " << fused);
+        const cpu::paired_rows::Layout l = cpu::paired_rows::layout(p.geometry, p.in.c, p.in.w, od.h, od.w);
+        BOOST_TEST(state.bytes() == size_t(l.ring_values()) * sizeof(cpu::Bf16));
+      }
+      ++tabled;
+    }
+  }
+  BOOST_TEST(tabled >= 2);  // the list's odd-channel stride-2 stems
+}
+
+BOOST_AUTO_TEST_CASE(the_memory_estimate_counts_the_paired_planes) {
+  // A bf16 DenseNet-121's direct stem at 216x512x512 holds a ring of 7 input planes while the stem's step runs
+  // (the peak of a pass stopped at pool0): per plane 258 interleaved pairs and 256 single rows of 528 values.
+  const Network<Cpu, float> net(random_state_dict(build_graph("densenet121", 1), 3), Cpu(Precision::kBf16));
+  const Graph& g = net.graph();
+  const int stop = g.node_of("features.pool0"), conv0 = g.node_of("features.conv0");
+  PlanTraits with = net.plan_traits();
+  BOOST_TEST_REQUIRE(with.pairs_planes(conv0));
+  PlanTraits without = with;
+  without.paired_planes.clear();
+  const std::array<Index, 3> grid{216, 512, 512};
+  const double a = simulate_forward(g, grid, stop, {}, 4, 2, with).peak_bytes;
+  const double b = simulate_forward(g, grid, stop, {}, 4, 2, without).peak_bytes;
+  const double ring = 2.0 * 7 * (2 * 258 + 256) * 528;
+  BOOST_TEST(2.0 * double(cpu::paired_rows::layout(g.node(conv0).window, 1, 512, 256, 256).ring_values()) == ring);
+  BOOST_TEST(a - b == ring, "estimate " << a / 1e6 << " MB with the ring, " << b / 1e6 << " MB without");
+}
+
 // Winograd in bf16 rounds the transformed input and weights, not the operands themselves, so it is held
 // to the float reference: within 1e-2 of the output's scale (measured: README.md, "Precision").
 BOOST_AUTO_TEST_CASE(winograd_bf16_is_within_its_bound) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "volfeat/backend/cpu/conv_bands.hpp"
+#include "volfeat/backend/cpu/paired_tap_rows_layout.hpp"
 #include "volfeat/backend/cpu/winograd3d_tile.hpp"
 #include "volfeat/core/shape.hpp"
 #include "volfeat/nn/graph.hpp"
@@ -229,6 +230,12 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
       const Node& c = g.node(s.conv);
       const Dims& od = plan.dims[size_t(s.conv)];
       transient += 4.0 * double(cpu::winograd_w::layout(c.window, g.node(c.inputs[0]).channels, od.h, od.w).ring_floats());
+    }
+    if (s.kind == StepKind::kConvMaxPool && traits.pairs_planes(s.conv)) {  // its ring of paired input planes
+      const Node& c = g.node(s.conv);
+      const Dims& od = plan.dims[size_t(s.conv)];
+      const Dims& id = plan.dims[size_t(c.inputs[0])];
+      transient += 2.0 * double(cpu::paired_rows::layout(c.window, id.c, id.w, od.h, od.w).ring_values());
     }
     touch(transient, s.out);
     live -= transient;

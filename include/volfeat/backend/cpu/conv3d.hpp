@@ -52,6 +52,7 @@
 #include "volfeat/backend/cpu/depth_factor.hpp"
 #include "volfeat/backend/cpu/gemm_kernels.hpp"
 #include "volfeat/backend/cpu/packed_store.hpp"
+#include "volfeat/backend/cpu/paired_tap_rows.hpp"
 #include "volfeat/backend/cpu/parallel.hpp"
 #include "volfeat/backend/cpu/plane_ring.hpp"
 #include "volfeat/backend/cpu/winograd3d.hpp"
@@ -184,9 +185,10 @@ class Conv3d<Cpu, T> {
   class PlaneState {
     friend class Conv3d;
     cpu::WinogradAlongW::Planes along_w_;
+    cpu::paired_rows::PairedPlanes paired_;  // a bf16 direct conv's input planes as its tap-row pairs read them
 
    public:
-    size_t bytes() const { return along_w_.bytes(); }
+    size_t bytes() const { return along_w_.bytes() + paired_.bytes(); }
   };
 
   // Output planes z0 .. z0 + count - 1 of batch item n only, into `planes` (dims (1, count, H_out, W_out,
@@ -204,7 +206,8 @@ class Conv3d<Cpu, T> {
       if (along_w_)
         return along_w_->run(ViewRows{in}, od, planes.data, planes.ld, v_base, row0, row1, pre, post,
                              state ? &state->along_w_ : nullptr);
-      rows_fast(ViewRows{in}, od, planes.data, planes.ld, v_base, pre, post, row0, row1);
+      rows_fast(ViewRows{in}, od, planes.data, planes.ld, v_base, pre, post, row0, row1, nullptr,
+                state ? &state->paired_ : nullptr);
     } else {
       (void)state;
       forward_eigen_range(in, od, planes.data, planes.ld, v_base, pre, post, v_base, row1 * od.w);
@@ -265,6 +268,9 @@ class Conv3d<Cpu, T> {
     packed_ = RowMatrix();
   }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
+  // Whether forward_planes with a PlaneState reads this bf16 conv's tap-row pairs from a ring of input planes
+  // (paired_tap_rows.hpp): the memory estimate counts the ring (PlanTraits::paired_planes).
+  bool pairs_planes() const { return pair_unit_ && !depth_.factored() && cpu::paired_rows::applies(spec_.geometry); }
   const cpu::WinogradAlongW* winograd_along_w() const { return along_w_.get(); }
   // Output planes per call when the fused ops run this conv plane by plane: 1, or its Winograd tile's
   // group (Winograd3d::plane_step: 2, or 4 for F(4x4x4) and F(4x6x6)).
@@ -448,9 +454,11 @@ class Conv3d<Cpu, T> {
     return nsum > 0;
   }
 
+  // paired: a pass's ring of input planes with their tap-row pairs made (paired_tap_rows.hpp), or null.
   template <class Rows>
   void rows_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base, const Activation<Cpu, T>& pre,
-                 const Activation<Cpu, T>& post, Index row0, Index row1, const Residual* res = nullptr) const;
+                 const Activation<Cpu, T>& post, Index row0, Index row1, const Residual* res = nullptr,
+                 cpu::paired_rows::PairedPlanes* paired = nullptr) const;
 
   // rows_fast's rows [row0, row1) in bands of output rows of one plane: a band's input rows are copied
   // once (activated, zero-padded along H and W; depth-factored: summed along D) into a slab of whole rows

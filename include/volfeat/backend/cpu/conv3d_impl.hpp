@@ -111,7 +111,7 @@ template <class T>
 template <class Rows>
 void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo, Index v_base,
                                const Activation<Cpu, T>& pre, const Activation<Cpu, T>& post, Index row0, Index row1,
-                               const Residual* res) const {
+                               const Residual* res, cpu::paired_rows::PairedPlanes* paired) const {
   if (bands_) return bands_fast(in, od, out, ldo, v_base, pre, post, row0, row1, res);
   const WindowGeometry& g = spec_.geometry;
   const Dims& id = in.dims;
@@ -128,6 +128,26 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
   // Tap rows: (kd, kh) as kd * kH + kh, or kh when depth-factored; each is copied into the buffer row of
   // its index (rows_n, rows_n + 1: a pair's two rows before they are interleaved, pair_unit_).
   const Index rows_n = depth_.factored() ? kh_n : kd_n * kh_n;
+  // bf16 tap rows in pairs within each kd (pack_weights): groups of kH tap rows, kH / 2 pairs and an odd
+  // last row each; pairs first in the buffer (two rows each, interleaved), then the groups' last rows.
+  const Index groups = pair_unit_ ? rows_n / kh_n : 0, group_pairs = kh_n / 2, pairs = groups * group_pairs;
+  // A ring of input planes with their pairs made once a pass (paired_tap_rows.hpp), where the caller keeps
+  // one and the rows are one output plane's: the planes that plane reads and the ring lacks, made first.
+  using Paired = cpu::paired_rows::Layout;
+  const bool table = paired && pairs_planes() &&
+                     row0 / od.h == (row1 - 1) / od.h;
+  std::vector<Index> make;  // input planes iz (of item n) to make
+  if (table) {
+    paired->reset_if_new(in.row(0, 0, 0), id, od, in.ld, cpu::paired_rows::layout(g, ci, id.w, od.h, od.w));
+    const Index n = row0 / (od.d * od.h), z = (row0 / od.h) % od.d;
+    for (Index kd = 0; kd < kd_n; ++kd) {
+      const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+      if (iz < 0 || iz >= id.d) continue;
+      Index& tag = paired->tag[size_t(iz % paired->layout.slots)];
+      if (tag != n * id.d + iz) tag = n * id.d + iz, make.push_back(iz);
+    }
+  }
+  const Paired pl = table ? paired->layout : Paired{};
 #pragma omp parallel
   {
     float* rowbuf = bf16_ ? nullptr : cpu::thread_scratch(1, size_t(kd_n * kh_n * row_floats));
@@ -137,17 +157,42 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
     std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
     // The tap rows an output row reads (not all padding), in buffer order; pair_unit_: its live pairs of them.
     std::vector<Index> live;
+    std::vector<const cpu::Bf16*> pair_a, single_a;  // pair_unit_: the live pairs' and last rows' A
+    std::vector<Index> single_g;                      // ... and the groups of those last rows
     // Input row src (id.w voxels, channel stride ld), activated, into buffer row `r`, zero-padded along W.
-    auto write_row = [&](const float* src, Index ld, const Act& a, Index r) {
-      auto fill = [&](auto* buf) {
-        using E = std::remove_pointer_t<decltype(buf)>;
-        std::fill(buf, buf + pad * ci, E(0));
-        put_row(src, ld, id.w, a, buf + pad * ci);
-        std::fill(buf + (pad + id.w) * ci, buf + wp * ci, E(0));
-      };
-      if (bf16_) fill(rowbuf16 + r * row_floats);
-      else fill(rowbuf + r * row_floats);
+    auto fill = [&](const float* src, Index ld, const Act& a, auto* buf) {
+      using E = std::remove_pointer_t<decltype(buf)>;
+      std::fill(buf, buf + pad * ci, E(0));
+      put_row(src, ld, id.w, a, buf + pad * ci);
+      std::fill(buf + (pad + id.w) * ci, buf + wp * ci, E(0));
     };
+    auto write_row = [&](const float* src, Index ld, const Act& a, Index r) {
+      if (bf16_) fill(src, ld, a, rowbuf16 + r * row_floats);
+      else fill(src, ld, a, rowbuf + r * row_floats);
+    };
+    // The planes the ring lacks: pair q of plane iz is input rows ys0 + 2q and + 1 (each made in the thread's
+    // two spare buffer rows, then interleaved; a row in the padding as zeros), single q row ss0 + 2q.
+    if (table) {
+      const Index per_plane = pl.pair_rows + pl.single_rows, n = row0 / (od.d * od.h);
+#pragma omp for schedule(dynamic, 8)
+      for (Index e = 0; e < Index(make.size()) * per_plane; ++e) {
+        const Index iz = make[size_t(e / per_plane)], q = e % per_plane;
+        cpu::Bf16* const plane = paired->plane(iz);
+        auto row_in = [&](Index iy) { return iy >= 0 && iy < id.h; };
+        if (q < pl.pair_rows) {
+          const Index ys = pl.ys0 + 2 * q;
+          const bool r0 = row_in(ys), r1 = row_in(ys + 1);
+          if (r0) write_row(in.row(n, iz, ys), in.ld, act, rows_n);
+          if (r1) write_row(in.row(n, iz, ys + 1), in.ld, act, rows_n + 1);
+          if (r0 || r1)
+            interleave_rows(r0 ? rowbuf16 + rows_n * row_floats : nullptr,
+                            r1 ? rowbuf16 + (rows_n + 1) * row_floats : nullptr, plane + pl.pair_offset(q), wp * ci);
+        } else {
+          const Index ys = pl.ss0 + 2 * (q - pl.pair_rows);
+          if (row_in(ys)) fill(in.row(n, iz, ys), in.ld, act, plane + pl.single_offset(q - pl.pair_rows));
+        }
+      }
+    }
 #pragma omp for schedule(dynamic, 1)
     for (Index row = row0; row < row1; ++row) {
       const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
@@ -169,21 +214,39 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
         return true;
       };
       // Copy (activated, zero-padded) every input row this output row reads.
-      const Index pairs = pair_unit_ ? rows_n / 2 : 0;
-      bool last = false;  // pair_unit_: the odd last tap row is live
       live.clear();
-      if (pair_unit_) {
-        // bf16, tap rows in pairs (pack_weights): pair j's rows 2j and 2j + 1 interleaved into buffer rows
-        // 2j and 2j + 1, (row 2j, row 2j + 1) of each voxel and channel as one k-pair; a row in the padding
-        // is zeros. The odd last tap row goes to its own buffer row.
-        for (Index j = 0; j < pairs; ++j) {
-          const bool r0 = write_tap_row(2 * j, rows_n), r1 = write_tap_row(2 * j + 1, rows_n + 1);
-          if (!r0 && !r1) continue;
-          interleave_rows(r0 ? rowbuf16 + rows_n * row_floats : nullptr, r1 ? rowbuf16 + (rows_n + 1) * row_floats : nullptr,
-                          rowbuf16 + 2 * j * row_floats, wp * ci);
-          live.push_back(j);
+      pair_a.clear(), single_a.clear(), single_g.clear();
+      if (table) {
+        // The ring's tables: pair (kd, j) reads rows ys and ys + 1 of plane iz, unless both are padding.
+        for (Index kd = 0; kd < kd_n; ++kd) {
+          const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+          if (iz < 0 || iz >= id.d) continue;
+          const cpu::Bf16* const plane = paired->plane(iz);
+          for (Index j = 0; j < group_pairs; ++j) {
+            const Index ys = y * g.stride[1] - g.padding[1] + 2 * j;
+            if (ys + 1 < 0 || ys >= id.h) continue;
+            live.push_back(kd * group_pairs + j), pair_a.push_back(plane + pl.pair_offset((ys - pl.ys0) / 2));
+          }
+          const Index ys = y * g.stride[1] - g.padding[1] + kh_n - 1;
+          if (kh_n % 2 == 1 && ys >= 0 && ys < id.h)
+            single_g.push_back(kd), single_a.push_back(plane + pl.single_offset((ys - pl.ss0) / 2));
         }
-        last = rows_n % 2 == 1 && write_tap_row(rows_n - 1, rows_n - 1);
+      } else if (pair_unit_) {
+        // bf16, tap rows in pairs (pack_weights): pair P = (group, j)'s rows 2j and 2j + 1 of the group
+        // interleaved into buffer rows 2P and 2P + 1, (row 2j, row 2j + 1) of each voxel and channel as one
+        // k-pair; a row in the padding is zeros. A group's odd last tap row goes to buffer row 2 pairs + group.
+        for (Index grp = 0; grp < groups; ++grp) {
+          for (Index j = 0; j < group_pairs; ++j) {
+            const Index t = grp * kh_n + 2 * j, p = grp * group_pairs + j;
+            const bool r0 = write_tap_row(t, rows_n), r1 = write_tap_row(t + 1, rows_n + 1);
+            if (!r0 && !r1) continue;
+            interleave_rows(r0 ? rowbuf16 + rows_n * row_floats : nullptr,
+                            r1 ? rowbuf16 + (rows_n + 1) * row_floats : nullptr, rowbuf16 + 2 * p * row_floats, wp * ci);
+            live.push_back(p), pair_a.push_back(rowbuf16 + 2 * p * row_floats);
+          }
+          if (kh_n % 2 == 1 && write_tap_row(grp * kh_n + kh_n - 1, 2 * pairs + grp))
+            single_g.push_back(grp), single_a.push_back(rowbuf16 + (2 * pairs + grp) * row_floats);
+        }
       } else {
         for (Index t = 0; t < rows_n; ++t)
           if (write_tap_row(t, Index(live.size()))) live.push_back(t);
@@ -207,24 +270,23 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
       for (Index p = 0; p < panels_; ++p) {
         const cpu::gemm::Epilogue ep = epilogue(post, p);
         if (pair_unit_) {
-          // One GEMM over the live pairs, rows 2 * stride * C_in apart, then the odd last tap row's on the
-          // sums it left.
-          const int np = int(live.size());
-          for (int s = 0; s < np; ++s) {
-            const Index j = live[size_t(s)];
-            segs16[size_t(s)] = {rowbuf16 + 2 * j * row_floats, panel16(p) + j * pair_unit_ * pw, pair_unit_};
-          }
-          if (np > 0 || !last) {
+          // One GEMM over the live pairs, rows 2 * stride * C_in apart, then one over the groups' odd last
+          // tap rows on the sums it left.
+          const int np = int(live.size()), ns = int(single_g.size());
+          for (int s = 0; s < np; ++s)
+            segs16[size_t(s)] = {pair_a[size_t(s)], panel16(p) + live[size_t(s)] * pair_unit_ * pw, pair_unit_};
+          if (np > 0 || ns == 0) {
             cpu::gemm::Epilogue e = ep;
-            e.finish = !last;
+            e.finish = ns == 0;
             cpu::gemm::gemm_rows_bf16(segs16.data(), np, 2 * rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, e);
           }
-          if (last) {
+          if (ns > 0) {
+            for (int s = 0; s < ns; ++s)
+              segs16[size_t(s)] = {single_a[size_t(s)],
+                                   panel16(p) + (pairs * pair_unit_ + single_g[size_t(s)] * b_unit_) * pw, kw_n * ci};
             cpu::gemm::Epilogue e = ep;
             e.accumulate = np > 0;
-            const cpu::gemm::Bf16Segment one{rowbuf16 + (rows_n - 1) * row_floats, panel16(p) + pairs * pair_unit_ * pw,
-                                             kw_n * ci};
-            cpu::gemm::gemm_rows_bf16(&one, 1, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, e);
+            cpu::gemm::gemm_rows_bf16(segs16.data(), ns, rs, int(nv_), od.w, dst(n, z, y, 0) + p * pw, ldo, e);
           }
         } else if (bf16_) {
           const int ns = fill(segs16.data(), static_cast<const cpu::Bf16*>(rowbuf16), panel16(p));
@@ -373,11 +435,12 @@ VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::bands_fast(const cpu::PlaneRing<f
                                                            const Residual*) const;
 VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::rows_fast(const ViewRows&, const Dims&, float*, Index, Index,
                                                          const Activation<Cpu, float>&, const Activation<Cpu, float>&,
-                                                         Index, Index, const Residual*) const;
+                                                         Index, Index, const Residual*,
+                                                         cpu::paired_rows::PairedPlanes*) const;
 VOLFEAT_INSTANCE_ONCE void Conv3d<Cpu, float>::rows_fast(const cpu::PlaneRing<float>&, const Dims&, float*, Index,
                                                          Index, const Activation<Cpu, float>&,
                                                          const Activation<Cpu, float>&, Index, Index,
-                                                         const Residual*) const;
+                                                         const Residual*, cpu::paired_rows::PairedPlanes*) const;
 #endif
 
 }  // namespace volfeat

@@ -1,0 +1,49 @@
+#pragma once
+// A bf16 direct conv's input planes as its tap-row pairs read them, made once a pass (the gray stem).
+//
+// A bf16 conv whose merged tap row (kW * C_in values) is odd-long packs B's tap rows in pairs within each
+// kd, (kh, kh + 1) = (0, 1), (2, 3), ..., an odd kH leaving each kd its last row alone
+// (conv3d_weights_impl.hpp); rows_fast interleaves a pair's two input rows into one row of k-pairs. Made
+// per output row, DenseNet-121's 7x7x7 stride-2 stem converted 49 input rows and interleaved 21 pairs of
+// them for each output row, though each input row is read by about 12 output rows: `convert_row` was
+// 3.5 % of a bf16 pass at 108x256x256, and skipping the copies (wrong outputs, a ceiling) made the pass
+// 2.5-4.3 % faster (AMD EPYC Zen 5, alternating pairs, 2026-12-07).
+//
+// Where stride_h is even and dilation_h 1, every pair of every output row starts on the row parity of
+// -padding_h, and every single row on that of -padding_h + kH - 1. So one table per input plane holds
+// all the pairs an output row can read, (ys0 + 2q, ys0 + 2q + 1) interleaved for q < pair_rows, then the
+// single rows ss0 + 2q, each a padded row of rows_fast's layout (row_values bf16, twice that for a pair).
+// A ring of such planes (PairedPlanes, in Conv3d::PlaneState) holds those that the output plane being
+// computed reads, each made once a pass; its entries hold the bits rows_fast's own copies would.
+#include <vector>
+
+#include "volfeat/backend/cpu/gemm_types.hpp"
+#include "volfeat/backend/cpu/paired_tap_rows_layout.hpp"
+#include "volfeat/core/shape.hpp"
+
+namespace volfeat::cpu::paired_rows {
+
+// The ring: `slots` planes' tables, slot iz % slots holding input plane (n, iz) as tagged. Keyed to the
+// input it was made from; a new input (or grid) empties it.
+struct PairedPlanes {
+  AlignedArray<Bf16> store;
+  std::vector<Index> tag;  // per slot: the plane n * D_in + iz it holds, or -1
+  Layout layout;
+  const void* key = nullptr;
+  Dims key_in, key_out;
+  Index key_ld = 0;
+
+  // Bytes the ring holds allocated (nn/memory_estimate.hpp counts layout's ring_values).
+  size_t bytes() const { return store.size() * sizeof(Bf16); }
+  // Sizes the ring for this input and output grid and empties it, unless it already is.
+  void reset_if_new(const void* input, const Dims& in, const Dims& out, Index ld, const Layout& l) {
+    if (key == input && key_in == in && key_out == out && key_ld == ld && !tag.empty()) return;
+    layout = l;
+    store.reserve(size_t(l.ring_values()));
+    tag.assign(size_t(l.slots), -1);
+    key = input, key_in = in, key_out = out, key_ld = ld;
+  }
+  Bf16* plane(Index iz) const { return store.data() + (iz % layout.slots) * layout.plane_values(); }
+};
+
+}  // namespace volfeat::cpu::paired_rows
