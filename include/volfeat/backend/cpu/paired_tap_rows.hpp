@@ -4,10 +4,10 @@
 // A bf16 conv whose merged tap row (kW * C_in values) is odd-long packs B's tap rows in pairs within each
 // kd, (kh, kh + 1) = (0, 1), (2, 3), ..., an odd kH leaving each kd its last row alone
 // (conv3d_weights_impl.hpp); rows_fast interleaves a pair's two input rows into one row of k-pairs. Made
-// per output row, DenseNet-121's 7x7x7 stride-2 stem converted 49 input rows and interleaved 21 pairs of
-// them for each output row, though each input row is read by about 12 output rows: `convert_row` was
-// 3.5 % of a bf16 pass at 108x256x256, and skipping the copies (wrong outputs, a ceiling) made the pass
-// 2.5-4.3 % faster (AMD EPYC Zen 5, alternating pairs, 2026-12-07).
+// per output row, DenseNet-121's 7x7x7 stride-2 stem converted 49 input rows and interleaved 24 pairs of
+// them (across kd, before) for each output row, though each input row is read by about 12 output rows:
+// `convert_row` was 3.5 % of a bf16 pass at 108x256x256, and skipping the copies (wrong outputs, a ceiling)
+// made the pass 2.4-4.3 % faster (AMD EPYC Zen 5, alternating pairs, 2026-12-07).
 //
 // Where stride_h is even and dilation_h 1, every pair of every output row starts on the row parity of
 // -padding_h, and every single row on that of -padding_h + kH - 1. So one table per input plane holds
@@ -15,6 +15,10 @@
 // single rows ss0 + 2q, each a padded row of rows_fast's layout (row_values bf16, twice that for a pair).
 // A ring of such planes (PairedPlanes, in Conv3d::PlaneState) holds those that the output plane being
 // computed reads, each made once a pass; its entries hold the bits rows_fast's own copies would.
+// DenseNet-121 in bf16 (AMD EPYC Zen 5, 2 threads, alternating old/new workers, both orders, 2026-12-07): the
+// stem with its pool 5.5-7.5 % faster at 216x512x512 (4 pairs) and about 3-4 % at 108x256x256 (16 pairs, this
+// VM's first-run bias 6 % each way); the ring against the per-row copies of the same pairs, 108x256x256, 0.1-3.5 %
+// for the whole pass. The whole pass against the old pairs: 216x512x512 -0.5 to 2.5 %, 108x256x256 -1.1 to 1.8 %.
 #include <vector>
 
 #include "volfeat/backend/cpu/gemm_types.hpp"
