@@ -92,8 +92,7 @@ inline double float_conv_scratch_bytes(const Graph& g, const Plan& plan, const P
       if (traits.runs_bf16(c) && traits.bf16_staging) c_tile = std::max(c_tile, double(tile * co));
     } else {
       const Index ow = (in.w + 2 * w.padding[2] - w.dilation[2] * (w.kernel[2] - 1) - 1) / w.stride[2] + 1;
-      const Index wp = std::max(in.w + 2 * w.padding[2], (ow - 1) * w.stride[2] + (w.kernel[2] - 1) * w.dilation[2] + 1);
-      rows = std::max(rows, double(w.kernel[0] * w.kernel[1] * (((wp * ci + 15) / 16) * 16)));
+      rows = std::max(rows, double(w.kernel[0] * w.kernel[1] * cpu::padded_row_values(w, ci, in.w, ow)));
       // In bands where B's panel (all kD taps, as if not depth-factored) outgrows L2: the slab in the rows'
       // slot, and a band's outputs for one panel.
       if (!traits.runs_bf16(c) && cpu::conv_bands::pays(w, w.taps() * ci * pw * Index(sizeof(float)))) {

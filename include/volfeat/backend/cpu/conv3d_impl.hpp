@@ -120,8 +120,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
   const Index kd_n = g.kernel[0], kh_n = g.kernel[1], kw_n = g.kernel[2];
   // Padded row: input x in [-pad, W_in + pad) -> buffer x + pad; wide enough for every tap read.
   const Index pad = g.padding[2];
-  const Index wp = std::max(id.w + 2 * pad, (od.w - 1) * g.stride[2] + (kw_n - 1) * g.dilation[2] + 1);
-  const Index row_floats = ((wp * ci + 15) / 16) * 16;
+  const Index wp = cpu::padded_row_width(g, id.w, od.w), row_floats = cpu::padded_row_values(g, ci, id.w, od.w);
   const Index rs = g.stride[2] * ci;
   const bool merge_kw = g.dilation[2] == 1;
   const Act act = act_of(pre);
@@ -134,8 +133,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
   // A ring of input planes with their pairs made once a pass (paired_tap_rows.hpp), where the caller keeps
   // one and the rows are one output plane's: the planes that plane reads and the ring lacks, made first.
   using Paired = cpu::paired_rows::Layout;
-  const bool table = paired && pairs_planes() &&
-                     row0 / od.h == (row1 - 1) / od.h;
+  const bool table = paired && pairs_planes() && row0 / od.h == (row1 - 1) / od.h;
   std::vector<Index> make;  // input planes iz (of item n) to make
   if (table) {
     paired->reset_if_new(in.row(0, 0, 0), id, od, in.ld, cpu::paired_rows::layout(g, ci, id.w, od.h, od.w));

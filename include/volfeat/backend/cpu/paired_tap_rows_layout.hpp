@@ -6,7 +6,19 @@
 
 #include "volfeat/core/shape.hpp"
 
-namespace volfeat::cpu::paired_rows {
+namespace volfeat::cpu {
+
+// rows_fast's padded input row (conv3d_impl.hpp), which the ring's entries copy and the memory estimate counts:
+// input x in [-padding_w, W_in + padding_w) at x + padding_w, wide enough for every tap that W_out outputs read
+// (padded_row_width voxels), C_in values a voxel rounded up to 16 (padded_row_values).
+inline Index padded_row_width(const WindowGeometry& g, Index w_in, Index w_out) {
+  return std::max(w_in + 2 * g.padding[2], (w_out - 1) * g.stride[2] + (g.kernel[2] - 1) * g.dilation[2] + 1);
+}
+inline Index padded_row_values(const WindowGeometry& g, Index ci, Index w_in, Index w_out) {
+  return ((padded_row_width(g, w_in, w_out) * ci + 15) / 16) * 16;
+}
+
+namespace paired_rows {
 
 struct Layout {
   Index row_values = 0;   // one padded row's bf16 values (rows_fast's row_floats); a pair's, twice that
@@ -28,16 +40,9 @@ inline bool applies(const WindowGeometry& g) {
   return g.stride[1] % 2 == 0 && g.dilation[1] == 1 && g.kernel[1] >= 2;
 }
 
-// The padded row of rows_fast for input width w_in and output width w_out: C_in values per voxel from
-// x = -padding_w, wide enough for every tap, rounded up to 16 values.
-inline Index row_values(const WindowGeometry& g, Index ci, Index w_in, Index w_out) {
-  const Index wp = std::max(w_in + 2 * g.padding[2], (w_out - 1) * g.stride[2] + (g.kernel[2] - 1) * g.dilation[2] + 1);
-  return ((wp * ci + 15) / 16) * 16;
-}
-
 inline Layout layout(const WindowGeometry& g, Index ci, Index w_in, Index h_out, Index w_out) {
   Layout l;
-  l.row_values = row_values(g, ci, w_in, w_out);
+  l.row_values = padded_row_values(g, ci, w_in, w_out);
   const Index kh = g.kernel[1], last = (h_out - 1) * g.stride[1];  // the last output row's first tap row, + padding
   l.ys0 = -g.padding[1];
   l.pair_rows = kh / 2 > 0 ? (last + 2 * (kh / 2 - 1)) / 2 + 1 : 0;
@@ -47,4 +52,5 @@ inline Layout layout(const WindowGeometry& g, Index ci, Index w_in, Index h_out,
   return l;
 }
 
-}  // namespace volfeat::cpu::paired_rows
+}  // namespace paired_rows
+}  // namespace volfeat::cpu
