@@ -150,7 +150,7 @@ BOOST_AUTO_TEST_CASE(paired_planes_are_the_per_row_copies) {
                                 &state);
         const std::vector<float> got = host<Cpu, float>(planes.view()), want = host<Cpu, float>(whole.view());
         BOOST_TEST(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0, "fused " << fused);
-        const cpu::paired_rows::Layout l = cpu::paired_rows::layout(p.geometry, p.in.c, p.in.w, od.h, od.w);
+        const cpu::paired_rows::Layout l = cpu::paired_rows::layout(p.geometry, p.in.c, p.in.w, od.h, od.w, false);
         BOOST_TEST(state.bytes() == size_t(l.ring_values()) * sizeof(cpu::Bf16));
       }
       ++tabled;
@@ -162,19 +162,33 @@ BOOST_AUTO_TEST_CASE(paired_planes_are_the_per_row_copies) {
 BOOST_AUTO_TEST_CASE(the_memory_estimate_counts_the_paired_planes) {
   // A bf16 DenseNet-121's direct stem at 216x512x512 holds a ring of 7 input planes while the stem's step runs
   // (the peak of a pass stopped at pool0): per plane 258 interleaved pairs and 256 single rows of 528 values.
-  const Network<Cpu, float> net(random_state_dict(build_graph("densenet121", 1), 3), Cpu(Precision::kBf16));
-  const Graph& g = net.graph();
-  const int stop = g.node_of("features.pool0"), conv0 = g.node_of("features.conv0");
-  PlanTraits with = net.plan_traits();
-  BOOST_TEST_REQUIRE(with.pairs_planes(conv0));
-  PlanTraits without = with;
-  without.paired_planes.clear();
-  const std::array<Index, 3> grid{216, 512, 512};
-  const double a = simulate_forward(g, grid, stop, {}, 4, 2, with).peak_bytes;
-  const double b = simulate_forward(g, grid, stop, {}, 4, 2, without).peak_bytes;
-  const double ring = 2.0 * 7 * (2 * 258 + 256) * 528;
-  BOOST_TEST(2.0 * double(cpu::paired_rows::layout(g.node(conv0).window, 1, 512, 256, 256).ring_values()) == ring);
-  BOOST_TEST(a - b == ring, "estimate " << a / 1e6 << " MB with the ring, " << b / 1e6 << " MB without");
+  // With the stem's weights depth-factored (every kd slice the same, as i3d-mean inflates them) it holds one
+  // plane of depth-summed rows, the same size.
+  StateDict sd = random_state_dict(build_graph("densenet121", 1), 3);
+  for (bool factored : {false, true}) {
+    BOOST_TEST_CONTEXT("depth-factored stem " << factored) {
+      if (factored) {  // (64, 1, 7, 7, 7): slice kd = 0 of each unit into the others
+        std::vector<float>& w = sd.params.at("features.conv0.weight").values;
+        for (size_t u = 0; u < 64; ++u)
+          for (size_t kd = 1; kd < 7; ++kd) std::copy_n(&w[u * 343], 49, &w[u * 343 + kd * 49]);
+      }
+      const Network<Cpu, float> net(sd, Cpu(Precision::kBf16));
+      const Graph& g = net.graph();
+      const int stop = g.node_of("features.pool0"), conv0 = g.node_of("features.conv0");
+      PlanTraits with = net.plan_traits();
+      const Index slots = factored ? 1 : 7;
+      BOOST_TEST_REQUIRE(with.paired_plane_slots(conv0) == slots);
+      PlanTraits without = with;
+      without.paired_planes.clear();
+      const std::array<Index, 3> grid{216, 512, 512};
+      const double a = simulate_forward(g, grid, stop, {}, 4, 2, with).peak_bytes;
+      const double b = simulate_forward(g, grid, stop, {}, 4, 2, without).peak_bytes;
+      const double ring = 2.0 * double(slots) * (2 * 258 + 256) * 528;
+      BOOST_TEST(2.0 * double(cpu::paired_rows::layout(g.node(conv0).window, 1, 512, 256, 256, factored).ring_values()) ==
+                 ring);
+      BOOST_TEST(a - b == ring, "estimate " << a / 1e6 << " MB with the ring, " << b / 1e6 << " MB without");
+    }
+  }
 }
 
 // Winograd in bf16 rounds the transformed input and weights, not the operands themselves, so it is held

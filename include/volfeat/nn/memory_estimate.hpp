@@ -230,11 +230,12 @@ ForwardMemory simulate_forward(const Graph& g, std::array<Index, 3> input, int s
       const Dims& od = plan.dims[size_t(s.conv)];
       transient += 4.0 * double(cpu::winograd_w::layout(c.window, g.node(c.inputs[0]).channels, od.h, od.w).ring_floats());
     }
-    if (s.kind == StepKind::kConvMaxPool && traits.pairs_planes(s.conv)) {  // its ring of paired input planes
+    if (const Index slots = s.kind == StepKind::kConvMaxPool ? traits.paired_plane_slots(s.conv) : 0) {
+      // its ring of paired input planes, or of one plane of depth-summed rows (a plane's table the same size)
       const Node& c = g.node(s.conv);
       const Dims& od = plan.dims[size_t(s.conv)];
       const Dims& id = plan.dims[size_t(c.inputs[0])];
-      transient += 2.0 * double(cpu::paired_rows::layout(c.window, id.c, id.w, od.h, od.w).ring_values());
+      transient += 2.0 * double(slots * cpu::paired_rows::layout(c.window, id.c, id.w, od.h, od.w, false).plane_values());
     }
     touch(transient, s.out);
     live -= transient;

@@ -124,8 +124,8 @@ class Network {
         t.bf16[i] = convs_[i] && convs_[i]->precision() == Precision::kBf16;
       }
       t.bf16_staging = Conv3d<Backend, T>::bf16_output_staged();
-      t.paired_planes.assign(convs_.size(), false);
-      for (size_t i = 0; i < convs_.size(); ++i) t.paired_planes[i] = convs_[i] && convs_[i]->pairs_planes();
+      t.paired_planes.assign(convs_.size(), 0);
+      for (size_t i = 0; i < convs_.size(); ++i) t.paired_planes[i] = convs_[i] ? convs_[i]->paired_plane_slots() : 0;
     }
     if constexpr (kConvHasAlongW<Conv3d<Backend, T>>) {
       t.along_w.assign(convs_.size(), false);

@@ -103,11 +103,12 @@ struct PlanTraits {
   // holds a ring of transformed input planes while it runs. Empty: none does.
   std::vector<bool> along_w;
   bool runs_along_w(int node) const { return node >= 0 && size_t(node) < along_w.size() && along_w[size_t(node)]; }
-  // Per node: a bf16 direct conv that, run plane by plane (ConvActMaxPool), reads its tap-row pairs from a
-  // ring of input planes (Cpu: backend/cpu/paired_tap_rows.hpp, the gray stem). Empty: none does.
-  std::vector<bool> paired_planes;
-  bool pairs_planes(int node) const {
-    return node >= 0 && size_t(node) < paired_planes.size() && paired_planes[size_t(node)];
+  // Per node: the planes of the ring from which a bf16 direct conv, run plane by plane (ConvActMaxPool), reads
+  // its tap-row pairs (Cpu: backend/cpu/paired_tap_rows.hpp, the gray stem: kD input planes, or 1 of
+  // depth-summed rows), 0 for none. Empty: none does.
+  std::vector<Index> paired_planes;
+  Index paired_plane_slots(int node) const {
+    return node >= 0 && size_t(node) < paired_planes.size() ? paired_planes[size_t(node)] : 0;
   }
   Index plane_step(int node) const { return cpu::winograd::plane_step(winograd_points_of(node)); }
   // Per node: the conv computes in bf16 (Cpu; a dense layer's ring of bottleneck planes is then bf16

@@ -185,7 +185,7 @@ class Conv3d<Cpu, T> {
   class PlaneState {
     friend class Conv3d;
     cpu::WinogradAlongW::Planes along_w_;
-    cpu::paired_rows::PairedPlanes paired_;  // a bf16 direct conv's input planes as its tap-row pairs read them
+    cpu::paired_rows::PairedPlanes paired_;  // a bf16 direct conv's input rows as its tap-row pairs read them
 
    public:
     size_t bytes() const { return along_w_.bytes() + paired_.bytes(); }
@@ -268,9 +268,13 @@ class Conv3d<Cpu, T> {
     packed_ = RowMatrix();
   }
   const cpu::Winograd3d<T>* winograd() const { return winograd_.get(); }
-  // Whether forward_planes with a PlaneState reads this bf16 conv's tap-row pairs from a ring of input planes
-  // (paired_tap_rows.hpp): the memory estimate counts the ring (PlanTraits::paired_planes).
-  bool pairs_planes() const { return pair_unit_ && !depth_.factored() && cpu::paired_rows::applies(spec_.geometry); }
+  // The planes of the ring from which forward_planes with a PlaneState reads this bf16 conv's tap-row pairs
+  // (paired_tap_rows.hpp: its input planes, or depth-factored the output plane's depth-summed rows); 0: it
+  // keeps none. The memory estimate counts the ring (PlanTraits::paired_planes).
+  Index paired_plane_slots() const {
+    if (!pair_unit_ || !cpu::paired_rows::applies(spec_.geometry)) return 0;
+    return cpu::paired_rows::ring_slots(spec_.geometry, depth_.factored());
+  }
   const cpu::WinogradAlongW* winograd_along_w() const { return along_w_.get(); }
   // Output planes per call when the fused ops run this conv plane by plane: 1, or its Winograd tile's
   // group (Winograd3d::plane_step: 2, or 4 for F(4x4x4) and F(4x6x6)).

@@ -126,24 +126,32 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
   const Act act = act_of(pre);
   // Tap rows: (kd, kh) as kd * kH + kh, or kh when depth-factored; each is copied into the buffer row of
   // its index (rows_n, rows_n + 1: a pair's two rows before they are interleaved, pair_unit_).
-  const Index rows_n = depth_.factored() ? kh_n : kd_n * kh_n;
+  const bool summed = depth_.factored();
+  const Index rows_n = summed ? kh_n : kd_n * kh_n;
   // bf16 tap rows in pairs within each kd (pack_weights): groups of kH tap rows, kH / 2 pairs and an odd
   // last row each; pairs first in the buffer (two rows each, interleaved), then the groups' last rows.
   const Index groups = pair_unit_ ? rows_n / kh_n : 0, group_pairs = kh_n / 2, pairs = groups * group_pairs;
   // A ring of input planes with their pairs made once a pass (paired_tap_rows.hpp), where the caller keeps
   // one and the rows are one output plane's: the planes that plane reads and the ring lacks, made first.
+  // Depth-factored, the ring's one plane holds the output plane's depth-summed rows, made once per plane.
   using Paired = cpu::paired_rows::Layout;
-  const bool table = paired && pairs_planes() && row0 / od.h == (row1 - 1) / od.h;
-  std::vector<Index> make;  // input planes iz (of item n) to make
+  const bool table = paired && paired_plane_slots() > 0 && row0 / od.h == (row1 - 1) / od.h;
+  std::vector<Index> make;  // input planes iz (of item n) to make, or depth-summed the output plane z
+  bool summed_live = false;  // depth-summed: some kd the kernel keeps reads a plane inside the input
   if (table) {
-    paired->reset_if_new(in.row(0, 0, 0), id, od, in.ld, cpu::paired_rows::layout(g, ci, id.w, od.h, od.w));
+    paired->reset_if_new(in.row(0, 0, 0), id, od, in.ld, cpu::paired_rows::layout(g, ci, id.w, od.h, od.w, summed));
     const Index n = row0 / (od.d * od.h), z = (row0 / od.h) % od.d;
     for (Index kd = 0; kd < kd_n; ++kd) {
       const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
       if (iz < 0 || iz >= id.d) continue;
+      if (summed) {
+        summed_live = summed_live || depth_.mask[size_t(kd)];
+        continue;
+      }
       Index& tag = paired->tag[size_t(iz % paired->layout.slots)];
       if (tag != n * id.d + iz) tag = n * id.d + iz, make.push_back(iz);
     }
+    if (summed_live && paired->tag[0] != n * od.d + z) paired->tag[0] = n * od.d + z, make.push_back(z);
   }
   const Paired pl = table ? paired->layout : Paired{};
 #pragma omp parallel
@@ -152,7 +160,7 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
     cpu::Bf16* rowbuf16 = bf16_ ? cpu::thread_scratch_bf16(1, size_t((rows_n + (pair_unit_ ? 2 : 0)) * row_floats)) : nullptr;
     std::vector<cpu::gemm::Segment> segs(static_cast<size_t>(kd_n * kh_n * kw_n));
     std::vector<cpu::gemm::Bf16Segment> segs16(bf16_ ? segs.size() : 0);
-    std::vector<float> sum_row(depth_.factored() ? size_t(id.w * ci) : 0), term_row(sum_row.size());
+    std::vector<float> sum_row(summed ? size_t(id.w * ci) : 0), term_row(sum_row.size());
     // The tap rows an output row reads (not all padding), in buffer order; pair_unit_: its live pairs of them.
     std::vector<Index> live;
     std::vector<const cpu::Bf16*> pair_a, single_a;  // pair_unit_: the live pairs' and last rows' A
@@ -168,26 +176,41 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
       if (bf16_) fill(src, ld, a, rowbuf16 + r * row_floats);
       else fill(src, ld, a, rowbuf + r * row_floats);
     };
+    // Input row iy of plane iz of item n (depth-factored: of output plane z, the activated input rows of the
+    // kd the kernel keeps summed, sum_kd m[kd] act(x)[iz(kd)]) into buffer row r; false: all of it padding.
+    auto write_input_row = [&](Index n, Index iz_or_z, Index iy, Index r) {
+      if (iy < 0 || iy >= id.h) return false;
+      if (!summed) {
+        if (iz_or_z < 0 || iz_or_z >= id.d) return false;
+        write_row(in.row(n, iz_or_z, iy), in.ld, act, r);
+        return true;
+      }
+      if (!depth_sum_row(in, n, iz_or_z, iy, act, sum_row.data(), term_row.data())) return false;
+      write_row(sum_row.data(), ci, Act{}, r);
+      return true;
+    };
     // The planes the ring lacks: pair q of plane iz is input rows ys0 + 2q and + 1 (each made in the thread's
-    // two spare buffer rows, then interleaved; a row in the padding as zeros), single q row ss0 + 2q.
+    // two spare buffer rows, then interleaved; a row in the padding as zeros), single q row ss0 + 2q. A single
+    // row that is a pair's first (odd kH: ss0 - ys0 = kH - 1 is even) is copied from the pair's made row
+    // (depth-summed, the sum is made once).
     if (table) {
-      const Index per_plane = pl.pair_rows + pl.single_rows, n = row0 / (od.d * od.h);
+      const Index per_plane = pl.pair_rows + pl.single_rows, n = row0 / (od.d * od.h), lag = (kh_n - 1) / 2;
 #pragma omp for schedule(dynamic, 8)
       for (Index e = 0; e < Index(make.size()) * per_plane; ++e) {
         const Index iz = make[size_t(e / per_plane)], q = e % per_plane;
         cpu::Bf16* const plane = paired->plane(iz);
-        auto row_in = [&](Index iy) { return iy >= 0 && iy < id.h; };
         if (q < pl.pair_rows) {
           const Index ys = pl.ys0 + 2 * q;
-          const bool r0 = row_in(ys), r1 = row_in(ys + 1);
-          if (r0) write_row(in.row(n, iz, ys), in.ld, act, rows_n);
-          if (r1) write_row(in.row(n, iz, ys + 1), in.ld, act, rows_n + 1);
+          const bool r0 = write_input_row(n, iz, ys, rows_n), r1 = write_input_row(n, iz, ys + 1, rows_n + 1);
           if (r0 || r1)
             interleave_rows(r0 ? rowbuf16 + rows_n * row_floats : nullptr,
                             r1 ? rowbuf16 + (rows_n + 1) * row_floats : nullptr, plane + pl.pair_offset(q), wp * ci);
+          if (r0 && q >= lag && q - lag < pl.single_rows)
+            std::copy_n(rowbuf16 + rows_n * row_floats, wp * ci, plane + pl.single_offset(q - lag));
         } else {
-          const Index ys = pl.ss0 + 2 * (q - pl.pair_rows);
-          if (row_in(ys)) fill(in.row(n, iz, ys), in.ld, act, plane + pl.single_offset(q - pl.pair_rows));
+          const Index s = q - pl.pair_rows;  // a single row no pair starts on
+          if (s + lag >= pl.pair_rows && write_input_row(n, iz, pl.ss0 + 2 * s, rows_n))
+            std::copy_n(rowbuf16 + rows_n * row_floats, wp * ci, plane + pl.single_offset(s));
         }
       }
     }
@@ -196,29 +219,19 @@ void Conv3d<Cpu, T>::rows_fast(const Rows& in, const Dims& od, T* out, Index ldo
       const Index y = row % od.h, z = (row / od.h) % od.d, n = row / (od.h * od.d);
       // Tap row t of this output row into buffer row r (activated, zero-padded); false: all of it padding.
       auto write_tap_row = [&](Index t, Index r) {
-        if (depth_.factored()) {
-          // The activated input rows of the kd the kernel keeps, summed (row (H,W) of
-          // sum_kd m[kd] act(x)[iz(kd)]), then written as one buffer row.
-          const Index iy = y * g.stride[1] - g.padding[1] + t * g.dilation[1];
-          if (iy < 0 || iy >= id.h) return false;
-          if (!depth_sum_row(in, n, z, iy, act, sum_row.data(), term_row.data())) return false;
-          write_row(sum_row.data(), ci, Act{}, r);
-          return true;
-        }
-        const Index iz = z * g.stride[0] - g.padding[0] + (t / kh_n) * g.dilation[0],
-                    iy = y * g.stride[1] - g.padding[1] + (t % kh_n) * g.dilation[1];
-        if (iz < 0 || iz >= id.d || iy < 0 || iy >= id.h) return false;
-        write_row(in.row(n, iz, iy), in.ld, act, r);
-        return true;
+        const Index iy = y * g.stride[1] - g.padding[1] + (t % kh_n) * g.dilation[1];
+        if (summed) return write_input_row(n, z, iy, r);
+        return write_input_row(n, z * g.stride[0] - g.padding[0] + (t / kh_n) * g.dilation[0], iy, r);
       };
       // Copy (activated, zero-padded) every input row this output row reads.
       live.clear();
       pair_a.clear(), single_a.clear(), single_g.clear();
       if (table) {
-        // The ring's tables: pair (kd, j) reads rows ys and ys + 1 of plane iz, unless both are padding.
-        for (Index kd = 0; kd < kd_n; ++kd) {
-          const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
-          if (iz < 0 || iz >= id.d) continue;
+        // The ring's tables: pair (kd, j) reads rows ys and ys + 1 of plane iz, unless both are padding;
+        // depth-summed, pair (0, j) those of the output plane's one table.
+        for (Index kd = 0; kd < groups; ++kd) {
+          const Index iz = summed ? z : z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+          if (summed ? !summed_live : (iz < 0 || iz >= id.d)) continue;
           const cpu::Bf16* const plane = paired->plane(iz);
           for (Index j = 0; j < group_pairs; ++j) {
             const Index ys = y * g.stride[1] - g.padding[1] + 2 * j;

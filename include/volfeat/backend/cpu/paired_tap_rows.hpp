@@ -15,6 +15,13 @@
 // single rows ss0 + 2q, each a padded row of rows_fast's layout (row_values bf16, twice that for a pair).
 // A ring of such planes (PairedPlanes, in Conv3d::PlaneState) holds those that the output plane being
 // computed reads, each made once a pass; its entries hold the bits rows_fast's own copies would.
+//
+// A depth-factored kernel (depth_factor.hpp: 2D weights inflated by i3d-mean or centre, what users run) reads
+// no input plane as it is: each of an output row's kH tap rows is the sum, over the kd it keeps, of the
+// activated input rows of the planes that output plane reaches, a sum made per output row (7 rows of 7 planes
+// for each of DenseNet's stem rows) though about kH / stride_h output rows read it. The ring then holds one
+// plane, the output plane's depth-summed rows in the same layout (ring_slots: 1), made once per output plane
+// when it is first computed; a single row that is also a pair's first is copied from it, summed once.
 // DenseNet-121 in bf16 (AMD EPYC Zen 5, 2 threads, alternating old/new workers, both orders, 2026-12-07): the
 // stem with its pool 5.5-7.5 % faster at 216x512x512 (4 pairs) and about 3-4 % at 108x256x256 (16 pairs, this
 // VM's first-run bias 6 % each way); the ring against the per-row copies of the same pairs, 108x256x256, 0.1-3.5 %
@@ -31,7 +38,7 @@ namespace volfeat::cpu::paired_rows {
 // input it was made from; a new input (or grid) empties it.
 struct PairedPlanes {
   AlignedArray<Bf16> store;
-  std::vector<Index> tag;  // per slot: the plane n * D_in + iz it holds, or -1
+  std::vector<Index> tag;  // per slot: the plane n * D_in + iz it holds (depth-summed: n * D_out + z), or -1
   Layout layout;
   const void* key = nullptr;
   Dims key_in, key_out;

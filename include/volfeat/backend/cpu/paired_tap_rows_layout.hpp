@@ -25,7 +25,7 @@ struct Layout {
   Index pair_rows = 0;    // pairs per plane: input rows (ys0 + 2q, ys0 + 2q + 1), q < pair_rows
   Index single_rows = 0;  // single rows per plane (odd kH): input row ss0 + 2q, q < single_rows
   Index ys0 = 0, ss0 = 0;
-  Index slots = 0;  // planes the ring holds: the kernel's reach along depth
+  Index slots = 0;  // planes the ring holds: the kernel's reach along depth, or 1 depth-summed (ring_slots)
 
   Index plane_values() const { return (2 * pair_rows + single_rows) * row_values; }
   Index ring_values() const { return slots * plane_values(); }
@@ -34,13 +34,19 @@ struct Layout {
   Index single_offset(Index q) const { return (2 * pair_rows + q) * row_values; }
 };
 
-// Whether a bf16 conv with paired tap rows (not depth-factored) can read them from a ring of planes: every
-// pair of every output row on one row parity.
+// Whether a bf16 conv with paired tap rows can read them from a ring of planes: every pair of every output
+// row on one row parity.
 inline bool applies(const WindowGeometry& g) {
   return g.stride[1] % 2 == 0 && g.dilation[1] == 1 && g.kernel[1] >= 2;
 }
 
-inline Layout layout(const WindowGeometry& g, Index ci, Index w_in, Index h_out, Index w_out) {
+// The planes the ring holds: every input plane the kernel reaches along depth, or, where the kernel is
+// depth-factored (depth_summed), the one plane of depth-summed rows of the output plane being computed.
+inline Index ring_slots(const WindowGeometry& g, bool depth_summed) {
+  return depth_summed ? 1 : (g.kernel[0] - 1) * g.dilation[0] + 1;
+}
+
+inline Layout layout(const WindowGeometry& g, Index ci, Index w_in, Index h_out, Index w_out, bool depth_summed) {
   Layout l;
   l.row_values = padded_row_values(g, ci, w_in, w_out);
   const Index kh = g.kernel[1], last = (h_out - 1) * g.stride[1];  // the last output row's first tap row, + padding
@@ -48,7 +54,7 @@ inline Layout layout(const WindowGeometry& g, Index ci, Index w_in, Index h_out,
   l.pair_rows = kh / 2 > 0 ? (last + 2 * (kh / 2 - 1)) / 2 + 1 : 0;
   l.ss0 = -g.padding[1] + kh - 1;
   l.single_rows = kh % 2 == 1 ? last / 2 + 1 : 0;
-  l.slots = (g.kernel[0] - 1) * g.dilation[0] + 1;
+  l.slots = ring_slots(g, depth_summed);
   return l;
 }
 
