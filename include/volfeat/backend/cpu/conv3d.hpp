@@ -443,11 +443,30 @@ class Conv3d<Cpu, T> {
   // Input row iy of item n, summed over the kd a depth-factored kernel keeps for output plane z, each
   // activated first, in kd order, into dst (W_in x C_in floats; term: as many of scratch). False, dst
   // untouched, where every kept kd is in the depth padding.
+  // Rows that need no activation and lie contiguous (a stem on the CT itself) are added from where they lie,
+  // in the same order: copying each into `term` first was 13 % of a bf16 stem+pool's samples with inflated
+  // weights (108x256x256, AMD EPYC Zen 4, 2026-12-08).
   template <class Rows>
   bool depth_sum_row(const Rows& in, Index n, Index z, Index iy, const Act& act, float* dst, float* term) const {
     const WindowGeometry& g = spec_.geometry;
     const Index values = in.dims.w * spec_.in_channels;
     int nsum = 0;
+    if (!act.active() && in.ld == spec_.in_channels) {
+      const float* first = nullptr;
+      for (Index kd = 0; kd < g.kernel[0]; ++kd) {
+        const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
+        if (!depth_.mask[size_t(kd)] || iz < 0 || iz >= in.dims.d) continue;
+        const float* r = in.row(n, iz, iy);
+        if (nsum == 0) first = r;
+        else if (nsum == 1)
+          for (Index i = 0; i < values; ++i) dst[i] = first[i] + r[i];
+        else
+          for (Index i = 0; i < values; ++i) dst[i] += r[i];
+        ++nsum;
+      }
+      if (nsum == 1) std::copy(first, first + values, dst);
+      return nsum > 0;
+    }
     for (Index kd = 0; kd < g.kernel[0]; ++kd) {
       const Index iz = z * g.stride[0] - g.padding[0] + kd * g.dilation[0];
       if (!depth_.mask[size_t(kd)] || iz < 0 || iz >= in.dims.d) continue;
