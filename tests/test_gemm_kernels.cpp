@@ -6,6 +6,7 @@
 #include <boost/mpl/list.hpp>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -62,6 +63,42 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(conv_relu_maxpool_matches_composition, T, Scalars)
       const auto before = host<Cpu, T>(got.view().channels(0, 1));
       BOOST_TEST(relative_error(got_slice, as_double(want_all)) == 0.0);
       BOOST_TEST((before == std::vector<T>(size_t(od.voxels()), T(0))), "channels outside the slice were written");
+    }
+  }
+}
+
+// The fused max pool's vector rows take a plain vector max and pool a window again by torch's rule (greater, or
+// NaN) only where it holds a NaN: conv outputs with NaN (a NaN input voxel, no activation after the conv) give
+// the composition's NaN at the same voxels, its values bit for bit elsewhere, on vector (64 and 16 channels) and
+// scalar (5) rows, at this process's ISA (the cpu_isa variants run AVX2 and the generic code).
+BOOST_AUTO_TEST_CASE(conv_maxpool_propagates_nan_as_the_composition) {
+  struct Case {
+    Dims in;
+    Index out;
+  };
+  for (const Case& c : {Case{{1, 13, 11, 9, 1}, 64}, Case{{1, 12, 10, 20, 1}, 16}, Case{{1, 14, 12, 16, 1}, 5}}) {
+    BOOST_TEST_CONTEXT("conv+maxpool with NaN on " << to_string(c.in) << " -> " << c.out) {
+      const WindowGeometry conv_g = WindowGeometry::cube(7, 2, 3), pool_g = WindowGeometry::cube(3, 2, 1);
+      ref::Array5 x = random_array(c.in, 51);
+      x.at(0, 0, 3, 4, 5) = std::numeric_limits<double>::quiet_NaN();
+      const auto w = random_values(size_t(c.out * c.in.c * conv_g.taps()), 52);
+      const Conv3d<Cpu, float> conv({c.in.c, c.out, conv_g}, w);
+      const MaxPool3d<Cpu, float> pool(pool_g);
+      auto in = device<Cpu, float>(x);
+      Tensor<Cpu, float> full(conv.output_dims(c.in));
+      conv.forward(in.view(), full.view());
+      Tensor<Cpu, float> want(pool.output_dims(full.dims())), got(want.dims());
+      pool.forward(full.view(), want.view());
+      ConvActMaxPool<Cpu, float>::forward(conv, {}, pool, in.view(), got.view());
+      const auto g = host<Cpu, float>(got.view()), e = host<Cpu, float>(want.view());
+      size_t nans = 0, same = 0;
+      for (size_t i = 0; i < g.size(); ++i) {
+        nans += std::isnan(e[i]);
+        same += std::isnan(e[i]) ? std::isnan(g[i]) : std::memcmp(&g[i], &e[i], sizeof(float)) == 0;
+      }
+      BOOST_TEST(same == g.size());
+      BOOST_TEST(nans >= size_t(c.out));  // the NaN voxel's pooled outputs, every channel
+      BOOST_TEST(nans < g.size());
     }
   }
 }
