@@ -12,6 +12,7 @@
 
 #include "support/bf16_cases.hpp"
 #include "support/cpu_isa_guard.hpp"
+#include "support/plane_state_checks.hpp"
 #include "support/primitive_checks.hpp"
 #include "support/small_networks.hpp"
 #include "volfeat/backend/cpu.hpp"
@@ -130,29 +131,12 @@ BOOST_AUTO_TEST_CASE(paired_planes_are_the_per_row_copies) {
     const ConvSpec spec{p.in.c, p.out_channels, p.geometry};
     if (p.in.c % 2 == 0 || !cpu::paired_rows::applies(p.geometry)) continue;
     BOOST_TEST_CONTEXT("conv problem " << p.name) {
-      const ref::Array5 x = random_array(p.in, 11);
       const auto w = random_values(size_t(p.out_channels * p.in.c * p.geometry.taps()), 12);
       const Conv3d<Cpu, float> conv(spec, w, {}, Precision::kBf16);
-      auto in = device<Cpu, float>(x);
+      BOOST_TEST_REQUIRE(conv.paired_plane_slots() == cpu::paired_rows::ring_slots(p.geometry, false));
       const Dims od = conv.output_dims(p.in);
-      const BatchNormParams bn_in = random_bn(p.in.c, 13), bn_out = random_bn(p.out_channels, 14);
-      const BatchNorm3d<Cpu, float> pre(bn_in), post(bn_out);
-      for (bool fused : {false, true}) {
-        const Activation<Cpu, float> a = fused ? Activation<Cpu, float>{&pre, true} : Activation<Cpu, float>{};
-        const Activation<Cpu, float> b = fused ? Activation<Cpu, float>{&post, true} : Activation<Cpu, float>{};
-        Tensor<Cpu, float> whole(od), planes(od);
-        conv.forward(in.view(), whole.view(), a, b);
-        Conv3d<Cpu, float>::PlaneState state;
-        for (Index n = 0; n < od.n; ++n)
-          for (Index z = 0; z < od.d; ++z)
-            conv.forward_planes(in.view(), n, z, 1,
-                                TensorView<float>(planes.view().voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}), a, b,
-                                &state);
-        const std::vector<float> got = host<Cpu, float>(planes.view()), want = host<Cpu, float>(whole.view());
-        BOOST_TEST(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0, "fused " << fused);
-        const cpu::paired_rows::Layout l = cpu::paired_rows::layout(p.geometry, p.in.c, p.in.w, od.h, od.w, false);
-        BOOST_TEST(state.bytes() == size_t(l.ring_values()) * sizeof(cpu::Bf16));
-      }
+      const cpu::paired_rows::Layout l = cpu::paired_rows::layout(p.geometry, p.in.c, p.in.w, od.h, od.w, false);
+      check_planes_match_forward(conv, random_array(p.in, 11), 13, size_t(l.ring_values()) * sizeof(cpu::Bf16));
       ++tabled;
     }
   }

@@ -10,8 +10,7 @@
 // Tolerance: 1e-5 in float, the direct conv's (primitive_checks.hpp). Summing the rows along depth
 // before the GEMM only reorders the additions.
 #define BOOST_TEST_MODULE depth_factor
-#include <cstring>
-
+#include "support/plane_state_checks.hpp"
 #include "support/primitive_checks.hpp"
 #include "volfeat/backend/cpu.hpp"
 
@@ -169,33 +168,15 @@ BOOST_AUTO_TEST_CASE(depth_summed_tables_are_the_per_row_sums) {
     for (Rule rule : {Rule::kMean, Rule::kCentre}) {
       if (p.in.c % 2 == 0 || !cpu::paired_rows::applies(p.geometry)) continue;
       BOOST_TEST_CONTEXT("problem " << p.name << ", rule " << (rule == Rule::kMean ? "i3d-mean" : "centre")) {
-        const ref::Array5 x = random_array(p.in, 21);
         const std::vector<float> w = inflated(p, rule);
         const ConvSpec spec{p.in.c, p.out_channels, p.geometry};
         const Conv3d<Cpu, float> conv(spec, w.data(), w.size(), nullptr, 0, Precision::kBf16);
         BOOST_TEST_REQUIRE(conv.depth_factored());
         BOOST_TEST_REQUIRE(conv.paired_plane_slots() == 1);
-        auto in = device<Cpu, float>(x);
         const Dims od = conv.output_dims(p.in);
-        const BatchNormParams bn_in = random_bn(p.in.c, 22), bn_out = random_bn(p.out_channels, 23);
-        const BatchNorm3d<Cpu, float> pre(bn_in), post(bn_out);
-        for (bool fused : {false, true}) {
-          const Activation<Cpu, float> a = fused ? Activation<Cpu, float>{&pre, true} : Activation<Cpu, float>{};
-          const Activation<Cpu, float> b = fused ? Activation<Cpu, float>{&post, true} : Activation<Cpu, float>{};
-          Tensor<Cpu, float> whole(od), planes(od);
-          conv.forward(in.view(), whole.view(), a, b);
-          Conv3d<Cpu, float>::PlaneState state;
-          for (Index n = 0; n < od.n; ++n)
-            for (Index z = 0; z < od.d; ++z)
-              conv.forward_planes(in.view(), n, z, 1,
-                                  TensorView<float>(planes.view().voxel(n, z, 0, 0), Dims{1, 1, od.h, od.w, od.c}), a, b,
-                                  &state);
-          const std::vector<float> got = host<Cpu, float>(planes.view()), want = host<Cpu, float>(whole.view());
-          BOOST_TEST(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0, "fused " << fused);
-          const cpu::paired_rows::Layout l = cpu::paired_rows::layout(p.geometry, p.in.c, p.in.w, od.h, od.w, true);
-          BOOST_TEST(l.slots == 1);
-          BOOST_TEST(state.bytes() == size_t(l.plane_values()) * sizeof(cpu::Bf16));
-        }
+        const cpu::paired_rows::Layout l = cpu::paired_rows::layout(p.geometry, p.in.c, p.in.w, od.h, od.w, true);
+        BOOST_TEST(l.slots == 1);
+        check_planes_match_forward(conv, random_array(p.in, 21), 22, size_t(l.plane_values()) * sizeof(cpu::Bf16));
         ++tabled;
       }
     }
